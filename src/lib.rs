@@ -2,4 +2,11 @@
 //!
 //! Layering (a module uses only modules listed after it):
 //! `engine` → `supervisor` → `oci`, `spec`, `bundle`, `cgroup` → `service`, `runtime`,
-//! `report` → `sys`.
+//! `report`, `init_proto` → `sys`.
+
+pub mod init_proto;
+pub mod oci;
+pub mod report;
+pub mod service;
+pub mod spec;
+pub mod sys;

@@ -1,1 +1,154 @@
-fn main() {}
+//! `ignite-init`: PID 1 of every sandbox. Starts the runtime, forwards signals, reaps
+//! orphans, and reports exec time, exit status and rusage on a private descriptor (fd 3)
+//! that the sandboxed program never inherits. Linked statically: it runs in any rootfs.
+//!
+//! Usage: `ignite-init [--kill-after-ms N] -- PROGRAM [ARGS...]`
+
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, ExitCode};
+
+use ignite::init_proto::InitEvent;
+use ignite::spec::REPORT_FD;
+use ignite::sys::{monotonic_ns, take_inherited_fd};
+use nix::sys::resource::{UsageWho, getrusage};
+use nix::sys::signal::{Signal, SigSet, kill};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+/// Signals the entrypoint forwards to the runtime instead of acting on them.
+const FORWARDED: &[Signal] = &[
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+];
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let mut kill_after_ms: Option<u64> = None;
+    let mut argv: Vec<String> = Vec::new();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--kill-after-ms" => kill_after_ms = args.next().and_then(|v| v.parse().ok()),
+            "--" => {
+                argv = args.collect();
+                break;
+            }
+            other => return fail(&format!("unexpected argument {other:?}")),
+        }
+    }
+    let Some((program, rest)) = argv.split_first() else {
+        return fail("usage: ignite-init [--kill-after-ms N] -- PROGRAM [ARGS...]");
+    };
+
+    // Not dumpable: the program runs as the same uid and must not reach our fd 3
+    // through /proc/1/fd or ptrace-like access.
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        return fail(&format!("failed to clear the dumpable flag: {e}"));
+    }
+    let mut report = take_inherited_fd(REPORT_FD).map(std::fs::File::from);
+    if let Some(f) = &report {
+        // O_CLOEXEC: the runtime and everything it starts never see the descriptor.
+        let fd = std::os::fd::AsFd::as_fd(f);
+        if let Err(e) = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC)) {
+            return fail(&format!("failed to mark the report descriptor close-on-exec: {e}"));
+        }
+    }
+    let mut emit = |ev: InitEvent| {
+        if let Some(f) = report.as_mut() {
+            // A failed write means the supervisor is gone; the run goes on regardless.
+            let _ = f.write_all(ev.to_line().as_bytes());
+        }
+    };
+
+    // Block the signals we handle synchronously; the child gets an empty mask (std resets
+    // it between fork and exec).
+    let mut handled = SigSet::empty();
+    handled.add(Signal::SIGCHLD);
+    handled.add(Signal::SIGALRM);
+    for s in FORWARDED {
+        handled.add(*s);
+    }
+    if let Err(e) = handled.thread_block() {
+        return fail(&format!("failed to block signals: {e}"));
+    }
+    if let Some(ms) = kill_after_ms {
+        // Backstop if the host-side supervisor dies: stop everything after the deadline.
+        nix::unistd::alarm::set(u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX).max(1));
+    }
+
+    emit(InitEvent::Exec { mono_ns: monotonic_ns() });
+    let child = match Command::new(program).args(rest).process_group(0).spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let message = format!("failed to start {program}: {e}");
+            emit(InitEvent::SpawnFailed { message: message.clone() });
+            eprintln!("ignite-init: {message}");
+            return ExitCode::from(127);
+        }
+    };
+    let child_pid = Pid::from_raw(child.id() as i32);
+
+    loop {
+        let sig = match handled.wait() {
+            Ok(s) => s,
+            Err(_) => continue,
+        };
+        match sig {
+            Signal::SIGCHLD => {
+                if let Some(status) = reap(child_pid) {
+                    let (exit_code, signal) = match status {
+                        WaitStatus::Exited(_, code) => (Some(code), None),
+                        WaitStatus::Signaled(_, s, _) => (None, Some(s as i32)),
+                        _ => (None, None),
+                    };
+                    let usage = getrusage(UsageWho::RUSAGE_CHILDREN).ok();
+                    let us = |t: nix::sys::time::TimeVal| (t.tv_sec() as u64) * 1_000_000 + t.tv_usec() as u64;
+                    emit(InitEvent::Exit {
+                        mono_ns: monotonic_ns(),
+                        exit_code,
+                        signal,
+                        user_us: usage.map_or(0, |u| us(u.user_time())),
+                        sys_us: usage.map_or(0, |u| us(u.system_time())),
+                        max_rss_kb: usage.map_or(0, |u| u.max_rss().max(0) as u64),
+                    });
+                    // Exiting as PID 1 tears down the namespace: leftovers are killed.
+                    let code = exit_code.unwrap_or_else(|| 128 + signal.unwrap_or(0));
+                    return ExitCode::from(code.clamp(0, 255) as u8);
+                }
+            }
+            Signal::SIGALRM => {
+                let _ = kill(Pid::from_raw(-child_pid.as_raw()), Signal::SIGKILL);
+                let _ = kill(child_pid, Signal::SIGKILL);
+            }
+            other => {
+                let _ = kill(child_pid, other);
+            }
+        }
+    }
+}
+
+/// Reaps every exited child (orphans are re-parented to PID 1); returns the runtime's
+/// status once it has exited.
+fn reap(child: Pid) -> Option<WaitStatus> {
+    let mut found = None;
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(_) => return found,
+            Ok(status) => {
+                if status.pid() == Some(child) && matches!(status, WaitStatus::Exited(..) | WaitStatus::Signaled(..)) {
+                    found = Some(status);
+                }
+            }
+        }
+    }
+}
+
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("ignite-init: {msg}");
+    ExitCode::from(125)
+}

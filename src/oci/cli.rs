@@ -1,0 +1,251 @@
+//! Driver for runtimes with runc's command line (runc, crun, youki): `--root` under
+//! ignite's state dir, `--log` in JSON, errors carrying the runtime's own message.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use nix::sys::signal::Signal;
+
+use super::{ContainerState, CreateIo, OciError, OciRuntime};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OciKind {
+    Runc,
+    Crun,
+    Youki,
+}
+
+impl OciKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OciKind::Runc => "runc",
+            OciKind::Crun => "crun",
+            OciKind::Youki => "youki",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CliRuntime {
+    kind: OciKind,
+    binary: PathBuf,
+    /// The runtime's own state directory (`--root`), private to ignite.
+    root: PathBuf,
+    /// Directory for per-container JSON logs (`<id>.log`).
+    log_dir: PathBuf,
+}
+
+impl CliRuntime {
+    pub fn new(kind: OciKind, binary: PathBuf, root: PathBuf, log_dir: PathBuf) -> Self {
+        CliRuntime { kind, binary, root, log_dir }
+    }
+
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.log_dir.join(format!("{id}.log"))
+    }
+
+    fn base(&self, id: Option<&str>) -> std::process::Command {
+        let mut cmd = std::process::Command::new(&self.binary);
+        cmd.arg("--root").arg(&self.root);
+        if let Some(id) = id {
+            cmd.arg("--log").arg(self.log_path(id)).arg("--log-format").arg("json");
+        }
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs a short command to completion, mapping failures to the runtime's message.
+    async fn run(&self, op: &'static str, id: &str, cmd: std::process::Command) -> Result<Vec<u8>, OciError> {
+        let mut cmd = tokio::process::Command::from(cmd);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let log_start = self.log_len(id);
+        let out = cmd.output().await.map_err(|source| self.spawn_err(source))?;
+        if out.status.success() {
+            return Ok(out.stdout);
+        }
+        Err(self.failure(op, id, log_start, &String::from_utf8_lossy(&out.stderr)))
+    }
+
+    fn spawn_err(&self, source: std::io::Error) -> OciError {
+        OciError::Spawn { binary: self.binary.display().to_string(), source }
+    }
+
+    /// Current size of a container's log, so that a failure reads only its own lines.
+    fn log_len(&self, id: &str) -> u64 {
+        std::fs::metadata(self.log_path(id)).map_or(0, |m| m.len())
+    }
+
+    /// Builds the error for a failed command from what it appended to the runtime's JSON
+    /// log (its own words), falling back to what it printed on stderr.
+    fn failure(&self, op: &'static str, id: &str, log_start: u64, stderr: &str) -> OciError {
+        let from_log = std::fs::read(self.log_path(id))
+            .ok()
+            .and_then(|t| t.get(log_start as usize..).map(|b| String::from_utf8_lossy(b).into_owned()))
+            .and_then(|t| last_log_error(&t));
+        let message = from_log
+            .or_else(|| stderr.lines().rev().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_string()))
+            .unwrap_or_else(|| "failed without a message".to_string());
+        if op != "create" && (message.contains("does not exist") || message.contains("not found")) {
+            return OciError::NotFound { runtime: self.name().to_string(), id: id.to_string() };
+        }
+        OciError::Command { runtime: self.name().to_string(), op, id: id.to_string(), message }
+    }
+}
+
+/// The last error-level message in a runtime's JSON log (`{"level":"error","msg":…}`).
+pub fn last_log_error(log: &str) -> Option<String> {
+    log.lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| matches!(v.get("level").and_then(|x| x.as_str()), Some("error" | "fatal")))
+        .and_then(|v| v.get("msg").and_then(|m| m.as_str()).map(str::to_string))
+}
+
+impl OciRuntime for CliRuntime {
+    fn name(&self) -> &str {
+        self.kind.as_str()
+    }
+
+    async fn create(&self, id: &str, bundle: &Path, io: CreateIo) -> Result<u32, OciError> {
+        let pid_file = bundle.join("init.pid");
+        let mut cmd = self.base(Some(id));
+        cmd.arg("create").arg("--bundle").arg(bundle).arg("--pid-file").arg(&pid_file);
+        if !io.extra_fds.is_empty() {
+            cmd.arg("--preserve-fds").arg(io.extra_fds.len().to_string());
+        }
+        cmd.arg(id);
+        for (i, fd) in io.extra_fds.iter().enumerate() {
+            crate::sys::pass_fd_as(&mut cmd, fd, 3 + i as i32);
+        }
+        // The container's init inherits these: they are its stdout and stderr.
+        cmd.stdout(Stdio::from(io.stdout)).stderr(Stdio::from(io.stderr));
+        let log_start = self.log_len(id);
+        let mut child = tokio::process::Command::from(cmd).spawn().map_err(|source| self.spawn_err(source))?;
+        // Our copies of the extra fds must close now, or their readers never see EOF.
+        drop(io.extra_fds);
+        let status = child.wait().await.map_err(|source| self.spawn_err(source))?;
+        if !status.success() {
+            return Err(self.failure("create", id, log_start, ""));
+        }
+        let text = std::fs::read_to_string(&pid_file).map_err(|e| OciError::Output {
+            runtime: self.name().to_string(),
+            op: "create",
+            message: format!("failed to read pid file {}: {e}", pid_file.display()),
+        })?;
+        text.trim().parse::<u32>().map_err(|e| OciError::Output {
+            runtime: self.name().to_string(),
+            op: "create",
+            message: format!("pid file {} holds {:?}: {e}", pid_file.display(), text),
+        })
+    }
+
+    async fn start(&self, id: &str) -> Result<(), OciError> {
+        let mut cmd = self.base(Some(id));
+        cmd.arg("start").arg(id);
+        self.run("start", id, cmd).await.map(drop)
+    }
+
+    async fn kill(&self, id: &str, signal: Signal) -> Result<(), OciError> {
+        let mut cmd = self.base(Some(id));
+        cmd.arg("kill").arg(id).arg(signal.as_str().trim_start_matches("SIG"));
+        self.run("kill", id, cmd).await.map(drop)
+    }
+
+    async fn delete(&self, id: &str, force: bool) -> Result<(), OciError> {
+        let mut cmd = self.base(Some(id));
+        cmd.arg("delete");
+        if force {
+            cmd.arg("--force");
+        }
+        cmd.arg(id);
+        self.run("delete", id, cmd).await.map(drop)
+    }
+
+    async fn state(&self, id: &str) -> Result<ContainerState, OciError> {
+        let mut cmd = self.base(None);
+        cmd.arg("state").arg(id);
+        let out = self.run("state", id, cmd).await?;
+        serde_json::from_slice(&out).map_err(|e| OciError::Output {
+            runtime: self.name().to_string(),
+            op: "state",
+            message: e.to_string(),
+        })
+    }
+
+    async fn list(&self) -> Result<Vec<ContainerState>, OciError> {
+        let mut cmd = self.base(None);
+        cmd.arg("list").arg("--format").arg("json");
+        let out = self.run("list", "", cmd).await?;
+        // runc prints `null` when it has no containers.
+        let list: Option<Vec<ContainerState>> = serde_json::from_slice(&out).map_err(|e| OciError::Output {
+            runtime: self.name().to_string(),
+            op: "list",
+            message: e.to_string(),
+        })?;
+        Ok(list.unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn last_error_from_json_log() {
+        let log = "{\"level\":\"info\",\"msg\":\"x\"}\nnot json\n{\"level\":\"error\",\"msg\":\"container_linux.go: starting container process caused: exec: \\\"/nope\\\": no such file\"}\n{\"level\":\"debug\",\"msg\":\"y\"}\n";
+        assert_eq!(last_log_error(log).unwrap(), "container_linux.go: starting container process caused: exec: \"/nope\": no such file");
+        assert_eq!(last_log_error("{\"level\":\"info\",\"msg\":\"x\"}"), None);
+    }
+
+    /// A fake runtime built from a shell script: records its argv, writes a JSON log
+    /// error for `start`, prints `null` for `list`.
+    fn fake(dir: &Path) -> CliRuntime {
+        let script = dir.join("fake-runc");
+        std::fs::write(
+            &script,
+            r#"#!/bin/sh
+echo "$@" >> "$(dirname "$0")/argv"
+log=""; while [ $# -gt 0 ]; do case "$1" in --log) log="$2"; shift 2;; --root|--log-format) shift 2;; *) break;; esac; done
+case "$1" in
+  start) echo '{"level":"error","msg":"cannot start a container that has stopped"}' >> "$log"; echo "time=x level=error" >&2; exit 1;;
+  list) echo null;;
+  state) echo '{"id":"c1","pid":42,"status":"running","ociVersion":"1.0.2"}';;
+  kill) echo "container does not exist" >&2; exit 1;;
+  delete) exit 0;;
+esac
+"#,
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        CliRuntime::new(OciKind::Runc, script, dir.join("root"), dir.to_path_buf())
+    }
+
+    #[tokio::test]
+    async fn driver_maps_runtime_behaviour() {
+        let d = tempfile::tempdir().unwrap();
+        let rt = fake(d.path());
+        let err = rt.start("c1").await.unwrap_err().to_string();
+        assert!(err.contains("cannot start a container that has stopped"), "{err}");
+        assert!(rt.list().await.unwrap().is_empty());
+        let st = rt.state("c1").await.unwrap();
+        assert_eq!((st.pid, st.status.as_str()), (42, "running"));
+        assert!(matches!(rt.kill("c1", Signal::SIGTERM).await, Err(OciError::NotFound { .. })));
+        rt.delete("c1", true).await.unwrap();
+        let argv = std::fs::read_to_string(d.path().join("argv")).unwrap();
+        assert!(argv.contains("kill c1 TERM"), "{argv}");
+        assert!(argv.contains("delete --force c1"), "{argv}");
+        assert!(argv.lines().all(|l| l.starts_with("--root ")), "{argv}");
+    }
+
+    #[tokio::test]
+    async fn missing_binary_is_a_spawn_error() {
+        let rt = CliRuntime::new(OciKind::Runc, "/nonexistent/runc".into(), "/tmp/x".into(), "/tmp".into());
+        let err = rt.list().await.unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/runc"), "{err}");
+    }
+}

@@ -1,0 +1,52 @@
+//! The seam to the OCI runtime binary: a driver trait and the runc-compatible CLI driver.
+
+mod cli;
+
+use std::future::Future;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+pub use cli::{CliRuntime, OciKind};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OciError {
+    #[error("failed to run the OCI runtime {binary}: {source}")]
+    Spawn { binary: String, source: std::io::Error },
+    #[error("{runtime} {op} {id}: {message}")]
+    Command { runtime: String, op: &'static str, id: String, message: String },
+    #[error("{runtime}: container {id} does not exist")]
+    NotFound { runtime: String, id: String },
+    #[error("{runtime} {op}: unexpected output: {message}")]
+    Output { runtime: String, op: &'static str, message: String },
+}
+
+/// Descriptors the container's init receives: stdout, stderr, and extra fds numbered
+/// from 3 (`--preserve-fds`). stdin is always /dev/null.
+pub struct CreateIo {
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+    pub extra_fds: Vec<OwnedFd>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct ContainerState {
+    pub id: String,
+    #[serde(default)]
+    pub pid: u32,
+    pub status: String,
+}
+
+/// Operations ignite needs from an OCI runtime. Implementations must not assume runc:
+/// they report their own error text and let the caller derive exit status itself.
+pub trait OciRuntime: Send + Sync {
+    /// Short name for reports (`runc`, `crun`, `youki`).
+    fn name(&self) -> &str;
+    /// Creates the container from `bundle/config.json`; returns the init's host pid.
+    fn create(&self, id: &str, bundle: &Path, io: CreateIo) -> impl Future<Output = Result<u32, OciError>> + Send;
+    fn start(&self, id: &str) -> impl Future<Output = Result<(), OciError>> + Send;
+    fn kill(&self, id: &str, signal: nix::sys::signal::Signal) -> impl Future<Output = Result<(), OciError>> + Send;
+    /// Removes the container and its cgroup; `force` kills it first if it still runs.
+    fn delete(&self, id: &str, force: bool) -> impl Future<Output = Result<(), OciError>> + Send;
+    fn state(&self, id: &str) -> impl Future<Output = Result<ContainerState, OciError>> + Send;
+    fn list(&self) -> impl Future<Output = Result<Vec<ContainerState>, OciError>> + Send;
+}

@@ -1,0 +1,585 @@
+//! The pure spec builder: service + runtime + limits → `oci_spec::runtime::Spec`, and
+//! `validate`, which refuses any spec that lost a hardening property.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{
+    Capabilities, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
+    LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder,
+    LinuxSeccomp, LinuxSeccompAction, Mount, MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder,
+    RootBuilder, Spec, SpecBuilder, UserBuilder,
+};
+
+/// uid/gid the program runs as: `nobody`, which owns no file in the rootfs or /app.
+pub const SANDBOX_UID: u32 = 65534;
+pub const SANDBOX_GID: u32 = 65534;
+/// Where the service directory appears inside the sandbox.
+pub const APP_DIR: &str = "/app";
+/// Where ignite's static entrypoint is bind-mounted (an empty placeholder in every rootfs).
+pub const INIT_PATH: &str = "/.ignite/init";
+/// Descriptor number of the entrypoint's private report pipe inside the container.
+pub const REPORT_FD: i32 = 3;
+pub const SANDBOX_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+pub const SANDBOX_HOME: &str = "/tmp";
+/// Linux refuses a single environment string longer than 32 pages (MAX_ARG_STRLEN).
+pub const MAX_ENV_STRING: usize = 32 * 4096 - 1;
+
+const CPU_PERIOD_US: u64 = 100_000;
+
+/// `/proc` and `/sys` paths hidden from the sandbox (Docker's list): kernel memory, keys,
+/// timing side channels, firmware and power-capping interfaces.
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// `/proc` paths the sandbox may read but never write (Docker's list).
+pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
+/// Namespaces every sandbox gets. No path is ever set: a path would join an existing
+/// (e.g. the host's) namespace. Network gets only loopback.
+pub const NAMESPACES: &[LinuxNamespaceType] = &[
+    LinuxNamespaceType::Pid,
+    LinuxNamespaceType::Ipc,
+    LinuxNamespaceType::Uts,
+    LinuxNamespaceType::Mount,
+    LinuxNamespaceType::Network,
+    LinuxNamespaceType::Cgroup,
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("failed to build the OCI spec: {0}")]
+    Build(#[from] oci_spec::OciSpecError),
+    #[error("refusing an unsafe OCI spec: {0}")]
+    Unsafe(String),
+    #[error("environment variable {name} is {len} bytes; the kernel limit for one variable is {MAX_ENV_STRING} bytes")]
+    EnvTooLarge { name: String, len: usize },
+}
+
+/// Resource limits, already converted to the units the kernel uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    pub memory_bytes: u64,
+    /// CPUs as a fraction (1.5 = one and a half cores).
+    pub cpu_limit: f64,
+    pub pids: i64,
+    pub tmp_bytes: u64,
+    pub nofile: u64,
+}
+
+impl Limits {
+    pub const DEFAULT_PIDS: i64 = 128;
+    pub const DEFAULT_TMP_MB: u64 = 64;
+    pub const DEFAULT_NOFILE: u64 = 4096;
+
+    pub fn new(memory_mb: u32, cpu_limit: f64) -> Limits {
+        Limits {
+            memory_bytes: u64::from(memory_mb) * 1024 * 1024,
+            cpu_limit,
+            pids: Self::DEFAULT_PIDS,
+            tmp_bytes: Self::DEFAULT_TMP_MB * 1024 * 1024,
+            nofile: Self::DEFAULT_NOFILE,
+        }
+    }
+
+    fn cpu_quota_us(&self) -> i64 {
+        ((self.cpu_limit * CPU_PERIOD_US as f64).round() as i64).max(1000)
+    }
+}
+
+/// Everything the builder needs; all of it already validated by its owner.
+#[derive(Debug, Clone)]
+pub struct SpecInput {
+    /// Unpacked, shared, read-only rootfs of the runtime bundle.
+    pub rootfs: PathBuf,
+    pub service_dir: PathBuf,
+    /// Host path of the static `ignite-init` binary.
+    pub init_binary: PathBuf,
+    /// The runtime command, e.g. `["/usr/local/bin/bun", "run", "/app/index.ts"]`.
+    pub argv: Vec<String>,
+    /// Final environment, `KEY=VALUE` (see [`compose_env`]).
+    pub env: Vec<String>,
+    pub limits: Limits,
+    pub hostname: String,
+    /// cgroup path given to the OCI runtime (absolute: `/ignite/<id>`).
+    pub cgroups_path: String,
+    /// Entrypoint's backstop: it SIGKILLs the program this long after start even if the
+    /// host-side supervisor is gone.
+    pub kill_after_ms: u64,
+    pub seccomp: LinuxSeccomp,
+}
+
+/// Composes the sandbox environment. Later sources win: runtime defaults, then the
+/// service's env, then ignite's own variables (which the service cannot override).
+pub fn compose_env(
+    runtime_env: &BTreeMap<String, String>,
+    service_env: &BTreeMap<String, String>,
+    input: &str,
+) -> Result<Vec<String>, SpecError> {
+    let mut env: BTreeMap<&str, &str> = BTreeMap::new();
+    for (k, v) in runtime_env.iter().chain(service_env) {
+        env.insert(k, v);
+    }
+    env.insert("PATH", SANDBOX_PATH);
+    env.insert("HOME", SANDBOX_HOME);
+    env.insert("IGNITE_INPUT", input);
+    env.into_iter()
+        .map(|(k, v)| {
+            let s = format!("{k}={v}");
+            if s.len() > MAX_ENV_STRING {
+                Err(SpecError::EnvTooLarge { name: k.to_string(), len: s.len() })
+            } else {
+                Ok(s)
+            }
+        })
+        .collect()
+}
+
+fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount, SpecError> {
+    Ok(MountBuilder::default()
+        .destination(dest)
+        .typ(typ)
+        .source(source)
+        .options(options.iter().map(|s| (*s).to_string()).collect::<Vec<_>>())
+        .build()?)
+}
+
+/// Builds the spec. Pure: no I/O, same input → same output.
+pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
+    let l = &input.limits;
+    let tmp_size = format!("size={}k", l.tmp_bytes.div_ceil(1024));
+    let mounts = vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
+        mount("/dev", "tmpfs", "tmpfs", &["nosuid", "noexec", "strictatime", "mode=755", "size=64k"])?,
+        mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", &tmp_size])?,
+        mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", "ro"])?,
+        // Runtimes size their heaps from the cgroup limit (libuv reads memory.max).
+        mount("/sys/fs/cgroup", "cgroup", "cgroup", &["nosuid", "noexec", "nodev", "relatime", "ro"])?,
+        // The only writable place; noexec so nothing written can be executed.
+        mount("/tmp", "tmpfs", "tmpfs", &["nosuid", "nodev", "noexec", "mode=1777", &tmp_size])?,
+        mount(APP_DIR, "bind", &input.service_dir.to_string_lossy(), &["bind", "ro", "nosuid", "nodev"])?,
+        mount(INIT_PATH, "bind", &input.init_binary.to_string_lossy(), &["bind", "ro", "nosuid", "nodev"])?,
+    ];
+
+    let mut args = vec![INIT_PATH.to_string(), "--kill-after-ms".to_string(), input.kill_after_ms.to_string(), "--".into()];
+    args.extend(input.argv.iter().cloned());
+
+    let no_caps = Capabilities::new();
+    let capabilities = LinuxCapabilitiesBuilder::default()
+        .bounding(no_caps.clone())
+        .effective(no_caps.clone())
+        .inheritable(no_caps.clone())
+        .permitted(no_caps.clone())
+        .ambient(no_caps)
+        .build()?;
+
+    let rlimits = vec![
+        PosixRlimitBuilder::default().typ(PosixRlimitType::RlimitNofile).hard(l.nofile).soft(l.nofile).build()?,
+        PosixRlimitBuilder::default().typ(PosixRlimitType::RlimitCore).hard(0u64).soft(0u64).build()?,
+    ];
+
+    let process = ProcessBuilder::default()
+        .terminal(false)
+        .user(UserBuilder::default().uid(SANDBOX_UID).gid(SANDBOX_GID).additional_gids(Vec::<u32>::new()).build()?)
+        .args(args)
+        .env(input.env.clone())
+        .cwd(APP_DIR)
+        .capabilities(capabilities)
+        .rlimits(rlimits)
+        .no_new_privileges(true)
+        // Under host memory pressure the sandbox is the first thing the kernel kills.
+        .oom_score_adj(1000)
+        .build()?;
+
+    let memory = LinuxMemoryBuilder::default()
+        .limit(l.memory_bytes as i64)
+        // swap == limit means "no swap": the limit is the program's real memory.
+        .swap(l.memory_bytes as i64)
+        .build()?;
+    let cpu = LinuxCpuBuilder::default().quota(l.cpu_quota_us()).period(CPU_PERIOD_US).build()?;
+    let resources = LinuxResourcesBuilder::default()
+        // Deny every device; the OCI runtime re-adds only null, zero, full, (u)random, tty.
+        .devices(vec![LinuxDeviceCgroupBuilder::default().allow(false).access("rwm").build()?])
+        .memory(memory)
+        .cpu(cpu)
+        .pids(LinuxPidsBuilder::default().limit(l.pids).build()?)
+        .build()?;
+
+    let namespaces = NAMESPACES
+        .iter()
+        .map(|t| LinuxNamespaceBuilder::default().typ(*t).build())
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .resources(resources)
+        .cgroups_path(PathBuf::from(&input.cgroups_path))
+        .seccomp(input.seccomp.clone())
+        .masked_paths(MASKED_PATHS.iter().map(|s| (*s).to_string()).collect::<Vec<_>>())
+        .readonly_paths(READONLY_PATHS.iter().map(|s| (*s).to_string()).collect::<Vec<_>>())
+        .rootfs_propagation("private")
+        .build()?;
+
+    Ok(SpecBuilder::default()
+        .version("1.0.2")
+        .root(RootBuilder::default().path(&input.rootfs).readonly(true).build()?)
+        .hostname(input.hostname.clone())
+        .mounts(mounts)
+        .process(process)
+        .linux(linux)
+        .build()?)
+}
+
+fn unsafe_spec(msg: impl Into<String>) -> SpecError {
+    SpecError::Unsafe(msg.into())
+}
+
+/// Checks every hardening property ignite promises. Runs on each spec before any
+/// privileged step, so a builder regression can never reach the OCI runtime.
+pub fn validate(spec: &Spec) -> Result<(), SpecError> {
+    let root = spec.root().as_ref().ok_or_else(|| unsafe_spec("no root"))?;
+    if root.readonly() != Some(true) {
+        return Err(unsafe_spec("root filesystem is not read-only"));
+    }
+    let process = spec.process().as_ref().ok_or_else(|| unsafe_spec("no process"))?;
+    if process.user().uid() == 0 || process.user().gid() == 0 {
+        return Err(unsafe_spec("process runs as root"));
+    }
+    if process.user().additional_gids().as_ref().is_some_and(|g| g.contains(&0)) {
+        return Err(unsafe_spec("process has supplementary group 0"));
+    }
+    if process.no_new_privileges() != Some(true) {
+        return Err(unsafe_spec("no_new_privileges is not set"));
+    }
+    if process.terminal() == Some(true) {
+        return Err(unsafe_spec("a terminal is attached"));
+    }
+    let caps = process.capabilities().as_ref().ok_or_else(|| unsafe_spec("capability sets are not set explicitly"))?;
+    for (set, name) in [
+        (caps.bounding(), "bounding"),
+        (caps.effective(), "effective"),
+        (caps.inheritable(), "inheritable"),
+        (caps.permitted(), "permitted"),
+        (caps.ambient(), "ambient"),
+    ] {
+        match set {
+            Some(s) if s.is_empty() => {}
+            _ => return Err(unsafe_spec(format!("{name} capability set is not empty"))),
+        }
+    }
+    let rlimits = process.rlimits().as_deref().unwrap_or(&[]);
+    if rlimits.iter().any(|r| r.typ() == PosixRlimitType::RlimitAs) {
+        return Err(unsafe_spec("RLIMIT_AS is set (V8 reserves large address ranges; use the memory cgroup)"));
+    }
+    if !rlimits.iter().any(|r| r.typ() == PosixRlimitType::RlimitCore && r.hard() == 0) {
+        return Err(unsafe_spec("core dumps are not disabled"));
+    }
+    if !rlimits.iter().any(|r| r.typ() == PosixRlimitType::RlimitNofile) {
+        return Err(unsafe_spec("RLIMIT_NOFILE is not set"));
+    }
+
+    let linux = spec.linux().as_ref().ok_or_else(|| unsafe_spec("no linux section"))?;
+    let namespaces = linux.namespaces().as_deref().unwrap_or(&[]);
+    for want in NAMESPACES {
+        match namespaces.iter().find(|n| n.typ() == *want) {
+            None => return Err(unsafe_spec(format!("{want:?} namespace is missing"))),
+            Some(n) if n.path().is_some() => {
+                return Err(unsafe_spec(format!("{want:?} namespace joins an existing namespace")));
+            }
+            Some(_) => {}
+        }
+    }
+    let res = linux.resources().as_ref().ok_or_else(|| unsafe_spec("no resource limits"))?;
+    let mem = res.memory().as_ref().ok_or_else(|| unsafe_spec("no memory limit"))?;
+    match (mem.limit(), mem.swap()) {
+        (Some(l), Some(s)) if l > 0 && l == s => {}
+        _ => return Err(unsafe_spec("memory limit missing or swap differs from it")),
+    }
+    if !res.pids().as_ref().is_some_and(|p| p.limit() > 0) {
+        return Err(unsafe_spec("no pids limit"));
+    }
+    if !res.cpu().as_ref().is_some_and(|c| c.quota().is_some_and(|q| q > 0) && c.period().is_some()) {
+        return Err(unsafe_spec("no CPU quota"));
+    }
+    let seccomp = linux.seccomp().as_ref().ok_or_else(|| unsafe_spec("no seccomp profile"))?;
+    if matches!(seccomp.default_action(), LinuxSeccompAction::ScmpActAllow | LinuxSeccompAction::ScmpActLog) {
+        return Err(unsafe_spec("seccomp default action allows unknown syscalls"));
+    }
+    let masked = linux.masked_paths().as_deref().unwrap_or(&[]);
+    for p in MASKED_PATHS {
+        if !masked.iter().any(|m| m == p) {
+            return Err(unsafe_spec(format!("{p} is not masked")));
+        }
+    }
+    let ro = linux.readonly_paths().as_deref().unwrap_or(&[]);
+    for p in READONLY_PATHS {
+        if !ro.iter().any(|m| m == p) {
+            return Err(unsafe_spec(format!("{p} is not read-only")));
+        }
+    }
+
+    for m in spec.mounts().as_deref().unwrap_or(&[]) {
+        let opts = m.options().as_deref().unwrap_or(&[]);
+        let has = |o: &str| opts.iter().any(|x| x == o);
+        let dest = m.destination();
+        let is_bind = has("bind") || has("rbind");
+        if is_bind && !(has("ro") && has("nosuid") && has("nodev")) {
+            return Err(unsafe_spec(format!("bind mount {} is not ro,nosuid,nodev", dest.display())));
+        }
+        if !is_bind && !has("nosuid") {
+            return Err(unsafe_spec(format!("mount {} is not nosuid", dest.display())));
+        }
+        if dest == Path::new("/sys") && !has("ro") {
+            return Err(unsafe_spec("/sys is writable"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::LinuxSeccompBuilder;
+
+    fn input() -> SpecInput {
+        SpecInput {
+            rootfs: "/var/lib/ignite/rootfs/sha256-ab".into(),
+            service_dir: "/srv/hello".into(),
+            init_binary: "/usr/local/bin/ignite-init".into(),
+            argv: vec!["/usr/local/bin/bun".into(), "run".into(), "/app/index.ts".into()],
+            env: compose_env(&BTreeMap::new(), &BTreeMap::new(), "{}").unwrap(),
+            limits: Limits::new(64, 0.5),
+            hostname: "hello".into(),
+            cgroups_path: "/ignite/ig-1".into(),
+            kill_after_ms: 7000,
+            seccomp: LinuxSeccompBuilder::default()
+                .default_action(LinuxSeccompAction::ScmpActErrno)
+                .build()
+                .unwrap(),
+        }
+    }
+
+    fn built() -> Spec {
+        build(&input()).unwrap()
+    }
+
+    #[test]
+    fn generated_spec_validates() {
+        validate(&built()).unwrap();
+    }
+
+    #[test]
+    fn root_is_read_only_and_app_is_a_read_only_bind() {
+        let s = built();
+        assert_eq!(s.root().as_ref().unwrap().readonly(), Some(true));
+        let app = s.mounts().as_ref().unwrap().iter().find(|m| m.destination() == Path::new("/app")).unwrap();
+        assert_eq!(app.source().as_deref(), Some(Path::new("/srv/hello")));
+        let o = app.options().as_ref().unwrap();
+        for want in ["bind", "ro", "nosuid", "nodev"] {
+            assert!(o.iter().any(|x| x == want), "{want} missing: {o:?}");
+        }
+    }
+
+    #[test]
+    fn tmp_is_a_capped_noexec_tmpfs() {
+        let s = built();
+        let tmp = s.mounts().as_ref().unwrap().iter().find(|m| m.destination() == Path::new("/tmp")).unwrap();
+        assert_eq!(tmp.typ().as_deref(), Some("tmpfs"));
+        let o = tmp.options().as_ref().unwrap();
+        assert!(o.contains(&"size=65536k".to_string()), "{o:?}");
+        assert!(o.contains(&"noexec".to_string()) && o.contains(&"nosuid".to_string()));
+    }
+
+    #[test]
+    fn all_namespaces_are_new() {
+        let s = built();
+        let ns = s.linux().as_ref().unwrap().namespaces().as_ref().unwrap();
+        for t in NAMESPACES {
+            let n = ns.iter().find(|n| n.typ() == *t).unwrap_or_else(|| panic!("{t:?} missing"));
+            assert!(n.path().is_none());
+        }
+        assert!(ns.iter().any(|n| n.typ() == LinuxNamespaceType::Network));
+    }
+
+    #[test]
+    fn no_capabilities_no_new_privs_non_root() {
+        let s = built();
+        let p = s.process().as_ref().unwrap();
+        let c = p.capabilities().as_ref().unwrap();
+        assert!(c.bounding().as_ref().unwrap().is_empty());
+        assert!(c.effective().as_ref().unwrap().is_empty());
+        assert!(c.permitted().as_ref().unwrap().is_empty());
+        assert!(c.ambient().as_ref().unwrap().is_empty());
+        assert!(c.inheritable().as_ref().unwrap().is_empty());
+        assert_eq!(p.no_new_privileges(), Some(true));
+        assert_eq!(p.user().uid(), SANDBOX_UID);
+        assert_eq!(p.user().gid(), SANDBOX_GID);
+        assert_ne!(p.user().uid(), 0);
+    }
+
+    #[test]
+    fn limits_are_applied() {
+        let s = built();
+        let r = s.linux().as_ref().unwrap().resources().as_ref().unwrap();
+        let m = r.memory().as_ref().unwrap();
+        assert_eq!(m.limit(), Some(64 * 1024 * 1024));
+        assert_eq!(m.swap(), Some(64 * 1024 * 1024));
+        let cpu = r.cpu().as_ref().unwrap();
+        assert_eq!(cpu.quota(), Some(50_000));
+        assert_eq!(cpu.period(), Some(100_000));
+        assert_eq!(r.pids().as_ref().unwrap().limit(), Limits::DEFAULT_PIDS);
+        let rl = s.process().as_ref().unwrap().rlimits().as_ref().unwrap();
+        assert!(rl.iter().any(|r| r.typ() == PosixRlimitType::RlimitCore && r.hard() == 0 && r.soft() == 0));
+        assert!(rl.iter().any(|r| r.typ() == PosixRlimitType::RlimitNofile && r.hard() == 4096));
+        assert!(!rl.iter().any(|r| r.typ() == PosixRlimitType::RlimitAs));
+    }
+
+    #[test]
+    fn masked_and_readonly_paths() {
+        let s = built();
+        let l = s.linux().as_ref().unwrap();
+        assert!(l.masked_paths().as_ref().unwrap().contains(&"/proc/kcore".to_string()));
+        assert!(l.readonly_paths().as_ref().unwrap().contains(&"/proc/sysrq-trigger".to_string()));
+    }
+
+    #[test]
+    fn entrypoint_wraps_the_runtime_command() {
+        let s = built();
+        let args = s.process().as_ref().unwrap().args().as_ref().unwrap();
+        assert_eq!(args[0], INIT_PATH);
+        assert_eq!(&args[1..4], &["--kill-after-ms", "7000", "--"]);
+        assert_eq!(&args[4..], &["/usr/local/bin/bun", "run", "/app/index.ts"]);
+    }
+
+    #[test]
+    fn env_has_input_path_home_and_ignite_wins() {
+        let mut svc = BTreeMap::new();
+        svc.insert("DEBUG".to_string(), "1".to_string());
+        let mut rt = BTreeMap::new();
+        rt.insert("DEBUG".to_string(), "0".to_string());
+        rt.insert("PATH".to_string(), "/evil".to_string());
+        let env = compose_env(&rt, &svc, "{\"a\":1}").unwrap();
+        assert!(env.contains(&"DEBUG=1".to_string()));
+        assert!(env.contains(&"IGNITE_INPUT={\"a\":1}".to_string()));
+        assert!(env.contains(&format!("PATH={SANDBOX_PATH}")));
+        assert!(env.contains(&format!("HOME={SANDBOX_HOME}")));
+        let big = "x".repeat(MAX_ENV_STRING);
+        assert!(matches!(compose_env(&rt, &svc, &big), Err(SpecError::EnvTooLarge { .. })));
+    }
+
+    #[test]
+    fn validate_rejects_each_lost_property() {
+        // Each mutation removes one property; validate must notice every one.
+        let mut cases: Vec<(&str, Box<dyn Fn(&mut Spec)>)> = vec![];
+        cases.push(("read-only", Box::new(|s: &mut Spec| { s.root_mut().as_mut().unwrap().set_readonly(Some(false)); })));
+        cases.push(("root", Box::new(|s: &mut Spec| { s.process_mut().as_mut().unwrap().user_mut().set_uid(0); })));
+        cases.push((
+            "no_new_privileges",
+            Box::new(|s: &mut Spec| {
+                s.process_mut().as_mut().unwrap().set_no_new_privileges(Some(false));
+            }),
+        ));
+        cases.push((
+            "bounding",
+            Box::new(|s: &mut Spec| {
+                let mut caps = Capabilities::new();
+                caps.insert(oci_spec::runtime::Capability::SysAdmin);
+                let p = s.process_mut().as_mut().unwrap();
+                let mut c = p.capabilities().clone().unwrap();
+                c.set_bounding(Some(caps));
+                p.set_capabilities(Some(c));
+            }),
+        ));
+        cases.push((
+            "Network",
+            Box::new(|s: &mut Spec| {
+                let l = s.linux_mut().as_mut().unwrap();
+                let ns: Vec<_> = l.namespaces().clone().unwrap().into_iter().filter(|n| n.typ() != LinuxNamespaceType::Network).collect();
+                l.set_namespaces(Some(ns));
+            }),
+        ));
+        cases.push((
+            "joins",
+            Box::new(|s: &mut Spec| {
+                let l = s.linux_mut().as_mut().unwrap();
+                let mut ns = l.namespaces().clone().unwrap();
+                for n in &mut ns {
+                    if n.typ() == LinuxNamespaceType::Network {
+                        n.set_path(Some("/proc/1/ns/net".into()));
+                    }
+                }
+                l.set_namespaces(Some(ns));
+            }),
+        ));
+        cases.push((
+            "swap",
+            Box::new(|s: &mut Spec| {
+                let r = s.linux_mut().as_mut().unwrap().resources_mut().as_mut().unwrap();
+                r.memory_mut().as_mut().unwrap().set_swap(Some(-1));
+            }),
+        ));
+        cases.push((
+            "pids",
+            Box::new(|s: &mut Spec| {
+                s.linux_mut().as_mut().unwrap().resources_mut().as_mut().unwrap().set_pids(None);
+            }),
+        ));
+        cases.push((
+            "seccomp",
+            Box::new(|s: &mut Spec| {
+                s.linux_mut().as_mut().unwrap().set_seccomp(None);
+            }),
+        ));
+        cases.push((
+            "allows unknown",
+            Box::new(|s: &mut Spec| {
+                let sc = LinuxSeccompBuilder::default().default_action(LinuxSeccompAction::ScmpActAllow).build().unwrap();
+                s.linux_mut().as_mut().unwrap().set_seccomp(Some(sc));
+            }),
+        ));
+        cases.push((
+            "RLIMIT_AS",
+            Box::new(|s: &mut Spec| {
+                let p = s.process_mut().as_mut().unwrap();
+                let mut rl = p.rlimits().clone().unwrap();
+                rl.push(PosixRlimitBuilder::default().typ(PosixRlimitType::RlimitAs).hard(1u64 << 30).soft(1u64 << 30).build().unwrap());
+                p.set_rlimits(Some(rl));
+            }),
+        ));
+        cases.push((
+            "masked",
+            Box::new(|s: &mut Spec| {
+                s.linux_mut().as_mut().unwrap().set_masked_paths(Some(vec![]));
+            }),
+        ));
+        cases.push((
+            "ro,nosuid,nodev",
+            Box::new(|s: &mut Spec| {
+                let mounts = s.mounts_mut().as_mut().unwrap();
+                for m in mounts.iter_mut() {
+                    if m.destination() == Path::new("/app") {
+                        m.set_options(Some(vec!["bind".into(), "nosuid".into(), "nodev".into()]));
+                    }
+                }
+            }),
+        ));
+        for (want, mutate) in cases {
+            let mut s = built();
+            mutate(&mut s);
+            let err = validate(&s).expect_err(want).to_string();
+            assert!(err.contains(want), "expected {want:?} in {err:?}");
+        }
+    }
+}
