@@ -1,1 +1,7 @@
-fn main() { println!("hi"); }
+//! The `ignite` command: everything happens in `cli`.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

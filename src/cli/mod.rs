@@ -1,0 +1,417 @@
+//! Command line: raw arguments (clap), their resolution into settings, and printing.
+//! The only place besides `main` where `anyhow` is used.
+
+mod init;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow, bail};
+use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use ignite::bundle::{NoProgress, Progress, StderrProgress};
+use ignite::engine::{DEFAULT_GRACE, DEFAULT_OUTPUT_LIMIT, Engine, Job, Settings};
+use ignite::oci::OciKind;
+use ignite::report::EXIT_IGNITE_ERROR;
+use ignite::service::{self, Overrides};
+use ignite::supervisor::{OutputSink, Stream};
+
+const EXIT_CODES: &str = "\
+EXIT CODES:
+  N    the program's own exit code (0 = success)
+  124  the program hit its time limit (timeoutMs / --timeout)
+  137  the program was killed: out of memory, or over the output limit
+  128+N  the program died from signal N
+  125  ignite itself failed: bad service.yaml or flags, runtime missing, OCI runtime error
+  130/143  ignite was interrupted (SIGINT/SIGTERM); the sandbox was removed";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ignite",
+    version,
+    about = "Run untrusted JavaScript/TypeScript in hardened OCI containers — no Docker daemon",
+    long_about = "Run untrusted JavaScript/TypeScript in hardened OCI containers — no Docker daemon.\n\n\
+Each run gets a read-only runtime root filesystem, the service directory read-only at /app, a \
+size-capped /tmp, fresh namespaces (no network but loopback), no capabilities, a non-root user, \
+a default-deny seccomp allowlist, and memory, CPU and process limits.",
+    after_help = EXIT_CODES
+)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Debug)]
+struct GlobalArgs {
+    /// Directory for per-run state and the OCI runtime's state.
+    #[arg(long, global = true, env = "IGNITE_STATE_DIR", default_value = "/run/ignite")]
+    state_dir: PathBuf,
+    /// Directory for downloaded runtimes, built bundles and unpacked root filesystems.
+    #[arg(long, global = true, env = "IGNITE_CACHE_DIR", default_value = "/var/lib/ignite")]
+    cache_dir: PathBuf,
+    /// OCI runtime: `runc` (looked up in PATH) or a path to a runc binary.
+    #[arg(long, global = true, env = "IGNITE_OCI_RUNTIME", default_value = "runc")]
+    oci_runtime: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a service directory described by its service.yaml.
+    #[command(after_help = EXIT_CODES)]
+    Run {
+        /// Service directory (contains service.yaml).
+        dir: PathBuf,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Run a directory without a service.yaml: defaults plus flags (service.yaml, if present, is honoured).
+    #[command(after_help = EXIT_CODES)]
+    Exec {
+        /// Directory holding the code.
+        dir: PathBuf,
+        /// Entry file relative to the directory (default: index.ts, index.js, …).
+        #[arg(long)]
+        entry: Option<String>,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Create a new service directory with service.yaml, index.ts and package.json.
+    Init {
+        /// Name of the service; also the directory created.
+        name: String,
+        /// Runtime for the new service.
+        #[arg(long, default_value = "bun")]
+        runtime: String,
+    },
+    /// Manage runtime bundles.
+    Runtime {
+        #[command(subcommand)]
+        command: RuntimeCommand,
+    },
+    /// Remove containers, cgroups and state left behind by ignite processes that crashed.
+    Cleanup,
+}
+
+#[derive(Subcommand, Debug)]
+enum RuntimeCommand {
+    /// Download, verify and unpack a runtime bundle (e.g. `bun`, `bun@1.4`, `bun@1.3.14`).
+    Pull { spec: String },
+    /// List known runtimes and versions, and which bundles are present locally.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+struct RunArgs {
+    /// Input for the program, as JSON text or @FILE; the program reads it from $IGNITE_INPUT.
+    #[arg(long, short = 'i', value_name = "JSON|@FILE")]
+    input: Option<String>,
+    /// Print one JSON report on stdout (program output is inside it) and nothing else.
+    #[arg(long)]
+    json: bool,
+    /// Print the generated OCI config.json and exit without running.
+    #[arg(long)]
+    print_spec: bool,
+    /// Runtime, e.g. `bun` or `bun@1.4` (overrides service.yaml).
+    #[arg(long, short = 'r')]
+    runtime: Option<String>,
+    /// Memory limit in MiB (overrides memoryMb).
+    #[arg(long, value_name = "MB")]
+    memory: Option<u32>,
+    /// Time limit in milliseconds (overrides timeoutMs).
+    #[arg(long, value_name = "MS")]
+    timeout: Option<u64>,
+    /// CPU limit in cores, e.g. 0.5 (overrides cpuLimit).
+    #[arg(long, value_name = "CPUS")]
+    cpu: Option<f64>,
+    /// Extra environment variable for the program (repeatable).
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// Cap on each of stdout and stderr, in bytes; a program that exceeds it is stopped.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_OUTPUT_LIMIT)]
+    output_limit: usize,
+    /// Do not print the summary line on stderr.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let json = match &cli.command {
+        Command::Run { run, .. } | Command::Exec { run, .. } => run.json,
+        _ => false,
+    };
+    match dispatch(cli) {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(err) => {
+            if json {
+                let v = serde_json::json!({ "error": { "code": "ignite_error", "message": format!("{err:#}") } });
+                println!("{v}");
+            }
+            eprintln!("ignite: error: {err:#}");
+            ExitCode::from(EXIT_IGNITE_ERROR as u8)
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("IGNITE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Run { dir, run } => run_service(&cli.global, &dir, true, None, run),
+        Command::Exec { dir, entry, run } => run_service(&cli.global, &dir, false, entry, run),
+        Command::Init { name, runtime } => {
+            init::scaffold(Path::new("."), &name, &runtime)?;
+            Ok(0)
+        }
+        Command::Runtime { command } => runtime_command(&cli.global, command),
+        Command::Cleanup => {
+            let engine = engine(&cli.global)?;
+            let reaped = tokio_rt()?.block_on(engine.reap_stale());
+            eprintln!("ignite: removed {} leftover run(s){}", reaped.len(), list_suffix(&reaped));
+            Ok(0)
+        }
+    }
+}
+
+fn list_suffix(ids: &[String]) -> String {
+    if ids.is_empty() { String::new() } else { format!(": {}", ids.join(", ")) }
+}
+
+fn tokio_rt() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("failed to start the async runtime")
+}
+
+fn settings(g: &GlobalArgs) -> anyhow::Result<Settings> {
+    let (oci_kind, oci_binary) = resolve_oci(&g.oci_runtime)?;
+    Ok(Settings {
+        state_dir: g.state_dir.clone(),
+        cache_dir: g.cache_dir.clone(),
+        oci_kind,
+        oci_binary,
+        init_binary: find_init()?,
+    })
+}
+
+fn engine(g: &GlobalArgs) -> anyhow::Result<Engine> {
+    Ok(Engine::new(settings(g)?)?)
+}
+
+fn resolve_oci(name: &str) -> anyhow::Result<(OciKind, PathBuf)> {
+    let path = if name.contains('/') {
+        PathBuf::from(name)
+    } else {
+        find_in_path(name).ok_or_else(|| {
+            anyhow!("OCI runtime `{name}` not found in PATH; install it (Debian/Ubuntu: apt-get install runc) or pass --oci-runtime /path/to/runc")
+        })?
+    };
+    if !path.is_file() {
+        bail!("OCI runtime {} does not exist", path.display());
+    }
+    let file = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let kind = if file.starts_with("runc") {
+        OciKind::Runc
+    } else {
+        bail!("unsupported OCI runtime {:?}: this version of ignite drives runc", path.display().to_string())
+    };
+    Ok((kind, path))
+}
+
+fn find_in_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|c| c.is_file()))
+        .unwrap_or(None)
+}
+
+/// The entrypoint ships beside the `ignite` binary; `IGNITE_INIT` overrides.
+fn find_init() -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os("IGNITE_INIT") {
+        let p = PathBuf::from(p);
+        if !p.is_file() {
+            bail!("IGNITE_INIT={} does not exist", p.display());
+        }
+        return Ok(p);
+    }
+    let exe = std::env::current_exe().context("failed to locate the ignite binary")?;
+    let p = exe.with_file_name("ignite-init");
+    if !p.is_file() {
+        bail!(
+            "the sandbox entrypoint {} is missing; install it beside ignite (cargo build --release builds both binaries) or set IGNITE_INIT",
+            p.display()
+        );
+    }
+    Ok(p)
+}
+
+fn read_input(spec: Option<&str>, service_dir: &Path) -> anyhow::Result<String> {
+    let text = match spec {
+        None => return Ok("{}".to_string()),
+        Some(s) => match s.strip_prefix('@') {
+            Some(file) => {
+                let p = Path::new(file);
+                let candidates: Vec<PathBuf> =
+                    if p.is_absolute() { vec![p.to_path_buf()] } else { vec![p.to_path_buf(), service_dir.join(p)] };
+                let found = candidates.iter().find(|c| c.is_file()).ok_or_else(|| {
+                    anyhow!(
+                        "--input @{file}: no such file (looked in {})",
+                        candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(" and ")
+                    )
+                })?;
+                std::fs::read_to_string(found).with_context(|| format!("failed to read --input file {}", found.display()))?
+            }
+            None => s.to_string(),
+        },
+    };
+    serde_json::from_str::<serde_json::Value>(&text)
+        .map_err(|e| anyhow!("--input is not valid JSON ({e}); pass JSON text or @file.json"))?;
+    Ok(text)
+}
+
+fn parse_env(pairs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    pairs
+        .iter()
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| anyhow!("--env {p:?}: expected KEY=VALUE"))
+        })
+        .collect()
+}
+
+/// Streams the program's output to ours as it arrives.
+struct LiveOutput;
+
+impl OutputSink for LiveOutput {
+    fn chunk(&self, stream: Stream, bytes: &[u8]) {
+        // A closed terminal or pipe must not stop the run; the report still has the output.
+        let _ = match stream {
+            Stream::Stdout => {
+                let mut o = std::io::stdout().lock();
+                o.write_all(bytes).and_then(|()| o.flush())
+            }
+            Stream::Stderr => std::io::stderr().lock().write_all(bytes),
+        };
+    }
+}
+
+fn run_service(g: &GlobalArgs, dir: &Path, required: bool, entry: Option<String>, a: RunArgs) -> anyhow::Result<i32> {
+    let overrides = Overrides {
+        runtime: a.runtime.clone(),
+        entry,
+        memory_mb: a.memory,
+        timeout_ms: a.timeout,
+        cpu_limit: a.cpu,
+        env: parse_env(&a.env)?,
+    };
+    let lookup = |k: &str| std::env::var(k).ok();
+    let svc = service::load(dir, required, &overrides, &lookup)?;
+    let input = read_input(a.input.as_deref(), &svc.dir)?;
+    if a.output_limit == 0 {
+        bail!("--output-limit must be at least 1 byte");
+    }
+    let job = Job { service: svc, input, output_limit: a.output_limit, grace: DEFAULT_GRACE };
+    let engine = engine(g)?;
+    let progress: Box<dyn Progress> = if a.quiet { Box::new(NoProgress) } else { Box::new(StderrProgress::new()) };
+
+    if a.print_spec {
+        let prepared = engine.prepare(&job, progress.as_ref())?;
+        let text = serde_json::to_string_pretty(&prepared.spec).context("failed to serialise the spec")?;
+        println!("{text}");
+        return Ok(0);
+    }
+    if !nix::unistd::geteuid().is_root() {
+        bail!("running sandboxes needs root (the OCI runtime creates namespaces and cgroups); run ignite as root or with sudo");
+    }
+
+    let rt = tokio_rt()?;
+    let cancel = CancellationToken::new();
+    let sink: Option<Arc<dyn OutputSink>> = if a.json { None } else { Some(Arc::new(LiveOutput)) };
+    let (report, signal) = rt.block_on(async {
+        let watcher = tokio::spawn(watch_signals(cancel.clone()));
+        let report = engine.execute(&job, progress.as_ref(), sink, cancel.clone()).await;
+        let signal = if cancel.is_cancelled() { watcher.await.ok().flatten() } else { None };
+        (report, signal)
+    });
+    let report = report?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report).context("failed to serialise the report")?);
+    } else if !a.quiet {
+        eprintln!("{}", report.summary());
+    }
+    Ok(match signal {
+        Some(sig) => 128 + sig,
+        None => report.cli_exit_code(),
+    })
+}
+
+/// Cancels the run on SIGINT or SIGTERM; returns the signal number received.
+async fn watch_signals(cancel: CancellationToken) -> Option<i32> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        return None;
+    };
+    let sig = tokio::select! {
+        _ = int.recv() => 2,
+        _ = term.recv() => 15,
+        _ = cancel.cancelled() => return None,
+    };
+    cancel.cancel();
+    Some(sig)
+}
+
+fn runtime_command(g: &GlobalArgs, cmd: RuntimeCommand) -> anyhow::Result<i32> {
+    let registry = ignite::runtime::Registry::builtin()?;
+    let store = ignite::bundle::BundleStore::new(g.cache_dir.clone());
+    match cmd {
+        RuntimeCommand::Pull { spec } => {
+            let rt = registry.resolve(&spec)?;
+            let rootfs = store.pull(&rt, &StderrProgress::new())?;
+            eprintln!("ignite: {} ready: {} ({})", rt.key(), rootfs.digest, rootfs.path.display());
+            Ok(0)
+        }
+        RuntimeCommand::List { json } => {
+            let rows: Vec<serde_json::Value> = registry
+                .list()
+                .into_iter()
+                .map(|rt| {
+                    let present = store.present(&rt);
+                    serde_json::json!({
+                        "runtime": rt.name,
+                        "version": rt.version.to_string(),
+                        "default": rt.is_default,
+                        "present": present.is_some(),
+                        "digest": present.map(|p| p.digest),
+                    })
+                })
+                .collect();
+            if json {
+                println!("{}", serde_json::Value::Array(rows));
+            } else {
+                println!("{:<10} {:<10} {:<8} {}", "RUNTIME", "VERSION", "DEFAULT", "LOCAL BUNDLE");
+                for r in rows {
+                    println!(
+                        "{:<10} {:<10} {:<8} {}",
+                        r["runtime"].as_str().unwrap_or(""),
+                        r["version"].as_str().unwrap_or(""),
+                        if r["default"].as_bool() == Some(true) { "yes" } else { "" },
+                        r["digest"].as_str().unwrap_or("not pulled")
+                    );
+                }
+            }
+            Ok(0)
+        }
+    }
+}

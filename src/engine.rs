@@ -1,0 +1,221 @@
+//! The façade the CLI (and later the HTTP server) calls: `Engine::execute(Job) -> Report`.
+//! It resolves the runtime, makes sure its bundle is present, builds and validates the
+//! spec, and hands the run to the supervisor.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use oci_spec::runtime::{LinuxSeccomp, Spec};
+use tokio_util::sync::CancellationToken;
+
+use crate::bundle::{BundleError, BundleStore, Progress};
+use crate::oci::{CliRuntime, OciKind};
+use crate::report::Report;
+use crate::runtime::{Registry, ResolvedRuntime, RuntimeError};
+use crate::service::Service;
+use crate::spec::{self, Limits, SpecError, SpecInput};
+use crate::spec::seccomp::{SeccompError, SeccompProfile};
+use crate::supervisor::{OutputSink, RunPlan, StateDir, Supervisor, SupervisorError, new_run_id};
+
+/// Default cap on each of stdout and stderr.
+pub const DEFAULT_OUTPUT_LIMIT: usize = 1024 * 1024;
+/// Time between SIGTERM and SIGKILL at the time limit.
+pub const DEFAULT_GRACE: Duration = Duration::from_millis(500);
+/// Extra time the in-container backstop waits beyond timeout + grace before it kills.
+const BACKSTOP_SLACK: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
+    #[error(transparent)]
+    Supervisor(#[from] SupervisorError),
+    #[error("{service}: entry {entry:?} is not a file {runtime} runs (expected one of: {expected})")]
+    EntryType { service: String, entry: String, runtime: String, expected: String },
+    #[error(
+        "{service}: dependency {name:?} is declared in service.yaml but {path} is missing; install the service's dependencies first (e.g. `bun install` in {dir})"
+    )]
+    MissingDependency { service: String, name: String, path: PathBuf, dir: PathBuf },
+    #[error("{path} is not readable by the sandbox user (uid {uid}): the sandbox could not load it; make it world-readable (chmod o+r, and o+x on directories)")]
+    Unreadable { path: PathBuf, uid: u32 },
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Host-level settings, resolved once by the edge (CLI flags, environment, defaults).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Runtime state: per-run bundle dirs, the OCI runtime's `--root`. Cleared on reboot.
+    pub state_dir: PathBuf,
+    /// Downloaded packages, built bundles, unpacked root filesystems.
+    pub cache_dir: PathBuf,
+    pub oci_kind: OciKind,
+    pub oci_binary: PathBuf,
+    /// The static `ignite-init` binary bind-mounted into every sandbox.
+    pub init_binary: PathBuf,
+}
+
+/// One execution request.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub service: Service,
+    /// Passed to the program as `IGNITE_INPUT`.
+    pub input: String,
+    pub output_limit: usize,
+    pub grace: Duration,
+}
+
+/// A job turned into what the OCI runtime will see; `--print-spec` shows `spec`.
+#[derive(Debug)]
+pub struct Prepared {
+    pub runtime: ResolvedRuntime,
+    pub spec: Spec,
+    pub id: String,
+    pub limits: Limits,
+}
+
+pub struct Engine {
+    registry: Registry,
+    store: BundleStore,
+    seccomp: LinuxSeccomp,
+    settings: Settings,
+    supervisor: Supervisor<CliRuntime>,
+}
+
+impl Engine {
+    pub fn new(settings: Settings) -> Result<Engine, EngineError> {
+        let registry = Registry::builtin()?;
+        let seccomp = SeccompProfile::builtin()?.to_oci()?;
+        let state = StateDir { root: settings.state_dir.clone() };
+        let oci = CliRuntime::new(
+            settings.oci_kind,
+            settings.oci_binary.clone(),
+            state.oci_root(settings.oci_kind.as_str()),
+            state.runs(),
+        );
+        Ok(Engine {
+            registry,
+            store: BundleStore::new(settings.cache_dir.clone()),
+            seccomp,
+            supervisor: Supervisor::new(oci, state),
+            settings,
+        })
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn store(&self) -> &BundleStore {
+        &self.store
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Resolves, fetches and checks everything a run needs, and builds the spec.
+    pub fn prepare(&self, job: &Job, progress: &dyn Progress) -> Result<Prepared, EngineError> {
+        let svc = &job.service;
+        let runtime = self.registry.resolve(&svc.runtime)?;
+        if !runtime.accepts_entry(&svc.entry) {
+            return Err(EngineError::EntryType {
+                service: svc.name.clone(),
+                entry: svc.entry.clone(),
+                runtime: runtime.key(),
+                expected: runtime.entry_extensions.iter().map(|e| format!(".{e}")).collect::<Vec<_>>().join(", "),
+            });
+        }
+        check_dependencies(svc)?;
+        check_readable(&svc.dir, &svc.dir.join(&svc.entry))?;
+        let argv = runtime.command_for(&svc.entry)?;
+        let rootfs = self.store.ensure(&runtime, progress)?;
+
+        let limits = Limits::new(svc.memory_mb, svc.cpu_limit);
+        let timeout = Duration::from_millis(svc.timeout_ms);
+        let id = new_run_id();
+        let input = SpecInput {
+            rootfs: rootfs.path,
+            service_dir: svc.dir.clone(),
+            init_binary: self.settings.init_binary.clone(),
+            argv,
+            env: spec::compose_env(&runtime.env, &svc.env, &job.input)?,
+            limits: limits.clone(),
+            hostname: svc.name.clone(),
+            cgroups_path: format!("/ignite/{id}"),
+            kill_after_ms: (timeout + job.grace + BACKSTOP_SLACK).as_millis() as u64,
+            seccomp: self.seccomp.clone(),
+        };
+        let spec = spec::build(&input)?;
+        spec::validate(&spec)?;
+        Ok(Prepared { runtime, spec, id, limits })
+    }
+
+    /// Runs a job to its report. Leftovers of crashed earlier runs are removed first.
+    pub async fn execute(
+        &self,
+        job: &Job,
+        progress: &dyn Progress,
+        sink: Option<Arc<dyn OutputSink>>,
+        cancel: CancellationToken,
+    ) -> Result<Report, EngineError> {
+        let prepared = self.prepare(job, progress)?;
+        self.supervisor.reap_stale().await;
+        let plan = RunPlan {
+            id: prepared.id,
+            spec: prepared.spec,
+            timeout: Duration::from_millis(job.service.timeout_ms),
+            grace: job.grace,
+            output_limit: job.output_limit,
+            memory_limit_mb: job.service.memory_mb,
+            pids_limit: prepared.limits.pids,
+            service: job.service.name.clone(),
+            runtime: prepared.runtime.key(),
+        };
+        Ok(self.supervisor.run(plan, sink, cancel).await?)
+    }
+
+    /// Removes what crashed ignite processes left behind; returns the run ids cleaned.
+    pub async fn reap_stale(&self) -> Vec<String> {
+        self.supervisor.reap_stale().await
+    }
+}
+
+/// A declared dependency must be installed, or the program fails at import time with a
+/// less helpful message from inside the sandbox.
+fn check_dependencies(svc: &Service) -> Result<(), EngineError> {
+    for name in &svc.dependencies {
+        let path = svc.dir.join("node_modules").join(name);
+        if !path.is_dir() {
+            return Err(EngineError::MissingDependency {
+                service: svc.name.clone(),
+                name: name.clone(),
+                path,
+                dir: svc.dir.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The program runs as an unprivileged uid; a root-only entry would fail inside the
+/// sandbox with EACCES. Say so before starting anything.
+fn check_readable(dir: &Path, entry: &Path) -> Result<(), EngineError> {
+    use std::os::unix::fs::PermissionsExt;
+    let uid = spec::SANDBOX_UID;
+    let mode = |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode()).unwrap_or(0);
+    if mode(dir) & 0o005 != 0o005 {
+        return Err(EngineError::Unreadable { path: dir.to_path_buf(), uid });
+    }
+    if mode(entry) & 0o004 == 0 {
+        return Err(EngineError::Unreadable { path: entry.to_path_buf(), uid });
+    }
+    Ok(())
+}

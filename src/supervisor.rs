@@ -1,0 +1,596 @@
+//! One run's lifecycle: create → start → wait (timeout, output caps, cancellation) →
+//! kill → read cgroup counters → delete, with cleanup on every path, and the reaping of
+//! runs left behind by a crashed ignite.
+
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::fcntl::{Flock, FlockArg};
+use nix::sys::signal::Signal;
+use oci_spec::runtime::Spec;
+use tokio::io::AsyncReadExt;
+use tokio::net::unix::pipe;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::cgroup::{self, CgroupPaths, CgroupStats};
+use crate::init_proto::{InitEvent, MAX_REPORT_BYTES, parse_events};
+use crate::oci::{CreateIo, OciError, OciRuntime};
+use crate::report::{Metrics, Report, Status, rfc3339, signal_name};
+use crate::sys::monotonic_ns;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    #[error("failed to {action} {path}: {source}")]
+    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("failed to create a pipe: {0}")]
+    Pipe(nix::Error),
+    #[error(transparent)]
+    Oci(#[from] OciError),
+    #[error("failed to write the OCI spec: {0}")]
+    Spec(#[from] oci_spec::OciSpecError),
+}
+
+fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SupervisorError + '_ {
+    move |source| SupervisorError::Io { action, path: path.to_path_buf(), source }
+}
+
+/// Which stream a chunk of live output belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Receives output as it is produced (only the captured part, up to the cap).
+pub trait OutputSink: Send + Sync {
+    fn chunk(&self, stream: Stream, bytes: &[u8]);
+}
+
+/// Everything the supervisor needs for one run; the spec is already validated.
+pub struct RunPlan {
+    pub id: String,
+    pub spec: Spec,
+    pub timeout: Duration,
+    /// Time between SIGTERM and SIGKILL when the time limit expires.
+    pub grace: Duration,
+    /// Cap per stream; beyond it the run is stopped with `output_limit`.
+    pub output_limit: usize,
+    pub memory_limit_mb: u32,
+    pub pids_limit: i64,
+    pub service: String,
+    pub runtime: String,
+}
+
+/// Where per-run state lives: `<state>/runs/<id>/` (bundle dir with config.json, a lock
+/// held for the run's lifetime, the cgroup paths) and `<state>/runs/<id>.log`.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    pub root: PathBuf,
+}
+
+impl StateDir {
+    pub fn runs(&self) -> PathBuf {
+        self.root.join("runs")
+    }
+    pub fn run_dir(&self, id: &str) -> PathBuf {
+        self.runs().join(id)
+    }
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.runs().join(format!("{id}.log"))
+    }
+    pub fn oci_root(&self, oci: &str) -> PathBuf {
+        self.root.join("oci").join(oci)
+    }
+}
+
+const LOCK_FILE: &str = "lock";
+const CGROUP_FILE: &str = "cgroup.json";
+/// After the program is gone, how long to wait for its output pipes to drain.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// After SIGKILL, how long to wait for the container's init to disappear.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+
+pub struct Supervisor<R: OciRuntime> {
+    oci: R,
+    state: StateDir,
+    /// Root of `/proc` (a parameter so tests can point elsewhere).
+    proc_root: PathBuf,
+}
+
+struct Captured {
+    bytes: Vec<u8>,
+    total: u64,
+    truncated: bool,
+}
+
+/// Why ignite ended the run, if it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Timeout,
+    OutputLimit(Stream),
+    Cancelled,
+}
+
+impl<R: OciRuntime> Supervisor<R> {
+    pub fn new(oci: R, state: StateDir) -> Self {
+        Supervisor { oci, state, proc_root: PathBuf::from("/proc") }
+    }
+
+    pub fn oci(&self) -> &R {
+        &self.oci
+    }
+
+    /// Runs the plan to completion. Whatever happens, the container, its cgroup and the
+    /// run directory are gone when this returns.
+    pub async fn run(
+        &self,
+        plan: RunPlan,
+        sink: Option<Arc<dyn OutputSink>>,
+        cancel: CancellationToken,
+    ) -> Result<Report, SupervisorError> {
+        let wall = Instant::now();
+        let started_at = rfc3339(SystemTime::now());
+        let run_dir = self.state.run_dir(&plan.id);
+        std::fs::create_dir_all(self.state.runs()).map_err(io_err("create", &self.state.runs()))?;
+        std::fs::create_dir(&run_dir).map_err(io_err("create", &run_dir))?;
+        let result = match self.lock_run(&run_dir) {
+            Ok(lock) => {
+                let r = self.run_locked(&plan, &run_dir, sink, cancel, wall, started_at).await;
+                self.cleanup(&plan.id).await;
+                drop(lock);
+                r
+            }
+            Err(e) => Err(e),
+        };
+        remove_run_files(&self.state, &plan.id);
+        result
+    }
+
+    fn lock_run(&self, run_dir: &Path) -> Result<Flock<File>, SupervisorError> {
+        let path = run_dir.join(LOCK_FILE);
+        let file = File::create(&path).map_err(io_err("create", &path))?;
+        Flock::lock(file, FlockArg::LockExclusiveNonblock)
+            .map_err(|(_, e)| SupervisorError::Io { action: "lock", path, source: e.into() })
+    }
+
+    async fn run_locked(
+        &self,
+        plan: &RunPlan,
+        run_dir: &Path,
+        sink: Option<Arc<dyn OutputSink>>,
+        cancel: CancellationToken,
+        wall: Instant,
+        started_at: String,
+    ) -> Result<Report, SupervisorError> {
+        let config = run_dir.join("config.json");
+        plan.spec.save(&config)?;
+
+        let (out_r, out_w) = pipe_pair()?;
+        let (err_r, err_w) = pipe_pair()?;
+        let (rep_r, rep_w) = pipe_pair()?;
+        let io = CreateIo { stdout: out_w, stderr: err_w, extra_fds: vec![rep_w] };
+        let pid = self.oci.create(&plan.id, run_dir, io).await?;
+
+        // Resolved while the init exists; recorded so a later ignite can remove the
+        // cgroup if this process dies before `delete`.
+        let cgroups = CgroupPaths::for_pid(pid, &self.proc_root).ok();
+        if let Some(paths) = &cgroups
+            && let Ok(json) = serde_json::to_vec(paths)
+        {
+            let _ = std::fs::write(run_dir.join(CGROUP_FILE), json);
+        }
+
+        let limit_hit = Arc::new(Notify::new());
+        let out_task = tokio::spawn(pump(out_r, Stream::Stdout, plan.output_limit, sink.clone(), limit_hit.clone()));
+        let err_task = tokio::spawn(pump(err_r, Stream::Stderr, plan.output_limit, sink, limit_hit.clone()));
+        let mut rep_task = tokio::spawn(read_report(rep_r));
+
+        let start_ns = monotonic_ns();
+        self.oci.start(&plan.id).await?;
+
+        let deadline = tokio::time::sleep(plan.timeout);
+        tokio::pin!(deadline);
+        let mut stop: Option<Stop> = None;
+        let report_bytes = tokio::select! {
+            r = &mut rep_task => r.unwrap_or_default(),
+            _ = &mut deadline => {
+                stop = Some(Stop::Timeout);
+                self.terminate(&plan.id, plan.grace, &mut rep_task).await
+            }
+            _ = limit_hit.notified() => {
+                stop = Some(Stop::OutputLimit(Stream::Stdout));
+                self.kill_and_wait(&plan.id, &mut rep_task).await
+            }
+            _ = cancel.cancelled() => {
+                stop = Some(Stop::Cancelled);
+                self.kill_and_wait(&plan.id, &mut rep_task).await
+            }
+        };
+
+        let stdout = drain(out_task).await;
+        let stderr = drain(err_task).await;
+        if let Some(Stop::OutputLimit(_)) = stop {
+            // Name the stream that actually crossed the cap.
+            let which = if stdout.truncated { Stream::Stdout } else { Stream::Stderr };
+            stop = Some(Stop::OutputLimit(which));
+        }
+        let stats = cgroups.as_ref().map(cgroup::read_stats);
+
+        let events = parse_events(&report_bytes);
+        Ok(assemble(plan, events, stats, stdout, stderr, stop, start_ns, wall, started_at, self.oci.name()))
+    }
+
+    /// SIGTERM to the entrypoint (which forwards it), then SIGKILL after the grace period.
+    async fn terminate(&self, id: &str, grace: Duration, rep: &mut tokio::task::JoinHandle<Vec<u8>>) -> Vec<u8> {
+        let _ = self.oci.kill(id, Signal::SIGTERM).await;
+        match tokio::time::timeout(grace, &mut *rep).await {
+            Ok(r) => r.unwrap_or_default(),
+            Err(_) => self.kill_and_wait(id, rep).await,
+        }
+    }
+
+    async fn kill_and_wait(&self, id: &str, rep: &mut tokio::task::JoinHandle<Vec<u8>>) -> Vec<u8> {
+        let _ = self.oci.kill(id, Signal::SIGKILL).await;
+        match tokio::time::timeout(KILL_WAIT, &mut *rep).await {
+            Ok(r) => r.unwrap_or_default(),
+            Err(_) => {
+                // The init did not die (e.g. stuck in the kernel); delete --force follows.
+                rep.abort();
+                Vec::new()
+            }
+        }
+    }
+
+    /// Removes the container (and with it the cgroup). Errors are logged, not returned:
+    /// cleanup runs after the report is final, and a failure here is retried by the next
+    /// ignite through the run's state directory.
+    async fn cleanup(&self, id: &str) {
+        match self.oci.delete(id, true).await {
+            Ok(()) | Err(OciError::NotFound { .. }) => {}
+            Err(e) => tracing::warn!("failed to delete container {id}: {e}"),
+        }
+        let cg = self.state.run_dir(id).join(CGROUP_FILE);
+        if let Ok(text) = std::fs::read(&cg)
+            && let Ok(paths) = serde_json::from_slice::<CgroupPaths>(&text)
+            && let Err(e) = cgroup::remove_cgroup_dirs(&paths)
+        {
+            tracing::warn!("failed to remove cgroup of {id}: {e}");
+        }
+    }
+
+    /// Finds runs whose owner died (their lock is free) and removes what they left:
+    /// container, cgroup, run directory. Returns the ids it cleaned.
+    pub async fn reap_stale(&self) -> Vec<String> {
+        let mut reaped = Vec::new();
+        let Ok(entries) = std::fs::read_dir(self.state.runs()) else { return reaped };
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else { continue };
+            if !kind.is_dir() {
+                continue;
+            }
+            let id = entry.file_name().to_string_lossy().into_owned();
+            let dir = entry.path();
+            let lock = match File::open(dir.join(LOCK_FILE)) {
+                Ok(f) => Flock::lock(f, FlockArg::LockExclusiveNonblock).ok(),
+                // No lock file: the owner died between mkdir and lock, or it is being
+                // created right now; only reap it once it is clearly old.
+                Err(_) => {
+                    let old = entry
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(60));
+                    if !old {
+                        continue;
+                    }
+                    None
+                }
+            };
+            if lock.is_none() && dir.join(LOCK_FILE).exists() {
+                continue; // Locked: its owner is alive.
+            }
+            tracing::info!("removing leftovers of run {id}");
+            self.cleanup(&id).await;
+            drop(lock);
+            remove_run_files(&self.state, &id);
+            reaped.push(id);
+        }
+        reaped
+    }
+}
+
+fn remove_run_files(state: &StateDir, id: &str) {
+    let dir = state.run_dir(id);
+    if let Err(e) = std::fs::remove_dir_all(&dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!("failed to remove {}: {e}", dir.display());
+    }
+    let _ = std::fs::remove_file(state.log_path(id));
+}
+
+fn pipe_pair() -> Result<(pipe::Receiver, OwnedFd), SupervisorError> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(SupervisorError::Pipe)?;
+    let r = pipe::Receiver::from_owned_fd(r).map_err(|e| SupervisorError::Pipe(nix::Error::from_raw(e.raw_os_error().unwrap_or(0))))?;
+    Ok((r, w))
+}
+
+/// Reads one output stream to EOF: captures up to `cap` bytes, forwards them live,
+/// counts and discards the rest, and signals when the cap is crossed.
+async fn pump(
+    mut rx: pipe::Receiver,
+    stream: Stream,
+    cap: usize,
+    sink: Option<Arc<dyn OutputSink>>,
+    limit_hit: Arc<Notify>,
+) -> Captured {
+    let mut c = Captured { bytes: Vec::new(), total: 0, truncated: false };
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match rx.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        c.total += n as u64;
+        let room = cap.saturating_sub(c.bytes.len());
+        let keep = room.min(n);
+        if keep > 0 {
+            c.bytes.extend_from_slice(&buf[..keep]);
+            if let Some(s) = &sink {
+                s.chunk(stream, &buf[..keep]);
+            }
+        }
+        if keep < n && !c.truncated {
+            c.truncated = true;
+            limit_hit.notify_one();
+        }
+    }
+    c
+}
+
+async fn drain(task: tokio::task::JoinHandle<Captured>) -> Captured {
+    let empty = || Captured { bytes: Vec::new(), total: 0, truncated: false };
+    match tokio::time::timeout(DRAIN_TIMEOUT, task).await {
+        Ok(Ok(c)) => c,
+        _ => empty(),
+    }
+}
+
+/// Reads the entrypoint's report until EOF (= the entrypoint exited), bounded in size.
+async fn read_report(mut rx: pipe::Receiver) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match rx.read(&mut buf).await {
+            Ok(0) | Err(_) => return out,
+            Ok(n) => {
+                let room = MAX_REPORT_BYTES.saturating_sub(out.len());
+                out.extend_from_slice(&buf[..n.min(room)]);
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn assemble(
+    plan: &RunPlan,
+    events: Vec<InitEvent>,
+    stats: Option<CgroupStats>,
+    stdout: Captured,
+    stderr: Captured,
+    stop: Option<Stop>,
+    start_ns: u64,
+    wall: Instant,
+    started_at: String,
+    oci_name: &str,
+) -> Report {
+    let exec_ns = events.iter().find_map(|e| match e {
+        InitEvent::Exec { mono_ns } => Some(*mono_ns),
+        _ => None,
+    });
+    let spawn_failed = events.iter().find_map(|e| match e {
+        InitEvent::SpawnFailed { message } => Some(message.clone()),
+        _ => None,
+    });
+    let exit = events.iter().find_map(|e| match e {
+        InitEvent::Exit { mono_ns, exit_code, signal, user_us, sys_us, max_rss_kb } => {
+            Some((*mono_ns, *exit_code, *signal, *user_us, *sys_us, *max_rss_kb))
+        }
+        _ => None,
+    });
+    let ms = |ns: u64| ns as f64 / 1e6;
+    let stats = stats.unwrap_or_default();
+
+    let mut metrics = Metrics {
+        init_time_ms: exec_ns.filter(|e| *e >= start_ns).map(|e| ms(e - start_ns)),
+        wall_time_ms: wall.elapsed().as_secs_f64() * 1000.0,
+        memory_peak_mb: stats.memory_peak_bytes.map(|b| b as f64 / (1024.0 * 1024.0)),
+        memory_limit_mb: plan.memory_limit_mb,
+        cpu_time_ms: stats.cpu_usage_ns.map(ms),
+        pids_peak: stats.pids_peak,
+        pids_limit_hits: stats.pids_limit_hits,
+        oom_kills: stats.oom_kills,
+        stdout_bytes: stdout.total,
+        stderr_bytes: stderr.total,
+        ..Metrics::default()
+    };
+
+    let (mut exit_code, mut signal) = (None, None);
+    if let Some((end_ns, code, sig, user_us, sys_us, rss_kb)) = exit {
+        metrics.execution_time_ms = exec_ns.filter(|e| end_ns >= *e).map(|e| ms(end_ns - e));
+        metrics.user_cpu_ms = Some(user_us as f64 / 1000.0);
+        metrics.system_cpu_ms = Some(sys_us as f64 / 1000.0);
+        metrics.max_rss_mb = Some(rss_kb as f64 / 1024.0);
+        exit_code = code;
+        signal = sig.map(signal_name);
+    } else if stop.is_some() || stats.oom_kills > 0 {
+        // The entrypoint itself was killed before it could report: SIGKILL is what hit it.
+        signal = Some("SIGKILL".to_string());
+        if let Some(e) = exec_ns {
+            metrics.execution_time_ms = Some(ms(monotonic_ns().saturating_sub(e)));
+        }
+    }
+
+    let mut notes = Vec::new();
+    let status = match stop {
+        Some(Stop::Timeout) => {
+            notes.push(format!(
+                "stopped at the {} ms time limit (SIGTERM, then SIGKILL after {} ms)",
+                plan.timeout.as_millis(),
+                plan.grace.as_millis()
+            ));
+            Status::Timeout
+        }
+        Some(Stop::OutputLimit(which)) => {
+            let name = if which == Stream::Stdout { "stdout" } else { "stderr" };
+            notes.push(format!("{name} exceeded the {}-byte output limit; the program was killed", plan.output_limit));
+            Status::OutputLimit
+        }
+        Some(Stop::Cancelled) => {
+            notes.push("interrupted: ignite was asked to stop, and killed the program".to_string());
+            Status::Error
+        }
+        None if stats.oom_kills > 0 => {
+            notes.push(format!("killed by the kernel OOM killer at the {} MiB memory limit", plan.memory_limit_mb));
+            Status::Oom
+        }
+        None if exit_code == Some(0) => Status::Ok,
+        None => {
+            if exit.is_none() {
+                notes.push(match &spawn_failed {
+                    Some(m) => m.clone(),
+                    None => "the sandbox's entrypoint exited without reporting an exit status".to_string(),
+                });
+            }
+            Status::Error
+        }
+    };
+    if stats.oom_kills > 0 && status != Status::Oom {
+        notes.push(format!("the OOM killer fired {} time(s) in the sandbox", stats.oom_kills));
+    }
+    if stats.pids_limit_hits > 0 {
+        notes.push(format!(
+            "{} process/thread creation(s) were refused at the pids limit of {}",
+            stats.pids_limit_hits, plan.pids_limit
+        ));
+    }
+
+    Report {
+        service: plan.service.clone(),
+        runtime: plan.runtime.clone(),
+        oci_runtime: oci_name.to_string(),
+        container_id: plan.id.clone(),
+        started_at,
+        status,
+        success: status == Status::Ok,
+        exit_code,
+        signal,
+        stdout: String::from_utf8_lossy(&stdout.bytes).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr.bytes).into_owned(),
+        stdout_truncated: stdout.truncated,
+        stderr_truncated: stderr.truncated,
+        metrics,
+        message: if notes.is_empty() { None } else { Some(notes.join("; ")) },
+    }
+}
+
+/// A fresh container id: unique on this host (time + pid + a counter).
+pub fn new_run_id() -> String {
+    use std::sync::atomic::AtomicU64;
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("ig-{nanos:x}-{:x}-{n}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> RunPlan {
+        RunPlan {
+            id: "ig-1".into(),
+            spec: Spec::default(),
+            timeout: Duration::from_millis(1000),
+            grace: Duration::from_millis(100),
+            output_limit: 10,
+            memory_limit_mb: 64,
+            pids_limit: 128,
+            service: "s".into(),
+            runtime: "bun@1.4.5".into(),
+        }
+    }
+
+    fn cap(s: &str, truncated: bool) -> Captured {
+        Captured { bytes: s.as_bytes().to_vec(), total: s.len() as u64, truncated }
+    }
+
+    fn exit_ev(code: Option<i32>, sig: Option<i32>) -> Vec<InitEvent> {
+        vec![
+            InitEvent::Exec { mono_ns: 2_000_000 },
+            InitEvent::Exit { mono_ns: 12_000_000, exit_code: code, signal: sig, user_us: 1500, sys_us: 500, max_rss_kb: 2048 },
+        ]
+    }
+
+    fn run(events: Vec<InitEvent>, stats: CgroupStats, stop: Option<Stop>) -> Report {
+        assemble(&plan(), events, Some(stats), cap("hi", false), cap("", false), stop, 1_000_000, Instant::now(), "t".into(), "runc")
+    }
+
+    #[test]
+    fn clean_exit_is_ok_with_metrics() {
+        let stats = CgroupStats { memory_peak_bytes: Some(10 * 1024 * 1024), cpu_usage_ns: Some(3_000_000), pids_peak: Some(7), ..Default::default() };
+        let r = run(exit_ev(Some(0), None), stats, None);
+        assert_eq!(r.status, Status::Ok);
+        assert!(r.success);
+        assert_eq!(r.exit_code, Some(0));
+        assert_eq!(r.metrics.init_time_ms, Some(1.0));
+        assert_eq!(r.metrics.execution_time_ms, Some(10.0));
+        assert_eq!(r.metrics.memory_peak_mb, Some(10.0));
+        assert_eq!(r.metrics.cpu_time_ms, Some(3.0));
+        assert_eq!(r.metrics.pids_peak, Some(7));
+        assert_eq!(r.metrics.user_cpu_ms, Some(1.5));
+        assert_eq!(r.stdout, "hi");
+    }
+
+    #[test]
+    fn status_derivation() {
+        let r = run(exit_ev(Some(3), None), CgroupStats::default(), None);
+        assert_eq!((r.status, r.exit_code), (Status::Error, Some(3)));
+        let r = run(exit_ev(None, Some(9)), CgroupStats { oom_kills: 1, ..Default::default() }, None);
+        assert_eq!((r.status, r.signal.as_deref()), (Status::Oom, Some("SIGKILL")));
+        let r = run(exit_ev(None, Some(15)), CgroupStats::default(), Some(Stop::Timeout));
+        assert_eq!(r.status, Status::Timeout);
+        assert!(r.message.unwrap().contains("1000 ms time limit"));
+        let r = run(vec![InitEvent::Exec { mono_ns: 2 }], CgroupStats::default(), Some(Stop::OutputLimit(Stream::Stderr)));
+        assert_eq!((r.status, r.signal.as_deref()), (Status::OutputLimit, Some("SIGKILL")));
+        let r = run(vec![], CgroupStats::default(), None);
+        assert_eq!(r.status, Status::Error);
+        assert!(r.message.unwrap().contains("without reporting"));
+        let r = run(exit_ev(Some(0), None), CgroupStats { pids_limit_hits: 4, ..Default::default() }, None);
+        assert!(r.message.unwrap().contains("pids limit of 128"));
+    }
+
+    #[tokio::test]
+    async fn pump_caps_and_signals() {
+        let (rx, tx) = pipe_pair().unwrap();
+        let hit = Arc::new(Notify::new());
+        let task = tokio::spawn(pump(rx, Stream::Stdout, 10, None, hit.clone()));
+        let mut f = File::from(tx);
+        std::io::Write::write_all(&mut f, &[b'x'; 100_000]).unwrap();
+        drop(f);
+        let c = task.await.unwrap();
+        assert_eq!(c.bytes.len(), 10);
+        assert_eq!(c.total, 100_000);
+        assert!(c.truncated);
+        tokio::time::timeout(Duration::from_secs(1), hit.notified()).await.unwrap();
+    }
+
+    #[test]
+    fn run_ids_are_unique() {
+        assert_ne!(new_run_id(), new_run_id());
+    }
+}

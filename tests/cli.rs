@@ -1,0 +1,82 @@
+//! The binary's behaviour on bad input: precise errors and exit code 125, no sandbox
+//! needed (these run anywhere).
+
+mod common;
+
+use common::*;
+
+fn ignite() -> std::process::Command {
+    let mut c = std::process::Command::new(ignite_bin());
+    c.env("IGNITE_STATE_DIR", std::env::temp_dir().join("ignite-cli-test-state"));
+    c
+}
+
+fn service(yaml: &str) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("service.yaml"), yaml).unwrap();
+    std::fs::write(d.path().join("index.ts"), "console.log(1)").unwrap();
+    d
+}
+
+fn fails_with(args: &[&str], dir: &std::path::Path, needles: &[&str]) {
+    let out = ignite().arg("run").arg(dir).args(args).output().unwrap();
+    assert_eq!(out.status.code(), Some(125), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    for n in needles {
+        assert!(err.contains(n), "expected {n:?} in: {err}");
+    }
+}
+
+#[test]
+fn bad_service_yaml_is_a_precise_error() {
+    let d = service("service:\n  name: ok\n  memoryMb: \"lots\"\n");
+    fails_with(&[], d.path(), &["service.yaml", "service.memoryMb", "line 3"]);
+    let d = service("service:\n  name: ok\n  color: red\n");
+    fails_with(&[], d.path(), &["unknown field `color`"]);
+    let d = service("service:\n  name: Not_A_Label\n");
+    fails_with(&[], d.path(), &["service.name", "DNS label"]);
+    let d = service("service:\n  name: ok\n  entry: ../../etc/passwd\n");
+    fails_with(&[], d.path(), &["service.entry", "inside the service directory"]);
+    let d = service("service:\n  name: ok\n  runtime: bun@9\n");
+    fails_with(&[], d.path(), &["bun@9", "1.4.5"]);
+    let d = service("service:\n  name: ok\n  runtime: cobol\n");
+    fails_with(&[], d.path(), &["cobol", "bun"]);
+    let d = service("service: [\n");
+    fails_with(&[], d.path(), &["service.yaml"]);
+}
+
+#[test]
+fn bad_flags_are_precise_errors() {
+    let d = service("service:\n  name: ok\n  entry: index.ts\n");
+    fails_with(&["--input", "{not json"], d.path(), &["--input is not valid JSON"]);
+    fails_with(&["--input", "@/nonexistent/in.json"], d.path(), &["--input @/nonexistent/in.json", "no such file"]);
+    fails_with(&["--env", "NOEQUALS"], d.path(), &["KEY=VALUE"]);
+    fails_with(&["--memory", "1"], d.path(), &["service.memoryMb", "between 16"]);
+    fails_with(&["--json", "--input", "[1"], d.path(), &["not valid JSON"]);
+}
+
+#[test]
+fn json_mode_errors_are_json_on_stdout() {
+    let d = service("service:\n  name: ok\n  bogus: 1\n");
+    let out = ignite().arg("run").arg(d.path()).arg("--json").output().unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert!(v["error"]["message"].as_str().unwrap().contains("unknown field `bogus`"));
+}
+
+#[test]
+fn help_documents_exit_codes() {
+    let out = ignite().args(["run", "--help"]).output().unwrap();
+    let help = stdout_of(&out);
+    for n in ["124", "137", "125", "--input", "--json", "--print-spec"] {
+        assert!(help.contains(n), "{n} missing from help:\n{help}");
+    }
+}
+
+#[test]
+fn missing_oci_runtime_is_explained() {
+    let d = service("service:\n  name: ok\n  entry: index.ts\n");
+    let out = ignite().arg("run").arg(d.path()).args(["--oci-runtime", "/nonexistent/runc"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr_of(&out).contains("/nonexistent/runc"), "{}", stderr_of(&out));
+}

@@ -1,0 +1,135 @@
+//! Shared harness for integration tests: drives the real `ignite` binary against the real
+//! OCI runtime, and checks that nothing was left behind.
+
+#![allow(dead_code)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn ignite_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ignite"))
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+fn find_in_path(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+}
+
+/// Checks what sandbox tests need. Outside CI a missing prerequisite skips the test with
+/// a printed reason; in CI (CI=true) it fails the test with what to install.
+pub fn require_sandbox() -> bool {
+    let mut missing = Vec::new();
+    if !nix::unistd::geteuid().is_root() {
+        missing.push("root (run the tests as root: the OCI runtime needs it)");
+    }
+    if !find_in_path("runc") {
+        missing.push("runc (apt-get install runc)");
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    let msg = format!("sandbox test prerequisites missing: {}", missing.join(", "));
+    if in_ci() {
+        panic!("{msg}");
+    }
+    eprintln!("SKIPPED: {msg}");
+    false
+}
+
+/// A per-test state directory (so leak checks see only this test's runs) and the shared
+/// bundle cache (so the runtime bundle is fetched once).
+pub struct Sandbox {
+    pub state: tempfile::TempDir,
+    pub work: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let state = tempfile::Builder::new().prefix("ignite-state-").tempdir().expect("state dir");
+        let work = tempfile::Builder::new().prefix("ignite-work-").tempdir().expect("work dir");
+        // The sandbox user (nobody) must be able to read service directories.
+        std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        Sandbox { state, work }
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(ignite_bin());
+        c.env("IGNITE_STATE_DIR", self.state.path());
+        c.env_remove("IGNITE_LOG");
+        c
+    }
+
+    /// Writes a service directory `name` with the given files (path, content).
+    pub fn service(&self, name: &str, files: &[(&str, &str)]) -> PathBuf {
+        let dir = self.work.path().join(name);
+        std::fs::create_dir_all(&dir).expect("service dir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        for (path, text) in files {
+            let p = dir.join(path);
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent).expect("mkdir");
+            }
+            std::fs::write(&p, text).expect("write");
+        }
+        dir
+    }
+
+    /// A service with a service.yaml built from `yaml_extra` lines and an entry `index.ts`.
+    pub fn ts_service(&self, name: &str, yaml_extra: &str, code: &str) -> PathBuf {
+        let yaml = format!("service:\n  name: {name}\n  entry: index.ts\n{yaml_extra}");
+        self.service(name, &[("service.yaml", &yaml), ("index.ts", code)])
+    }
+
+    /// Runs `ignite run DIR --json ARGS` and parses the report.
+    pub fn run_json(&self, dir: &Path, args: &[&str]) -> (Output, serde_json::Value) {
+        let out = self.cmd().arg("run").arg(dir).arg("--json").args(args).output().expect("spawn ignite");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!("stdout is not one JSON document ({e}):\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr))
+        });
+        (out, v)
+    }
+
+    /// Asserts that no container, cgroup, mount or run directory of this state dir remains.
+    pub fn assert_no_leaks(&self) {
+        let runs = self.state.path().join("runs");
+        if let Ok(entries) = std::fs::read_dir(&runs) {
+            let left: Vec<_> = entries.flatten().map(|e| e.file_name()).collect();
+            assert!(left.is_empty(), "run state left behind in {}: {left:?}", runs.display());
+        }
+        let root = self.state.path().join("oci").join("runc");
+        if root.exists() {
+            let out = Command::new("runc").arg("--root").arg(&root).args(["list", "-q"]).output().expect("runc list");
+            let list = String::from_utf8_lossy(&out.stdout);
+            assert!(list.trim().is_empty(), "containers left behind: {list}");
+        }
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let state = self.state.path().to_string_lossy().to_string();
+        assert!(!mountinfo.contains(&state), "mounts left behind under {state}");
+    }
+
+    /// Asserts that the cgroup directories of a finished run are gone.
+    pub fn assert_cgroup_gone(&self, container_id: &str) {
+        for ctrl in ["memory", "pids", "cpu,cpuacct", "cpuacct", "cpu", "unified", ""] {
+            let p = Path::new("/sys/fs/cgroup").join(ctrl).join("ignite").join(container_id);
+            assert!(!p.exists(), "cgroup left behind: {}", p.display());
+        }
+    }
+}
+
+pub fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -1,0 +1,348 @@
+//! End-to-end: the real `ignite` binary, real runc, the real Bun bundle. Every test ends
+//! by checking that nothing (container, cgroup, mount, state) was left behind.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+macro_rules! sandbox_test {
+    () => {{
+        if !require_sandbox() {
+            return;
+        }
+        Sandbox::new()
+    }};
+}
+
+#[test]
+fn runs_the_example_with_input_and_reports_metrics() {
+    let sb = sandbox_test!();
+    let dir = repo().join("examples/data-processor");
+    let (out, r) = sb.run_json(&dir, &["--input", r#"{"data":[1,2,3],"operation":"sum"}"#]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(r["status"], "ok");
+    assert_eq!(r["success"], true);
+    assert_eq!(r["exitCode"], 0);
+    let line: serde_json::Value = serde_json::from_str(r["stdout"].as_str().unwrap().trim()).unwrap();
+    assert_eq!(line["result"], 6);
+    assert_eq!(line["count"], 3);
+    let m = &r["metrics"];
+    assert!(m["memoryPeakMb"].as_f64().unwrap() > 1.0, "{m}");
+    assert!(m["cpuTimeMs"].as_f64().unwrap() > 0.0, "{m}");
+    assert!(m["executionTimeMs"].as_f64().unwrap() > 0.0, "{m}");
+    assert!(m["initTimeMs"].as_f64().unwrap() > 0.0, "{m}");
+    assert!(m["pidsPeak"].as_u64().unwrap() >= 1, "{m}");
+    assert_eq!(m["memoryLimitMb"], 64);
+    assert!(r["runtime"].as_str().unwrap().starts_with("bun@"));
+    sb.assert_cgroup_gone(r["containerId"].as_str().unwrap());
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn human_mode_streams_output_and_prints_summary() {
+    let sb = sandbox_test!();
+    let dir = repo().join("examples/data-processor");
+    let out = sb
+        .cmd()
+        .args(["exec", "--runtime", "bun"])
+        .arg(&dir)
+        .args(["--input", "@input.json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let stdout = stdout_of(&out);
+    assert!(stdout.contains(r#""result":25"#), "{stdout}");
+    assert!(stdout.contains(r#""operation":"average""#), "{stdout}");
+    let stderr = stderr_of(&out);
+    assert!(stderr.contains("data-processor ok"), "{stderr}");
+    assert!(stderr.contains("exit 0") && stderr.contains("peak mem"), "{stderr}");
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn sandbox_identity_and_hardening_seen_from_inside() {
+    let sb = sandbox_test!();
+    let code = r#"
+import { readFileSync, readdirSync } from "node:fs";
+const status = readFileSync("/proc/self/status", "utf8");
+const field = (k: string) => status.split("\n").find((l) => l.startsWith(k + ":"))!.split(/\s+/)[1];
+console.log(JSON.stringify({
+  uid: process.getuid(), gid: process.getgid(),
+  capEff: field("CapEff"), capBnd: field("CapBnd"), capPrm: field("CapPrm"),
+  nnp: field("NoNewPrivs"), seccomp: field("Seccomp"),
+  pid: process.pid, hostname: readFileSync("/proc/sys/kernel/hostname", "utf8").trim(),
+  ifaces: readdirSync("/sys/class/net"),
+  kcore: (() => { try { return readFileSync("/proc/kcore").length } catch (e) { return String(e.code) } })(),
+}));
+"#;
+    let dir = sb.ts_service("ident", "", code);
+    let (out, r) = sb.run_json(&dir, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", r);
+    let v: serde_json::Value = serde_json::from_str(r["stdout"].as_str().unwrap().trim()).unwrap();
+    assert_eq!(v["uid"], 65534);
+    assert_eq!(v["gid"], 65534);
+    assert_eq!(v["capEff"], "0000000000000000");
+    assert_eq!(v["capBnd"], "0000000000000000");
+    assert_eq!(v["capPrm"], "0000000000000000");
+    assert_eq!(v["nnp"], "1");
+    assert_eq!(v["seccomp"], "2", "seccomp filter mode");
+    assert_eq!(v["hostname"], "ident");
+    assert_eq!(v["ifaces"], serde_json::json!(["lo"]), "only loopback");
+    // /proc/kcore is masked with /dev/null: reads as empty.
+    assert_eq!(v["kcore"], 0);
+    // The runtime is not PID 1: the entrypoint is.
+    assert_ne!(v["pid"], 1);
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn env_is_expanded_from_the_caller() {
+    let sb = sandbox_test!();
+    let dir = sb.ts_service(
+        "envsvc",
+        "  env:\n    GREETING: \"${IGNITE_TEST_GREETING}\"\n    STATIC: plain\n",
+        "console.log(process.env.GREETING + '|' + process.env.STATIC + '|' + process.env.HOME + '|' + process.env.IGNITE_INPUT)",
+    );
+    let out = sb
+        .cmd()
+        .arg("run")
+        .arg(&dir)
+        .args(["--json", "--input", r#"{"k":1}"#])
+        .env("IGNITE_TEST_GREETING", "hola")
+        .output()
+        .unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["stdout"].as_str().unwrap().trim(), r#"hola|plain|/tmp|{"k":1}"#);
+
+    let out = sb.cmd().arg("run").arg(&dir).env_remove("IGNITE_TEST_GREETING").output().unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    let err = stderr_of(&out);
+    assert!(err.contains("IGNITE_TEST_GREETING is not set") && err.contains("service.env.GREETING"), "{err}");
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn timeout_stops_the_program() {
+    let sb = sandbox_test!();
+    let dir = sb.ts_service("spin", "  timeoutMs: 1000\n", "console.log('spinning'); while (true) {}");
+    let (out, r) = sb.run_json(&dir, &[]);
+    assert_eq!(out.status.code(), Some(124), "{r}");
+    assert_eq!(r["status"], "timeout");
+    assert_eq!(r["success"], false);
+    assert_eq!(r["stdout"].as_str().unwrap().trim(), "spinning");
+    assert!(r["message"].as_str().unwrap().contains("1000 ms time limit"), "{r}");
+    sb.assert_cgroup_gone(r["containerId"].as_str().unwrap());
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn sigterm_ignoring_program_is_killed_after_grace() {
+    let sb = sandbox_test!();
+    let code = "process.on('SIGTERM', () => console.log('ignored SIGTERM')); setInterval(() => {}, 1000);";
+    let dir = sb.ts_service("stubborn", "  timeoutMs: 500\n", code);
+    let (out, r) = sb.run_json(&dir, &[]);
+    assert_eq!(out.status.code(), Some(124), "{r}");
+    assert_eq!(r["status"], "timeout");
+    assert_eq!(r["signal"], "SIGKILL", "{r}");
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn memory_bomb_is_reported_as_oom() {
+    let sb = sandbox_test!();
+    let code = "const keep: Buffer[] = []; while (true) { keep.push(Buffer.alloc(4 << 20, 1)); }";
+    let dir = sb.ts_service("membomb", "  memoryMb: 64\n  timeoutMs: 20000\n", code);
+    let (out, r) = sb.run_json(&dir, &[]);
+    assert_eq!(r["status"], "oom", "{r}");
+    assert_eq!(out.status.code(), Some(137));
+    assert!(r["metrics"]["oomKills"].as_u64().unwrap() >= 1, "{r}");
+    assert!(r["metrics"]["memoryPeakMb"].as_f64().unwrap() <= 64.5, "{r}");
+    sb.assert_cgroup_gone(r["containerId"].as_str().unwrap());
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn fork_bomb_is_contained_by_the_pids_limit() {
+    let sb = sandbox_test!();
+    let code = r#"
+let ok = 0, failed = 0;
+for (let i = 0; i < 400; i++) {
+  try { Bun.spawn({ cmd: [process.execPath, "-e", "await Bun.sleep(4000)"], stdout: "ignore", stderr: "ignore" }); ok++; }
+  catch (e) { failed++; }
+}
+console.log(JSON.stringify({ ok, failed }));
+process.exit(0);
+"#;
+    let dir = sb.ts_service("forkbomb", "  memoryMb: 2048\n  timeoutMs: 15000\n", code);
+    let (_out, r) = sb.run_json(&dir, &[]);
+    let m = &r["metrics"];
+    assert!(m["pidsPeak"].as_u64().unwrap() <= 128, "{r}");
+    assert!(m["pidsLimitHits"].as_u64().unwrap() > 0, "pids limit never hit: {r}");
+    sb.assert_cgroup_gone(r["containerId"].as_str().unwrap());
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn network_is_loopback_only() {
+    let sb = sandbox_test!();
+    // The public-IP fetch runs only after the program has seen that it has no interface
+    // but lo and no route: no packet can leave even if the fetch were attempted.
+    let code = r#"
+import { readFileSync, readdirSync } from "node:fs";
+const ifaces = readdirSync("/sys/class/net");
+const routes = readFileSync("/proc/net/route", "utf8").trim().split("\n").slice(1);
+if (ifaces.join() !== "lo" || routes.length !== 0) { console.log("UNISOLATED " + ifaces + " " + routes); process.exit(3); }
+let outcome = "connected";
+try { await fetch("http://1.1.1.1/", { signal: AbortSignal.timeout(3000) }); } catch (e) { outcome = "blocked: " + (e.code ?? e.name); }
+console.log(outcome);
+"#;
+    let dir = sb.ts_service("net", "  timeoutMs: 10000\n", code);
+    let (out, r) = sb.run_json(&dir, &[]);
+    assert_eq!(out.status.code(), Some(0), "{r}");
+    let stdout = r["stdout"].as_str().unwrap();
+    assert!(stdout.starts_with("blocked:"), "{stdout}");
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn root_and_app_are_read_only() {
+    let sb = sandbox_test!();
+    let code = r#"
+import { writeFileSync } from "node:fs";
+const attempt = (p: string) => { try { writeFileSync(p, "x"); return "WROTE"; } catch (e) { return e.code; } };
+console.log(JSON.stringify({ root: attempt("/pwned"), app: attempt("/app/pwned"), usr: attempt("/usr/local/bin/bun"), tmp: attempt("/tmp/ok") }));
+"#;
+    let dir = sb.ts_service("rofs", "", code);
+    let (out, r) = sb.run_json(&dir, &[]);
+    assert_eq!(out.status.code(), Some(0), "{r}");
+    let v: serde_json::Value = serde_json::from_str(r["stdout"].as_str().unwrap().trim()).unwrap();
+    assert_ne!(v["root"], "WROTE");
+    assert_ne!(v["app"], "WROTE");
+    assert_ne!(v["usr"], "WROTE");
+    assert_eq!(v["tmp"], "WROTE", "/tmp must stay writable: {v}");
+    assert!(!dir.join("pwned").exists());
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn output_flood_is_truncated_and_stopped() {
+    let sb = sandbox_test!();
+    let code = "const chunk = 'x'.repeat(65536); while (true) { process.stdout.write(chunk); }";
+    let dir = sb.ts_service("flood", "  timeoutMs: 20000\n", code);
+    let (out, r) = sb.run_json(&dir, &["--output-limit", "100000"]);
+    assert_eq!(r["status"], "output_limit", "{}", r["message"]);
+    assert_eq!(out.status.code(), Some(137));
+    assert_eq!(r["stdoutTruncated"], true);
+    assert_eq!(r["stdout"].as_str().unwrap().len(), 100_000);
+    assert!(r["metrics"]["stdoutBytes"].as_u64().unwrap() > 100_000);
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn nonzero_exit_and_thrown_error_are_errors_not_failures_of_ignite() {
+    let sb = sandbox_test!();
+    let dir = sb.ts_service("fails", "", "console.error('bad input'); process.exit(3);");
+    let (out, r) = sb.run_json(&dir, &[]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(r["status"], "error");
+    assert_eq!(r["exitCode"], 3);
+    assert_eq!(r["stderr"].as_str().unwrap().trim(), "bad input");
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn ctrl_c_kills_the_run_and_cleans_up() {
+    let sb = sandbox_test!();
+    let dir = sb.ts_service("longrun", "  timeoutMs: 60000\n", "console.log('started'); setInterval(() => {}, 1000);");
+    let mut child = sb
+        .cmd()
+        .arg("run")
+        .arg(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the program runs (its output arrives), then interrupt ignite.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut buf = [0u8; 64];
+    let n = std::io::Read::read(&mut stdout, &mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("started"));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn leftovers_of_a_killed_ignite_are_reaped() {
+    let sb = sandbox_test!();
+    let dir = sb.ts_service("orphan", "  timeoutMs: 60000\n", "console.log('started'); setInterval(() => {}, 1000);");
+    let mut child = sb.cmd().arg("run").arg(&dir).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut buf = [0u8; 64];
+    let _ = std::io::Read::read(&mut stdout, &mut buf).unwrap();
+    // SIGKILL: ignite gets no chance to clean up.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let runs: Vec<_> = std::fs::read_dir(sb.state.path().join("runs")).unwrap().flatten().filter(|e| e.path().is_dir()).collect();
+    assert_eq!(runs.len(), 1, "the killed run's state should still be there");
+    let id = runs[0].file_name().to_string_lossy().into_owned();
+
+    let out = sb.cmd().arg("cleanup").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains(&id), "{}", stderr_of(&out));
+    std::thread::sleep(Duration::from_millis(100));
+    sb.assert_cgroup_gone(&id);
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn init_scaffold_runs() {
+    let sb = sandbox_test!();
+    let out = sb.cmd().current_dir(sb.work.path()).args(["init", "hello"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    for f in ["service.yaml", "index.ts", "package.json"] {
+        assert!(sb.work.path().join("hello").join(f).is_file(), "{f}");
+    }
+    let out = sb
+        .cmd()
+        .current_dir(sb.work.path())
+        .args(["run", "hello", "--input", r#"{"data":[1,2,3],"operation":"sum"}"#])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(stdout_of(&out).contains(r#""result":6"#), "{}", stdout_of(&out));
+    // Refuses to overwrite.
+    let out = sb.cmd().current_dir(sb.work.path()).args(["init", "hello"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr_of(&out).contains("already exists"));
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn exec_needs_no_service_yaml() {
+    let sb = sandbox_test!();
+    let dir = sb.service("bare", &[("index.js", "console.log('bare ' + JSON.parse(process.env.IGNITE_INPUT).n)")]);
+    let out = sb.cmd().args(["exec", "--runtime", "bun"]).arg(&dir).args(["--input", r#"{"n":7}"#]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(stdout_of(&out).trim(), "bare 7");
+    let out = sb.cmd().arg("run").arg(&dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(125), "run requires service.yaml");
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn print_spec_shows_the_hardened_config() {
+    let sb = sandbox_test!();
+    let out = sb.cmd().arg("run").arg(repo().join("examples/hello")).arg("--print-spec").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let spec: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(spec["root"]["readonly"], true);
+    assert_eq!(spec["process"]["noNewPrivileges"], true);
+    assert_eq!(spec["process"]["user"]["uid"], 65534);
+    assert_eq!(spec["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
+    assert_eq!(spec["linux"]["resources"]["memory"]["limit"], 64 * 1024 * 1024);
+    sb.assert_no_leaks();
+}
