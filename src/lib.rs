@@ -4,6 +4,7 @@
 //! `engine` → `supervisor` → `oci`, `spec`, `bundle`, `cgroup` → `service`, `runtime`,
 //! `report`, `init_proto` → `sys`.
 
+pub mod cgroup;
 pub mod init_proto;
 pub mod oci;
 pub mod report;
