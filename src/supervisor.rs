@@ -219,7 +219,9 @@ impl<R: OciRuntime> Supervisor<R> {
             let which = if stdout.truncated { Stream::Stdout } else { Stream::Stderr };
             stop = Some(Stop::OutputLimit(which));
         }
-        let stats = cgroups.as_ref().map(cgroup::read_stats);
+        let stats = cgroups.as_ref().and_then(|p| {
+            cgroup::read_stats(p).map_err(|e| tracing::warn!("failed to read cgroup counters: {e}")).ok()
+        });
 
         let events = parse_events(&report_bytes);
         Ok(assemble(plan, events, stats, stdout, stderr, stop, start_ns, wall, started_at, self.oci.name()))
