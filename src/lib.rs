@@ -3,3 +3,5 @@
 //! Layering (a module uses only modules listed after it):
 //! `engine` → `supervisor` → `oci`, `spec`, `bundle`, `cgroup` → `service`, `runtime`,
 //! `report` → `sys`.
+
+pub mod runtime;
