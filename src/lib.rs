@@ -4,4 +4,5 @@
 //! `engine` → `supervisor` → `oci`, `spec`, `bundle`, `cgroup` → `service`, `runtime`,
 //! `report` → `sys`.
 
+pub mod bundle;
 pub mod runtime;
