@@ -9,10 +9,12 @@
 
 pub mod fetch;
 pub mod recipe;
+pub mod store;
 pub mod unpack;
 
 pub use fetch::{FetchError, NoProgress, Progress, StderrProgress};
 pub use recipe::RecipeError;
+pub use store::{BundleError, BundleStore, DEFAULT_CACHE_DIR, Rootfs};
 pub use unpack::{Rejection, UnpackError, UnpackLimits, UnpackStats};
 
 use std::io::{self, Read};
