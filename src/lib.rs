@@ -4,10 +4,14 @@
 //! `engine` → `supervisor` → `oci`, `spec`, `bundle`, `cgroup` → `service`, `runtime`,
 //! `report`, `init_proto` → `sys`.
 
+pub mod bundle;
 pub mod cgroup;
+pub mod engine;
 pub mod init_proto;
 pub mod oci;
 pub mod report;
+pub mod runtime;
 pub mod service;
 pub mod spec;
+pub mod supervisor;
 pub mod sys;

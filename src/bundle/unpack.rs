@@ -1,0 +1,993 @@
+//! Safe unpacking of a rootfs tarball into an empty directory.
+//!
+//! A bundle tarball is checked against its digest, but the unpacker does not rely on that: it
+//! treats every archive as hostile, because `import` accepts tarballs built elsewhere and a bug
+//! in a recipe must not turn into a write outside the cache. The rules:
+//!
+//! - names must be relative and free of `..`; `.` components are dropped;
+//! - symlinks must have a relative target that stays inside the root, both lexically (checked
+//!   per entry) and when resolved through the other symlinks of the archive (checked at the end);
+//! - hard links must point at a regular file extracted earlier;
+//! - only regular files, directories, symlinks and hard links; device nodes, fifos, sparse files
+//!   and anything else are rejected;
+//! - nothing is written through a symlink: an entry below an extracted symlink is rejected, and a
+//!   path may appear once (a directory may repeat), so a later entry cannot replace a link;
+//! - setuid, setgid and sticky bits and group/other write bits are **stripped**, not rejected:
+//!   they are harmless in a read-only rootfs run with `no_new_privs`, common in tarballs exported
+//!   from other tools, and the caller gets a count in [`UnpackStats`];
+//! - owners in the archive are ignored: everything belongs to the user that unpacks (root);
+//! - [`UnpackLimits`] caps the entry count and the bytes written (tar bombs), and the
+//!   decompressed stream as a whole (so huge GNU long-name or PAX records fail too).
+//!
+//! On error the destination may hold a partial tree; the caller owns it and removes it.
+
+use std::cell::Cell;
+use std::collections::{HashMap, VecDeque};
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, OpenOptions, Permissions};
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use flate2::read::GzDecoder;
+use tar::EntryType;
+
+/// Caps that stop a hostile or broken archive from filling the disk or the inode table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnpackLimits {
+    /// Most entries (files, dirs, links) one archive may hold.
+    pub max_entries: u64,
+    /// Most bytes of file content one archive may hold.
+    pub max_bytes: u64,
+}
+
+impl Default for UnpackLimits {
+    /// Generous for a language runtime (Bun is ~110 MB in ~30 entries; a Debian-based Node image
+    /// is ~200 MB in ~10 000 entries) and far below what would hurt a host.
+    fn default() -> Self {
+        UnpackLimits {
+            max_entries: 100_000,
+            max_bytes: 4 << 30,
+        }
+    }
+}
+
+/// What an unpack wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UnpackStats {
+    pub entries: u64,
+    pub bytes: u64,
+    /// Entries whose setuid/setgid/sticky or group/other write bits were removed.
+    pub stripped_modes: u64,
+}
+
+/// Why an entry was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("absolute path")]
+    AbsolutePath,
+    #[error("path contains '..'")]
+    ParentComponent,
+    #[error("empty path")]
+    EmptyPath,
+    #[error("symlink without a target")]
+    MissingLinkTarget,
+    #[error("symlink target {0:?} is absolute")]
+    AbsoluteLinkTarget(String),
+    #[error("symlink target {0:?} points outside the root")]
+    LinkEscapes(String),
+    #[error("symlink target {0:?} resolves outside the root through other symlinks")]
+    LinkEscapesViaLinks(String),
+    #[error("symlink target {0:?} loops")]
+    LinkLoop(String),
+    #[error("hard link target {0:?} is not a regular file extracted earlier in the archive")]
+    HardLinkTarget(String),
+    #[error("it lies below symlink {0:?} (links are never followed while unpacking)")]
+    UnderSymlink(String),
+    #[error("it lies below {0:?}, which is not a directory")]
+    UnderNonDirectory(String),
+    #[error("the path was already extracted")]
+    Duplicate,
+    #[error("device nodes are not allowed")]
+    DeviceNode,
+    #[error("fifos are not allowed")]
+    Fifo,
+    #[error("unsupported entry type {0:?}")]
+    UnsupportedType(char),
+}
+
+/// Errors from unpacking.
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    #[error("refusing tar entry {entry:?}: {reason}")]
+    Rejected { entry: String, reason: Rejection },
+    #[error("archive has more than {limit} entries")]
+    TooManyEntries { limit: u64 },
+    #[error("archive holds more than {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("failed to read the archive: {source}")]
+    Read {
+        #[source]
+        source: io::Error,
+    },
+    #[error("destination {path} must be an existing empty directory")]
+    DestinationNotEmpty { path: PathBuf },
+    #[error("failed to {op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// What a path in the destination is, as far as this unpack created it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
+    Dir,
+    File,
+    Symlink(PathBuf),
+}
+
+/// Unpacks a gzip-compressed tar stream into `dest`, which must be an existing empty directory.
+pub fn unpack_tar_gz<R: Read>(
+    reader: R,
+    dest: &Path,
+    limits: &UnpackLimits,
+) -> Result<UnpackStats, UnpackError> {
+    unpack_tar(GzDecoder::new(reader), dest, limits)
+}
+
+/// Unpacks an uncompressed tar stream into `dest`, which must be an existing empty directory.
+pub fn unpack_tar<R: Read>(
+    reader: R,
+    dest: &Path,
+    limits: &UnpackLimits,
+) -> Result<UnpackStats, UnpackError> {
+    let mut entries_dir = fs::read_dir(dest).map_err(|source| UnpackError::Io {
+        op: "read destination",
+        path: dest.to_path_buf(),
+        source,
+    })?;
+    if entries_dir.next().is_some() {
+        return Err(UnpackError::DestinationNotEmpty {
+            path: dest.to_path_buf(),
+        });
+    }
+
+    // Headers, padding and long-name records come on top of the content: allow 1 KiB per entry.
+    let stream_cap = limits
+        .max_bytes
+        .saturating_add(limits.max_entries.saturating_mul(1024))
+        .saturating_add(1 << 20);
+    let exceeded = Rc::new(Cell::new(false));
+    let capped = CappedReader {
+        inner: reader,
+        left: stream_cap,
+        exceeded: Rc::clone(&exceeded),
+    };
+    let read_error = |source: io::Error| {
+        if exceeded.get() {
+            UnpackError::TooLarge {
+                limit: limits.max_bytes,
+            }
+        } else {
+            UnpackError::Read { source }
+        }
+    };
+
+    let mut unpacker = Unpacker {
+        dest,
+        limits,
+        seen: HashMap::new(),
+        dir_modes: Vec::new(),
+        stats: UnpackStats::default(),
+    };
+    let mut archive = tar::Archive::new(capped);
+    for entry in archive.entries().map_err(read_error)? {
+        let entry = entry.map_err(read_error)?;
+        unpacker.entry(entry).map_err(|e| match e {
+            UnpackError::Read { source } => read_error(source),
+            other => other,
+        })?;
+    }
+    unpacker.check_links()?;
+    unpacker.apply_dir_modes()?;
+    Ok(unpacker.stats)
+}
+
+struct Unpacker<'a> {
+    dest: &'a Path,
+    limits: &'a UnpackLimits,
+    /// Every path created so far (relative), so that links are never followed and nothing is
+    /// written twice.
+    seen: HashMap<PathBuf, Kind>,
+    /// Directory modes are applied at the end: a read-only directory must still receive its
+    /// children.
+    dir_modes: Vec<(PathBuf, u32)>,
+    stats: UnpackStats,
+}
+
+impl Unpacker<'_> {
+    fn entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<(), UnpackError> {
+        let raw_path = entry.path_bytes().into_owned();
+        let name = String::from_utf8_lossy(&raw_path).into_owned();
+        let reject = |reason: Rejection| UnpackError::Rejected {
+            entry: name.clone(),
+            reason,
+        };
+        let kind = entry.header().entry_type();
+        // A PAX global header carries only metadata defaults, which this unpacker ignores anyway.
+        if kind == EntryType::XGlobalHeader {
+            return Ok(());
+        }
+        self.stats.entries += 1;
+        if self.stats.entries > self.limits.max_entries {
+            return Err(UnpackError::TooManyEntries {
+                limit: self.limits.max_entries,
+            });
+        }
+        match kind {
+            EntryType::Regular
+            | EntryType::Continuous
+            | EntryType::Directory
+            | EntryType::Symlink
+            | EntryType::Link => {}
+            EntryType::Char | EntryType::Block => return Err(reject(Rejection::DeviceNode)),
+            EntryType::Fifo => return Err(reject(Rejection::Fifo)),
+            other => return Err(reject(Rejection::UnsupportedType(other.as_byte() as char))),
+        }
+
+        let rel = relative_path(&raw_path).map_err(reject)?;
+        if rel.as_os_str().is_empty() {
+            // The archive's own root ("./"): the destination already exists.
+            return if kind == EntryType::Directory {
+                Ok(())
+            } else {
+                Err(reject(Rejection::EmptyPath))
+            };
+        }
+        self.check_ancestors(&rel).map_err(reject)?;
+        match self.seen.get(&rel) {
+            None => {}
+            Some(Kind::Dir) if kind == EntryType::Directory => {}
+            Some(_) => return Err(reject(Rejection::Duplicate)),
+        }
+
+        let mode = entry
+            .header()
+            .mode()
+            .map_err(|source| UnpackError::Read { source })?;
+        let kept = mode & 0o755;
+        // Link modes mean nothing (a symlink is always 0777, a hard link shares its target's).
+        let has_mode = !matches!(kind, EntryType::Symlink | EntryType::Link);
+        if has_mode && mode & 0o7777 != kept {
+            self.stats.stripped_modes += 1;
+        }
+        self.create_parents(&rel)?;
+        let target = self.dest.join(&rel);
+        match kind {
+            EntryType::Directory => {
+                if !self.seen.contains_key(&rel) {
+                    mkdir(&target)?;
+                    self.seen.insert(rel.clone(), Kind::Dir);
+                }
+                self.dir_modes.push((rel, kept));
+            }
+            EntryType::Symlink => {
+                let link = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| reject(Rejection::MissingLinkTarget))?
+                    .into_owned();
+                let link = PathBuf::from(OsStr::from_bytes(&link));
+                check_symlink_target(&rel, &link).map_err(reject)?;
+                std::os::unix::fs::symlink(&link, &target).map_err(|source| UnpackError::Io {
+                    op: "create symlink",
+                    path: target.clone(),
+                    source,
+                })?;
+                self.seen.insert(rel, Kind::Symlink(link));
+            }
+            EntryType::Link => {
+                let link = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| reject(Rejection::MissingLinkTarget))?
+                    .into_owned();
+                let shown = String::from_utf8_lossy(&link).into_owned();
+                // Hard link names are archive paths (relative to the root, not to the link).
+                let source_rel = relative_path(&link)
+                    .ok()
+                    .filter(|p| self.seen.get(p) == Some(&Kind::File))
+                    .ok_or_else(|| reject(Rejection::HardLinkTarget(shown)))?;
+                fs::hard_link(self.dest.join(&source_rel), &target).map_err(|source| {
+                    UnpackError::Io {
+                        op: "create hard link",
+                        path: target.clone(),
+                        source,
+                    }
+                })?;
+                self.seen.insert(rel, Kind::File);
+            }
+            _ => {
+                let size = entry.size();
+                self.stats.bytes = self.stats.bytes.saturating_add(size);
+                if self.stats.bytes > self.limits.max_bytes {
+                    return Err(UnpackError::TooLarge {
+                        limit: self.limits.max_bytes,
+                    });
+                }
+                let io_err = |op, source| UnpackError::Io {
+                    op,
+                    path: target.clone(),
+                    source,
+                };
+                // create_new (O_EXCL) and O_NOFOLLOW: never write through anything already there.
+                let mut file = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                    .open(&target)
+                    .map_err(|e| io_err("create file", e))?;
+                let written = io::copy(&mut (&mut entry).take(size), &mut file)
+                    .map_err(|source| UnpackError::Read { source })?;
+                if written != size {
+                    return Err(UnpackError::Read {
+                        source: io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            format!("entry {name:?} is truncated ({written} of {size} bytes)"),
+                        ),
+                    });
+                }
+                // fchmod on the open file: the umask must not decide the mode, and no path is
+                // looked up again.
+                file.set_permissions(Permissions::from_mode(kept))
+                    .map_err(|e| io_err("set mode of", e))?;
+                self.seen.insert(rel, Kind::File);
+            }
+        }
+        Ok(())
+    }
+
+    fn check_ancestors(&self, rel: &Path) -> Result<(), Rejection> {
+        let mut prefix = PathBuf::new();
+        let components: Vec<_> = rel.components().collect();
+        for component in &components[..components.len().saturating_sub(1)] {
+            prefix.push(component);
+            match self.seen.get(&prefix) {
+                Some(Kind::Symlink(_)) => {
+                    return Err(Rejection::UnderSymlink(prefix.display().to_string()));
+                }
+                Some(Kind::File) => {
+                    return Err(Rejection::UnderNonDirectory(prefix.display().to_string()));
+                }
+                Some(Kind::Dir) | None => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates missing parent directories (archives need not list them). Safe to do by path:
+    /// `check_ancestors` has shown that none of them is a link, and only this unpacker writes
+    /// into the fresh destination.
+    fn create_parents(&mut self, rel: &Path) -> Result<(), UnpackError> {
+        let mut prefix = PathBuf::new();
+        let components: Vec<_> = rel.components().collect();
+        for component in &components[..components.len().saturating_sub(1)] {
+            prefix.push(component);
+            if !self.seen.contains_key(&prefix) {
+                mkdir(&self.dest.join(&prefix))?;
+                self.seen.insert(prefix.clone(), Kind::Dir);
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves every symlink through the others, as the kernel would, and rejects any that
+    /// climbs above the root. Per-entry checks are lexical and cannot see that `a/..` means
+    /// something else when `a` is itself a link.
+    fn check_links(&self) -> Result<(), UnpackError> {
+        for (path, kind) in &self.seen {
+            if let Kind::Symlink(target) = kind {
+                self.resolve_within_root(path, target)
+                    .map_err(|reason| UnpackError::Rejected {
+                        entry: path.display().to_string(),
+                        reason,
+                    })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve_within_root(&self, link: &Path, target: &Path) -> Result<(), Rejection> {
+        const MAX_HOPS: usize = 40; // Linux's own limit on nested symlinks.
+        let shown = || target.display().to_string();
+        let mut current: Vec<OsString> = link
+            .parent()
+            .into_iter()
+            .flat_map(Path::components)
+            .map(|c| c.as_os_str().to_os_string())
+            .collect();
+        let mut pending: VecDeque<OsString> = target
+            .components()
+            .map(|c| c.as_os_str().to_os_string())
+            .collect();
+        let mut hops = 0;
+        while let Some(component) = pending.pop_front() {
+            if component == "." {
+                continue;
+            }
+            if component == ".." {
+                if current.pop().is_none() {
+                    return Err(Rejection::LinkEscapesViaLinks(shown()));
+                }
+                continue;
+            }
+            current.push(component);
+            let here: PathBuf = current.iter().collect();
+            if let Some(Kind::Symlink(next)) = self.seen.get(&here) {
+                hops += 1;
+                if hops > MAX_HOPS {
+                    return Err(Rejection::LinkLoop(shown()));
+                }
+                current.pop();
+                for c in next.components().rev() {
+                    pending.push_front(c.as_os_str().to_os_string());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_dir_modes(&self) -> Result<(), UnpackError> {
+        // Deepest first, so that making a parent read-only cannot get in the way of a child.
+        let mut dirs = self.dir_modes.clone();
+        dirs.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
+        for (rel, mode) in dirs {
+            let path = self.dest.join(&rel);
+            let io_err = |op, source| UnpackError::Io {
+                op,
+                path: path.clone(),
+                source,
+            };
+            let dir = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&path)
+                .map_err(|e| io_err("open directory", e))?;
+            dir.set_permissions(Permissions::from_mode(mode))
+                .map_err(|e| io_err("set mode of", e))?;
+        }
+        Ok(())
+    }
+}
+
+fn mkdir(path: &Path) -> Result<(), UnpackError> {
+    fs::create_dir(path).map_err(|source| UnpackError::Io {
+        op: "create directory",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    fs::set_permissions(path, Permissions::from_mode(0o755)).map_err(|source| UnpackError::Io {
+        op: "set mode of",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// An archive name as a relative path: no leading `/`, no `..`, `.` and empty components dropped.
+fn relative_path(raw: &[u8]) -> Result<PathBuf, Rejection> {
+    if raw.first() == Some(&b'/') {
+        return Err(Rejection::AbsolutePath);
+    }
+    let mut out = PathBuf::new();
+    for part in raw.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => return Err(Rejection::ParentComponent),
+            name => out.push(OsStr::from_bytes(name)),
+        }
+    }
+    Ok(out)
+}
+
+/// A symlink's target must be relative and, read lexically from the link's directory, never
+/// climb above the root.
+fn check_symlink_target(link: &Path, target: &Path) -> Result<(), Rejection> {
+    let shown = || target.display().to_string();
+    let bytes = target.as_os_str().as_bytes();
+    if bytes.is_empty() {
+        return Err(Rejection::MissingLinkTarget);
+    }
+    if bytes[0] == b'/' {
+        return Err(Rejection::AbsoluteLinkTarget(shown()));
+    }
+    let mut depth = link.components().count().saturating_sub(1);
+    for part in bytes.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                depth = depth
+                    .checked_sub(1)
+                    .ok_or_else(|| Rejection::LinkEscapes(shown()))?;
+            }
+            _ => depth += 1,
+        }
+    }
+    Ok(())
+}
+
+/// Stops reading after `left` bytes; `exceeded` tells the caller that the cap, not the data,
+/// ended the stream.
+struct CappedReader<R> {
+    inner: R,
+    left: u64,
+    exceeded: Rc<Cell<bool>>,
+}
+
+impl<R: Read> Read for CappedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            // Distinguish "exactly at the cap" from "over it" by peeking one byte.
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => {
+                    self.exceeded.set(true);
+                    Err(io::Error::other("archive exceeds the size limit"))
+                }
+            };
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use tar::Header;
+
+    /// One raw tar entry. Names and link names are written into the header bytes directly, so
+    /// that the tar crate's own path checks cannot stop a malicious archive from being built.
+    struct Raw<'a> {
+        name: &'a [u8],
+        kind: EntryType,
+        link: &'a [u8],
+        mode: u32,
+        data: &'a [u8],
+    }
+
+    fn file<'a>(name: &'a str, data: &'a [u8]) -> Raw<'a> {
+        Raw {
+            name: name.as_bytes(),
+            kind: EntryType::Regular,
+            link: b"",
+            mode: 0o644,
+            data,
+        }
+    }
+    fn dir(name: &str) -> Raw<'_> {
+        Raw {
+            name: name.as_bytes(),
+            kind: EntryType::Directory,
+            link: b"",
+            mode: 0o755,
+            data: b"",
+        }
+    }
+    fn symlink<'a>(name: &'a str, target: &'a str) -> Raw<'a> {
+        Raw {
+            name: name.as_bytes(),
+            kind: EntryType::Symlink,
+            link: target.as_bytes(),
+            mode: 0o777,
+            data: b"",
+        }
+    }
+    fn hardlink<'a>(name: &'a str, target: &'a str) -> Raw<'a> {
+        Raw {
+            name: name.as_bytes(),
+            kind: EntryType::Link,
+            link: target.as_bytes(),
+            mode: 0o644,
+            data: b"",
+        }
+    }
+    fn special(name: &str, kind: EntryType) -> Raw<'_> {
+        Raw {
+            name: name.as_bytes(),
+            kind,
+            link: b"",
+            mode: 0o644,
+            data: b"",
+        }
+    }
+
+    fn tar_bytes(entries: &[Raw<'_>]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for e in entries {
+            // The tar crate parses sparse maps itself and wants a GNU header for them.
+            let mut header = if e.kind == EntryType::GNUSparse {
+                Header::new_gnu()
+            } else {
+                Header::new_old()
+            };
+            {
+                let old = header.as_old_mut();
+                old.name[..e.name.len()].copy_from_slice(e.name);
+                old.linkname[..e.link.len()].copy_from_slice(e.link);
+            }
+            if let Some(gnu) = header.as_gnu_mut() {
+                gnu.set_real_size(e.data.len() as u64);
+            }
+            header.set_entry_type(e.kind);
+            header.set_mode(e.mode);
+            header.set_size(e.data.len() as u64);
+            header.set_uid(1000);
+            header.set_gid(1000);
+            header.set_cksum();
+            builder.append(&header, e.data).expect("append");
+        }
+        builder.into_inner().expect("finish")
+    }
+
+    fn gz(bytes: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(bytes).expect("gzip");
+        enc.finish().expect("gzip")
+    }
+
+    /// A scratch area with `root/` (the destination) and `outside/` (a canary that nothing may
+    /// touch).
+    struct Scratch {
+        _dir: tempfile::TempDir,
+        root: PathBuf,
+        outside: PathBuf,
+    }
+
+    fn scratch() -> Scratch {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("root");
+        let outside = dir.path().join("outside");
+        fs::create_dir(&root).expect("root");
+        fs::create_dir(&outside).expect("outside");
+        fs::write(outside.join("canary"), b"untouched").expect("canary");
+        Scratch {
+            _dir: dir,
+            root,
+            outside,
+        }
+    }
+
+    impl Scratch {
+        fn unpack(&self, entries: &[Raw<'_>]) -> Result<UnpackStats, UnpackError> {
+            self.unpack_with(entries, &UnpackLimits::default())
+        }
+        fn unpack_with(
+            &self,
+            entries: &[Raw<'_>],
+            limits: &UnpackLimits,
+        ) -> Result<UnpackStats, UnpackError> {
+            unpack_tar_gz(&gz(&tar_bytes(entries))[..], &self.root, limits)
+        }
+        /// Nothing outside the root changed: the canary directory holds exactly the canary.
+        fn assert_outside_untouched(&self) {
+            let names: Vec<_> = fs::read_dir(&self.outside)
+                .expect("outside")
+                .map(|e| e.expect("entry").file_name())
+                .collect();
+            assert_eq!(names, [OsString::from("canary")]);
+            assert_eq!(
+                fs::read(self.outside.join("canary")).expect("canary"),
+                b"untouched"
+            );
+            let parent: Vec<_> = fs::read_dir(self.root.parent().expect("parent"))
+                .expect("parent")
+                .map(|e| e.expect("entry").file_name())
+                .collect();
+            assert_eq!(
+                parent.len(),
+                2,
+                "unexpected files beside the root: {parent:?}"
+            );
+        }
+    }
+
+    fn rejected(result: Result<UnpackStats, UnpackError>) -> (String, Rejection) {
+        match result {
+            Err(UnpackError::Rejected { entry, reason }) => (entry, reason),
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unpacks_a_normal_tree_with_modes() {
+        let s = scratch();
+        let stats = s
+            .unpack(&[
+                dir("./"),
+                dir("./usr/"),
+                dir("usr/bin/"),
+                Raw {
+                    mode: 0o755,
+                    ..file("usr/bin/tool", b"#!/bin/sh\n")
+                },
+                file("etc/passwd", b"root:x:0:0::/:/bin/false\n"),
+                symlink("usr/bin/alias", "tool"),
+                symlink("lib64", "usr/bin"),
+                hardlink("usr/bin/tool2", "usr/bin/tool"),
+                Raw {
+                    mode: 0o555,
+                    ..dir("ro/")
+                },
+                file("ro/inside", b"x"),
+            ])
+            .expect("unpack");
+        assert_eq!(stats.entries, 10);
+        assert_eq!(stats.stripped_modes, 0);
+        assert_eq!(stats.bytes, 10 + 25 + 1);
+        let meta = |p: &str| fs::symlink_metadata(s.root.join(p)).expect(p);
+        assert_eq!(meta("usr/bin/tool").permissions().mode() & 0o7777, 0o755);
+        assert_eq!(meta("etc/passwd").permissions().mode() & 0o7777, 0o644);
+        assert_eq!(meta("etc").permissions().mode() & 0o7777, 0o755);
+        assert_eq!(meta("ro").permissions().mode() & 0o7777, 0o555);
+        assert_eq!(
+            fs::read_link(s.root.join("lib64")).expect("link"),
+            Path::new("usr/bin")
+        );
+        assert_eq!(
+            fs::read(s.root.join("usr/bin/tool2")).expect("hardlink"),
+            b"#!/bin/sh\n"
+        );
+        s.assert_outside_untouched();
+    }
+
+    #[test]
+    fn rejects_absolute_paths() {
+        let s = scratch();
+        let (entry, reason) = rejected(s.unpack(&[file("/tmp/ignite-evil", b"x")]));
+        assert_eq!(
+            (entry.as_str(), reason),
+            ("/tmp/ignite-evil", Rejection::AbsolutePath)
+        );
+        assert!(!Path::new("/tmp/ignite-evil").exists());
+        s.assert_outside_untouched();
+    }
+
+    #[test]
+    fn rejects_parent_components() {
+        for name in ["../outside/canary", "a/../../outside/canary", "a/.."] {
+            let s = scratch();
+            let (entry, reason) = rejected(s.unpack(&[file(name, b"pwned")]));
+            assert_eq!(entry, name);
+            assert_eq!(reason, Rejection::ParentComponent);
+            s.assert_outside_untouched();
+        }
+    }
+
+    #[test]
+    fn rejects_absolute_symlink_targets() {
+        let s = scratch();
+        let (entry, reason) = rejected(s.unpack(&[symlink("etc/shadow", "/etc/shadow")]));
+        assert_eq!(entry, "etc/shadow");
+        assert_eq!(reason, Rejection::AbsoluteLinkTarget("/etc/shadow".into()));
+        s.assert_outside_untouched();
+    }
+
+    #[test]
+    fn rejects_symlinks_escaping_lexically() {
+        for (name, target) in [
+            ("up", ".."),
+            ("a/b/link", "../../../outside"),
+            ("x", "a/../../y"),
+        ] {
+            let s = scratch();
+            let (_, reason) = rejected(s.unpack(&[symlink(name, target)]));
+            assert_eq!(
+                reason,
+                Rejection::LinkEscapes(target.into()),
+                "{name} -> {target}"
+            );
+            s.assert_outside_untouched();
+        }
+        // Staying inside is fine, even with '..'.
+        let s = scratch();
+        s.unpack(&[symlink("a/b/link", "../../c"), symlink("a/up", "..")])
+            .expect("inside links");
+    }
+
+    #[test]
+    fn rejects_symlinks_escaping_through_other_symlinks() {
+        // Lexically "sub/../self/.." is the root, but `self` points at the root, so the kernel
+        // would resolve sub/up -> <root>/.. , the host directory above the rootfs.
+        let s = scratch();
+        let (entry, reason) =
+            rejected(s.unpack(&[symlink("self", "."), symlink("sub/up", "../self/..")]));
+        assert_eq!(entry, "sub/up");
+        assert_eq!(reason, Rejection::LinkEscapesViaLinks("../self/..".into()));
+
+        let s = scratch();
+        let (_, reason) =
+            rejected(s.unpack(&[symlink("a", "b"), symlink("b", "a"), symlink("c", "a/x")]));
+        assert!(matches!(reason, Rejection::LinkLoop(_)), "{reason:?}");
+    }
+
+    #[test]
+    fn never_writes_through_a_symlink() {
+        // Classic: a link to a directory (here one inside the root), then a file "through" it.
+        let s = scratch();
+        let (entry, reason) =
+            rejected(s.unpack(&[dir("d/"), symlink("l", "d"), file("l/f", b"x")]));
+        assert_eq!(entry, "l/f");
+        assert_eq!(reason, Rejection::UnderSymlink("l".into()));
+        assert!(!s.root.join("d/f").exists());
+
+        // A link first, then a regular file of the same name: replacing it is refused, so
+        // nothing is written to the link's target.
+        let s = scratch();
+        let (_, reason) =
+            rejected(s.unpack(&[file("t", b"orig"), symlink("l", "t"), file("l", b"pwned")]));
+        assert_eq!(reason, Rejection::Duplicate);
+        assert_eq!(fs::read(s.root.join("t")).expect("t"), b"orig");
+
+        // A file, then a directory entry below it.
+        let s = scratch();
+        let (_, reason) = rejected(s.unpack(&[file("f", b""), file("f/g", b"")]));
+        assert_eq!(reason, Rejection::UnderNonDirectory("f".into()));
+    }
+
+    #[test]
+    fn rejects_bad_hard_links() {
+        for target in ["/etc/passwd", "../outside/canary", "later", "dir", "sym"] {
+            let s = scratch();
+            let (entry, reason) = rejected(s.unpack(&[
+                dir("dir/"),
+                symlink("sym", "dir"),
+                hardlink("h", target),
+                file("later", b"x"),
+            ]));
+            assert_eq!(entry, "h");
+            assert_eq!(reason, Rejection::HardLinkTarget(target.into()));
+            s.assert_outside_untouched();
+        }
+    }
+
+    #[test]
+    fn rejects_device_nodes_fifos_and_other_types() {
+        for (kind, expected) in [
+            (EntryType::Char, Rejection::DeviceNode),
+            (EntryType::Block, Rejection::DeviceNode),
+            (EntryType::Fifo, Rejection::Fifo),
+            (EntryType::GNUSparse, Rejection::UnsupportedType('S')),
+            (EntryType::new(b'Z'), Rejection::UnsupportedType('Z')),
+        ] {
+            let s = scratch();
+            let (entry, reason) = rejected(s.unpack(&[special("dev/evil", kind)]));
+            assert_eq!((entry.as_str(), reason), ("dev/evil", expected));
+            assert!(!s.root.join("dev/evil").exists());
+        }
+    }
+
+    #[test]
+    fn strips_setuid_setgid_sticky_and_world_write() {
+        let s = scratch();
+        let stats = s
+            .unpack(&[
+                Raw {
+                    mode: 0o4755,
+                    ..file("suid", b"x")
+                },
+                Raw {
+                    mode: 0o2755,
+                    ..file("sgid", b"x")
+                },
+                Raw {
+                    mode: 0o1777,
+                    ..dir("tmp/")
+                },
+                Raw {
+                    mode: 0o666,
+                    ..file("ww", b"x")
+                },
+                file("plain", b"x"),
+            ])
+            .expect("unpack");
+        assert_eq!(stats.stripped_modes, 4);
+        let mode = |p: &str| fs::metadata(s.root.join(p)).expect(p).permissions().mode() & 0o7777;
+        assert_eq!(mode("suid"), 0o755);
+        assert_eq!(mode("sgid"), 0o755);
+        assert_eq!(mode("tmp"), 0o755);
+        assert_eq!(mode("ww"), 0o644);
+    }
+
+    #[test]
+    fn enforces_entry_and_byte_limits() {
+        let limits = UnpackLimits {
+            max_entries: 3,
+            max_bytes: 10,
+        };
+        let s = scratch();
+        let many: Vec<_> = (0..4).map(|_| dir("d/")).collect();
+        assert!(matches!(
+            s.unpack_with(&many, &limits),
+            Err(UnpackError::TooManyEntries { limit: 3 })
+        ));
+        let s = scratch();
+        assert!(matches!(
+            s.unpack_with(&[file("a", b"123456"), file("b", b"123456")], &limits),
+            Err(UnpackError::TooLarge { limit: 10 })
+        ));
+        // A single entry that claims a huge size but is really a compressed run of zeros.
+        let s = scratch();
+        let zeros = vec![0u8; 1 << 20];
+        assert!(matches!(
+            s.unpack_with(
+                &[file("bomb", &zeros)],
+                &UnpackLimits {
+                    max_entries: 10,
+                    max_bytes: 1000
+                }
+            ),
+            Err(UnpackError::TooLarge { .. })
+        ));
+        assert!(!s.root.join("bomb").exists());
+    }
+
+    #[test]
+    fn caps_the_decompressed_stream() {
+        // Every entry is tiny, but the stream carries a 2 MiB GNU long name the tar crate would
+        // read into memory: the stream cap stops it.
+        let mut builder = tar::Builder::new(Vec::new());
+        let long = "a/".repeat(1 << 20);
+        let mut header = Header::new_gnu();
+        header.set_size(0);
+        header.set_entry_type(EntryType::Regular);
+        builder
+            .append_data(&mut header, format!("{long}f"), &b""[..])
+            .expect("append");
+        let bytes = gz(&builder.into_inner().expect("finish"));
+        let s = scratch();
+        let result = unpack_tar_gz(
+            &bytes[..],
+            &s.root,
+            &UnpackLimits {
+                max_entries: 10,
+                max_bytes: 1000,
+            },
+        );
+        assert!(
+            matches!(result, Err(UnpackError::TooLarge { limit: 1000 })),
+            "{result:?}"
+        );
+    }
+
+    #[test]
+    fn refuses_a_non_empty_destination() {
+        let s = scratch();
+        fs::write(s.root.join("existing"), b"").expect("write");
+        assert!(matches!(
+            s.unpack(&[file("a", b"")]),
+            Err(UnpackError::DestinationNotEmpty { .. })
+        ));
+    }
+
+    #[test]
+    fn reports_corrupt_streams_as_read_errors() {
+        let s = scratch();
+        let mut bytes = gz(&tar_bytes(&[file("a", b"hello")]));
+        let n = bytes.len();
+        bytes.truncate(n / 2);
+        assert!(matches!(
+            unpack_tar_gz(&bytes[..], &s.root, &UnpackLimits::default()),
+            Err(UnpackError::Read { .. })
+        ));
+    }
+}
