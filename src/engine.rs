@@ -29,6 +29,8 @@ const BACKSTOP_SLACK: Duration = Duration::from_secs(2);
 pub enum EngineError {
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    #[error("service {service}: runtime {spec:?}: {source}")]
+    ServiceRuntime { service: String, spec: String, source: RuntimeError },
     #[error(transparent)]
     Bundle(#[from] BundleError),
     #[error(transparent)]
@@ -124,7 +126,11 @@ impl Engine {
     /// Resolves, fetches and checks everything a run needs, and builds the spec.
     pub fn prepare(&self, job: &Job, progress: &dyn Progress) -> Result<Prepared, EngineError> {
         let svc = &job.service;
-        let runtime = self.registry.resolve(&svc.runtime)?;
+        let runtime = self.registry.resolve(&svc.runtime).map_err(|source| EngineError::ServiceRuntime {
+            service: svc.name.clone(),
+            spec: svc.runtime.clone(),
+            source,
+        })?;
         if !runtime.accepts_entry(&svc.entry) {
             return Err(EngineError::EntryType {
                 service: svc.name.clone(),

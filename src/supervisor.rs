@@ -35,7 +35,7 @@ pub enum SupervisorError {
     Spec(#[from] oci_spec::OciSpecError),
 }
 
-fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SupervisorError + '_ {
+fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> SupervisorError + 'a {
     move |source| SupervisorError::Io { action, path: path.to_path_buf(), source }
 }
 
@@ -581,10 +581,13 @@ mod tests {
         let (rx, tx) = pipe_pair().unwrap();
         let hit = Arc::new(Notify::new());
         let task = tokio::spawn(pump(rx, Stream::Stdout, 10, None, hit.clone()));
-        let mut f = File::from(tx);
-        std::io::Write::write_all(&mut f, &[b'x'; 100_000]).unwrap();
-        drop(f);
+        // A writer thread: the pipe holds 64 KiB, so the write blocks until pump reads.
+        let writer = std::thread::spawn(move || {
+            let mut f = File::from(tx);
+            std::io::Write::write_all(&mut f, &[b'x'; 100_000]).unwrap();
+        });
         let c = task.await.unwrap();
+        writer.join().unwrap();
         assert_eq!(c.bytes.len(), 10);
         assert_eq!(c.total, 100_000);
         assert!(c.truncated);

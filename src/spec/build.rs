@@ -160,15 +160,18 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount,
 pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
     let l = &input.limits;
     let tmp_size = format!("size={}k", l.tmp_bytes.div_ceil(1024));
+    // runc gives a tmpfs the mode of the directory it covers (0755 in the rootfs), so
+    // the writable mounts are owned by the sandbox user rather than made world-writable.
+    let tmp_owner = format!("uid={SANDBOX_UID},gid={SANDBOX_GID}");
     let mounts = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
         mount("/dev", "tmpfs", "tmpfs", &["nosuid", "noexec", "strictatime", "mode=755", "size=64k"])?,
-        mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", &tmp_size])?,
+        mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", &tmp_size, &tmp_owner])?,
         mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", "ro"])?,
         // Runtimes size their heaps from the cgroup limit (libuv reads memory.max).
         mount("/sys/fs/cgroup", "cgroup", "cgroup", &["nosuid", "noexec", "nodev", "relatime", "ro"])?,
         // The only writable place; noexec so nothing written can be executed.
-        mount("/tmp", "tmpfs", "tmpfs", &["nosuid", "nodev", "noexec", "mode=1777", &tmp_size])?,
+        mount("/tmp", "tmpfs", "tmpfs", &["nosuid", "nodev", "noexec", "mode=1777", &tmp_size, &tmp_owner])?,
         mount(APP_DIR, "bind", &input.service_dir.to_string_lossy(), &["bind", "ro", "nosuid", "nodev"])?,
         mount(INIT_PATH, "bind", &input.init_binary.to_string_lossy(), &["bind", "ro", "nosuid", "nodev"])?,
     ];
@@ -400,6 +403,8 @@ mod tests {
         let o = tmp.options().as_ref().unwrap();
         assert!(o.contains(&"size=65536k".to_string()), "{o:?}");
         assert!(o.contains(&"noexec".to_string()) && o.contains(&"nosuid".to_string()));
+        // Writable by the sandbox user although runc copies the rootfs dir's 0755 mode.
+        assert!(o.contains(&format!("uid={SANDBOX_UID},gid={SANDBOX_GID}")), "{o:?}");
     }
 
     #[test]
