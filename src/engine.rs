@@ -14,8 +14,8 @@ use crate::oci::{CliRuntime, OciKind};
 use crate::report::Report;
 use crate::runtime::{Registry, ResolvedRuntime, RuntimeError};
 use crate::service::Service;
-use crate::spec::{self, Limits, SpecError, SpecInput};
 use crate::spec::seccomp::{SeccompError, SeccompProfile};
+use crate::spec::{self, Limits, SpecError, SpecInput};
 use crate::supervisor::{OutputSink, RunPlan, StateDir, Supervisor, SupervisorError, new_run_id};
 
 /// Default cap on each of stdout and stderr.
@@ -30,7 +30,7 @@ pub enum EngineError {
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
     #[error("service {service}: runtime {spec:?}: {source}")]
-    ServiceRuntime { service: String, spec: String, source: RuntimeError },
+    ServiceRuntime { service: String, spec: String, source: Box<RuntimeError> },
     #[error(transparent)]
     Bundle(#[from] BundleError),
     #[error(transparent)]
@@ -45,7 +45,9 @@ pub enum EngineError {
         "{service}: dependency {name:?} is declared in service.yaml but {path} is missing; install the service's dependencies first (e.g. `bun install` in {dir})"
     )]
     MissingDependency { service: String, name: String, path: PathBuf, dir: PathBuf },
-    #[error("{path} is not readable by the sandbox user (uid {uid}): the sandbox could not load it; make it world-readable (chmod o+r, and o+x on directories)")]
+    #[error(
+        "{path} is not readable by the sandbox user (uid {uid}): the sandbox could not load it; make it world-readable (chmod o+r, and o+x on directories)"
+    )]
     Unreadable { path: PathBuf, uid: u32 },
     #[error("{0}")]
     Setup(String),
@@ -129,7 +131,7 @@ impl Engine {
         let runtime = self.registry.resolve(&svc.runtime).map_err(|source| EngineError::ServiceRuntime {
             service: svc.name.clone(),
             spec: svc.runtime.clone(),
-            source,
+            source: Box::new(source),
         })?;
         if !runtime.accepts_entry(&svc.entry) {
             return Err(EngineError::EntryType {

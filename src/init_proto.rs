@@ -18,14 +18,7 @@ pub enum InitEvent {
     SpawnFailed { message: String },
     /// The runtime exited; rusage covers it and every descendant the entrypoint reaped.
     #[serde(rename_all = "camelCase")]
-    Exit {
-        mono_ns: u64,
-        exit_code: Option<i32>,
-        signal: Option<i32>,
-        user_us: u64,
-        sys_us: u64,
-        max_rss_kb: u64,
-    },
+    Exit { mono_ns: u64, exit_code: Option<i32>, signal: Option<i32>, user_us: u64, sys_us: u64, max_rss_kb: u64 },
 }
 
 impl InitEvent {
@@ -39,10 +32,7 @@ impl InitEvent {
 
 /// Parses the report stream; lines that are not events are skipped.
 pub fn parse_events(bytes: &[u8]) -> Vec<InitEvent> {
-    String::from_utf8_lossy(bytes)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
+    String::from_utf8_lossy(bytes).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
 }
 
 #[cfg(test)]

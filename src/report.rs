@@ -63,6 +63,22 @@ pub struct Metrics {
     pub max_rss_mb: Option<f64>,
     pub stdout_bytes: u64,
     pub stderr_bytes: u64,
+    /// Where ignite's own time went, in milliseconds.
+    pub phases: Phases,
+}
+
+/// Durations of the steps of a run as ignite saw them (OCI runtime calls included).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Phases {
+    /// `create`: namespaces, mounts, cgroup, seccomp filter — up to the paused init.
+    pub create_ms: f64,
+    /// `start` call of the OCI runtime.
+    pub start_ms: f64,
+    /// `start` returned → the sandbox's init exited and its output drained.
+    pub run_ms: f64,
+    /// `delete`: container and cgroup removal.
+    pub delete_ms: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -16,10 +16,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest as _, Sha256};
 
 /// Built-in runtime definitions: (origin shown in errors, YAML text).
-const BUILTIN_DEFINITIONS: &[(&str, &str)] = &[(
-    "runtimes/bun/runtime.yaml",
-    include_str!("../runtimes/bun/runtime.yaml"),
-)];
+const BUILTIN_DEFINITIONS: &[(&str, &str)] =
+    &[("runtimes/bun/runtime.yaml", include_str!("../runtimes/bun/runtime.yaml"))];
 
 /// Built-in recipe scripts, by recipe name.
 const BUILTIN_RECIPES: &[(&str, &str)] = &[("bun", include_str!("../rootfs-scripts/bun.sh"))];
@@ -42,31 +40,15 @@ pub enum RuntimeError {
     #[error("invalid runtime definition {origin}: {problem}")]
     Invalid { origin: String, problem: String },
     #[error("runtime {name:?} is defined twice ({first} and {second})")]
-    Duplicate {
-        name: String,
-        first: String,
-        second: String,
-    },
-    #[error(
-        "runtime {name:?} uses recipe {recipe:?}, which does not exist (known recipes: {known})"
-    )]
-    UnknownRecipe {
-        name: String,
-        recipe: String,
-        known: String,
-    },
-    #[error(
-        "invalid runtime spec {spec:?}: {problem} (expected NAME or NAME@VERSION, e.g. bun or bun@1.4)"
-    )]
+    Duplicate { name: String, first: String, second: String },
+    #[error("runtime {name:?} uses recipe {recipe:?}, which does not exist (known recipes: {known})")]
+    UnknownRecipe { name: String, recipe: String, known: String },
+    #[error("invalid runtime spec {spec:?}: {problem} (expected NAME or NAME@VERSION, e.g. bun or bun@1.4)")]
     BadSpec { spec: String, problem: String },
     #[error("unknown runtime {name:?} (available: {available})")]
     UnknownRuntime { name: String, available: String },
     #[error("runtime {name} has no version matching {wanted:?} (available: {available})")]
-    UnknownVersion {
-        name: String,
-        wanted: String,
-        available: String,
-    },
+    UnknownVersion { name: String, wanted: String, available: String },
     #[error("invalid entry {entry:?}: {problem}")]
     BadEntry { entry: String, problem: String },
 }
@@ -100,11 +82,7 @@ impl FromStr for Version {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let parts = parse_components(s)?;
         match parts[..] {
-            [major, minor, patch] => Ok(Version {
-                major,
-                minor,
-                patch,
-            }),
+            [major, minor, patch] => Ok(Version { major, minor, patch }),
             _ => Err(format!("{s:?} is not a MAJOR.MINOR.PATCH version")),
         }
     }
@@ -141,8 +119,7 @@ fn parse_components(s: &str) -> Result<Vec<u64>, String> {
                     "{s:?} is not a version: each dot component must be a number without leading zeros"
                 ));
             }
-            part.parse::<u64>()
-                .map_err(|_| format!("{s:?} is not a version: component {part:?} is too large"))
+            part.parse::<u64>().map_err(|_| format!("{s:?} is not a version: component {part:?} is too large"))
         })
         .collect()
 }
@@ -167,11 +144,7 @@ impl Integrity {
 
 impl fmt::Display for Integrity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "sha512-{}",
-            base64::engine::general_purpose::STANDARD.encode(self.sha512)
-        )
+        write!(f, "sha512-{}", base64::engine::general_purpose::STANDARD.encode(self.sha512))
     }
 }
 
@@ -185,12 +158,9 @@ impl FromStr for Integrity {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(b64)
             .map_err(|e| format!("integrity {s:?} is not valid base64: {e}"))?;
-        let sha512: [u8; 64] = bytes.try_into().map_err(|b: Vec<u8>| {
-            format!(
-                "integrity {s:?} decodes to {} bytes, a sha512 digest has 64",
-                b.len()
-            )
-        })?;
+        let sha512: [u8; 64] = bytes
+            .try_into()
+            .map_err(|b: Vec<u8>| format!("integrity {s:?} decodes to {} bytes, a sha512 digest has 64", b.len()))?;
         Ok(Integrity { sha512 })
     }
 }
@@ -245,30 +215,18 @@ pub struct RuntimeDef {
 impl RuntimeDef {
     /// Parses and validates one definition; `origin` (a path) names it in errors.
     pub fn parse(yaml: &str, origin: &str) -> Result<RuntimeDef, RuntimeError> {
-        let def: RuntimeDef =
-            serde_yaml_ng::from_str(yaml).map_err(|source| RuntimeError::Parse {
-                origin: origin.to_string(),
-                source,
-            })?;
-        def.validate().map_err(|problem| RuntimeError::Invalid {
-            origin: origin.to_string(),
-            problem,
-        })?;
+        let def: RuntimeDef = serde_yaml_ng::from_str(yaml)
+            .map_err(|source| RuntimeError::Parse { origin: origin.to_string(), source })?;
+        def.validate().map_err(|problem| RuntimeError::Invalid { origin: origin.to_string(), problem })?;
         Ok(def)
     }
 
     fn validate(&self) -> Result<(), String> {
         if !is_name(&self.name) {
-            return Err(format!(
-                "name {:?} must be lower-case letters, digits and '-'",
-                self.name
-            ));
+            return Err(format!("name {:?} must be lower-case letters, digits and '-'", self.name));
         }
         if !is_name(&self.recipe) {
-            return Err(format!(
-                "recipe {:?} must be lower-case letters, digits and '-'",
-                self.recipe
-            ));
+            return Err(format!("recipe {:?} must be lower-case letters, digits and '-'", self.recipe));
         }
         if self.description.trim().is_empty() {
             return Err("description is empty".into());
@@ -295,14 +253,8 @@ impl RuntimeDef {
             return Err("entryExtensions is empty".into());
         }
         for ext in &self.entry_extensions {
-            if ext.is_empty()
-                || !ext
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-            {
-                return Err(format!(
-                    "entry extension {ext:?} must be lower-case letters/digits without a dot"
-                ));
+            if ext.is_empty() || !ext.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
+                return Err(format!("entry extension {ext:?} must be lower-case letters/digits without a dot"));
             }
         }
         for (key, value) in &self.env {
@@ -313,9 +265,7 @@ impl RuntimeDef {
                 return Err(format!("env name {key:?} must be letters, digits and '_'"));
             }
             if RESERVED_ENV.contains(&key.as_str()) {
-                return Err(format!(
-                    "env {key} is set by ignite and cannot be overridden"
-                ));
+                return Err(format!("env {key} is set by ignite and cannot be overridden"));
             }
             if value.contains('\0') {
                 return Err(format!("env {key} contains a NUL byte"));
@@ -344,8 +294,7 @@ fn is_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.as_bytes()[0].is_ascii_lowercase()
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 fn validate_package(pkg: &Package) -> Result<(), String> {
@@ -360,10 +309,7 @@ fn validate_package(pkg: &Package) -> Result<(), String> {
         .ok_or_else(|| format!("package url {:?} must start with https://", pkg.url))?;
     let host = rest.split('/').next().unwrap_or_default();
     if host.is_empty() || rest.len() <= host.len() + 1 {
-        return Err(format!(
-            "package url {:?} must name a host and a file",
-            pkg.url
-        ));
+        return Err(format!("package url {:?} must name a host and a file", pkg.url));
     }
     if pkg.url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(format!("package url {:?} contains whitespace", pkg.url));
@@ -374,14 +320,10 @@ fn validate_package(pkg: &Package) -> Result<(), String> {
 fn validate_command(command: &[String]) -> Result<(), String> {
     let first = command.first().ok_or("command is empty")?;
     if !first.starts_with('/') {
-        return Err(format!(
-            "command[0] {first:?} must be an absolute path inside the rootfs"
-        ));
+        return Err(format!("command[0] {first:?} must be an absolute path inside the rootfs"));
     }
     if !command.iter().any(|arg| arg.contains(ENTRY_PLACEHOLDER)) {
-        return Err(format!(
-            "command {command:?} must contain {ENTRY_PLACEHOLDER} where the entry file goes"
-        ));
+        return Err(format!("command {command:?} must contain {ENTRY_PLACEHOLDER} where the entry file goes"));
     }
     if command.iter().any(|arg| arg.contains('\0')) {
         return Err("command contains a NUL byte".into());
@@ -390,10 +332,7 @@ fn validate_command(command: &[String]) -> Result<(), String> {
 }
 
 fn join_versions<'a>(versions: impl Iterator<Item = &'a Version>) -> String {
-    versions
-        .map(Version::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
+    versions.map(Version::to_string).collect::<Vec<_>>().join(", ")
 }
 
 /// The placeholder in `command` that becomes the entry's path inside the container.
@@ -448,18 +387,15 @@ impl ResolvedRuntime {
 
     /// Whether the entry's extension is one this runtime runs.
     pub fn accepts_entry(&self, entry: &str) -> bool {
-        entry.rsplit_once('.').is_some_and(|(stem, ext)| {
-            !stem.is_empty() && self.entry_extensions.iter().any(|e| e == ext)
-        })
+        entry
+            .rsplit_once('.')
+            .is_some_and(|(stem, ext)| !stem.is_empty() && self.entry_extensions.iter().any(|e| e == ext))
     }
 
     /// The container argv for an entry given relative to the service directory: the placeholder
     /// becomes `/app/<entry>`. The entry must stay inside the service directory.
     pub fn command_for(&self, entry: &str) -> Result<Vec<String>, RuntimeError> {
-        let bad = |problem: &str| RuntimeError::BadEntry {
-            entry: entry.to_string(),
-            problem: problem.to_string(),
-        };
+        let bad = |problem: &str| RuntimeError::BadEntry { entry: entry.to_string(), problem: problem.to_string() };
         if entry.is_empty() {
             return Err(bad("it is empty"));
         }
@@ -473,11 +409,7 @@ impl ResolvedRuntime {
             return Err(bad("it contains a NUL byte"));
         }
         let path = format!("{APP_DIR}/{}", entry.trim_start_matches("./"));
-        Ok(self
-            .command
-            .iter()
-            .map(|arg| arg.replace(ENTRY_PLACEHOLDER, &path))
-            .collect())
+        Ok(self.command.iter().map(|arg| arg.replace(ENTRY_PLACEHOLDER, &path)).collect())
     }
 }
 
@@ -512,28 +444,18 @@ impl Registry {
         let mut registry = Registry::empty();
         for (origin, yaml) in BUILTIN_DEFINITIONS {
             let def = RuntimeDef::parse(yaml, origin)?;
-            let recipe =
-                builtin_recipe(&def.recipe).ok_or_else(|| RuntimeError::UnknownRecipe {
-                    name: def.name.clone(),
-                    recipe: def.recipe.clone(),
-                    known: BUILTIN_RECIPES
-                        .iter()
-                        .map(|(name, _)| *name)
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                })?;
+            let recipe = builtin_recipe(&def.recipe).ok_or_else(|| RuntimeError::UnknownRecipe {
+                name: def.name.clone(),
+                recipe: def.recipe.clone(),
+                known: BUILTIN_RECIPES.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", "),
+            })?;
             registry.add(def, recipe, origin)?;
         }
         Ok(registry)
     }
 
     /// Adds a validated definition; a name may be defined once.
-    pub fn add(
-        &mut self,
-        def: RuntimeDef,
-        recipe: Recipe,
-        origin: &str,
-    ) -> Result<(), RuntimeError> {
+    pub fn add(&mut self, def: RuntimeDef, recipe: Recipe, origin: &str) -> Result<(), RuntimeError> {
         if let Some(existing) = self.runtimes.get(&def.name) {
             return Err(RuntimeError::Duplicate {
                 name: def.name.clone(),
@@ -541,14 +463,7 @@ impl Registry {
                 second: origin.to_string(),
             });
         }
-        self.runtimes.insert(
-            def.name.clone(),
-            Entry {
-                def,
-                recipe,
-                origin: origin.to_string(),
-            },
-        );
+        self.runtimes.insert(def.name.clone(), Entry { def, recipe, origin: origin.to_string() });
         Ok(())
     }
 
@@ -563,11 +478,7 @@ impl Registry {
         for entry in self.runtimes.values() {
             let mut versions: Vec<&VersionDef> = entry.def.versions.iter().collect();
             versions.sort_by_key(|v| std::cmp::Reverse(v.version));
-            out.extend(
-                versions
-                    .into_iter()
-                    .map(|v| entry.def.resolved(v, &entry.recipe)),
-            );
+            out.extend(versions.into_iter().map(|v| entry.def.resolved(v, &entry.recipe)));
         }
         out
     }
@@ -576,10 +487,7 @@ impl Registry {
     /// `NAME@MAJOR.MINOR.PATCH`. A partial version matches whole dot components and picks the
     /// newest match.
     pub fn resolve(&self, spec: &str) -> Result<ResolvedRuntime, RuntimeError> {
-        let bad = |problem: String| RuntimeError::BadSpec {
-            spec: spec.to_string(),
-            problem,
-        };
+        let bad = |problem: String| RuntimeError::BadSpec { spec: spec.to_string(), problem };
         let (name, wanted) = match spec.split_once('@') {
             Some((name, version)) => (name, Some(version)),
             None => (spec, None),
@@ -590,19 +498,13 @@ impl Registry {
         let entry = self
             .runtimes
             .get(name)
-            .ok_or_else(|| RuntimeError::UnknownRuntime {
-                name: name.to_string(),
-                available: self.available(),
-            })?;
+            .ok_or_else(|| RuntimeError::UnknownRuntime { name: name.to_string(), available: self.available() })?;
         let def = &entry.def;
         let chosen = match wanted {
             None => def.versions.iter().find(|v| v.version == def.default),
             Some(wanted) => {
                 let prefix = parse_components(wanted).map_err(bad)?;
-                def.versions
-                    .iter()
-                    .filter(|v| v.version.matches_prefix(&prefix))
-                    .max_by_key(|v| v.version)
+                def.versions.iter().filter(|v| v.version.matches_prefix(&prefix)).max_by_key(|v| v.version)
             }
         };
         // `validate` guarantees the default is among the versions, so `None` here always means
@@ -627,8 +529,7 @@ impl Registry {
         self.runtimes
             .values()
             .map(|e| {
-                let mut versions: Vec<&Version> =
-                    e.def.versions.iter().map(|v| &v.version).collect();
+                let mut versions: Vec<&Version> = e.def.versions.iter().map(|v| &v.version).collect();
                 versions.sort_by(|a, b| b.cmp(a));
                 format!("{} ({})", e.def.name, join_versions(versions.into_iter()))
             })
@@ -639,14 +540,11 @@ impl Registry {
 
 /// The built-in recipe of that name, if any.
 pub fn builtin_recipe(name: &str) -> Option<Recipe> {
-    BUILTIN_RECIPES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(n, script)| Recipe {
-            name: (*n).to_string(),
-            script: Cow::Borrowed(*script),
-            lib: Cow::Borrowed(RECIPE_LIB),
-        })
+    BUILTIN_RECIPES.iter().find(|(n, _)| *n == name).map(|(n, script)| Recipe {
+        name: (*n).to_string(),
+        script: Cow::Borrowed(*script),
+        lib: Cow::Borrowed(RECIPE_LIB),
+    })
 }
 
 #[cfg(test)]
@@ -674,9 +572,7 @@ versions:
     fn demo_registry() -> Registry {
         let mut registry = Registry::empty();
         let def = RuntimeDef::parse(MINIMAL, "test").expect("parse");
-        registry
-            .add(def, builtin_recipe("bun").expect("recipe"), "test")
-            .expect("add");
+        registry.add(def, builtin_recipe("bun").expect("recipe"), "test").expect("add");
         registry
     }
 
@@ -696,31 +592,15 @@ versions:
         assert_eq!(bun.package.name, "@oven/bun-linux-x64");
         assert_eq!(bun.recipe.name, "bun");
         assert!(bun.recipe.script.contains("lib.sh"));
-        assert_eq!(
-            registry
-                .resolve("bun@1.3")
-                .expect("1.3")
-                .version
-                .to_string(),
-            "1.3.14"
-        );
+        assert_eq!(registry.resolve("bun@1.3").expect("1.3").version.to_string(), "1.3.14");
         assert_eq!(
             bun.command_for("src/main.ts").expect("command"),
-            [
-                "/usr/local/bin/bun",
-                "--no-install",
-                "run",
-                "/app/src/main.ts"
-            ]
+            ["/usr/local/bin/bun", "--no-install", "run", "/app/src/main.ts"]
         );
         for v in registry.list() {
             // Every pinned package is the npm tarball of that very version.
             assert_eq!(v.package.version, v.version.to_string());
-            assert!(
-                v.package.url.ends_with(&format!("-{}.tgz", v.version)),
-                "{}",
-                v.package.url
-            );
+            assert!(v.package.url.ends_with(&format!("-{}.tgz", v.version)), "{}", v.package.url);
         }
     }
 
@@ -750,31 +630,16 @@ versions:
         assert!(msg.contains("unknown runtime \"node\""), "{msg}");
         assert!(msg.contains("demo (2.0.0, 1.45.0, 1.4.10, 1.4.5)"), "{msg}");
 
-        let msg = registry
-            .resolve("demo@1.5")
-            .expect_err("unknown")
-            .to_string();
+        let msg = registry.resolve("demo@1.5").expect_err("unknown").to_string();
         assert!(msg.contains("no version matching \"1.5\""), "{msg}");
         assert!(msg.contains("2.0.0, 1.45.0, 1.4.10, 1.4.5"), "{msg}");
-        assert!(matches!(
-            registry.resolve("demo@1.4.5.1"),
-            Err(RuntimeError::BadSpec { .. })
-        ));
+        assert!(matches!(registry.resolve("demo@1.4.5.1"), Err(RuntimeError::BadSpec { .. })));
     }
 
     #[test]
     fn resolve_rejects_malformed_specs() {
         let registry = demo_registry();
-        for spec in [
-            "",
-            "@1",
-            "demo@",
-            "demo@1.",
-            "demo@x",
-            "demo@01",
-            "demo@1..4",
-            "demo@-1",
-        ] {
+        for spec in ["", "@1", "demo@", "demo@1.", "demo@x", "demo@01", "demo@1..4", "demo@-1"] {
             assert!(
                 matches!(registry.resolve(spec), Err(RuntimeError::BadSpec { .. })),
                 "{spec:?} should be a bad spec"
@@ -790,10 +655,7 @@ versions:
         assert!(p.contains("listed twice"), "{p}");
         let p = invalid(&MINIMAL.replace(r#""{entry}""#, r#""main.js""#));
         assert!(p.contains("{entry}"), "{p}");
-        let p = invalid(&MINIMAL.replace(
-            "https://example.invalid/demo-2",
-            "http://example.invalid/demo-2",
-        ));
+        let p = invalid(&MINIMAL.replace("https://example.invalid/demo-2", "http://example.invalid/demo-2"));
         assert!(p.contains("https://"), "{p}");
         let p = invalid(&MINIMAL.replace("/usr/local/bin/demo", "demo"));
         assert!(p.contains("absolute"), "{p}");
@@ -835,19 +697,14 @@ versions:
     fn duplicate_names_are_rejected() {
         let mut registry = demo_registry();
         let def = RuntimeDef::parse(MINIMAL, "again").expect("parse");
-        let err = registry
-            .add(def, builtin_recipe("bun").expect("recipe"), "again")
-            .expect_err("duplicate");
+        let err = registry.add(def, builtin_recipe("bun").expect("recipe"), "again").expect_err("duplicate");
         assert!(err.to_string().contains("test and again"), "{err}");
     }
 
     #[test]
     fn entries_are_checked_and_placed_under_app() {
         let r = demo_registry().resolve("demo").expect("resolve");
-        assert_eq!(
-            r.command_for("./main.js").expect("ok"),
-            ["/usr/local/bin/demo", "/app/main.js"]
-        );
+        assert_eq!(r.command_for("./main.js").expect("ok"), ["/usr/local/bin/demo", "/app/main.js"]);
         for bad in ["", "/etc/passwd", "../x.js", "a/../../x.js"] {
             assert!(r.command_for(bad).is_err(), "{bad:?}");
         }

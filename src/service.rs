@@ -109,11 +109,8 @@ pub fn parse(text: &str, path: &Path) -> Result<RawService, ServiceError> {
         Err(err) => {
             let field = err.path().to_string();
             let inner = err.into_inner();
-            let message = if field == "." || field.is_empty() {
-                inner.to_string()
-            } else {
-                format!("field `{field}`: {inner}")
-            };
+            let message =
+                if field == "." || field.is_empty() { inner.to_string() } else { format!("field `{field}`: {inner}") };
             Err(ServiceError::Parse { path: path.to_path_buf(), message })
         }
     }
@@ -245,10 +242,8 @@ pub fn validate_dns_label(name: &str) -> Result<(), String> {
 /// Derives a DNS-label name from a directory name for services without service.yaml.
 fn name_from_dir(dir: &Path) -> String {
     let base = dir.file_name().map(|s| s.to_string_lossy().to_lowercase()).unwrap_or_default();
-    let mut name: String = base
-        .chars()
-        .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() { c } else { '-' })
-        .collect();
+    let mut name: String =
+        base.chars().map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() { c } else { '-' }).collect();
     name.truncate(63);
     let name = name.trim_matches('-').to_string();
     if name.is_empty() { "service".to_string() } else { name }
@@ -297,7 +292,9 @@ fn validate_entry(dir: &Path, entry: &str) -> Result<String, String> {
         match c {
             Component::Normal(s) => normal.push(s),
             Component::CurDir => {}
-            Component::ParentDir => return Err(format!("must stay inside the service directory; `..` is not allowed (got {entry:?})")),
+            Component::ParentDir => {
+                return Err(format!("must stay inside the service directory; `..` is not allowed (got {entry:?})"));
+            }
             Component::RootDir | Component::Prefix(_) => {
                 return Err(format!("must be a path relative to the service directory, not absolute (got {entry:?})"));
             }
@@ -325,7 +322,9 @@ fn validate_env_name(key: &str) -> Result<(), String> {
     let mut bytes = key.bytes();
     let first_ok = matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_');
     if !first_ok || !bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-        return Err(format!("is not a valid environment variable name (letters, digits, '_'; not starting with a digit): {key:?}"));
+        return Err(format!(
+            "is not a valid environment variable name (letters, digits, '_'; not starting with a digit): {key:?}"
+        ));
     }
     if RESERVED_ENV.contains(&key) {
         return Err(format!("{key} is set by ignite and cannot be overridden"));

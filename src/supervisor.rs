@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cgroup::{self, CgroupPaths, CgroupStats};
 use crate::init_proto::{InitEvent, MAX_REPORT_BYTES, parse_events};
 use crate::oci::{CreateIo, OciError, OciRuntime};
-use crate::report::{Metrics, Report, Status, rfc3339, signal_name};
+use crate::report::{Metrics, Phases, Report, Status, rfc3339, signal_name};
 use crate::sys::monotonic_ns;
 
 #[derive(Debug, thiserror::Error)]
@@ -140,8 +140,13 @@ impl<R: OciRuntime> Supervisor<R> {
         std::fs::create_dir(&run_dir).map_err(io_err("create", &run_dir))?;
         let result = match self.lock_run(&run_dir) {
             Ok(lock) => {
-                let r = self.run_locked(&plan, &run_dir, sink, cancel, wall, started_at).await;
+                let mut r = self.run_locked(&plan, &run_dir, sink, cancel, wall, started_at).await;
+                let t = Instant::now();
                 self.cleanup(&plan.id).await;
+                if let Ok(report) = &mut r {
+                    report.metrics.phases.delete_ms = ms_since(t);
+                    report.metrics.wall_time_ms = ms_since(wall);
+                }
                 drop(lock);
                 r
             }
@@ -154,8 +159,11 @@ impl<R: OciRuntime> Supervisor<R> {
     fn lock_run(&self, run_dir: &Path) -> Result<Flock<File>, SupervisorError> {
         let path = run_dir.join(LOCK_FILE);
         let file = File::create(&path).map_err(io_err("create", &path))?;
-        Flock::lock(file, FlockArg::LockExclusiveNonblock)
-            .map_err(|(_, e)| SupervisorError::Io { action: "lock", path, source: e.into() })
+        Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| SupervisorError::Io {
+            action: "lock",
+            path,
+            source: e.into(),
+        })
     }
 
     async fn run_locked(
@@ -174,7 +182,9 @@ impl<R: OciRuntime> Supervisor<R> {
         let (err_r, err_w) = pipe_pair()?;
         let (rep_r, rep_w) = pipe_pair()?;
         let io = CreateIo { stdout: out_w, stderr: err_w, extra_fds: vec![rep_w] };
+        let t = Instant::now();
         let pid = self.oci.create(&plan.id, run_dir, io).await?;
+        let mut phases = Phases { create_ms: ms_since(t), ..Phases::default() };
 
         // Resolved while the init exists; recorded so a later ignite can remove the
         // cgroup if this process dies before `delete`.
@@ -191,7 +201,10 @@ impl<R: OciRuntime> Supervisor<R> {
         let mut rep_task = tokio::spawn(read_report(rep_r));
 
         let start_ns = monotonic_ns();
+        let t = Instant::now();
         self.oci.start(&plan.id).await?;
+        phases.start_ms = ms_since(t);
+        let t = Instant::now();
 
         let deadline = tokio::time::sleep(plan.timeout);
         tokio::pin!(deadline);
@@ -223,8 +236,12 @@ impl<R: OciRuntime> Supervisor<R> {
             cgroup::read_stats(p).map_err(|e| tracing::warn!("failed to read cgroup counters: {e}")).ok()
         });
 
+        phases.run_ms = ms_since(t);
         let events = parse_events(&report_bytes);
-        Ok(assemble(plan, events, stats, stdout, stderr, stop, start_ns, wall, started_at, self.oci.name()))
+        let mut report =
+            assemble(plan, events, stats, stdout, stderr, stop, start_ns, wall, started_at, self.oci.name());
+        report.metrics.phases = phases;
+        Ok(report)
     }
 
     /// SIGTERM to the entrypoint (which forwards it), then SIGKILL after the grace period.
@@ -305,6 +322,10 @@ impl<R: OciRuntime> Supervisor<R> {
     }
 }
 
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
 fn remove_run_files(state: &StateDir, id: &str) {
     let dir = state.run_dir(id);
     if let Err(e) = std::fs::remove_dir_all(&dir)
@@ -317,7 +338,8 @@ fn remove_run_files(state: &StateDir, id: &str) {
 
 fn pipe_pair() -> Result<(pipe::Receiver, OwnedFd), SupervisorError> {
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(SupervisorError::Pipe)?;
-    let r = pipe::Receiver::from_owned_fd(r).map_err(|e| SupervisorError::Pipe(nix::Error::from_raw(e.raw_os_error().unwrap_or(0))))?;
+    let r = pipe::Receiver::from_owned_fd(r)
+        .map_err(|e| SupervisorError::Pipe(nix::Error::from_raw(e.raw_os_error().unwrap_or(0))))?;
     Ok((r, w))
 }
 
@@ -534,17 +556,40 @@ mod tests {
     fn exit_ev(code: Option<i32>, sig: Option<i32>) -> Vec<InitEvent> {
         vec![
             InitEvent::Exec { mono_ns: 2_000_000 },
-            InitEvent::Exit { mono_ns: 12_000_000, exit_code: code, signal: sig, user_us: 1500, sys_us: 500, max_rss_kb: 2048 },
+            InitEvent::Exit {
+                mono_ns: 12_000_000,
+                exit_code: code,
+                signal: sig,
+                user_us: 1500,
+                sys_us: 500,
+                max_rss_kb: 2048,
+            },
         ]
     }
 
     fn run(events: Vec<InitEvent>, stats: CgroupStats, stop: Option<Stop>) -> Report {
-        assemble(&plan(), events, Some(stats), cap("hi", false), cap("", false), stop, 1_000_000, Instant::now(), "t".into(), "runc")
+        assemble(
+            &plan(),
+            events,
+            Some(stats),
+            cap("hi", false),
+            cap("", false),
+            stop,
+            1_000_000,
+            Instant::now(),
+            "t".into(),
+            "runc",
+        )
     }
 
     #[test]
     fn clean_exit_is_ok_with_metrics() {
-        let stats = CgroupStats { memory_peak_bytes: Some(10 * 1024 * 1024), cpu_usage_ns: Some(3_000_000), pids_peak: Some(7), ..Default::default() };
+        let stats = CgroupStats {
+            memory_peak_bytes: Some(10 * 1024 * 1024),
+            cpu_usage_ns: Some(3_000_000),
+            pids_peak: Some(7),
+            ..Default::default()
+        };
         let r = run(exit_ev(Some(0), None), stats, None);
         assert_eq!(r.status, Status::Ok);
         assert!(r.success);
@@ -567,7 +612,8 @@ mod tests {
         let r = run(exit_ev(None, Some(15)), CgroupStats::default(), Some(Stop::Timeout));
         assert_eq!(r.status, Status::Timeout);
         assert!(r.message.unwrap().contains("1000 ms time limit"));
-        let r = run(vec![InitEvent::Exec { mono_ns: 2 }], CgroupStats::default(), Some(Stop::OutputLimit(Stream::Stderr)));
+        let r =
+            run(vec![InitEvent::Exec { mono_ns: 2 }], CgroupStats::default(), Some(Stop::OutputLimit(Stream::Stderr)));
         assert_eq!((r.status, r.signal.as_deref()), (Status::OutputLimit, Some("SIGKILL")));
         let r = run(vec![], CgroupStats::default(), None);
         assert_eq!(r.status, Status::Error);

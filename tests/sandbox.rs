@@ -44,13 +44,7 @@ fn runs_the_example_with_input_and_reports_metrics() {
 fn human_mode_streams_output_and_prints_summary() {
     let sb = sandbox_test!();
     let dir = repo().join("examples/data-processor");
-    let out = sb
-        .cmd()
-        .args(["exec", "--runtime", "bun"])
-        .arg(&dir)
-        .args(["--input", "@input.json"])
-        .output()
-        .unwrap();
+    let out = sb.cmd().args(["exec", "--runtime", "bun"]).arg(&dir).args(["--input", "@input.json"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     let stdout = stdout_of(&out);
     assert!(stdout.contains(r#""result":25"#), "{stdout}");
@@ -81,7 +75,8 @@ console.log(JSON.stringify({
 "#;
     let dir = sb.ts_service("ident", "", code);
     // Docker's masked paths that exist on this kernel must read as empty inside.
-    let masked: Vec<&str> = ignite::spec::MASKED_PATHS.iter().copied().filter(|p| std::path::Path::new(p).exists()).collect();
+    let masked: Vec<&str> =
+        ignite::spec::MASKED_PATHS.iter().copied().filter(|p| std::path::Path::new(p).exists()).collect();
     assert!(!masked.is_empty());
     let input = serde_json::json!({ "masked": masked }).to_string();
     let (out, r) = sb.run_json(&dir, &["--input", &input]);
@@ -293,7 +288,8 @@ fn leftovers_of_a_killed_ignite_are_reaped() {
     // SIGKILL: ignite gets no chance to clean up.
     child.kill().unwrap();
     child.wait().unwrap();
-    let runs: Vec<_> = std::fs::read_dir(sb.state.path().join("runs")).unwrap().flatten().filter(|e| e.path().is_dir()).collect();
+    let runs: Vec<_> =
+        std::fs::read_dir(sb.state.path().join("runs")).unwrap().flatten().filter(|e| e.path().is_dir()).collect();
     assert_eq!(runs.len(), 1, "the killed run's state should still be there");
     let id = runs[0].file_name().to_string_lossy().into_owned();
 
@@ -351,5 +347,69 @@ fn print_spec_shows_the_hardened_config() {
     assert_eq!(spec["process"]["user"]["uid"], 65534);
     assert_eq!(spec["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
     assert_eq!(spec["linux"]["resources"]["memory"]["limit"], 64 * 1024 * 1024);
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn seccomp_profile_is_enforced_inside() {
+    let sb = sandbox_test!();
+    // bun:ffi calls syscall(2) directly, so the filter itself answers (not the runtime).
+    let code = r#"
+import { dlopen, FFIType, read } from "bun:ffi";
+const { symbols: c } = dlopen("libc.so.6", {
+  syscall: { args: [FFIType.i64, FFIType.i64, FFIType.i64, FFIType.i64, FFIType.i64, FFIType.i64], returns: FFIType.i64 },
+  __errno_location: { args: [], returns: FFIType.ptr },
+});
+const sys = (nr: number, ...a: number[]) => {
+  const r = Number(c.syscall(nr, ...[...a, 0, 0, 0, 0, 0, 0].slice(0, 5)));
+  return r < 0 ? -read.i32(c.__errno_location(), 0) : 0;
+};
+console.log(JSON.stringify({
+  ptrace: sys(101, 0), unshare_user: sys(272, 0x10000000), mount: sys(165, 0, 0, 0, 0, 0), bpf: sys(321, 0, 0, 0),
+  keyctl: sys(250, 0), userfaultfd: sys(323, 0), perf_event_open: sys(298, 0, 0, -1, -1, 0), setns: sys(308, 0, 0),
+  personality_no_aslr: sys(135, 0x0040000),
+  socket_vsock: sys(41, 40, 1, 0), socket_alg: sys(41, 38, 5, 0), socket_packet: sys(41, 17, 3, 0),
+  clone3: sys(435, 0, 0), io_uring_setup: sys(425, 1, 0),
+  socket_inet: sys(41, 2, 1, 0),
+}));
+"#;
+    let dir = sb.ts_service("seccomp", "", code);
+    let (out, r) = sb.run_json(&dir, &[]);
+    assert_eq!(out.status.code(), Some(0), "{r}");
+    let v: serde_json::Value = serde_json::from_str(r["stdout"].as_str().unwrap().trim()).unwrap();
+    const EPERM: i64 = -1;
+    const ENOSYS: i64 = -38;
+    for denied in [
+        "ptrace",
+        "unshare_user",
+        "mount",
+        "bpf",
+        "keyctl",
+        "userfaultfd",
+        "perf_event_open",
+        "setns",
+        "personality_no_aslr",
+        "socket_vsock",
+        "socket_alg",
+        "socket_packet",
+    ] {
+        assert_eq!(v[denied], EPERM, "{denied} not denied with EPERM: {v}");
+    }
+    assert_eq!(v["clone3"], ENOSYS, "clone3 must fail with ENOSYS: {v}");
+    assert_eq!(v["io_uring_setup"], ENOSYS, "{v}");
+    assert_eq!(v["socket_inet"], 0, "ordinary sockets stay allowed: {v}");
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn sigterm_to_ignite_kills_the_run_and_cleans_up() {
+    let sb = sandbox_test!();
+    let dir = sb.ts_service("termed", "  timeoutMs: 60000\n", "console.log('started'); setInterval(() => {}, 1000);");
+    let mut child = sb.cmd().arg("run").arg(&dir).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut buf = [0u8; 64];
+    let _ = std::io::Read::read(&mut stdout, &mut buf).unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(143));
     sb.assert_no_leaks();
 }

@@ -12,7 +12,7 @@ use ignite::init_proto::InitEvent;
 use ignite::spec::REPORT_FD;
 use ignite::sys::{monotonic_ns, take_inherited_fd};
 use nix::sys::resource::{UsageWho, getrusage};
-use nix::sys::signal::{Signal, SigSet, kill};
+use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 

@@ -127,21 +127,14 @@ impl Progress for StderrProgress {
         if self.tty {
             let now = Instant::now();
             let finished = total.is_some_and(|t| done >= t);
-            if !finished
-                && st
-                    .last_draw
-                    .is_some_and(|t| now - t < Duration::from_millis(100))
-            {
+            if !finished && st.last_draw.is_some_and(|t| now - t < Duration::from_millis(100)) {
                 return;
             }
             st.last_draw = Some(now);
             let amount = match total {
-                Some(t) if t > 0 => format!(
-                    "{} / {} ({}%)",
-                    megabytes(done),
-                    megabytes(t),
-                    done.saturating_mul(100) / t
-                ),
+                Some(t) if t > 0 => {
+                    format!("{} / {} ({}%)", megabytes(done), megabytes(t), done.saturating_mul(100) / t)
+                }
                 _ => megabytes(done),
             };
             self.write(&format!("\r\x1b[2K{}: {amount}", st.phase));
@@ -149,12 +142,7 @@ impl Progress for StderrProgress {
             let quarter = (done.saturating_mul(4) / t).min(4);
             if quarter > st.quarters {
                 st.quarters = quarter;
-                self.write(&format!(
-                    "  {}%: {} / {}\n",
-                    quarter * 25,
-                    megabytes(done),
-                    megabytes(t)
-                ));
+                self.write(&format!("  {}%: {} / {}\n", quarter * 25, megabytes(done), megabytes(t)));
             }
         }
     }
@@ -186,14 +174,8 @@ pub enum FetchError {
     },
     #[error("failed to download {url}: the package is larger than {limit} bytes")]
     TooLarge { url: String, limit: u64 },
-    #[error(
-        "integrity check failed for {url}: expected {expected}, got {actual}; the download was deleted"
-    )]
-    IntegrityMismatch {
-        url: String,
-        expected: String,
-        actual: String,
-    },
+    #[error("integrity check failed for {url}: expected {expected}, got {actual}; the download was deleted")]
+    IntegrityMismatch { url: String, expected: String, actual: String },
     #[error("failed to {op} {path}: {source}")]
     Io {
         op: &'static str,
@@ -205,23 +187,14 @@ pub enum FetchError {
 
 /// Downloads `url` to `dest`, verifying `integrity`. The bytes go to a temp file in `dest`'s
 /// directory (so the final rename is atomic) that is deleted on every error. Returns the size.
-pub fn download(
-    url: &str,
-    integrity: &Integrity,
-    dest: &Path,
-    progress: &dyn Progress,
-) -> Result<u64, FetchError> {
+pub fn download(url: &str, integrity: &Integrity, dest: &Path, progress: &dyn Progress) -> Result<u64, FetchError> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(30)))
         .timeout_recv_response(Some(Duration::from_secs(60)))
         // A budget for the whole body: ~50 MB over a slow link, with room to spare.
         .timeout_recv_body(Some(Duration::from_secs(30 * 60)))
         .user_agent(concat!("ignite/", env!("CARGO_PKG_VERSION")))
-        .tls_config(
-            ureq::tls::TlsConfig::builder()
-                .root_certs(system_root_certs())
-                .build(),
-        )
+        .tls_config(ureq::tls::TlsConfig::builder().root_certs(system_root_certs()).build())
         .build()
         .into();
     download_with(&agent, url, integrity, dest, progress)
@@ -239,10 +212,8 @@ const CA_BUNDLES: &[&str] = &[
 /// its CA there, and nowhere else. Falls back to the Mozilla roots compiled into ureq when the
 /// host has no bundle. (Trust in the *content* comes from the pinned integrity hash, not TLS.)
 fn system_root_certs() -> ureq::tls::RootCerts {
-    let candidates = std::env::var_os("SSL_CERT_FILE")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain(CA_BUNDLES.iter().map(PathBuf::from));
+    let candidates =
+        std::env::var_os("SSL_CERT_FILE").map(PathBuf::from).into_iter().chain(CA_BUNDLES.iter().map(PathBuf::from));
     for path in candidates {
         let Ok(pem) = fs::read(&path) else { continue };
         let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
@@ -266,16 +237,11 @@ fn download_with(
     dest: &Path,
     progress: &dyn Progress,
 ) -> Result<u64, FetchError> {
-    let mut response = agent.get(url).call().map_err(|source| FetchError::Http {
-        url: url.to_string(),
-        source: Box::new(source),
-    })?;
+    let mut response =
+        agent.get(url).call().map_err(|source| FetchError::Http { url: url.to_string(), source: Box::new(source) })?;
     let total = response.body().content_length();
     if total.is_some_and(|t| t > MAX_PACKAGE_BYTES) {
-        return Err(FetchError::TooLarge {
-            url: url.to_string(),
-            limit: MAX_PACKAGE_BYTES,
-        });
+        return Err(FetchError::TooLarge { url: url.to_string(), limit: MAX_PACKAGE_BYTES });
     }
     let mut body = response.body_mut().as_reader();
     save_verified(&mut body, url, integrity, dest, total, progress)
@@ -302,23 +268,15 @@ fn save_verified(
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(source) => {
-                return Err(FetchError::Body {
-                    url: url.to_string(),
-                    done,
-                    source,
-                });
+                return Err(FetchError::Body { url: url.to_string(), done, source });
             }
         };
         done += n as u64;
         if done > MAX_PACKAGE_BYTES {
-            return Err(FetchError::TooLarge {
-                url: url.to_string(),
-                limit: MAX_PACKAGE_BYTES,
-            });
+            return Err(FetchError::TooLarge { url: url.to_string(), limit: MAX_PACKAGE_BYTES });
         }
         hasher.update(&buf[..n]);
-        file.write_all(&buf[..n])
-            .map_err(|source| temp.io_err("write", source))?;
+        file.write_all(&buf[..n]).map_err(|source| temp.io_err("write", source))?;
         progress.bytes(done, total);
     }
     let actual: [u8; 64] = hasher.finalize().into();
@@ -329,8 +287,7 @@ fn save_verified(
             actual: Integrity::from_sha512(actual).to_string(),
         });
     }
-    file.sync_all()
-        .map_err(|source| temp.io_err("sync", source))?;
+    file.sync_all().map_err(|source| temp.io_err("sync", source))?;
     temp.persist(dest)?;
     Ok(done)
 }
@@ -338,12 +295,9 @@ fn save_verified(
 /// Computes the npm integrity of a file already on disk.
 pub fn file_integrity(path: &Path) -> io::Result<Integrity> {
     let file = File::open(path)?;
-    let reader =
-        super::HashingReader::<_, Sha512>::new(io::BufReader::with_capacity(1 << 16, file));
+    let reader = super::HashingReader::<_, Sha512>::new(io::BufReader::with_capacity(1 << 16, file));
     let (digest, _) = reader.finish()?;
-    let sha512: [u8; 64] = digest
-        .try_into()
-        .map_err(|_| io::Error::other("sha512 digest is not 64 bytes"))?;
+    let sha512: [u8; 64] = digest.try_into().map_err(|_| io::Error::other("sha512 digest is not 64 bytes"))?;
     Ok(Integrity::from_sha512(sha512))
 }
 
@@ -357,37 +311,22 @@ struct TempFile {
 impl TempFile {
     fn create(dest: &Path) -> Result<TempFile, FetchError> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let path = dest.with_file_name(format!(
             "{name}.partial-{}-{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|source| FetchError::Io {
-                op: "create",
-                path: path.clone(),
-                source,
-            })?;
-        Ok(TempFile {
-            path,
-            file,
-            keep: false,
-        })
+        let file = OpenOptions::new().write(true).create_new(true).open(&path).map_err(|source| FetchError::Io {
+            op: "create",
+            path: path.clone(),
+            source,
+        })?;
+        Ok(TempFile { path, file, keep: false })
     }
 
     fn io_err(&self, op: &'static str, source: io::Error) -> FetchError {
-        FetchError::Io {
-            op,
-            path: self.path.clone(),
-            source,
-        }
+        FetchError::Io { op, path: self.path.clone(), source }
     }
 
     fn persist(mut self, dest: &Path) -> Result<(), FetchError> {
@@ -431,12 +370,8 @@ mod tests {
                 line.clear();
             }
             let mut stream = stream;
-            write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            )
-            .expect("head");
+            write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())
+                .expect("head");
             stream.write_all(&body).expect("body");
         });
         (url, handle)
@@ -465,18 +400,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let dest = dir.path().join("pkg.tgz");
         let progress = Recorder::default();
-        let n =
-            download_with(&local_agent(), &url, &integrity, &dest, &progress).expect("download");
+        let n = download_with(&local_agent(), &url, &integrity, &dest, &progress).expect("download");
         server.join().expect("server");
         assert_eq!(n, body.len() as u64);
         assert_eq!(fs::read(&dest).expect("read"), body);
         let reports = progress.0.lock().expect("lock");
         assert_eq!(reports.last(), Some(&(n, Some(n))));
-        assert_eq!(
-            fs::read_dir(dir.path()).expect("dir").count(),
-            1,
-            "no temp files left"
-        );
+        assert_eq!(fs::read_dir(dir.path()).expect("dir").count(), 1, "no temp files left");
         assert_eq!(file_integrity(&dest).expect("integrity"), integrity);
     }
 
@@ -486,15 +416,11 @@ mod tests {
         let expected = integrity_of(b"the real package");
         let dir = tempfile::tempdir().expect("tempdir");
         let dest = dir.path().join("pkg.tgz");
-        let err = download_with(&local_agent(), &url, &expected, &dest, &NoProgress)
-            .expect_err("mismatch");
+        let err = download_with(&local_agent(), &url, &expected, &dest, &NoProgress).expect_err("mismatch");
         server.join().expect("server");
         let msg = err.to_string();
         assert!(msg.contains(&expected.to_string()), "{msg}");
-        assert!(
-            msg.contains(&integrity_of(b"tampered package").to_string()),
-            "{msg}"
-        );
+        assert!(msg.contains(&integrity_of(b"tampered package").to_string()), "{msg}");
         assert_eq!(fs::read_dir(dir.path()).expect("dir").count(), 0, "{msg}");
     }
 
@@ -503,14 +429,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         // Nothing listens on port 9 of loopback (discard is never enabled on these machines).
         let url = "http://127.0.0.1:9/pkg.tgz";
-        let err = download_with(
-            &local_agent(),
-            url,
-            &integrity_of(b""),
-            &dir.path().join("pkg.tgz"),
-            &NoProgress,
-        )
-        .expect_err("refused");
+        let err = download_with(&local_agent(), url, &integrity_of(b""), &dir.path().join("pkg.tgz"), &NoProgress)
+            .expect_err("refused");
         assert!(err.to_string().contains(url), "{err}");
         assert_eq!(fs::read_dir(dir.path()).expect("dir").count(), 0);
     }
@@ -519,10 +439,7 @@ mod tests {
     fn system_ca_bundle_is_found() {
         // Every supported host has one of the bundles; without it downloads behind a
         // TLS-inspecting proxy fail with "UnknownIssuer".
-        assert!(matches!(
-            system_root_certs(),
-            ureq::tls::RootCerts::Specific(_)
-        ));
+        assert!(matches!(system_root_certs(), ureq::tls::RootCerts::Specific(_)));
     }
 
     #[test]

@@ -31,11 +31,7 @@ pub(crate) struct HashingReader<R, D> {
 
 impl<R: Read, D: Digest> HashingReader<R, D> {
     pub(crate) fn new(inner: R) -> Self {
-        HashingReader {
-            inner,
-            hasher: D::new(),
-            count: 0,
-        }
+        HashingReader { inner, hasher: D::new(), count: 0 }
     }
 
     /// Reads whatever the consumer left unread (a tar reader stops at the end-of-archive

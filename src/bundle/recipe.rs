@@ -24,11 +24,7 @@ pub enum RecipeError {
         source: io::Error,
     },
     #[error("recipe {recipe} failed ({status}):\n{stderr}")]
-    Failed {
-        recipe: String,
-        status: ExitStatus,
-        stderr: String,
-    },
+    Failed { recipe: String, status: ExitStatus, stderr: String },
     #[error("recipe {recipe} exited successfully but did not write {path}")]
     NoOutput { recipe: String, path: PathBuf },
     #[error("failed to {op} {path}: {source}")]
@@ -51,11 +47,7 @@ pub struct Built {
 /// Runs `recipe` on `package`, using `work` (an existing empty directory the caller removes
 /// afterwards) for the scripts, the scratch space and the output tarball.
 pub fn run(recipe: &Recipe, package: &Path, work: &Path) -> Result<Built, RecipeError> {
-    let io_err = |op, path: &Path, source| RecipeError::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    };
+    let io_err = |op, path: &Path, source| RecipeError::Io { op, path: path.to_path_buf(), source };
     let scripts = work.join("scripts");
     let scratch = work.join("scratch");
     let out = work.join("rootfs.tar.gz");
@@ -84,10 +76,7 @@ pub fn run(recipe: &Recipe, package: &Path, work: &Path) -> Result<Built, Recipe
         .current_dir(work)
         .stdin(Stdio::null())
         .output()
-        .map_err(|source| RecipeError::Spawn {
-            recipe: recipe.name.clone(),
-            source,
-        })?;
+        .map_err(|source| RecipeError::Spawn { recipe: recipe.name.clone(), source })?;
     if !output.status.success() {
         return Err(RecipeError::Failed {
             recipe: recipe.name.clone(),
@@ -99,10 +88,7 @@ pub fn run(recipe: &Recipe, package: &Path, work: &Path) -> Result<Built, Recipe
     match fs::symlink_metadata(&out) {
         Ok(meta) if meta.is_file() => {}
         _ => {
-            return Err(RecipeError::NoOutput {
-                recipe: recipe.name.clone(),
-                path: out,
-            });
+            return Err(RecipeError::NoOutput { recipe: recipe.name.clone(), path: out });
         }
     }
     let digest = super::sha256_file(&out).map_err(|e| io_err("hash", &out, e))?;
@@ -157,21 +143,14 @@ mod tests {
         let work = tempfile::tempdir().expect("tempdir");
         let script = "source \"$(dirname \"${BASH_SOURCE[0]}\")/lib.sh\"\n\
                       ignite_require_env IGNITE_PACKAGE NOT_SET_BY_IGNITE\n";
-        let msg = run(&recipe(script), Path::new("/p.tgz"), work.path())
-            .expect_err("fails")
-            .to_string();
+        let msg = run(&recipe(script), Path::new("/p.tgz"), work.path()).expect_err("fails").to_string();
         assert!(msg.contains("NOT_SET_BY_IGNITE is not set"), "{msg}");
 
         let work = tempfile::tempdir().expect("tempdir");
         let script = "source \"$(dirname \"${BASH_SOURCE[0]}\")/lib.sh\"\n\
                       ignite_require_tools tar no-such-tool-xyz\n";
-        let msg = run(&recipe(script), Path::new("/p.tgz"), work.path())
-            .expect_err("fails")
-            .to_string();
-        assert!(
-            msg.contains("missing host tools: no-such-tool-xyz"),
-            "{msg}"
-        );
+        let msg = run(&recipe(script), Path::new("/p.tgz"), work.path()).expect_err("fails").to_string();
+        assert!(msg.contains("missing host tools: no-such-tool-xyz"), "{msg}");
     }
 
     #[test]

@@ -76,14 +76,8 @@ pub enum BundleError {
         #[source]
         source: UnpackError,
     },
-    #[error(
-        "bundle {path} is corrupt: expected {expected}, found {actual}; it was removed, run again to rebuild it"
-    )]
-    Corrupt {
-        path: PathBuf,
-        expected: String,
-        actual: String,
-    },
+    #[error("bundle {path} is corrupt: expected {expected}, found {actual}; it was removed, run again to rebuild it")]
+    Corrupt { path: PathBuf, expected: String, actual: String },
 }
 
 fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> BundleError {
@@ -127,8 +121,7 @@ impl IndexRecord {
         self.runtime == rt.name
             && self.version == rt.version.to_string()
             && self.package.integrity == rt.package.integrity
-            && (self.source == Source::Imported
-                || self.recipe_digest.as_deref() == Some(rt.recipe.digest().as_str()))
+            && (self.source == Source::Imported || self.recipe_digest.as_deref() == Some(rt.recipe.digest().as_str()))
     }
 }
 
@@ -143,15 +136,11 @@ struct Timings {
 
 impl Timings {
     fn summary(&self, rt: &ResolvedRuntime, total: Duration) -> String {
-        let parts: Vec<String> = [
-            ("download", self.download),
-            ("build", self.build),
-            ("import", self.import),
-            ("unpack", self.unpack),
-        ]
-        .into_iter()
-        .filter_map(|(name, d)| d.map(|d| format!("{name} {:.1} s", d.as_secs_f64())))
-        .collect();
+        let parts: Vec<String> =
+            [("download", self.download), ("build", self.build), ("import", self.import), ("unpack", self.unpack)]
+                .into_iter()
+                .filter_map(|(name, d)| d.map(|d| format!("{name} {:.1} s", d.as_secs_f64())))
+                .collect();
         let mut msg = format!("{rt} ready in {:.1} s", total.as_secs_f64());
         if !parts.is_empty() {
             msg.push_str(&format!(" ({})", parts.join(", ")));
@@ -170,10 +159,7 @@ pub struct BundleStore {
 impl BundleStore {
     /// A store rooted at `cache_dir` (created on first use).
     pub fn new(cache_dir: PathBuf) -> BundleStore {
-        BundleStore {
-            root: cache_dir,
-            limits: UnpackLimits::default(),
-        }
+        BundleStore { root: cache_dir, limits: UnpackLimits::default() }
     }
 
     /// Replaces the unpack limits.
@@ -197,21 +183,14 @@ impl BundleStore {
         }
         let path = self.rootfs_dir(&record.digest)?;
         match fs::symlink_metadata(&path) {
-            Ok(meta) if meta.is_dir() => Some(Rootfs {
-                path,
-                digest: record.digest,
-            }),
+            Ok(meta) if meta.is_dir() => Some(Rootfs { path, digest: record.digest }),
             _ => None,
         }
     }
 
     /// The rootfs of `rt`, downloading, building and unpacking it first if needed. Silent when
     /// it is already there; otherwise reports each phase and a "ready in" line.
-    pub fn ensure(
-        &self,
-        rt: &ResolvedRuntime,
-        progress: &dyn Progress,
-    ) -> Result<Rootfs, BundleError> {
+    pub fn ensure(&self, rt: &ResolvedRuntime, progress: &dyn Progress) -> Result<Rootfs, BundleError> {
         match self.present(rt) {
             Some(rootfs) => Ok(rootfs),
             None => self.prepare(rt, progress),
@@ -220,11 +199,7 @@ impl BundleStore {
 
     /// Like [`ensure`](Self::ensure), but always reports, also when nothing had to be done
     /// (`ignite runtime pull`).
-    pub fn pull(
-        &self,
-        rt: &ResolvedRuntime,
-        progress: &dyn Progress,
-    ) -> Result<Rootfs, BundleError> {
+    pub fn pull(&self, rt: &ResolvedRuntime, progress: &dyn Progress) -> Result<Rootfs, BundleError> {
         match self.present(rt) {
             Some(rootfs) => {
                 progress.done(&format!("{rt} already present ({})", rootfs.digest));
@@ -236,12 +211,7 @@ impl BundleStore {
 
     /// Installs a prebuilt rootfs tarball (.tar.gz) as the bundle of `rt`, replacing whatever
     /// bundle `rt` used before. The tarball gets the same safe unpacking as a built one.
-    pub fn import(
-        &self,
-        tarball: &Path,
-        rt: &ResolvedRuntime,
-        progress: &dyn Progress,
-    ) -> Result<Rootfs, BundleError> {
+    pub fn import(&self, tarball: &Path, rt: &ResolvedRuntime, progress: &dyn Progress) -> Result<Rootfs, BundleError> {
         self.create_layout()?;
         let key = rt.key();
         let _lock = self.lock(&key, progress)?;
@@ -250,15 +220,10 @@ impl BundleStore {
         let mut timings = Timings::default();
         progress.phase(&format!("importing {} as {rt}", tarball.display()));
 
-        let temp = Cleanup::new(
-            self.root
-                .join("bundles")
-                .join(temp_name(&format!(".import-{key}"))),
-        );
+        let temp = Cleanup::new(self.root.join("bundles").join(temp_name(&format!(".import-{key}"))));
         let (digest, size) = {
             let src = File::open(tarball).map_err(io_err("open", tarball))?;
-            let mut reader =
-                HashingReader::<_, Sha256>::new(BufReader::with_capacity(1 << 16, src));
+            let mut reader = HashingReader::<_, Sha256>::new(BufReader::with_capacity(1 << 16, src));
             let mut dst = OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -291,11 +256,7 @@ impl BundleStore {
     }
 
     /// The slow path: under the runtime's lock, do whatever is missing.
-    fn prepare(
-        &self,
-        rt: &ResolvedRuntime,
-        progress: &dyn Progress,
-    ) -> Result<Rootfs, BundleError> {
+    fn prepare(&self, rt: &ResolvedRuntime, progress: &dyn Progress) -> Result<Rootfs, BundleError> {
         self.create_layout()?;
         let _lock = self.lock(&rt.key(), progress)?;
         // Whoever held the lock before us may have finished the job: use their result.
@@ -307,9 +268,7 @@ impl BundleStore {
         let mut timings = Timings::default();
         let record = match self.read_index(rt) {
             // Built before, only the unpacked tree is missing (deleted, or a crash in between).
-            Some(record) if record.matches(rt) && self.bundle_path(&record.digest).is_file() => {
-                record
-            }
+            Some(record) if record.matches(rt) && self.bundle_path(&record.digest).is_file() => record,
             _ => self.build(rt, progress, &mut timings)?,
         };
         let rootfs = self.unpack(rt, &record, progress, &mut timings)?;
@@ -327,10 +286,7 @@ impl BundleStore {
     ) -> Result<IndexRecord, BundleError> {
         let package = self.package_path(&rt.package);
         if !self.package_verified(&package, rt)? {
-            progress.phase(&format!(
-                "downloading {} {}",
-                rt.package.name, rt.package.version
-            ));
+            progress.phase(&format!("downloading {} {}", rt.package.name, rt.package.version));
             let t = Instant::now();
             fetch::download(&rt.package.url, &rt.package.integrity, &package, progress)?;
             timings.download = Some(t.elapsed());
@@ -338,24 +294,14 @@ impl BundleStore {
 
         progress.phase(&format!("building {rt} rootfs (recipe {})", rt.recipe.name));
         let t = Instant::now();
-        let work = Cleanup::new(
-            self.root
-                .join("tmp")
-                .join(temp_name(&format!("build-{}", rt.key()))),
-        );
+        let work = Cleanup::new(self.root.join("tmp").join(temp_name(&format!("build-{}", rt.key()))));
         fs::create_dir(work.path()).map_err(io_err("create", work.path()))?;
-        let built = recipe::run(&rt.recipe, &package, work.path()).map_err(|source| {
-            BundleError::Recipe {
-                runtime: rt.to_string(),
-                source,
-            }
-        })?;
+        let built = recipe::run(&rt.recipe, &package, work.path())
+            .map_err(|source| BundleError::Recipe { runtime: rt.to_string(), source })?;
         let bundle = self.bundle_path(&built.digest);
         // Same name means same bytes: replacing an existing tarball changes nothing.
         fs::rename(&built.path, &bundle).map_err(io_err("rename into place", &bundle))?;
-        let size = fs::metadata(&bundle)
-            .map_err(io_err("stat", &bundle))?
-            .len();
+        let size = fs::metadata(&bundle).map_err(io_err("stat", &bundle))?.len();
         drop(work);
         let elapsed = t.elapsed();
         timings.build = Some(elapsed);
@@ -402,21 +348,14 @@ impl BundleStore {
         let Some(final_dir) = self.rootfs_dir(&record.digest) else {
             return Err(self.corrupt_index(rt, &record.digest));
         };
-        let rootfs = Rootfs {
-            path: final_dir.clone(),
-            digest: record.digest.clone(),
-        };
+        let rootfs = Rootfs { path: final_dir.clone(), digest: record.digest.clone() };
         // Another runtime version with the very same bundle may have unpacked it already.
         if final_dir.is_dir() {
             return Ok(rootfs);
         }
         progress.phase(&format!("unpacking {rt}"));
         let t = Instant::now();
-        let temp = Cleanup::new(
-            self.root
-                .join("rootfs")
-                .join(temp_name(&format!(".tmp-{}", rt.key()))),
-        );
+        let temp = Cleanup::new(self.root.join("rootfs").join(temp_name(&format!(".tmp-{}", rt.key()))));
         fs::create_dir(temp.path()).map_err(io_err("create", temp.path()))?;
         // The container's "/" must be traversable by its unprivileged user.
         fs::set_permissions(temp.path(), fs::Permissions::from_mode(0o755))
@@ -432,16 +371,9 @@ impl BundleStore {
         if actual != record.digest {
             let _ = fs::remove_file(&bundle);
             let _ = fs::remove_file(self.index_path(rt));
-            return Err(BundleError::Corrupt {
-                path: bundle,
-                expected: record.digest.clone(),
-                actual,
-            });
+            return Err(BundleError::Corrupt { path: bundle, expected: record.digest.clone(), actual });
         }
-        let stats = unpacked.map_err(|source| BundleError::Unpack {
-            path: bundle.clone(),
-            source,
-        })?;
+        let stats = unpacked.map_err(|source| BundleError::Unpack { path: bundle.clone(), source })?;
         if stats.stripped_modes > 0 {
             tracing::warn!(bundle = %bundle.display(), count = stats.stripped_modes, "stripped setuid/setgid/sticky or group/other write bits");
         }
@@ -451,11 +383,7 @@ impl BundleStore {
             // identical, ours is removed when `temp` drops.
             Err(_) if final_dir.is_dir() => {}
             Err(source) => {
-                return Err(BundleError::Io {
-                    op: "rename into place",
-                    path: final_dir,
-                    source,
-                });
+                return Err(BundleError::Io { op: "rename into place", path: final_dir, source });
             }
         }
         timings.unpack = Some(t.elapsed());
@@ -465,11 +393,7 @@ impl BundleStore {
     fn corrupt_index(&self, rt: &ResolvedRuntime, digest: &str) -> BundleError {
         let path = self.index_path(rt);
         let _ = fs::remove_file(&path);
-        BundleError::Corrupt {
-            path,
-            expected: "a sha256:<hex> digest".into(),
-            actual: digest.to_string(),
-        }
+        BundleError::Corrupt { path, expected: "a sha256:<hex> digest".into(), actual: digest.to_string() }
     }
 
     fn create_layout(&self) -> Result<(), BundleError> {
@@ -492,9 +416,7 @@ impl BundleStore {
         let mut file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => return Ok(lock),
             Err((file, Errno::EWOULDBLOCK)) => {
-                progress.phase(&format!(
-                    "waiting for another ignite process preparing {key}"
-                ));
+                progress.phase(&format!("waiting for another ignite process preparing {key}"));
                 file
             }
             Err((_, source)) => return Err(BundleError::Lock { path, source }),
@@ -513,10 +435,7 @@ impl BundleStore {
     fn remove_stale_temps(&self, rt: &ResolvedRuntime) {
         let key = rt.key();
         let package = self.package_path(&rt.package);
-        let package_name = package
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let package_name = package.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let sets = [
             ("rootfs", format!(".tmp-{key}-")),
             ("tmp", format!("build-{key}-")),
@@ -576,19 +495,14 @@ impl BundleStore {
 
     fn bundle_path(&self, digest: &str) -> PathBuf {
         let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
-        self.root
-            .join("bundles")
-            .join(format!("sha256-{hex}.tar.gz"))
+        self.root.join("bundles").join(format!("sha256-{hex}.tar.gz"))
     }
 
     /// `rootfs/sha256-<hex>`, or `None` if `digest` is not a well-formed sha256 digest (an index
     /// file is data, and must not steer a path anywhere else).
     fn rootfs_dir(&self, digest: &str) -> Option<PathBuf> {
         let hex = digest.strip_prefix("sha256:")?;
-        let well_formed = hex.len() == 64
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let well_formed = hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         well_formed.then(|| self.root.join("rootfs").join(format!("sha256-{hex}")))
     }
 }
@@ -596,22 +510,12 @@ impl BundleStore {
 /// A unique temp name: pid, time and a counter (threads of one process get distinct names).
 fn temp_name(prefix: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "{prefix}-{}-{nanos:08x}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    format!("{prefix}-{}-{nanos:08x}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// Removes a file or a directory tree, without following a symlink at `path`.
@@ -684,9 +588,7 @@ ignite_pack "$root" "$IGNITE_OUT"
         let mut header = tar::Header::new_gnu();
         header.set_size(6);
         header.set_mode(0o644);
-        builder
-            .append_data(&mut header, "package/hello.txt", &b"hello\n"[..])
-            .expect("append");
+        builder.append_data(&mut header, "package/hello.txt", &b"hello\n"[..]).expect("append");
         let tar = builder.into_inner().expect("tar");
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(&tar).expect("gzip");
@@ -694,10 +596,7 @@ ignite_pack "$root" "$IGNITE_OUT"
     }
 
     fn fake_runtime(package: &[u8], script: &str) -> ResolvedRuntime {
-        let mut rt = Registry::builtin()
-            .expect("registry")
-            .resolve("bun")
-            .expect("bun");
+        let mut rt = Registry::builtin().expect("registry").resolve("bun").expect("bun");
         rt.name = "fake".into();
         rt.version = "1.0.0".parse().expect("version");
         rt.package = Package {
@@ -707,11 +606,8 @@ ignite_pack "$root" "$IGNITE_OUT"
             url: "https://example.invalid/fake-1.0.0.tgz".into(),
             integrity: Integrity::from_sha512(Sha512::digest(package).into()),
         };
-        rt.recipe = Recipe {
-            name: "fake".into(),
-            script: Cow::Owned(script.to_string()),
-            lib: Cow::Borrowed(RECIPE_LIB),
-        };
+        rt.recipe =
+            Recipe { name: "fake".into(), script: Cow::Owned(script.to_string()), lib: Cow::Borrowed(RECIPE_LIB) };
         rt
     }
 
@@ -727,18 +623,12 @@ ignite_pack "$root" "$IGNITE_OUT"
     }
 
     fn builds(store: &BundleStore) -> usize {
-        fs::read_to_string(store.root().join("builds.log"))
-            .map(|s| s.lines().count())
-            .unwrap_or(0)
+        fs::read_to_string(store.root().join("builds.log")).map(|s| s.lines().count()).unwrap_or(0)
     }
 
     fn names(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(dir)
-            .map(|entries| {
-                entries
-                    .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
+            .map(|entries| entries.map(|e| e.expect("entry").file_name().to_string_lossy().into_owned()).collect())
             .unwrap_or_default();
         names.sort();
         names
@@ -751,19 +641,13 @@ ignite_pack "$root" "$IGNITE_OUT"
             assert!(name.starts_with("sha256-"), "leftover in rootfs/: {name}");
         }
         for name in names(&root.join("bundles")) {
-            assert!(
-                name.starts_with("sha256-") && name.ends_with(".tar.gz"),
-                "leftover: {name}"
-            );
+            assert!(name.starts_with("sha256-") && name.ends_with(".tar.gz"), "leftover: {name}");
         }
         for name in names(&root.join("packages")) {
             assert!(!name.contains(".partial"), "leftover in packages/: {name}");
         }
         for name in names(&root.join("index")) {
-            assert!(
-                name.ends_with(".json") && !name.starts_with('.'),
-                "leftover: {name}"
-            );
+            assert!(name.ends_with(".json") && !name.starts_with('.'), "leftover: {name}");
         }
         assert!(names(&root.join("tmp")).is_empty(), "leftover in tmp/");
     }
@@ -793,51 +677,25 @@ ignite_pack "$root" "$IGNITE_OUT"
         let progress = Recorder::default();
         let rootfs = store.ensure(&rt, &progress).expect("ensure");
         assert!(rootfs.digest.starts_with("sha256:") && rootfs.digest.len() == 71);
-        assert_eq!(
-            rootfs.path,
-            store
-                .root()
-                .join("rootfs")
-                .join(rootfs.digest.replace(':', "-"))
-        );
-        assert_eq!(
-            fs::read(rootfs.path.join("hello.txt")).expect("hello"),
-            b"hello\n"
-        );
+        assert_eq!(rootfs.path, store.root().join("rootfs").join(rootfs.digest.replace(':', "-")));
+        assert_eq!(fs::read(rootfs.path.join("hello.txt")).expect("hello"), b"hello\n");
         for mount_point in ["app", "tmp", "proc", "sys", "dev", "etc"] {
             assert!(rootfs.path.join(mount_point).is_dir(), "{mount_point}");
         }
         let init = fs::metadata(rootfs.path.join(".ignite/init")).expect("init");
         assert!(init.is_file() && init.len() == 0);
         let lines = progress.lines();
-        assert!(
-            lines
-                .iter()
-                .any(|l| l.starts_with("phase: building fake 1.0.0")),
-            "{lines:?}"
-        );
-        assert!(
-            lines
-                .iter()
-                .any(|l| l.starts_with("phase: unpacking fake 1.0.0")),
-            "{lines:?}"
-        );
+        assert!(lines.iter().any(|l| l.starts_with("phase: building fake 1.0.0")), "{lines:?}");
+        assert!(lines.iter().any(|l| l.starts_with("phase: unpacking fake 1.0.0")), "{lines:?}");
         let done = lines.last().expect("done line");
         assert!(done.starts_with("done: fake 1.0.0 ready in "), "{done}");
-        assert!(
-            done.contains("build ") && done.contains("unpack ") && !done.contains("download"),
-            "{done}"
-        );
+        assert!(done.contains("build ") && done.contains("unpack ") && !done.contains("download"), "{done}");
 
-        let index: serde_json::Value = serde_json::from_slice(
-            &fs::read(store.root().join("index/fake@1.0.0.json")).expect("index"),
-        )
-        .expect("json");
+        let index: serde_json::Value =
+            serde_json::from_slice(&fs::read(store.root().join("index/fake@1.0.0.json")).expect("index"))
+                .expect("json");
         assert_eq!(index["digest"], rootfs.digest.as_str());
-        assert_eq!(
-            index["package"]["integrity"],
-            rt.package.integrity.to_string().as_str()
-        );
+        assert_eq!(index["package"]["integrity"], rt.package.integrity.to_string().as_str());
         assert_eq!(index["source"], "built");
         assert_no_temps(&store);
 
@@ -853,13 +711,7 @@ ignite_pack "$root" "$IGNITE_OUT"
 
         let pulled = Recorder::default();
         assert_eq!(store.pull(&rt, &pulled).expect("pull"), rootfs);
-        assert_eq!(
-            pulled.lines(),
-            [format!(
-                "done: fake 1.0.0 already present ({})",
-                rootfs.digest
-            )]
-        );
+        assert_eq!(pulled.lines(), [format!("done: fake 1.0.0 already present ({})", rootfs.digest)]);
     }
 
     #[test]
@@ -883,10 +735,7 @@ ignite_pack "$root" "$IGNITE_OUT"
         assert_eq!(first, second);
         assert_eq!(builds(&store), 1);
         let done = progress.lines().last().cloned().unwrap_or_default();
-        assert!(
-            done.contains("(unpack ") && !done.contains("build"),
-            "{done}"
-        );
+        assert!(done.contains("(unpack ") && !done.contains("build"), "{done}");
         assert_no_temps(&store);
     }
 
@@ -904,10 +753,7 @@ ignite_pack "$root" "$IGNITE_OUT"
         let err = store.ensure(&rt, &NoProgressForTests).expect_err("corrupt");
         let msg = err.to_string();
         assert!(matches!(err, BundleError::Corrupt { .. }), "{msg}");
-        assert!(
-            msg.contains(&first.digest) && msg.contains("found sha256:"),
-            "{msg}"
-        );
+        assert!(msg.contains(&first.digest) && msg.contains("found sha256:"), "{msg}");
         assert!(!bundle.exists(), "corrupt tarball removed");
         assert!(!first.path.exists(), "nothing unpacked");
         assert_no_temps(&store);
@@ -922,13 +768,8 @@ ignite_pack "$root" "$IGNITE_OUT"
     fn racing_threads_both_succeed_with_one_build_and_one_rootfs() {
         let (_dir, store, rt) = store_with_package(FAKE_RECIPE);
         let results: Vec<Result<Rootfs, BundleError>> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..4)
-                .map(|_| s.spawn(|| store.ensure(&rt, &NoProgressForTests)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("thread"))
-                .collect()
+            let handles: Vec<_> = (0..4).map(|_| s.spawn(|| store.ensure(&rt, &NoProgressForTests))).collect();
+            handles.into_iter().map(|h| h.join().expect("thread")).collect()
         });
         let rootfs: Vec<Rootfs> = results.into_iter().map(|r| r.expect("ensure")).collect();
         assert!(rootfs.windows(2).all(|w| w[0] == w[1]), "{rootfs:?}");
@@ -943,13 +784,8 @@ ignite_pack "$root" "$IGNITE_OUT"
         let first = store.ensure(&rt, &NoProgressForTests).expect("ensure");
         fs::remove_dir_all(&first.path).expect("rm rootfs");
         let results: Vec<Rootfs> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..2)
-                .map(|_| s.spawn(|| store.ensure(&rt, &NoProgressForTests)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("thread").expect("ensure"))
-                .collect()
+            let handles: Vec<_> = (0..2).map(|_| s.spawn(|| store.ensure(&rt, &NoProgressForTests))).collect();
+            handles.into_iter().map(|h| h.join().expect("thread").expect("ensure")).collect()
         });
         assert_eq!(results, [first.clone(), first]);
         assert_eq!(names(&store.root().join("rootfs")).len(), 1);
@@ -961,13 +797,8 @@ ignite_pack "$root" "$IGNITE_OUT"
         let (_dir, store, rt) = store_with_package("echo 'ldd: cannot find libc' >&2\nexit 7\n");
         let err = store.ensure(&rt, &NoProgressForTests).expect_err("fails");
         let msg = err.to_string();
-        assert!(
-            msg.contains("failed to build the fake 1.0.0 rootfs"),
-            "{msg}"
-        );
-        let source = std::error::Error::source(&err)
-            .map(|s| s.to_string())
-            .unwrap_or_default();
+        assert!(msg.contains("failed to build the fake 1.0.0 rootfs"), "{msg}");
+        let source = std::error::Error::source(&err).map(|s| s.to_string()).unwrap_or_default();
         assert!(source.contains("cannot find libc"), "{source}");
         assert_no_temps(&store);
         assert!(names(&store.root().join("index")).is_empty());
@@ -980,9 +811,7 @@ ignite_pack "$root" "$IGNITE_OUT"
         let mut changed = rt.clone();
         changed.recipe.script = Cow::Owned(format!("{FAKE_RECIPE}\n# v2\n"));
         assert_eq!(store.present(&changed), None);
-        store
-            .ensure(&changed, &NoProgressForTests)
-            .expect("rebuild");
+        store.ensure(&changed, &NoProgressForTests).expect("rebuild");
         assert_eq!(builds(&store), 2);
     }
 
@@ -993,9 +822,7 @@ ignite_pack "$root" "$IGNITE_OUT"
         fs::write(&package, b"not the package").expect("damage");
         // The download that follows goes to example.invalid and fails, which is the point: the
         // damaged file was not built from, and is gone.
-        let err = store
-            .ensure(&rt, &NoProgressForTests)
-            .expect_err("no network");
+        let err = store.ensure(&rt, &NoProgressForTests).expect_err("no network");
         assert!(matches!(err, BundleError::Fetch(_)), "{err}");
         assert!(!package.exists());
         assert_eq!(builds(&store), 0);
@@ -1022,34 +849,20 @@ ignite_pack "$root" "$IGNITE_OUT"
         let mut header = tar::Header::new_gnu();
         header.set_size(3);
         header.set_mode(0o4755); // setuid: stripped
-        builder
-            .append_data(&mut header, "usr/local/bin/fake", &b"bin"[..])
-            .expect("append");
+        builder.append_data(&mut header, "usr/local/bin/fake", &b"bin"[..]).expect("append");
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&builder.into_inner().expect("tar"))
-            .expect("gz");
+        gz.write_all(&builder.into_inner().expect("tar")).expect("gz");
         fs::write(&tarball, gz.finish().expect("gz")).expect("write");
 
         let progress = Recorder::default();
         let rootfs = store.import(&tarball, &rt, &progress).expect("import");
         let expected = sha256_of(&tarball);
         assert_eq!(rootfs.digest, expected);
-        let mode = fs::metadata(rootfs.path.join("usr/local/bin/fake"))
-            .expect("bin")
-            .permissions()
-            .mode();
+        let mode = fs::metadata(rootfs.path.join("usr/local/bin/fake")).expect("bin").permissions().mode();
         assert_eq!(mode & 0o7777, 0o755);
         assert_eq!(store.present(&rt), Some(rootfs.clone()));
-        assert_eq!(
-            store.ensure(&rt, &NoProgressForTests).expect("ensure"),
-            rootfs
-        );
-        assert!(
-            progress
-                .lines()
-                .last()
-                .is_some_and(|l| l.contains("(import "))
-        );
+        assert_eq!(store.ensure(&rt, &NoProgressForTests).expect("ensure"), rootfs);
+        assert!(progress.lines().last().is_some_and(|l| l.contains("(import ")));
         assert_no_temps(&store);
         assert_eq!(builds(&store), 0);
     }
@@ -1065,17 +878,11 @@ ignite_pack "$root" "$IGNITE_OUT"
         header.set_cksum();
         builder.append(&header, &b""[..]).expect("append");
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&builder.into_inner().expect("tar"))
-            .expect("gz");
+        gz.write_all(&builder.into_inner().expect("tar")).expect("gz");
         fs::write(&tarball, gz.finish().expect("gz")).expect("write");
 
-        let err = store
-            .import(&tarball, &rt, &NoProgressForTests)
-            .expect_err("evil");
-        assert!(
-            err.to_string().contains("refusing tar entry \"../escape\""),
-            "{err}"
-        );
+        let err = store.import(&tarball, &rt, &NoProgressForTests).expect_err("evil");
+        assert!(err.to_string().contains("refusing tar entry \"../escape\""), "{err}");
         assert!(names(&store.root().join("rootfs")).is_empty());
         assert!(!store.root().join("escape").exists());
         assert_no_temps(&store);
@@ -1085,10 +892,7 @@ ignite_pack "$root" "$IGNITE_OUT"
     fn malformed_index_digests_never_become_paths() {
         let (_dir, store, rt) = store_with_package(FAKE_RECIPE);
         assert_eq!(store.rootfs_dir("sha256:../../etc"), None);
-        assert_eq!(
-            store.rootfs_dir(&format!("sha256:{}", "A".repeat(64))),
-            None
-        );
+        assert_eq!(store.rootfs_dir(&format!("sha256:{}", "A".repeat(64))), None);
         let record = IndexRecord {
             runtime: rt.name.clone(),
             version: rt.version.to_string(),
@@ -1118,14 +922,10 @@ ignite_pack "$root" "$IGNITE_OUT"
         use std::process::Command;
 
         let temp = tempfile::tempdir().expect("tempdir");
-        let cache = std::env::var_os("IGNITE_TEST_CACHE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| temp.path().join("cache"));
+        let cache =
+            std::env::var_os("IGNITE_TEST_CACHE").map(PathBuf::from).unwrap_or_else(|| temp.path().join("cache"));
         let spec = std::env::var("IGNITE_TEST_RUNTIME").unwrap_or_else(|_| "bun".into());
-        let rt = Registry::builtin()
-            .expect("registry")
-            .resolve(&spec)
-            .expect("resolve");
+        let rt = Registry::builtin().expect("registry").resolve(&spec).expect("resolve");
         let store = BundleStore::new(cache);
 
         let progress = StderrProgress::with_tty(false);
@@ -1143,15 +943,8 @@ ignite_pack "$root" "$IGNITE_OUT"
             .args(["/usr/local/bin/bun", "--version"])
             .output()
             .expect("chroot (coreutils) is needed");
-        assert!(
-            version.status.success(),
-            "{}",
-            String::from_utf8_lossy(&version.stderr)
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&version.stdout).trim(),
-            rt.version.to_string()
-        );
+        assert!(version.status.success(), "{}", String::from_utf8_lossy(&version.stderr));
+        assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), rt.version.to_string());
 
         // Running code needs /proc, /dev and a writable /tmp, as a container has: mount them
         // in a private mount namespace (invisible to the host), run as nobody with the
@@ -1174,43 +967,21 @@ ignite_pack "$root" "$IGNITE_OUT"
             env = env.join(" "),
         );
         let out = Command::new("unshare")
-            .args([
-                "--mount",
-                "--pid",
-                "--fork",
-                "--propagation",
-                "private",
-                "sh",
-                "-c",
-            ])
+            .args(["--mount", "--pid", "--fork", "--propagation", "private", "sh", "-c"])
             .arg(&script)
             .output()
             .expect("unshare (util-linux) is needed");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim(),
-            r#"{"sum":3,"uid":65534}"#
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), r#"{"sum":3,"uid":65534}"#);
 
         // A second build from the same package in another cache: same bytes, same digest.
         let again = BundleStore::new(temp.path().join("again"));
         again.create_layout().expect("layout");
-        fs::copy(
-            store.package_path(&rt.package),
-            again.package_path(&rt.package),
-        )
-        .expect("copy");
+        fs::copy(store.package_path(&rt.package), again.package_path(&rt.package)).expect("copy");
         let progress = StderrProgress::with_tty(false);
         let rebuilt = again.ensure(&rt, &progress).expect("rebuild");
         eprint!("{}", progress.captured());
-        assert_eq!(
-            rebuilt.digest, rootfs.digest,
-            "the rootfs tarball is not reproducible"
-        );
+        assert_eq!(rebuilt.digest, rootfs.digest, "the rootfs tarball is not reproducible");
     }
 
     fn sha256_of(path: &Path) -> String {

@@ -47,10 +47,7 @@ impl Default for UnpackLimits {
     /// Generous for a language runtime (Bun is ~110 MB in ~30 entries; a Debian-based Node image
     /// is ~200 MB in ~10 000 entries) and far below what would hurt a host.
     fn default() -> Self {
-        UnpackLimits {
-            max_entries: 100_000,
-            max_bytes: 4 << 30,
-        }
+        UnpackLimits { max_entries: 100_000, max_bytes: 4 << 30 }
     }
 }
 
@@ -132,59 +129,31 @@ enum Kind {
 }
 
 /// Unpacks a gzip-compressed tar stream into `dest`, which must be an existing empty directory.
-pub fn unpack_tar_gz<R: Read>(
-    reader: R,
-    dest: &Path,
-    limits: &UnpackLimits,
-) -> Result<UnpackStats, UnpackError> {
+pub fn unpack_tar_gz<R: Read>(reader: R, dest: &Path, limits: &UnpackLimits) -> Result<UnpackStats, UnpackError> {
     unpack_tar(GzDecoder::new(reader), dest, limits)
 }
 
 /// Unpacks an uncompressed tar stream into `dest`, which must be an existing empty directory.
-pub fn unpack_tar<R: Read>(
-    reader: R,
-    dest: &Path,
-    limits: &UnpackLimits,
-) -> Result<UnpackStats, UnpackError> {
+pub fn unpack_tar<R: Read>(reader: R, dest: &Path, limits: &UnpackLimits) -> Result<UnpackStats, UnpackError> {
     let mut entries_dir = fs::read_dir(dest).map_err(|source| UnpackError::Io {
         op: "read destination",
         path: dest.to_path_buf(),
         source,
     })?;
     if entries_dir.next().is_some() {
-        return Err(UnpackError::DestinationNotEmpty {
-            path: dest.to_path_buf(),
-        });
+        return Err(UnpackError::DestinationNotEmpty { path: dest.to_path_buf() });
     }
 
     // Headers, padding and long-name records come on top of the content: allow 1 KiB per entry.
-    let stream_cap = limits
-        .max_bytes
-        .saturating_add(limits.max_entries.saturating_mul(1024))
-        .saturating_add(1 << 20);
+    let stream_cap = limits.max_bytes.saturating_add(limits.max_entries.saturating_mul(1024)).saturating_add(1 << 20);
     let exceeded = Rc::new(Cell::new(false));
-    let capped = CappedReader {
-        inner: reader,
-        left: stream_cap,
-        exceeded: Rc::clone(&exceeded),
-    };
+    let capped = CappedReader { inner: reader, left: stream_cap, exceeded: Rc::clone(&exceeded) };
     let read_error = |source: io::Error| {
-        if exceeded.get() {
-            UnpackError::TooLarge {
-                limit: limits.max_bytes,
-            }
-        } else {
-            UnpackError::Read { source }
-        }
+        if exceeded.get() { UnpackError::TooLarge { limit: limits.max_bytes } } else { UnpackError::Read { source } }
     };
 
-    let mut unpacker = Unpacker {
-        dest,
-        limits,
-        seen: HashMap::new(),
-        dir_modes: Vec::new(),
-        stats: UnpackStats::default(),
-    };
+    let mut unpacker =
+        Unpacker { dest, limits, seen: HashMap::new(), dir_modes: Vec::new(), stats: UnpackStats::default() };
     let mut archive = tar::Archive::new(capped);
     for entry in archive.entries().map_err(read_error)? {
         let entry = entry.map_err(read_error)?;
@@ -214,10 +183,7 @@ impl Unpacker<'_> {
     fn entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<(), UnpackError> {
         let raw_path = entry.path_bytes().into_owned();
         let name = String::from_utf8_lossy(&raw_path).into_owned();
-        let reject = |reason: Rejection| UnpackError::Rejected {
-            entry: name.clone(),
-            reason,
-        };
+        let reject = |reason: Rejection| UnpackError::Rejected { entry: name.clone(), reason };
         let kind = entry.header().entry_type();
         // A PAX global header carries only metadata defaults, which this unpacker ignores anyway.
         if kind == EntryType::XGlobalHeader {
@@ -225,9 +191,7 @@ impl Unpacker<'_> {
         }
         self.stats.entries += 1;
         if self.stats.entries > self.limits.max_entries {
-            return Err(UnpackError::TooManyEntries {
-                limit: self.limits.max_entries,
-            });
+            return Err(UnpackError::TooManyEntries { limit: self.limits.max_entries });
         }
         match kind {
             EntryType::Regular
@@ -243,11 +207,7 @@ impl Unpacker<'_> {
         let rel = relative_path(&raw_path).map_err(reject)?;
         if rel.as_os_str().is_empty() {
             // The archive's own root ("./"): the destination already exists.
-            return if kind == EntryType::Directory {
-                Ok(())
-            } else {
-                Err(reject(Rejection::EmptyPath))
-            };
+            return if kind == EntryType::Directory { Ok(()) } else { Err(reject(Rejection::EmptyPath)) };
         }
         self.check_ancestors(&rel).map_err(reject)?;
         match self.seen.get(&rel) {
@@ -256,10 +216,7 @@ impl Unpacker<'_> {
             Some(_) => return Err(reject(Rejection::Duplicate)),
         }
 
-        let mode = entry
-            .header()
-            .mode()
-            .map_err(|source| UnpackError::Read { source })?;
+        let mode = entry.header().mode().map_err(|source| UnpackError::Read { source })?;
         let kept = mode & 0o755;
         // Link modes mean nothing (a symlink is always 0777, a hard link shares its target's).
         let has_mode = !matches!(kind, EntryType::Symlink | EntryType::Link);
@@ -277,10 +234,7 @@ impl Unpacker<'_> {
                 self.dir_modes.push((rel, kept));
             }
             EntryType::Symlink => {
-                let link = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| reject(Rejection::MissingLinkTarget))?
-                    .into_owned();
+                let link = entry.link_name_bytes().ok_or_else(|| reject(Rejection::MissingLinkTarget))?.into_owned();
                 let link = PathBuf::from(OsStr::from_bytes(&link));
                 check_symlink_target(&rel, &link).map_err(reject)?;
                 std::os::unix::fs::symlink(&link, &target).map_err(|source| UnpackError::Io {
@@ -291,22 +245,17 @@ impl Unpacker<'_> {
                 self.seen.insert(rel, Kind::Symlink(link));
             }
             EntryType::Link => {
-                let link = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| reject(Rejection::MissingLinkTarget))?
-                    .into_owned();
+                let link = entry.link_name_bytes().ok_or_else(|| reject(Rejection::MissingLinkTarget))?.into_owned();
                 let shown = String::from_utf8_lossy(&link).into_owned();
                 // Hard link names are archive paths (relative to the root, not to the link).
                 let source_rel = relative_path(&link)
                     .ok()
                     .filter(|p| self.seen.get(p) == Some(&Kind::File))
                     .ok_or_else(|| reject(Rejection::HardLinkTarget(shown)))?;
-                fs::hard_link(self.dest.join(&source_rel), &target).map_err(|source| {
-                    UnpackError::Io {
-                        op: "create hard link",
-                        path: target.clone(),
-                        source,
-                    }
+                fs::hard_link(self.dest.join(&source_rel), &target).map_err(|source| UnpackError::Io {
+                    op: "create hard link",
+                    path: target.clone(),
+                    source,
                 })?;
                 self.seen.insert(rel, Kind::File);
             }
@@ -314,15 +263,9 @@ impl Unpacker<'_> {
                 let size = entry.size();
                 self.stats.bytes = self.stats.bytes.saturating_add(size);
                 if self.stats.bytes > self.limits.max_bytes {
-                    return Err(UnpackError::TooLarge {
-                        limit: self.limits.max_bytes,
-                    });
+                    return Err(UnpackError::TooLarge { limit: self.limits.max_bytes });
                 }
-                let io_err = |op, source| UnpackError::Io {
-                    op,
-                    path: target.clone(),
-                    source,
-                };
+                let io_err = |op, source| UnpackError::Io { op, path: target.clone(), source };
                 // create_new (O_EXCL) and O_NOFOLLOW: never write through anything already there.
                 let mut file = OpenOptions::new()
                     .write(true)
@@ -331,8 +274,8 @@ impl Unpacker<'_> {
                     .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
                     .open(&target)
                     .map_err(|e| io_err("create file", e))?;
-                let written = io::copy(&mut (&mut entry).take(size), &mut file)
-                    .map_err(|source| UnpackError::Read { source })?;
+                let written =
+                    io::copy(&mut (&mut entry).take(size), &mut file).map_err(|source| UnpackError::Read { source })?;
                 if written != size {
                     return Err(UnpackError::Read {
                         source: io::Error::new(
@@ -343,8 +286,7 @@ impl Unpacker<'_> {
                 }
                 // fchmod on the open file: the umask must not decide the mode, and no path is
                 // looked up again.
-                file.set_permissions(Permissions::from_mode(kept))
-                    .map_err(|e| io_err("set mode of", e))?;
+                file.set_permissions(Permissions::from_mode(kept)).map_err(|e| io_err("set mode of", e))?;
                 self.seen.insert(rel, Kind::File);
             }
         }
@@ -392,10 +334,7 @@ impl Unpacker<'_> {
         for (path, kind) in &self.seen {
             if let Kind::Symlink(target) = kind {
                 self.resolve_within_root(path, target)
-                    .map_err(|reason| UnpackError::Rejected {
-                        entry: path.display().to_string(),
-                        reason,
-                    })?;
+                    .map_err(|reason| UnpackError::Rejected { entry: path.display().to_string(), reason })?;
             }
         }
         Ok(())
@@ -404,16 +343,9 @@ impl Unpacker<'_> {
     fn resolve_within_root(&self, link: &Path, target: &Path) -> Result<(), Rejection> {
         const MAX_HOPS: usize = 40; // Linux's own limit on nested symlinks.
         let shown = || target.display().to_string();
-        let mut current: Vec<OsString> = link
-            .parent()
-            .into_iter()
-            .flat_map(Path::components)
-            .map(|c| c.as_os_str().to_os_string())
-            .collect();
-        let mut pending: VecDeque<OsString> = target
-            .components()
-            .map(|c| c.as_os_str().to_os_string())
-            .collect();
+        let mut current: Vec<OsString> =
+            link.parent().into_iter().flat_map(Path::components).map(|c| c.as_os_str().to_os_string()).collect();
+        let mut pending: VecDeque<OsString> = target.components().map(|c| c.as_os_str().to_os_string()).collect();
         let mut hops = 0;
         while let Some(component) = pending.pop_front() {
             if component == "." {
@@ -447,18 +379,13 @@ impl Unpacker<'_> {
         dirs.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
         for (rel, mode) in dirs {
             let path = self.dest.join(&rel);
-            let io_err = |op, source| UnpackError::Io {
-                op,
-                path: path.clone(),
-                source,
-            };
+            let io_err = |op, source| UnpackError::Io { op, path: path.clone(), source };
             let dir = OpenOptions::new()
                 .read(true)
                 .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
                 .open(&path)
                 .map_err(|e| io_err("open directory", e))?;
-            dir.set_permissions(Permissions::from_mode(mode))
-                .map_err(|e| io_err("set mode of", e))?;
+            dir.set_permissions(Permissions::from_mode(mode)).map_err(|e| io_err("set mode of", e))?;
         }
         Ok(())
     }
@@ -509,9 +436,7 @@ fn check_symlink_target(link: &Path, target: &Path) -> Result<(), Rejection> {
         match part {
             b"" | b"." => {}
             b".." => {
-                depth = depth
-                    .checked_sub(1)
-                    .ok_or_else(|| Rejection::LinkEscapes(shown()))?;
+                depth = depth.checked_sub(1).ok_or_else(|| Rejection::LinkEscapes(shown()))?;
             }
             _ => depth += 1,
         }
@@ -540,9 +465,7 @@ impl<R: Read> Read for CappedReader<R> {
                 }
             };
         }
-        let want = buf
-            .len()
-            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let want = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..want])?;
         self.left -= n as u64;
         Ok(n)
@@ -566,60 +489,26 @@ mod tests {
     }
 
     fn file<'a>(name: &'a str, data: &'a [u8]) -> Raw<'a> {
-        Raw {
-            name: name.as_bytes(),
-            kind: EntryType::Regular,
-            link: b"",
-            mode: 0o644,
-            data,
-        }
+        Raw { name: name.as_bytes(), kind: EntryType::Regular, link: b"", mode: 0o644, data }
     }
     fn dir(name: &str) -> Raw<'_> {
-        Raw {
-            name: name.as_bytes(),
-            kind: EntryType::Directory,
-            link: b"",
-            mode: 0o755,
-            data: b"",
-        }
+        Raw { name: name.as_bytes(), kind: EntryType::Directory, link: b"", mode: 0o755, data: b"" }
     }
     fn symlink<'a>(name: &'a str, target: &'a str) -> Raw<'a> {
-        Raw {
-            name: name.as_bytes(),
-            kind: EntryType::Symlink,
-            link: target.as_bytes(),
-            mode: 0o777,
-            data: b"",
-        }
+        Raw { name: name.as_bytes(), kind: EntryType::Symlink, link: target.as_bytes(), mode: 0o777, data: b"" }
     }
     fn hardlink<'a>(name: &'a str, target: &'a str) -> Raw<'a> {
-        Raw {
-            name: name.as_bytes(),
-            kind: EntryType::Link,
-            link: target.as_bytes(),
-            mode: 0o644,
-            data: b"",
-        }
+        Raw { name: name.as_bytes(), kind: EntryType::Link, link: target.as_bytes(), mode: 0o644, data: b"" }
     }
     fn special(name: &str, kind: EntryType) -> Raw<'_> {
-        Raw {
-            name: name.as_bytes(),
-            kind,
-            link: b"",
-            mode: 0o644,
-            data: b"",
-        }
+        Raw { name: name.as_bytes(), kind, link: b"", mode: 0o644, data: b"" }
     }
 
     fn tar_bytes(entries: &[Raw<'_>]) -> Vec<u8> {
         let mut builder = tar::Builder::new(Vec::new());
         for e in entries {
             // The tar crate parses sparse maps itself and wants a GNU header for them.
-            let mut header = if e.kind == EntryType::GNUSparse {
-                Header::new_gnu()
-            } else {
-                Header::new_old()
-            };
+            let mut header = if e.kind == EntryType::GNUSparse { Header::new_gnu() } else { Header::new_old() };
             {
                 let old = header.as_old_mut();
                 old.name[..e.name.len()].copy_from_slice(e.name);
@@ -660,44 +549,27 @@ mod tests {
         fs::create_dir(&root).expect("root");
         fs::create_dir(&outside).expect("outside");
         fs::write(outside.join("canary"), b"untouched").expect("canary");
-        Scratch {
-            _dir: dir,
-            root,
-            outside,
-        }
+        Scratch { _dir: dir, root, outside }
     }
 
     impl Scratch {
         fn unpack(&self, entries: &[Raw<'_>]) -> Result<UnpackStats, UnpackError> {
             self.unpack_with(entries, &UnpackLimits::default())
         }
-        fn unpack_with(
-            &self,
-            entries: &[Raw<'_>],
-            limits: &UnpackLimits,
-        ) -> Result<UnpackStats, UnpackError> {
+        fn unpack_with(&self, entries: &[Raw<'_>], limits: &UnpackLimits) -> Result<UnpackStats, UnpackError> {
             unpack_tar_gz(&gz(&tar_bytes(entries))[..], &self.root, limits)
         }
         /// Nothing outside the root changed: the canary directory holds exactly the canary.
         fn assert_outside_untouched(&self) {
-            let names: Vec<_> = fs::read_dir(&self.outside)
-                .expect("outside")
-                .map(|e| e.expect("entry").file_name())
-                .collect();
+            let names: Vec<_> =
+                fs::read_dir(&self.outside).expect("outside").map(|e| e.expect("entry").file_name()).collect();
             assert_eq!(names, [OsString::from("canary")]);
-            assert_eq!(
-                fs::read(self.outside.join("canary")).expect("canary"),
-                b"untouched"
-            );
+            assert_eq!(fs::read(self.outside.join("canary")).expect("canary"), b"untouched");
             let parent: Vec<_> = fs::read_dir(self.root.parent().expect("parent"))
                 .expect("parent")
                 .map(|e| e.expect("entry").file_name())
                 .collect();
-            assert_eq!(
-                parent.len(),
-                2,
-                "unexpected files beside the root: {parent:?}"
-            );
+            assert_eq!(parent.len(), 2, "unexpected files beside the root: {parent:?}");
         }
     }
 
@@ -716,18 +588,12 @@ mod tests {
                 dir("./"),
                 dir("./usr/"),
                 dir("usr/bin/"),
-                Raw {
-                    mode: 0o755,
-                    ..file("usr/bin/tool", b"#!/bin/sh\n")
-                },
+                Raw { mode: 0o755, ..file("usr/bin/tool", b"#!/bin/sh\n") },
                 file("etc/passwd", b"root:x:0:0::/:/bin/false\n"),
                 symlink("usr/bin/alias", "tool"),
                 symlink("lib64", "usr/bin"),
                 hardlink("usr/bin/tool2", "usr/bin/tool"),
-                Raw {
-                    mode: 0o555,
-                    ..dir("ro/")
-                },
+                Raw { mode: 0o555, ..dir("ro/") },
                 file("ro/inside", b"x"),
             ])
             .expect("unpack");
@@ -739,14 +605,8 @@ mod tests {
         assert_eq!(meta("etc/passwd").permissions().mode() & 0o7777, 0o644);
         assert_eq!(meta("etc").permissions().mode() & 0o7777, 0o755);
         assert_eq!(meta("ro").permissions().mode() & 0o7777, 0o555);
-        assert_eq!(
-            fs::read_link(s.root.join("lib64")).expect("link"),
-            Path::new("usr/bin")
-        );
-        assert_eq!(
-            fs::read(s.root.join("usr/bin/tool2")).expect("hardlink"),
-            b"#!/bin/sh\n"
-        );
+        assert_eq!(fs::read_link(s.root.join("lib64")).expect("link"), Path::new("usr/bin"));
+        assert_eq!(fs::read(s.root.join("usr/bin/tool2")).expect("hardlink"), b"#!/bin/sh\n");
         s.assert_outside_untouched();
     }
 
@@ -754,10 +614,7 @@ mod tests {
     fn rejects_absolute_paths() {
         let s = scratch();
         let (entry, reason) = rejected(s.unpack(&[file("/tmp/ignite-evil", b"x")]));
-        assert_eq!(
-            (entry.as_str(), reason),
-            ("/tmp/ignite-evil", Rejection::AbsolutePath)
-        );
+        assert_eq!((entry.as_str(), reason), ("/tmp/ignite-evil", Rejection::AbsolutePath));
         assert!(!Path::new("/tmp/ignite-evil").exists());
         s.assert_outside_untouched();
     }
@@ -784,24 +641,15 @@ mod tests {
 
     #[test]
     fn rejects_symlinks_escaping_lexically() {
-        for (name, target) in [
-            ("up", ".."),
-            ("a/b/link", "../../../outside"),
-            ("x", "a/../../y"),
-        ] {
+        for (name, target) in [("up", ".."), ("a/b/link", "../../../outside"), ("x", "a/../../y")] {
             let s = scratch();
             let (_, reason) = rejected(s.unpack(&[symlink(name, target)]));
-            assert_eq!(
-                reason,
-                Rejection::LinkEscapes(target.into()),
-                "{name} -> {target}"
-            );
+            assert_eq!(reason, Rejection::LinkEscapes(target.into()), "{name} -> {target}");
             s.assert_outside_untouched();
         }
         // Staying inside is fine, even with '..'.
         let s = scratch();
-        s.unpack(&[symlink("a/b/link", "../../c"), symlink("a/up", "..")])
-            .expect("inside links");
+        s.unpack(&[symlink("a/b/link", "../../c"), symlink("a/up", "..")]).expect("inside links");
     }
 
     #[test]
@@ -809,14 +657,12 @@ mod tests {
         // Lexically "sub/../self/.." is the root, but `self` points at the root, so the kernel
         // would resolve sub/up -> <root>/.. , the host directory above the rootfs.
         let s = scratch();
-        let (entry, reason) =
-            rejected(s.unpack(&[symlink("self", "."), symlink("sub/up", "../self/..")]));
+        let (entry, reason) = rejected(s.unpack(&[symlink("self", "."), symlink("sub/up", "../self/..")]));
         assert_eq!(entry, "sub/up");
         assert_eq!(reason, Rejection::LinkEscapesViaLinks("../self/..".into()));
 
         let s = scratch();
-        let (_, reason) =
-            rejected(s.unpack(&[symlink("a", "b"), symlink("b", "a"), symlink("c", "a/x")]));
+        let (_, reason) = rejected(s.unpack(&[symlink("a", "b"), symlink("b", "a"), symlink("c", "a/x")]));
         assert!(matches!(reason, Rejection::LinkLoop(_)), "{reason:?}");
     }
 
@@ -824,8 +670,7 @@ mod tests {
     fn never_writes_through_a_symlink() {
         // Classic: a link to a directory (here one inside the root), then a file "through" it.
         let s = scratch();
-        let (entry, reason) =
-            rejected(s.unpack(&[dir("d/"), symlink("l", "d"), file("l/f", b"x")]));
+        let (entry, reason) = rejected(s.unpack(&[dir("d/"), symlink("l", "d"), file("l/f", b"x")]));
         assert_eq!(entry, "l/f");
         assert_eq!(reason, Rejection::UnderSymlink("l".into()));
         assert!(!s.root.join("d/f").exists());
@@ -833,8 +678,7 @@ mod tests {
         // A link first, then a regular file of the same name: replacing it is refused, so
         // nothing is written to the link's target.
         let s = scratch();
-        let (_, reason) =
-            rejected(s.unpack(&[file("t", b"orig"), symlink("l", "t"), file("l", b"pwned")]));
+        let (_, reason) = rejected(s.unpack(&[file("t", b"orig"), symlink("l", "t"), file("l", b"pwned")]));
         assert_eq!(reason, Rejection::Duplicate);
         assert_eq!(fs::read(s.root.join("t")).expect("t"), b"orig");
 
@@ -848,12 +692,8 @@ mod tests {
     fn rejects_bad_hard_links() {
         for target in ["/etc/passwd", "../outside/canary", "later", "dir", "sym"] {
             let s = scratch();
-            let (entry, reason) = rejected(s.unpack(&[
-                dir("dir/"),
-                symlink("sym", "dir"),
-                hardlink("h", target),
-                file("later", b"x"),
-            ]));
+            let (entry, reason) =
+                rejected(s.unpack(&[dir("dir/"), symlink("sym", "dir"), hardlink("h", target), file("later", b"x")]));
             assert_eq!(entry, "h");
             assert_eq!(reason, Rejection::HardLinkTarget(target.into()));
             s.assert_outside_untouched();
@@ -881,22 +721,10 @@ mod tests {
         let s = scratch();
         let stats = s
             .unpack(&[
-                Raw {
-                    mode: 0o4755,
-                    ..file("suid", b"x")
-                },
-                Raw {
-                    mode: 0o2755,
-                    ..file("sgid", b"x")
-                },
-                Raw {
-                    mode: 0o1777,
-                    ..dir("tmp/")
-                },
-                Raw {
-                    mode: 0o666,
-                    ..file("ww", b"x")
-                },
+                Raw { mode: 0o4755, ..file("suid", b"x") },
+                Raw { mode: 0o2755, ..file("sgid", b"x") },
+                Raw { mode: 0o1777, ..dir("tmp/") },
+                Raw { mode: 0o666, ..file("ww", b"x") },
                 file("plain", b"x"),
             ])
             .expect("unpack");
@@ -910,16 +738,10 @@ mod tests {
 
     #[test]
     fn enforces_entry_and_byte_limits() {
-        let limits = UnpackLimits {
-            max_entries: 3,
-            max_bytes: 10,
-        };
+        let limits = UnpackLimits { max_entries: 3, max_bytes: 10 };
         let s = scratch();
         let many: Vec<_> = (0..4).map(|_| dir("d/")).collect();
-        assert!(matches!(
-            s.unpack_with(&many, &limits),
-            Err(UnpackError::TooManyEntries { limit: 3 })
-        ));
+        assert!(matches!(s.unpack_with(&many, &limits), Err(UnpackError::TooManyEntries { limit: 3 })));
         let s = scratch();
         assert!(matches!(
             s.unpack_with(&[file("a", b"123456"), file("b", b"123456")], &limits),
@@ -929,13 +751,7 @@ mod tests {
         let s = scratch();
         let zeros = vec![0u8; 1 << 20];
         assert!(matches!(
-            s.unpack_with(
-                &[file("bomb", &zeros)],
-                &UnpackLimits {
-                    max_entries: 10,
-                    max_bytes: 1000
-                }
-            ),
+            s.unpack_with(&[file("bomb", &zeros)], &UnpackLimits { max_entries: 10, max_bytes: 1000 }),
             Err(UnpackError::TooLarge { .. })
         ));
         assert!(!s.root.join("bomb").exists());
@@ -950,33 +766,18 @@ mod tests {
         let mut header = Header::new_gnu();
         header.set_size(0);
         header.set_entry_type(EntryType::Regular);
-        builder
-            .append_data(&mut header, format!("{long}f"), &b""[..])
-            .expect("append");
+        builder.append_data(&mut header, format!("{long}f"), &b""[..]).expect("append");
         let bytes = gz(&builder.into_inner().expect("finish"));
         let s = scratch();
-        let result = unpack_tar_gz(
-            &bytes[..],
-            &s.root,
-            &UnpackLimits {
-                max_entries: 10,
-                max_bytes: 1000,
-            },
-        );
-        assert!(
-            matches!(result, Err(UnpackError::TooLarge { limit: 1000 })),
-            "{result:?}"
-        );
+        let result = unpack_tar_gz(&bytes[..], &s.root, &UnpackLimits { max_entries: 10, max_bytes: 1000 });
+        assert!(matches!(result, Err(UnpackError::TooLarge { limit: 1000 })), "{result:?}");
     }
 
     #[test]
     fn refuses_a_non_empty_destination() {
         let s = scratch();
         fs::write(s.root.join("existing"), b"").expect("write");
-        assert!(matches!(
-            s.unpack(&[file("a", b"")]),
-            Err(UnpackError::DestinationNotEmpty { .. })
-        ));
+        assert!(matches!(s.unpack(&[file("a", b"")]), Err(UnpackError::DestinationNotEmpty { .. })));
     }
 
     #[test]
@@ -985,9 +786,6 @@ mod tests {
         let mut bytes = gz(&tar_bytes(&[file("a", b"hello")]));
         let n = bytes.len();
         bytes.truncate(n / 2);
-        assert!(matches!(
-            unpack_tar_gz(&bytes[..], &s.root, &UnpackLimits::default()),
-            Err(UnpackError::Read { .. })
-        ));
+        assert!(matches!(unpack_tar_gz(&bytes[..], &s.root, &UnpackLimits::default()), Err(UnpackError::Read { .. })));
     }
 }

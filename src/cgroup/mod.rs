@@ -17,8 +17,8 @@ use std::io;
 use std::path::PathBuf;
 
 pub use parse::{
-    CgroupMount, CgroupVersion, MountInfoEntry, ProcCgroupEntry, flat_keyed_value,
-    parse_cgroup_mounts, parse_limit, parse_mountinfo, parse_proc_cgroup, parse_u64,
+    CgroupMount, CgroupVersion, MountInfoEntry, ProcCgroupEntry, flat_keyed_value, parse_cgroup_mounts, parse_limit,
+    parse_mountinfo, parse_proc_cgroup, parse_u64,
 };
 pub use paths::{CgroupMode, CgroupPaths, detect_mode};
 pub use remove::remove_cgroup_dirs;
@@ -32,22 +32,12 @@ const MAX_QUOTED_CONTENT: usize = 200;
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
     #[error("failed to parse cgroup membership line {line_no} {line:?}: {reason}")]
-    ProcCgroupLine {
-        line_no: usize,
-        line: String,
-        reason: &'static str,
-    },
+    ProcCgroupLine { line_no: usize, line: String, reason: &'static str },
 
     #[error("failed to parse mountinfo line {line_no} {line:?}: {reason}")]
-    MountinfoLine {
-        line_no: usize,
-        line: String,
-        reason: &'static str,
-    },
+    MountinfoLine { line_no: usize, line: String, reason: &'static str },
 
-    #[error(
-        "failed to find a mounted cgroup filesystem (neither a v1 memory hierarchy nor cgroup2)"
-    )]
+    #[error("failed to find a mounted cgroup filesystem (neither a v1 memory hierarchy nor cgroup2)")]
     NoCgroupFs,
 
     #[error(
@@ -72,11 +62,7 @@ pub enum CgroupError {
         "failed to map cgroup {cgroup:?} onto a mount: it is outside every mount's root \
          (e.g. {mount_root:?} mounted at {mount_point:?}); is the process in another cgroup namespace?"
     )]
-    OutsideMount {
-        cgroup: String,
-        mount_root: PathBuf,
-        mount_point: PathBuf,
-    },
+    OutsideMount { cgroup: String, mount_root: PathBuf, mount_point: PathBuf },
 
     #[error("failed to accept cgroup path {cgroup:?}: it has a `.`, `..` or empty component")]
     BadCgroupPath { cgroup: String },
@@ -94,11 +80,7 @@ pub enum CgroupError {
     Read { path: PathBuf, source: io::Error },
 
     #[error("failed to parse {path:?}: {source}; content: {content:?}")]
-    Malformed {
-        path: PathBuf,
-        content: String,
-        source: FormatError,
-    },
+    Malformed { path: PathBuf, content: String, source: FormatError },
 
     #[error("failed to remove cgroup directory {path:?}: {source}")]
     Remove { path: PathBuf, source: io::Error },
@@ -126,11 +108,7 @@ impl CgroupError {
             Some((cut, _)) => format!("{}…", &content[..cut]),
             None => content.to_owned(),
         };
-        CgroupError::Malformed {
-            path,
-            content,
-            source,
-        }
+        CgroupError::Malformed { path, content, source }
     }
 }
 
@@ -159,20 +137,13 @@ mod host_tests {
 
     fn child_of(own: &CgroupPaths, name: &str) -> CgroupPaths {
         match own {
-            CgroupPaths::V1 {
-                memory,
-                cpuacct,
-                pids,
-                ..
-            } => CgroupPaths::V1 {
+            CgroupPaths::V1 { memory, cpuacct, pids, .. } => CgroupPaths::V1 {
                 memory: memory.join(name),
                 cpuacct: cpuacct.join(name),
                 pids: pids.join(name),
                 other: vec![],
             },
-            CgroupPaths::V2 { unified } => CgroupPaths::V2 {
-                unified: unified.join(name),
-            },
+            CgroupPaths::V2 { unified } => CgroupPaths::V2 { unified: unified.join(name) },
         }
     }
 
@@ -207,10 +178,7 @@ mod host_tests {
 
         // The shell waits on stdin so that all its work after the move is charged to the child.
         let mut worker = Command::new("sh")
-            .args([
-                "-c",
-                "read _; i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; /bin/true",
-            ])
+            .args(["-c", "read _; i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; /bin/true"])
             .stdin(Stdio::piped())
             .spawn()
             .unwrap();

@@ -32,37 +32,22 @@ pub fn parse_proc_cgroup(content: &str) -> Result<Vec<ProcCgroupEntry>, CgroupEr
         if line.is_empty() {
             continue;
         }
-        let bad = |reason| CgroupError::ProcCgroupLine {
-            line_no: idx + 1,
-            line: line.to_owned(),
-            reason,
-        };
+        let bad = |reason| CgroupError::ProcCgroupLine { line_no: idx + 1, line: line.to_owned(), reason };
         // The path is last and may itself contain `:`, so split at most twice.
         let mut fields = line.splitn(3, ':');
-        let (Some(id), Some(controllers), Some(path)) =
-            (fields.next(), fields.next(), fields.next())
-        else {
+        let (Some(id), Some(controllers), Some(path)) = (fields.next(), fields.next(), fields.next()) else {
             return Err(bad("expected `hierarchy-id:controllers:path`"));
         };
-        let hierarchy_id = id
-            .parse::<u32>()
-            .map_err(|_| bad("hierarchy id is not an unsigned integer"))?;
-        let controllers: Vec<String> = if controllers.is_empty() {
-            Vec::new()
-        } else {
-            controllers.split(',').map(str::to_owned).collect()
-        };
+        let hierarchy_id = id.parse::<u32>().map_err(|_| bad("hierarchy id is not an unsigned integer"))?;
+        let controllers: Vec<String> =
+            if controllers.is_empty() { Vec::new() } else { controllers.split(',').map(str::to_owned).collect() };
         if controllers.iter().any(String::is_empty) {
             return Err(bad("empty controller name"));
         }
         if !path.starts_with('/') {
             return Err(bad("cgroup path is not absolute"));
         }
-        entries.push(ProcCgroupEntry {
-            hierarchy_id,
-            controllers,
-            path: path.to_owned(),
-        });
+        entries.push(ProcCgroupEntry { hierarchy_id, controllers, path: path.to_owned() });
     }
     Ok(entries)
 }
@@ -89,31 +74,14 @@ pub fn parse_mountinfo(content: &str) -> Result<Vec<MountInfoEntry>, CgroupError
         if line.is_empty() {
             continue;
         }
-        let bad = |reason| CgroupError::MountinfoLine {
-            line_no: idx + 1,
-            line: line.to_owned(),
-            reason,
-        };
+        let bad = |reason| CgroupError::MountinfoLine { line_no: idx + 1, line: line.to_owned(), reason };
         // The kernel escapes whitespace inside fields, so splitting on spaces is exact.
         let fields: Vec<&str> = line.split(' ').collect();
-        let [
-            id,
-            parent,
-            _dev,
-            root,
-            mount_point,
-            _mount_options,
-            rest @ ..,
-        ] = fields.as_slice()
-        else {
+        let [id, parent, _dev, root, mount_point, _mount_options, rest @ ..] = fields.as_slice() else {
             return Err(bad("too few fields"));
         };
-        let mount_id = id
-            .parse::<u32>()
-            .map_err(|_| bad("mount id is not an unsigned integer"))?;
-        let parent_id = parent
-            .parse::<u32>()
-            .map_err(|_| bad("parent id is not an unsigned integer"))?;
+        let mount_id = id.parse::<u32>().map_err(|_| bad("mount id is not an unsigned integer"))?;
+        let parent_id = parent.parse::<u32>().map_err(|_| bad("parent id is not an unsigned integer"))?;
         let separator = rest
             .iter()
             .position(|f| *f == "-")
@@ -207,26 +175,15 @@ impl CgroupMount {
 }
 
 /// cgroup v1 super options that are flags, not controllers (see kernel/cgroup/cgroup-v1.c).
-const V1_NON_CONTROLLER_OPTIONS: &[&str] = &[
-    "rw",
-    "ro",
-    "none",
-    "noprefix",
-    "clone_children",
-    "cpuset_v2_mode",
-    "favordynmods",
-    "xattr",
-];
+const V1_NON_CONTROLLER_OPTIONS: &[&str] =
+    &["rw", "ro", "none", "noprefix", "clone_children", "cpuset_v2_mode", "favordynmods", "xattr"];
 
 /// The cgroup mounts visible in `mountinfo`, minus mounts hidden by a later mount on the very
 /// same mount point (over-mounting leaves the old entry in mountinfo but unreachable).
 pub fn parse_cgroup_mounts(mountinfo: &str) -> Result<Vec<CgroupMount>, CgroupError> {
     let entries = parse_mountinfo(mountinfo)?;
-    let shadowed = |m: &MountInfoEntry| {
-        entries
-            .iter()
-            .any(|o| o.parent_id == m.mount_id && o.mount_point == m.mount_point)
-    };
+    let shadowed =
+        |m: &MountInfoEntry| entries.iter().any(|o| o.parent_id == m.mount_id && o.mount_point == m.mount_point);
     let mut mounts = Vec::new();
     for entry in entries.iter().filter(|e| !shadowed(e)) {
         let (version, controllers) = match entry.fs_type.as_str() {
@@ -235,10 +192,7 @@ pub fn parse_cgroup_mounts(mountinfo: &str) -> Result<Vec<CgroupMount>, CgroupEr
                 entry
                     .super_options
                     .iter()
-                    .filter(|o| {
-                        !V1_NON_CONTROLLER_OPTIONS.contains(&o.as_str())
-                            && !o.starts_with("release_agent=")
-                    })
+                    .filter(|o| !V1_NON_CONTROLLER_OPTIONS.contains(&o.as_str()) && !o.starts_with("release_agent="))
                     .cloned()
                     .collect(),
             ),
@@ -258,20 +212,14 @@ pub fn parse_cgroup_mounts(mountinfo: &str) -> Result<Vec<CgroupMount>, CgroupEr
 /// Parses a file holding one unsigned integer (`memory.peak`, `cpuacct.usage`, `pids.peak`,
 /// `memory.max_usage_in_bytes`, `memory.limit_in_bytes`).
 pub fn parse_u64(content: &str) -> Result<u64, FormatError> {
-    content
-        .trim()
-        .parse::<u64>()
-        .map_err(|_| FormatError::NotUnsignedInteger)
+    content.trim().parse::<u64>().map_err(|_| FormatError::NotUnsignedInteger)
 }
 
 /// Parses a v2 limit file (`memory.max`, `pids.max`): `max` means no limit (`None`).
 pub fn parse_limit(content: &str) -> Result<Option<u64>, FormatError> {
     match content.trim() {
         "max" => Ok(None),
-        value => value
-            .parse::<u64>()
-            .map(Some)
-            .map_err(|_| FormatError::NotLimit),
+        value => value.parse::<u64>().map(Some).map_err(|_| FormatError::NotLimit),
     }
 }
 
@@ -283,13 +231,9 @@ pub fn flat_keyed_value(content: &str, key: &str) -> Result<Option<u64>, FormatE
     for line in content.lines().filter(|l| !l.trim().is_empty()) {
         let mut fields = line.split_whitespace();
         let (Some(k), Some(v), None) = (fields.next(), fields.next(), fields.next()) else {
-            return Err(FormatError::NotKeyValue {
-                line: line.to_owned(),
-            });
+            return Err(FormatError::NotKeyValue { line: line.to_owned() });
         };
-        let value = v.parse::<u64>().map_err(|_| FormatError::NotKeyValue {
-            line: line.to_owned(),
-        })?;
+        let value = v.parse::<u64>().map_err(|_| FormatError::NotKeyValue { line: line.to_owned() })?;
         if k == key && found.is_none() {
             found = Some(value);
         }
@@ -309,17 +253,10 @@ mod tests {
         assert_eq!(entries.len(), 10);
         assert_eq!(
             entries[0],
-            ProcCgroupEntry {
-                hierarchy_id: 9,
-                controllers: vec!["name=systemd".into()],
-                path: "/".into()
-            }
+            ProcCgroupEntry { hierarchy_id: 9, controllers: vec!["name=systemd".into()], path: "/".into() }
         );
         assert_eq!(entries[5].controllers, vec!["memory".to_owned()]);
-        assert_eq!(
-            entries[5].path,
-            "/process_api/073fe650afa758d603bd93f97c931747"
-        );
+        assert_eq!(entries[5].path, "/process_api/073fe650afa758d603bd93f97c931747");
         assert!(entries[9].is_unified());
         assert!(!entries[8].is_unified());
     }
@@ -327,10 +264,7 @@ mod tests {
     #[test]
     fn proc_cgroup_combined_controllers_and_colon_in_path() {
         let entries = parse_proc_cgroup("2:cpu,cpuacct:/x:y\n4:memory:/a/b\n").unwrap();
-        assert_eq!(
-            entries[0].controllers,
-            vec!["cpu".to_owned(), "cpuacct".to_owned()]
-        );
+        assert_eq!(entries[0].controllers, vec!["cpu".to_owned(), "cpuacct".to_owned()]);
         assert_eq!(entries[0].path, "/x:y");
         assert_eq!(entries[1].path, "/a/b");
     }
@@ -345,12 +279,9 @@ mod tests {
 
     #[test]
     fn proc_cgroup_rejects_garbage() {
-        for (content, line_no) in [
-            ("4:memory\n", 1),
-            ("0::/\nx:memory:/\n", 2),
-            ("4:memory:relative\n", 1),
-            ("2:cpu,,cpuacct:/\n", 1),
-        ] {
+        for (content, line_no) in
+            [("4:memory\n", 1), ("0::/\nx:memory:/\n", 2), ("4:memory:relative\n", 1), ("2:cpu,,cpuacct:/\n", 1)]
+        {
             match parse_proc_cgroup(content) {
                 Err(CgroupError::ProcCgroupLine { line_no: got, .. }) => assert_eq!(got, line_no),
                 other => panic!("{content:?}: expected a line error, got {other:?}"),
@@ -367,15 +298,9 @@ mod tests {
         assert_eq!(memory.controllers, vec!["memory".to_owned()]);
         assert_eq!(memory.root, Path::new("/"));
         assert_eq!(memory.mount_point, Path::new("/sys/fs/cgroup/memory"));
-        let systemd = mounts
-            .iter()
-            .find(|m| m.has_controller("name=systemd"))
-            .unwrap();
+        let systemd = mounts.iter().find(|m| m.has_controller("name=systemd")).unwrap();
         assert_eq!(systemd.mount_point, Path::new("/sys/fs/cgroup/systemd"));
-        let unified: Vec<_> = mounts
-            .iter()
-            .filter(|m| m.version == CgroupVersion::V2)
-            .collect();
+        let unified: Vec<_> = mounts.iter().filter(|m| m.version == CgroupVersion::V2).collect();
         assert_eq!(unified.len(), 1);
         assert_eq!(unified[0].mount_point, Path::new("/sys/fs/cgroup/unified"));
         assert!(unified[0].controllers.is_empty());
@@ -387,10 +312,7 @@ mod tests {
         assert_eq!(all.len(), 4);
         assert_eq!(all[2].fs_type, "cgroup2");
         assert_eq!(all[2].source, "cgroup2");
-        assert_eq!(
-            all[2].super_options,
-            vec!["rw", "nsdelegate", "memory_recursiveprot"]
-        );
+        assert_eq!(all[2].super_options, vec!["rw", "nsdelegate", "memory_recursiveprot"]);
         let mounts = parse_cgroup_mounts(V2_MOUNTINFO).unwrap();
         assert_eq!(mounts.len(), 1);
         assert_eq!(mounts[0].version, CgroupVersion::V2);
@@ -406,10 +328,7 @@ mod tests {
 ";
         let mounts = parse_cgroup_mounts(info).unwrap();
         assert_eq!(mounts[0].controllers, vec!["cpu", "cpuacct"]);
-        assert_eq!(
-            mounts[0].mount_point,
-            Path::new("/sys/fs/cgroup/cpu,cpuacct")
-        );
+        assert_eq!(mounts[0].mount_point, Path::new("/sys/fs/cgroup/cpu,cpuacct"));
         assert_eq!(mounts[1].controllers, vec!["name=systemd"]);
         assert_eq!(mounts[2].controllers, vec!["cpuset"]);
     }
@@ -439,10 +358,7 @@ mod tests {
     #[test]
     fn mountinfo_rejects_garbage() {
         for (content, line_no) in [
-            (
-                "31 23 0:28 / /sys/fs/cgroup rw,relatime tmpfs tmpfs rw,mode=755\n",
-                1,
-            ),
+            ("31 23 0:28 / /sys/fs/cgroup rw,relatime tmpfs tmpfs rw,mode=755\n", 1),
             ("x 23 0:28 / /sys rw - sysfs sysfs rw\n", 1),
             ("26 23 0:24 / /sys/fs/cgroup rw - cgroup2 cgroup2\n", 1),
             ("26 23 0:24 / relative rw - cgroup2 cgroup2 rw\n", 1),
@@ -458,10 +374,7 @@ mod tests {
     #[test]
     fn single_values() {
         assert_eq!(parse_u64("123456\n"), Ok(123_456));
-        assert_eq!(
-            parse_u64("9223372036854771712\n"),
-            Ok(9_223_372_036_854_771_712)
-        );
+        assert_eq!(parse_u64("9223372036854771712\n"), Ok(9_223_372_036_854_771_712));
         assert_eq!(parse_u64(""), Err(FormatError::NotUnsignedInteger));
         assert_eq!(parse_u64("-1\n"), Err(FormatError::NotUnsignedInteger));
         assert_eq!(parse_u64("12 34\n"), Err(FormatError::NotUnsignedInteger));
@@ -475,16 +388,10 @@ mod tests {
         // Real v1 memory.oom_control and pids.events from the development machine.
         let oom_control = "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n";
         assert_eq!(flat_keyed_value(oom_control, "oom_kill"), Ok(Some(3)));
-        assert_eq!(
-            flat_keyed_value(oom_control, "oom_kill_disable"),
-            Ok(Some(0))
-        );
+        assert_eq!(flat_keyed_value(oom_control, "oom_kill_disable"), Ok(Some(0)));
         assert_eq!(flat_keyed_value("max 7\n", "max"), Ok(Some(7)));
         // Kernels before 4.13 had no oom_kill line.
-        assert_eq!(
-            flat_keyed_value("oom_kill_disable 0\nunder_oom 0\n", "oom_kill"),
-            Ok(None)
-        );
+        assert_eq!(flat_keyed_value("oom_kill_disable 0\nunder_oom 0\n", "oom_kill"), Ok(None));
         let events = "low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\noom_group_kill 0\n";
         assert_eq!(flat_keyed_value(events, "oom_kill"), Ok(Some(1)));
         assert_eq!(flat_keyed_value(events, "oom"), Ok(Some(1)));
@@ -492,15 +399,8 @@ mod tests {
         assert_eq!(flat_keyed_value(cpu_stat, "usage_usec"), Ok(Some(1500)));
         assert_eq!(
             flat_keyed_value("oom_kill one\n", "oom_kill"),
-            Err(FormatError::NotKeyValue {
-                line: "oom_kill one".into()
-            })
+            Err(FormatError::NotKeyValue { line: "oom_kill one".into() })
         );
-        assert_eq!(
-            flat_keyed_value("hello\n", "oom_kill"),
-            Err(FormatError::NotKeyValue {
-                line: "hello".into()
-            })
-        );
+        assert_eq!(flat_keyed_value("hello\n", "oom_kill"), Err(FormatError::NotKeyValue { line: "hello".into() }));
     }
 }

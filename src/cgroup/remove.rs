@@ -42,10 +42,7 @@ fn rmdir_retrying(dir: &Path) -> Result<(), CgroupError> {
                 thread::sleep(RMDIR_RETRY_DELAY);
             }
             Err(source) => {
-                return Err(CgroupError::Remove {
-                    path: dir.to_owned(),
-                    source,
-                });
+                return Err(CgroupError::Remove { path: dir.to_owned(), source });
             }
         }
     }
@@ -97,10 +94,7 @@ mod tests {
         };
         assert_eq!(path, &not_a_cgroup);
         assert_eq!(source.raw_os_error(), Some(libc::ENOTEMPTY));
-        assert!(
-            err.to_string()
-                .starts_with("failed to remove cgroup directory")
-        );
+        assert!(err.to_string().starts_with("failed to remove cgroup directory"));
         assert!(not_a_cgroup.join("precious").exists());
         assert!(!empty.exists(), "later directories are still attempted");
     }
@@ -110,10 +104,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let unified = root.path().join("ignite/r");
         fs::create_dir_all(&unified).unwrap();
-        remove_cgroup_dirs(&CgroupPaths::V2 {
-            unified: unified.clone(),
-        })
-        .unwrap();
+        remove_cgroup_dirs(&CgroupPaths::V2 { unified: unified.clone() }).unwrap();
         assert!(!unified.exists());
     }
 }

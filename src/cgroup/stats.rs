@@ -45,28 +45,19 @@ pub fn read_stats(paths: &CgroupPaths) -> Result<CgroupStats, CgroupError> {
     // Without this, reading after `runc delete` would quietly report "no counters at all".
     for dir in paths.accounting_dirs() {
         if !fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
-            return Err(CgroupError::MissingDir {
-                path: dir.to_owned(),
-            });
+            return Err(CgroupError::MissingDir { path: dir.to_owned() });
         }
     }
     match paths {
-        CgroupPaths::V1 {
-            memory,
-            cpuacct,
-            pids,
-            ..
-        } => Ok(CgroupStats {
+        CgroupPaths::V1 { memory, cpuacct, pids, .. } => Ok(CgroupStats {
             memory_peak_bytes: read_parsed(memory, "memory.max_usage_in_bytes", parse_u64)?,
             memory_limit_bytes: read_parsed(memory, "memory.limit_in_bytes", parse_u64)?
                 .filter(|limit| *limit < V1_UNLIMITED_FLOOR),
             // Not memory.failcnt: with memsw limit = memory limit it stays 0 on an OOM kill.
             // Kernels before 4.13 have no oom_kill line, hence 0 rather than an error.
-            oom_kills: read_parsed(memory, "memory.oom_control", |c| {
-                flat_keyed_value(c, "oom_kill")
-            })?
-            .flatten()
-            .unwrap_or(0),
+            oom_kills: read_parsed(memory, "memory.oom_control", |c| flat_keyed_value(c, "oom_kill"))?
+                .flatten()
+                .unwrap_or(0),
             cpu_usage_ns: read_parsed(cpuacct, "cpuacct.usage", parse_u64)?,
             pids_peak: read_parsed(pids, "pids.peak", parse_u64)?,
             pids_limit_hits: read_pids_limit_hits(pids)?,
@@ -74,11 +65,9 @@ pub fn read_stats(paths: &CgroupPaths) -> Result<CgroupStats, CgroupError> {
         CgroupPaths::V2 { unified } => Ok(CgroupStats {
             memory_peak_bytes: read_parsed(unified, "memory.peak", parse_u64)?,
             memory_limit_bytes: read_parsed(unified, "memory.max", parse_limit)?.flatten(),
-            oom_kills: read_parsed(unified, "memory.events", |c| {
-                flat_keyed_value(c, "oom_kill")
-            })?
-            .flatten()
-            .unwrap_or(0),
+            oom_kills: read_parsed(unified, "memory.events", |c| flat_keyed_value(c, "oom_kill"))?
+                .flatten()
+                .unwrap_or(0),
             cpu_usage_ns: read_parsed(unified, "cpu.stat", |c| {
                 flat_keyed_value(c, "usage_usec")?
                     .map(|usec| usec.saturating_mul(1000))
@@ -92,10 +81,8 @@ pub fn read_stats(paths: &CgroupPaths) -> Result<CgroupStats, CgroupError> {
 
 /// `pids.events` has had its `max` line since the file appeared, so a missing key is an error.
 fn read_pids_limit_hits(dir: &Path) -> Result<u64, CgroupError> {
-    Ok(read_parsed(dir, "pids.events", |c| {
-        flat_keyed_value(c, "max")?.ok_or(FormatError::MissingKey { key: "max" })
-    })?
-    .unwrap_or(0))
+    Ok(read_parsed(dir, "pids.events", |c| flat_keyed_value(c, "max")?.ok_or(FormatError::MissingKey { key: "max" }))?
+        .unwrap_or(0))
 }
 
 /// Reads and parses `dir/name`; `Ok(None)` when the file does not exist.
@@ -108,35 +95,23 @@ fn read_parsed<T>(
     let Some(content) = read_optional(&path)? else {
         return Ok(None);
     };
-    parse(&content)
-        .map(Some)
-        .map_err(|source| CgroupError::malformed(path, &content, source))
+    parse(&content).map(Some).map_err(|source| CgroupError::malformed(path, &content, source))
 }
 
 fn read_optional(path: &Path) -> Result<Option<String>, CgroupError> {
     // cgroupfs has no symlinks, so one here means the directory is not what it claims to be;
     // O_NOFOLLOW refuses it (ELOOP) instead of reading wherever it points.
-    let file = match File::options()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-    {
+    let file = match File::options().read(true).custom_flags(libc::O_NOFOLLOW).open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(source) => {
-            return Err(CgroupError::Read {
-                path: path.to_owned(),
-                source,
-            });
+            return Err(CgroupError::Read { path: path.to_owned(), source });
         }
     };
     let mut content = String::new();
     file.take(MAX_FILE_BYTES)
         .read_to_string(&mut content)
-        .map_err(|source| CgroupError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        .map_err(|source| CgroupError::Read { path: path.to_owned(), source })?;
     Ok(Some(content))
 }
 
@@ -169,40 +144,21 @@ mod tests {
     #[test]
     fn v1_stats_from_a_nested_cgroup() {
         let (root, paths) = hybrid_host("/ignite/runs/r1");
-        let CgroupPaths::V1 {
-            memory,
-            cpuacct,
-            pids,
-            ..
-        } = &paths
-        else {
+        let CgroupPaths::V1 { memory, cpuacct, pids, .. } = &paths else {
             panic!("expected v1, got {paths:?}");
         };
-        assert_eq!(
-            memory,
-            &root.path().join("sys/fs/cgroup/memory/ignite/runs/r1")
-        );
+        assert_eq!(memory, &root.path().join("sys/fs/cgroup/memory/ignite/runs/r1"));
         write(
             memory,
             &[
                 ("memory.max_usage_in_bytes", "52428800\n"),
                 ("memory.limit_in_bytes", "67108864\n"),
                 ("memory.failcnt", "0\n"),
-                (
-                    "memory.oom_control",
-                    "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n",
-                ),
+                ("memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n"),
             ],
         );
         write(cpuacct, &[("cpuacct.usage", "123456789\n")]);
-        write(
-            pids,
-            &[
-                ("pids.peak", "17\n"),
-                ("pids.events", "max 2\n"),
-                ("pids.max", "64\n"),
-            ],
-        );
+        write(pids, &[("pids.peak", "17\n"), ("pids.events", "max 2\n"), ("pids.max", "64\n")]);
         assert_eq!(
             read_stats(&paths).unwrap(),
             CgroupStats {
@@ -220,13 +176,7 @@ mod tests {
     fn v1_unlimited_and_fresh_cgroup() {
         // Exactly what a fresh child cgroup on this machine contains.
         let (_root, paths) = hybrid_host("/fresh");
-        let CgroupPaths::V1 {
-            memory,
-            cpuacct,
-            pids,
-            ..
-        } = &paths
-        else {
+        let CgroupPaths::V1 { memory, cpuacct, pids, .. } = &paths else {
             panic!("expected v1");
         };
         write(
@@ -234,21 +184,11 @@ mod tests {
             &[
                 ("memory.max_usage_in_bytes", "0\n"),
                 ("memory.limit_in_bytes", "9223372036854771712\n"),
-                (
-                    "memory.oom_control",
-                    "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n",
-                ),
+                ("memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n"),
             ],
         );
         write(cpuacct, &[("cpuacct.usage", "0\n")]);
-        write(
-            pids,
-            &[
-                ("pids.peak", "0\n"),
-                ("pids.events", "max 0\n"),
-                ("pids.max", "max\n"),
-            ],
-        );
+        write(pids, &[("pids.peak", "0\n"), ("pids.events", "max 0\n"), ("pids.max", "max\n")]);
         assert_eq!(
             read_stats(&paths).unwrap(),
             CgroupStats {
@@ -265,29 +205,14 @@ mod tests {
     #[test]
     fn v1_old_kernel_missing_optional_files() {
         let (_root, paths) = hybrid_host("/old");
-        let CgroupPaths::V1 {
-            memory,
-            cpuacct,
-            pids,
-            ..
-        } = &paths
-        else {
+        let CgroupPaths::V1 { memory, cpuacct, pids, .. } = &paths else {
             panic!("expected v1");
         };
         // Pre-4.13 oom_control, no pids.peak (pre-6.1), no max_usage.
-        write(
-            memory,
-            &[("memory.oom_control", "oom_kill_disable 0\nunder_oom 0\n")],
-        );
+        write(memory, &[("memory.oom_control", "oom_kill_disable 0\nunder_oom 0\n")]);
         write(cpuacct, &[("cpuacct.usage", "42\n")]);
         write(pids, &[("pids.events", "max 0\n")]);
-        assert_eq!(
-            read_stats(&paths).unwrap(),
-            CgroupStats {
-                cpu_usage_ns: Some(42),
-                ..CgroupStats::default()
-            }
-        );
+        assert_eq!(read_stats(&paths).unwrap(), CgroupStats { cpu_usage_ns: Some(42), ..CgroupStats::default() });
     }
 
     fn v2_host(files: &[(&str, &str)]) -> (tempfile::TempDir, CgroupPaths) {
@@ -296,12 +221,7 @@ mod tests {
         let CgroupPaths::V2 { unified } = &paths else {
             panic!("expected v2, got {paths:?}");
         };
-        assert_eq!(
-            unified,
-            &root
-                .path()
-                .join("sys/fs/cgroup/system.slice/ignite.service")
-        );
+        assert_eq!(unified, &root.path().join("sys/fs/cgroup/system.slice/ignite.service"));
         write(unified, files);
         (root, paths)
     }
@@ -311,10 +231,7 @@ mod tests {
         let (_root, paths) = v2_host(&[
             ("memory.peak", "104857600\n"),
             ("memory.max", "134217728\n"),
-            (
-                "memory.events",
-                "low 0\nhigh 0\nmax 31\noom 1\noom_kill 1\noom_group_kill 0\n",
-            ),
+            ("memory.events", "low 0\nhigh 0\nmax 31\noom 1\noom_kill 1\noom_group_kill 0\n"),
             (
                 "cpu.stat",
                 "usage_usec 250000\nuser_usec 200000\nsystem_usec 50000\nnr_periods 0\n\
@@ -340,13 +257,7 @@ mod tests {
     fn v2_controllers_not_enabled() {
         // Only the core files: no memory or pids controller in the cgroup, and no limit.
         let (_root, paths) = v2_host(&[("cpu.stat", "usage_usec 7\nuser_usec 5\nsystem_usec 2\n")]);
-        assert_eq!(
-            read_stats(&paths).unwrap(),
-            CgroupStats {
-                cpu_usage_ns: Some(7000),
-                ..CgroupStats::default()
-            }
-        );
+        assert_eq!(read_stats(&paths).unwrap(), CgroupStats { cpu_usage_ns: Some(7000), ..CgroupStats::default() });
         let (_root, paths) = v2_host(&[("memory.max", "max\n")]);
         assert_eq!(read_stats(&paths).unwrap(), CgroupStats::default());
     }
@@ -363,12 +274,7 @@ mod tests {
         ] {
             let (_root, paths) = v2_host(&[(name, content)]);
             let err = read_stats(&paths).unwrap_err();
-            let CgroupError::Malformed {
-                path,
-                content: quoted,
-                ..
-            } = &err
-            else {
+            let CgroupError::Malformed { path, content: quoted, .. } = &err else {
                 panic!("{name}: expected Malformed, got {err:?}");
             };
             assert!(path.ends_with(name), "{name}: {path:?}");
@@ -378,19 +284,10 @@ mod tests {
             assert!(message.contains(name), "{message}");
         }
         let (_root, paths) = hybrid_host("/bad");
-        let CgroupPaths::V1 {
-            memory,
-            cpuacct,
-            pids,
-            ..
-        } = &paths
-        else {
+        let CgroupPaths::V1 { memory, cpuacct, pids, .. } = &paths else {
             panic!("expected v1");
         };
-        write(
-            memory,
-            &[("memory.oom_control", "oom_kill_disable 0\noom_kill many\n")],
-        );
+        write(memory, &[("memory.oom_control", "oom_kill_disable 0\noom_kill many\n")]);
         write(cpuacct, &[]);
         write(pids, &[]);
         let err = read_stats(&paths).unwrap_err();
@@ -406,17 +303,11 @@ mod tests {
         };
         fs::remove_dir_all(unified).unwrap();
         let err = read_stats(&paths).unwrap_err();
-        assert!(
-            matches!(&err, CgroupError::MissingDir { path } if path == unified),
-            "{err:?}"
-        );
+        assert!(matches!(&err, CgroupError::MissingDir { path } if path == unified), "{err:?}");
         drop(root);
 
         let (_root, paths) = hybrid_host("/half");
-        let CgroupPaths::V1 {
-            memory, cpuacct, ..
-        } = &paths
-        else {
+        let CgroupPaths::V1 { memory, cpuacct, .. } = &paths else {
             panic!("expected v1");
         };
         write(memory, &[]);
@@ -443,8 +334,7 @@ mod tests {
             panic!("expected v2");
         };
         fs::write(root.path().join("planted"), "1\n").unwrap();
-        std::os::unix::fs::symlink(root.path().join("planted"), unified.join("memory.peak"))
-            .unwrap();
+        std::os::unix::fs::symlink(root.path().join("planted"), unified.join("memory.peak")).unwrap();
         assert!(matches!(read_stats(&paths), Err(CgroupError::Read { .. })));
     }
 }

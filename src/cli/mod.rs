@@ -166,7 +166,8 @@ pub fn main() -> ExitCode {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("IGNITE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<i32> {
@@ -270,7 +271,8 @@ fn read_input(spec: Option<&str>, service_dir: &Path) -> anyhow::Result<String> 
                         candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(" and ")
                     )
                 })?;
-                std::fs::read_to_string(found).with_context(|| format!("failed to read --input file {}", found.display()))?
+                std::fs::read_to_string(found)
+                    .with_context(|| format!("failed to read --input file {}", found.display()))?
             }
             None => s.to_string(),
         },
@@ -333,7 +335,9 @@ fn run_service(g: &GlobalArgs, dir: &Path, required: bool, entry: Option<String>
         return Ok(0);
     }
     if !nix::unistd::geteuid().is_root() {
-        bail!("running sandboxes needs root (the OCI runtime creates namespaces and cgroups); run ignite as root or with sudo");
+        bail!(
+            "running sandboxes needs root (the OCI runtime creates namespaces and cgroups); run ignite as root or with sudo"
+        );
     }
 
     let rt = tokio_rt()?;
@@ -400,7 +404,7 @@ fn runtime_command(g: &GlobalArgs, cmd: RuntimeCommand) -> anyhow::Result<i32> {
             if json {
                 println!("{}", serde_json::Value::Array(rows));
             } else {
-                println!("{:<10} {:<10} {:<8} {}", "RUNTIME", "VERSION", "DEFAULT", "LOCAL BUNDLE");
+                println!("{:<10} {:<10} {:<8} LOCAL BUNDLE", "RUNTIME", "VERSION", "DEFAULT");
                 for r in rows {
                     println!(
                         "{:<10} {:<10} {:<8} {}",

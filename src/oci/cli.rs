@@ -198,7 +198,10 @@ mod tests {
     #[test]
     fn last_error_from_json_log() {
         let log = "{\"level\":\"info\",\"msg\":\"x\"}\nnot json\n{\"level\":\"error\",\"msg\":\"container_linux.go: starting container process caused: exec: \\\"/nope\\\": no such file\"}\n{\"level\":\"debug\",\"msg\":\"y\"}\n";
-        assert_eq!(last_log_error(log).unwrap(), "container_linux.go: starting container process caused: exec: \"/nope\": no such file");
+        assert_eq!(
+            last_log_error(log).unwrap(),
+            "container_linux.go: starting container process caused: exec: \"/nope\": no such file"
+        );
         assert_eq!(last_log_error("{\"level\":\"info\",\"msg\":\"x\"}"), None);
     }
 

@@ -168,15 +168,14 @@ pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
         mount("/dev", "tmpfs", "tmpfs", &["nosuid", "noexec", "strictatime", "mode=755", "size=64k"])?,
         mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", &tmp_size, &tmp_owner])?,
         mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", "ro"])?,
-        // Runtimes size their heaps from the cgroup limit (libuv reads memory.max).
-        mount("/sys/fs/cgroup", "cgroup", "cgroup", &["nosuid", "noexec", "nodev", "relatime", "ro"])?,
         // The only writable place; noexec so nothing written can be executed.
         mount("/tmp", "tmpfs", "tmpfs", &["nosuid", "nodev", "noexec", "mode=1777", &tmp_size, &tmp_owner])?,
         mount(APP_DIR, "bind", &input.service_dir.to_string_lossy(), &["bind", "ro", "nosuid", "nodev"])?,
         mount(INIT_PATH, "bind", &input.init_binary.to_string_lossy(), &["bind", "ro", "nosuid", "nodev"])?,
     ];
 
-    let mut args = vec![INIT_PATH.to_string(), "--kill-after-ms".to_string(), input.kill_after_ms.to_string(), "--".into()];
+    let mut args =
+        vec![INIT_PATH.to_string(), "--kill-after-ms".to_string(), input.kill_after_ms.to_string(), "--".into()];
     args.extend(input.argv.iter().cloned());
 
     let no_caps = Capabilities::new();
@@ -220,10 +219,8 @@ pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
         .pids(LinuxPidsBuilder::default().limit(l.pids).build()?)
         .build()?;
 
-    let namespaces = NAMESPACES
-        .iter()
-        .map(|t| LinuxNamespaceBuilder::default().typ(*t).build())
-        .collect::<Result<Vec<_>, _>>()?;
+    let namespaces =
+        NAMESPACES.iter().map(|t| LinuxNamespaceBuilder::default().typ(*t).build()).collect::<Result<Vec<_>, _>>()?;
 
     let linux = LinuxBuilder::default()
         .namespaces(namespaces)
@@ -310,7 +307,7 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         (Some(l), Some(s)) if l > 0 && l == s => {}
         _ => return Err(unsafe_spec("memory limit missing or swap differs from it")),
     }
-    if !res.pids().as_ref().is_some_and(|p| p.limit() > 0) {
+    if res.pids().as_ref().is_none_or(|p| p.limit() <= 0) {
         return Err(unsafe_spec("no pids limit"));
     }
     if !res.cpu().as_ref().is_some_and(|c| c.quota().is_some_and(|q| q > 0) && c.period().is_some()) {
@@ -367,10 +364,7 @@ mod tests {
             hostname: "hello".into(),
             cgroups_path: "/ignite/ig-1".into(),
             kill_after_ms: 7000,
-            seccomp: LinuxSeccompBuilder::default()
-                .default_action(LinuxSeccompAction::ScmpActErrno)
-                .build()
-                .unwrap(),
+            seccomp: LinuxSeccompBuilder::default().default_action(LinuxSeccompAction::ScmpActErrno).build().unwrap(),
         }
     }
 
@@ -487,9 +481,20 @@ mod tests {
     #[test]
     fn validate_rejects_each_lost_property() {
         // Each mutation removes one property; validate must notice every one.
-        let mut cases: Vec<(&str, Box<dyn Fn(&mut Spec)>)> = vec![];
-        cases.push(("read-only", Box::new(|s: &mut Spec| { s.root_mut().as_mut().unwrap().set_readonly(Some(false)); })));
-        cases.push(("root", Box::new(|s: &mut Spec| { s.process_mut().as_mut().unwrap().user_mut().set_uid(0); })));
+        type Mutation = Box<dyn Fn(&mut Spec)>;
+        let mut cases: Vec<(&str, Mutation)> = vec![];
+        cases.push((
+            "read-only",
+            Box::new(|s: &mut Spec| {
+                s.root_mut().as_mut().unwrap().set_readonly(Some(false));
+            }),
+        ));
+        cases.push((
+            "root",
+            Box::new(|s: &mut Spec| {
+                s.process_mut().as_mut().unwrap().user_mut().set_uid(0);
+            }),
+        ));
         cases.push((
             "no_new_privileges",
             Box::new(|s: &mut Spec| {
@@ -511,7 +516,13 @@ mod tests {
             "Network",
             Box::new(|s: &mut Spec| {
                 let l = s.linux_mut().as_mut().unwrap();
-                let ns: Vec<_> = l.namespaces().clone().unwrap().into_iter().filter(|n| n.typ() != LinuxNamespaceType::Network).collect();
+                let ns: Vec<_> = l
+                    .namespaces()
+                    .clone()
+                    .unwrap()
+                    .into_iter()
+                    .filter(|n| n.typ() != LinuxNamespaceType::Network)
+                    .collect();
                 l.set_namespaces(Some(ns));
             }),
         ));
@@ -550,7 +561,8 @@ mod tests {
         cases.push((
             "allows unknown",
             Box::new(|s: &mut Spec| {
-                let sc = LinuxSeccompBuilder::default().default_action(LinuxSeccompAction::ScmpActAllow).build().unwrap();
+                let sc =
+                    LinuxSeccompBuilder::default().default_action(LinuxSeccompAction::ScmpActAllow).build().unwrap();
                 s.linux_mut().as_mut().unwrap().set_seccomp(Some(sc));
             }),
         ));
@@ -559,7 +571,14 @@ mod tests {
             Box::new(|s: &mut Spec| {
                 let p = s.process_mut().as_mut().unwrap();
                 let mut rl = p.rlimits().clone().unwrap();
-                rl.push(PosixRlimitBuilder::default().typ(PosixRlimitType::RlimitAs).hard(1u64 << 30).soft(1u64 << 30).build().unwrap());
+                rl.push(
+                    PosixRlimitBuilder::default()
+                        .typ(PosixRlimitType::RlimitAs)
+                        .hard(1u64 << 30)
+                        .soft(1u64 << 30)
+                        .build()
+                        .unwrap(),
+                );
                 p.set_rlimits(Some(rl));
             }),
         ));

@@ -29,8 +29,8 @@
 use std::collections::{BTreeSet, HashMap};
 
 use oci_spec::runtime::{
-    Arch as OciArch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompArgBuilder,
-    LinuxSeccompBuilder, LinuxSeccompOperator, LinuxSyscall, LinuxSyscallBuilder,
+    Arch as OciArch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompArgBuilder, LinuxSeccompBuilder,
+    LinuxSeccompOperator, LinuxSyscall, LinuxSyscallBuilder,
 };
 use serde::Deserialize;
 
@@ -51,27 +51,16 @@ pub enum SeccompError {
     /// The text is not YAML of the expected shape (syntax error, unknown key, wrong type,
     /// unknown action or architecture). The YAML error carries the line and column.
     #[error("failed to parse seccomp profile {origin}: {error}")]
-    Parse {
-        origin: String,
-        error: serde_yaml_ng::Error,
-    },
+    Parse { origin: String, error: serde_yaml_ng::Error },
     /// A profile-wide setting is inconsistent.
     #[error("failed to load seccomp profile {origin}: {problem}")]
     Profile { origin: String, problem: Problem },
     /// One rule is invalid.
     #[error("failed to load seccomp profile {origin}: rules[{index}] ({comment:?}): {problem}")]
-    Rule {
-        origin: String,
-        index: usize,
-        comment: String,
-        problem: Problem,
-    },
+    Rule { origin: String, index: usize, comment: String, problem: Problem },
     /// oci-spec refused to build the seccomp section.
     #[error("failed to build the OCI seccomp section from {origin}: {error}")]
-    Oci {
-        origin: String,
-        error: oci_spec::OciSpecError,
-    },
+    Oci { origin: String, error: oci_spec::OciSpecError },
 }
 
 impl SeccompError {
@@ -100,9 +89,7 @@ pub enum Problem {
     EmptyComment,
     #[error("the rule lists no syscalls")]
     NoSyscalls,
-    #[error(
-        "unknown x86_64 syscall {name:?} (libseccomp would silently ignore it; check the spelling)"
-    )]
+    #[error("unknown x86_64 syscall {name:?} (libseccomp would silently ignore it; check the spelling)")]
     UnknownSyscall { name: String },
     #[error("syscall {name:?} is listed more than once in the rule")]
     RepeatedSyscall { name: &'static str },
@@ -128,11 +115,7 @@ pub enum Problem {
         "syscall {name:?} has both an unconditional rule (rule {unconditional}) and a \
          conditional one (rule {conditional}); the conditions could never take effect"
     )]
-    ConditionalShadowed {
-        name: &'static str,
-        unconditional: usize,
-        conditional: usize,
-    },
+    ConditionalShadowed { name: &'static str, unconditional: usize, conditional: usize },
 }
 
 /// What the filter does with a matching syscall.
@@ -189,21 +172,12 @@ pub struct Errno {
 }
 
 impl Errno {
-    pub const EPERM: Self = Self {
-        name: "EPERM",
-        code: libc::EPERM as u32,
-    };
-    pub const ENOSYS: Self = Self {
-        name: "ENOSYS",
-        code: libc::ENOSYS as u32,
-    };
+    pub const EPERM: Self = Self { name: "EPERM", code: libc::EPERM as u32 };
+    pub const ENOSYS: Self = Self { name: "ENOSYS", code: libc::ENOSYS as u32 };
 
     /// Looks an errno up by its symbolic name (`"EPERM"`).
     pub fn from_name(name: &str) -> Option<Self> {
-        ERRNOS
-            .iter()
-            .find(|(known, _)| *known == name)
-            .map(|&(name, code)| Self { name, code })
+        ERRNOS.iter().find(|(known, _)| *known == name).map(|&(name, code)| Self { name, code })
     }
 
     pub fn name(self) -> &'static str {
@@ -248,10 +222,7 @@ pub struct Syscall {
 impl Syscall {
     /// Looks a syscall up in the embedded x86_64 table.
     pub fn from_name(name: &str) -> Option<Self> {
-        X86_64_SYSCALLS
-            .iter()
-            .find(|(known, _)| *known == name)
-            .map(|&(name, number)| Self { name, number })
+        X86_64_SYSCALLS.iter().find(|(known, _)| *known == name).map(|&(name, number)| Self { name, number })
     }
 
     pub fn name(self) -> &'static str {
@@ -321,10 +292,9 @@ impl ArgCondition {
             Comparison::Le(v) => builder.op(LinuxSeccompOperator::ScmpCmpLe).value(v),
             Comparison::Gt(v) => builder.op(LinuxSeccompOperator::ScmpCmpGt).value(v),
             Comparison::Ge(v) => builder.op(LinuxSeccompOperator::ScmpCmpGe).value(v),
-            Comparison::MaskedEq { mask, value } => builder
-                .op(LinuxSeccompOperator::ScmpCmpMaskedEq)
-                .value(mask)
-                .value_two(value),
+            Comparison::MaskedEq { mask, value } => {
+                builder.op(LinuxSeccompOperator::ScmpCmpMaskedEq).value(mask).value_two(value)
+            }
         };
         builder.build()
     }
@@ -372,21 +342,13 @@ impl Rule {
 
     fn to_oci(&self) -> Result<LinuxSyscall, oci_spec::OciSpecError> {
         let (action, errno_ret) = self.action.to_oci();
-        let names = self
-            .syscalls
-            .iter()
-            .map(|s| s.name.to_owned())
-            .collect::<Vec<_>>();
+        let names = self.syscalls.iter().map(|s| s.name.to_owned()).collect::<Vec<_>>();
         let mut builder = LinuxSyscallBuilder::default().names(names).action(action);
         if let Some(errno) = errno_ret {
             builder = builder.errno_ret(errno);
         }
         if !self.args.is_empty() {
-            let args = self
-                .args
-                .iter()
-                .map(|cond| cond.to_oci())
-                .collect::<Result<Vec<_>, _>>()?;
+            let args = self.args.iter().map(|cond| cond.to_oci()).collect::<Result<Vec<_>, _>>()?;
             builder = builder.args(args);
         }
         builder.build()
@@ -413,10 +375,7 @@ impl SeccompProfile {
     /// where an error comes from.
     pub fn from_yaml(text: &str, origin: &str) -> Result<Self, SeccompError> {
         let raw: RawProfile =
-            serde_yaml_ng::from_str(text).map_err(|error| SeccompError::Parse {
-                origin: origin.to_owned(),
-                error,
-            })?;
+            serde_yaml_ng::from_str(text).map_err(|error| SeccompError::Parse { origin: origin.to_owned(), error })?;
         raw.validate(origin)
     }
 
@@ -439,17 +398,12 @@ impl SeccompProfile {
 
     /// The rules that mention `syscall`, in file order.
     pub fn rules_for(&self, syscall: &str) -> Vec<&Rule> {
-        self.rules
-            .iter()
-            .filter(|rule| rule.covers(syscall))
-            .collect()
+        self.rules.iter().filter(|rule| rule.covers(syscall)).collect()
     }
 
     /// Whether `syscall` is allowed whatever its arguments.
     pub fn is_unconditionally_allowed(&self, syscall: &str) -> bool {
-        self.rules
-            .iter()
-            .any(|rule| !rule.is_conditional() && rule.action.permits() && rule.covers(syscall))
+        self.rules.iter().any(|rule| !rule.is_conditional() && rule.action.permits() && rule.covers(syscall))
     }
 
     /// Whether some rule can let `syscall` run (for some arguments at least). `false` means the
@@ -457,13 +411,12 @@ impl SeccompProfile {
     pub fn may_allow(&self, syscall: &str) -> bool {
         if self.default_action.permits() {
             // Unless an unconditional rule refuses it, the default lets it through.
-            return !self.rules.iter().any(|rule| {
-                !rule.is_conditional() && !rule.action.permits() && rule.covers(syscall)
-            });
+            return !self
+                .rules
+                .iter()
+                .any(|rule| !rule.is_conditional() && !rule.action.permits() && rule.covers(syscall));
         }
-        self.rules
-            .iter()
-            .any(|rule| rule.action.permits() && rule.covers(syscall))
+        self.rules.iter().any(|rule| rule.action.permits() && rule.covers(syscall))
     }
 
     /// Names of all syscalls that some rule allows (conditionally or not).
@@ -494,22 +447,10 @@ impl SeccompProfile {
     /// one OCI syscall entry per rule. masked_eq operands are in libseccomp/runc/crun order
     /// (mask in `value`); see [`ArgCondition`] for youki.
     pub fn to_oci(&self) -> Result<LinuxSeccomp, SeccompError> {
-        let oci_error = |error| SeccompError::Oci {
-            origin: self.origin.clone(),
-            error,
-        };
-        let syscalls = self
-            .rules
-            .iter()
-            .map(Rule::to_oci)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(oci_error)?;
+        let oci_error = |error| SeccompError::Oci { origin: self.origin.clone(), error };
+        let syscalls = self.rules.iter().map(Rule::to_oci).collect::<Result<Vec<_>, _>>().map_err(oci_error)?;
         let (default_action, default_errno) = self.default_action.to_oci();
-        let architectures = self
-            .architectures
-            .iter()
-            .map(|arch| arch.to_oci())
-            .collect::<Vec<_>>();
+        let architectures = self.architectures.iter().map(|arch| arch.to_oci()).collect::<Vec<_>>();
         let mut builder = LinuxSeccompBuilder::default()
             .default_action(default_action)
             .architectures(architectures)
@@ -583,11 +524,7 @@ enum RawOp {
 fn resolve_action(action: RawAction, errno: Option<&str>) -> Result<Action, Problem> {
     match (action, errno) {
         (RawAction::Errno, Some(name)) => {
-            Errno::from_name(name)
-                .map(Action::Errno)
-                .ok_or_else(|| Problem::UnknownErrno {
-                    name: name.to_owned(),
-                })
+            Errno::from_name(name).map(Action::Errno).ok_or_else(|| Problem::UnknownErrno { name: name.to_owned() })
         }
         (RawAction::Errno, None) => Err(Problem::MissingErrno),
         (_, Some(_)) => Err(Problem::UnexpectedErrno),
@@ -601,10 +538,7 @@ fn resolve_action(action: RawAction, errno: Option<&str>) -> Result<Action, Prob
 
 impl RawProfile {
     fn validate(self, origin: &str) -> Result<SeccompProfile, SeccompError> {
-        let profile_error = |problem| SeccompError::Profile {
-            origin: origin.to_owned(),
-            problem,
-        };
+        let profile_error = |problem| SeccompError::Profile { origin: origin.to_owned(), problem };
         let default_action = resolve_action(self.default_action, self.default_errno.as_deref())
             .map_err(|problem| match problem {
                 Problem::MissingErrno => Problem::MissingDefaultErrno,
@@ -619,9 +553,7 @@ impl RawProfile {
         let mut architectures: Vec<Arch> = Vec::with_capacity(self.architectures.len());
         for arch in self.architectures {
             if architectures.contains(&arch) {
-                return Err(profile_error(Problem::DuplicateArchitecture {
-                    name: arch.name(),
-                }));
+                return Err(profile_error(Problem::DuplicateArchitecture { name: arch.name() }));
             }
             architectures.push(arch);
         }
@@ -633,53 +565,31 @@ impl RawProfile {
         let mut rules = Vec::with_capacity(self.rules.len());
         for (index, raw) in self.rules.into_iter().enumerate() {
             let comment = raw.comment.trim().to_owned();
-            let rule_error = |problem| SeccompError::Rule {
-                origin: origin.to_owned(),
-                index,
-                comment: comment.clone(),
-                problem,
-            };
-            let rule = raw
-                .validate(comment.clone(), default_action)
-                .map_err(rule_error)?;
+            let rule_error =
+                |problem| SeccompError::Rule { origin: origin.to_owned(), index, comment: comment.clone(), problem };
+            let rule = raw.validate(comment.clone(), default_action).map_err(rule_error)?;
             for syscall in &rule.syscalls {
                 let (unconditional, conditional) = seen.entry(syscall.name).or_default();
                 let overlap = match (rule.is_conditional(), *unconditional, *conditional) {
-                    (false, Some(other), _) => Some(Problem::DuplicateUnconditional {
-                        name: syscall.name,
-                        other,
-                    }),
-                    (false, None, Some(conditional)) => Some(Problem::ConditionalShadowed {
-                        name: syscall.name,
-                        unconditional: index,
-                        conditional,
-                    }),
-                    (true, Some(unconditional), _) => Some(Problem::ConditionalShadowed {
-                        name: syscall.name,
-                        unconditional,
-                        conditional: index,
-                    }),
+                    (false, Some(other), _) => Some(Problem::DuplicateUnconditional { name: syscall.name, other }),
+                    (false, None, Some(conditional)) => {
+                        Some(Problem::ConditionalShadowed { name: syscall.name, unconditional: index, conditional })
+                    }
+                    (true, Some(unconditional), _) => {
+                        Some(Problem::ConditionalShadowed { name: syscall.name, unconditional, conditional: index })
+                    }
                     (true, None, _) | (false, None, None) => None,
                 };
                 if let Some(problem) = overlap {
                     return Err(rule_error(problem));
                 }
-                let slot = if rule.is_conditional() {
-                    conditional
-                } else {
-                    unconditional
-                };
+                let slot = if rule.is_conditional() { conditional } else { unconditional };
                 slot.get_or_insert(index);
             }
             rules.push(rule);
         }
 
-        Ok(SeccompProfile {
-            origin: origin.to_owned(),
-            default_action,
-            architectures,
-            rules,
-        })
+        Ok(SeccompProfile { origin: origin.to_owned(), default_action, architectures, rules })
     }
 }
 
@@ -697,24 +607,14 @@ impl RawRule {
         }
         let mut syscalls: Vec<Syscall> = Vec::with_capacity(self.syscalls.len());
         for name in &self.syscalls {
-            let syscall = Syscall::from_name(name)
-                .ok_or_else(|| Problem::UnknownSyscall { name: name.clone() })?;
+            let syscall = Syscall::from_name(name).ok_or_else(|| Problem::UnknownSyscall { name: name.clone() })?;
             if syscalls.contains(&syscall) {
                 return Err(Problem::RepeatedSyscall { name: syscall.name });
             }
             syscalls.push(syscall);
         }
-        let args = self
-            .args
-            .iter()
-            .map(RawArg::validate)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Rule {
-            comment,
-            action,
-            syscalls,
-            args,
-        })
+        let args = self.args.iter().map(RawArg::validate).collect::<Result<Vec<_>, _>>()?;
+        Ok(Rule { comment, action, syscalls, args })
     }
 }
 
@@ -920,10 +820,7 @@ mod tests {
 
     fn problem_of(result: Result<SeccompProfile, SeccompError>) -> Problem {
         let error = result.expect_err("the profile must be rejected");
-        error
-            .problem()
-            .cloned()
-            .unwrap_or_else(|| panic!("expected a validation problem, got: {error}"))
+        error.problem().cloned().unwrap_or_else(|| panic!("expected a validation problem, got: {error}"))
     }
 
     #[test]
@@ -933,25 +830,16 @@ mod tests {
         let oci = profile.to_oci().expect("converts to OCI");
         assert_eq!(oci.default_action(), LinuxSeccompAction::ScmpActErrno);
         assert_eq!(oci.default_errno_ret(), Some(1));
-        assert_eq!(
-            oci.architectures().as_deref(),
-            Some(&[OciArch::ScmpArchX86_64][..])
-        );
+        assert_eq!(oci.architectures().as_deref(), Some(&[OciArch::ScmpArchX86_64][..]));
         let syscalls = oci.syscalls().as_ref().expect("syscall entries");
         assert_eq!(syscalls.len(), profile.rules().len());
 
-        let clone3 = syscalls
-            .iter()
-            .find(|s| s.names().iter().any(|n| n == "clone3"))
-            .expect("clone3 entry");
+        let clone3 = syscalls.iter().find(|s| s.names().iter().any(|n| n == "clone3")).expect("clone3 entry");
         assert_eq!(clone3.action(), LinuxSeccompAction::ScmpActErrno);
         assert_eq!(clone3.errno_ret(), Some(libc::ENOSYS as u32));
 
         // runc/crun operand order: mask in value, expected value in valueTwo.
-        let clone = syscalls
-            .iter()
-            .find(|s| s.names() == &["clone".to_owned()])
-            .expect("clone entry");
+        let clone = syscalls.iter().find(|s| s.names() == &["clone".to_owned()]).expect("clone entry");
         let args = clone.args().as_ref().expect("clone has conditions");
         assert_eq!(args.len(), 1);
         assert_eq!(args[0].op(), LinuxSeccompOperator::ScmpCmpMaskedEq);
@@ -960,10 +848,7 @@ mod tests {
         assert_eq!(args[0].value_two(), Some(0));
 
         // Unconditional allow entries carry neither errno nor args.
-        let read = syscalls
-            .iter()
-            .find(|s| s.names().iter().any(|n| n == "read"))
-            .expect("read entry");
+        let read = syscalls.iter().find(|s| s.names().iter().any(|n| n == "read")).expect("read entry");
         assert_eq!(read.action(), LinuxSeccompAction::ScmpActAllow);
         assert_eq!(read.errno_ret(), None);
         assert_eq!(read.args(), &None);
@@ -979,12 +864,7 @@ mod tests {
     #[test]
     fn builtin_answers_enosys_for_clone3_and_io_uring() {
         let profile = builtin();
-        for name in [
-            "clone3",
-            "io_uring_setup",
-            "io_uring_enter",
-            "io_uring_register",
-        ] {
+        for name in ["clone3", "io_uring_setup", "io_uring_enter", "io_uring_register"] {
             assert_eq!(
                 profile.action_for(name, &[0; 6]),
                 Some(Action::Errno(Errno::ENOSYS)),
@@ -1022,18 +902,9 @@ mod tests {
         .flat_map(|group| group.split_whitespace());
         for name in dangerous {
             // A misspelt name here would make the assertion vacuous.
-            assert!(
-                Syscall::from_name(name).is_some(),
-                "{name} is not an x86_64 syscall"
-            );
-            assert!(
-                !profile.may_allow(name),
-                "{name} must not be allowed by any rule"
-            );
-            assert_eq!(
-                profile.action_for(name, &[0; 6]),
-                Some(Action::Errno(Errno::EPERM))
-            );
+            assert!(Syscall::from_name(name).is_some(), "{name} is not an x86_64 syscall");
+            assert!(!profile.may_allow(name), "{name} must not be allowed by any rule");
+            assert_eq!(profile.action_for(name, &[0; 6]), Some(Action::Errno(Errno::EPERM)));
         }
     }
 
@@ -1041,22 +912,13 @@ mod tests {
     fn builtin_allows_socket_only_for_unix_inet_inet6_netlink() {
         let profile = builtin();
         for family in 0..=64u64 {
-            let allowed = profile
-                .action_for("socket", &args0(family))
-                .is_some_and(Action::permits);
-            assert_eq!(
-                allowed,
-                matches!(family, 1 | 2 | 10 | 16),
-                "socket(family {family}) allowed = {allowed}"
-            );
+            let allowed = profile.action_for("socket", &args0(family)).is_some_and(Action::permits);
+            assert_eq!(allowed, matches!(family, 1 | 2 | 10 | 16), "socket(family {family}) allowed = {allowed}");
         }
         assert!(!profile.is_unconditionally_allowed("socket"));
         // AF_ALG and AF_VSOCK: EPERM like any other refused call.
         for family in [38, 40] {
-            assert_eq!(
-                profile.action_for("socket", &args0(family)),
-                Some(Action::Errno(Errno::EPERM))
-            );
+            assert_eq!(profile.action_for("socket", &args0(family)), Some(Action::Errno(Errno::EPERM)));
         }
         // Netlink only for NETLINK_ROUTE (0): not audit (9), not netfilter (12).
         let netlink = |protocol| profile.action_for("socket", &[16, 3, protocol, 0, 0, 0]);
@@ -1064,14 +926,8 @@ mod tests {
         assert_eq!(netlink(9), Some(Action::Errno(Errno::EPERM)));
         assert_eq!(netlink(12), Some(Action::Errno(Errno::EPERM)));
         // socketpair exists only for AF_UNIX among the allowed families.
-        assert_eq!(
-            profile.action_for("socketpair", &args0(1)),
-            Some(Action::Allow)
-        );
-        assert_eq!(
-            profile.action_for("socketpair", &args0(2)),
-            Some(Action::Errno(Errno::EPERM))
-        );
+        assert_eq!(profile.action_for("socketpair", &args0(1)), Some(Action::Allow));
+        assert_eq!(profile.action_for("socketpair", &args0(2)), Some(Action::Errno(Errno::EPERM)));
     }
 
     #[test]
@@ -1082,13 +938,7 @@ mod tests {
         assert_eq!(rules[0].action(), Action::Allow);
         assert_eq!(
             rules[0].args(),
-            &[ArgCondition {
-                index: 0,
-                comparison: Comparison::MaskedEq {
-                    mask: 0x7e02_0000,
-                    value: 0
-                }
-            }]
+            &[ArgCondition { index: 0, comparison: Comparison::MaskedEq { mask: 0x7e02_0000, value: 0 } }]
         );
 
         let flags = |f: libc::c_int| u64::from(f as u32);
@@ -1106,10 +956,7 @@ mod tests {
         let fork = flags(libc::CLONE_CHILD_SETTID | libc::CLONE_CHILD_CLEARTID | libc::SIGCHLD);
         let vfork = flags(libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD);
         for allowed in [thread, fork, vfork] {
-            assert_eq!(
-                profile.action_for("clone", &args0(allowed)),
-                Some(Action::Allow)
-            );
+            assert_eq!(profile.action_for("clone", &args0(allowed)), Some(Action::Allow));
         }
         for namespace in [
             libc::CLONE_NEWNS,
@@ -1131,20 +978,11 @@ mod tests {
     #[test]
     fn builtin_personality_only_queries_or_resets() {
         let profile = builtin();
-        assert_eq!(
-            profile.action_for("personality", &args0(0)),
-            Some(Action::Allow)
-        );
-        assert_eq!(
-            profile.action_for("personality", &args0(0xffff_ffff)),
-            Some(Action::Allow)
-        );
+        assert_eq!(profile.action_for("personality", &args0(0)), Some(Action::Allow));
+        assert_eq!(profile.action_for("personality", &args0(0xffff_ffff)), Some(Action::Allow));
         // ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC, PER_LINUX32.
         for persona in [0x0004_0000, 0x0040_0000, 0x8] {
-            assert_eq!(
-                profile.action_for("personality", &args0(persona)),
-                Some(Action::Errno(Errno::EPERM))
-            );
+            assert_eq!(profile.action_for("personality", &args0(persona)), Some(Action::Errno(Errno::EPERM)));
         }
     }
 
@@ -1161,10 +999,7 @@ mod tests {
                       sched_getaffinity getdents64 ioctl fcntl connect accept4 sendmsg \
                       recvmsg prctl seccomp landlock_restrict_self vfork kill";
         for name in needed.split_whitespace() {
-            assert!(
-                profile.is_unconditionally_allowed(name),
-                "{name} must be allowed"
-            );
+            assert!(profile.is_unconditionally_allowed(name), "{name} must be allowed");
         }
     }
 
@@ -1209,22 +1044,14 @@ mod tests {
              \x20   - { index: 5, op: masked_eq, value: 0xf0, valueTwo: 0x10 }\n",
         )
         .expect("valid");
-        assert_eq!(
-            profile.action_for("ptrace", &[0; 6]),
-            Some(Action::KillProcess)
-        );
+        assert_eq!(profile.action_for("ptrace", &[0; 6]), Some(Action::KillProcess));
         assert_eq!(profile.action_for("uname", &[0; 6]), Some(Action::Log));
         let socket = [20, 1, 0, 2, 0, 0x1f];
         assert_eq!(
             profile.action_for("socket", &socket),
-            Some(Action::Errno(
-                Errno::from_name("EAFNOSUPPORT").expect("known")
-            ))
+            Some(Action::Errno(Errno::from_name("EAFNOSUPPORT").expect("known")))
         );
-        assert_eq!(
-            profile.action_for("socket", &[20, 1, 0, 2, 0, 0x2f]),
-            Some(Action::Errno(Errno::EPERM))
-        );
+        assert_eq!(profile.action_for("socket", &[20, 1, 0, 2, 0, 0x2f]), Some(Action::Errno(Errno::EPERM)));
         let oci = profile.to_oci().expect("converts");
         let entries = oci.syscalls().as_ref().expect("entries");
         assert_eq!(entries[1].action(), LinuxSeccompAction::ScmpActKillProcess);
@@ -1232,13 +1059,7 @@ mod tests {
         assert_eq!(entries[3].action(), LinuxSeccompAction::ScmpActTrap);
         assert_eq!(entries[4].action(), LinuxSeccompAction::ScmpActLog);
         assert_eq!(entries[5].errno_ret(), Some(libc::EAFNOSUPPORT as u32));
-        let ops: Vec<_> = entries[5]
-            .args()
-            .as_ref()
-            .expect("args")
-            .iter()
-            .map(|a| a.op())
-            .collect();
+        let ops: Vec<_> = entries[5].args().as_ref().expect("args").iter().map(|a| a.op()).collect();
         assert_eq!(
             ops,
             [
@@ -1254,8 +1075,8 @@ mod tests {
 
     #[test]
     fn rejects_unknown_field() {
-        let error = profile_with("- comment: c\n  action: allow\n  syscalls: [uname]\n  note: x\n")
-            .expect_err("unknown key");
+        let error =
+            profile_with("- comment: c\n  action: allow\n  syscalls: [uname]\n  note: x\n").expect_err("unknown key");
         let message = error.to_string();
         assert!(matches!(error, SeccompError::Parse { .. }), "{message}");
         assert!(message.contains("unknown field `note`"), "{message}");
@@ -1265,86 +1086,52 @@ mod tests {
     #[test]
     fn rejects_unknown_syscall_naming_it_and_the_rule() {
         let error =
-            profile_with("- comment: typo here\n  action: allow\n  syscalls: [uname, getrandon]\n")
-                .expect_err("typo");
-        assert_eq!(
-            error.problem(),
-            Some(&Problem::UnknownSyscall {
-                name: "getrandon".to_owned()
-            })
-        );
+            profile_with("- comment: typo here\n  action: allow\n  syscalls: [uname, getrandon]\n").expect_err("typo");
+        assert_eq!(error.problem(), Some(&Problem::UnknownSyscall { name: "getrandon".to_owned() }));
         let message = error.to_string();
         for part in ["test.yaml", "rules[1]", "typo here", "getrandon"] {
             assert!(message.contains(part), "{part:?} missing from: {message}");
         }
         // Names of other ABIs are not x86_64 syscalls.
-        let problem = problem_of(profile_with(
-            "- comment: c\n  action: allow\n  syscalls: [mmap2]\n",
-        ));
+        let problem = problem_of(profile_with("- comment: c\n  action: allow\n  syscalls: [mmap2]\n"));
         assert!(matches!(problem, Problem::UnknownSyscall { .. }));
     }
 
     #[test]
     fn rejects_bad_errno_usage() {
         assert_eq!(
-            problem_of(profile_with(
-                "- comment: c\n  action: errno\n  errno: ENOPE\n  syscalls: [uname]\n"
-            )),
-            Problem::UnknownErrno {
-                name: "ENOPE".to_owned()
-            }
+            problem_of(profile_with("- comment: c\n  action: errno\n  errno: ENOPE\n  syscalls: [uname]\n")),
+            Problem::UnknownErrno { name: "ENOPE".to_owned() }
         );
         assert_eq!(
-            problem_of(profile_with(
-                "- comment: c\n  action: allow\n  errno: ENOSYS\n  syscalls: [uname]\n"
-            )),
+            problem_of(profile_with("- comment: c\n  action: allow\n  errno: ENOSYS\n  syscalls: [uname]\n")),
             Problem::UnexpectedErrno
         );
         assert_eq!(
-            problem_of(profile_with(
-                "- comment: c\n  action: errno\n  syscalls: [uname]\n"
-            )),
+            problem_of(profile_with("- comment: c\n  action: errno\n  syscalls: [uname]\n")),
             Problem::MissingErrno
         );
         let no_default_errno = "defaultAction: errno\narchitectures: [x86_64]\nrules: []\n";
-        assert_eq!(
-            problem_of(SeccompProfile::from_yaml(no_default_errno, "t")),
-            Problem::MissingDefaultErrno
-        );
-        let allow_with_errno =
-            "defaultAction: allow\ndefaultErrno: EPERM\narchitectures: [x86_64]\nrules: []\n";
-        assert_eq!(
-            problem_of(SeccompProfile::from_yaml(allow_with_errno, "t")),
-            Problem::UnexpectedDefaultErrno
-        );
+        assert_eq!(problem_of(SeccompProfile::from_yaml(no_default_errno, "t")), Problem::MissingDefaultErrno);
+        let allow_with_errno = "defaultAction: allow\ndefaultErrno: EPERM\narchitectures: [x86_64]\nrules: []\n";
+        assert_eq!(problem_of(SeccompProfile::from_yaml(allow_with_errno, "t")), Problem::UnexpectedDefaultErrno);
     }
 
     #[test]
     fn rejects_overlapping_rules() {
         assert_eq!(
-            problem_of(profile_with(
-                "- comment: again\n  action: allow\n  syscalls: [uname, read]\n"
-            )),
-            Problem::DuplicateUnconditional {
-                name: "read",
-                other: 0
-            }
+            problem_of(profile_with("- comment: again\n  action: allow\n  syscalls: [uname, read]\n")),
+            Problem::DuplicateUnconditional { name: "read", other: 0 }
         );
         assert_eq!(
             problem_of(profile_with(
                 "- comment: c\n  action: allow\n  syscalls: [read]\n  args:\n\
                  \x20   - { index: 0, op: eq, value: 0 }\n"
             )),
-            Problem::ConditionalShadowed {
-                name: "read",
-                unconditional: 0,
-                conditional: 1
-            }
+            Problem::ConditionalShadowed { name: "read", unconditional: 0, conditional: 1 }
         );
         assert_eq!(
-            problem_of(profile_with(
-                "- comment: c\n  action: allow\n  syscalls: [uname, uname]\n"
-            )),
+            problem_of(profile_with("- comment: c\n  action: allow\n  syscalls: [uname, uname]\n")),
             Problem::RepeatedSyscall { name: "uname" }
         );
         // Several conditional rules for one syscall are the normal way to allow a set of values.
@@ -1358,25 +1145,13 @@ mod tests {
     #[test]
     fn rejects_rules_without_purpose_or_effect() {
         assert_eq!(
-            problem_of(profile_with(
-                "- comment: '  '\n  action: allow\n  syscalls: [uname]\n"
-            )),
+            problem_of(profile_with("- comment: '  '\n  action: allow\n  syscalls: [uname]\n")),
             Problem::EmptyComment
         );
+        assert_eq!(problem_of(profile_with("- action: allow\n  syscalls: [uname]\n")), Problem::EmptyComment);
+        assert_eq!(problem_of(profile_with("- comment: c\n  action: allow\n  syscalls: []\n")), Problem::NoSyscalls);
         assert_eq!(
-            problem_of(profile_with("- action: allow\n  syscalls: [uname]\n")),
-            Problem::EmptyComment
-        );
-        assert_eq!(
-            problem_of(profile_with(
-                "- comment: c\n  action: allow\n  syscalls: []\n"
-            )),
-            Problem::NoSyscalls
-        );
-        assert_eq!(
-            problem_of(profile_with(
-                "- comment: c\n  action: errno\n  errno: EPERM\n  syscalls: [uname]\n"
-            )),
+            problem_of(profile_with("- comment: c\n  action: errno\n  errno: EPERM\n  syscalls: [uname]\n")),
             Problem::SameAsDefault
         );
     }
@@ -1384,50 +1159,24 @@ mod tests {
     #[test]
     fn rejects_bad_argument_conditions() {
         let rule = |arg: &str| {
-            profile_with(&format!(
-                "- comment: c\n  action: allow\n  syscalls: [socket]\n  args: [{arg}]\n"
-            ))
+            profile_with(&format!("- comment: c\n  action: allow\n  syscalls: [socket]\n  args: [{arg}]\n"))
         };
+        assert_eq!(problem_of(rule("{ index: 6, op: eq, value: 1 }")), Problem::ArgIndexOutOfRange { index: 6 });
+        assert_eq!(problem_of(rule("{ index: 0, op: eq, value: 1, valueTwo: 2 }")), Problem::UnexpectedValueTwo);
+        assert_eq!(problem_of(rule("{ index: 0, op: masked_eq, value: 0xff }")), Problem::MissingValueTwo);
         assert_eq!(
-            problem_of(rule("{ index: 6, op: eq, value: 1 }")),
-            Problem::ArgIndexOutOfRange { index: 6 }
+            problem_of(rule("{ index: 0, op: masked_eq, value: 0x0f, valueTwo: 0x10 }")),
+            Problem::MaskedEqNeverMatches { mask: 0x0f, value: 0x10 }
         );
-        assert_eq!(
-            problem_of(rule("{ index: 0, op: eq, value: 1, valueTwo: 2 }")),
-            Problem::UnexpectedValueTwo
-        );
-        assert_eq!(
-            problem_of(rule("{ index: 0, op: masked_eq, value: 0xff }")),
-            Problem::MissingValueTwo
-        );
-        assert_eq!(
-            problem_of(rule(
-                "{ index: 0, op: masked_eq, value: 0x0f, valueTwo: 0x10 }"
-            )),
-            Problem::MaskedEqNeverMatches {
-                mask: 0x0f,
-                value: 0x10
-            }
-        );
-        assert!(matches!(
-            rule("{ index: 0, op: bitset, value: 1 }"),
-            Err(SeccompError::Parse { .. })
-        ));
+        assert!(matches!(rule("{ index: 0, op: bitset, value: 1 }"), Err(SeccompError::Parse { .. })));
     }
 
     #[test]
     fn rejects_other_architectures_and_notify() {
-        let arch =
-            "defaultAction: errno\ndefaultErrno: EPERM\narchitectures: [x86_64, x86]\nrules: []\n";
-        assert!(matches!(
-            SeccompProfile::from_yaml(arch, "t"),
-            Err(SeccompError::Parse { .. })
-        ));
+        let arch = "defaultAction: errno\ndefaultErrno: EPERM\narchitectures: [x86_64, x86]\nrules: []\n";
+        assert!(matches!(SeccompProfile::from_yaml(arch, "t"), Err(SeccompError::Parse { .. })));
         let none = "defaultAction: errno\ndefaultErrno: EPERM\narchitectures: []\nrules: []\n";
-        assert_eq!(
-            problem_of(SeccompProfile::from_yaml(none, "t")),
-            Problem::NoArchitectures
-        );
+        assert_eq!(problem_of(SeccompProfile::from_yaml(none, "t")), Problem::NoArchitectures);
         assert!(matches!(
             profile_with("- comment: c\n  action: notify\n  syscalls: [uname]\n"),
             Err(SeccompError::Parse { .. })

@@ -20,8 +20,7 @@ fn in_ci() -> bool {
 }
 
 fn find_in_path(name: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
 }
 
 /// Checks what sandbox tests need. Outside CI a missing prerequisite skips the test with
@@ -94,7 +93,10 @@ impl Sandbox {
         let out = self.cmd().arg("run").arg(dir).arg("--json").args(args).output().expect("spawn ignite");
         let stdout = String::from_utf8_lossy(&out.stdout);
         let v: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-            panic!("stdout is not one JSON document ({e}):\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr))
+            panic!(
+                "stdout is not one JSON document ({e}):\n{stdout}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
         });
         (out, v)
     }
