@@ -89,6 +89,8 @@ impl StateDir {
 }
 
 const LOCK_FILE: &str = "lock";
+/// Run directories being set up; a crash in that instant leaves one, reaped when old.
+const HIDDEN_PREFIX: &str = ".new-";
 const CGROUP_FILE: &str = "cgroup.json";
 /// After the program is gone, how long to wait for its output pipes to drain.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
@@ -137,8 +139,7 @@ impl<R: OciRuntime> Supervisor<R> {
         let started_at = rfc3339(SystemTime::now());
         let run_dir = self.state.run_dir(&plan.id);
         std::fs::create_dir_all(self.state.runs()).map_err(io_err("create", &self.state.runs()))?;
-        std::fs::create_dir(&run_dir).map_err(io_err("create", &run_dir))?;
-        let result = match self.lock_run(&run_dir) {
+        let result = match self.create_locked_run_dir(&run_dir) {
             Ok(lock) => {
                 let mut r = self.run_locked(&plan, &run_dir, sink, cancel, wall, started_at).await;
                 let t = Instant::now();
@@ -156,14 +157,26 @@ impl<R: OciRuntime> Supervisor<R> {
         result
     }
 
-    fn lock_run(&self, run_dir: &Path) -> Result<Flock<File>, SupervisorError> {
-        let path = run_dir.join(LOCK_FILE);
-        let file = File::create(&path).map_err(io_err("create", &path))?;
-        Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| SupervisorError::Io {
-            action: "lock",
-            path,
-            source: e.into(),
-        })
+    /// Creates `runs/<id>/` already holding its lock: the directory is prepared under a
+    /// hidden name and renamed into place, so a concurrent `reap_stale` never sees a run
+    /// directory whose lock is not yet taken.
+    fn create_locked_run_dir(&self, run_dir: &Path) -> Result<Flock<File>, SupervisorError> {
+        let name = run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = self.state.runs().join(format!("{HIDDEN_PREFIX}{name}"));
+        std::fs::create_dir(&tmp).map_err(io_err("create", &tmp))?;
+        let lock =
+            (|| {
+                let path = tmp.join(LOCK_FILE);
+                let file = File::create(&path).map_err(io_err("create", &path))?;
+                let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock)
+                    .map_err(|(_, e)| SupervisorError::Io { action: "lock", path, source: e.into() })?;
+                std::fs::rename(&tmp, run_dir).map_err(io_err("rename", &tmp))?;
+                Ok(lock)
+            })();
+        if lock.is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        lock
     }
 
     async fn run_locked(
@@ -294,24 +307,25 @@ impl<R: OciRuntime> Supervisor<R> {
             }
             let id = entry.file_name().to_string_lossy().into_owned();
             let dir = entry.path();
-            let lock = match File::open(dir.join(LOCK_FILE)) {
-                Ok(f) => Flock::lock(f, FlockArg::LockExclusiveNonblock).ok(),
-                // No lock file: the owner died between mkdir and lock, or it is being
-                // created right now; only reap it once it is clearly old.
-                Err(_) => {
-                    let old = entry
-                        .metadata()
-                        .and_then(|m| m.modified())
-                        .is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(60));
-                    if !old {
-                        continue;
-                    }
-                    None
+            if id.starts_with(HIDDEN_PREFIX) {
+                // Half-made by a process that died during set-up (nothing was started yet).
+                let old = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(60));
+                if old {
+                    let _ = std::fs::remove_dir_all(&dir);
                 }
-            };
-            if lock.is_none() && dir.join(LOCK_FILE).exists() {
-                continue; // Locked: its owner is alive.
+                continue;
             }
+            let lock = match File::open(dir.join(LOCK_FILE)) {
+                Ok(f) => match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+                    Ok(l) => Some(l),
+                    Err(_) => continue, // Locked: its owner is alive.
+                },
+                // Run directories are created with their lock; one without is damaged.
+                Err(_) => None,
+            };
             tracing::info!("removing leftovers of run {id}");
             self.cleanup(&id).await;
             drop(lock);
@@ -638,6 +652,37 @@ mod tests {
         assert_eq!(c.total, 100_000);
         assert!(c.truncated);
         tokio::time::timeout(Duration::from_secs(1), hit.notified()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn reap_stale_removes_only_runs_whose_owner_died() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let fake = d.path().join("fake-runc");
+        std::fs::write(&fake, "#!/bin/sh\necho \"$@\" >> \"$(dirname \"$0\")/calls\"\n").unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let state = StateDir { root: d.path().join("state") };
+        let oci = crate::oci::CliRuntime::new(crate::oci::OciKind::Runc, fake, state.oci_root("runc"), state.runs());
+        let sup = Supervisor::new(oci, state.clone());
+        std::fs::create_dir_all(state.runs()).unwrap();
+
+        // Alive: created through the real path, lock held by this process.
+        let _alive = sup.create_locked_run_dir(&state.run_dir("alive")).unwrap();
+        // Dead: a lock file nobody holds.
+        std::fs::create_dir(state.run_dir("dead")).unwrap();
+        std::fs::write(state.run_dir("dead").join(LOCK_FILE), "").unwrap();
+        std::fs::write(state.log_path("dead"), "").unwrap();
+        // Being set up right now: hidden and fresh.
+        std::fs::create_dir(state.runs().join(format!("{HIDDEN_PREFIX}new"))).unwrap();
+
+        let reaped = sup.reap_stale().await;
+        assert_eq!(reaped, vec!["dead".to_string()]);
+        assert!(!state.run_dir("dead").exists() && !state.log_path("dead").exists());
+        assert!(state.run_dir("alive").exists());
+        assert!(state.runs().join(format!("{HIDDEN_PREFIX}new")).exists());
+        let calls = std::fs::read_to_string(d.path().join("calls")).unwrap();
+        assert!(calls.contains("delete --force dead"), "{calls}");
+        assert!(!calls.contains("alive"), "{calls}");
     }
 
     #[test]
