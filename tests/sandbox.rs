@@ -413,3 +413,43 @@ fn sigterm_to_ignite_kills_the_run_and_cleans_up() {
     assert_eq!(child.wait().unwrap().code(), Some(143));
     sb.assert_no_leaks();
 }
+
+#[test]
+fn pinned_versions_are_selectable() {
+    let sb = sandbox_test!();
+    let dir = sb.service("ver", &[("index.ts", "console.log(Bun.version)")]);
+    for (spec, prefix) in [("bun@1.3", "1.3."), ("bun@1.4", "1.4."), ("bun", "1.4.")] {
+        let out = sb.cmd().args(["exec", "--quiet", "--runtime", spec]).arg(&dir).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{spec}: {}", stderr_of(&out));
+        assert!(stdout_of(&out).trim().starts_with(prefix), "{spec}: {}", stdout_of(&out));
+    }
+    let out = sb.cmd().args(["exec", "--runtime", "bun@0.9"]).arg(&dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr_of(&out).contains("available: 1.4.5"), "{}", stderr_of(&out));
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn oversized_input_is_refused_before_anything_starts() {
+    let sb = sandbox_test!();
+    let dir = sb.service("big", &[("index.ts", "console.log(1)")]);
+    let input = serde_json::json!({ "blob": "x".repeat(200_000) }).to_string();
+    let path = sb.work.path().join("big.json");
+    std::fs::write(&path, input).unwrap();
+    let out = sb.cmd().arg("exec").arg(&dir).arg("--input").arg(format!("@{}", path.display())).output().unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr_of(&out).contains("IGNITE_INPUT"), "{}", stderr_of(&out));
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn entry_the_sandbox_user_cannot_read_is_explained() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = sandbox_test!();
+    let dir = sb.service("secret", &[("index.ts", "console.log(1)")]);
+    std::fs::set_permissions(dir.join("index.ts"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = sb.cmd().arg("exec").arg(&dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr_of(&out).contains("not readable by the sandbox user"), "{}", stderr_of(&out));
+    sb.assert_no_leaks();
+}
