@@ -43,9 +43,9 @@ impl Status {
 pub struct Metrics {
     /// Runtime exec → runtime exit, measured by the entrypoint.
     pub execution_time_ms: Option<f64>,
-    /// `start` of the container → runtime exec.
+    /// The OCI runtime launched → runtime exec: the cost of setting up the sandbox.
     pub init_time_ms: Option<f64>,
-    /// Everything ignite did for this run: spec, create, start, wait, delete.
+    /// Everything ignite did for this run: launch, wait, teardown.
     pub wall_time_ms: f64,
     /// Peak memory charged to the sandbox's cgroup.
     pub memory_peak_mb: Option<f64>,
@@ -67,18 +67,16 @@ pub struct Metrics {
     pub phases: Phases,
 }
 
-/// Durations of the steps of a run as ignite saw them (OCI runtime calls included).
+/// Durations of the steps of a run as ignite saw them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Phases {
-    /// `create`: namespaces, mounts, cgroup, seccomp filter — up to the paused init.
-    pub create_ms: f64,
-    /// `start` call of the OCI runtime.
-    pub start_ms: f64,
-    /// `start` returned → the sandbox's init exited and its output drained.
+    /// OCI runtime launched → program exec: namespaces, mounts, cgroup, seccomp filter.
+    pub launch_ms: f64,
+    /// Program exec → exit reported by the entrypoint (counters read at that point).
     pub run_ms: f64,
-    /// `delete`: container and cgroup removal.
-    pub delete_ms: f64,
+    /// Release → container and cgroup removed, runtime process gone.
+    pub teardown_ms: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,6 +1,8 @@
-//! One run's lifecycle: create → start → wait (timeout, output caps, cancellation) →
-//! kill → read cgroup counters → delete, with cleanup on every path, and the reaping of
-//! runs left behind by a crashed ignite.
+//! One run's lifecycle: launch (one foreground `run` of the OCI runtime) → wait (timeout,
+//! output caps, cancellation, kill ladder) → read the cgroup counters while the entrypoint
+//! holds the container → release → the runtime removes the container; `delete --force` on
+//! any path where that may not have happened; and the reaping of runs left behind by a
+//! crashed ignite.
 
 use std::fs::File;
 use std::os::fd::OwnedFd;
@@ -96,6 +98,19 @@ const CGROUP_FILE: &str = "cgroup.json";
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// After SIGKILL, how long to wait for the container's init to disappear.
 const KILL_WAIT: Duration = Duration::from_secs(5);
+/// Time allowed for creating the container before the program's own limit starts.
+const LAUNCH_ALLOWANCE: Duration = Duration::from_secs(30);
+
+/// The next step when the program does not stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Escalation {
+    /// Ask the entrypoint to SIGKILL the program (it reports, then waits for release).
+    Hard,
+    /// SIGKILL the entrypoint itself.
+    Last,
+    /// Nothing left to send.
+    Done,
+}
 
 pub struct Supervisor<R: OciRuntime> {
     oci: R,
@@ -141,15 +156,18 @@ impl<R: OciRuntime> Supervisor<R> {
         std::fs::create_dir_all(self.state.runs()).map_err(io_err("create", &self.state.runs()))?;
         let result = match self.create_locked_run_dir(&run_dir) {
             Ok(lock) => {
-                let mut r = self.run_locked(&plan, &run_dir, sink, cancel, wall, started_at).await;
+                let r = self.run_locked(&plan, &run_dir, sink, cancel, wall, started_at).await;
+                let needs_delete = !matches!(r, Ok((_, false)));
                 let t = Instant::now();
-                self.cleanup(&plan.id).await;
-                if let Ok(report) = &mut r {
-                    report.metrics.phases.delete_ms = ms_since(t);
-                    report.metrics.wall_time_ms = ms_since(wall);
+                if needs_delete {
+                    self.cleanup(&plan.id).await;
                 }
                 drop(lock);
-                r
+                r.map(|(mut report, _)| {
+                    report.metrics.phases.teardown_ms += ms_since(t);
+                    report.metrics.wall_time_ms = ms_since(wall);
+                    report
+                })
             }
             Err(e) => Err(e),
         };
@@ -179,6 +197,11 @@ impl<R: OciRuntime> Supervisor<R> {
         lock
     }
 
+    /// The run itself: one foreground OCI runtime process (`run`) creates, starts and
+    /// finally removes the container. The entrypoint reports the program's exit on fd 3
+    /// and then holds the container open until we close the release pipe (fd 4): that is
+    /// when the cgroup counters are final and still readable. Returns the report and
+    /// whether the container may still exist (then `delete --force` follows).
     async fn run_locked(
         &self,
         plan: &RunPlan,
@@ -187,56 +210,101 @@ impl<R: OciRuntime> Supervisor<R> {
         cancel: CancellationToken,
         wall: Instant,
         started_at: String,
-    ) -> Result<Report, SupervisorError> {
-        let config = run_dir.join("config.json");
-        plan.spec.save(&config)?;
+    ) -> Result<(Report, bool), SupervisorError> {
+        plan.spec.save(run_dir.join("config.json"))?;
 
         let (out_r, out_w) = pipe_pair()?;
         let (err_r, err_w) = pipe_pair()?;
         let (rep_r, rep_w) = pipe_pair()?;
-        let io = CreateIo { stdout: out_w, stderr: err_w, extra_fds: vec![rep_w] };
-        let t = Instant::now();
-        let pid = self.oci.create(&plan.id, run_dir, io).await?;
-        let mut phases = Phases { create_ms: ms_since(t), ..Phases::default() };
-
-        // Resolved while the init exists; recorded so a later ignite can remove the
-        // cgroup if this process dies before `delete`.
-        let cgroups = CgroupPaths::for_pid(pid, &self.proc_root).ok();
-        if let Some(paths) = &cgroups
-            && let Ok(json) = serde_json::to_vec(paths)
-        {
-            let _ = std::fs::write(run_dir.join(CGROUP_FILE), json);
-        }
+        let (rel_r, rel_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(SupervisorError::Pipe)?;
+        let io = CreateIo { stdout: out_w, stderr: err_w, extra_fds: vec![rep_w, rel_r] };
+        let launch = Instant::now();
+        let launch_ns = monotonic_ns();
+        let mut fg = self.oci.run(&plan.id, run_dir, io)?;
+        let mut release = Some(rel_w);
 
         let limit_hit = Arc::new(Notify::new());
         let out_task = tokio::spawn(pump(out_r, Stream::Stdout, plan.output_limit, sink.clone(), limit_hit.clone()));
         let err_task = tokio::spawn(pump(err_r, Stream::Stderr, plan.output_limit, sink, limit_hit.clone()));
-        let mut rep_task = tokio::spawn(read_report(rep_r));
+        let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(read_events(rep_r, ev_tx));
 
-        let start_ns = monotonic_ns();
-        let t = Instant::now();
-        self.oci.start(&plan.id).await?;
-        phases.start_ms = ms_since(t);
-        let t = Instant::now();
-
-        let deadline = tokio::time::sleep(plan.timeout);
-        tokio::pin!(deadline);
+        let mut events: Vec<InitEvent> = Vec::new();
+        let mut stats: Option<CgroupStats> = None;
         let mut stop: Option<Stop> = None;
-        let report_bytes = tokio::select! {
-            r = &mut rep_task => r.unwrap_or_default(),
-            _ = &mut deadline => {
-                stop = Some(Stop::Timeout);
-                self.terminate(&plan.id, plan.grace, &mut rep_task).await
+        let mut runtime_exited = false;
+        let mut phases = Phases::default();
+        let mut exec_at: Option<Instant> = None;
+        // Until the program runs, the limit also covers creating the container.
+        let deadline = tokio::time::sleep(plan.timeout + LAUNCH_ALLOWANCE);
+        tokio::pin!(deadline);
+        let escalate = tokio::time::sleep(Duration::from_secs(365 * 86_400));
+        tokio::pin!(escalate);
+        let mut escalation = Escalation::Hard;
+
+        loop {
+            tokio::select! {
+                ev = ev_rx.recv() => match ev {
+                    Some(ev @ InitEvent::Exec { .. }) => {
+                        exec_at = Some(Instant::now());
+                        phases.launch_ms = ms_since(launch);
+                        deadline.as_mut().reset(tokio::time::Instant::now() + plan.timeout);
+                        events.push(ev);
+                    }
+                    Some(ev @ InitEvent::Exit { .. }) => {
+                        events.push(ev);
+                        // The entrypoint waits for the release: read the final counters now.
+                        stats = self.final_stats(run_dir).await;
+                        release.take();
+                        break;
+                    }
+                    Some(ev) => events.push(ev),
+                    // The entrypoint is gone without an exit report (killed outright).
+                    None => break,
+                },
+                status = fg.child.wait(), if !runtime_exited => {
+                    runtime_exited = true;
+                    if events.is_empty() {
+                        tracing::debug!("{} exited before the program started: {status:?}", self.oci.name());
+                        return Err(self.oci.launch_failure(&plan.id, &fg).into());
+                    }
+                }
+                _ = &mut deadline, if stop.is_none() => {
+                    stop = Some(Stop::Timeout);
+                    let _ = self.oci.kill(&plan.id, Signal::SIGTERM).await;
+                    escalate.as_mut().reset(tokio::time::Instant::now() + plan.grace);
+                }
+                _ = limit_hit.notified(), if stop.is_none() => {
+                    stop = Some(Stop::OutputLimit(Stream::Stdout));
+                    escalation = self.escalate(&plan.id, escalation, escalate.as_mut()).await;
+                }
+                _ = cancel.cancelled(), if stop.is_none() => {
+                    stop = Some(Stop::Cancelled);
+                    escalation = self.escalate(&plan.id, escalation, escalate.as_mut()).await;
+                }
+                _ = &mut escalate => {
+                    if escalation == Escalation::Done {
+                        // Nothing reacted to SIGKILL: leave the rest to `delete --force`.
+                        break;
+                    }
+                    escalation = self.escalate(&plan.id, escalation, escalate.as_mut()).await;
+                }
             }
-            _ = limit_hit.notified() => {
-                stop = Some(Stop::OutputLimit(Stream::Stdout));
-                self.kill_and_wait(&plan.id, &mut rep_task).await
-            }
-            _ = cancel.cancelled() => {
-                stop = Some(Stop::Cancelled);
-                self.kill_and_wait(&plan.id, &mut rep_task).await
-            }
-        };
+        }
+        phases.run_ms = exec_at.map_or(0.0, ms_since);
+        drop(release);
+
+        // After the release the runtime removes the container and exits.
+        let t = Instant::now();
+        let runtime_done = runtime_exited
+            || match tokio::time::timeout(KILL_WAIT, fg.child.wait()).await {
+                Ok(_) => true,
+                Err(_) => {
+                    let _ = fg.child.start_kill();
+                    false
+                }
+            };
+        phases.teardown_ms = ms_since(t);
 
         let stdout = drain(out_task).await;
         let stderr = drain(err_task).await;
@@ -245,36 +313,60 @@ impl<R: OciRuntime> Supervisor<R> {
             let which = if stdout.truncated { Stream::Stdout } else { Stream::Stderr };
             stop = Some(Stop::OutputLimit(which));
         }
-        let stats = cgroups.as_ref().and_then(|p| {
-            cgroup::read_stats(p).map_err(|e| tracing::warn!("failed to read cgroup counters: {e}")).ok()
-        });
-
-        phases.run_ms = ms_since(t);
-        let events = parse_events(&report_bytes);
+        let may_remain = !runtime_done || stats.is_none() || self.cgroups_remain(run_dir);
         let mut report =
-            assemble(plan, events, stats, stdout, stderr, stop, start_ns, wall, started_at, self.oci.name());
+            assemble(plan, events, stats, stdout, stderr, stop, launch_ns, wall, started_at, self.oci.name());
         report.metrics.phases = phases;
-        Ok(report)
+        Ok((report, may_remain))
     }
 
-    /// SIGTERM to the entrypoint (which forwards it), then SIGKILL after the grace period.
-    async fn terminate(&self, id: &str, grace: Duration, rep: &mut tokio::task::JoinHandle<Vec<u8>>) -> Vec<u8> {
-        let _ = self.oci.kill(id, Signal::SIGTERM).await;
-        match tokio::time::timeout(grace, &mut *rep).await {
-            Ok(r) => r.unwrap_or_default(),
-            Err(_) => self.kill_and_wait(id, rep).await,
-        }
+    /// One step up the kill ladder: ask the entrypoint to SIGKILL the program (it reports
+    /// and waits for release); if that does not end it, SIGKILL the entrypoint itself.
+    async fn escalate(&self, id: &str, step: Escalation, timer: std::pin::Pin<&mut tokio::time::Sleep>) -> Escalation {
+        let (signal, next) = match step {
+            Escalation::Hard => (Signal::SIGALRM, Escalation::Last),
+            Escalation::Last | Escalation::Done => (Signal::SIGKILL, Escalation::Done),
+        };
+        let _ = self.oci.kill(id, signal).await;
+        timer.reset(tokio::time::Instant::now() + KILL_WAIT);
+        next
     }
 
-    async fn kill_and_wait(&self, id: &str, rep: &mut tokio::task::JoinHandle<Vec<u8>>) -> Vec<u8> {
-        let _ = self.oci.kill(id, Signal::SIGKILL).await;
-        match tokio::time::timeout(KILL_WAIT, &mut *rep).await {
-            Ok(r) => r.unwrap_or_default(),
-            Err(_) => {
-                // The init did not die (e.g. stuck in the kernel); delete --force follows.
-                rep.abort();
-                Vec::new()
+    /// Reads the cgroup counters of a container whose entrypoint is alive and waiting,
+    /// and records the cgroup paths so that a later ignite can remove them if needed.
+    async fn final_stats(&self, run_dir: &Path) -> Option<CgroupStats> {
+        let pid_file = run_dir.join("init.pid");
+        // The runtime writes the pid file right after starting the container; the program
+        // has run since, but allow for a slow writer.
+        let mut pid = None;
+        for _ in 0..50 {
+            if let Ok(text) = std::fs::read_to_string(&pid_file)
+                && let Ok(p) = text.trim().parse::<u32>()
+            {
+                pid = Some(p);
+                break;
             }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let paths = match CgroupPaths::for_pid(pid?, &self.proc_root) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("failed to find the sandbox's cgroup: {e}");
+                return None;
+            }
+        };
+        if let Ok(json) = serde_json::to_vec(&paths) {
+            let _ = std::fs::write(run_dir.join(CGROUP_FILE), json);
+        }
+        cgroup::read_stats(&paths).map_err(|e| tracing::warn!("failed to read cgroup counters: {e}")).ok()
+    }
+
+    /// Whether any cgroup directory recorded for this run still exists.
+    fn cgroups_remain(&self, run_dir: &Path) -> bool {
+        let recorded = std::fs::read(run_dir.join(CGROUP_FILE)).ok();
+        match recorded.and_then(|t| serde_json::from_slice::<CgroupPaths>(&t).ok()) {
+            Some(paths) => paths.dirs().iter().any(|d| d.exists()),
+            None => true,
         }
     }
 
@@ -398,16 +490,26 @@ async fn drain(task: tokio::task::JoinHandle<Captured>) -> Captured {
     }
 }
 
-/// Reads the entrypoint's report until EOF (= the entrypoint exited), bounded in size.
-async fn read_report(mut rx: pipe::Receiver) -> Vec<u8> {
-    let mut out = Vec::new();
+/// Reads the entrypoint's report pipe until EOF (the entrypoint exited), forwarding each
+/// event as it arrives. Bounded: a stream longer than the entrypoint ever writes is cut.
+async fn read_events(mut rx: pipe::Receiver, tx: tokio::sync::mpsc::UnboundedSender<InitEvent>) {
+    let mut pending = Vec::new();
+    let mut total = 0usize;
     let mut buf = [0u8; 4096];
     loop {
-        match rx.read(&mut buf).await {
-            Ok(0) | Err(_) => return out,
-            Ok(n) => {
-                let room = MAX_REPORT_BYTES.saturating_sub(out.len());
-                out.extend_from_slice(&buf[..n.min(room)]);
+        let n = match rx.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        total += n;
+        if total > MAX_REPORT_BYTES {
+            return;
+        }
+        pending.extend_from_slice(&buf[..n]);
+        while let Some(pos) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=pos).collect();
+            for ev in parse_events(&line) {
+                let _ = tx.send(ev);
             }
         }
     }
@@ -421,7 +523,7 @@ fn assemble(
     stdout: Captured,
     stderr: Captured,
     stop: Option<Stop>,
-    start_ns: u64,
+    launch_ns: u64,
     wall: Instant,
     started_at: String,
     oci_name: &str,
@@ -444,7 +546,7 @@ fn assemble(
     let stats = stats.unwrap_or_default();
 
     let mut metrics = Metrics {
-        init_time_ms: exec_ns.filter(|e| *e >= start_ns).map(|e| ms(e - start_ns)),
+        init_time_ms: exec_ns.filter(|e| *e >= launch_ns).map(|e| ms(e - launch_ns)),
         wall_time_ms: wall.elapsed().as_secs_f64() * 1000.0,
         memory_peak_mb: stats.memory_peak_bytes.map(|b| b as f64 / (1024.0 * 1024.0)),
         memory_limit_mb: plan.memory_limit_mb,

@@ -5,22 +5,35 @@ use std::process::Command;
 
 use std::os::unix::process::CommandExt;
 
-/// Arranges for `fd` to appear as `target` in the child spawned from `cmd` (and nowhere
-/// else): the OCI runtime hands descriptors 3.. to the container with `--preserve-fds`.
-pub fn pass_fd_as(cmd: &mut Command, fd: &OwnedFd, target: RawFd) {
-    let src = fd.as_raw_fd();
-    // SAFETY: the closure runs in the forked child before exec and calls only dup2 and
-    // fcntl, which are async-signal-safe. It allocates nothing and touches no locks.
+/// Arranges for `fds[i]` to appear as descriptor `3 + i` in the child spawned from `cmd`
+/// (and nowhere else): the OCI runtime hands descriptors 3.. to the container with
+/// `--preserve-fds`.
+pub fn pass_fds(cmd: &mut Command, fds: &[OwnedFd]) {
+    let sources: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+    let first_free = 3 + sources.len() as RawFd;
+    // SAFETY: the closure runs in the forked child before exec and calls only fcntl and
+    // dup2, which are async-signal-safe; it reads a Vec allocated before the fork and
+    // allocates nothing itself.
     unsafe {
         cmd.pre_exec(move || {
-            if src == target {
-                // dup2 onto itself keeps CLOEXEC set; clear it so exec keeps the fd.
-                let flags = libc::fcntl(src, libc::F_GETFD);
-                if flags < 0 || libc::fcntl(src, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+            // First move every source above the target range, so that placing one fd can
+            // never overwrite another source that happens to sit at a target number.
+            let mut moved = [0 as RawFd; 16];
+            if sources.len() > moved.len() {
+                return Err(std::io::Error::from_raw_os_error(libc::EMFILE));
+            }
+            for (i, src) in sources.iter().enumerate() {
+                let fd = libc::fcntl(*src, libc::F_DUPFD_CLOEXEC, first_free);
+                if fd < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
-            } else if libc::dup2(src, target) < 0 {
-                return Err(std::io::Error::last_os_error());
+                moved[i] = fd;
+            }
+            // dup2 clears close-on-exec on the target; the moved copies close at exec.
+            for (i, fd) in moved.iter().take(sources.len()).enumerate() {
+                if libc::dup2(*fd, 3 + i as RawFd) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
             Ok(())
         });

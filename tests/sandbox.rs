@@ -453,3 +453,23 @@ fn entry_the_sandbox_user_cannot_read_is_explained() {
     assert!(stderr_of(&out).contains("not readable by the sandbox user"), "{}", stderr_of(&out));
     sb.assert_no_leaks();
 }
+
+#[test]
+fn oci_runtime_failure_surfaces_its_own_message() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = sandbox_test!();
+    // A runtime that fails the way runc does: its error in the JSON log, exit status 1.
+    let fake = sb.work.path().join("runc-broken");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\nwhile [ $# -gt 0 ]; do case \"$1\" in --log) log=\"$2\"; shift 2;; *) shift;; esac; done\n\
+         echo '{\"level\":\"error\",\"msg\":\"simulated: unable to apply cgroup configuration\"}' >> \"$log\"\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = sb.service("broken", &[("index.ts", "console.log(1)")]);
+    let out = sb.cmd().arg("exec").arg(&dir).arg("--oci-runtime").arg(&fake).output().unwrap();
+    assert_eq!(out.status.code(), Some(125), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("simulated: unable to apply cgroup configuration"), "{}", stderr_of(&out));
+    sb.assert_no_leaks();
+}

@@ -2,6 +2,10 @@
 //! orphans, and reports exec time, exit status and rusage on a private descriptor (fd 3)
 //! that the sandboxed program never inherits. Linked statically: it runs in any rootfs.
 //!
+//! When the host passes a release pipe (fd 4), the entrypoint kills whatever the program
+//! left behind, reports, and then waits for the host to close that pipe before it exits:
+//! the container and its cgroup stay until the host has read the final counters.
+//!
 //! Usage: `ignite-init [--kill-after-ms N] -- PROGRAM [ARGS...]`
 
 use std::io::Write;
@@ -9,7 +13,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitCode};
 
 use ignite::init_proto::InitEvent;
-use ignite::spec::REPORT_FD;
+use ignite::spec::{RELEASE_FD, REPORT_FD};
 use ignite::sys::{monotonic_ns, take_inherited_fd};
 use nix::sys::resource::{UsageWho, getrusage};
 use nix::sys::signal::{SigSet, Signal, kill};
@@ -51,11 +55,12 @@ fn main() -> ExitCode {
         return fail(&format!("failed to clear the dumpable flag: {e}"));
     }
     let mut report = take_inherited_fd(REPORT_FD).map(std::fs::File::from);
-    if let Some(f) = &report {
-        // O_CLOEXEC: the runtime and everything it starts never see the descriptor.
+    let mut release = take_inherited_fd(RELEASE_FD).map(std::fs::File::from);
+    // O_CLOEXEC: the runtime and everything it starts never see either descriptor.
+    for f in report.iter().chain(release.iter()) {
         let fd = std::os::fd::AsFd::as_fd(f);
         if let Err(e) = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC)) {
-            return fail(&format!("failed to mark the report descriptor close-on-exec: {e}"));
+            return fail(&format!("failed to mark a private descriptor close-on-exec: {e}"));
         }
     }
     let mut emit = |ev: InitEvent| {
@@ -106,6 +111,13 @@ fn main() -> ExitCode {
                         WaitStatus::Signaled(_, s, _) => (None, Some(s as i32)),
                         _ => (None, None),
                     };
+                    if release.is_some() {
+                        // We linger after the program: nothing it started may keep running
+                        // (or writing output) meanwhile. As PID 1 of the namespace, -1
+                        // reaches every other process in it.
+                        let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
+                        reap_all();
+                    }
                     let usage = getrusage(UsageWho::RUSAGE_CHILDREN).ok();
                     let us = |t: nix::sys::time::TimeVal| (t.tv_sec() as u64) * 1_000_000 + t.tv_usec() as u64;
                     emit(InitEvent::Exit {
@@ -116,6 +128,11 @@ fn main() -> ExitCode {
                         sys_us: usage.map_or(0, |u| us(u.system_time())),
                         max_rss_kb: usage.map_or(0, |u| u.max_rss().max(0) as u64),
                     });
+                    if let Some(r) = release.as_mut() {
+                        // Until the host closes the pipe (or dies): EOF either way.
+                        let mut byte = [0u8; 1];
+                        let _ = std::io::Read::read(r, &mut byte);
+                    }
                     // Exiting as PID 1 tears down the namespace: leftovers are killed.
                     let code = exit_code.unwrap_or_else(|| 128 + signal.unwrap_or(0));
                     return ExitCode::from(code.clamp(0, 255) as u8);
@@ -146,6 +163,11 @@ fn reap(child: Pid) -> Option<WaitStatus> {
             }
         }
     }
+}
+
+/// Waits for every remaining child (blocking) until none is left.
+fn reap_all() {
+    while waitpid(None, None).is_ok() {}
 }
 
 fn fail(msg: &str) -> ExitCode {

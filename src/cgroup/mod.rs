@@ -1,8 +1,8 @@
 //! Cgroup accounting for one container: where its cgroup lives (v1 or v2), what it used, cleanup.
 //!
-//! The supervisor resolves a container's cgroup directories right after `runc create` (before
+//! The supervisor resolves a container's cgroup directories once the container's init exists (before
 //! any user code has run, so nothing the sandbox did can influence the answer), reads the
-//! counters after the container's init exited but before `runc delete` removes the cgroup, and
+//! counters after the container's init exited but before the container (and with it the cgroup) is removed, and
 //! records the directories in the run's state file so leftovers of a crashed run can be removed.
 //!
 //! Everything that parses takes `&str`; everything that touches the filesystem takes its root

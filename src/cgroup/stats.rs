@@ -42,7 +42,7 @@ pub struct CgroupStats {
 /// runtime deletes the cgroup. A missing optional file yields `None`/0; a file that exists but
 /// does not parse is an error naming the file and its content.
 pub fn read_stats(paths: &CgroupPaths) -> Result<CgroupStats, CgroupError> {
-    // Without this, reading after `runc delete` would quietly report "no counters at all".
+    // Without this, reading after the container is removed would quietly report "no counters at all".
     for dir in paths.accounting_dirs() {
         if !fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
             return Err(CgroupError::MissingDir { path: dir.to_owned() });

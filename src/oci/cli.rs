@@ -6,7 +6,7 @@ use std::process::Stdio;
 
 use nix::sys::signal::Signal;
 
-use super::{ContainerState, CreateIo, OciError, OciRuntime};
+use super::{ContainerState, CreateIo, Foreground, OciError, OciRuntime};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OciKind {
@@ -118,9 +118,7 @@ impl OciRuntime for CliRuntime {
             cmd.arg("--preserve-fds").arg(io.extra_fds.len().to_string());
         }
         cmd.arg(id);
-        for (i, fd) in io.extra_fds.iter().enumerate() {
-            crate::sys::pass_fd_as(&mut cmd, fd, 3 + i as i32);
-        }
+        crate::sys::pass_fds(&mut cmd, &io.extra_fds);
         // The container's init inherits these: they are its stdout and stderr.
         cmd.stdout(Stdio::from(io.stdout)).stderr(Stdio::from(io.stderr));
         let log_start = self.log_len(id);
@@ -141,6 +139,28 @@ impl OciRuntime for CliRuntime {
             op: "create",
             message: format!("pid file {} holds {:?}: {e}", pid_file.display(), text),
         })
+    }
+
+    fn run(&self, id: &str, bundle: &Path, io: CreateIo) -> Result<Foreground, OciError> {
+        let mut cmd = self.base(Some(id));
+        cmd.arg("run").arg("--bundle").arg(bundle).arg("--pid-file").arg(bundle.join("init.pid"));
+        if !io.extra_fds.is_empty() {
+            cmd.arg("--preserve-fds").arg(io.extra_fds.len().to_string());
+        }
+        cmd.arg(id);
+        crate::sys::pass_fds(&mut cmd, &io.extra_fds);
+        cmd.stdout(Stdio::from(io.stdout)).stderr(Stdio::from(io.stderr));
+        // Own process group: a Ctrl-C at the terminal reaches ignite, which decides; the
+        // runtime would otherwise forward it into the container on its own.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let log_start = self.log_len(id);
+        let child = tokio::process::Command::from(cmd).spawn().map_err(|source| self.spawn_err(source))?;
+        drop(io.extra_fds);
+        Ok(Foreground { child, log_start })
+    }
+
+    fn launch_failure(&self, id: &str, fg: &Foreground) -> OciError {
+        self.failure("run", id, fg.log_start, "")
     }
 
     async fn start(&self, id: &str) -> Result<(), OciError> {

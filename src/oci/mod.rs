@@ -28,6 +28,13 @@ pub struct CreateIo {
     pub extra_fds: Vec<OwnedFd>,
 }
 
+/// A container launched with [`OciRuntime::run`]: the runtime process, which exits once the
+/// container is gone, and where its log stood at launch.
+pub struct Foreground {
+    pub child: tokio::process::Child,
+    pub log_start: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct ContainerState {
     pub id: String,
@@ -43,6 +50,11 @@ pub trait OciRuntime: Send + Sync {
     fn name(&self) -> &str;
     /// Creates the container from `bundle/config.json`; returns the init's host pid.
     fn create(&self, id: &str, bundle: &Path, io: CreateIo) -> impl Future<Output = Result<u32, OciError>> + Send;
+    /// Creates and starts the container with one runtime process that stays in the
+    /// foreground and removes the container (cgroup included) before it exits.
+    fn run(&self, id: &str, bundle: &Path, io: CreateIo) -> Result<Foreground, OciError>;
+    /// The runtime's own explanation after a `run` ended before the program started.
+    fn launch_failure(&self, id: &str, fg: &Foreground) -> OciError;
     fn start(&self, id: &str) -> impl Future<Output = Result<(), OciError>> + Send;
     fn kill(&self, id: &str, signal: nix::sys::signal::Signal) -> impl Future<Output = Result<(), OciError>> + Send;
     /// Removes the container and its cgroup; `force` kills it first if it still runs.

@@ -20,6 +20,9 @@ pub const APP_DIR: &str = "/app";
 pub const INIT_PATH: &str = "/.ignite/init";
 /// Descriptor number of the entrypoint's private report pipe inside the container.
 pub const REPORT_FD: i32 = 3;
+/// Descriptor of the release pipe: after reporting the exit, the entrypoint keeps the
+/// container (and its cgroup) alive until the host closes this pipe.
+pub const RELEASE_FD: i32 = 4;
 pub const SANDBOX_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 pub const SANDBOX_HOME: &str = "/tmp";
 /// Linux refuses a single environment string longer than 32 pages (MAX_ARG_STRLEN).
