@@ -28,6 +28,21 @@ EXIT CODES:
   125  ignite itself failed: bad service.yaml or flags, runtime missing, OCI runtime error
   130/143  ignite was interrupted (SIGINT/SIGTERM); the sandbox was removed";
 
+const RUN_HELP: &str = "\
+EXAMPLES:
+  ignite run examples/data-processor --input '{\"data\":[1,2,3],\"operation\":\"sum\"}'
+  ignite run svc/ --input @input.json --json > report.json
+  ignite exec --runtime bun@1.3 ./scripts --entry job.ts --timeout 2000 --memory 256
+  ignite run svc/ --print-spec            # the OCI config.json, without running
+
+EXIT CODES:
+  N    the program's own exit code (0 = success)
+  124  the program hit its time limit (timeoutMs / --timeout)
+  137  the program was killed: out of memory, or over the output limit
+  128+N  the program died from signal N
+  125  ignite itself failed: bad service.yaml or flags, runtime missing, OCI runtime error
+  130/143  ignite was interrupted (SIGINT/SIGTERM); the sandbox was removed";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "ignite",
@@ -62,7 +77,7 @@ struct GlobalArgs {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a service directory described by its service.yaml.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = RUN_HELP)]
     Run {
         /// Service directory (contains service.yaml).
         dir: PathBuf,
@@ -70,7 +85,7 @@ enum Command {
         run: RunArgs,
     },
     /// Run a directory without a service.yaml: defaults plus flags (service.yaml, if present, is honoured).
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = RUN_HELP)]
     Exec {
         /// Directory holding the code.
         dir: PathBuf,
