@@ -6,6 +6,7 @@
 
 pub mod bundle;
 pub mod cgroup;
+pub mod confinement;
 pub mod engine;
 pub mod init_proto;
 pub mod oci;

@@ -473,3 +473,45 @@ fn oci_runtime_failure_surfaces_its_own_message() {
     assert!(stderr_of(&out).contains("simulated: unable to apply cgroup configuration"), "{}", stderr_of(&out));
     sb.assert_no_leaks();
 }
+
+#[test]
+fn entrypoint_refuses_a_sandbox_that_is_not_confined() {
+    let sb = sandbox_test!();
+    // Take the exact spec ignite generates, weaken it by hand, run it with plain runc:
+    // the entrypoint's own check must refuse to start the program.
+    let dir = sb.service("unconfined", &[("index.ts", "console.log('program ran')")]);
+    let out = sb.cmd().arg("exec").arg(&dir).arg("--print-spec").arg("--quiet").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let spec: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let weakenings: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+        (
+            "bounding capabilities: CAP_CHOWN",
+            Box::new(|s| {
+                for set in ["bounding", "effective", "permitted"] {
+                    s["process"]["capabilities"][set] = serde_json::json!(["CAP_CHOWN"]);
+                }
+            }),
+        ),
+        ("no_new_privs is not set", Box::new(|s| s["process"]["noNewPrivileges"] = serde_json::json!(false))),
+    ];
+    for (i, (want, weaken)) in weakenings.iter().enumerate() {
+        let mut s = spec.clone();
+        weaken(&mut s);
+        let bundle = sb.work.path().join(format!("bundle{i}"));
+        std::fs::create_dir(&bundle).unwrap();
+        std::fs::write(bundle.join("config.json"), s.to_string()).unwrap();
+        let root = sb.state.path().join("manual-runc");
+        let out = std::process::Command::new("runc")
+            .arg("--root")
+            .arg(&root)
+            .args(["run", "--bundle"])
+            .arg(&bundle)
+            .arg(format!("unconfined-{}-{i}", std::process::id()))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(125), "{want}: {}", stderr_of(&out));
+        assert!(stderr_of(&out).contains("not confined") && stderr_of(&out).contains(want), "{}", stderr_of(&out));
+        assert!(!stdout_of(&out).contains("program ran"));
+    }
+    sb.assert_no_leaks();
+}

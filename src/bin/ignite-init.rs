@@ -86,6 +86,13 @@ fn main() -> ExitCode {
         nix::unistd::alarm::set(u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX).max(1));
     }
 
+    let problems = ignite::confinement::violations();
+    if !problems.is_empty() {
+        let message = format!("refusing to start the program: the sandbox is not confined ({})", problems.join("; "));
+        emit(InitEvent::SpawnFailed { message: message.clone() });
+        return fail(&message);
+    }
+
     emit(InitEvent::Exec { mono_ns: monotonic_ns() });
     let child = match Command::new(program).args(rest).process_group(0).spawn() {
         Ok(c) => c,
