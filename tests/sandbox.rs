@@ -483,7 +483,8 @@ fn entrypoint_refuses_a_sandbox_that_is_not_confined() {
     let out = sb.cmd().arg("exec").arg(&dir).arg("--print-spec").arg("--quiet").output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     let spec: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let weakenings: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+    type Weaken = Box<dyn Fn(&mut serde_json::Value)>;
+    let weakenings: Vec<(&str, Weaken)> = vec![
         (
             "bounding capabilities: CAP_CHOWN",
             Box::new(|s| {
