@@ -19,29 +19,32 @@ use ignite::report::EXIT_IGNITE_ERROR;
 use ignite::service::{self, Overrides};
 use ignite::supervisor::{OutputSink, Stream};
 
-const EXIT_CODES: &str = "\
+macro_rules! exit_codes {
+    () => {
+        "\
 EXIT CODES:
   N    the program's own exit code (0 = success)
   124  the program hit its time limit (timeoutMs / --timeout)
   137  the program was killed: out of memory, or over the output limit
   128+N  the program died from signal N
   125  ignite itself failed: bad service.yaml or flags, runtime missing, OCI runtime error
-  130/143  ignite was interrupted (SIGINT/SIGTERM); the sandbox was removed";
+  130/143  ignite was interrupted (SIGINT/SIGTERM); the sandbox was removed"
+    };
+}
 
-const RUN_HELP: &str = "\
+const EXIT_CODES: &str = exit_codes!();
+
+const RUN_HELP: &str = concat!(
+    "\
 EXAMPLES:
   ignite run examples/data-processor --input '{\"data\":[1,2,3],\"operation\":\"sum\"}'
   ignite run svc/ --input @input.json --json > report.json
   ignite exec --runtime bun@1.3 ./scripts --entry job.ts --timeout 2000 --memory 256
   ignite run svc/ --print-spec            # the OCI config.json, without running
 
-EXIT CODES:
-  N    the program's own exit code (0 = success)
-  124  the program hit its time limit (timeoutMs / --timeout)
-  137  the program was killed: out of memory, or over the output limit
-  128+N  the program died from signal N
-  125  ignite itself failed: bad service.yaml or flags, runtime missing, OCI runtime error
-  130/143  ignite was interrupted (SIGINT/SIGTERM); the sandbox was removed";
+",
+    exit_codes!()
+);
 
 #[derive(Parser, Debug)]
 #[command(
