@@ -113,18 +113,6 @@ impl Engine {
         })
     }
 
-    pub fn registry(&self) -> &Registry {
-        &self.registry
-    }
-
-    pub fn store(&self) -> &BundleStore {
-        &self.store
-    }
-
-    pub fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
     /// Resolves, fetches and checks everything a run needs, and builds the spec.
     pub fn prepare(&self, job: &Job, progress: &dyn Progress) -> Result<Prepared, EngineError> {
         let svc = &job.service;

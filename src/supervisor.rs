@@ -138,10 +138,6 @@ impl<R: OciRuntime> Supervisor<R> {
         Supervisor { oci, state, proc_root: PathBuf::from("/proc") }
     }
 
-    pub fn oci(&self) -> &R {
-        &self.oci
-    }
-
     /// Runs the plan to completion. Whatever happens, the container, its cgroup and the
     /// run directory are gone when this returns.
     pub async fn run(

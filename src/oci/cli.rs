@@ -40,10 +40,6 @@ impl CliRuntime {
         CliRuntime { kind, binary, root, log_dir }
     }
 
-    pub fn binary(&self) -> &Path {
-        &self.binary
-    }
-
     pub fn log_path(&self, id: &str) -> PathBuf {
         self.log_dir.join(format!("{id}.log"))
     }
