@@ -56,7 +56,9 @@ ignite_skeleton() {
     local root=$1
     mkdir -p "$root"
     local dir
-    for dir in app tmp proc sys dev etc .ignite usr/local/bin; do
+    # /node_modules: the service's installed npm dependencies are mounted there read-only; module
+    # resolution (node, bun, deno) walks up from /app and finds them.
+    for dir in app node_modules tmp proc sys dev etc .ignite usr/local/bin; do
         mkdir -p "$root/$dir"
     done
     : >"$root/.ignite/init"

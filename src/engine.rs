@@ -139,7 +139,8 @@ impl Engine {
         let id = new_run_id();
         let input = SpecInput {
             rootfs: rootfs.path,
-            service_dir: svc.dir.clone(),
+            app_dir: svc.dir.clone(),
+            node_modules: None,
             init_binary: self.settings.init_binary.clone(),
             argv,
             env: spec::compose_env(&runtime.env, &svc.env, &job.input)?,

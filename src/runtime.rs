@@ -207,9 +207,22 @@ pub struct RuntimeDef {
     pub recipe: String,
     pub command: Vec<String>,
     pub entry_extensions: Vec<String>,
+    /// How a TypeScript entry runs: by the runtime itself, or after ignite strips the types.
+    pub typescript: TypeScript,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     pub versions: Vec<VersionDef>,
+}
+
+/// Who handles TypeScript for a runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TypeScript {
+    /// The runtime runs `.ts` files itself (bun, deno).
+    Native,
+    /// Ignite strips the types on the host before the run and the runtime sees `.js` files
+    /// (node, quickjs).
+    Strip,
 }
 
 impl RuntimeDef {
@@ -285,6 +298,7 @@ impl RuntimeDef {
             recipe: recipe.clone(),
             command: self.command.clone(),
             entry_extensions: self.entry_extensions.clone(),
+            typescript: self.typescript,
             env: self.env.clone(),
         }
     }
@@ -376,6 +390,7 @@ pub struct ResolvedRuntime {
     /// argv template; [`ENTRY_PLACEHOLDER`] marks the entry.
     pub command: Vec<String>,
     pub entry_extensions: Vec<String>,
+    pub typescript: TypeScript,
     pub env: BTreeMap<String, String>,
 }
 
@@ -558,6 +573,7 @@ default: "1.4.5"
 recipe: bun
 command: ["/usr/local/bin/demo", "{entry}"]
 entryExtensions: [js]
+typescript: native
 versions:
   - version: "1.4.5"
     package: { name: demo, version: "1.4.5", url: "https://example.invalid/demo-1.4.5.tgz", integrity: "sha512-IWX9BELoGHAUtMonkeSaNaZwXzRk+oDw6Mk+HBFXd3KHYIBNBsIGRupMZPcgNoDbJpLu6gAJjIoIVPZtt1aJ1g==" }

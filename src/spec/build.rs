@@ -16,6 +16,10 @@ pub const SANDBOX_UID: u32 = 65534;
 pub const SANDBOX_GID: u32 = 65534;
 /// Where the service directory appears inside the sandbox.
 pub const APP_DIR: &str = "/app";
+/// Where the service's installed npm dependencies appear (read-only). Module resolution walks up
+/// from `/app` to `/`, so `import "lodash"` finds `/node_modules/lodash` unless the service
+/// directory has its own `node_modules`.
+pub const NODE_MODULES_DIR: &str = "/node_modules";
 /// Where ignite's static entrypoint is bind-mounted (an empty placeholder in every rootfs).
 pub const INIT_PATH: &str = "/.ignite/init";
 /// Descriptor number of the entrypoint's private report pipe inside the container.
@@ -107,7 +111,11 @@ impl Limits {
 pub struct SpecInput {
     /// Unpacked, shared, read-only rootfs of the runtime bundle.
     pub rootfs: PathBuf,
-    pub service_dir: PathBuf,
+    /// Mounted read-only at `/app`: the service directory, or a staged copy of it (e.g. with
+    /// TypeScript already stripped).
+    pub app_dir: PathBuf,
+    /// Installed dependencies, mounted read-only at [`NODE_MODULES_DIR`].
+    pub node_modules: Option<PathBuf>,
     /// Host path of the static `ignite-init` binary.
     pub init_binary: PathBuf,
     /// The runtime command, e.g. `["/usr/local/bin/bun", "run", "/app/index.ts"]`.
@@ -166,16 +174,19 @@ pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
     // runc gives a tmpfs the mode of the directory it covers (0755 in the rootfs), so
     // the writable mounts are owned by the sandbox user rather than made world-writable.
     let tmp_owner = format!("uid={SANDBOX_UID},gid={SANDBOX_GID}");
-    let mounts = vec![
+    let mut mounts = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
         mount("/dev", "tmpfs", "tmpfs", &["nosuid", "noexec", "strictatime", "mode=755", "size=64k"])?,
         mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", &tmp_size, &tmp_owner])?,
         mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", "ro"])?,
         // The only writable place; noexec so nothing written can be executed.
         mount("/tmp", "tmpfs", "tmpfs", &["nosuid", "nodev", "noexec", "mode=1777", &tmp_size, &tmp_owner])?,
-        mount(APP_DIR, "bind", &input.service_dir.to_string_lossy(), &["bind", "ro", "nosuid", "nodev"])?,
+        mount(APP_DIR, "bind", &input.app_dir.to_string_lossy(), &["bind", "ro", "nosuid", "nodev"])?,
         mount(INIT_PATH, "bind", &input.init_binary.to_string_lossy(), &["bind", "ro", "nosuid", "nodev"])?,
     ];
+    if let Some(modules) = &input.node_modules {
+        mounts.push(mount(NODE_MODULES_DIR, "bind", &modules.to_string_lossy(), &["bind", "ro", "nosuid", "nodev"])?);
+    }
 
     let mut args =
         vec![INIT_PATH.to_string(), "--kill-after-ms".to_string(), input.kill_after_ms.to_string(), "--".into()];
@@ -359,7 +370,8 @@ mod tests {
     fn input() -> SpecInput {
         SpecInput {
             rootfs: "/var/lib/ignite/rootfs/sha256-ab".into(),
-            service_dir: "/srv/hello".into(),
+            app_dir: "/srv/hello".into(),
+            node_modules: None,
             init_binary: "/usr/local/bin/ignite-init".into(),
             argv: vec!["/usr/local/bin/bun".into(), "run".into(), "/app/index.ts".into()],
             env: compose_env(&BTreeMap::new(), &BTreeMap::new(), "{}").unwrap(),
@@ -387,6 +399,24 @@ mod tests {
         let app = s.mounts().as_ref().unwrap().iter().find(|m| m.destination() == Path::new("/app")).unwrap();
         assert_eq!(app.source().as_deref(), Some(Path::new("/srv/hello")));
         let o = app.options().as_ref().unwrap();
+        for want in ["bind", "ro", "nosuid", "nodev"] {
+            assert!(o.iter().any(|x| x == want), "{want} missing: {o:?}");
+        }
+    }
+
+    #[test]
+    fn node_modules_is_mounted_read_only_only_when_given() {
+        let find = |s: &Spec| {
+            s.mounts().as_ref().unwrap().iter().find(|m| m.destination() == Path::new(NODE_MODULES_DIR)).cloned()
+        };
+        assert!(find(&built()).is_none());
+        let mut i = input();
+        i.node_modules = Some("/var/lib/ignite/deps/sha256-cd/node_modules".into());
+        let s = build(&i).unwrap();
+        validate(&s).unwrap();
+        let m = find(&s).expect("node_modules mount");
+        assert_eq!(m.source().as_deref(), Some(Path::new("/var/lib/ignite/deps/sha256-cd/node_modules")));
+        let o = m.options().as_ref().unwrap();
         for want in ["bind", "ro", "nosuid", "nodev"] {
             assert!(o.iter().any(|x| x == want), "{want} missing: {o:?}");
         }
