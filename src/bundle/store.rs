@@ -148,6 +148,8 @@ impl IndexRecord {
 #[derive(Debug, Default)]
 struct Timings {
     download: Option<Duration>,
+    /// Copying a custom runtime's local package (`file:`) into the cache.
+    copy: Option<Duration>,
     build: Option<Duration>,
     import: Option<Duration>,
     unpack: Option<Duration>,
@@ -155,11 +157,16 @@ struct Timings {
 
 impl Timings {
     fn summary(&self, rt: &ResolvedRuntime, total: Duration) -> String {
-        let parts: Vec<String> =
-            [("download", self.download), ("build", self.build), ("import", self.import), ("unpack", self.unpack)]
-                .into_iter()
-                .filter_map(|(name, d)| d.map(|d| format!("{name} {:.1} s", d.as_secs_f64())))
-                .collect();
+        let parts: Vec<String> = [
+            ("download", self.download),
+            ("copy", self.copy),
+            ("build", self.build),
+            ("import", self.import),
+            ("unpack", self.unpack),
+        ]
+        .into_iter()
+        .filter_map(|(name, d)| d.map(|d| format!("{name} {:.1} s", d.as_secs_f64())))
+        .collect();
         let mut msg = format!("{rt} ready in {:.1} s", total.as_secs_f64());
         if !parts.is_empty() {
             msg.push_str(&format!(" ({})", parts.join(", ")));
@@ -326,6 +333,7 @@ impl BundleStore {
                 PackageSource::Https(url) => {
                     progress.phase(&format!("downloading {} {}", rt.package.name, rt.package.version));
                     fetch::download(url, &rt.package.integrity, &package, progress)?;
+                    timings.download = Some(t.elapsed());
                 }
                 PackageSource::File(path) => {
                     progress.phase(&format!(
@@ -335,9 +343,9 @@ impl BundleStore {
                         path.display()
                     ));
                     fetch::copy_local(path, &rt.package.integrity, &package, progress)?;
+                    timings.copy = Some(t.elapsed());
                 }
             }
-            timings.download = Some(t.elapsed());
         }
 
         progress.phase(&format!("building {rt} rootfs (recipe {})", rt.recipe.name));
@@ -984,6 +992,8 @@ ignite_pack "$root" "$IGNITE_OUT"
             lines.iter().any(|l| l.contains(&format!("copying @test/fake 1.0.0 from {}", file.display()))),
             "{lines:?}"
         );
+        let done = lines.last().expect("done line");
+        assert!(done.contains("(copy ") && !done.contains("download"), "{done}");
         assert_eq!(fs::read(store.package_path(&rt.package)).expect("cached copy"), fake_package());
         assert_no_temps(&store);
     }
