@@ -64,6 +64,8 @@ pub struct Settings {
     pub oci_binary: PathBuf,
     /// The static `ignite-init` binary bind-mounted into every sandbox.
     pub init_binary: PathBuf,
+    /// Directories of custom runtimes, loaded beside the built-in ones.
+    pub runtimes_dirs: Vec<PathBuf>,
 }
 
 /// One execution request.
@@ -95,7 +97,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(settings: Settings) -> Result<Engine, EngineError> {
-        let registry = Registry::builtin()?;
+        let registry = Registry::load(&settings.runtimes_dirs)?;
         let seccomp = SeccompProfile::builtin()?.to_oci()?;
         let state = StateDir { root: settings.state_dir.clone() };
         let oci = CliRuntime::new(

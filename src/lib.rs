@@ -1,7 +1,7 @@
 //! Ignite: run untrusted JavaScript/TypeScript services in hardened OCI containers.
 //!
 //! Layering (a module uses only modules listed after it):
-//! `engine` → `supervisor` → `oci`, `spec`, `bundle`, `cgroup` → `service`, `runtime`,
+//! `engine`, `inventory` → `supervisor` → `oci`, `spec`, `bundle`, `cgroup` → `service`, `runtime`,
 //! `report`, `init_proto` → `sys`.
 
 pub mod bundle;
@@ -9,6 +9,7 @@ pub mod cgroup;
 pub mod confinement;
 pub mod engine;
 pub mod init_proto;
+pub mod inventory;
 pub mod oci;
 pub mod report;
 pub mod runtime;

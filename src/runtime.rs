@@ -2,13 +2,16 @@
 //! rootfs recipes (`rootfs-scripts/`), validation, and resolution of specs like `bun@1.4`.
 //!
 //! The built-in definitions and recipes are embedded into the binary with `include_str!`, so
-//! ignite works from any directory. Definitions are data: a later user directory of runtimes
-//! (`Registry::load_dir`) only has to parse its files with [`RuntimeDef::parse`] and hand them to
-//! [`Registry::add`] with their [`Recipe`].
+//! ignite works from any directory. Custom runtimes come from runtimes directories
+//! ([`custom`]): the same schema, parsed by the same [`RuntimeDef::parse`], added with
+//! [`Registry::add`] beside the built-ins.
+
+pub mod custom;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 
 use base64::Engine as _;
@@ -20,7 +23,8 @@ const BUILTIN_DEFINITIONS: &[(&str, &str)] =
     &[("runtimes/bun/runtime.yaml", include_str!("../runtimes/bun/runtime.yaml"))];
 
 /// Built-in recipe scripts, by recipe name.
-const BUILTIN_RECIPES: &[(&str, &str)] = &[("bun", include_str!("../rootfs-scripts/bun.sh"))];
+const BUILTIN_RECIPES: &[(&str, &str)] =
+    &[("bun", include_str!("../rootfs-scripts/bun.sh")), ("rootfs", include_str!("../rootfs-scripts/rootfs.sh"))];
 
 /// Functions shared by every recipe; written beside the recipe as `lib.sh`, which it sources.
 pub const RECIPE_LIB: &str = include_str!("../rootfs-scripts/lib.sh");
@@ -31,18 +35,32 @@ const RESERVED_ENV: &[&str] = &["HOME", "PATH"];
 /// Errors from loading, validating and resolving runtime definitions.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
-    #[error("failed to parse runtime definition {origin}: {source}")]
-    Parse {
-        origin: String,
+    /// The YAML does not fit the schema; `message` names the field and, where the parser
+    /// knows it, the line.
+    #[error("invalid runtime definition {origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error("invalid runtime definition {origin}: field `{field}`: {problem}")]
+    Invalid { origin: String, field: String, problem: String },
+    #[error("runtime {name:?} is defined twice ({first} and {second}); remove or rename one of them")]
+    Duplicate { name: String, first: Origin, second: Origin },
+    #[error(
+        "invalid runtime definition {path}: runtime {name:?} has the name of a built-in runtime, and a custom runtime cannot replace a built-in one; rename it (its directory and `name:`), e.g. to {name}-custom"
+    )]
+    ShadowsBuiltin { name: String, path: PathBuf },
+    #[error(
+        "invalid runtime definition {origin}: field `recipe`: {recipe:?} is neither a built-in recipe ({known}) nor a script path ending in .sh"
+    )]
+    UnknownRecipe { origin: String, recipe: String, known: String },
+    #[error("failed to {op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
         #[source]
-        source: serde_yaml_ng::Error,
+        source: std::io::Error,
     },
-    #[error("invalid runtime definition {origin}: {problem}")]
-    Invalid { origin: String, problem: String },
-    #[error("runtime {name:?} is defined twice ({first} and {second})")]
-    Duplicate { name: String, first: String, second: String },
-    #[error("runtime {name:?} uses recipe {recipe:?}, which does not exist (known recipes: {known})")]
-    UnknownRecipe { name: String, recipe: String, known: String },
+    /// A runtimes directory or a file in it is not laid out or protected as required.
+    #[error("{path}: {problem}")]
+    Layout { path: PathBuf, problem: String },
     #[error("invalid runtime spec {spec:?}: {problem} (expected NAME or NAME@VERSION, e.g. bun or bun@1.4)")]
     BadSpec { spec: String, problem: String },
     #[error("unknown runtime {name:?} (available: {available})")]
@@ -188,6 +206,29 @@ pub struct Package {
     pub integrity: Integrity,
 }
 
+/// Where a package's bytes come from, as its `url` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PackageSource<'a> {
+    /// Downloaded over https.
+    Https(&'a str),
+    /// A file beside a custom runtime's definition (`file:<path>`). Loading a runtimes
+    /// directory turns the relative path into the checked absolute one.
+    File(&'a Path),
+}
+
+impl Package {
+    /// Where to get the package from.
+    pub fn source(&self) -> PackageSource<'_> {
+        match self.url.strip_prefix(FILE_SCHEME) {
+            Some(path) => PackageSource::File(Path::new(path)),
+            None => PackageSource::Https(&self.url),
+        }
+    }
+}
+
+/// The `url` prefix of a package supplied as a local file.
+pub const FILE_SCHEME: &str = "file:";
+
 /// One pinned version of a runtime.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -228,60 +269,80 @@ pub enum TypeScript {
 impl RuntimeDef {
     /// Parses and validates one definition; `origin` (a path) names it in errors.
     pub fn parse(yaml: &str, origin: &str) -> Result<RuntimeDef, RuntimeError> {
-        let def: RuntimeDef = serde_yaml_ng::from_str(yaml)
-            .map_err(|source| RuntimeError::Parse { origin: origin.to_string(), source })?;
-        def.validate().map_err(|problem| RuntimeError::Invalid { origin: origin.to_string(), problem })?;
+        let de = serde_yaml_ng::Deserializer::from_str(yaml);
+        let def: RuntimeDef = serde_path_to_error::deserialize(de)
+            .map_err(|err| RuntimeError::Parse { origin: origin.to_string(), message: parse_message(err) })?;
+        def.validate().map_err(|(field, problem)| RuntimeError::Invalid {
+            origin: origin.to_string(),
+            field,
+            problem,
+        })?;
         Ok(def)
     }
 
-    fn validate(&self) -> Result<(), String> {
+    /// Checks what the types cannot; the error is `(field path, problem)`.
+    fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |field: &str, problem: String| Err((field.to_string(), problem));
         if !is_name(&self.name) {
-            return Err(format!("name {:?} must be lower-case letters, digits and '-'", self.name));
+            return bad(
+                "name",
+                format!("{:?} must be lower-case letters, digits and '-', starting with a letter", self.name),
+            );
         }
-        if !is_name(&self.recipe) {
-            return Err(format!("recipe {:?} must be lower-case letters, digits and '-'", self.recipe));
+        if !is_name(&self.recipe) && !is_script_path(&self.recipe) {
+            return bad(
+                "recipe",
+                format!(
+                    "{:?} must be a built-in recipe name (lower-case letters, digits, '-') or a script path ending in .sh, relative to the definition's directory and without '..'",
+                    self.recipe
+                ),
+            );
         }
         if self.description.trim().is_empty() {
-            return Err("description is empty".into());
+            return bad("description", "is empty".into());
         }
         if self.versions.is_empty() {
-            return Err("versions is empty".into());
+            return bad("versions", "is empty; pin at least one version".into());
         }
         let mut seen = std::collections::BTreeSet::new();
-        for v in &self.versions {
+        for (i, v) in self.versions.iter().enumerate() {
             if !seen.insert(v.version) {
-                return Err(format!("version {} is listed twice", v.version));
+                return bad(&format!("versions[{i}].version"), format!("{} is listed twice", v.version));
             }
-            validate_package(&v.package).map_err(|e| format!("version {}: {e}", v.version))?;
+            validate_package(&v.package)
+                .map_err(|(field, problem)| (format!("versions[{i}].package.{field}"), problem))?;
         }
         if !seen.contains(&self.default) {
-            return Err(format!(
-                "default {} is not among the versions ({})",
-                self.default,
-                join_versions(seen.iter().rev())
-            ));
+            return bad(
+                "default",
+                format!("{} is not among the versions ({})", self.default, join_versions(seen.iter().rev())),
+            );
         }
-        validate_command(&self.command)?;
+        validate_command(&self.command).map_err(|problem| ("command".to_string(), problem))?;
         if self.entry_extensions.is_empty() {
-            return Err("entryExtensions is empty".into());
+            return bad("entryExtensions", "is empty".into());
         }
-        for ext in &self.entry_extensions {
+        for (i, ext) in self.entry_extensions.iter().enumerate() {
             if ext.is_empty() || !ext.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
-                return Err(format!("entry extension {ext:?} must be lower-case letters/digits without a dot"));
+                return bad(
+                    &format!("entryExtensions[{i}]"),
+                    format!("{ext:?} must be lower-case letters/digits without a dot"),
+                );
             }
         }
         for (key, value) in &self.env {
+            let field = format!("env.{key}");
             let key_ok = !key.is_empty()
                 && !key.as_bytes()[0].is_ascii_digit()
                 && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
             if !key_ok {
-                return Err(format!("env name {key:?} must be letters, digits and '_'"));
+                return bad(&field, format!("the name {key:?} must be letters, digits and '_'"));
             }
             if RESERVED_ENV.contains(&key.as_str()) {
-                return Err(format!("env {key} is set by ignite and cannot be overridden"));
+                return bad(&field, format!("{key} is set by ignite and cannot be overridden"));
             }
             if value.contains('\0') {
-                return Err(format!("env {key} contains a NUL byte"));
+                return bad(&field, "contains a NUL byte".into());
             }
         }
         Ok(())
@@ -311,36 +372,82 @@ fn is_name(s: &str) -> bool {
         && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-fn validate_package(pkg: &Package) -> Result<(), String> {
-    if pkg.name.trim().is_empty() || pkg.version.trim().is_empty() {
-        return Err("package name and version must not be empty".into());
+/// The error is `(field inside the package, problem)`.
+fn validate_package(pkg: &Package) -> Result<(), (&'static str, String)> {
+    if pkg.name.trim().is_empty() {
+        return Err(("name", "is empty".into()));
+    }
+    if pkg.version.trim().is_empty() {
+        return Err(("version", "is empty".into()));
+    }
+    if pkg.url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(("url", format!("{:?} contains whitespace or control characters", pkg.url)));
+    }
+    if let Some(path) = pkg.url.strip_prefix(FILE_SCHEME) {
+        if !is_relative_inside(path) {
+            return Err((
+                "url",
+                format!(
+                    "{:?}: a file: package is a path relative to the definition's directory, without '..' (e.g. file:bin/tool.tgz)",
+                    pkg.url
+                ),
+            ));
+        }
+        return Ok(());
     }
     // Integrity is what makes the download trustworthy, but https still keeps the package
     // name and version we ask for private and the failure mode honest (no MITM error pages).
-    let rest = pkg
-        .url
-        .strip_prefix("https://")
-        .ok_or_else(|| format!("package url {:?} must start with https://", pkg.url))?;
+    let rest = pkg.url.strip_prefix("https://").ok_or_else(|| {
+        ("url", format!("{:?} must start with https:// (or be a local file:<relative path>)", pkg.url))
+    })?;
     let host = rest.split('/').next().unwrap_or_default();
     if host.is_empty() || rest.len() <= host.len() + 1 {
-        return Err(format!("package url {:?} must name a host and a file", pkg.url));
-    }
-    if pkg.url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("package url {:?} contains whitespace", pkg.url));
+        return Err(("url", format!("{:?} must name a host and a file", pkg.url)));
     }
     Ok(())
 }
 
+/// A recipe given as a script file rather than a built-in recipe name.
+fn is_script_path(recipe: &str) -> bool {
+    recipe.ends_with(".sh") && is_relative_inside(recipe)
+}
+
+/// A non-empty relative path made of plain components (`./` allowed, `..` and absolute not).
+fn is_relative_inside(path: &str) -> bool {
+    let p = Path::new(path);
+    !path.is_empty()
+        && !path.contains('\0')
+        && p.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+        && p.components().any(|c| matches!(c, Component::Normal(_)))
+}
+
+/// A serde error as `field `a.b[0].c`: problem at line L column C`. serde_yaml_ng puts the
+/// path of the enclosing mapping in front of its own message; the full path replaces it.
+fn parse_message(err: serde_path_to_error::Error<serde_yaml_ng::Error>) -> String {
+    let path = err.path().to_string();
+    let inner = err.into_inner().to_string();
+    if path.is_empty() || path == "." {
+        return inner;
+    }
+    let mut message = inner.as_str();
+    if let Some((prefix, rest)) = inner.split_once(": ")
+        && (path == prefix || path.strip_prefix(prefix).is_some_and(|tail| tail.starts_with(['.', '['])))
+    {
+        message = rest;
+    }
+    format!("field `{path}`: {message}")
+}
+
 fn validate_command(command: &[String]) -> Result<(), String> {
-    let first = command.first().ok_or("command is empty")?;
+    let first = command.first().ok_or("is empty")?;
     if !first.starts_with('/') {
-        return Err(format!("command[0] {first:?} must be an absolute path inside the rootfs"));
+        return Err(format!("the program {first:?} must be an absolute path inside the rootfs"));
     }
     if !command.iter().any(|arg| arg.contains(ENTRY_PLACEHOLDER)) {
-        return Err(format!("command {command:?} must contain {ENTRY_PLACEHOLDER} where the entry file goes"));
+        return Err(format!("{command:?} must contain {ENTRY_PLACEHOLDER} where the entry file goes"));
     }
     if command.iter().any(|arg| arg.contains('\0')) {
-        return Err("command contains a NUL byte".into());
+        return Err("contains a NUL byte".into());
     }
     Ok(())
 }
@@ -434,12 +541,29 @@ impl fmt::Display for ResolvedRuntime {
     }
 }
 
-/// Where a definition came from, for duplicate errors.
+/// Where a definition came from: shown by `ignite runtime list` and in errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Embedded in the binary; the path is the file in ignite's source tree.
+    BuiltIn(&'static str),
+    /// A `runtime.yaml` in a runtimes directory (canonical path).
+    Custom(PathBuf),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::BuiltIn(path) => write!(f, "built-in {path}"),
+            Origin::Custom(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Entry {
     def: RuntimeDef,
     recipe: Recipe,
-    origin: String,
+    origin: Origin,
 }
 
 /// All known runtimes, by name.
@@ -460,31 +584,55 @@ impl Registry {
         for (origin, yaml) in BUILTIN_DEFINITIONS {
             let def = RuntimeDef::parse(yaml, origin)?;
             let recipe = builtin_recipe(&def.recipe).ok_or_else(|| RuntimeError::UnknownRecipe {
-                name: def.name.clone(),
+                origin: origin.to_string(),
                 recipe: def.recipe.clone(),
-                known: BUILTIN_RECIPES.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", "),
+                known: builtin_recipe_names(),
             })?;
-            registry.add(def, recipe, origin)?;
+            if let Some(i) = def.versions.iter().position(|v| matches!(v.package.source(), PackageSource::File(_))) {
+                return Err(RuntimeError::Invalid {
+                    origin: origin.to_string(),
+                    field: format!("versions[{i}].package.url"),
+                    problem: "file: packages are for custom runtimes; a built-in runtime downloads its package".into(),
+                });
+            }
+            registry.add(def, recipe, Origin::BuiltIn(origin))?;
         }
         Ok(registry)
     }
 
-    /// Adds a validated definition; a name may be defined once.
-    pub fn add(&mut self, def: RuntimeDef, recipe: Recipe, origin: &str) -> Result<(), RuntimeError> {
+    /// The built-in runtimes plus the custom ones in `runtimes_dirs` (see [`custom`]).
+    pub fn load(runtimes_dirs: &[PathBuf]) -> Result<Registry, RuntimeError> {
+        let mut registry = Registry::builtin()?;
+        for dir in runtimes_dirs {
+            custom::load_dir(&mut registry, dir)?;
+        }
+        Ok(registry)
+    }
+
+    /// Adds a validated definition. A name may be defined once: a custom runtime cannot
+    /// replace a built-in one (a file dropped into a config directory must not silently change
+    /// what `bun` means), and two custom ones cannot share a name.
+    pub fn add(&mut self, def: RuntimeDef, recipe: Recipe, origin: Origin) -> Result<(), RuntimeError> {
         if let Some(existing) = self.runtimes.get(&def.name) {
-            return Err(RuntimeError::Duplicate {
-                name: def.name.clone(),
-                first: existing.origin.clone(),
-                second: origin.to_string(),
+            return Err(match (&existing.origin, origin) {
+                (Origin::BuiltIn(_), Origin::Custom(path)) => {
+                    RuntimeError::ShadowsBuiltin { name: def.name.clone(), path }
+                }
+                (first, second) => RuntimeError::Duplicate { name: def.name.clone(), first: first.clone(), second },
             });
         }
-        self.runtimes.insert(def.name.clone(), Entry { def, recipe, origin: origin.to_string() });
+        self.runtimes.insert(def.name.clone(), Entry { def, recipe, origin });
         Ok(())
     }
 
     /// The definition of a runtime, if known.
     pub fn get(&self, name: &str) -> Option<&RuntimeDef> {
         self.runtimes.get(name).map(|e| &e.def)
+    }
+
+    /// Every definition with where it came from, by name.
+    pub fn definitions(&self) -> impl Iterator<Item = (&RuntimeDef, &Origin)> {
+        self.runtimes.values().map(|e| (&e.def, &e.origin))
     }
 
     /// Every pinned version of every runtime: by name, newest version first.
@@ -553,6 +701,11 @@ impl Registry {
     }
 }
 
+/// `bun, rootfs, …` for error messages.
+fn builtin_recipe_names() -> String {
+    BUILTIN_RECIPES.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", ")
+}
+
 /// The built-in recipe of that name, if any.
 pub fn builtin_recipe(name: &str) -> Option<Recipe> {
     BUILTIN_RECIPES.iter().find(|(n, _)| *n == name).map(|(n, script)| Recipe {
@@ -588,13 +741,13 @@ versions:
     fn demo_registry() -> Registry {
         let mut registry = Registry::empty();
         let def = RuntimeDef::parse(MINIMAL, "test").expect("parse");
-        registry.add(def, builtin_recipe("bun").expect("recipe"), "test").expect("add");
+        registry.add(def, builtin_recipe("bun").expect("recipe"), Origin::BuiltIn("test")).expect("add");
         registry
     }
 
     fn invalid(yaml: &str) -> String {
         match RuntimeDef::parse(yaml, "test") {
-            Err(RuntimeError::Invalid { problem, .. }) => problem,
+            Err(RuntimeError::Invalid { field, problem, .. }) => format!("{field}: {problem}"),
             other => panic!("expected Invalid, got {other:?}"),
         }
     }
@@ -666,27 +819,31 @@ versions:
     #[test]
     fn validation_catches_each_mistake() {
         let p = invalid(&MINIMAL.replace(r#"default: "1.4.5""#, r#"default: "9.9.9""#));
-        assert!(p.contains("default 9.9.9 is not among"), "{p}");
+        assert!(p.contains("default: 9.9.9 is not among"), "{p}");
         let p = invalid(&MINIMAL.replace(r#"version: "1.45.0""#, r#"version: "1.4.5""#));
-        assert!(p.contains("listed twice"), "{p}");
+        assert!(p.contains("versions[1].version: 1.4.5 is listed twice"), "{p}");
         let p = invalid(&MINIMAL.replace(r#""{entry}""#, r#""main.js""#));
-        assert!(p.contains("{entry}"), "{p}");
+        assert!(p.starts_with("command: ") && p.contains("{entry}"), "{p}");
         let p = invalid(&MINIMAL.replace("https://example.invalid/demo-2", "http://example.invalid/demo-2"));
-        assert!(p.contains("https://"), "{p}");
+        assert!(p.contains("versions[3].package.url: ") && p.contains("https://"), "{p}");
         let p = invalid(&MINIMAL.replace("/usr/local/bin/demo", "demo"));
-        assert!(p.contains("absolute"), "{p}");
+        assert!(p.contains("command: the program \"demo\" must be an absolute path"), "{p}");
         let p = invalid(&MINIMAL.replace("entryExtensions: [js]", "entryExtensions: [.js]"));
-        assert!(p.contains("extension"), "{p}");
+        assert!(p.contains("entryExtensions[0]: \".js\""), "{p}");
         let p = invalid(&MINIMAL.replace("versions:", "env: { PATH: /bin }\nversions:"));
-        assert!(p.contains("set by ignite"), "{p}");
+        assert!(p.contains("env.PATH: PATH is set by ignite"), "{p}");
         let p = invalid(&MINIMAL.replace("name: demo\n", "name: Demo\n"));
-        assert!(p.contains("lower-case"), "{p}");
+        assert!(p.contains("name: \"Demo\" must be lower-case"), "{p}");
+        let p = invalid(&MINIMAL.replace("recipe: bun", "recipe: ../x.sh"));
+        assert!(p.contains("recipe: \"../x.sh\""), "{p}");
+        let p = invalid(&MINIMAL.replace("description: a test runtime", "description: \" \""));
+        assert!(p.contains("description: is empty"), "{p}");
     }
 
     #[test]
     fn parse_rejects_bad_fields() {
         let err = |yaml: &str| match RuntimeDef::parse(yaml, "test") {
-            Err(RuntimeError::Parse { source, .. }) => source.to_string(),
+            Err(RuntimeError::Parse { message, .. }) => message,
             other => panic!("expected Parse, got {other:?}"),
         };
         let e = err(&MINIMAL.replace("recipe: bun", "recipe: bun\nrecipes: bun"));
@@ -713,8 +870,9 @@ versions:
     fn duplicate_names_are_rejected() {
         let mut registry = demo_registry();
         let def = RuntimeDef::parse(MINIMAL, "again").expect("parse");
-        let err = registry.add(def, builtin_recipe("bun").expect("recipe"), "again").expect_err("duplicate");
-        assert!(err.to_string().contains("test and again"), "{err}");
+        let err =
+            registry.add(def, builtin_recipe("bun").expect("recipe"), Origin::BuiltIn("again")).expect_err("duplicate");
+        assert!(err.to_string().contains("built-in test and built-in again"), "{err}");
     }
 
     #[test]

@@ -176,6 +176,10 @@ pub enum FetchError {
     TooLarge { url: String, limit: u64 },
     #[error("integrity check failed for {url}: expected {expected}, got {actual}; the download was deleted")]
     IntegrityMismatch { url: String, expected: String, actual: String },
+    #[error(
+        "package file {path} does not match its pinned integrity: expected {expected}, found {actual}; restore the file, or pin the new file's integrity in the runtime's definition"
+    )]
+    LocalIntegrityMismatch { path: PathBuf, expected: String, actual: String },
     #[error("failed to {op} {path}: {source}")]
     Io {
         op: &'static str,
@@ -198,6 +202,31 @@ pub fn download(url: &str, integrity: &Integrity, dest: &Path, progress: &dyn Pr
         .build()
         .into();
     download_with(&agent, url, integrity, dest, progress)
+}
+
+/// Copies a local package file (a custom runtime's `file:` package) to `dest`, verifying
+/// `integrity` on the way exactly as a download is verified. Returns the size.
+pub fn copy_local(src: &Path, integrity: &Integrity, dest: &Path, progress: &dyn Progress) -> Result<u64, FetchError> {
+    let io_err = |op, source| FetchError::Io { op, path: src.to_path_buf(), source };
+    if !src.is_absolute() {
+        // Loading a runtimes directory makes every file: package absolute; a relative one
+        // here would silently depend on the current directory.
+        return Err(io_err("open", io::Error::other("a package file path must be absolute")));
+    }
+    let file = File::open(src).map_err(|e| io_err("open", e))?;
+    let total = file.metadata().map_err(|e| io_err("stat", e))?.len();
+    let url = format!("file:{}", src.display());
+    let mut reader = io::BufReader::with_capacity(1 << 16, file);
+    save_verified(&mut reader, &url, integrity, dest, Some(total), progress).map_err(|e| match e {
+        FetchError::IntegrityMismatch { expected, actual, .. } => {
+            FetchError::LocalIntegrityMismatch { path: src.to_path_buf(), expected, actual }
+        }
+        FetchError::Body { source, .. } => io_err("read", source),
+        FetchError::TooLarge { limit, .. } => {
+            io_err("copy", io::Error::other(format!("the file is larger than {limit} bytes")))
+        }
+        other => other,
+    })
 }
 
 /// CA bundles of the common distributions, after `$SSL_CERT_FILE`.

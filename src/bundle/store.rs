@@ -32,7 +32,7 @@ use super::HashingReader;
 use super::fetch::{self, FetchError, Progress};
 use super::recipe::{self, RecipeError};
 use super::unpack::{UnpackError, UnpackLimits, unpack_tar_gz};
-use crate::runtime::{Package, ResolvedRuntime};
+use crate::runtime::{Package, PackageSource, ResolvedRuntime};
 
 /// Where ignite keeps bundles unless told otherwise.
 pub const DEFAULT_CACHE_DIR: &str = "/var/lib/ignite";
@@ -44,6 +44,25 @@ pub struct Rootfs {
     pub path: PathBuf,
     /// `sha256:<hex>` of the bundle tarball it was unpacked from.
     pub digest: String,
+}
+
+/// What the cache holds for one runtime version (`ignite runtime list`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleInfo {
+    /// `sha256:<hex>` of the bundle tarball.
+    pub digest: String,
+    /// The unpacked rootfs directory.
+    pub path: PathBuf,
+    /// Size of the bundle tarball in bytes.
+    pub tarball_bytes: u64,
+    /// Bytes of the regular files in the unpacked rootfs.
+    pub unpacked_bytes: u64,
+    /// Built here by the recipe (false: imported).
+    pub built: bool,
+    /// When it was built or imported (seconds since the epoch).
+    pub created_unix: u64,
+    /// How long the recipe ran, in milliseconds (0 for imports).
+    pub build_millis: u64,
 }
 
 /// Errors from the bundle store.
@@ -129,6 +148,8 @@ impl IndexRecord {
 #[derive(Debug, Default)]
 struct Timings {
     download: Option<Duration>,
+    /// Copying a custom runtime's local package (`file:`) into the cache.
+    copy: Option<Duration>,
     build: Option<Duration>,
     import: Option<Duration>,
     unpack: Option<Duration>,
@@ -136,11 +157,16 @@ struct Timings {
 
 impl Timings {
     fn summary(&self, rt: &ResolvedRuntime, total: Duration) -> String {
-        let parts: Vec<String> =
-            [("download", self.download), ("build", self.build), ("import", self.import), ("unpack", self.unpack)]
-                .into_iter()
-                .filter_map(|(name, d)| d.map(|d| format!("{name} {:.1} s", d.as_secs_f64())))
-                .collect();
+        let parts: Vec<String> = [
+            ("download", self.download),
+            ("copy", self.copy),
+            ("build", self.build),
+            ("import", self.import),
+            ("unpack", self.unpack),
+        ]
+        .into_iter()
+        .filter_map(|(name, d)| d.map(|d| format!("{name} {:.1} s", d.as_secs_f64())))
+        .collect();
         let mut msg = format!("{rt} ready in {:.1} s", total.as_secs_f64());
         if !parts.is_empty() {
             msg.push_str(&format!(" ({})", parts.join(", ")));
@@ -186,6 +212,22 @@ impl BundleStore {
             Ok(meta) if meta.is_dir() => Some(Rootfs { path, digest: record.digest }),
             _ => None,
         }
+    }
+
+    /// What the cache holds for `rt`, if its rootfs is ready. Walks the unpacked tree to size
+    /// it, so this is for listings, not for the run path.
+    pub fn info(&self, rt: &ResolvedRuntime) -> Option<BundleInfo> {
+        let rootfs = self.present(rt)?;
+        let record = self.read_index(rt)?;
+        Some(BundleInfo {
+            unpacked_bytes: tree_bytes(&rootfs.path),
+            digest: rootfs.digest,
+            path: rootfs.path,
+            tarball_bytes: record.size,
+            built: record.source == Source::Built,
+            created_unix: record.created_unix,
+            build_millis: record.build_millis,
+        })
     }
 
     /// The rootfs of `rt`, downloading, building and unpacking it first if needed. Silent when
@@ -286,10 +328,24 @@ impl BundleStore {
     ) -> Result<IndexRecord, BundleError> {
         let package = self.package_path(&rt.package);
         if !self.package_verified(&package, rt)? {
-            progress.phase(&format!("downloading {} {}", rt.package.name, rt.package.version));
             let t = Instant::now();
-            fetch::download(&rt.package.url, &rt.package.integrity, &package, progress)?;
-            timings.download = Some(t.elapsed());
+            match rt.package.source() {
+                PackageSource::Https(url) => {
+                    progress.phase(&format!("downloading {} {}", rt.package.name, rt.package.version));
+                    fetch::download(url, &rt.package.integrity, &package, progress)?;
+                    timings.download = Some(t.elapsed());
+                }
+                PackageSource::File(path) => {
+                    progress.phase(&format!(
+                        "copying {} {} from {}",
+                        rt.package.name,
+                        rt.package.version,
+                        path.display()
+                    ));
+                    fetch::copy_local(path, &rt.package.integrity, &package, progress)?;
+                    timings.copy = Some(t.elapsed());
+                }
+            }
         }
 
         progress.phase(&format!("building {rt} rootfs (recipe {})", rt.recipe.name));
@@ -512,6 +568,23 @@ fn temp_name(prefix: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     format!("{prefix}-{}-{nanos:08x}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Bytes of the regular files below `dir`, without following symlinks.
+fn tree_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            match entry.metadata() {
+                Ok(meta) if meta.is_dir() => stack.push(entry.path()),
+                Ok(meta) if meta.is_file() => total += meta.len(),
+                _ => {}
+            }
+        }
+    }
+    total
 }
 
 fn unix_now() -> u64 {
@@ -886,6 +959,151 @@ ignite_pack "$root" "$IGNITE_OUT"
         assert!(names(&store.root().join("rootfs")).is_empty());
         assert!(!store.root().join("escape").exists());
         assert_no_temps(&store);
+    }
+
+    /// A runtime whose package is a local file (`file:` in a custom definition), and a store
+    /// that does not hold the package yet.
+    fn store_with_local_package(
+        package: &[u8],
+        recipe: Recipe,
+    ) -> (tempfile::TempDir, BundleStore, ResolvedRuntime, PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("local.tgz");
+        fs::write(&file, package).expect("package");
+        let store = BundleStore::new(dir.path().join("cache"));
+        let mut rt = fake_runtime(package, "");
+        rt.package.url = format!("file:{}", file.display());
+        rt.recipe = recipe;
+        (dir, store, rt, file)
+    }
+
+    fn fake_recipe() -> Recipe {
+        Recipe { name: "fake".into(), script: Cow::Borrowed(FAKE_RECIPE), lib: Cow::Borrowed(RECIPE_LIB) }
+    }
+
+    #[test]
+    fn a_local_package_is_copied_verified_and_built() {
+        let (_dir, store, rt, file) = store_with_local_package(&fake_package(), fake_recipe());
+        let progress = Recorder::default();
+        let rootfs = store.ensure(&rt, &progress).expect("ensure");
+        assert_eq!(fs::read(rootfs.path.join("hello.txt")).expect("hello"), b"hello\n");
+        let lines = progress.lines();
+        assert!(
+            lines.iter().any(|l| l.contains(&format!("copying @test/fake 1.0.0 from {}", file.display()))),
+            "{lines:?}"
+        );
+        let done = lines.last().expect("done line");
+        assert!(done.contains("(copy ") && !done.contains("download"), "{done}");
+        assert_eq!(fs::read(store.package_path(&rt.package)).expect("cached copy"), fake_package());
+        assert_no_temps(&store);
+    }
+
+    #[test]
+    fn a_changed_local_package_is_refused_and_not_cached() {
+        let (_dir, store, rt, file) = store_with_local_package(&fake_package(), fake_recipe());
+        fs::write(&file, b"replaced by something else").expect("replace");
+        let err = store.ensure(&rt, &NoProgressForTests).expect_err("mismatch");
+        let msg = err.to_string();
+        assert!(matches!(err, BundleError::Fetch(FetchError::LocalIntegrityMismatch { .. })), "{msg}");
+        assert!(msg.contains(&file.display().to_string()) && msg.contains("found sha512-"), "{msg}");
+        assert!(!store.package_path(&rt.package).exists());
+        assert_eq!(builds(&store), 0);
+        assert_no_temps(&store);
+    }
+
+    /// A .tar.gz of `entries`: (name, kind, content or link target).
+    fn tarball(entries: &[(&str, tar::EntryType, &str)]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, kind, data) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(*kind);
+            header.set_mode(if *kind == tar::EntryType::Directory { 0o755 } else { 0o644 });
+            match kind {
+                tar::EntryType::Symlink => {
+                    header.set_size(0);
+                    builder.append_link(&mut header, name, data).expect("link");
+                }
+                _ => {
+                    header.set_size(data.len() as u64);
+                    builder.append_data(&mut header, name, data.as_bytes()).expect("append");
+                }
+            }
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&builder.into_inner().expect("tar")).expect("gz");
+        gz.finish().expect("gz")
+    }
+
+    fn rootfs_recipe() -> Recipe {
+        crate::runtime::builtin_recipe("rootfs").expect("rootfs recipe")
+    }
+
+    #[test]
+    fn the_rootfs_recipe_turns_a_prebuilt_tarball_into_a_rootfs() {
+        use tar::EntryType::{Directory, Regular, Symlink};
+        // Enough `..` to reach "/" from wherever the recipe's scratch directory is.
+        let escape = format!("{}tmp/ignite-rootfs-test-escape-{}", "../".repeat(40), std::process::id());
+        let package = tarball(&[
+            ("usr/local/bin/", Directory, ""),
+            ("usr/local/bin/tool", Regular, "#!tool\n"),
+            ("bin/", Directory, ""),
+            ("bin/sh", Symlink, "/usr/local/bin/tool"),
+            ("etc/", Directory, ""),
+            ("etc/passwd", Regular, "root:x:0:0::/:/bin/sh\n"),
+            // A link where the skeleton writes: it must be replaced, never written through.
+            ("etc/hosts", Symlink, &escape),
+        ]);
+        let (_dir, store, rt, _file) = store_with_local_package(&package, rootfs_recipe());
+        let rootfs = store.ensure(&rt, &NoProgressForTests).expect("ensure");
+        let root = &rootfs.path;
+        assert_eq!(fs::read_to_string(root.join("usr/local/bin/tool")).expect("tool"), "#!tool\n");
+        assert_eq!(fs::read_link(root.join("bin/sh")).expect("link"), Path::new("../usr/local/bin/tool"));
+        assert!(fs::read_to_string(root.join("etc/passwd")).expect("passwd").contains("nobody:x:65534"));
+        assert!(fs::symlink_metadata(root.join("etc/hosts")).expect("hosts").is_file());
+        assert!(!Path::new(&format!("/tmp/ignite-rootfs-test-escape-{}", std::process::id())).exists());
+        for dir in ["app", "node_modules", "tmp", "proc", "sys", "dev", ".ignite"] {
+            assert!(fs::symlink_metadata(root.join(dir)).expect(dir).is_dir(), "{dir}");
+        }
+        assert!(root.join(".ignite/init").is_file());
+        assert_no_temps(&store);
+
+        // Reproducible: the same tarball gives the same bundle.
+        let (_dir2, store2, rt2, _) = store_with_local_package(&package, rootfs_recipe());
+        assert_eq!(store2.ensure(&rt2, &NoProgressForTests).expect("again").digest, rootfs.digest);
+    }
+
+    #[test]
+    fn the_rootfs_recipe_refuses_what_it_cannot_make_safe() {
+        use tar::EntryType::{Char, Directory, Fifo, Regular, Symlink};
+        let dotdot = {
+            let mut builder = tar::Builder::new(Vec::new());
+            let mut header = tar::Header::new_old();
+            header.as_old_mut().name[..12].copy_from_slice(b"../escape.sh");
+            header.set_size(0);
+            header.set_cksum();
+            builder.append(&header, &b""[..]).expect("append");
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(&builder.into_inner().expect("tar")).expect("gz");
+            gz.finish().expect("gz")
+        };
+        let cases: [(Vec<u8>, &str); 6] = [
+            (dotdot, "an absolute or '..' name: ../escape.sh"),
+            (b"not a tarball".to_vec(), "is not a tar archive"),
+            (tarball(&[("dev/null", Char, "")]), "something other than files, directories and links"),
+            (tarball(&[("fifo", Fifo, "")]), "something other than files, directories and links"),
+            (tarball(&[("tmp", Symlink, "/var/tmp")]), "/tmp in the rootfs tarball must be a directory"),
+            (
+                tarball(&[("etc/", Directory, ""), ("etc/passwd/", Directory, ""), ("x", Regular, "")]),
+                "/etc/passwd in the rootfs tarball is a directory",
+            ),
+        ];
+        for (package, needle) in cases {
+            let (_dir, store, rt, _) = store_with_local_package(&package, rootfs_recipe());
+            let err = store.ensure(&rt, &NoProgressForTests).expect_err(needle);
+            let source = std::error::Error::source(&err).map(|s| s.to_string()).unwrap_or_default();
+            assert!(source.contains(needle), "expected {needle:?} in: {source}");
+            assert_no_temps(&store);
+        }
     }
 
     #[test]

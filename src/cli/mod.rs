@@ -75,7 +75,15 @@ struct GlobalArgs {
     /// OCI runtime: `runc` (looked up in PATH) or a path to a runc binary.
     #[arg(long, global = true, env = "IGNITE_OCI_RUNTIME", default_value = "runc")]
     oci_runtime: String,
+    /// Directory of custom runtimes, <DIR>/<name>/runtime.yaml (repeatable). Without it:
+    /// $IGNITE_RUNTIMES_DIR (colon-separated; empty for none), else
+    /// $XDG_CONFIG_HOME/ignite/runtimes or ~/.config/ignite/runtimes if that exists.
+    #[arg(long = "runtimes-dir", global = true, value_name = "DIR")]
+    runtimes_dirs: Vec<PathBuf>,
 }
+
+/// Environment variable naming custom runtimes directories when `--runtimes-dir` is not given.
+const RUNTIMES_DIR_ENV: &str = "IGNITE_RUNTIMES_DIR";
 
 #[derive(Subcommand, Debug)]
 enum Command {
@@ -119,7 +127,7 @@ enum Command {
 enum RuntimeCommand {
     /// Download, verify and unpack a runtime bundle (e.g. `bun`, `bun@1.4`, `bun@1.3.14`).
     Pull { spec: String },
-    /// List known runtimes and versions, and which bundles are present locally.
+    /// List runtimes (built-in and custom), their pinned versions, and which bundles are present locally.
     List {
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -198,7 +206,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Runtime { command } => runtime_command(&cli.global, command),
         Command::Cleanup => {
-            let engine = engine(&cli.global)?;
+            // Cleaning up needs no runtime: a broken custom definition must not block it.
+            let engine = Engine::new(Settings { runtimes_dirs: Vec::new(), ..settings(&cli.global)? })?;
             let reaped = tokio_rt()?.block_on(engine.reap_stale());
             eprintln!("ignite: removed {} leftover run(s){}", reaped.len(), list_suffix(&reaped));
             Ok(0)
@@ -222,7 +231,26 @@ fn settings(g: &GlobalArgs) -> anyhow::Result<Settings> {
         oci_kind,
         oci_binary,
         init_binary: find_init()?,
+        runtimes_dirs: runtimes_dirs(g),
     })
+}
+
+/// The custom runtimes directories: the first of `--runtimes-dir`, `$IGNITE_RUNTIMES_DIR`, the
+/// per-user config directory that is given. One source replaces the next rather than adding to
+/// it, so a command line or an environment states exactly which runtimes exist.
+fn runtimes_dirs(g: &GlobalArgs) -> Vec<PathBuf> {
+    if !g.runtimes_dirs.is_empty() {
+        return g.runtimes_dirs.clone();
+    }
+    if let Some(value) = std::env::var_os(RUNTIMES_DIR_ENV) {
+        return std::env::split_paths(&value).filter(|p| !p.as_os_str().is_empty()).collect();
+    }
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config")));
+    // The per-user directory is optional; a directory named explicitly is not.
+    config.map(|c| c.join("ignite").join("runtimes")).filter(|d| d.symlink_metadata().is_ok()).into_iter().collect()
 }
 
 fn engine(g: &GlobalArgs) -> anyhow::Result<Engine> {
@@ -395,7 +423,8 @@ async fn watch_signals(cancel: CancellationToken) -> Option<i32> {
 }
 
 fn runtime_command(g: &GlobalArgs, cmd: RuntimeCommand) -> anyhow::Result<i32> {
-    let registry = ignite::runtime::Registry::builtin()?;
+    let dirs = runtimes_dirs(g);
+    let registry = ignite::runtime::Registry::load(&dirs)?;
     let store = ignite::bundle::BundleStore::new(g.cache_dir.clone());
     match cmd {
         RuntimeCommand::Pull { spec } => {
@@ -405,35 +434,65 @@ fn runtime_command(g: &GlobalArgs, cmd: RuntimeCommand) -> anyhow::Result<i32> {
             Ok(0)
         }
         RuntimeCommand::List { json } => {
-            let rows: Vec<serde_json::Value> = registry
-                .list()
-                .into_iter()
-                .map(|rt| {
-                    let present = store.present(&rt);
-                    serde_json::json!({
-                        "runtime": rt.name,
-                        "version": rt.version.to_string(),
-                        "default": rt.is_default,
-                        "present": present.is_some(),
-                        "digest": present.map(|p| p.digest),
-                    })
-                })
-                .collect();
-            if json {
-                println!("{}", serde_json::Value::Array(rows));
+            let inventory = ignite::inventory::inventory(&registry, &store, &dirs);
+            let text = if json {
+                serde_json::to_string_pretty(&inventory).context("failed to serialise the list")? + "\n"
             } else {
-                println!("{:<10} {:<10} {:<8} LOCAL BUNDLE", "RUNTIME", "VERSION", "DEFAULT");
-                for r in rows {
-                    println!(
-                        "{:<10} {:<10} {:<8} {}",
-                        r["runtime"].as_str().unwrap_or(""),
-                        r["version"].as_str().unwrap_or(""),
-                        if r["default"].as_bool() == Some(true) { "yes" } else { "" },
-                        r["digest"].as_str().unwrap_or("not pulled")
-                    );
-                }
-            }
+                runtime_table(&inventory)
+            };
+            print_stdout(&text)?;
             Ok(0)
         }
     }
+}
+
+/// Writes to stdout; a reader that went away (`| head`) is not an error.
+fn print_stdout(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("failed to write to stdout"),
+        _ => Ok(()),
+    }
+}
+
+/// `ignite runtime list` for people: one row per version, then where the list came from.
+fn runtime_table(inv: &ignite::inventory::Inventory) -> String {
+    let mut rows = vec![["RUNTIME", "VERSION", "DEFAULT", "TYPESCRIPT", "LOCAL BUNDLE", "ORIGIN"].map(String::from)];
+    for rt in &inv.runtimes {
+        let typescript = serde_json::to_value(rt.typescript).ok().and_then(|v| v.as_str().map(String::from));
+        for v in &rt.versions {
+            let bundle = match &v.bundle {
+                // 12 hex digits identify a bundle among the few a cache holds; --json has all.
+                Some(b) => format!("{} {}", b.digest.get(..19).unwrap_or(&b.digest), megabytes(b.unpacked_bytes)),
+                None => "not pulled".to_string(),
+            };
+            rows.push([
+                rt.name.clone(),
+                v.version.clone(),
+                if v.default { "yes".into() } else { String::new() },
+                typescript.clone().unwrap_or_default(),
+                bundle,
+                rt.origin.clone(),
+            ]);
+        }
+    }
+    let widths: Vec<usize> = (0..6).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in &rows {
+        let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    let dirs = if inv.runtimes_dirs.is_empty() {
+        format!("none (--runtimes-dir, {RUNTIMES_DIR_ENV} or ~/.config/ignite/runtimes add some)")
+    } else {
+        inv.runtimes_dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+    };
+    out.push_str(&format!("\ncustom runtimes directories: {dirs}\nbundle cache: {}\n", inv.cache_dir.display()));
+    out
+}
+
+/// "98.1 MB" (decimal, as the download progress prints).
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
 }
