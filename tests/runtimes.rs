@@ -176,7 +176,8 @@ fn metrics_filled(runtime: &str) {
     }
     let sb = Sandbox::new();
     let code = "let x = 0; for (let i = 0; i < 3e6; i++) { x += i % 7; } console.log(x);\n";
-    let dir = sb.service("work", &[("service.yaml", "service:\n  name: work\n  entry: index.js\n"), ("index.js", code)]);
+    let dir =
+        sb.service("work", &[("service.yaml", "service:\n  name: work\n  entry: index.js\n"), ("index.js", code)]);
     let r = run_on(&sb, runtime, &dir, &[]);
     assert_eq!(r["status"], "ok", "{r}");
     assert_eq!(r["exitCode"], 0);
