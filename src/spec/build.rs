@@ -54,8 +54,10 @@ pub const MASKED_PATHS: &[&str] = &[
 /// `/proc` paths the sandbox may read but never write (Docker's list).
 pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
-/// Namespaces every sandbox gets. No path is ever set: a path would join an existing
-/// (e.g. the host's) namespace. Network gets only loopback.
+/// Namespaces every sandbox gets. A run never sets a path: a path would join an existing
+/// (e.g. the host's) namespace, and a run's network namespace has only loopback. The one
+/// exception is the dependency install step, whose network namespace ignite creates itself
+/// (see [`validate_install`](super::validate_install)).
 pub const NAMESPACES: &[LinuxNamespaceType] = &[
     LinuxNamespaceType::Pid,
     LinuxNamespaceType::Ipc,
@@ -158,7 +160,7 @@ pub fn compose_env(
         .collect()
 }
 
-fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount, SpecError> {
+pub(super) fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount, SpecError> {
     Ok(MountBuilder::default()
         .destination(dest)
         .typ(typ)
@@ -263,6 +265,20 @@ fn unsafe_spec(msg: impl Into<String>) -> SpecError {
 /// Checks every hardening property ignite promises. Runs on each spec before any
 /// privileged step, so a builder regression can never reach the OCI runtime.
 pub fn validate(spec: &Spec) -> Result<(), SpecError> {
+    validate_with(spec, &Allowances::default())
+}
+
+/// The only departures from a run's spec that [`validate_with`] accepts, each tied to one
+/// exact path. A run has none; the install step has both (see `spec::install`).
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Allowances<'a> {
+    /// The network namespace may join this path (one ignite created).
+    pub netns: Option<&'a Path>,
+    /// `/tmp` may be a read-write (still nosuid, nodev) bind mount of this host directory.
+    pub writable_tmp: Option<&'a Path>,
+}
+
+pub(super) fn validate_with(spec: &Spec, allow: &Allowances) -> Result<(), SpecError> {
     let root = spec.root().as_ref().ok_or_else(|| unsafe_spec("no root"))?;
     if root.readonly() != Some(true) {
         return Err(unsafe_spec("root filesystem is not read-only"));
@@ -309,10 +325,16 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
     for want in NAMESPACES {
         match namespaces.iter().find(|n| n.typ() == *want) {
             None => return Err(unsafe_spec(format!("{want:?} namespace is missing"))),
-            Some(n) if n.path().is_some() => {
-                return Err(unsafe_spec(format!("{want:?} namespace joins an existing namespace")));
-            }
-            Some(_) => {}
+            Some(n) => match n.path() {
+                None => {}
+                Some(p) if *want == LinuxNamespaceType::Network && allow.netns == Some(p.as_path()) => {}
+                Some(p) => {
+                    return Err(unsafe_spec(format!(
+                        "{want:?} namespace joins an existing namespace ({})",
+                        p.display()
+                    )));
+                }
+            },
         }
     }
     let res = linux.resources().as_ref().ok_or_else(|| unsafe_spec("no resource limits"))?;
@@ -349,7 +371,10 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         let has = |o: &str| opts.iter().any(|x| x == o);
         let dest = m.destination();
         let is_bind = has("bind") || has("rbind");
-        if is_bind && !(has("ro") && has("nosuid") && has("nodev")) {
+        let writable_ok = allow.writable_tmp.is_some_and(|src| {
+            dest == Path::new("/tmp") && m.source().as_deref() == Some(src) && has("bind") && !has("rbind")
+        });
+        if is_bind && !(has("nosuid") && has("nodev") && (has("ro") || writable_ok)) {
             return Err(unsafe_spec(format!("bind mount {} is not ro,nosuid,nodev", dest.display())));
         }
         if !is_bind && !has("nosuid") {
