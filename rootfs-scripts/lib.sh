@@ -62,6 +62,10 @@ ignite_skeleton() {
         mkdir -p "$root/$dir"
     done
     : >"$root/.ignite/init"
+    # /etc/resolv.conf: an empty mount point. Runs have no network (an empty file gives glibc its
+    # default, a resolver on the sandbox's own loopback, where nothing listens); the dependency
+    # install step binds a generated file over it that names its user-mode network's DNS forwarder.
+    : >"$root/etc/resolv.conf"
 
     # Only root and nobody: the sandboxed process runs as 65534 and tools that look up their own
     # user name (os.userInfo(), whoami) get an answer instead of an error.
