@@ -69,6 +69,16 @@ pub struct RawService {
     pub env: BTreeMap<String, String>,
     #[serde(default)]
     pub dependencies: Vec<String>,
+    pub install: Option<RawInstall>,
+}
+
+/// `install:` — how ignite's dependency install step treats this service's package.json.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawInstall {
+    /// Run lifecycle scripts (the service's own preinstall/install/postinstall/prepare, and
+    /// those of the dependencies it trusts). Off unless set to `true`.
+    pub scripts: Option<bool>,
 }
 
 /// A validated service, ready for the spec builder.
@@ -86,6 +96,8 @@ pub struct Service {
     /// Environment after `${VAR}` expansion.
     pub env: BTreeMap<String, String>,
     pub dependencies: Vec<String>,
+    /// `install.scripts`: whether the dependency install step runs lifecycle scripts.
+    pub install_scripts: bool,
     /// Whether the values came from a service.yaml (false for `ignite exec` without one).
     pub from_file: bool,
 }
@@ -217,6 +229,7 @@ pub fn resolve(
         cpu_limit,
         env,
         dependencies: raw.dependencies,
+        install_scripts: raw.install.and_then(|i| i.scripts).unwrap_or(false),
         from_file,
     })
 }
@@ -530,6 +543,20 @@ mod tests {
         assert!(e.contains("service.dependencies[0]"), "{e}");
         let e = load_err("service:\n  name: a\n  dependencies: [\"@scope\"]\n");
         assert!(e.contains("service.dependencies[0]"), "{e}");
+    }
+
+    #[test]
+    fn install_scripts_field() {
+        let d = svc_dir("service:\n  name: a\n  install:\n    scripts: true\n");
+        assert!(load(d.path(), true, &Overrides::default(), &no_env).unwrap().install_scripts);
+        let d = svc_dir("service:\n  name: a\n  install: {scripts: false}\n");
+        assert!(!load(d.path(), true, &Overrides::default(), &no_env).unwrap().install_scripts);
+        let d = svc_dir("service:\n  name: a\n");
+        assert!(!load(d.path(), true, &Overrides::default(), &no_env).unwrap().install_scripts);
+        let e = load_err("service:\n  name: a\n  install:\n    scripts: yes please\n");
+        assert!(e.contains("service.install.scripts") && e.contains("line 4"), "{e}");
+        let e = load_err("service:\n  name: a\n  install:\n    script: true\n");
+        assert!(e.contains("unknown field `script`") && e.contains("scripts"), "{e}");
     }
 
     #[test]
