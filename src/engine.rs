@@ -1,6 +1,6 @@
 //! The façade the CLI (and later the HTTP server) calls: `Engine::execute(Job) -> Report`.
-//! It resolves the runtime, makes sure its bundle is present, builds and validates the
-//! spec, and hands the run to the supervisor.
+//! It resolves the runtime, makes sure its bundle and the service's npm dependencies are
+//! present, builds and validates the spec, and hands the run to the supervisor.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,8 +10,9 @@ use oci_spec::runtime::{LinuxSeccomp, Spec};
 use tokio_util::sync::CancellationToken;
 
 use crate::bundle::{BundleError, BundleStore, Progress};
+use crate::deps::{self, DepsCache, DepsError, Installer, Lease, Modules};
 use crate::oci::{CliRuntime, OciKind};
-use crate::report::Report;
+use crate::report::{InstallReport, Report};
 use crate::runtime::{Registry, ResolvedRuntime, RuntimeError};
 use crate::service::Service;
 use crate::spec::seccomp::{SeccompError, SeccompProfile};
@@ -41,10 +42,10 @@ pub enum EngineError {
     Supervisor(#[from] SupervisorError),
     #[error("{service}: entry {entry:?} is not a file {runtime} runs (expected one of: {expected})")]
     EntryType { service: String, entry: String, runtime: String, expected: String },
-    #[error(
-        "{service}: dependency {name:?} is declared in service.yaml but {path} is missing; install the service's dependencies first (e.g. `bun install` in {dir})"
-    )]
-    MissingDependency { service: String, name: String, path: PathBuf, dir: PathBuf },
+    #[error("{service}: dependency {name:?} is declared in service.yaml, but {problem}")]
+    MissingDependency { service: String, name: String, problem: String },
+    #[error(transparent)]
+    Deps(#[from] DepsError),
     #[error(
         "{path} is not readable by the sandbox user (uid {uid}): the sandbox could not load it; make it world-readable (chmod o+r, and o+x on directories)"
     )]
@@ -66,6 +67,9 @@ pub struct Settings {
     pub init_binary: PathBuf,
     /// Directories of custom runtimes, loaded beside the built-in ones.
     pub runtimes_dirs: Vec<PathBuf>,
+    /// CA certificates the dependency install trusts besides the installer's own (e.g. those
+    /// of a TLS-inspecting proxy); only its PEM certificate blocks are passed in.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// One execution request.
@@ -85,13 +89,18 @@ pub struct Prepared {
     pub spec: Spec,
     pub id: String,
     pub limits: Limits,
+    /// Which node_modules the run sees; an `Install` tree may still have to be installed
+    /// (the spec already mounts where it will be).
+    pub modules: Modules,
 }
 
 pub struct Engine {
     registry: Registry,
     store: BundleStore,
+    deps: DepsCache,
     seccomp: LinuxSeccomp,
     settings: Settings,
+    state: StateDir,
     supervisor: Supervisor<CliRuntime>,
 }
 
@@ -109,8 +118,10 @@ impl Engine {
         Ok(Engine {
             registry,
             store: BundleStore::new(settings.cache_dir.clone()),
+            deps: DepsCache::new(&settings.cache_dir),
             seccomp,
-            supervisor: Supervisor::new(oci, state),
+            supervisor: Supervisor::new(oci, state.clone()),
+            state,
             settings,
         })
     }
@@ -131,9 +142,9 @@ impl Engine {
                 expected: runtime.entry_extensions.iter().map(|e| format!(".{e}")).collect::<Vec<_>>().join(", "),
             });
         }
-        check_dependencies(svc)?;
         check_readable(&svc.dir, &svc.dir.join(&svc.entry))?;
         let argv = runtime.command_for(&svc.entry)?;
+        let modules = deps::plan(svc, &self.registry)?;
         let rootfs = self.store.ensure(&runtime, progress)?;
 
         let limits = Limits::new(svc.memory_mb, svc.cpu_limit);
@@ -142,7 +153,10 @@ impl Engine {
         let input = SpecInput {
             rootfs: rootfs.path,
             app_dir: svc.dir.clone(),
-            node_modules: None,
+            node_modules: match &modules {
+                Modules::Install(plan) => Some(self.deps.modules_dir(&plan.key)),
+                Modules::None | Modules::Vendored(_) => None,
+            },
             init_binary: self.settings.init_binary.clone(),
             argv,
             env: spec::compose_env(&runtime.env, &svc.env, &job.input)?,
@@ -154,7 +168,7 @@ impl Engine {
         };
         let spec = spec::build(&input)?;
         spec::validate(&spec)?;
-        Ok(Prepared { runtime, spec, id, limits })
+        Ok(Prepared { runtime, spec, id, limits, modules })
     }
 
     /// Runs a job to its report. Leftovers of crashed earlier runs are removed first.
@@ -167,6 +181,8 @@ impl Engine {
     ) -> Result<Report, EngineError> {
         let prepared = self.prepare(job, progress)?;
         self.supervisor.reap_stale().await;
+        // Held until the run is over: the tree cannot be pruned while it is mounted.
+        let (_lease, install) = self.ensure_modules(&job.service, &prepared.modules, progress, &cancel).await?;
         let plan = RunPlan {
             id: prepared.id,
             spec: prepared.spec,
@@ -178,27 +194,93 @@ impl Engine {
             service: job.service.name.clone(),
             runtime: prepared.runtime.key(),
         };
-        Ok(self.supervisor.run(plan, sink, cancel).await?)
+        let mut report = self.supervisor.run(plan, sink, cancel).await?;
+        report.install = install;
+        Ok(report)
     }
 
-    /// Removes what crashed ignite processes left behind; returns the run ids cleaned.
+    /// Only the dependency step of a service (`ignite install`): what a run would see as
+    /// node_modules, installed into the cache if needed; no report when nothing is installed.
+    pub async fn install(
+        &self,
+        svc: &Service,
+        progress: &dyn Progress,
+        cancel: CancellationToken,
+    ) -> Result<(Modules, Option<InstallReport>), EngineError> {
+        let modules = deps::plan(svc, &self.registry)?;
+        self.supervisor.reap_stale().await;
+        let (_lease, report) = self.ensure_modules(svc, &modules, progress, &cancel).await?;
+        Ok((modules, report))
+    }
+
+    /// Installs the tree of an `Install` plan if the cache lacks it, and checks the names in
+    /// service.yaml's `dependencies:` against the node_modules the run will see.
+    async fn ensure_modules(
+        &self,
+        svc: &Service,
+        modules: &Modules,
+        progress: &dyn Progress,
+        cancel: &CancellationToken,
+    ) -> Result<(Option<Lease>, Option<InstallReport>), EngineError> {
+        let (lease, report) = match modules {
+            Modules::Install(plan) => {
+                let installer = Installer {
+                    supervisor: &self.supervisor,
+                    state: &self.state,
+                    store: &self.store,
+                    cache: &self.deps,
+                    seccomp: &self.seccomp,
+                    init_binary: &self.settings.init_binary,
+                    ca_file: self.settings.ca_file.as_deref(),
+                };
+                let outcome = installer.ensure(plan, progress, cancel).await.map_err(DepsError::from)?;
+                (Some(outcome.lease), Some(outcome.report))
+            }
+            Modules::None | Modules::Vendored(_) => (None, None),
+        };
+        check_dependencies(svc, modules, lease.as_ref())?;
+        Ok((lease, report))
+    }
+
+    /// Removes what crashed ignite processes left behind (containers, cgroups, install
+    /// scratch mounts, half-built dependency trees); returns the run and install ids cleaned.
     pub async fn reap_stale(&self) -> Vec<String> {
-        self.supervisor.reap_stale().await
+        let mut ids = self.supervisor.reap_stale().await;
+        ids.extend(deps::install::reap_stale(&self.state));
+        self.deps.reap_temps();
+        ids
     }
 }
 
-/// A declared dependency must be installed, or the program fails at import time with a
-/// less helpful message from inside the sandbox.
-fn check_dependencies(svc: &Service) -> Result<(), EngineError> {
+/// A name in service.yaml's `dependencies:` must be in the node_modules the run sees (the
+/// installed tree, or the service's own node_modules/), or the program would fail at import
+/// time with a less helpful message from inside the sandbox.
+fn check_dependencies(svc: &Service, modules: &Modules, lease: Option<&Lease>) -> Result<(), EngineError> {
     for name in &svc.dependencies {
-        let path = svc.dir.join("node_modules").join(name);
-        if !path.is_dir() {
-            return Err(EngineError::MissingDependency {
-                service: svc.name.clone(),
-                name: name.clone(),
-                path,
-                dir: svc.dir.clone(),
-            });
+        let problem = match (modules, lease) {
+            // The installed tree is ignite's own copy: look without following any link.
+            (Modules::Install(_), Some(lease)) => {
+                let found = std::fs::symlink_metadata(lease.modules.join(name)).is_ok_and(|m| m.is_dir());
+                (!found).then(|| {
+                    format!(
+                        "the dependencies installed from {} do not include it; add it to `dependencies` in package.json",
+                        svc.dir.join(deps::MANIFEST).display()
+                    )
+                })
+            }
+            (Modules::Vendored(dir), _) => (!dir.join(name).is_dir()).then(|| {
+                format!(
+                    "{} is missing; the service's own node_modules/ is used as it is (remove it to let ignite install package.json)",
+                    dir.join(name).display()
+                )
+            }),
+            _ => Some(format!(
+                "{} lists no dependencies to install; add it to `dependencies` in package.json",
+                svc.dir.join(deps::MANIFEST).display()
+            )),
+        };
+        if let Some(problem) = problem {
+            return Err(EngineError::MissingDependency { service: svc.name.clone(), name: name.clone(), problem });
         }
     }
     Ok(())

@@ -1,12 +1,13 @@
 //! Ignite: run untrusted JavaScript/TypeScript services in hardened OCI containers.
 //!
 //! Layering (a module uses only modules listed after it):
-//! `engine`, `inventory` → `supervisor` → `oci`, `spec`, `bundle`, `cgroup` → `service`, `runtime`,
-//! `report`, `init_proto` → `sys`.
+//! `engine`, `inventory` → `deps` → `supervisor` → `oci`, `spec`, `bundle`, `cgroup` →
+//! `service`, `runtime`, `report`, `init_proto` → `sys`.
 
 pub mod bundle;
 pub mod cgroup;
 pub mod confinement;
+pub mod deps;
 pub mod engine;
 pub mod init_proto;
 pub mod inventory;

@@ -102,6 +102,28 @@ pub struct Report {
     /// What ignite observed beyond the exit status (why it killed the program, etc.).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The npm dependencies ignite installed (or found in its cache) for this run; absent when
+    /// the service has none to install.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install: Option<InstallReport>,
+}
+
+/// The dependency step of a run (or of `ignite install`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstallReport {
+    /// The installed tree was already in the cache: nothing was installed, no network used.
+    pub cached: bool,
+    /// Time spent on dependencies: the install, or looking the tree up in the cache.
+    pub duration_ms: f64,
+    /// Packages in the installed tree (direct and transitive).
+    pub packages: u64,
+    /// The package manager that installed the tree, e.g. `bun@1.4.5`.
+    pub installer: String,
+    /// The lockfile the install followed, if the service has one.
+    pub lockfile: Option<String>,
+    /// The cache key: sha256 over package.json, the lockfile, the installer and its settings.
+    pub key: String,
 }
 
 impl Report {
@@ -215,6 +237,7 @@ mod tests {
             stderr_truncated: false,
             metrics: Metrics::default(),
             message: None,
+            install: None,
         }
     }
 
@@ -237,6 +260,23 @@ mod tests {
         assert!(v["metrics"].get("memoryPeakMb").is_some());
         assert!(v["metrics"].get("executionTimeMs").is_some());
         assert!(v.get("stdoutTruncated").is_some());
+        // No dependency step: no `install` key at all (it is optional for consumers).
+        assert!(v.get("install").is_none());
+        let mut r = report(Status::Ok, Some(0), None);
+        r.install = Some(InstallReport {
+            cached: true,
+            duration_ms: 1.5,
+            packages: 3,
+            installer: "bun@1.4.5".into(),
+            lockfile: Some("bun.lock".into()),
+            key: "ab".into(),
+        });
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["install"]["cached"], true);
+        assert_eq!(v["install"]["durationMs"], 1.5);
+        assert_eq!(v["install"]["packages"], 3);
+        let back: Report = serde_json::from_value(v).unwrap();
+        assert_eq!(back, r);
     }
 
     #[test]

@@ -631,6 +631,7 @@ fn assemble(
         stderr_truncated: stderr.truncated,
         metrics,
         message: if notes.is_empty() { None } else { Some(notes.join("; ")) },
+        install: None,
     }
 }
 

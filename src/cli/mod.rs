@@ -46,6 +46,16 @@ EXAMPLES:
     exit_codes!()
 );
 
+const INSTALL_HELP: &str = "\
+Dependencies are installed once per package.json + lockfile (production dependencies only, the
+lockfile frozen, no lifecycle scripts unless service.yaml says `install: {scripts: true}`) in a
+sandbox of their own with a user-mode network, and cached; `ignite run` then mounts them
+read-only at /node_modules. Useful to warm the cache in CI.
+
+EXAMPLES:
+  ignite install svc/
+  ignite install svc/ --json     # {\"service\":…,\"modules\":\"installed\",\"install\":{…}}";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "ignite",
@@ -80,10 +90,17 @@ struct GlobalArgs {
     /// $XDG_CONFIG_HOME/ignite/runtimes or ~/.config/ignite/runtimes if that exists.
     #[arg(long = "runtimes-dir", global = true, value_name = "DIR")]
     runtimes_dirs: Vec<PathBuf>,
+    /// CA certificates (PEM) the dependency install trusts besides Bun's own, e.g. a
+    /// TLS-inspecting proxy's [default: /etc/ssl/certs/ca-certificates.crt if present].
+    #[arg(long, global = true, env = "NODE_EXTRA_CA_CERTS", value_name = "PEM")]
+    install_ca_file: Option<PathBuf>,
 }
 
 /// Environment variable naming custom runtimes directories when `--runtimes-dir` is not given.
 const RUNTIMES_DIR_ENV: &str = "IGNITE_RUNTIMES_DIR";
+
+/// The host's CA bundle on Debian/Ubuntu (and the default of `--install-ca-file`).
+const SYSTEM_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 #[derive(Subcommand, Debug)]
 enum Command {
@@ -106,6 +123,18 @@ enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Install a service's npm dependencies (package.json + lockfile) into ignite's cache, without running it.
+    #[command(after_help = INSTALL_HELP)]
+    Install {
+        /// Service directory (service.yaml optional).
+        dir: PathBuf,
+        /// Print one JSON object on stdout and nothing else.
+        #[arg(long)]
+        json: bool,
+        /// Do not print progress or the summary line on stderr.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
     /// Create a new service directory with service.yaml, index.ts and package.json.
     Init {
         /// Name of the service; also the directory created.
@@ -119,7 +148,7 @@ enum Command {
         #[command(subcommand)]
         command: RuntimeCommand,
     },
-    /// Remove containers, cgroups and state left behind by ignite processes that crashed.
+    /// Remove containers, cgroups, install scratch mounts and state left behind by ignite processes that crashed.
     Cleanup,
 }
 
@@ -174,6 +203,7 @@ pub fn main() -> ExitCode {
     init_tracing();
     let json = match &cli.command {
         Command::Run { run, .. } | Command::Exec { run, .. } => run.json,
+        Command::Install { json, .. } => *json,
         _ => false,
     };
     match dispatch(cli) {
@@ -205,7 +235,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Runtime { command } => runtime_command(&cli.global, command),
+        Command::Install { dir, json, quiet } => install_service(&cli.global, &dir, json, quiet),
         Command::Cleanup => {
+            require_root()?;
             // Cleaning up needs no runtime: a broken custom definition must not block it.
             let engine = Engine::new(Settings { runtimes_dirs: Vec::new(), ..settings(&cli.global)? })?;
             let reaped = tokio_rt()?.block_on(engine.reap_stale());
@@ -225,6 +257,10 @@ fn tokio_rt() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn settings(g: &GlobalArgs) -> anyhow::Result<Settings> {
     let (oci_kind, oci_binary) = resolve_oci(&g.oci_runtime)?;
+    let ca_file = match &g.install_ca_file {
+        Some(p) if !p.as_os_str().is_empty() => Some(p.clone()),
+        _ => Some(PathBuf::from(SYSTEM_CA_FILE)).filter(|p| p.is_file()),
+    };
     Ok(Settings {
         state_dir: g.state_dir.clone(),
         cache_dir: g.cache_dir.clone(),
@@ -232,6 +268,7 @@ fn settings(g: &GlobalArgs) -> anyhow::Result<Settings> {
         oci_binary,
         init_binary: find_init()?,
         runtimes_dirs: runtimes_dirs(g),
+        ca_file,
     })
 }
 
@@ -380,11 +417,7 @@ fn run_service(g: &GlobalArgs, dir: &Path, required: bool, entry: Option<String>
         println!("{text}");
         return Ok(0);
     }
-    if !nix::unistd::geteuid().is_root() {
-        bail!(
-            "running sandboxes needs root (the OCI runtime creates namespaces and cgroups); run ignite as root or with sudo"
-        );
-    }
+    require_root()?;
 
     let rt = tokio_rt()?;
     let cancel = CancellationToken::new();
@@ -395,7 +428,18 @@ fn run_service(g: &GlobalArgs, dir: &Path, required: bool, entry: Option<String>
         let signal = if cancel.is_cancelled() { watcher.await.ok().flatten() } else { None };
         (report, signal)
     });
-    let report = report?;
+    let report = match report {
+        Ok(r) => r,
+        // Interrupted before the program ran (e.g. while installing dependencies): still
+        // the documented 128+N, after saying what was cut short.
+        Err(e) => match signal {
+            Some(sig) => {
+                eprintln!("ignite: {e:#}");
+                return Ok(128 + sig);
+            }
+            None => return Err(e.into()),
+        },
+    };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report).context("failed to serialise the report")?);
     } else if !a.quiet {
@@ -405,6 +449,68 @@ fn run_service(g: &GlobalArgs, dir: &Path, required: bool, entry: Option<String>
         Some(sig) => 128 + sig,
         None => report.cli_exit_code(),
     })
+}
+
+fn require_root() -> anyhow::Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!(
+            "running sandboxes needs root (the OCI runtime creates namespaces and cgroups); run ignite as root or with sudo"
+        );
+    }
+    Ok(())
+}
+
+/// `ignite install DIR`: only the dependency step.
+fn install_service(g: &GlobalArgs, dir: &Path, json: bool, quiet: bool) -> anyhow::Result<i32> {
+    let lookup = |k: &str| std::env::var(k).ok();
+    let svc = service::load(dir, false, &Overrides::default(), &lookup)?;
+    require_root()?;
+    let engine = engine(g)?;
+    let progress: Box<dyn Progress> = if quiet { Box::new(NoProgress) } else { Box::new(StderrProgress::new()) };
+    let rt = tokio_rt()?;
+    let cancel = CancellationToken::new();
+    let (result, signal) = rt.block_on(async {
+        let watcher = tokio::spawn(watch_signals(cancel.clone()));
+        let result = engine.install(&svc, progress.as_ref(), cancel.clone()).await;
+        let signal = if cancel.is_cancelled() { watcher.await.ok().flatten() } else { None };
+        (result, signal)
+    });
+    let (modules, report) = match result {
+        Ok(r) => r,
+        Err(e) => match signal {
+            Some(sig) => {
+                eprintln!("ignite: {e:#}");
+                return Ok(128 + sig);
+            }
+            None => return Err(e.into()),
+        },
+    };
+    let kind = match &modules {
+        ignite::deps::Modules::None => "none",
+        ignite::deps::Modules::Vendored(_) => "vendored",
+        ignite::deps::Modules::Install(_) => "installed",
+    };
+    if json {
+        let v = serde_json::json!({ "service": svc.name, "modules": kind, "install": report });
+        println!("{v}");
+    } else if !quiet {
+        let line = match (&modules, &report) {
+            (_, Some(r)) => format!(
+                "{} package{} ready ({}{}, {})",
+                r.packages,
+                if r.packages == 1 { "" } else { "s" },
+                if r.cached { "cached" } else { "installed" },
+                r.lockfile.as_ref().map(|l| format!(" from {l}")).unwrap_or_default(),
+                r.installer
+            ),
+            (ignite::deps::Modules::Vendored(p), None) => {
+                format!("uses its own {} as it is; nothing to install", p.display())
+            }
+            _ => "no dependencies to install".to_string(),
+        };
+        eprintln!("ignite: {}: {line}", svc.name);
+    }
+    Ok(0)
 }
 
 /// Cancels the run on SIGINT or SIGTERM; returns the signal number received.
