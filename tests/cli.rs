@@ -80,3 +80,31 @@ fn missing_oci_runtime_is_explained() {
     assert_eq!(out.status.code(), Some(125));
     assert!(stderr_of(&out).contains("/nonexistent/runc"), "{}", stderr_of(&out));
 }
+
+#[test]
+fn bad_package_json_is_a_precise_error() {
+    // Checked before anything is downloaded or started (--print-spec runs no sandbox).
+    let d = service("service:\n  name: ok\n  entry: index.ts\n");
+    std::fs::write(d.path().join("package.json"), "{\n  \"dependencies\": {\"lodash\": 4}\n}").unwrap();
+    fails_with(&["--print-spec"], d.path(), &["package.json", "`dependencies.lodash`"]);
+    std::fs::write(d.path().join("package.json"), "{\n  \"dependencies\": {,}\n}").unwrap();
+    fails_with(&["--print-spec"], d.path(), &["package.json", "not valid JSON", "line 2"]);
+    std::fs::write(d.path().join("package.json"), r#"{"dependencies":{"mine":"file:../mine"}}"#).unwrap();
+    fails_with(&["--print-spec"], d.path(), &["`dependencies.mine`", "local path"]);
+    std::fs::remove_file(d.path().join("package.json")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", d.path().join("package.json")).unwrap();
+    fails_with(&["--print-spec"], d.path(), &["package.json", "symlink"]);
+}
+
+#[test]
+fn install_field_is_validated() {
+    let d = service("service:\n  name: ok\n  install:\n    scripts: maybe\n");
+    fails_with(&[], d.path(), &["service.install.scripts", "line 4"]);
+    let d = service("service:\n  name: ok\n  install: {script: true}\n");
+    fails_with(&[], d.path(), &["unknown field `script`"]);
+    // Scripts asked for, but the service brings its own node_modules: nothing would run them.
+    let d = service("service:\n  name: ok\n  install: {scripts: true}\n");
+    std::fs::write(d.path().join("package.json"), r#"{"dependencies":{"lodash":"4.17.21"}}"#).unwrap();
+    std::fs::create_dir(d.path().join("node_modules")).unwrap();
+    fails_with(&["--print-spec"], d.path(), &["service.install.scripts", "node_modules"]);
+}

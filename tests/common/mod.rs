@@ -51,6 +51,36 @@ pub struct Sandbox {
     pub work: tempfile::TempDir,
 }
 
+/// The cache the tests share: `IGNITE_CACHE_DIR`, or ignite's default.
+pub fn shared_cache() -> PathBuf {
+    std::env::var_os("IGNITE_CACHE_DIR").map_or_else(|| PathBuf::from("/var/lib/ignite"), PathBuf::from)
+}
+
+/// A string no other test run uses (e.g. to give a package.json a cache key of its own).
+pub fn nonce() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{t:x}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Pids of slirp4netns processes started by the ignite process `ignite_pid` (they name its
+/// network-namespace thread, `/proc/<pid>/task/<tid>/ns/net`, on their command line).
+pub fn slirp_processes_of(ignite_pid: u32) -> Vec<u32> {
+    let needle = format!("/proc/{ignite_pid}/task/");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains("slirp4netns") && cmdline.contains(&needle) {
+            // A zombie keeps its cmdline empty, so this is a live process.
+            found.push(pid);
+        }
+    }
+    found
+}
+
 impl Sandbox {
     pub fn new() -> Sandbox {
         let state = tempfile::Builder::new().prefix("ignite-state-").tempdir().expect("state dir");
@@ -58,6 +88,11 @@ impl Sandbox {
         // The sandbox user (nobody) must be able to read service directories.
         std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
         Sandbox { state, work }
+    }
+
+    /// `<cache>/deps`, where installed npm dependencies are kept.
+    pub fn deps_cache(&self) -> PathBuf {
+        shared_cache().join("deps")
     }
 
     pub fn cmd(&self) -> Command {
@@ -103,10 +138,12 @@ impl Sandbox {
 
     /// Asserts that no container, cgroup, mount or run directory of this state dir remains.
     pub fn assert_no_leaks(&self) {
-        let runs = self.state.path().join("runs");
-        if let Ok(entries) = std::fs::read_dir(&runs) {
-            let left: Vec<_> = entries.flatten().map(|e| e.file_name()).collect();
-            assert!(left.is_empty(), "run state left behind in {}: {left:?}", runs.display());
+        for dir in ["runs", "installs"] {
+            let dir = self.state.path().join(dir);
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                let left: Vec<_> = entries.flatten().map(|e| e.file_name()).collect();
+                assert!(left.is_empty(), "state left behind in {}: {left:?}", dir.display());
+            }
         }
         let root = self.state.path().join("oci").join("runc");
         if root.exists() {
