@@ -649,7 +649,15 @@ versions:
         let argv = deno.command_for("index.ts").expect("command");
         assert_eq!(argv[..2], ["/usr/local/bin/deno", "run"]);
         assert_eq!(argv.last().map(String::as_str), Some("/app/index.ts"));
-        for flag in ["--no-prompt", "--allow-read=/app,/node_modules", "--allow-env", "--no-remote", "--no-lock"] {
+        for flag in [
+            "--no-prompt",
+            "--allow-read=/app,/node_modules",
+            "--allow-env",
+            "--no-remote",
+            "--cached-only",
+            "--node-modules-dir=manual",
+            "--no-lock",
+        ] {
             assert!(argv.iter().any(|a| a == flag), "{flag} missing from {argv:?}");
         }
         // Every grant is spelled out above; nothing broader may slip in.
