@@ -21,12 +21,14 @@ use sha2::{Digest as _, Sha256};
 /// Built-in runtime definitions: (origin shown in errors, YAML text).
 const BUILTIN_DEFINITIONS: &[(&str, &str)] = &[
     ("runtimes/bun/runtime.yaml", include_str!("../runtimes/bun/runtime.yaml")),
+    ("runtimes/deno/runtime.yaml", include_str!("../runtimes/deno/runtime.yaml")),
     ("runtimes/node/runtime.yaml", include_str!("../runtimes/node/runtime.yaml")),
 ];
 
 /// Built-in recipe scripts, by recipe name.
 const BUILTIN_RECIPES: &[(&str, &str)] = &[
     ("bun", include_str!("../rootfs-scripts/bun.sh")),
+    ("deno", include_str!("../rootfs-scripts/deno.sh")),
     ("node", include_str!("../rootfs-scripts/node.sh")),
     ("rootfs", include_str!("../rootfs-scripts/rootfs.sh")),
 ];
@@ -817,6 +819,56 @@ versions:
             assert!(msg.contains(&format!("no version matching \"{wanted}\"")), "{msg}");
             assert!(msg.contains("24.21.0, 24.20.0, 22.23.3, 22.22.3, 20.20.2, 20.19.6"), "{msg}");
         }
+    }
+
+    #[test]
+    fn builtin_deno_parses_resolves_and_runs_with_narrow_permissions() {
+        let yaml = BUILTIN_DEFINITIONS.iter().find(|(origin, _)| origin.contains("/deno/")).expect("deno").1;
+        let def = RuntimeDef::parse(yaml, "runtimes/deno/runtime.yaml").expect("deno definition parses");
+        assert_eq!(def.typescript, TypeScript::Native);
+        for ext in ["ts", "tsx", "mts", "js", "mjs", "jsx"] {
+            assert!(def.entry_extensions.iter().any(|e| e == ext), "{ext} missing");
+        }
+
+        let registry = Registry::builtin().expect("builtin registry");
+        let pick = |spec: &str| registry.resolve(spec).expect(spec);
+        let deno = pick("deno");
+        assert!(deno.is_default);
+        assert_eq!(deno.version.to_string(), "2.9.6");
+        assert_eq!(deno.package.name, "@deno/linux-x64-glibc");
+        assert_eq!(deno.recipe.name, "deno");
+        assert!(deno.recipe.script.contains("package/deno"));
+        assert_eq!(pick("deno@2").version, deno.version, "deno@2 is the newest 2.x");
+        assert_eq!(pick("deno@2.8").version.to_string(), "2.8.3");
+        assert_eq!(pick("deno@2.7.14").version.to_string(), "2.7.14");
+        assert_eq!(pick("deno@2.9.6").version.to_string(), "2.9.6");
+        assert!(matches!(registry.resolve("deno@1"), Err(RuntimeError::UnknownVersion { .. })));
+
+        let argv = deno.command_for("index.ts").expect("command");
+        assert_eq!(argv[..2], ["/usr/local/bin/deno", "run"]);
+        assert_eq!(argv.last().map(String::as_str), Some("/app/index.ts"));
+        for flag in [
+            "--no-prompt",
+            "--allow-read=/app,/node_modules",
+            "--allow-env",
+            "--no-remote",
+            "--cached-only",
+            "--node-modules-dir=manual",
+            "--no-lock",
+        ] {
+            assert!(argv.iter().any(|a| a == flag), "{flag} missing from {argv:?}");
+        }
+        // Every grant is spelled out above; nothing broader may slip in.
+        for arg in &argv {
+            let broad = arg == "-A"
+                || arg.starts_with("--allow-all")
+                || ["--allow-net", "--allow-write", "--allow-run", "--allow-ffi", "--allow-sys", "--allow-import"]
+                    .iter()
+                    .any(|f| arg.starts_with(f));
+            assert!(!broad, "deno runs with {arg}");
+        }
+        assert!(deno.env.get("DENO_DIR").is_some_and(|d| d.starts_with("/tmp/")), "{:?}", deno.env);
+        assert_eq!(deno.env.get("DENO_NO_UPDATE_CHECK").map(String::as_str), Some("1"));
     }
 
     #[test]
