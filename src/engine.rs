@@ -30,7 +30,7 @@ const BACKSTOP_SLACK: Duration = Duration::from_secs(2);
 pub enum EngineError {
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
-    #[error("service {service}: runtime {spec:?}: {source}")]
+    #[error("service {service}: runtime {spec:?}")]
     ServiceRuntime { service: String, spec: String, source: Box<RuntimeError> },
     #[error(transparent)]
     Bundle(#[from] BundleError),

@@ -108,3 +108,13 @@ fn install_field_is_validated() {
     std::fs::create_dir(d.path().join("node_modules")).unwrap();
     fails_with(&["--print-spec"], d.path(), &["service.install.scripts", "node_modules"]);
 }
+
+#[test]
+fn unknown_runtime_version_is_said_once_with_what_is_available() {
+    let d = service("service:\n  name: ok\n  runtime: node@18\n");
+    let out = ignite().arg("run").arg(d.path()).arg("--print-spec").output().unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    let err = stderr_of(&out);
+    assert_eq!(err.matches("no version matching \"18\"").count(), 1, "{err}");
+    assert!(err.contains("service ok: runtime \"node@18\"") && err.contains("available: 24."), "{err}");
+}
