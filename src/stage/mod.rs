@@ -459,11 +459,28 @@ fn report(service_dir: &Path, source: &Source, diagnostics: &[strip::Diagnostic]
     for d in diagnostics.iter().take(MAX_DIAGNOSTICS) {
         let (line, column, text) = strip::line_col(&source.text, d.offset);
         let pad: String = text.chars().take(column - 1).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
-        let _ =
-            write!(out, "\n{}:{line}:{column}: {}\n{line:>6} | {text}\n{:>6} | {pad}^", path.display(), d.message, "");
+        // swc reports a decorator as a bare "Expression expected" at the '@'.
+        let note = if source.text.as_bytes().get(d.offset) == Some(&b'@') {
+            " (decorators are not supported on this runtime: it does not run them; use bun or deno)"
+        } else {
+            ""
+        };
+        let _ = write!(
+            out,
+            "\n{}:{line}:{column}: {}{note}\n{line:>6} | {text}\n{:>6} | {pad}^",
+            path.display(),
+            d.message,
+            ""
+        );
     }
     if diagnostics.len() > MAX_DIAGNOSTICS {
         let _ = write!(out, "\n… and {} more", diagnostics.len() - MAX_DIAGNOSTICS);
+    }
+    if diagnostics.iter().any(|d| d.message.contains("strip-only mode") || d.message.contains("type strip mode")) {
+        let _ = write!(
+            out,
+            "\nhint: {runtime} gets TypeScript's erasable syntax only (what tsc's --erasableSyntaxOnly allows): use a union type or a const object instead of an enum, a module instead of a namespace, assignments in the constructor body instead of parameter properties, `x as T` instead of `<T>x`; or run the service on bun or deno"
+        );
     }
     out
 }

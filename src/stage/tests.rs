@@ -135,6 +135,14 @@ fn unsupported_syntax_is_explained() {
     let f = Fixture::new(&[("index.ts", "enum Color { Red }\nconsole.log(Color.Red);\n")]);
     let msg = f.stage("index.ts").expect_err("enum").to_string();
     assert!(msg.contains("index.ts:1:1: TypeScript enum is not supported in strip-only mode"), "{msg}");
+    assert!(msg.contains("hint: node@24.0.0 gets TypeScript's erasable syntax only"), "{msg}");
+}
+
+#[test]
+fn decorators_are_explained() {
+    let f = Fixture::new(&[("index.ts", "function dec(t: any) { return t }\n@dec class A {}\n")]);
+    let msg = f.stage("index.ts").expect_err("decorator").to_string();
+    assert!(msg.contains("index.ts:2:1: ") && msg.contains("decorators are not supported"), "{msg}");
 }
 
 #[test]

@@ -88,7 +88,7 @@ fn strip_in_process(sources: &[Source]) -> Result<Vec<String>, Failure> {
 fn strip_in_child(exe: &PathBuf, sources: &[Source]) -> Result<Vec<String>, Failure> {
     let crashed = |index, detail: String| Failure::Crashed { index, detail };
     let request =
-        serde_json::to_vec(sources).map_err(|e| crashed(None, format!("failed to encode the request: {e}")))?;
+        serde_json::to_vec(sources).map_err(|e| crashed(None, format!("could not be given its request: {e}")))?;
     let mut child = Command::new(exe)
         .arg(WORKER_COMMAND)
         .env_clear()
@@ -97,14 +97,13 @@ fn strip_in_child(exe: &PathBuf, sources: &[Source]) -> Result<Vec<String>, Fail
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| crashed(None, format!("failed to start {} {WORKER_COMMAND}: {e}", exe.display())))?;
+        .map_err(|e| crashed(None, format!("could not be started ({} {WORKER_COMMAND}: {e})", exe.display())))?;
     // The child reads its whole request before it writes anything, so writing first and then
     // reading cannot deadlock. A child that died early shows up in its exit status below.
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(&request);
     }
-    let output =
-        child.wait_with_output().map_err(|e| crashed(None, format!("failed to wait for the stripper: {e}")))?;
+    let output = child.wait_with_output().map_err(|e| crashed(None, format!("could not be waited for: {e}")))?;
 
     let mut out = Vec::with_capacity(sources.len());
     for line in output.stdout.lines() {
@@ -135,7 +134,7 @@ fn describe_status(status: &std::process::ExitStatus) -> String {
                 libc::SIGABRT | libc::SIGSEGV => " (too deeply nested, or out of memory)",
                 _ => "",
             };
-            format!("killed by {name}{hint}")
+            format!("was killed by {name}{hint}")
         }
         (Some(code), None) => format!("exited with status {code}"),
         (None, None) => "ended abnormally".to_string(),
