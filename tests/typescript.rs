@@ -8,6 +8,10 @@ use common::*;
 
 const STRIP_RUNTIME: &str = "node";
 
+/// `ignite cleanup` removes every staged copy no run holds, and `--print-spec` holds its copy
+/// only while it runs: a test that looks into a copy afterwards must not overlap a cleanup.
+static CLEANUP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 const MAIN: &str = r#"import { double } from "./lib/math.ts";
 type Input = { n: number };
 const input = JSON.parse(process.env.IGNITE_INPUT ?? "{}") as Input;
@@ -91,6 +95,7 @@ fn jsx_entry_is_refused_with_a_reason() {
 
 #[test]
 fn staged_copy_is_reused_while_sources_are_unchanged() {
+    let _serial = CLEANUP.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::new();
     let dir = ts_service(&sb, "reuse", &[("index.ts", MAIN), ("lib/math.ts", MATH)]);
     let (first, args) = app_mount_and_args(&sb, &dir);
@@ -142,4 +147,21 @@ fn own_node_modules_is_visible_at_app_node_modules() {
     assert_eq!(r["status"], "ok", "{r}");
     assert_eq!(r["stdout"].as_str().unwrap_or_default().trim(), "hello ts", "{r}");
     sb.assert_no_leaks();
+}
+
+#[test]
+fn cleanup_removes_staged_copies_no_run_uses() {
+    if !require_sandbox() {
+        return;
+    }
+    let _serial = CLEANUP.lock().unwrap_or_else(|e| e.into_inner());
+    let sb = Sandbox::new();
+    let dir = ts_service(&sb, "cleanme", &[("index.ts", MAIN), ("lib/math.ts", MATH)]);
+    let (staged, _) = app_mount_and_args(&sb, &dir);
+    assert!(std::path::Path::new(&staged).is_dir());
+    let out = sb.cmd().arg("cleanup").output().expect("spawn ignite");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("staged TypeScript cop"), "{}", stderr_of(&out));
+    assert!(!std::path::Path::new(&staged).exists(), "{staged} survived ignite cleanup");
+    assert!(!std::path::Path::new(&format!("{staged}.lock")).exists(), "its lock file survived");
 }
