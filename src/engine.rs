@@ -166,7 +166,7 @@ impl Engine {
         }
         check_readable(&svc.dir, &svc.dir.join(&svc.entry))?;
         // Before the bundle: a source that does not parse fails fast, without a download.
-        let staged = if runtime.typescript == TypeScript::Strip && stage::is_typescript(&svc.entry) {
+        let staged = if runtime.typescript == TypeScript::Strip && stage::needs_staging(&svc.entry) {
             Some(self.stager.stage(&svc.dir, &svc.entry, &runtime.key())?)
         } else {
             None

@@ -107,9 +107,11 @@ fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StageError
     move |source| StageError::Io { op, path, source }
 }
 
-/// Whether an entry file is TypeScript that a `strip` runtime needs staged.
-pub fn is_typescript(entry: &str) -> bool {
-    kind_of(entry.as_bytes()) == Kind::TypeScript
+/// Whether a `strip` runtime needs the service staged for this entry: a TypeScript file (or a
+/// declaration file, which [`Stager::stage`] refuses with a reason). A JavaScript entry runs
+/// from the service directory as it is.
+pub fn needs_staging(entry: &str) -> bool {
+    kind_of(entry.as_bytes()) != Kind::Other
 }
 
 /// A staged directory in use: it cannot be pruned while this value lives.

@@ -156,6 +156,16 @@ fn collisions_and_declaration_entries_are_refused() {
 }
 
 #[test]
+fn only_typescript_and_declaration_entries_are_staged() {
+    for entry in ["index.ts", "src/main.mts", "a.cts", "types.d.ts"] {
+        assert!(needs_staging(entry), "{entry}");
+    }
+    for entry in ["index.js", "main.mjs", "app.tsx", "x.json"] {
+        assert!(!needs_staging(entry), "{entry}");
+    }
+}
+
+#[test]
 fn non_utf8_sources_are_refused() {
     let f = Fixture::new(&[]);
     fs::write(f.svc.path().join("index.ts"), b"const a = '\xff';\n").expect("write");
