@@ -13,10 +13,11 @@ use crate::bundle::{BundleError, BundleStore, Progress};
 use crate::deps::{self, DepsCache, DepsError, Installer, Lease, Modules};
 use crate::oci::{CliRuntime, OciKind};
 use crate::report::{InstallReport, Report};
-use crate::runtime::{Registry, ResolvedRuntime, RuntimeError};
+use crate::runtime::{Registry, ResolvedRuntime, RuntimeError, TypeScript};
 use crate::service::Service;
 use crate::spec::seccomp::{SeccompError, SeccompProfile};
 use crate::spec::{self, Limits, SpecError, SpecInput};
+use crate::stage::{self, StageError, StagedApp, Stager, Stripper};
 use crate::supervisor::{OutputSink, RunPlan, StateDir, Supervisor, SupervisorError, new_run_id};
 
 /// Default cap on each of stdout and stderr.
@@ -40,6 +41,12 @@ pub enum EngineError {
     Seccomp(#[from] SeccompError),
     #[error(transparent)]
     Supervisor(#[from] SupervisorError),
+    #[error(transparent)]
+    Stage(#[from] StageError),
+    #[error(
+        "{service}: entry {entry:?} is JSX, which {runtime} does not run: it gets TypeScript with the types stripped, and JSX is not type syntax; use bun or deno, or compile the JSX first"
+    )]
+    Jsx { service: String, entry: String, runtime: String },
     #[error("{service}: entry {entry:?} is not a file {runtime} runs (expected one of: {expected})")]
     EntryType { service: String, entry: String, runtime: String, expected: String },
     #[error("{service}: dependency {name:?} is declared in service.yaml, but {problem}")]
@@ -70,6 +77,8 @@ pub struct Settings {
     /// CA certificates the dependency install trusts besides the installer's own (e.g. those
     /// of a TLS-inspecting proxy); only its PEM certificate blocks are passed in.
     pub ca_file: Option<PathBuf>,
+    /// Where TypeScript is stripped for runtimes that run JavaScript only.
+    pub stripper: Stripper,
 }
 
 /// One execution request.
@@ -92,12 +101,16 @@ pub struct Prepared {
     /// Which node_modules the run sees; an `Install` tree may still have to be installed
     /// (the spec already mounts where it will be).
     pub modules: Modules,
+    /// The staged copy mounted at /app, for runtimes that get stripped TypeScript; holding it
+    /// keeps it from being pruned while the run uses it.
+    pub staged: Option<StagedApp>,
 }
 
 pub struct Engine {
     registry: Registry,
     store: BundleStore,
     deps: DepsCache,
+    stager: Stager,
     seccomp: LinuxSeccomp,
     settings: Settings,
     state: StateDir,
@@ -119,6 +132,7 @@ impl Engine {
             registry,
             store: BundleStore::new(settings.cache_dir.clone()),
             deps: DepsCache::new(&settings.cache_dir),
+            stager: Stager::new(&settings.cache_dir, settings.stripper.clone()),
             seccomp,
             supervisor: Supervisor::new(oci, state.clone()),
             state,
@@ -134,6 +148,14 @@ impl Engine {
             spec: svc.runtime.clone(),
             source: Box::new(source),
         })?;
+        let is_jsx = svc.entry.ends_with(".tsx") || svc.entry.ends_with(".jsx");
+        if runtime.typescript == TypeScript::Strip && is_jsx {
+            return Err(EngineError::Jsx {
+                service: svc.name.clone(),
+                entry: svc.entry.clone(),
+                runtime: runtime.key(),
+            });
+        }
         if !runtime.accepts_entry(&svc.entry) {
             return Err(EngineError::EntryType {
                 service: svc.name.clone(),
@@ -143,7 +165,14 @@ impl Engine {
             });
         }
         check_readable(&svc.dir, &svc.dir.join(&svc.entry))?;
-        let argv = runtime.command_for(&svc.entry)?;
+        // Before the bundle: a source that does not parse fails fast, without a download.
+        let staged = if runtime.typescript == TypeScript::Strip && stage::needs_staging(&svc.entry) {
+            Some(self.stager.stage(&svc.dir, &svc.entry, &runtime.key())?)
+        } else {
+            None
+        };
+        let entry = staged.as_ref().map_or(svc.entry.as_str(), |s| s.entry.as_str());
+        let argv = runtime.command_for(entry)?;
         let modules = deps::plan(svc, &self.registry)?;
         let rootfs = self.store.ensure(&runtime, progress)?;
 
@@ -152,11 +181,13 @@ impl Engine {
         let id = new_run_id();
         let input = SpecInput {
             rootfs: rootfs.path,
-            app_dir: svc.dir.clone(),
+            app_dir: staged.as_ref().map_or_else(|| svc.dir.clone(), |s| s.dir.clone()),
             node_modules: match &modules {
                 Modules::Install(plan) => Some(self.deps.modules_dir(&plan.key)),
                 Modules::None | Modules::Vendored(_) => None,
             },
+            // A staged copy holds no packages: the service's own node_modules is mounted into it.
+            app_node_modules: staged.as_ref().and_then(|s| s.node_modules.clone()),
             init_binary: self.settings.init_binary.clone(),
             argv,
             env: spec::compose_env(&runtime.env, &svc.env, &job.input)?,
@@ -168,7 +199,7 @@ impl Engine {
         };
         let spec = spec::build(&input)?;
         spec::validate(&spec)?;
-        Ok(Prepared { runtime, spec, id, limits, modules })
+        Ok(Prepared { runtime, spec, id, limits, modules, staged })
     }
 
     /// Runs a job to its report. Leftovers of crashed earlier runs are removed first.
@@ -180,6 +211,8 @@ impl Engine {
         cancel: CancellationToken,
     ) -> Result<Report, EngineError> {
         let prepared = self.prepare(job, progress)?;
+        // Held until the run is over: the staged directory must outlive the container.
+        let _staged = prepared.staged;
         self.supervisor.reap_stale().await;
         // Held until the run is over: the tree cannot be pruned while it is mounted.
         let (_lease, install) = self.ensure_modules(&job.service, &prepared.modules, progress, &cancel).await?;
@@ -249,6 +282,11 @@ impl Engine {
         ids.extend(deps::install::reap_stale(&self.state));
         self.deps.reap_temps();
         ids
+    }
+
+    /// Removes the staged TypeScript copies no run is using; returns how many.
+    pub fn clear_staged(&self) -> usize {
+        self.stager.clear()
     }
 }
 

@@ -1,7 +1,7 @@
 //! Ignite: run untrusted JavaScript/TypeScript services in hardened OCI containers.
 //!
 //! Layering (a module uses only modules listed after it):
-//! `engine`, `inventory` → `deps` → `supervisor` → `oci`, `spec`, `bundle`, `cgroup` →
+//! `engine`, `inventory` → `deps` → `supervisor` → `oci`, `spec`, `bundle`, `stage`, `cgroup` →
 //! `service`, `runtime`, `report`, `init_proto` → `sys`.
 
 pub mod bundle;
@@ -16,5 +16,6 @@ pub mod report;
 pub mod runtime;
 pub mod service;
 pub mod spec;
+pub mod stage;
 pub mod supervisor;
 pub mod sys;

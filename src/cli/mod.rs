@@ -17,6 +17,7 @@ use ignite::engine::{DEFAULT_GRACE, DEFAULT_OUTPUT_LIMIT, Engine, Job, Settings}
 use ignite::oci::OciKind;
 use ignite::report::EXIT_IGNITE_ERROR;
 use ignite::service::{self, Overrides};
+use ignite::stage::Stripper;
 use ignite::supervisor::{OutputSink, Stream};
 
 macro_rules! exit_codes {
@@ -148,8 +149,12 @@ enum Command {
         #[command(subcommand)]
         command: RuntimeCommand,
     },
-    /// Remove containers, cgroups, install scratch mounts and state left behind by ignite processes that crashed.
+    /// Remove containers, cgroups, install scratch mounts and state left behind by ignite processes
+    /// that crashed, and staged TypeScript copies no run is using.
     Cleanup,
+    /// Internal: strips TypeScript types for a parent ignite process (a request on stdin).
+    #[command(name = ignite::stage::WORKER_COMMAND, hide = true)]
+    StripWorker,
 }
 
 #[derive(Subcommand, Debug)]
@@ -242,8 +247,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             let engine = Engine::new(Settings { runtimes_dirs: Vec::new(), ..settings(&cli.global)? })?;
             let reaped = tokio_rt()?.block_on(engine.reap_stale());
             eprintln!("ignite: removed {} leftover run(s){}", reaped.len(), list_suffix(&reaped));
+            let staged = engine.clear_staged();
+            eprintln!("ignite: removed {staged} staged TypeScript cop{}", if staged == 1 { "y" } else { "ies" });
             Ok(0)
         }
+        Command::StripWorker => Ok(ignite::stage::serve_worker()),
     }
 }
 
@@ -269,6 +277,8 @@ fn settings(g: &GlobalArgs) -> anyhow::Result<Settings> {
         init_binary: find_init()?,
         runtimes_dirs: runtimes_dirs(g),
         ca_file,
+        // The running binary itself, whatever happens to its file meanwhile.
+        stripper: Stripper::Subprocess { exe: PathBuf::from("/proc/self/exe") },
     })
 }
 

@@ -118,6 +118,9 @@ pub struct SpecInput {
     pub app_dir: PathBuf,
     /// Installed dependencies, mounted read-only at [`NODE_MODULES_DIR`].
     pub node_modules: Option<PathBuf>,
+    /// The service's own `node_modules`, mounted read-only at `/app/node_modules` when `app_dir`
+    /// is a staged copy (which has an empty directory there and does not copy packages).
+    pub app_node_modules: Option<PathBuf>,
     /// Host path of the static `ignite-init` binary.
     pub init_binary: PathBuf,
     /// The runtime command, e.g. `["/usr/local/bin/bun", "run", "/app/index.ts"]`.
@@ -186,6 +189,11 @@ pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
         mount(APP_DIR, "bind", &input.app_dir.to_string_lossy(), &["bind", "ro", "nosuid", "nodev"])?,
         mount(INIT_PATH, "bind", &input.init_binary.to_string_lossy(), &["bind", "ro", "nosuid", "nodev"])?,
     ];
+    if let Some(modules) = &input.app_node_modules {
+        // After the /app mount, which holds its mount point.
+        let dest = format!("{APP_DIR}/node_modules");
+        mounts.push(mount(&dest, "bind", &modules.to_string_lossy(), &["bind", "ro", "nosuid", "nodev"])?);
+    }
     if let Some(modules) = &input.node_modules {
         mounts.push(mount(NODE_MODULES_DIR, "bind", &modules.to_string_lossy(), &["bind", "ro", "nosuid", "nodev"])?);
     }
@@ -397,6 +405,7 @@ mod tests {
             rootfs: "/var/lib/ignite/rootfs/sha256-ab".into(),
             app_dir: "/srv/hello".into(),
             node_modules: None,
+            app_node_modules: None,
             init_binary: "/usr/local/bin/ignite-init".into(),
             argv: vec!["/usr/local/bin/bun".into(), "run".into(), "/app/index.ts".into()],
             env: compose_env(&BTreeMap::new(), &BTreeMap::new(), "{}").unwrap(),
@@ -441,6 +450,25 @@ mod tests {
         validate(&s).unwrap();
         let m = find(&s).expect("node_modules mount");
         assert_eq!(m.source().as_deref(), Some(Path::new("/var/lib/ignite/deps/sha256-cd/node_modules")));
+        let o = m.options().as_ref().unwrap();
+        for want in ["bind", "ro", "nosuid", "nodev"] {
+            assert!(o.iter().any(|x| x == want), "{want} missing: {o:?}");
+        }
+    }
+
+    #[test]
+    fn app_node_modules_is_mounted_read_only_after_app() {
+        let dest = Path::new("/app/node_modules");
+        assert!(built().mounts().as_ref().unwrap().iter().all(|m| m.destination() != dest));
+        let mut i = input();
+        i.app_node_modules = Some("/srv/hello/node_modules".into());
+        let s = build(&i).unwrap();
+        validate(&s).unwrap();
+        let mounts = s.mounts().as_ref().unwrap();
+        let at = |d: &Path| mounts.iter().position(|m| m.destination() == d).expect("mount");
+        assert!(at(dest) > at(Path::new(APP_DIR)), "mounted before its mount point exists");
+        let m = &mounts[at(dest)];
+        assert_eq!(m.source().as_deref(), Some(Path::new("/srv/hello/node_modules")));
         let o = m.options().as_ref().unwrap();
         for want in ["bind", "ro", "nosuid", "nodev"] {
             assert!(o.iter().any(|x| x == want), "{want} missing: {o:?}");

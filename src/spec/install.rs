@@ -127,6 +127,7 @@ mod tests {
             rootfs: "/var/lib/ignite/rootfs/sha256-ab".into(),
             app_dir: "/srv/svc".into(),
             node_modules: None,
+            app_node_modules: None,
             init_binary: "/usr/local/bin/ignite-init".into(),
             argv: vec!["/usr/local/bin/bun".into(), "install".into()],
             env: compose_env(&BTreeMap::new(), &BTreeMap::new(), "{}").unwrap(),
