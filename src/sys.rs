@@ -40,6 +40,27 @@ pub fn pass_fds(cmd: &mut Command, fds: &[OwnedFd]) {
     }
 }
 
+/// Makes the child spawned from `cmd` start with an empty signal mask. The entrypoint blocks the
+/// signals it handles synchronously, and a blocked mask survives fork and exec: without this the
+/// runtime would never see the SIGTERM it is sent at the time limit.
+pub fn unblock_signals_on_exec(cmd: &mut Command) {
+    // SAFETY: the closure runs in the forked child before exec and calls only sigemptyset and
+    // pthread_sigmask, which are async-signal-safe; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut set = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+            if libc::sigemptyset(set.as_mut_ptr()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let rc = libc::pthread_sigmask(libc::SIG_SETMASK, set.as_ptr(), std::ptr::null_mut());
+            if rc != 0 {
+                return Err(std::io::Error::from_raw_os_error(rc));
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Takes ownership of a descriptor this process inherited (e.g. the entrypoint's report
 /// fd 3), if it is open. Returns `None` when nothing is open at that number.
 pub fn take_inherited_fd(fd: RawFd) -> Option<OwnedFd> {

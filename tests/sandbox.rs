@@ -151,6 +151,34 @@ fn sigterm_ignoring_program_is_killed_after_grace() {
     sb.assert_no_leaks();
 }
 
+/// At the time limit the program gets SIGTERM first and can stop on its own: the entrypoint must
+/// not pass its own blocked signal mask on to the runtime.
+#[test]
+fn program_hears_sigterm_at_the_time_limit_on_every_runtime_with_signal_handlers() {
+    let sb = sandbox_test!();
+    let node =
+        "process.on('SIGTERM', () => { console.log('got SIGTERM'); process.exit(3); }); setInterval(() => {}, 1000);";
+    let deno = "Deno.addSignalListener('SIGTERM', () => { console.log('got SIGTERM'); Deno.exit(3); }); setInterval(() => {}, 1000);";
+    for (runtime, code) in [("bun", node), ("node", node), ("deno", deno)] {
+        let dir = sb.service(
+            &format!("term-{runtime}"),
+            &[
+                (
+                    "service.yaml",
+                    &format!("service:\n  name: term\n  entry: index.js\n  timeoutMs: 1000\n  runtime: {runtime}\n"),
+                ),
+                ("index.js", code),
+            ],
+        );
+        let (out, r) = sb.run_json(&dir, &[]);
+        assert_eq!(out.status.code(), Some(124), "{runtime}: {r}");
+        assert_eq!(r["status"], "timeout", "{runtime}: {r}");
+        assert_eq!(r["stdout"], "got SIGTERM\n", "{runtime} did not see SIGTERM: {r}");
+        assert_eq!(r["exitCode"], 3, "{runtime} exited on its own after SIGTERM: {r}");
+    }
+    sb.assert_no_leaks();
+}
+
 #[test]
 fn memory_bomb_is_reported_as_oom() {
     let sb = sandbox_test!();

@@ -70,8 +70,8 @@ fn main() -> ExitCode {
         }
     };
 
-    // Block the signals we handle synchronously; the child gets an empty mask (std resets
-    // it between fork and exec).
+    // Block the signals we handle synchronously; the child is given an empty mask explicitly
+    // (a blocked mask is inherited across fork and exec).
     let mut handled = SigSet::empty();
     handled.add(Signal::SIGCHLD);
     handled.add(Signal::SIGALRM);
@@ -94,7 +94,10 @@ fn main() -> ExitCode {
     }
 
     emit(InitEvent::Exec { mono_ns: monotonic_ns() });
-    let child = match Command::new(program).args(rest).process_group(0).spawn() {
+    let mut command = Command::new(program);
+    command.args(rest).process_group(0);
+    ignite::sys::unblock_signals_on_exec(&mut command);
+    let child = match command.spawn() {
         Ok(c) => c,
         Err(e) => {
             let message = format!("failed to start {program}: {e}");
