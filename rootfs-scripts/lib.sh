@@ -7,6 +7,9 @@
 #   IGNITE_PACKAGE  path of the verified package (.tgz)
 #   IGNITE_OUT      path of the .tar.gz to write
 #   IGNITE_WORK     empty scratch directory (ignite deletes it afterwards)
+#   IGNITE_RECIPE_FILES  the recipe's auxiliary files (sources, files to install): everything
+#                   under rootfs-scripts/<recipe>/ in the source tree, embedded like the script
+#                   and covered by the recipe's digest
 # The environment is otherwise cleared to PATH, LC_ALL=C and TZ=UTC so that two builds on the
 # same host produce byte-identical tarballs (the tarball's sha256 names the bundle).
 

@@ -1,5 +1,6 @@
-//! Runs a rootfs recipe: writes the embedded script and its `lib.sh` into a work directory,
-//! runs it with `bash` in a cleared environment, and digests the tarball it produced.
+//! Runs a rootfs recipe: writes the embedded script, its `lib.sh` and its auxiliary files into a
+//! work directory, runs it with `bash` in a cleared environment, and digests the tarball it
+//! produced.
 
 use std::fs;
 use std::io;
@@ -25,6 +26,8 @@ pub enum RecipeError {
     },
     #[error("recipe {recipe} failed ({status}):\n{stderr}")]
     Failed { recipe: String, status: ExitStatus, stderr: String },
+    #[error("invalid recipe: {problem}")]
+    BadFiles { problem: String },
     #[error("recipe {recipe} exited successfully but did not write {path}")]
     NoOutput { recipe: String, path: PathBuf },
     #[error("failed to {op} {path}: {source}")]
@@ -48,17 +51,29 @@ pub struct Built {
 /// afterwards) for the scripts, the scratch space and the output tarball.
 pub fn run(recipe: &Recipe, package: &Path, work: &Path) -> Result<Built, RecipeError> {
     let io_err = |op, path: &Path, source| RecipeError::Io { op, path: path.to_path_buf(), source };
+    // Checked before anything is written: a path must not leave the recipe's directory.
+    recipe.check_files().map_err(|problem| RecipeError::BadFiles { problem })?;
     let scripts = work.join("scripts");
     let scratch = work.join("scratch");
     let out = work.join("rootfs.tar.gz");
     for dir in [&scripts, &scratch] {
         fs::create_dir(dir).map_err(|e| io_err("create", dir, e))?;
     }
-    // The recipe sources lib.sh from its own directory, exactly as it does in the source tree.
+    // The recipe sources lib.sh from its own directory and finds its files in <name>/ beside
+    // itself, exactly as in the source tree (rootfs-scripts/<name>.sh, rootfs-scripts/<name>/).
     let lib = scripts.join("lib.sh");
     let script = scripts.join(format!("{}.sh", recipe.name));
+    let files = scripts.join(&recipe.name);
     fs::write(&lib, recipe.lib.as_bytes()).map_err(|e| io_err("write", &lib, e))?;
     fs::write(&script, recipe.script.as_bytes()).map_err(|e| io_err("write", &script, e))?;
+    fs::create_dir(&files).map_err(|e| io_err("create", &files, e))?;
+    for file in &recipe.files {
+        let path = files.join(&file.path);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(|e| io_err("create", parent, e))?;
+        }
+        fs::write(&path, &file.contents).map_err(|e| io_err("write", &path, e))?;
+    }
 
     let path = std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into());
     // A cleared, fixed environment: locale and time zone change sort order and timestamps, and
@@ -73,6 +88,7 @@ pub fn run(recipe: &Recipe, package: &Path, work: &Path) -> Result<Built, Recipe
         .env("IGNITE_PACKAGE", package)
         .env("IGNITE_OUT", &out)
         .env("IGNITE_WORK", &scratch)
+        .env("IGNITE_RECIPE_FILES", &files)
         .current_dir(work)
         .stdin(Stdio::null())
         .output()
@@ -114,6 +130,7 @@ fn tail(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::RecipeFile;
     use std::borrow::Cow;
 
     fn recipe(script: &str) -> Recipe {
@@ -121,7 +138,59 @@ mod tests {
             name: "test".into(),
             script: Cow::Owned(script.to_string()),
             lib: Cow::Borrowed(crate::runtime::RECIPE_LIB),
+            files: Vec::new(),
         }
+    }
+
+    fn file(path: &str, contents: &str) -> RecipeFile {
+        RecipeFile { path: path.into(), contents: Cow::Owned(contents.as_bytes().to_vec()) }
+    }
+
+    #[test]
+    fn auxiliary_files_are_written_beside_the_script() {
+        let work = tempfile::tempdir().expect("tempdir");
+        // The script checks where the files are and packs two of them as its "tarball".
+        let script = r#"
+set -eu
+[ "$IGNITE_RECIPE_FILES" = "$(dirname "${BASH_SOURCE[0]}")/test" ]
+cat "$IGNITE_RECIPE_FILES/main.c" "$IGNITE_RECIPE_FILES/sub/dir/boot.js" > "$IGNITE_OUT"
+"#;
+        let mut r = recipe(script);
+        r.files = vec![
+            file(
+                "sub/dir/boot.js",
+                "console.log(1)
+",
+            ),
+            file(
+                "main.c",
+                "int main;
+",
+            ),
+        ];
+        let built = run(&r, Path::new("/p.tgz"), work.path()).expect("recipe runs");
+        let expected = "int main;
+console.log(1)
+";
+        assert_eq!(fs::read_to_string(&built.path).expect("out"), expected);
+        assert_eq!(built.digest, format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(expected))));
+    }
+
+    #[test]
+    fn unsafe_file_paths_are_refused_before_anything_is_written() {
+        for bad in ["../escape.c", "/etc/passwd", "a//b", "./a", "a/../../b", "", "a b", "dir/"] {
+            let work = tempfile::tempdir().expect("tempdir");
+            let mut r = recipe("echo ran > \"$IGNITE_OUT\"\n");
+            r.files = vec![file(bad, "x")];
+            let err = run(&r, Path::new("/p.tgz"), work.path()).expect_err(bad);
+            assert!(matches!(err, RecipeError::BadFiles { .. }), "{bad:?}: {err}");
+            assert!(fs::read_dir(work.path()).expect("read").next().is_none(), "{bad:?}: something was written");
+        }
+        let work = tempfile::tempdir().expect("tempdir");
+        let mut r = recipe("true\n");
+        r.files = vec![file("a", "x"), file("a/b", "y")];
+        let msg = run(&r, Path::new("/p.tgz"), work.path()).expect_err("conflict").to_string();
+        assert!(msg.contains("both a file and a directory"), "{msg}");
     }
 
     #[test]

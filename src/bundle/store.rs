@@ -679,8 +679,12 @@ ignite_pack "$root" "$IGNITE_OUT"
             url: "https://example.invalid/fake-1.0.0.tgz".into(),
             integrity: Integrity::from_sha512(Sha512::digest(package).into()),
         };
-        rt.recipe =
-            Recipe { name: "fake".into(), script: Cow::Owned(script.to_string()), lib: Cow::Borrowed(RECIPE_LIB) };
+        rt.recipe = Recipe {
+            name: "fake".into(),
+            script: Cow::Owned(script.to_string()),
+            lib: Cow::Borrowed(RECIPE_LIB),
+            files: Vec::new(),
+        };
         rt
     }
 
@@ -978,7 +982,12 @@ ignite_pack "$root" "$IGNITE_OUT"
     }
 
     fn fake_recipe() -> Recipe {
-        Recipe { name: "fake".into(), script: Cow::Borrowed(FAKE_RECIPE), lib: Cow::Borrowed(RECIPE_LIB) }
+        Recipe {
+            name: "fake".into(),
+            script: Cow::Borrowed(FAKE_RECIPE),
+            lib: Cow::Borrowed(RECIPE_LIB),
+            files: Vec::new(),
+        }
     }
 
     #[test]

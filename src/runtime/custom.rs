@@ -120,7 +120,7 @@ fn load_runtime(registry: &mut Registry, dir: &Path, dir_name: &str) -> Result<(
         let script = resolve_inside(&rdir, &def.recipe, &origin, "recipe")?;
         // The script runs as ignite's user: it gets the same protection as the definition.
         let text = read_protected_text(&script)?;
-        Recipe { name: def.name.clone(), script: Cow::Owned(text), lib: Cow::Borrowed(RECIPE_LIB) }
+        Recipe { name: def.name.clone(), script: Cow::Owned(text), lib: Cow::Borrowed(RECIPE_LIB), files: Vec::new() }
     } else {
         builtin_recipe(&def.recipe).ok_or_else(|| RuntimeError::UnknownRecipe {
             origin: origin.clone(),
