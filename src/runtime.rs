@@ -23,6 +23,7 @@ const BUILTIN_DEFINITIONS: &[(&str, &str)] = &[
     ("runtimes/bun/runtime.yaml", include_str!("../runtimes/bun/runtime.yaml")),
     ("runtimes/deno/runtime.yaml", include_str!("../runtimes/deno/runtime.yaml")),
     ("runtimes/node/runtime.yaml", include_str!("../runtimes/node/runtime.yaml")),
+    ("runtimes/quickjs/runtime.yaml", include_str!("../runtimes/quickjs/runtime.yaml")),
 ];
 
 /// Built-in recipe scripts, by recipe name.
@@ -30,12 +31,16 @@ const BUILTIN_RECIPES: &[(&str, &str)] = &[
     ("bun", include_str!("../rootfs-scripts/bun.sh")),
     ("deno", include_str!("../rootfs-scripts/deno.sh")),
     ("node", include_str!("../rootfs-scripts/node.sh")),
+    ("quickjs", include_str!("../rootfs-scripts/quickjs.sh")),
     ("rootfs", include_str!("../rootfs-scripts/rootfs.sh")),
 ];
 
 /// Auxiliary files of built-in recipes, from `rootfs-scripts/<recipe>/`: (recipe, path relative
 /// to that directory, contents). See [`Recipe::files`].
-const BUILTIN_RECIPE_FILES: &[(&str, &str, &[u8])] = &[];
+const BUILTIN_RECIPE_FILES: &[(&str, &str, &[u8])] = &[
+    ("quickjs", "launcher.c", include_bytes!("../rootfs-scripts/quickjs/launcher.c")),
+    ("quickjs", "bootstrap.js", include_bytes!("../rootfs-scripts/quickjs/bootstrap.js")),
+];
 
 /// Functions shared by every recipe; written beside the recipe as `lib.sh`, which it sources.
 pub const RECIPE_LIB: &str = include_str!("../rootfs-scripts/lib.sh");
@@ -859,7 +864,7 @@ versions:
             bun.command_for("src/main.ts").expect("command"),
             ["/usr/local/bin/bun", "--no-install", "run", "/app/src/main.ts"]
         );
-        for v in registry.list() {
+        for v in registry.list().iter().filter(|v| v.name == "bun") {
             // Every pinned package is the npm tarball of that very version.
             assert_eq!(v.package.version, v.version.to_string());
             assert!(v.package.url.ends_with(&format!("-{}.tgz", v.version)), "{}", v.package.url);
@@ -955,6 +960,34 @@ versions:
         }
         assert!(deno.env.get("DENO_DIR").is_some_and(|d| d.starts_with("/tmp/")), "{:?}", deno.env);
         assert_eq!(deno.env.get("DENO_NO_UPDATE_CHECK").map(String::as_str), Some("1"));
+    }
+
+    #[test]
+    fn builtin_quickjs_pins_crates_and_ships_its_files() {
+        let registry = Registry::builtin().expect("builtin registry");
+        let qjs = registry.resolve("quickjs").expect("quickjs");
+        assert!(qjs.is_default);
+        assert_eq!(qjs.typescript, TypeScript::Strip);
+        assert_eq!(qjs.command_for("index.js").expect("command"), ["/usr/local/bin/quickjs", "/app/index.js"]);
+        for ext in ["js", "mjs", "ts", "mts"] {
+            assert!(qjs.accepts_entry(&format!("index.{ext}")), "{ext}");
+        }
+        for v in registry.list().iter().filter(|v| v.name == "quickjs") {
+            // The runtime version is the engine's; the package is the crate that vendors it.
+            assert_eq!(v.package.name, "rquickjs-sys");
+            let crate_file = format!("/rquickjs-sys/rquickjs-sys-{}.crate", v.package.version);
+            assert!(v.package.url.starts_with("https://static.crates.io/crates/"), "{}", v.package.url);
+            assert!(v.package.url.ends_with(&crate_file), "{}", v.package.url);
+        }
+        let recipe = &qjs.recipe;
+        let paths: Vec<&str> = recipe.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["bootstrap.js", "launcher.c"]);
+        // Every built-in recipe's files pass the checks the recipe runner makes.
+        for (name, _) in BUILTIN_RECIPES {
+            let r = builtin_recipe(name).expect("recipe");
+            let checked = Recipe::new(r.name.clone(), r.script.clone(), r.lib.clone(), r.files.clone()).expect(name);
+            assert_eq!(checked, r, "{name}: built-in files must already be in path order");
+        }
     }
 
     #[test]
@@ -1104,6 +1137,11 @@ versions:
             with(vec![file("b.c", "y"), file("a.c", "x")]),
             "order"
         );
+        // The quickjs recipe's launcher and bootstrap are part of its digest.
+        let qjs = builtin_recipe("quickjs").expect("quickjs");
+        let mut changed = qjs.clone();
+        changed.files[0].contents = Cow::Owned(b"changed".to_vec());
+        assert_ne!(qjs.digest(), changed.digest());
     }
 
     #[test]
