@@ -1,9 +1,10 @@
 // Ignite's QuickJS bootstrap: the Node-like surface a program sees on the quickjs runtime.
 //
-// The launcher (launcher.c) evaluates this file as one strict function expression and calls it
-// with `host`, its handful of native functions (see the top of launcher.c). `host` never lands
-// on globalThis. The function returns the hooks the launcher calls: module resolution and
-// loading, import.meta, the entry, timers, unhandled rejections, uncaught exceptions, exit.
+// The launcher (launcher.c) compiles this file to bytecode at build time, evaluates it as one
+// strict function expression and calls it with `host`, its handful of native functions (see the
+// top of launcher.c). `host` never lands on globalThis. The function returns the hooks the
+// launcher calls: module resolution and loading, import.meta, the entry, timers, unhandled
+// rejections, uncaught exceptions, exit.
 //
 // What a program gets, beyond the ECMAScript built-ins of QuickJS-ng (which include
 // queueMicrotask, performance.now, atob/btoa, DOMException):
