@@ -59,7 +59,6 @@ cflags=(
     -std=gnu11 -O2 -funsigned-char -fno-strict-aliasing -fwrapv
     -D_GNU_SOURCE -DQUICKJS_NG_BUILD
     -DIGNITE_BOOTSTRAP='"/usr/local/lib/quickjs/bootstrap.js"'
-    -DIGNITE_BOOTSTRAP_BYTECODE='"/usr/local/lib/quickjs/bootstrap.qbc"'
     -I"$engine"
     -fPIE -fstack-protector-strong -fstack-clash-protection -fcf-protection -D_FORTIFY_SOURCE=2
     -ffile-prefix-map="$IGNITE_WORK"=/ignite-build

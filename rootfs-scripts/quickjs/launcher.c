@@ -42,13 +42,16 @@
 
 #include "quickjs.h"
 
-/* The bootstrap's source (the name its stack frames carry) and the bytecode that runs. */
+/* The bootstrap's source (the name its stack frames carry) and the bytecode that runs, found
+ * beside the launcher: <dir of argv[0]>/../lib/quickjs/ (so /usr/local/lib/quickjs/ in the
+ * rootfs, and also when the rootfs's binary is run from the host, as benches do); the absolute
+ * path when the launcher was started by a bare name. */
 #ifndef IGNITE_BOOTSTRAP
 #define IGNITE_BOOTSTRAP "/usr/local/lib/quickjs/bootstrap.js"
 #endif
-#ifndef IGNITE_BOOTSTRAP_BYTECODE
-#define IGNITE_BOOTSTRAP_BYTECODE "/usr/local/lib/quickjs/bootstrap.qbc"
-#endif
+#define BOOTSTRAP_BYTECODE_NAME "bootstrap.qbc"
+#define BOOTSTRAP_BYTECODE_BESIDE "../lib/quickjs/" BOOTSTRAP_BYTECODE_NAME
+#define BOOTSTRAP_BYTECODE_ABSOLUTE "/usr/local/lib/quickjs/" BOOTSTRAP_BYTECODE_NAME
 
 /* Exit status when the launcher itself fails (not the program): EX_SOFTWARE. */
 #define LAUNCHER_FAILED 70
@@ -665,10 +668,16 @@ int main(int argc, char **argv)
 
     /* Bytecode is only ever read from this file of the read-only rootfs, written at build time
      * by --compile-bootstrap; the program has no way to hand the engine bytecode. */
+    char path[PATH_MAX];
+    const char *slash = strrchr(argv[0], '/');
+    int n = slash ? snprintf(path, sizeof path, "%.*s/%s", (int)(slash - argv[0]), argv[0], BOOTSTRAP_BYTECODE_BESIDE)
+                  : snprintf(path, sizeof path, "%s", BOOTSTRAP_BYTECODE_ABSOLUTE);
+    if (n < 0 || (size_t)n >= sizeof path)
+        die("the launcher's path is too long");
     size_t len;
-    char *bytecode = read_file(IGNITE_BOOTSTRAP_BYTECODE, &len);
+    char *bytecode = read_file(path, &len);
     if (!bytecode) {
-        fprintf(stderr, "quickjs launcher: cannot read %s: %s\n", IGNITE_BOOTSTRAP_BYTECODE, strerror(errno));
+        fprintf(stderr, "quickjs launcher: cannot read %s: %s\n", path, strerror(errno));
         return LAUNCHER_FAILED;
     }
     JSValue compiled = JS_ReadObject(ctx, (const uint8_t *)bytecode, len, JS_READ_OBJ_BYTECODE);
