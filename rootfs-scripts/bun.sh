@@ -15,16 +15,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ignite_require_env IGNITE_PACKAGE IGNITE_OUT IGNITE_WORK
 ignite_require_tools tar gzip ldd find sort cat chmod chown mkdir mktemp readlink grep id env
 
-pkg="$IGNITE_WORK/package"
 root="$IGNITE_WORK/rootfs"
-rm -rf "$pkg" "$root"
-mkdir -p "$pkg"
+rm -rf "$root"
 
 # The npm tarball holds package/bin/bun, package.json and a README; only the binary is needed.
-tar -xzf "$IGNITE_PACKAGE" -C "$pkg" --no-same-owner --no-same-permissions package/bin/bun \
-    || ignite_die "$IGNITE_PACKAGE does not contain package/bin/bun"
-bun="$pkg/package/bin/bun"
-[[ -f "$bun" && ! -L "$bun" ]] || ignite_die "package/bin/bun in $IGNITE_PACKAGE is not a regular file"
+bun=$(ignite_npm_binary package/bin/bun)
 
 ignite_skeleton "$root"
 ignite_copy_file "$bun" "$root/usr/local/bin/bun" 0755

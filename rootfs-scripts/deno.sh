@@ -18,16 +18,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ignite_require_env IGNITE_PACKAGE IGNITE_OUT IGNITE_WORK
 ignite_require_tools tar gzip ldd find sort cat chmod chown mkdir mktemp readlink grep id env
 
-pkg="$IGNITE_WORK/package"
 root="$IGNITE_WORK/rootfs"
-rm -rf "$pkg" "$root"
-mkdir -p "$pkg"
+rm -rf "$root"
 
 # The npm tarball holds package/deno, package.json and a README; only the binary is needed.
-tar -xzf "$IGNITE_PACKAGE" -C "$pkg" --no-same-owner --no-same-permissions package/deno \
-    || ignite_die "$IGNITE_PACKAGE does not contain package/deno"
-deno="$pkg/package/deno"
-[[ -f "$deno" && ! -L "$deno" ]] || ignite_die "package/deno in $IGNITE_PACKAGE is not a regular file"
+deno=$(ignite_npm_binary package/deno)
 
 ignite_skeleton "$root"
 ignite_copy_file "$deno" "$root/usr/local/bin/deno" 0755

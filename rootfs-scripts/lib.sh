@@ -50,6 +50,21 @@ ignite_require_tools() {
         || ignite_die "GNU tar is required for reproducible tarballs (found: ${version%%$'\n'*})"
 }
 
+# ignite_npm_binary MEMBER — extract one file (e.g. package/bin/node) from the npm tarball
+# $IGNITE_PACKAGE into $IGNITE_WORK/package and print its path. It must be a regular file: a
+# link in the package could point anywhere on the build host.
+ignite_npm_binary() {
+    local member=$1
+    local pkg="$IGNITE_WORK/package"
+    rm -rf "$pkg"
+    mkdir -p "$pkg"
+    tar -xzf "$IGNITE_PACKAGE" -C "$pkg" --no-same-owner --no-same-permissions "$member" >&2 \
+        || ignite_die "$IGNITE_PACKAGE does not contain $member"
+    [[ -f "$pkg/$member" && ! -L "$pkg/$member" ]] \
+        || ignite_die "$member in $IGNITE_PACKAGE is not a regular file"
+    printf '%s\n' "$pkg/$member"
+}
+
 # ignite_skeleton ROOT — the directories and files every Ignite rootfs has.
 #
 # Mount points exist up front because the rootfs is shared and mounted read-only: runc must never

@@ -17,15 +17,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ignite_require_env IGNITE_PACKAGE IGNITE_OUT IGNITE_WORK
 ignite_require_tools tar gzip ldd find sort cat chmod chown mkdir mktemp readlink grep id env
 
-pkg="$IGNITE_WORK/package"
 root="$IGNITE_WORK/rootfs"
-rm -rf "$pkg" "$root"
-mkdir -p "$pkg"
+rm -rf "$root"
 
-tar -xzf "$IGNITE_PACKAGE" -C "$pkg" --no-same-owner --no-same-permissions package/bin/node \
-    || ignite_die "$IGNITE_PACKAGE does not contain package/bin/node"
-node="$pkg/package/bin/node"
-[[ -f "$node" && ! -L "$node" ]] || ignite_die "package/bin/node in $IGNITE_PACKAGE is not a regular file"
+node=$(ignite_npm_binary package/bin/node)
 
 ignite_skeleton "$root"
 ignite_copy_file "$node" "$root/usr/local/bin/node" 0755

@@ -9,6 +9,7 @@ pub mod cgroup;
 pub mod confinement;
 pub mod deps;
 pub mod engine;
+pub mod fsutil;
 pub mod init_proto;
 pub mod inventory;
 pub mod oci;

@@ -46,6 +46,21 @@ fn package_json(deps: &str, extra: &str) -> String {
     format!(r#"{{"name":"svc","private":true,"description":"{}","dependencies":{{{deps}}}{extra}}}"#, nonce())
 }
 
+/// A service (with lodash as a dependency and scripts opted in) whose own postinstall runs
+/// `probe` with bun inside the install sandbox; the probe writes `node_modules/<result>`, which
+/// the program prints at run time.
+fn probing_service(sb: &Sandbox, name: &str, probe: &str, result: &str) -> std::path::PathBuf {
+    let scripts = serde_json::json!({ "postinstall": format!("bun -e '{}'", probe.replace('\n', " ")) });
+    let code = format!("import fs from 'node:fs';\nconsole.log(fs.readFileSync('/node_modules/{result}', 'utf8'));\n");
+    let dir = sb.ts_service(name, "  install:\n    scripts: true\n", &code);
+    std::fs::write(
+        dir.join("package.json"),
+        package_json(r#""lodash":"4.17.21""#, &format!(r#","scripts":{scripts}"#)),
+    )
+    .unwrap();
+    dir
+}
+
 fn run(sb: &Sandbox, dir: &Path) -> (std::process::Output, serde_json::Value) {
     sb.run_json(dir, &[])
 }
@@ -302,14 +317,7 @@ const tryConnect = (t) => new Promise(done => {{
 }});
 Promise.all({targets:?}.map(tryConnect)).then(r => fs.writeFileSync("node_modules/probe.txt", r.join("\n")));"#
     );
-    let scripts = serde_json::json!({ "postinstall": format!("bun -e '{}'", probe.replace('\n', " ")) });
-    let code = "import fs from 'node:fs';\nconsole.log(fs.readFileSync('/node_modules/probe.txt', 'utf8'));\n";
-    let dir = sb.ts_service("probe", "  install:\n    scripts: true\n", code);
-    std::fs::write(
-        dir.join("package.json"),
-        package_json(r#""lodash":"4.17.21""#, &format!(r#","scripts":{scripts}"#)),
-    )
-    .unwrap();
+    let dir = probing_service(&sb, "probe", &probe, "probe.txt");
     let (out, r) = run(&sb, &dir);
     // The registry was reached: the install itself succeeded.
     assert_eq!(r["status"], "ok", "{r}\n{}", stderr_of(&out));
@@ -523,14 +531,7 @@ fn install_runs_hardened() {
 const f = k => s.split("\n").find(l => l.startsWith(k + ":")).split(":")[1].trim();
 let rootRo = false; try { fs.writeFileSync("/x", "1"); } catch (e) { rootRo = e.code === "EROFS"; }
 fs.writeFileSync("node_modules/inside.json", JSON.stringify({ uid: f("Uid"), capEff: f("CapEff"), capBnd: f("CapBnd"), nnp: f("NoNewPrivs"), seccomp: f("Seccomp"), rootRo, net: fs.readlinkSync("/proc/self/ns/net") }));"#;
-    let scripts = serde_json::json!({ "postinstall": format!("bun -e '{}'", probe.replace('\n', " ")) });
-    let code = "import fs from 'node:fs';\nconsole.log(fs.readFileSync('/node_modules/inside.json', 'utf8'));\n";
-    let dir = sb.ts_service("inside", "  install:\n    scripts: true\n", code);
-    std::fs::write(
-        dir.join("package.json"),
-        package_json(r#""lodash":"4.17.21""#, &format!(r#","scripts":{scripts}"#)),
-    )
-    .unwrap();
+    let dir = probing_service(&sb, "inside", probe, "inside.json");
     let (out, r) = run(&sb, &dir);
     assert_eq!(r["status"], "ok", "{r}\n{}", stderr_of(&out));
     let v: serde_json::Value = serde_json::from_str(&stdout_line(&r)).expect("JSON from the install");

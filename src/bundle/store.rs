@@ -20,8 +20,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
@@ -32,6 +31,7 @@ use super::HashingReader;
 use super::fetch::{self, FetchError, Progress};
 use super::recipe::{self, RecipeError};
 use super::unpack::{UnpackError, UnpackLimits, unpack_tar_gz};
+use crate::fsutil::{Cleanup, remove_any, temp_name, unix_now};
 use crate::runtime::{Package, PackageSource, ResolvedRuntime};
 
 /// Where ignite keeps bundles unless told otherwise.
@@ -563,13 +563,6 @@ impl BundleStore {
     }
 }
 
-/// A unique temp name: pid, time and a counter (threads of one process get distinct names).
-fn temp_name(prefix: &str) -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    format!("{prefix}-{}-{nanos:08x}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
-}
-
 /// Bytes of the regular files below `dir`, without following symlinks.
 fn tree_bytes(dir: &Path) -> u64 {
     let mut total = 0;
@@ -585,51 +578,6 @@ fn tree_bytes(dir: &Path) -> u64 {
         }
     }
     total
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
-/// Removes a file or a directory tree, without following a symlink at `path`.
-fn remove_any(path: &Path) {
-    let result = match fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
-        Ok(_) => fs::remove_file(path),
-        Err(_) => return,
-    };
-    if let Err(e) = result {
-        tracing::warn!(path = %path.display(), error = %e, "failed to remove temp");
-    }
-}
-
-/// A temp path that is removed when dropped, unless [`keep`](Cleanup::keep) was called: every
-/// early return cleans up after itself.
-struct Cleanup {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl Cleanup {
-    fn new(path: PathBuf) -> Cleanup {
-        Cleanup { path, keep: false }
-    }
-
-    fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn keep(mut self) {
-        self.keep = true;
-    }
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if !self.keep {
-            remove_any(&self.path);
-        }
-    }
 }
 
 #[cfg(test)]

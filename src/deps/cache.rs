@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::fsutil::remove_any;
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
@@ -85,7 +86,7 @@ impl Staging {
 impl Drop for Staging {
     fn drop(&mut self) {
         if !self.committed {
-            remove_tree(&self.dir);
+            remove_any(&self.dir);
         }
     }
 }
@@ -197,7 +198,7 @@ impl DepsCache {
         let entry = self.entry_dir(&record.key);
         // A damaged entry (e.g. install.json lost) is replaced whole.
         if fs::symlink_metadata(&entry).is_ok() {
-            remove_tree(&entry);
+            remove_any(&entry);
         }
         fs::rename(&staging.dir, &entry).map_err(io_err("rename into place", &entry))?;
         staging.committed = true;
@@ -212,7 +213,7 @@ impl DepsCache {
         for entry in entries.flatten() {
             if entry.file_name().to_string_lossy().starts_with(&prefix) {
                 tracing::debug!(path = %entry.path().display(), "removing a stale dependency staging dir");
-                remove_tree(&entry.path());
+                remove_any(&entry.path());
             }
         }
     }
@@ -225,7 +226,7 @@ impl DepsCache {
             let name = entry.file_name().to_string_lossy().into_owned();
             let Some(key) = name.strip_prefix(".tmp-").and_then(|r| r.split('-').next()) else { continue };
             if let Ok(Some(_lock)) = self.try_lock(key, LockMode::Exclusive) {
-                remove_tree(&entry.path());
+                remove_any(&entry.path());
                 removed += 1;
             }
         }
@@ -267,7 +268,7 @@ impl DepsCache {
             // Renamed first, so that nobody ever sees a half-removed tree as installed.
             let trash = self.root.join("tmp").join(format!(".tmp-{key}-prune-{}", std::process::id()));
             if fs::rename(&entry, &trash).is_ok() {
-                remove_tree(&trash);
+                remove_any(&trash);
                 count -= 1;
                 total = total.saturating_sub(bytes);
                 tracing::info!("removed the least recently used dependency tree sha256-{key}");
@@ -275,22 +276,6 @@ impl DepsCache {
             }
         }
         removed
-    }
-}
-
-pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
-/// Removes a file or a directory tree, without following a symlink at `path`.
-fn remove_tree(path: &Path) {
-    let result = match fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
-        Ok(_) => fs::remove_file(path),
-        Err(_) => return,
-    };
-    if let Err(e) = result {
-        tracing::warn!(path = %path.display(), error = %e, "failed to remove");
     }
 }
 

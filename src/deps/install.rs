@@ -24,11 +24,12 @@ use nix::mount::{MntFlags, MsFlags};
 use oci_spec::runtime::LinuxSeccomp;
 use tokio_util::sync::CancellationToken;
 
-use super::cache::{CacheError, DepsCache, InstallRecord, LockMode, unix_now};
+use super::cache::{CacheError, DepsCache, InstallRecord, LockMode};
 use super::net::{Layout, NetError, Netns, Slirp, find_tool, host_networks};
 use super::tree::{TreeError, TreeLimits, copy_tree, real_dir};
 use super::{Lease, Plan, REGISTRY};
 use crate::bundle::{BundleError, BundleStore, Progress};
+use crate::fsutil::unix_now;
 use crate::oci::OciRuntime;
 use crate::report::{InstallReport, Status};
 use crate::spec::{self, INSTALL_SCRATCH_DIR, InstallSandbox, Limits, SpecError, SpecInput};

@@ -32,13 +32,13 @@ use std::io::{self, Write as _};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use sha2::{Digest, Sha256};
 
+use crate::fsutil::{Cleanup, remove_any, temp_name};
 use strip::{Kind, kind_of};
 pub use tree::{Entry, Node, Snapshot, StageLimits};
 use worker::{Failure, Source};
@@ -263,10 +263,10 @@ impl Stager {
         })?;
         tracing::debug!(files = sources.len(), elapsed = ?started.elapsed(), "stripped TypeScript types");
 
-        let temp = Temp { path: self.root.join(temp_name(".tmp")), keep: false };
-        fs::create_dir(&temp.path).map_err(io_err("create", &temp.path))?;
+        let temp = Cleanup::new(self.root.join(temp_name(".tmp")));
+        fs::create_dir(temp.path()).map_err(io_err("create", temp.path()))?;
         for (i, p) in plan.iter().enumerate() {
-            let path = temp.path.join(OsStr::from_bytes(&p.staged));
+            let path = temp.path().join(OsStr::from_bytes(&p.staged));
             match &p.entry.node {
                 Node::Dir { mode } => {
                     fs::create_dir(&path).map_err(io_err("create", &path))?;
@@ -285,12 +285,12 @@ impl Stager {
             }
         }
         if snapshot.node_modules {
-            let mount_point = temp.path.join("node_modules");
+            let mount_point = temp.path().join("node_modules");
             fs::create_dir(&mount_point).map_err(io_err("create", &mount_point))?;
             set_mode(&mount_point, 0o755)?;
         }
-        set_mode(&temp.path, snapshot.root_mode)?;
-        match fs::rename(&temp.path, dir) {
+        set_mode(temp.path(), snapshot.root_mode)?;
+        match fs::rename(temp.path(), dir) {
             Ok(()) => {
                 temp.keep();
                 Ok(())
@@ -504,45 +504,6 @@ fn write_file(path: &Path, content: &[u8], mode: u32) -> Result<(), StageError> 
     file.write_all(content).map_err(io_err("write", path))?;
     // Set after writing: the umask must not decide what the sandbox user can read.
     file.set_permissions(fs::Permissions::from_mode(mode)).map_err(io_err("set mode of", path))
-}
-
-/// A unique name in the apps directory: pid, time and a counter.
-fn temp_name(prefix: &str) -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    format!("{prefix}-{}-{nanos:08x}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
-}
-
-/// Removes a file or a directory tree, without following a symlink at `path`.
-fn remove_any(path: &Path) {
-    let result = match fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
-        Ok(_) => fs::remove_file(path),
-        Err(_) => return,
-    };
-    if let Err(e) = result {
-        tracing::warn!(path = %path.display(), error = %e, "failed to remove");
-    }
-}
-
-/// A temp directory removed on drop unless kept: every early return cleans up.
-struct Temp {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl Temp {
-    fn keep(mut self) {
-        self.keep = true;
-    }
-}
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        if !self.keep {
-            remove_any(&self.path);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 use super::*;
 use std::os::unix::fs::symlink;
+use std::time::UNIX_EPOCH;
 
 struct Fixture {
     svc: tempfile::TempDir,
