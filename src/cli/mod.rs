@@ -429,26 +429,11 @@ fn run_service(g: &GlobalArgs, dir: &Path, required: bool, entry: Option<String>
     }
     require_root()?;
 
-    let rt = tokio_rt()?;
-    let cancel = CancellationToken::new();
     let sink: Option<Arc<dyn OutputSink>> = if a.json { None } else { Some(Arc::new(LiveOutput)) };
-    let (report, signal) = rt.block_on(async {
-        let watcher = tokio::spawn(watch_signals(cancel.clone()));
-        let report = engine.execute(&job, progress.as_ref(), sink, cancel.clone()).await;
-        let signal = if cancel.is_cancelled() { watcher.await.ok().flatten() } else { None };
-        (report, signal)
-    });
+    let (report, signal) = with_signals(|cancel| engine.execute(&job, progress.as_ref(), sink, cancel))?;
     let report = match report {
         Ok(r) => r,
-        // Interrupted before the program ran (e.g. while installing dependencies): still
-        // the documented 128+N, after saying what was cut short.
-        Err(e) => match signal {
-            Some(sig) => {
-                eprintln!("ignite: {e:#}");
-                return Ok(128 + sig);
-            }
-            None => return Err(e.into()),
-        },
+        Err(e) => return interrupted_or(e, signal),
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report).context("failed to serialise the report")?);
@@ -459,6 +444,34 @@ fn run_service(g: &GlobalArgs, dir: &Path, required: bool, entry: Option<String>
         Some(sig) => 128 + sig,
         None => report.cli_exit_code(),
     })
+}
+
+/// Runs `work` to completion with SIGINT/SIGTERM wired to its cancellation token; returns its
+/// output and the signal that cut it short, if any.
+fn with_signals<F: std::future::Future>(
+    work: impl FnOnce(CancellationToken) -> F,
+) -> anyhow::Result<(F::Output, Option<i32>)> {
+    let rt = tokio_rt()?;
+    let cancel = CancellationToken::new();
+    Ok(rt.block_on(async {
+        let watcher = tokio::spawn(watch_signals(cancel.clone()));
+        let output = work(cancel.clone()).await;
+        let signal = if cancel.is_cancelled() { watcher.await.ok().flatten() } else { None };
+        (output, signal)
+    }))
+}
+
+/// An error from interrupted work (e.g. killed while installing dependencies) still ends with
+/// the documented 128+N, after saying what was cut short; any other error is ignite's own.
+fn interrupted_or(e: impl Into<anyhow::Error>, signal: Option<i32>) -> anyhow::Result<i32> {
+    let e = e.into();
+    match signal {
+        Some(sig) => {
+            eprintln!("ignite: {e:#}");
+            Ok(128 + sig)
+        }
+        None => Err(e),
+    }
 }
 
 fn require_root() -> anyhow::Result<()> {
@@ -477,23 +490,10 @@ fn install_service(g: &GlobalArgs, dir: &Path, json: bool, quiet: bool) -> anyho
     require_root()?;
     let engine = engine(g)?;
     let progress: Box<dyn Progress> = if quiet { Box::new(NoProgress) } else { Box::new(StderrProgress::new()) };
-    let rt = tokio_rt()?;
-    let cancel = CancellationToken::new();
-    let (result, signal) = rt.block_on(async {
-        let watcher = tokio::spawn(watch_signals(cancel.clone()));
-        let result = engine.install(&svc, progress.as_ref(), cancel.clone()).await;
-        let signal = if cancel.is_cancelled() { watcher.await.ok().flatten() } else { None };
-        (result, signal)
-    });
+    let (result, signal) = with_signals(|cancel| engine.install(&svc, progress.as_ref(), cancel))?;
     let (modules, report) = match result {
         Ok(r) => r,
-        Err(e) => match signal {
-            Some(sig) => {
-                eprintln!("ignite: {e:#}");
-                return Ok(128 + sig);
-            }
-            None => return Err(e.into()),
-        },
+        Err(e) => return interrupted_or(e, signal),
     };
     let kind = match &modules {
         ignite::deps::Modules::None => "none",
