@@ -41,6 +41,8 @@ EXAMPLES:
   ignite run examples/data-processor --input '{\"data\":[1,2,3],\"operation\":\"sum\"}'
   ignite run svc/ --input @input.json --json > report.json
   ignite exec --runtime bun@1.3 ./scripts --entry job.ts --timeout 2000 --memory 256
+  ignite run svc/ --runtime node@20       # same service on Node 20 (TypeScript stripped by ignite)
+  ignite run svc/ --runtime deno          # or quickjs; `ignite runtime list` shows the versions
   ignite run svc/ --print-spec            # the OCI config.json, without running
 
 ",
@@ -180,7 +182,8 @@ struct RunArgs {
     /// Print the generated OCI config.json and exit without running.
     #[arg(long)]
     print_spec: bool,
-    /// Runtime, e.g. `bun` or `bun@1.4` (overrides service.yaml).
+    /// Runtime: bun, node, deno, quickjs or a custom one, optionally @MAJOR[.MINOR[.PATCH]], e.g.
+    /// `node@22` (overrides service.yaml).
     #[arg(long, short = 'r')]
     runtime: Option<String>,
     /// Memory limit in MiB (overrides memoryMb).
