@@ -1,0 +1,84 @@
+//! Every built-in runtime's bundle is reproducible: rebuilt from the same (already downloaded)
+//! package in a scratch cache, it gets exactly the digest the main cache recorded. Needs the
+//! bundles pulled (as `.ci/run` does) and root (the recipes chroot for their smoke test).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+fn main_cache() -> PathBuf {
+    std::env::var_os("IGNITE_CACHE_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/lib/ignite"))
+}
+
+/// The default version's entry of `runtime list --json` for `name`, from the given cache.
+fn listed(cache: &Path, name: &str) -> serde_json::Value {
+    let out = std::process::Command::new(ignite_bin())
+        .args(["runtime", "list", "--json"])
+        .env("IGNITE_CACHE_DIR", cache)
+        .output()
+        .expect("spawn ignite");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("runtime list --json");
+    let rt = list["runtimes"].as_array().unwrap().iter().find(|r| r["name"] == name).expect("runtime listed").clone();
+    rt["versions"].as_array().unwrap().iter().find(|v| v["default"] == true).expect("default version").clone()
+}
+
+fn rebuilds_to_the_recorded_digest(name: &str) {
+    if !require_sandbox() {
+        return;
+    }
+    let cache = main_cache();
+    let recorded = listed(&cache, name);
+    assert_eq!(
+        recorded["present"],
+        true,
+        "the {name} bundle is not in {}: run `ignite runtime pull {name}` first (.ci/run does)",
+        cache.display()
+    );
+    let digest = recorded["bundle"]["digest"].as_str().expect("digest").to_string();
+
+    // A scratch cache that shares nothing with the main one but the verified package files.
+    let scratch = tempfile::Builder::new().prefix("ignite-rebuild-").tempdir().expect("scratch");
+    let packages = scratch.path().join("packages");
+    std::fs::create_dir(&packages).unwrap();
+    for entry in std::fs::read_dir(cache.join("packages")).expect("packages dir") {
+        let entry = entry.unwrap();
+        let to = packages.join(entry.file_name());
+        if std::fs::hard_link(entry.path(), &to).is_err() {
+            std::fs::copy(entry.path(), &to).expect("copy package");
+        }
+    }
+    let out = std::process::Command::new(ignite_bin())
+        .args(["runtime", "pull", name])
+        .env("IGNITE_CACHE_DIR", scratch.path())
+        .output()
+        .expect("spawn ignite");
+    let stderr = stderr_of(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("build "), "the bundle was not rebuilt: {stderr}");
+    assert!(!stderr.contains("download"), "the package was downloaded again: {stderr}");
+    let rebuilt = listed(scratch.path(), name);
+    assert_eq!(rebuilt["bundle"]["digest"], digest.as_str(), "{name}: a second build gave a different bundle");
+}
+
+#[test]
+fn bun_bundle_is_reproducible() {
+    rebuilds_to_the_recorded_digest("bun");
+}
+
+#[test]
+fn node_bundle_is_reproducible() {
+    rebuilds_to_the_recorded_digest("node");
+}
+
+#[test]
+fn deno_bundle_is_reproducible() {
+    rebuilds_to_the_recorded_digest("deno");
+}
+
+#[test]
+fn quickjs_bundle_is_reproducible() {
+    rebuilds_to_the_recorded_digest("quickjs");
+}
