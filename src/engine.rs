@@ -284,6 +284,33 @@ impl Engine {
         ids
     }
 
+    /// What keeps this host from running the default runtime now, one sentence each; empty
+    /// when it is ready. Looks only: nothing is fetched or started.
+    pub fn readiness(&self) -> Vec<String> {
+        let mut missing = Vec::new();
+        if !nix::unistd::geteuid().is_root() {
+            missing
+                .push("not running as root: the OCI runtime needs root to create namespaces and cgroups".to_string());
+        }
+        if !self.settings.oci_binary.is_file() {
+            missing.push(format!("OCI runtime {} not found", self.settings.oci_binary.display()));
+        }
+        if !self.settings.init_binary.is_file() {
+            missing.push(format!("sandbox entrypoint {} not found", self.settings.init_binary.display()));
+        }
+        match self.registry.resolve(crate::service::DEFAULT_RUNTIME) {
+            Ok(rt) if self.store.present(&rt).is_none() => missing.push(format!(
+                "bundle of the default runtime {} is not in {}; run `ignite runtime pull {}`",
+                rt.key(),
+                self.store.root().display(),
+                crate::service::DEFAULT_RUNTIME
+            )),
+            Ok(_) => {}
+            Err(e) => missing.push(format!("default runtime: {e}")),
+        }
+        missing
+    }
+
     /// Removes the staged TypeScript copies no run is using; returns how many.
     pub fn clear_staged(&self) -> usize {
         self.stager.clear()

@@ -1,7 +1,7 @@
 //! Ignite: run untrusted JavaScript/TypeScript services in hardened OCI containers.
 //!
 //! Layering (a module uses only modules listed after it):
-//! `engine`, `inventory` → `deps` → `supervisor` → `oci`, `spec`, `bundle`, `stage`, `cgroup` →
+//! `server` → `engine`, `inventory` → `deps` → `supervisor` → `oci`, `spec`, `bundle`, `stage`, `cgroup` →
 //! `service`, `runtime`, `report`, `init_proto` → `sys`.
 
 pub mod bundle;
@@ -15,6 +15,7 @@ pub mod inventory;
 pub mod oci;
 pub mod report;
 pub mod runtime;
+pub mod server;
 pub mod service;
 pub mod spec;
 pub mod stage;

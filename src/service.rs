@@ -234,7 +234,7 @@ pub fn resolve(
     })
 }
 
-fn check_range<T: PartialOrd + fmt::Display + Copy>(v: T, (lo, hi): (T, T), unit: &str) -> Result<(), String> {
+pub fn check_range<T: PartialOrd + fmt::Display + Copy>(v: T, (lo, hi): (T, T), unit: &str) -> Result<(), String> {
     if v < lo || v > hi {
         return Err(format!("must be between {lo} and {hi} {unit} (got {v})"));
     }

@@ -151,12 +151,68 @@ enum Command {
         #[command(subcommand)]
         command: RuntimeCommand,
     },
+    /// Serve the services of a directory over HTTP (see "HTTP API" in the README).
+    #[command(after_help = SERVE_HELP)]
+    Serve(ServeArgs),
     /// Remove containers, cgroups, install scratch mounts and state left behind by ignite processes
     /// that crashed, and staged TypeScript copies no run is using.
     Cleanup,
     /// Internal: strips TypeScript types for a parent ignite process (a request on stdin).
     #[command(name = ignite::stage::WORKER_COMMAND, hide = true)]
     StripWorker,
+}
+
+const SERVE_HELP: &str = "\
+Prints one line {\"listening\":\"ADDR:PORT\"} on stdout once it accepts connections (useful with
+--port 0); request logs go to stderr (IGNITE_LOG=warn quiets them). SIGTERM/SIGINT stop
+accepting, let running executions finish for --shutdown-timeout, then cancel them.
+
+EXAMPLES:
+  ignite serve --services ./services
+  IGNITE_API_KEYS=$(openssl rand -hex 24) ignite serve --services /srv/svc --host 0.0.0.0
+  ignite serve --services ./services --api-key-file /etc/ignite/keys --rate-limit 120";
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Directory whose subdirectories (each with a service.yaml) are the services.
+    #[arg(long, value_name = "DIR")]
+    services: PathBuf,
+    /// Address to listen on (an IP address).
+    #[arg(long, default_value = "127.0.0.1")]
+    host: std::net::IpAddr,
+    /// Port to listen on; 0 picks a free one.
+    #[arg(long, default_value_t = 3000)]
+    port: u16,
+    /// File of API keys, one per line (# comments); requests need `Authorization: Bearer KEY`.
+    /// Keys in IGNITE_API_KEYS (comma-separated) are accepted too.
+    #[arg(long, value_name = "FILE")]
+    api_key_file: Option<PathBuf>,
+    /// Serve a non-loopback address without API keys.
+    #[arg(long)]
+    insecure_no_auth: bool,
+    /// Take the client address for rate limits from X-Forwarded-For (last entry); only behind
+    /// a proxy that sets it.
+    #[arg(long)]
+    trust_proxy: bool,
+    /// Requests per minute per key (per client address without keys); 0 turns it off.
+    #[arg(long, value_name = "N", default_value_t = 600)]
+    rate_limit: u32,
+    /// Executions running at once [default: number of CPUs].
+    #[arg(long, value_name = "N")]
+    max_concurrent: Option<usize>,
+    /// Executions waiting for a slot; beyond that requests get 503.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    queue: usize,
+    /// Largest request body in bytes (413 beyond it).
+    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
+    max_body: usize,
+    /// Largest `input` in bytes, serialised (413 beyond it; at most 131008, the kernel's limit
+    /// on the environment variable that carries it).
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
+    max_input: usize,
+    /// Seconds running executions get to finish after SIGTERM/SIGINT before they are cancelled.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    shutdown_timeout: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -208,7 +264,8 @@ struct RunArgs {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    // A server's request log is its normal output; other commands only say what went wrong.
+    init_tracing(if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" });
     let json = match &cli.command {
         Command::Run { run, .. } | Command::Exec { run, .. } => run.json,
         Command::Install { json, .. } => *json,
@@ -227,11 +284,16 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
+fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("IGNITE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        // Escape codes only for a person at a terminal, not in a server's log files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<i32> {
@@ -255,7 +317,35 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::StripWorker => Ok(ignite::stage::serve_worker()),
+        Command::Serve(args) => serve(&cli.global, args),
     }
+}
+
+fn serve(g: &GlobalArgs, a: ServeArgs) -> anyhow::Result<i32> {
+    require_root()?;
+    let env_keys = std::env::var("IGNITE_API_KEYS").ok().filter(|v| !v.trim().is_empty());
+    let keys = ignite::server::Keys::load(a.api_key_file.as_deref(), env_keys.as_deref())?;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let config = ignite::server::Config {
+        services_dir: a.services,
+        addr: std::net::SocketAddr::new(a.host, a.port),
+        keys,
+        insecure_no_auth: a.insecure_no_auth,
+        trust_proxy: a.trust_proxy,
+        rate_limit: a.rate_limit,
+        max_concurrent: a.max_concurrent.unwrap_or(cpus),
+        queue: a.queue,
+        max_body: a.max_body,
+        max_input: a.max_input,
+        shutdown_timeout: std::time::Duration::from_secs(a.shutdown_timeout),
+    };
+    let engine = engine(g)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    rt.block_on(ignite::server::serve(config, engine))?;
+    Ok(0)
 }
 
 fn list_suffix(ids: &[String]) -> String {

@@ -1,0 +1,134 @@
+//! API keys: where they come from, constant-time checking, and the short id logs use instead.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// Shorter keys are guessable; this catches placeholders like `changeme`.
+pub const MIN_KEY_LEN: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("failed to read API key file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{origin}: API key {what}")]
+    Invalid { origin: String, what: String },
+    #[error("{0} holds no API key (one key per line; lines starting with # are comments)")]
+    Empty(String),
+}
+
+/// The accepted keys, kept only as SHA-256 digests.
+#[derive(Clone, Default)]
+pub struct Keys {
+    digests: Vec<[u8; 32]>,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Keys({} configured)", self.digests.len())
+    }
+}
+
+fn digest(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// How a key is named in logs: 8 hex digits of its digest, never the key.
+pub fn key_id(key: &str) -> String {
+    hex::encode(&digest(key)[..4])
+}
+
+fn check(origin: String, key: &str) -> Result<(), KeyError> {
+    let what = if key.len() < MIN_KEY_LEN {
+        format!("is shorter than {MIN_KEY_LEN} characters")
+    } else if !key.bytes().all(|b| b.is_ascii_graphic()) {
+        "contains whitespace or non-printable characters".to_string()
+    } else {
+        return Ok(());
+    };
+    Err(KeyError::Invalid { origin, what })
+}
+
+impl Keys {
+    /// Keys from `--api-key-file` (one a line, `#` comments) and `IGNITE_API_KEYS`
+    /// (comma-separated); both sources add up.
+    pub fn load(file: Option<&Path>, env: Option<&str>) -> Result<Keys, KeyError> {
+        let mut keys = Keys::default();
+        if let Some(path) = file {
+            let text =
+                std::fs::read_to_string(path).map_err(|source| KeyError::Read { path: path.to_path_buf(), source })?;
+            let before = keys.digests.len();
+            for (i, line) in text.lines().enumerate() {
+                let key = line.trim();
+                if key.is_empty() || key.starts_with('#') {
+                    continue;
+                }
+                check(format!("{} line {}", path.display(), i + 1), key)?;
+                keys.digests.push(digest(key));
+            }
+            if keys.digests.len() == before {
+                return Err(KeyError::Empty(path.display().to_string()));
+            }
+        }
+        if let Some(list) = env {
+            for (i, key) in list.split(',').map(str::trim).enumerate() {
+                check(format!("IGNITE_API_KEYS entry {}", i + 1), key)?;
+                keys.digests.push(digest(key));
+            }
+        }
+        Ok(keys)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.digests.is_empty()
+    }
+
+    /// Compares digests, so neither the length nor the content of a key leaks through timing,
+    /// and looks at every key whatever matched.
+    pub fn accepts(&self, presented: &str) -> bool {
+        let d = digest(presented);
+        let mut found = subtle::Choice::from(0);
+        for k in &self.digests {
+            found |= k.ct_eq(&d);
+        }
+        found.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_and_env_keys_add_up_and_comments_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keys");
+        std::fs::write(&file, "# ops\n\nfirst-key-0123456789\n  second-key-0123456789  \n").unwrap();
+        let keys = Keys::load(Some(&file), Some("third-key-0123456789")).unwrap();
+        assert!(keys.accepts("first-key-0123456789"));
+        assert!(keys.accepts("second-key-0123456789"));
+        assert!(keys.accepts("third-key-0123456789"));
+        assert!(!keys.accepts("first-key-012345678"));
+        assert!(!keys.accepts(""));
+    }
+
+    #[test]
+    fn bad_keys_are_refused_with_their_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keys");
+        std::fs::write(&file, "# c\nshort\n").unwrap();
+        let err = Keys::load(Some(&file), None).unwrap_err().to_string();
+        assert!(err.contains("line 2") && err.contains("shorter"), "{err}");
+        std::fs::write(&file, "# only a comment\n").unwrap();
+        assert!(Keys::load(Some(&file), None).unwrap_err().to_string().contains("holds no API key"));
+        assert!(Keys::load(None, Some("good-key-0123456789,")).unwrap_err().to_string().contains("entry 2"));
+    }
+
+    #[test]
+    fn key_id_is_short_and_not_the_key() {
+        let id = key_id("first-key-0123456789");
+        assert_eq!(id.len(), 8);
+        assert!(!"first-key-0123456789".contains(&id));
+    }
+}

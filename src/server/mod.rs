@@ -1,0 +1,198 @@
+//! `ignite serve`: the HTTP API over [`Engine`]. Routes, DTOs, auth, limits and the mapping of
+//! errors to statuses live here; everything about sandboxes stays behind `Engine::execute`.
+
+mod auth;
+mod catalog;
+mod error;
+mod limits;
+mod routes;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use auth::{KeyError, Keys};
+
+use crate::engine::Engine;
+use catalog::Catalog;
+use limits::{Admission, RateLimiter};
+
+/// The largest `IGNITE_INPUT` the kernel passes to a program: one environment string may not
+/// exceed 32 pages (MAX_ARG_STRLEN), name included.
+pub const MAX_INPUT_LIMIT: usize = 128 * 1024 - 64;
+
+/// Resolved settings of `ignite serve`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub services_dir: PathBuf,
+    pub addr: SocketAddr,
+    pub keys: Keys,
+    /// Allows serving a non-loopback address without keys.
+    pub insecure_no_auth: bool,
+    /// Take the client address from the last `X-Forwarded-For` entry (the one the proxy added).
+    pub trust_proxy: bool,
+    /// Requests per minute per client (key, or address without keys); 0 turns the limit off.
+    pub rate_limit: u32,
+    pub max_concurrent: usize,
+    /// Executions that may wait for a slot; more get 503.
+    pub queue: usize,
+    /// Largest request body in bytes.
+    pub max_body: usize,
+    /// Largest `input`, serialised, in bytes.
+    pub max_input: usize,
+    /// How long running executions may take to finish after SIGTERM/SIGINT before they are
+    /// cancelled.
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(
+        "refusing to serve {addr} without API keys: anyone who can reach it could run code; give keys with --api-key-file or IGNITE_API_KEYS, bind 127.0.0.1, or pass --insecure-no-auth"
+    )]
+    Insecure { addr: SocketAddr },
+    #[error("services directory {path}: {source}")]
+    ServicesDir { path: PathBuf, source: std::io::Error },
+    #[error("failed to listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// What every handler shares.
+pub(crate) struct AppState {
+    engine: Arc<Engine>,
+    catalog: Catalog,
+    keys: Keys,
+    limiter: Option<RateLimiter>,
+    admission: Admission,
+    trust_proxy: bool,
+    max_input: usize,
+    /// Set once a shutdown signal arrived: queued executions are refused, not started.
+    draining: AtomicBool,
+    /// Cancelled at the shutdown deadline; each run gets a child of it.
+    cancel_runs: CancellationToken,
+    /// The executions' blocking tasks, awaited before the process exits.
+    runs: TaskTracker,
+}
+
+/// Serves until SIGTERM/SIGINT, then drains: no new connections, running executions get
+/// `shutdown_timeout` to finish, then they are cancelled (their sandboxes removed by the
+/// supervisor) and awaited. Must run on a multi-threaded tokio runtime.
+pub async fn serve(config: Config, engine: Engine) -> Result<(), ServeError> {
+    if config.keys.is_empty() && !config.addr.ip().is_loopback() && !config.insecure_no_auth {
+        return Err(ServeError::Insecure { addr: config.addr });
+    }
+    if config.max_concurrent == 0 {
+        return Err(ServeError::Invalid("--max-concurrent must be at least 1".into()));
+    }
+    if config.max_input == 0 || config.max_input > MAX_INPUT_LIMIT {
+        return Err(ServeError::Invalid(format!(
+            "--max-input must be between 1 and {MAX_INPUT_LIMIT} bytes (the kernel's limit on one environment variable, which carries the input)"
+        )));
+    }
+    if config.max_body < config.max_input {
+        return Err(ServeError::Invalid("--max-body must be at least --max-input".into()));
+    }
+    let dir = config
+        .services_dir
+        .canonicalize()
+        .and_then(|d| std::fs::read_dir(&d).map(|_| d))
+        .map_err(|source| ServeError::ServicesDir { path: config.services_dir.clone(), source })?;
+
+    let engine = Arc::new(engine);
+    let reaped = engine.reap_stale().await;
+    if !reaped.is_empty() {
+        tracing::info!(count = reaped.len(), ids = %reaped.join(","), "removed sandboxes left by an earlier process");
+    }
+
+    let state = Arc::new(AppState {
+        engine,
+        catalog: Catalog::new(dir),
+        keys: config.keys.clone(),
+        limiter: (config.rate_limit > 0).then(|| RateLimiter::new(config.rate_limit)),
+        admission: Admission::new(config.max_concurrent, config.queue),
+        trust_proxy: config.trust_proxy,
+        max_input: config.max_input,
+        draining: AtomicBool::new(false),
+        cancel_runs: CancellationToken::new(),
+        runs: TaskTracker::new(),
+    });
+    let app = routes::router(state.clone(), config.max_body);
+
+    // Installed before the listening line: a SIGTERM sent right after it must drain, not kill.
+    let signals =
+        Signals::install().map_err(|e| ServeError::Invalid(format!("cannot install signal handlers: {e}")))?;
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr: config.addr, source })?;
+    let bound = listener.local_addr().map_err(|source| ServeError::Bind { addr: config.addr, source })?;
+    // One machine-readable line, so whoever started us (with --port 0) learns the port.
+    println!("{}", serde_json::json!({ "listening": bound.to_string() }));
+    tracing::info!(address = %bound, auth = !state.keys.is_empty(), "ignite serve listening");
+
+    let stop_accepting = CancellationToken::new();
+    let signals = tokio::spawn(watch_signals(signals, state.clone(), stop_accepting.clone(), config.shutdown_timeout));
+    let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
+        .await;
+    // Runs whose client went away are still going: they too finish (or are cancelled) first.
+    state.runs.close();
+    state.runs.wait().await;
+    signals.abort();
+    served.map_err(ServeError::Serve)?;
+    tracing::info!("ignite serve stopped");
+    Ok(())
+}
+
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals { int: signal(SignalKind::interrupt())?, term: signal(SignalKind::terminate())? })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+    }
+}
+
+/// First SIGTERM/SIGINT: stop accepting and start the deadline; at the deadline, or at a
+/// second signal, cancel the runs still going.
+async fn watch_signals(
+    mut signals: Signals,
+    state: Arc<AppState>,
+    stop_accepting: CancellationToken,
+    timeout: Duration,
+) {
+    signals.recv().await;
+    state.draining.store(true, std::sync::atomic::Ordering::SeqCst);
+    tracing::info!(
+        running = state.admission.running(),
+        timeout_ms = timeout.as_millis() as u64,
+        "shutting down: no new requests; waiting for running executions"
+    );
+    stop_accepting.cancel();
+    tokio::select! {
+        _ = tokio::time::sleep(timeout) => {}
+        _ = signals.recv() => {}
+    }
+    if state.admission.running() > 0 {
+        tracing::warn!(running = state.admission.running(), "cancelling the executions still running");
+    }
+    state.cancel_runs.cancel();
+}

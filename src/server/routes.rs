@@ -1,0 +1,270 @@
+//! Routes, request/response types, and the gate every request passes (auth, rate limit, log).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use super::AppState;
+use super::auth::key_id;
+use super::catalog::{Lookup, ServiceInfo};
+use super::error::ApiError;
+use crate::bundle::NoProgress;
+use crate::engine::{DEFAULT_GRACE, DEFAULT_OUTPUT_LIMIT, Job};
+use crate::report::Report;
+use crate::service::{self, MEMORY_MB_RANGE, Overrides, TIMEOUT_MS_RANGE};
+
+/// Seconds a client is told to wait when all slots and the queue are taken.
+const BUSY_RETRY_SECS: u64 = 1;
+
+type St = State<Arc<AppState>>;
+
+pub(super) fn router(state: Arc<AppState>, max_body: usize) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/services", get(list_services))
+        .route("/services/{name}", get(get_service))
+        .route("/services/{name}/execute", post(execute))
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
+        })
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(state.clone(), gate))
+        .with_state(state)
+}
+
+/// Who is asking, for rate limits and logs.
+struct Client {
+    /// Rate-limit bucket: `key:<id>` or `addr:<ip>`.
+    bucket: String,
+    key_id: Option<String>,
+}
+
+/// Authenticates (except `/health`), rate-limits, and logs every request with its outcome.
+async fn gate(State(st): St, ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let public = path == "/health";
+    let (client, denied) = match identify(&st, req.headers(), peer) {
+        Ok(c) => (Some(c), None),
+        Err(e) => (None, Some(e)),
+    };
+    let limited = match (&client, &st.limiter) {
+        (Some(c), Some(limiter)) if !public => limiter.check(&c.bucket, Instant::now()).err(),
+        _ => None,
+    };
+    let response = match (denied, limited) {
+        (Some(e), _) if !public => e.into_response(),
+        (_, Some(secs)) => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many requests; retry in {secs} s"),
+        )
+        .retry_after(secs)
+        .into_response(),
+        _ => next.run(req).await,
+    };
+    let key = client.as_ref().and_then(|c| c.key_id.as_deref()).unwrap_or("-");
+    tracing::info!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        key,
+        peer = %peer.ip(),
+        "request"
+    );
+    response
+}
+
+fn identify(st: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Result<Client, ApiError> {
+    if !st.keys.is_empty() {
+        let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
+        let value = headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| unauthorized("missing API key: send `Authorization: Bearer <key>`"))?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .ok_or_else(|| unauthorized("malformed Authorization header: expected `Bearer <key>`"))?;
+        if !st.keys.accepts(token) {
+            return Err(unauthorized("invalid API key"));
+        }
+        let id = key_id(token);
+        return Ok(Client { bucket: format!("key:{id}"), key_id: Some(id) });
+    }
+    // The last entry is the one our proxy appended; earlier ones are whatever the client sent.
+    let forwarded = st
+        .trust_proxy
+        .then(|| headers.get("x-forwarded-for"))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|ip| ip.trim().parse::<std::net::IpAddr>().ok());
+    Ok(Client { bucket: format!("addr:{}", forwarded.unwrap_or(peer.ip())), key_id: None })
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+async fn ready(State(st): St) -> Result<Response, ApiError> {
+    let engine = st.engine.clone();
+    let missing = tokio::task::spawn_blocking(move || engine.readiness()).await.map_err(internal)?;
+    let draining = st.draining.load(Ordering::SeqCst);
+    let ready = missing.is_empty() && !draining;
+    let body = serde_json::json!({
+        "ready": ready,
+        "missing": missing,
+        "draining": draining,
+        "running": st.admission.running(),
+        "queued": st.admission.queued(),
+    });
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    Ok((status, Json(body)).into_response())
+}
+
+async fn list_services(State(st): St) -> Result<Json<serde_json::Value>, ApiError> {
+    let st2 = st.clone();
+    let list = tokio::task::spawn_blocking(move || st2.catalog.list()).await.map_err(internal)?.map_err(|e| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "services_dir", format!("cannot list services: {e}"))
+    })?;
+    Ok(Json(serde_json::json!({ "services": list })))
+}
+
+fn service_name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    let Path(name) = path.map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))?;
+    Ok(name)
+}
+
+async fn get_service(State(st): St, path: Result<Path<String>, PathRejection>) -> Result<Json<ServiceInfo>, ApiError> {
+    let name = service_name(path)?;
+    let st2 = st.clone();
+    let n = name.clone();
+    tokio::task::spawn_blocking(move || st2.catalog.info(&n))
+        .await
+        .map_err(internal)?
+        .map(Json)
+        .ok_or_else(|| unknown_service(&name))
+}
+
+fn unknown_service(name: &str) -> ApiError {
+    ApiError::not_found(format!("no service {name:?}; GET /services lists them"))
+}
+
+fn internal(e: tokio::task::JoinError) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("internal error: {e}"))
+}
+
+/// `POST /services/{name}/execute`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ExecuteRequest {
+    /// Any JSON value; the program reads it from `IGNITE_INPUT`. Default `{}`.
+    input: Option<serde_json::Value>,
+    timeout_ms: Option<u64>,
+    memory_mb: Option<u32>,
+}
+
+async fn execute(
+    State(st): St,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Json<ExecuteRequest>, JsonRejection>,
+) -> Result<Json<Report>, ApiError> {
+    let name = service_name(path)?;
+    let Json(req) = body.map_err(json_rejection)?;
+    // The same ranges as service.yaml, named as the request spells them.
+    if let Some(v) = req.memory_mb {
+        service::check_range(v, MEMORY_MB_RANGE, "MiB")
+            .map_err(|r| ApiError::bad_request("invalid_request", format!("memoryMb {r}")))?;
+    }
+    if let Some(v) = req.timeout_ms {
+        service::check_range(v, TIMEOUT_MS_RANGE, "ms")
+            .map_err(|r| ApiError::bad_request("invalid_request", format!("timeoutMs {r}")))?;
+    }
+    let input = match &req.input {
+        Some(v) => v.to_string(),
+        None => "{}".to_string(),
+    };
+    if input.len() > st.max_input {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "input_too_large",
+            format!("input is {} bytes serialised; the limit is {}", input.len(), st.max_input),
+        ));
+    }
+    let overrides = Overrides { memory_mb: req.memory_mb, timeout_ms: req.timeout_ms, ..Overrides::default() };
+    let st2 = st.clone();
+    let n = name.clone();
+    let service =
+        match tokio::task::spawn_blocking(move || st2.catalog.lookup(&n, &overrides)).await.map_err(internal)? {
+            Lookup::Found(s) => s,
+            Lookup::Invalid(e) => return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "service_invalid", e)),
+            Lookup::NotFound => return Err(unknown_service(&name)),
+        };
+
+    let busy = || {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "all execution slots and the queue are taken")
+            .retry_after(BUSY_RETRY_SECS)
+    };
+    if st.draining.load(Ordering::SeqCst) {
+        return Err(shutting_down());
+    }
+    let permit = st.admission.admit().await.map_err(|_| busy())?;
+    // Waiting in the queue may have outlasted the server's life.
+    if st.draining.load(Ordering::SeqCst) {
+        return Err(shutting_down());
+    }
+
+    let job = Job { service, input, output_limit: DEFAULT_OUTPUT_LIMIT, grace: DEFAULT_GRACE };
+    let engine = st.engine.clone();
+    let cancel = st.cancel_runs.child_token();
+    let handle = tokio::runtime::Handle::current();
+    // The engine's preparation is synchronous (bundle and staging locks, file copies,
+    // unpacking): the whole run is driven from a blocking-pool thread so no runtime worker is
+    // ever held by it. The slot (permit) goes with it, so a client that hangs up does not free
+    // a slot whose sandbox is still running.
+    let run = st.runs.spawn_blocking(move || {
+        let _permit = permit;
+        handle.block_on(engine.execute(&job, &NoProgress, None, cancel))
+    });
+    let report = run.await.map_err(internal)??;
+    Ok(Json(report))
+}
+
+fn shutting_down() -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down")
+        .retry_after(BUSY_RETRY_SECS)
+}
+
+fn json_rejection(e: JsonRejection) -> ApiError {
+    let message = e.body_text();
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", message);
+    }
+    match e {
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "expected `Content-Type: application/json`",
+        ),
+        JsonRejection::JsonSyntaxError(_) => ApiError::bad_request("malformed_json", message),
+        JsonRejection::JsonDataError(_) => ApiError::bad_request("invalid_request", message),
+        _ => ApiError::bad_request("invalid_body", message),
+    }
+}

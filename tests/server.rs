@@ -1,0 +1,434 @@
+//! `ignite serve` end to end: the real binary on an ephemeral port, an HTTP client, real
+//! sandboxes; every server is stopped with SIGTERM and must leave nothing behind.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+
+use common::{Sandbox, require_sandbox};
+use serde_json::{Value, json};
+
+/// Waits for the file `/app/release` (the host creates it in the service directory), so a
+/// test decides when the run ends without racing a clock.
+const WAIT_FOR_RELEASE: &str = r#"import { existsSync } from "node:fs";
+while (!existsSync("/app/release")) await new Promise((r) => setTimeout(r, 20));
+console.log("released");
+"#;
+
+const ECHO: &str = r#"const input = JSON.parse(process.env.IGNITE_INPUT ?? "{}");
+console.log("got " + JSON.stringify(input));
+if (input.fail) { console.error("failing on purpose"); process.exit(3); }
+"#;
+
+struct Server {
+    child: Child,
+    base: String,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Resp {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// Asserts an error response: the status and `{"error": {"code", "message"}}`.
+    fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "{}", self.body);
+        let v = self.json();
+        assert_eq!(v["error"]["code"], code, "{}", self.body);
+        assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", self.body);
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).proxy(None).build().into()
+}
+
+fn response(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Resp {
+    let mut r = r.expect("HTTP request");
+    let headers =
+        r.headers().iter().map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or_default().to_string())).collect();
+    Resp { status: r.status().as_u16(), headers, body: r.body_mut().read_to_string().unwrap_or_default() }
+}
+
+impl Server {
+    fn start(sb: &Sandbox, services: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut cmd = sb.cmd();
+        cmd.arg("serve").arg("--services").arg(services).args(["--port", "0"]).args(args);
+        cmd.env_remove("IGNITE_API_KEYS");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn ignite serve");
+        let mut err = child.stderr.take().expect("stderr");
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read stdout");
+        let Ok(v) = serde_json::from_str::<Value>(&line) else {
+            let _ = child.wait();
+            panic!("no listening line (got {line:?}); stderr:\n{}", stderr.join().unwrap_or_default());
+        };
+        let addr = v["listening"].as_str().expect("listening address").to_string();
+        Server { child, base: format!("http://{addr}"), stderr }
+    }
+
+    fn get(&self, path: &str, key: Option<&str>) -> Resp {
+        let mut req = agent().get(format!("{}{path}", self.base));
+        if let Some(k) = key {
+            req = req.header("Authorization", format!("Bearer {k}"));
+        }
+        response(req.call())
+    }
+
+    fn post(&self, path: &str, content_type: Option<&str>, body: &str) -> Resp {
+        let mut req = agent().post(format!("{}{path}", self.base));
+        if let Some(ct) = content_type {
+            req = req.header("Content-Type", ct);
+        }
+        response(req.send(body))
+    }
+
+    fn execute(&self, name: &str, body: Value) -> Resp {
+        self.post(&format!("/services/{name}/execute"), Some("application/json"), &body.to_string())
+    }
+
+    /// Polls /ready until `running` executions are in flight (a condition, not a clock).
+    fn wait_running(&self, running: u64) {
+        for _ in 0..3000 {
+            if self.get("/ready", None).json()["running"] == running {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("never saw {running} running execution(s)");
+    }
+
+    fn sigterm(&self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    }
+
+    /// SIGTERM, then the exit status and everything it logged.
+    fn stop(mut self) -> (std::process::ExitStatus, String) {
+        self.sigterm();
+        let status = self.child.wait().expect("wait");
+        (status, self.stderr.join().unwrap_or_default())
+    }
+}
+
+fn services(sb: &Sandbox) -> PathBuf {
+    sb.service("svc/echo", &[("service.yaml", "service:\n  name: echo\n  entry: index.ts\n"), ("index.ts", ECHO)]);
+    sb.service(
+        "svc/waiter",
+        &[("service.yaml", "service:\n  name: waiter\n  entry: index.ts\n"), ("index.ts", WAIT_FOR_RELEASE)],
+    );
+    sb.service(
+        "svc/broken",
+        &[("service.yaml", "service:\n  name: broken\n  memoryMb: 1\n  entry: index.ts\n"), ("index.ts", ECHO)],
+    );
+    sb.service("svc/not-a-service", &[("README", "no service.yaml here")]);
+    sb.work.path().join("svc")
+}
+
+#[test]
+fn endpoints_reports_and_request_errors() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let srv = Server::start(&sb, &dir, &["--max-body", "4096", "--max-input", "200"], &[]);
+
+    let health = srv.get("/health", None);
+    assert_eq!(health.status, 200);
+    assert_eq!(health.json()["version"], env!("CARGO_PKG_VERSION"));
+    let ready = srv.get("/ready", None);
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    assert_eq!(ready.json()["missing"], json!([]));
+
+    let list = srv.get("/services", None).json();
+    let names: Vec<&str> = list["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["broken", "echo", "waiter"], "{list}");
+    let broken = &list["services"][0];
+    assert_eq!(broken["valid"], false);
+    assert!(broken["error"].as_str().unwrap().contains("memoryMb"), "{broken}");
+    let echo = srv.get("/services/echo", None);
+    assert_eq!(echo.status, 200);
+    assert_eq!(echo.json()["runtime"], "bun");
+    srv.get("/services/nope", None).assert_error(404, "not_found");
+    srv.get("/no/such/route", None).assert_error(404, "not_found");
+    srv.post("/health", Some("application/json"), "{}").assert_error(405, "method_not_allowed");
+
+    // Names never become paths outside DIR: DIR's parent holds a service.yaml to find.
+    std::fs::write(sb.work.path().join("service.yaml"), "service:\n  name: outside\n").unwrap();
+    for path in [
+        "/services/..",
+        "/services/%2e%2e",
+        "/services/..%2fsvc%2fecho",
+        "/services/%2e%2e%2f",
+        "/services/echo%2f..%2fecho",
+    ] {
+        let r = srv.get(path, None);
+        assert!(r.status == 404 || r.status == 400, "{path}: {} {}", r.status, r.body);
+        assert!(r.json()["error"]["code"].is_string(), "{path}: {}", r.body);
+        let r = srv.execute(&path["/services/".len()..], json!({}));
+        assert!(r.status == 404 || r.status == 400, "{path} execute: {} {}", r.status, r.body);
+    }
+
+    let ok = srv.execute("echo", json!({ "input": { "n": 1 } }));
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let report = ok.json();
+    assert_eq!(report["success"], true, "{report}");
+    assert_eq!(report["status"], "ok");
+    assert_eq!(report["stdout"], "got {\"n\":1}\n");
+    assert!(report["metrics"]["wallTimeMs"].is_number(), "{report}");
+    sb.assert_cgroup_gone(report["containerId"].as_str().unwrap());
+
+    let failed = srv.execute("echo", json!({ "input": { "fail": true } }));
+    assert_eq!(failed.status, 200, "a failing program is a report, not a server error: {}", failed.body);
+    let report = failed.json();
+    assert_eq!(
+        (report["success"].clone(), report["status"].clone(), report["exitCode"].clone()),
+        (json!(false), json!("error"), json!(3))
+    );
+    assert_eq!(report["stderr"], "failing on purpose\n");
+
+    let timeout = srv.execute("waiter", json!({ "timeoutMs": 300 }));
+    assert_eq!(timeout.status, 200, "{}", timeout.body);
+    assert_eq!((timeout.json()["success"].clone(), timeout.json()["status"].clone()), (json!(false), json!("timeout")));
+
+    srv.execute("broken", json!({})).assert_error(422, "service_invalid");
+    srv.execute("echo", json!({ "memoryMb": 8 })).assert_error(400, "invalid_request");
+    srv.execute("echo", json!({ "timeoutMs": 1 })).assert_error(400, "invalid_request");
+    srv.execute("echo", json!({ "inptu": {} })).assert_error(400, "invalid_request");
+    let malformed = srv.post("/services/echo/execute", Some("application/json"), "{\"input\": ");
+    malformed.assert_error(400, "malformed_json");
+    assert!(malformed.json()["error"]["message"].as_str().unwrap().contains("EOF"), "{}", malformed.body);
+    srv.post("/services/echo/execute", Some("text/plain"), "{}").assert_error(415, "unsupported_media_type");
+    srv.post("/services/echo/execute", None, "{}").assert_error(415, "unsupported_media_type");
+    let big = json!({ "input": "x".repeat(5000) }).to_string();
+    srv.post("/services/echo/execute", Some("application/json"), &big).assert_error(413, "body_too_large");
+    srv.execute("echo", json!({ "input": "x".repeat(300) })).assert_error(413, "input_too_large");
+
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{status}\n{log}");
+    assert!(log.contains("path=\"/services/echo/execute\" status=200"), "request log:\n{log}");
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn keys_from_file_and_environment_guard_everything_but_health() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let file_key = "file-key-0123456789abcdef";
+    let env_key = "env-key-0123456789abcdef";
+    let key_file = sb.work.path().join("keys");
+    std::fs::write(&key_file, format!("# operators\n\n{file_key}\n")).unwrap();
+    let srv =
+        Server::start(&sb, &dir, &["--api-key-file", key_file.to_str().unwrap()], &[("IGNITE_API_KEYS", env_key)]);
+
+    assert_eq!(srv.get("/health", None).status, 200, "liveness stays public");
+    for path in ["/ready", "/services", "/services/echo", "/no/such/route"] {
+        let r = srv.get(path, None);
+        r.assert_error(401, "unauthorized");
+        assert_eq!(r.header("www-authenticate"), Some("Bearer"), "{path}");
+        srv.get(path, Some("wrong-key-0123456789abcdef")).assert_error(401, "unauthorized");
+        srv.get(path, Some(&file_key[..file_key.len() - 1])).assert_error(401, "unauthorized");
+    }
+    srv.execute("echo", json!({})).assert_error(401, "unauthorized");
+    assert_eq!(srv.get("/services", Some(file_key)).status, 200);
+    assert_eq!(srv.get("/services", Some(env_key)).status, 200);
+    let run = response(
+        agent()
+            .post(format!("{}/services/echo/execute", srv.base))
+            .header("Authorization", format!("Bearer {env_key}"))
+            .header("Content-Type", "application/json")
+            .send("{\"input\":{\"k\":1}}"),
+    );
+    assert_eq!(run.status, 200, "{}", run.body);
+    assert_eq!(run.json()["success"], true);
+
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{status}\n{log}");
+    assert!(!log.contains(file_key) && !log.contains(env_key), "a key reached the log:\n{log}");
+    use sha2::Digest;
+    let id = hex::encode(&sha2::Sha256::digest(env_key.as_bytes())[..4]);
+    assert!(log.contains(&format!("key=\"{id}\"")), "requests are logged with the key id {id}:\n{log}");
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn public_address_without_keys_is_refused() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let out = sb
+        .cmd()
+        .args(["serve", "--host", "0.0.0.0", "--port", "0", "--services"])
+        .arg(&dir)
+        .env_remove("IGNITE_API_KEYS")
+        .output()
+        .expect("spawn");
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    let err = common::stderr_of(&out);
+    assert!(err.contains("without API keys") && err.contains("--insecure-no-auth"), "{err}");
+    assert!(out.stdout.is_empty(), "it must not have listened: {}", common::stdout_of(&out));
+
+    let bad = sb.work.path().join("bad-keys");
+    std::fs::write(&bad, "# nothing but comments\n").unwrap();
+    let out = sb
+        .cmd()
+        .args(["serve", "--port", "0", "--api-key-file"])
+        .arg(&bad)
+        .arg("--services")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert!(common::stderr_of(&out).contains("holds no API key"), "{}", common::stderr_of(&out));
+
+    let srv = Server::start(&sb, &dir, &["--host", "0.0.0.0", "--insecure-no-auth"], &[]);
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+}
+
+#[test]
+fn rate_limit_answers_429_with_retry_after() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let srv = Server::start(&sb, &dir, &["--rate-limit", "2"], &[]);
+    assert_eq!(srv.get("/services", None).status, 200);
+    assert_eq!(srv.get("/services/echo", None).status, 200);
+    let limited = srv.get("/services", None);
+    limited.assert_error(429, "rate_limited");
+    let secs: u64 = limited.header("retry-after").expect("Retry-After").parse().expect("seconds");
+    assert!(secs >= 1, "{secs}");
+    assert_eq!(srv.get("/health", None).status, 200, "liveness is not rate-limited");
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+}
+
+#[test]
+fn full_queue_answers_503_and_the_running_execution_completes() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let srv = Server::start(&sb, &dir, &["--max-concurrent", "1", "--queue", "0"], &[]);
+    let base = srv.base.clone();
+    let first = std::thread::spawn(move || {
+        response(
+            agent()
+                .post(format!("{base}/services/waiter/execute"))
+                .header("Content-Type", "application/json")
+                .send("{}"),
+        )
+    });
+    srv.wait_running(1);
+    let busy = srv.execute("echo", json!({}));
+    busy.assert_error(503, "busy");
+    assert!(busy.header("retry-after").is_some_and(|v| v.parse::<u64>().is_ok()), "{:?}", busy.headers);
+
+    std::fs::write(dir.join("waiter/release"), "").unwrap();
+    let first = first.join().unwrap();
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.json()["stdout"], "released\n");
+    assert_eq!(srv.execute("echo", json!({})).json()["success"], true, "the slot is free again");
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn shutdown_cancels_a_run_past_the_deadline_and_cleans_up() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let srv = Server::start(&sb, &dir, &["--shutdown-timeout", "1"], &[]);
+    let base = srv.base.clone();
+    let inflight = std::thread::spawn(move || {
+        response(
+            agent()
+                .post(format!("{base}/services/waiter/execute"))
+                .header("Content-Type", "application/json")
+                .send("{}"),
+        )
+    });
+    srv.wait_running(1);
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{status}\n{log}");
+    let r = inflight.join().unwrap();
+    assert_eq!(r.status, 200, "the run in flight still gets its report: {}", r.body);
+    let report = r.json();
+    assert_eq!(report["success"], false, "{report}");
+    assert!(report["message"].as_str().unwrap_or_default().contains("interrupted"), "{report}");
+    assert!(log.contains("cancelling the executions still running"), "{log}");
+    sb.assert_cgroup_gone(report["containerId"].as_str().unwrap());
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn shutdown_lets_a_running_execution_finish_before_the_deadline() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let srv = Server::start(&sb, &dir, &["--shutdown-timeout", "600"], &[]);
+    let base = srv.base.clone();
+    let inflight = std::thread::spawn(move || {
+        response(
+            agent()
+                .post(format!("{base}/services/waiter/execute"))
+                .header("Content-Type", "application/json")
+                .send("{}"),
+        )
+    });
+    srv.wait_running(1);
+    srv.sigterm();
+    // Draining: the listener is closed, so a new connection is refused.
+    let mut refused = false;
+    for _ in 0..3000 {
+        if agent().get(format!("{}/health", srv.base)).call().is_err() {
+            refused = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(refused, "the server kept accepting connections after SIGTERM");
+    std::fs::write(dir.join("waiter/release"), "").unwrap();
+    let r = inflight.join().unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["success"], true, "the run finished on its own: {}", r.body);
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{status}\n{log}");
+    assert!(!log.contains("cancelling the executions"), "{log}");
+    sb.assert_no_leaks();
+}
