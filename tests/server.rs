@@ -96,6 +96,14 @@ impl Server {
         response(req.call())
     }
 
+    fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Resp {
+        let mut req = agent().get(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        response(req.call())
+    }
+
     fn post(&self, path: &str, content_type: Option<&str>, body: &str) -> Resp {
         let mut req = agent().post(format!("{}{path}", self.base));
         if let Some(ct) = content_type {
@@ -330,6 +338,33 @@ fn rate_limit_answers_429_with_retry_after() {
     assert_eq!(srv.get("/health", None).status, 200, "liveness is not rate-limited");
     let (status, log) = srv.stop();
     assert!(status.success(), "{log}");
+}
+
+#[test]
+fn rate_limit_buckets_follow_keys_and_only_trusted_forwarded_addresses() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let (a, b) = ("key-a-0123456789abcdef", "key-b-0123456789abcdef");
+    let srv = Server::start(&sb, &dir, &["--rate-limit", "1"], &[("IGNITE_API_KEYS", &format!("{a},{b}"))]);
+    assert_eq!(srv.get("/services", Some(a)).status, 200);
+    srv.get("/services", Some(a)).assert_error(429, "rate_limited");
+    assert_eq!(srv.get("/services", Some(b)).status, 200, "each key has its own bucket");
+    assert!(srv.stop().0.success());
+
+    let srv = Server::start(&sb, &dir, &["--rate-limit", "1"], &[]);
+    assert_eq!(srv.get_with("/services", &[("X-Forwarded-For", "10.0.0.1")]).status, 200);
+    srv.get_with("/services", &[("X-Forwarded-For", "10.0.0.2")]).assert_error(429, "rate_limited");
+    assert!(srv.stop().0.success(), "without --trust-proxy the header is ignored: one peer, one bucket");
+
+    let srv = Server::start(&sb, &dir, &["--rate-limit", "1", "--trust-proxy"], &[]);
+    let get = |v: &str| srv.get_with("/services", &[("X-Forwarded-For", v)]);
+    assert_eq!(get("1.1.1.1, 10.0.0.1").status, 200);
+    assert_eq!(get("1.1.1.1, 10.0.0.2").status, 200, "the proxy's entry (the last) names the client");
+    get("9.9.9.9, 10.0.0.1").assert_error(429, "rate_limited");
+    assert!(srv.stop().0.success(), "entries before the proxy's are the client's to forge and are not used");
 }
 
 #[test]
