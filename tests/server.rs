@@ -175,13 +175,16 @@ fn endpoints_reports_and_request_errors() {
     assert_eq!(names, ["broken", "echo", "waiter"], "{list}");
     let broken = &list["services"][0];
     assert_eq!(broken["valid"], false);
-    assert!(broken["error"].as_str().unwrap().contains("memoryMb"), "{broken}");
+    let error = broken["error"].as_str().unwrap();
+    assert!(error.starts_with("broken/service.yaml: field `service.memoryMb`"), "relative to DIR: {error}");
     let echo = srv.get("/services/echo", None);
     assert_eq!(echo.status, 200);
     assert_eq!(echo.json()["runtime"], "bun");
     srv.get("/services/nope", None).assert_error(404, "not_found");
     srv.get("/no/such/route", None).assert_error(404, "not_found");
-    srv.post("/health", Some("application/json"), "{}").assert_error(405, "method_not_allowed");
+    let wrong_method = srv.post("/health", Some("application/json"), "{}");
+    wrong_method.assert_error(405, "method_not_allowed");
+    assert_eq!(wrong_method.header("allow"), Some("GET,HEAD"));
 
     // Names never become paths outside DIR: DIR's parent holds a service.yaml to find.
     std::fs::write(sb.work.path().join("service.yaml"), "service:\n  name: outside\n").unwrap();

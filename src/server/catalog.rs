@@ -76,6 +76,7 @@ fn env_lookup(k: &str) -> Option<String> {
 }
 
 impl Catalog {
+    /// `dir` is canonical, as the paths in service errors are.
     pub fn new(dir: PathBuf) -> Catalog {
         Catalog { dir }
     }
@@ -125,7 +126,9 @@ impl Catalog {
         }
     }
 
+    /// Errors name files relative to DIR: clients need the service's file, not the host's layout.
     fn load(&self, dir: &Path, overrides: &Overrides) -> Result<Service, String> {
-        service::load(dir, true, overrides, &env_lookup).map_err(|e| e.to_string())
+        let prefix = format!("{}/", self.dir.display());
+        service::load(dir, true, overrides, &env_lookup).map_err(|e| e.to_string().replace(&prefix, ""))
     }
 }
