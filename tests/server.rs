@@ -127,6 +127,21 @@ impl Server {
         panic!("never saw {running} running execution(s)");
     }
 
+    /// Polls until a container of this state dir exists: the run got past admission and
+    /// set-up, and its program is running.
+    fn wait_sandbox(&self, sb: &Sandbox) {
+        self.wait_running(1);
+        let root = sb.state.path().join("oci").join("runc");
+        for _ in 0..3000 {
+            let out = std::process::Command::new("runc").arg("--root").arg(&root).args(["list", "-q"]).output();
+            if out.is_ok_and(|o| !o.stdout.trim_ascii().is_empty()) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("no container appeared under {}", root.display());
+    }
+
     fn sigterm(&self) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
@@ -419,7 +434,7 @@ fn shutdown_cancels_a_run_past_the_deadline_and_cleans_up() {
                 .send("{}"),
         )
     });
-    srv.wait_running(1);
+    srv.wait_sandbox(&sb);
     let (status, log) = srv.stop();
     assert!(status.success(), "{status}\n{log}");
     let r = inflight.join().unwrap();
@@ -449,7 +464,7 @@ fn shutdown_lets_a_running_execution_finish_before_the_deadline() {
                 .send("{}"),
         )
     });
-    srv.wait_running(1);
+    srv.wait_sandbox(&sb);
     srv.sigterm();
     // Draining: the listener is closed, so a new connection is refused.
     let mut refused = false;
@@ -468,5 +483,37 @@ fn shutdown_lets_a_running_execution_finish_before_the_deadline() {
     let (status, log) = srv.stop();
     assert!(status.success(), "{status}\n{log}");
     assert!(!log.contains("cancelling the executions"), "{log}");
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn a_restarted_server_reaps_the_sandboxes_of_a_killed_one() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let mut crashed = Server::start(&sb, &dir, &[], &[]);
+    let base = crashed.base.clone();
+    let inflight = std::thread::spawn(move || {
+        // The server dies mid-request: the connection is cut, there is no response.
+        agent()
+            .post(format!("{base}/services/waiter/execute"))
+            .header("Content-Type", "application/json")
+            .send("{}")
+            .is_err()
+    });
+    crashed.wait_sandbox(&sb);
+    crashed.child.kill().expect("SIGKILL");
+    crashed.child.wait().expect("wait");
+    assert!(inflight.join().unwrap(), "the killed server answered");
+    let runs: Vec<_> =
+        std::fs::read_dir(sb.state.path().join("runs")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(!runs.is_empty(), "the killed server left its sandbox (else this test proves nothing)");
+
+    let srv = Server::start(&sb, &dir, &[], &[]);
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("removed sandboxes left by an earlier process"), "{log}");
     sb.assert_no_leaks();
 }
