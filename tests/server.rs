@@ -418,6 +418,38 @@ fn full_queue_answers_503_and_the_running_execution_completes() {
 }
 
 #[test]
+fn queued_executions_all_run_when_slots_free_up() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let srv = Server::start(&sb, &dir, &["--max-concurrent", "2", "--queue", "8"], &[]);
+    let clients: Vec<_> = (0..8)
+        .map(|i| {
+            let base = srv.base.clone();
+            std::thread::spawn(move || {
+                let body = json!({ "input": { "n": i } }).to_string();
+                response(
+                    agent()
+                        .post(format!("{base}/services/echo/execute"))
+                        .header("Content-Type", "application/json")
+                        .send(&body),
+                )
+            })
+        })
+        .collect();
+    for (i, c) in clients.into_iter().enumerate() {
+        let r = c.join().unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.json()["stdout"], format!("got {{\"n\":{i}}}\n"), "each request gets its own run's report");
+    }
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}
+
+#[test]
 fn shutdown_cancels_a_run_past_the_deadline_and_cleans_up() {
     if !require_sandbox() {
         return;
