@@ -370,6 +370,9 @@ fn rate_limit_buckets_follow_keys_and_only_trusted_forwarded_addresses() {
     assert_eq!(srv.get("/services", Some(a)).status, 200);
     srv.get("/services", Some(a)).assert_error(429, "rate_limited");
     assert_eq!(srv.get("/services", Some(b)).status, 200, "each key has its own bucket");
+    srv.get("/services", Some("guess-0123456789abcdef")).assert_error(401, "unauthorized");
+    // Failed attempts count against the peer address: guessing keys is rate-limited too.
+    srv.get("/services", Some("guess-2-0123456789abcdef")).assert_error(429, "rate_limited");
     assert!(srv.stop().0.success());
 
     let srv = Server::start(&sb, &dir, &["--rate-limit", "1"], &[]);

@@ -62,12 +62,16 @@ async fn gate(State(st): St, ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Re
         Ok(c) => (Some(c), None),
         Err(e) => (None, Some(e)),
     };
-    let limited = match (&client, &st.limiter) {
-        (Some(c), Some(limiter)) if !public => limiter.check(&c.bucket, Instant::now()).err(),
+    // Failed authentications count against the peer's address, so guessing keys is limited too.
+    let bucket = match &client {
+        Some(c) => c.bucket.clone(),
+        None => format!("addr:{}", peer.ip()),
+    };
+    let limited = match &st.limiter {
+        Some(limiter) if !public => limiter.check(&bucket, Instant::now()).err(),
         _ => None,
     };
     let response = match (denied, limited) {
-        (Some(e), _) if !public => e.into_response(),
         (_, Some(secs)) => ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
@@ -75,6 +79,7 @@ async fn gate(State(st): St, ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Re
         )
         .retry_after(secs)
         .into_response(),
+        (Some(e), _) if !public => e.into_response(),
         _ => next.run(req).await,
     };
     let key = client.as_ref().and_then(|c| c.key_id.as_deref()).unwrap_or("-");
