@@ -334,6 +334,12 @@ fn public_address_without_keys_is_refused() {
     assert_eq!(out.status.code(), Some(125));
     assert!(common::stderr_of(&out).contains("holds no API key"), "{}", common::stderr_of(&out));
 
+    let missing = sb.work.path().join("no-such-dir");
+    let out = sb.cmd().args(["serve", "--port", "0", "--services"]).arg(&missing).output().unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    let err = common::stderr_of(&out);
+    assert!(err.contains("services directory") && err.contains("no-such-dir"), "{err}");
+
     let srv = Server::start(&sb, &dir, &["--host", "0.0.0.0", "--insecure-no-auth"], &[]);
     let (status, log) = srv.stop();
     assert!(status.success(), "{log}");

@@ -10,8 +10,9 @@ pub const MIN_KEY_LEN: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("failed to read API key file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    // Not a `source`: the CLI prints the chain and would repeat it.
+    #[error("failed to read API key file {path}: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
     #[error("{origin}: API key {what}")]
     Invalid { origin: String, what: String },
     #[error("{0} holds no API key (one key per line; lines starting with # are comments)")]
@@ -57,7 +58,7 @@ impl Keys {
         let mut keys = Keys::default();
         if let Some(path) = file {
             let text =
-                std::fs::read_to_string(path).map_err(|source| KeyError::Read { path: path.to_path_buf(), source })?;
+                std::fs::read_to_string(path).map_err(|error| KeyError::Read { path: path.to_path_buf(), error })?;
             let before = keys.digests.len();
             for (i, line) in text.lines().enumerate() {
                 let key = line.trim();

@@ -56,10 +56,12 @@ pub enum ServeError {
         "refusing to serve {addr} without API keys: anyone who can reach it could run code; give keys with --api-key-file or IGNITE_API_KEYS, bind 127.0.0.1, or pass --insecure-no-auth"
     )]
     Insecure { addr: SocketAddr },
-    #[error("services directory {path}: {source}")]
-    ServicesDir { path: PathBuf, source: std::io::Error },
-    #[error("failed to listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    // The I/O error is part of the message and deliberately not a `source`: the CLI prints
+    // the source chain too, and would say it twice.
+    #[error("services directory {path}: {error}")]
+    ServicesDir { path: PathBuf, error: std::io::Error },
+    #[error("failed to listen on {addr}: {error}")]
+    Bind { addr: SocketAddr, error: std::io::Error },
     #[error("{0}")]
     Invalid(String),
     #[error("server failed: {0}")]
@@ -105,7 +107,7 @@ pub async fn serve(config: Config, engine: Engine) -> Result<(), ServeError> {
         .services_dir
         .canonicalize()
         .and_then(|d| std::fs::read_dir(&d).map(|_| d))
-        .map_err(|source| ServeError::ServicesDir { path: config.services_dir.clone(), source })?;
+        .map_err(|error| ServeError::ServicesDir { path: config.services_dir.clone(), error })?;
 
     let engine = Arc::new(engine);
     let reaped = engine.reap_stale().await;
@@ -132,8 +134,8 @@ pub async fn serve(config: Config, engine: Engine) -> Result<(), ServeError> {
         Signals::install().map_err(|e| ServeError::Invalid(format!("cannot install signal handlers: {e}")))?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
-        .map_err(|source| ServeError::Bind { addr: config.addr, source })?;
-    let bound = listener.local_addr().map_err(|source| ServeError::Bind { addr: config.addr, source })?;
+        .map_err(|error| ServeError::Bind { addr: config.addr, error })?;
+    let bound = listener.local_addr().map_err(|error| ServeError::Bind { addr: config.addr, error })?;
     // One machine-readable line, so whoever started us (with --port 0) learns the port.
     println!("{}", serde_json::json!({ "listening": bound.to_string() }));
     tracing::info!(address = %bound, auth = !state.keys.is_empty(), "ignite serve listening");
