@@ -118,3 +118,12 @@ fn unknown_runtime_version_is_said_once_with_what_is_available() {
     assert_eq!(err.matches("no version matching \"18\"").count(), 1, "{err}");
     assert!(err.contains("service ok: runtime \"node@18\"") && err.contains("available: 24."), "{err}");
 }
+
+#[test]
+fn a_cause_already_in_the_message_is_not_repeated() {
+    let out = ignite().args(["run", "/nonexistent-ignite-service"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    let err = stderr_of(&out);
+    assert!(err.contains("/nonexistent-ignite-service"), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+}

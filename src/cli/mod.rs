@@ -275,13 +275,31 @@ pub fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(err) => {
             if json {
-                let v = serde_json::json!({ "error": { "code": "ignite_error", "message": format!("{err:#}") } });
+                let v = serde_json::json!({ "error": { "code": "ignite_error", "message": error_text(&err) } });
                 println!("{v}");
             }
-            eprintln!("ignite: error: {err:#}");
+            eprintln!("ignite: error: {}", error_text(&err));
             ExitCode::from(EXIT_IGNITE_ERROR as u8)
         }
     }
+}
+
+/// An error and its causes on one line, each cause said once: many typed errors already include
+/// their cause's text in their own message (`failed to read X: <io error>`), and repeating it
+/// from the chain would print it twice.
+fn error_text(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 fn init_tracing(default: &str) {
@@ -560,7 +578,7 @@ fn interrupted_or(e: impl Into<anyhow::Error>, signal: Option<i32>) -> anyhow::R
     let e = e.into();
     match signal {
         Some(sig) => {
-            eprintln!("ignite: {e:#}");
+            eprintln!("ignite: {}", error_text(&e));
             Ok(128 + sig)
         }
         None => Err(e),
