@@ -311,6 +311,16 @@ impl Engine {
         missing
     }
 
+    /// The runtimes this engine knows (built-in and custom).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Runtime state: per-run directories live below it.
+    pub fn state_dir(&self) -> &Path {
+        &self.settings.state_dir
+    }
+
     /// Removes the staged TypeScript copies no run is using; returns how many.
     pub fn clear_staged(&self) -> usize {
         self.stager.clear()

@@ -558,3 +558,120 @@ fn a_restarted_server_reaps_the_sandboxes_of_a_killed_one() {
     assert!(log.contains("removed sandboxes left by an earlier process"), "{log}");
     sb.assert_no_leaks();
 }
+
+impl Server {
+    fn inline(&self, body: Value) -> Resp {
+        self.post("/v1/execute", Some("application/json"), &body.to_string())
+    }
+}
+
+/// The per-run directories of `/v1/execute` under the state dir (none once runs are over).
+fn inline_dirs(sb: &Sandbox) -> Vec<std::ffi::OsString> {
+    match std::fs::read_dir(sb.state.path().join("inline")) {
+        Ok(entries) => entries.flatten().map(|e| e.file_name()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[test]
+fn inline_code_and_files_run_on_bun_and_node_and_their_directory_is_removed() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let srv = Server::start(&sb, &dir, &[], &[]);
+
+    // `code` on bun is index.ts: type annotations run natively.
+    let r = srv.inline(
+        json!({ "runtime": "bun", "code": "const n: number = 41; console.log(n + 1, process.cwd());", "input": {} }),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let report = r.json();
+    assert_eq!(report["success"], true, "{report}");
+    assert_eq!(report["service"], "inline", "{report}");
+    assert!(report["stdout"].as_str().unwrap().starts_with("42"), "{report}");
+
+    // Files with a relative import and the input, TypeScript on node (types stripped on the host).
+    let files = json!({
+        "main.ts": "import { twice } from \"./lib/math.ts\";\nconst input: { n: number } = JSON.parse(process.env.IGNITE_INPUT!);\nconsole.log(twice(input.n));\n",
+        "lib/math.ts": "export function twice(n: number): number { return n * 2; }\n",
+    });
+    for runtime in ["node", "bun"] {
+        let r = srv.inline(json!({ "runtime": runtime, "files": files, "entry": "main.ts", "input": { "n": 21 } }));
+        assert_eq!(r.status, 200, "{runtime}: {}", r.body);
+        assert_eq!(r.json()["stdout"], "42\n", "{runtime}: {}", r.body);
+    }
+    // `code` on node is index.js; the program cannot write to its own directory.
+    let r = srv.inline(json!({
+        "runtime": "node",
+        "code": "const fs = require('node:fs'); try { fs.writeFileSync('/app/x', '1'); console.log('wrote'); } catch (e) { console.log(e.code); }",
+        "limits": { "timeoutMs": 10000, "memoryMb": 128, "cpu": 0.5 },
+    }));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["stdout"], "EROFS\n", "{}", r.body);
+    // A failing program and a timeout are reports too, and their directories go as well.
+    let r = srv.inline(json!({ "runtime": "bun", "code": "process.exit(3)" }));
+    assert_eq!((r.status, r.json()["exitCode"].clone()), (200, json!(3)), "{}", r.body);
+    let r = srv.inline(json!({ "runtime": "bun", "code": "while (true) {}", "limits": { "timeoutMs": 300 } }));
+    assert_eq!(r.json()["status"], "timeout", "{}", r.body);
+    // A package.json without dependencies is just a file.
+    let r = srv.inline(json!({ "runtime": "bun", "files": { "package.json": "{\"type\":\"module\"}", "index.js": "console.log('esm')" } }));
+    assert_eq!(r.json()["stdout"], "esm\n", "{}", r.body);
+    assert_eq!(inline_dirs(&sb), Vec::<std::ffi::OsString>::new(), "per-run directories left behind");
+
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    assert!(inline_dirs(&sb).is_empty());
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn inline_requests_with_bad_paths_runtimes_or_sizes_are_refused() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let srv = Server::start(&sb, &dir, &["--max-body", "8388608"], &[]);
+    let with_files = |files: Value| srv.inline(json!({ "runtime": "bun", "files": files }));
+    for bad in ["../escape.js", "/etc/passwd", "a/../../b.js", "a\\..\\b.js", "a\u{0}b.js", "", "."] {
+        let r = with_files(json!({ bad: "x", "index.js": "" }));
+        r.assert_error(400, "invalid_files");
+        assert!(r.json()["error"]["message"].as_str().unwrap().contains("files: path"), "{bad:?}: {}", r.body);
+    }
+    let dup = with_files(json!({ "index.js": "", "./index.js": "" }));
+    dup.assert_error(400, "invalid_files");
+    assert!(dup.body.contains("same path"), "{}", dup.body);
+    // The same key twice in the JSON text is refused, not silently resolved to the last one.
+    let twice = r#"{"runtime":"bun","files":{"index.js":"console.log(1)","index.js":"console.log(2)"}}"#;
+    srv.post("/v1/execute", Some("application/json"), twice).assert_error(400, "invalid_files");
+    let conflict = with_files(json!({ "lib": "", "lib/a.js": "", "index.js": "" }));
+    conflict.assert_error(400, "invalid_files");
+    assert!(conflict.body.contains("needs it to be a directory"), "{}", conflict.body);
+    let many: serde_json::Map<String, Value> = (0..=256).map(|i| (format!("f{i}.js"), json!(""))).collect();
+    with_files(Value::Object(many)).assert_error(413, "files_too_large");
+    with_files(json!({ "index.js": "x".repeat(4 * 1024 * 1024 + 1) })).assert_error(413, "files_too_large");
+
+    let unknown = srv.inline(json!({ "runtime": "python", "code": "print(1)" }));
+    unknown.assert_error(400, "invalid_request");
+    assert!(unknown.body.contains("bun") && unknown.body.contains("node"), "lists the runtimes: {}", unknown.body);
+    srv.inline(json!({ "runtime": "bun" })).assert_error(400, "invalid_request");
+    srv.inline(json!({ "runtime": "bun", "code": "", "files": {} })).assert_error(400, "invalid_request");
+    srv.inline(json!({ "runtime": "bun", "files": { "a.js": "" } })).assert_error(400, "invalid_request");
+    srv.inline(json!({ "runtime": "bun", "files": { "a.js": "" }, "entry": "b.js" }))
+        .assert_error(400, "invalid_request");
+    srv.inline(json!({ "runtime": "bun", "code": "", "entry": "../x.ts" })).assert_error(400, "invalid_files");
+    srv.inline(json!({ "runtime": "bun", "code": "", "limits": { "memoryMb": 1 } }))
+        .assert_error(400, "invalid_request");
+    srv.inline(json!({ "runtime": "bun", "code": "", "limits": { "cpu": 0 } })).assert_error(400, "invalid_request");
+    srv.inline(json!({ "runtime": "bun", "code": "", "limits": { "disk": 1 } })).assert_error(400, "invalid_request");
+    let deps = with_files(json!({ "package.json": "{\"dependencies\":{\"lodash\":\"4.17.21\"}}", "index.js": "" }));
+    deps.assert_error(400, "invalid_request");
+    assert!(deps.body.contains("does not install npm packages"), "{}", deps.body);
+    assert!(inline_dirs(&sb).is_empty(), "a refused request left its directory: {:?}", inline_dirs(&sb));
+
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}

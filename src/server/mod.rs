@@ -4,6 +4,7 @@
 mod auth;
 mod catalog;
 mod error;
+mod inline;
 mod limits;
 mod routes;
 
@@ -110,6 +111,7 @@ pub async fn serve(config: Config, engine: Engine) -> Result<(), ServeError> {
         .map_err(|error| ServeError::ServicesDir { path: config.services_dir.clone(), error })?;
 
     let engine = Arc::new(engine);
+    inline::reap_stale(engine.state_dir());
     let reaped = engine.reap_stale().await;
     if !reaped.is_empty() {
         tracing::info!(count = reaped.len(), ids = %reaped.join(","), "removed sandboxes left by an earlier process");

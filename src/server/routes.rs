@@ -36,6 +36,7 @@ pub(super) fn router(state: Arc<AppState>, max_body: usize) -> Router {
         .route("/services", get(list_services))
         .route("/services/{name}", get(get_service))
         .route("/services/{name}/execute", post(execute))
+        .route("/v1/execute", post(super::inline::execute))
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
@@ -172,7 +173,7 @@ fn unknown_service(name: &str) -> ApiError {
     ApiError::not_found(format!("no service {name:?}; GET /services lists them"))
 }
 
-fn internal(e: tokio::task::JoinError) -> ApiError {
+pub(super) fn internal(e: tokio::task::JoinError) -> ApiError {
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("internal error: {e}"))
 }
 
@@ -252,12 +253,12 @@ async fn execute(
     Ok(Json(report))
 }
 
-fn shutting_down() -> ApiError {
+pub(super) fn shutting_down() -> ApiError {
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down")
         .retry_after(BUSY_RETRY_SECS)
 }
 
-fn json_rejection(e: JsonRejection) -> ApiError {
+pub(super) fn json_rejection(e: JsonRejection) -> ApiError {
     let message = e.body_text();
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", message);

@@ -1,0 +1,398 @@
+//! `POST /v1/execute`: code sent in the request (files or one `code` string) runs in the same
+//! sandbox as a service, from a fresh per-run directory under the state dir that is removed
+//! when the run is over, whatever its outcome.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde::de::{MapAccess, Visitor};
+
+use super::AppState;
+use super::error::ApiError;
+use super::routes::{internal, json_rejection, shutting_down};
+use crate::bundle::NoProgress;
+use crate::deps::{self, Modules};
+use crate::engine::{DEFAULT_GRACE, DEFAULT_OUTPUT_LIMIT, Job};
+use crate::fsutil::{Cleanup, remove_any, temp_name};
+use crate::report::Report;
+use crate::runtime::TypeScript;
+use crate::service::{self, CPU_LIMIT_RANGE, MEMORY_MB_RANGE, Overrides, RawService, TIMEOUT_MS_RANGE};
+
+/// The service name of every inline run (container hostname, report's `service`).
+pub const INLINE_NAME: &str = "inline";
+/// Subdirectory of the state dir holding the per-run directories.
+pub const INLINE_DIR: &str = "inline";
+pub const MAX_FILES: usize = 256;
+pub const MAX_TOTAL_BYTES: usize = 4 * 1024 * 1024;
+pub const MAX_PATH_BYTES: usize = 512;
+pub const MAX_DEPTH: usize = 16;
+const MAX_COMPONENT_BYTES: usize = 255;
+
+/// `POST /v1/execute`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct InlineRequest {
+    runtime: String,
+    files: Option<Files>,
+    code: Option<String>,
+    entry: Option<String>,
+    input: Option<serde_json::Value>,
+    limits: Option<InlineLimits>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct InlineLimits {
+    timeout_ms: Option<u64>,
+    memory_mb: Option<u32>,
+    cpu: Option<f64>,
+}
+
+/// `files` in request order, duplicates kept so that they can be refused (a map would keep the
+/// last one silently).
+#[derive(Debug)]
+struct Files(Vec<(String, String)>);
+
+impl<'de> Deserialize<'de> for Files {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Files, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Files;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of file path to file content (a string)")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Files, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = map.next_entry::<String, String>()? {
+                    out.push(entry);
+                }
+                Ok(Files(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// Why a set of files is refused; each names the file and what to do.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum FilesError {
+    #[error("files: {count} files; at most {MAX_FILES} are accepted")]
+    TooMany { count: usize },
+    #[error("files: {total} bytes of content; at most {MAX_TOTAL_BYTES} are accepted")]
+    TooLarge { total: usize },
+    #[error("files: path {path:?} {reason}")]
+    BadPath { path: String, reason: String },
+    #[error("files: {a:?} and {b:?} are the same path")]
+    Duplicate { a: String, b: String },
+    #[error("files: {file:?} is a file, but {under:?} needs it to be a directory")]
+    FileIsDir { file: String, under: String },
+}
+
+impl FilesError {
+    fn status(&self) -> StatusCode {
+        match self {
+            FilesError::TooMany { .. } | FilesError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// A relative path with `.` and empty components dropped; refuses anything that could leave
+/// the run directory or mean different things to different readers.
+pub fn normalise(path: &str) -> Result<String, String> {
+    if path.is_empty() {
+        return Err("is empty".into());
+    }
+    if path.len() > MAX_PATH_BYTES {
+        return Err(format!("is {} bytes long; at most {MAX_PATH_BYTES} are accepted", path.len()));
+    }
+    if path.bytes().any(|b| b == 0 || b.is_ascii_control()) {
+        return Err("contains a NUL or control character".into());
+    }
+    if path.contains('\\') {
+        return Err("contains a backslash; separate directories with '/'".into());
+    }
+    if path.starts_with('/') {
+        return Err("is absolute; give it relative to the run directory (e.g. \"src/a.ts\")".into());
+    }
+    let mut parts = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err("contains `..`; paths must stay inside the run directory".into()),
+            p if p.len() > MAX_COMPONENT_BYTES => {
+                return Err(format!("has a component longer than {MAX_COMPONENT_BYTES} bytes"));
+            }
+            p => parts.push(p),
+        }
+    }
+    if parts.is_empty() {
+        return Err("names no file".into());
+    }
+    if parts.len() > MAX_DEPTH {
+        return Err(format!("is {} levels deep; at most {MAX_DEPTH} are accepted", parts.len()));
+    }
+    Ok(parts.join("/"))
+}
+
+/// Checks count, size and every path; returns the files by normalised path.
+pub fn validate_files(files: &[(String, String)]) -> Result<BTreeMap<String, &str>, FilesError> {
+    if files.len() > MAX_FILES {
+        return Err(FilesError::TooMany { count: files.len() });
+    }
+    let total: usize = files.iter().map(|(p, c)| p.len() + c.len()).sum();
+    if total > MAX_TOTAL_BYTES {
+        return Err(FilesError::TooLarge { total });
+    }
+    let mut out: BTreeMap<String, &str> = BTreeMap::new();
+    let mut original: BTreeMap<String, &str> = BTreeMap::new();
+    for (path, content) in files {
+        let norm = normalise(path).map_err(|reason| FilesError::BadPath { path: path.clone(), reason })?;
+        if let Some(a) = original.get(&norm) {
+            return Err(FilesError::Duplicate { a: (*a).to_string(), b: path.clone() });
+        }
+        original.insert(norm.clone(), path);
+        out.insert(norm, content);
+    }
+    // Sorted, a file's descendants ("a/…") follow it, possibly after siblings like "a.ts".
+    let dirs: BTreeSet<&str> = out.keys().flat_map(|p| p.match_indices('/').map(move |(i, _)| &p[..i])).collect();
+    for dir in dirs {
+        if out.contains_key(dir) {
+            let under = out.keys().find(|p| p.starts_with(&format!("{dir}/"))).cloned().unwrap_or_default();
+            return Err(FilesError::FileIsDir { file: original[dir].to_string(), under: original[&under].to_string() });
+        }
+    }
+    Ok(out)
+}
+
+/// Writes the files into a fresh directory under `parent`: root-owned, world-readable (the
+/// sandbox user reads it), nothing in it a link. Removed when the returned guard drops.
+fn write_run_dir(parent: &Path, files: &BTreeMap<String, &str>) -> std::io::Result<Cleanup> {
+    fs::create_dir_all(parent)?;
+    fs::set_permissions(parent, fs::Permissions::from_mode(0o755))?;
+    let guard = Cleanup::new(parent.join(temp_name("run")));
+    let dir = guard.path();
+    fs::create_dir(dir)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
+    for (path, content) in files {
+        let full = dir.join(path);
+        let mut d = dir.to_path_buf();
+        let parts: Vec<&str> = path.split('/').collect();
+        for part in &parts[..parts.len() - 1] {
+            d.push(part);
+            if fs::symlink_metadata(&d).is_err() {
+                fs::create_dir(&d)?;
+                fs::set_permissions(&d, fs::Permissions::from_mode(0o755))?;
+            }
+        }
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&full)?;
+        f.write_all(content.as_bytes())?;
+        fs::set_permissions(&full, fs::Permissions::from_mode(0o644))?;
+    }
+    Ok(guard)
+}
+
+/// Removes per-run directories left by a process that died (their name carries its pid).
+pub(super) fn reap_stale(state_dir: &Path) {
+    let Ok(entries) = fs::read_dir(state_dir.join(INLINE_DIR)) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid = name.strip_prefix("run-").and_then(|r| r.split('-').next()).and_then(|p| p.parse::<u32>().ok());
+        if pid.is_none_or(|p| !Path::new(&format!("/proc/{p}")).exists()) {
+            remove_any(&e.path());
+        }
+    }
+}
+
+fn busy() -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "all execution slots and the queue are taken").retry_after(1)
+}
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::bad_request("invalid_request", message)
+}
+
+pub(super) async fn execute(
+    State(st): State<Arc<AppState>>,
+    body: Result<Json<InlineRequest>, JsonRejection>,
+) -> Result<Json<Report>, ApiError> {
+    let Json(req) = body.map_err(json_rejection)?;
+    let runtime = st.engine.registry().resolve(&req.runtime).map_err(|e| invalid(format!("runtime: {e}")))?;
+    let limits = req.limits.unwrap_or_default();
+    if let Some(v) = limits.memory_mb {
+        service::check_range(v, MEMORY_MB_RANGE, "MiB").map_err(|r| invalid(format!("limits.memoryMb {r}")))?;
+    }
+    if let Some(v) = limits.timeout_ms {
+        service::check_range(v, TIMEOUT_MS_RANGE, "ms").map_err(|r| invalid(format!("limits.timeoutMs {r}")))?;
+    }
+    if let Some(v) = limits.cpu
+        && (!v.is_finite() || v < CPU_LIMIT_RANGE.0 || v > CPU_LIMIT_RANGE.1)
+    {
+        return Err(invalid(format!(
+            "limits.cpu must be a number of CPUs between {} and {} (got {v})",
+            CPU_LIMIT_RANGE.0, CPU_LIMIT_RANGE.1
+        )));
+    }
+    let files = match (req.files, req.code) {
+        (Some(_), Some(_)) => return Err(invalid("give either `files` or `code`, not both")),
+        (None, None) => return Err(invalid("give the program as `files` ({path: content}) or `code` (one file)")),
+        (Some(Files(files)), None) => files,
+        (None, Some(code)) => {
+            let name = match &req.entry {
+                Some(e) => e.clone(),
+                None if runtime.typescript == TypeScript::Native => "index.ts".to_string(),
+                None => "index.js".to_string(),
+            };
+            vec![(name, code)]
+        }
+    };
+    let files = validate_files(&files).map_err(|e| {
+        let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE { "files_too_large" } else { "invalid_files" };
+        ApiError::new(e.status(), code, e.to_string())
+    })?;
+    let entry = match &req.entry {
+        Some(e) => {
+            let n = normalise(e).map_err(|r| invalid(format!("entry {e:?} {r}")))?;
+            if !files.contains_key(&n) {
+                return Err(invalid(format!("entry {e:?} is not one of the files")));
+            }
+            n
+        }
+        None => {
+            service::DEFAULT_ENTRIES.iter().find(|c| files.contains_key(**c)).map(|c| (*c).to_string()).ok_or_else(
+                || {
+                    invalid(format!(
+                        "no entry file among the files (tried {}); name one with `entry`",
+                        service::DEFAULT_ENTRIES.join(", ")
+                    ))
+                },
+            )?
+        }
+    };
+    let input = req.input.as_ref().map_or_else(|| "{}".to_string(), |v| v.to_string());
+    if input.len() > st.max_input {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "input_too_large",
+            format!("input is {} bytes serialised; the limit is {}", input.len(), st.max_input),
+        ));
+    }
+
+    let parent = st.engine.state_dir().join(INLINE_DIR);
+    let guard = write_run_dir(&parent, &files).map_err(|e| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("cannot write the run directory: {e}"))
+    })?;
+    let raw = RawService {
+        name: Some(INLINE_NAME.to_string()),
+        runtime: Some(req.runtime.clone()),
+        entry: Some(entry),
+        memory_mb: limits.memory_mb,
+        timeout_ms: limits.timeout_ms,
+        cpu_limit: limits.cpu,
+        ..RawService::default()
+    };
+    let service = service::resolve(raw, guard.path(), Path::new("request"), false, &Overrides::default(), &|_| None)
+        .map_err(|e| invalid(e.to_string()))?;
+    // Installing npm packages is slow, reaches the network and fills the shared cache: an
+    // anonymous request should not trigger it. Services on disk can declare dependencies.
+    match deps::plan(&service, st.engine.registry()) {
+        Ok(Modules::Install(_)) => {
+            return Err(invalid(
+                "files: package.json declares dependencies; /v1/execute does not install npm packages (run a service from --services for that, or send the modules' files under node_modules/)",
+            ));
+        }
+        Ok(_) => {}
+        Err(e) => return Err(invalid(e.to_string().replace(&format!("{}/", guard.path().display()), ""))),
+    }
+
+    if st.draining.load(Ordering::SeqCst) {
+        return Err(shutting_down());
+    }
+    let permit = st.admission.admit().await.map_err(|_| busy())?;
+    if st.draining.load(Ordering::SeqCst) {
+        return Err(shutting_down());
+    }
+    let job = Job { service, input, output_limit: DEFAULT_OUTPUT_LIMIT, grace: DEFAULT_GRACE };
+    let engine = st.engine.clone();
+    let cancel = st.cancel_runs.child_token();
+    let handle = tokio::runtime::Handle::current();
+    // The directory goes with the run, not with the request: a client that hangs up does not
+    // remove it from under a running sandbox, and it is removed once the run is over.
+    let run = st.runs.spawn_blocking(move || {
+        let _permit = permit;
+        let _dir = guard;
+        handle.block_on(engine.execute(&job, &NoProgress, None, cancel))
+    });
+    let report = run.await.map_err(internal)??;
+    Ok(Json(report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter().map(|(p, c)| (p.to_string(), c.to_string())).collect()
+    }
+
+    #[test]
+    fn paths_are_normalised_or_refused() {
+        assert_eq!(normalise("./src//a.ts").unwrap(), "src/a.ts");
+        for bad in ["", "/etc/passwd", "../x", "a/../../x", "a\\..\\x", "a\0b", ".", "./", "a\nb"] {
+            assert!(normalise(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(normalise(&"a/".repeat(MAX_DEPTH + 1)).unwrap_err().contains("levels deep"));
+        assert!(normalise(&"a".repeat(MAX_PATH_BYTES + 1)).unwrap_err().contains("bytes long"));
+        assert!(normalise(&"a".repeat(MAX_COMPONENT_BYTES + 1)).unwrap_err().contains("component"));
+    }
+
+    #[test]
+    fn duplicates_file_dir_conflicts_and_limits_are_refused() {
+        let list = files(&[("index.ts", "x"), ("lib/a.ts", "y"), ("lib.ts", "z")]);
+        let ok = validate_files(&list).unwrap();
+        assert_eq!(ok.keys().collect::<Vec<_>>(), ["index.ts", "lib.ts", "lib/a.ts"]);
+        assert_eq!(
+            validate_files(&files(&[("a.ts", ""), ("./a.ts", "")])).unwrap_err(),
+            FilesError::Duplicate { a: "a.ts".into(), b: "./a.ts".into() }
+        );
+        assert_eq!(
+            validate_files(&files(&[("lib", ""), ("lib/a.ts", "")])).unwrap_err(),
+            FilesError::FileIsDir { file: "lib".into(), under: "lib/a.ts".into() }
+        );
+        let many: Vec<_> = (0..=MAX_FILES).map(|i| (format!("f{i}.js"), String::new())).collect();
+        assert_eq!(validate_files(&many).unwrap_err().status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let big = files(&[("a.js", &"x".repeat(MAX_TOTAL_BYTES))]);
+        assert!(matches!(validate_files(&big).unwrap_err(), FilesError::TooLarge { .. }));
+    }
+
+    #[test]
+    fn run_dir_is_world_readable_and_removed_with_its_guard() {
+        let d = tempfile::tempdir().unwrap();
+        let parent = d.path().join("inline");
+        let list = files(&[("index.ts", "1"), ("src/deep/b.ts", "2")]);
+        let guard = write_run_dir(&parent, &validate_files(&list).unwrap()).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(guard.path()), 0o755);
+        assert_eq!(mode(&guard.path().join("src/deep")), 0o755);
+        assert_eq!(mode(&guard.path().join("src/deep/b.ts")), 0o644);
+        assert_eq!(fs::read_to_string(guard.path().join("src/deep/b.ts")).unwrap(), "2");
+        drop(guard);
+        assert_eq!(fs::read_dir(&parent).unwrap().count(), 0);
+    }
+}
