@@ -89,6 +89,8 @@ pub struct Job {
     pub input: String,
     pub output_limit: usize,
     pub grace: Duration,
+    /// A session's workspace directory, mounted read-write at [`spec::WORKSPACE_DIR`].
+    pub workspace: Option<PathBuf>,
 }
 
 /// A job turned into what the OCI runtime will see; `--print-spec` shows `spec`.
@@ -188,6 +190,7 @@ impl Engine {
             },
             // A staged copy holds no packages: the service's own node_modules is mounted into it.
             app_node_modules: staged.as_ref().and_then(|s| s.node_modules.clone()),
+            workspace: job.workspace.clone(),
             init_binary: self.settings.init_binary.clone(),
             argv,
             env: spec::compose_env(&runtime.env, &svc.env, &job.input)?,
@@ -198,7 +201,10 @@ impl Engine {
             seccomp: self.seccomp.clone(),
         };
         let spec = spec::build(&input)?;
-        spec::validate(&spec)?;
+        match &job.workspace {
+            Some(ws) => spec::validate_session(&spec, ws)?,
+            None => spec::validate(&spec)?,
+        }
         Ok(Prepared { runtime, spec, id, limits, modules, staged })
     }
 

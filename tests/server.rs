@@ -535,6 +535,7 @@ fn a_restarted_server_reaps_the_sandboxes_of_a_killed_one() {
     let sb = Sandbox::new();
     let dir = services(&sb);
     let mut crashed = Server::start(&sb, &dir, &[], &[]);
+    assert_eq!(crashed.post("/v1/sessions", None, "").status, 201);
     let base = crashed.base.clone();
     let inflight = std::thread::spawn(move || {
         // The server dies mid-request: the connection is cut, there is no response.
@@ -551,11 +552,13 @@ fn a_restarted_server_reaps_the_sandboxes_of_a_killed_one() {
     let runs: Vec<_> =
         std::fs::read_dir(sb.state.path().join("runs")).unwrap().flatten().map(|e| e.file_name()).collect();
     assert!(!runs.is_empty(), "the killed server left its sandbox (else this test proves nothing)");
+    assert_eq!(session_dirs(&sb).len(), 1, "the killed server left its session's workspace");
 
     let srv = Server::start(&sb, &dir, &[], &[]);
     let (status, log) = srv.stop();
     assert!(status.success(), "{log}");
     assert!(log.contains("removed sandboxes left by an earlier process"), "{log}");
+    assert!(session_dirs(&sb).is_empty(), "workspaces of the killed server: {:?}", session_dirs(&sb));
     sb.assert_no_leaks();
 }
 
@@ -673,5 +676,140 @@ fn inline_requests_with_bad_paths_runtimes_or_sizes_are_refused() {
 
     let (status, log) = srv.stop();
     assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}
+
+impl Server {
+    /// A request with a key and an optional JSON body.
+    fn call(&self, method: &str, path: &str, key: &str, body: Option<Value>) -> Resp {
+        let url = format!("{}{path}", self.base);
+        let auth = format!("Bearer {key}");
+        let a = agent();
+        response(match (method, body) {
+            ("GET", _) => a.get(url).header("Authorization", auth).call(),
+            ("DELETE", _) => a.delete(url).header("Authorization", auth).call(),
+            (_, Some(b)) => {
+                a.post(url).header("Authorization", auth).header("Content-Type", "application/json").send(b.to_string())
+            }
+            (_, None) => a.post(url).header("Authorization", auth).send_empty(),
+        })
+    }
+}
+
+/// Session workspaces (mount points) under the state dir.
+fn session_dirs(sb: &Sandbox) -> Vec<std::ffi::OsString> {
+    match std::fs::read_dir(sb.state.path().join("sessions")) {
+        Ok(entries) => entries.flatten().map(|e| e.file_name()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn mounted(path: &Path) -> bool {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    info.lines().any(|l| l.split(' ').nth(4) == Some(path.to_str().unwrap()))
+}
+
+const WRITE_NOTE: &str = r#"import { writeFileSync } from "node:fs";
+writeFileSync("/tmp/workspace/note.txt", JSON.parse(process.env.IGNITE_INPUT!).note);
+console.log("written");
+"#;
+
+const READ_NOTE: &str = r#"import { readFileSync, readdirSync } from "node:fs";
+try { console.log(readFileSync("/tmp/workspace/note.txt", "utf8"), readdirSync("/tmp/workspace").join(",")); }
+catch (e) { console.log((e as NodeJS.ErrnoException).code); }
+"#;
+
+#[test]
+fn sessions_share_a_quota_limited_workspace_per_session_and_key_and_are_removed() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let (a, b) = ("key-a-0123456789abcdef", "key-b-0123456789abcdef");
+    let srv = Server::start(
+        &sb,
+        &dir,
+        &["--session-quota-mb", "1", "--session-ttl", "60", "--session-max-ttl", "60"],
+        &[("IGNITE_API_KEYS", &format!("{a},{b}"))],
+    );
+    let create = |key: &str, body: Option<Value>| {
+        let r = srv.call("POST", "/v1/sessions", key, body);
+        assert_eq!(r.status, 201, "{}", r.body);
+        let v = r.json();
+        let id = v["id"].as_str().unwrap().to_string();
+        assert!(id.len() == 32 && id.bytes().all(|c| c.is_ascii_hexdigit()), "an unguessable id: {id}");
+        assert!(v["expiresAt"].as_str().is_some_and(|t| t.ends_with('Z')), "{v}");
+        id
+    };
+    let run = |key: &str, id: &str, code: &str, input: Value| {
+        let r = srv.call(
+            "POST",
+            &format!("/v1/sessions/{id}/execute"),
+            key,
+            Some(json!({ "runtime": "bun", "code": code, "input": input })),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["stdout"].as_str().unwrap().to_string()
+    };
+    let s1 = create(a, None);
+    let s2 = create(a, Some(json!({ "ttlSeconds": 60 })));
+    assert_eq!(session_dirs(&sb).len(), 2);
+
+    assert_eq!(run(a, &s1, WRITE_NOTE, json!({ "note": "from run 1" })), "written\n");
+    assert_eq!(run(a, &s1, READ_NOTE, json!({})), "from run 1 note.txt\n", "run 2 sees run 1's file");
+    assert_eq!(run(a, &s2, READ_NOTE, json!({})), "ENOENT\n", "another session's workspace is not visible");
+    // Outside a session there is no workspace at all.
+    let r = srv.call("POST", "/v1/execute", a, Some(json!({ "runtime": "bun", "code": READ_NOTE })));
+    assert_eq!(r.json()["stdout"], "ENOENT\n", "{}", r.body);
+
+    // The quota is the kernel's: the 2nd MiB does not fit in a 1 MiB workspace.
+    let fill = r#"import { writeFileSync } from "node:fs";
+try { writeFileSync("/tmp/workspace/big", Buffer.alloc(2 * 1024 * 1024, 1)); console.log("fit"); }
+catch (e) { console.log((e as NodeJS.ErrnoException).code); }"#;
+    assert_eq!(run(a, &s2, fill, json!({})), "ENOSPC\n");
+    let info = srv.call("GET", &format!("/v1/sessions/{s1}"), a, None);
+    assert_eq!(info.status, 200, "{}", info.body);
+    assert_eq!(info.json()["quotaMb"], 1);
+    assert!(info.json()["usedBytes"].as_u64().is_some_and(|n| n > 0), "{}", info.body);
+
+    // Another key sees none of it.
+    srv.call("GET", &format!("/v1/sessions/{s1}"), b, None).assert_error(404, "not_found");
+    srv.call("POST", &format!("/v1/sessions/{s1}/execute"), b, Some(json!({ "runtime": "bun", "code": "" })))
+        .assert_error(404, "not_found");
+    srv.call("DELETE", &format!("/v1/sessions/{s1}"), b, None).assert_error(404, "not_found");
+    srv.call("GET", "/v1/sessions/00000000000000000000000000000000", a, None).assert_error(404, "not_found");
+    srv.call("POST", "/v1/sessions", a, Some(json!({ "ttlSeconds": 61 }))).assert_error(400, "invalid_request");
+    srv.call("POST", "/v1/sessions", a, Some(json!({ "ttl": 1 }))).assert_error(400, "invalid_request");
+    assert_eq!(srv.post("/v1/sessions", Some("application/json"), "{}").status, 401);
+
+    // DELETE unmounts and removes the workspace.
+    let ws1 = sb.state.path().join("sessions").join(&s1);
+    assert!(mounted(&ws1));
+    assert_eq!(srv.call("DELETE", &format!("/v1/sessions/{s1}"), a, None).status, 204);
+    assert!(!mounted(&ws1) && !ws1.exists(), "the workspace outlived DELETE");
+    srv.call("GET", &format!("/v1/sessions/{s1}"), a, None).assert_error(404, "not_found");
+    srv.call("POST", &format!("/v1/sessions/{s1}/execute"), a, Some(json!({ "runtime": "bun", "code": "" })))
+        .assert_error(404, "not_found");
+
+    // Expiry: the sweeper removes it (polled: a condition, not a clock).
+    let short = create(b, Some(json!({ "ttlSeconds": 1 })));
+    let ws = sb.state.path().join("sessions").join(&short);
+    let mut gone = false;
+    for _ in 0..1000 {
+        if !ws.exists() {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(gone && !mounted(&ws), "an expired session's workspace was not removed");
+    srv.call("GET", &format!("/v1/sessions/{short}"), b, None).assert_error(404, "not_found");
+
+    // Shutdown removes the sessions still open (s2).
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    assert!(session_dirs(&sb).is_empty(), "sessions left behind: {:?}", session_dirs(&sb));
+    assert!(inline_dirs(&sb).is_empty());
     sb.assert_no_leaks();
 }

@@ -213,6 +213,18 @@ struct ServeArgs {
     /// Seconds running executions get to finish after SIGTERM/SIGINT before they are cancelled.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     shutdown_timeout: u64,
+    /// Seconds a session lives unless its creator asks for less or more (`ttlSeconds`).
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    session_ttl: u64,
+    /// The longest `ttlSeconds` a session may ask for.
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    session_max_ttl: u64,
+    /// Size of each session's workspace (a tmpfs: it takes memory as it fills).
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    session_quota_mb: u64,
+    /// Sessions open at once; more are refused with 503.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    max_sessions: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -356,6 +368,12 @@ fn serve(g: &GlobalArgs, a: ServeArgs) -> anyhow::Result<i32> {
         max_body: a.max_body,
         max_input: a.max_input,
         shutdown_timeout: std::time::Duration::from_secs(a.shutdown_timeout),
+        sessions: ignite::server::SessionConfig {
+            default_ttl: std::time::Duration::from_secs(a.session_ttl),
+            max_ttl: std::time::Duration::from_secs(a.session_max_ttl),
+            quota_mb: a.session_quota_mb,
+            max_sessions: a.max_sessions,
+        },
     };
     let engine = engine(g)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -528,7 +546,7 @@ fn run_service(g: &GlobalArgs, dir: &Path, required: bool, entry: Option<String>
     if a.output_limit == 0 {
         bail!("--output-limit must be at least 1 byte");
     }
-    let job = Job { service: svc, input, output_limit: a.output_limit, grace: DEFAULT_GRACE };
+    let job = Job { service: svc, input, output_limit: a.output_limit, grace: DEFAULT_GRACE, workspace: None };
     let engine = engine(g)?;
     let progress: Box<dyn Progress> = if a.quiet { Box::new(NoProgress) } else { Box::new(StderrProgress::new()) };
 

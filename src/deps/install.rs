@@ -231,6 +231,7 @@ impl<R: OciRuntime> Installer<'_, R> {
             app_dir: ws.scratch().join("app"),
             node_modules: None,
             app_node_modules: None,
+            workspace: None,
             init_binary: self.init_binary.to_path_buf(),
             argv: install_argv(plan),
             env: spec::compose_env(&plan.installer.env, &extra_env, "{}")?,

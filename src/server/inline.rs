@@ -7,16 +7,18 @@ use std::fmt;
 use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
 use serde::Deserialize;
 use serde::de::{MapAccess, Visitor};
+use tokio::sync::OwnedMutexGuard;
 
 use super::AppState;
 use super::error::ApiError;
@@ -228,11 +230,25 @@ fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::bad_request("invalid_request", message)
 }
 
-pub(super) async fn execute(
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new().route("/v1/execute", post(execute))
+}
+
+async fn execute(
     State(st): State<Arc<AppState>>,
     body: Result<Json<InlineRequest>, JsonRejection>,
 ) -> Result<Json<Report>, ApiError> {
     let Json(req) = body.map_err(json_rejection)?;
+    run(&st, req, None).await
+}
+
+/// Runs an inline request. In a session, its workspace is mounted and the session's turn is
+/// held until the run is over.
+pub(super) async fn run(
+    st: &Arc<AppState>,
+    req: InlineRequest,
+    session: Option<(PathBuf, OwnedMutexGuard<()>)>,
+) -> Result<Json<Report>, ApiError> {
     let runtime = st.engine.registry().resolve(&req.runtime).map_err(|e| invalid(format!("runtime: {e}")))?;
     let limits = req.limits.unwrap_or_default();
     if let Some(v) = limits.memory_mb {
@@ -328,7 +344,8 @@ pub(super) async fn execute(
     if st.draining.load(Ordering::SeqCst) {
         return Err(shutting_down());
     }
-    let job = Job { service, input, output_limit: DEFAULT_OUTPUT_LIMIT, grace: DEFAULT_GRACE };
+    let (workspace, turn) = session.unzip();
+    let job = Job { service, input, output_limit: DEFAULT_OUTPUT_LIMIT, grace: DEFAULT_GRACE, workspace };
     let engine = st.engine.clone();
     let cancel = st.cancel_runs.child_token();
     let handle = tokio::runtime::Handle::current();
@@ -337,6 +354,7 @@ pub(super) async fn execute(
     let run = st.runs.spawn_blocking(move || {
         let _permit = permit;
         let _dir = guard;
+        let _turn = turn;
         handle.block_on(engine.execute(&job, &NoProgress, None, cancel))
     });
     let report = run.await.map_err(internal)??;

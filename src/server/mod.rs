@@ -7,6 +7,7 @@ mod error;
 mod inline;
 mod limits;
 mod routes;
+mod sessions;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use auth::{KeyError, Keys};
+pub use sessions::SessionConfig;
 
 use crate::engine::Engine;
 use catalog::Catalog;
@@ -49,6 +51,7 @@ pub struct Config {
     /// How long running executions may take to finish after SIGTERM/SIGINT before they are
     /// cancelled.
     pub shutdown_timeout: Duration,
+    pub sessions: SessionConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +87,7 @@ pub(crate) struct AppState {
     cancel_runs: CancellationToken,
     /// The executions' blocking tasks, awaited before the process exits.
     runs: TaskTracker,
+    sessions: Arc<sessions::Sessions>,
 }
 
 /// Serves until SIGTERM/SIGINT, then drains: no new connections, running executions get
@@ -104,6 +108,13 @@ pub async fn serve(config: Config, engine: Engine) -> Result<(), ServeError> {
     if config.max_body < config.max_input {
         return Err(ServeError::Invalid("--max-body must be at least --max-input".into()));
     }
+    let sc = &config.sessions;
+    if sc.default_ttl.is_zero() || sc.default_ttl > sc.max_ttl {
+        return Err(ServeError::Invalid("--session-ttl must be at least 1 and at most --session-max-ttl".into()));
+    }
+    if sc.quota_mb == 0 || sc.max_sessions == 0 {
+        return Err(ServeError::Invalid("--session-quota-mb and --max-sessions must be at least 1".into()));
+    }
     let dir = config
         .services_dir
         .canonicalize()
@@ -112,11 +123,13 @@ pub async fn serve(config: Config, engine: Engine) -> Result<(), ServeError> {
 
     let engine = Arc::new(engine);
     inline::reap_stale(engine.state_dir());
+    sessions::reap_stale(engine.state_dir());
     let reaped = engine.reap_stale().await;
     if !reaped.is_empty() {
         tracing::info!(count = reaped.len(), ids = %reaped.join(","), "removed sandboxes left by an earlier process");
     }
 
+    let sessions = Arc::new(sessions::Sessions::new(engine.state_dir(), config.sessions.clone()));
     let state = Arc::new(AppState {
         engine,
         catalog: Catalog::new(dir),
@@ -128,6 +141,7 @@ pub async fn serve(config: Config, engine: Engine) -> Result<(), ServeError> {
         draining: AtomicBool::new(false),
         cancel_runs: CancellationToken::new(),
         runs: TaskTracker::new(),
+        sessions,
     });
     let app = routes::router(state.clone(), config.max_body);
 
@@ -143,6 +157,7 @@ pub async fn serve(config: Config, engine: Engine) -> Result<(), ServeError> {
     tracing::info!(address = %bound, auth = !state.keys.is_empty(), "ignite serve listening");
 
     let stop_accepting = CancellationToken::new();
+    let sweeper = tokio::spawn(state.sessions.clone().sweep());
     let signals = tokio::spawn(watch_signals(signals, state.clone(), stop_accepting.clone(), config.shutdown_timeout));
     let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
@@ -150,6 +165,8 @@ pub async fn serve(config: Config, engine: Engine) -> Result<(), ServeError> {
     // Runs whose client went away are still going: they too finish (or are cancelled) first.
     state.runs.close();
     state.runs.wait().await;
+    sweeper.abort();
+    state.sessions.remove_all().await;
     signals.abort();
     served.map_err(ServeError::Serve)?;
     tracing::info!("ignite serve stopped");

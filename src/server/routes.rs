@@ -36,7 +36,8 @@ pub(super) fn router(state: Arc<AppState>, max_body: usize) -> Router {
         .route("/services", get(list_services))
         .route("/services/{name}", get(get_service))
         .route("/services/{name}/execute", post(execute))
-        .route("/v1/execute", post(super::inline::execute))
+        .merge(super::inline::routes())
+        .merge(super::sessions::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
@@ -46,6 +47,10 @@ pub(super) fn router(state: Arc<AppState>, max_body: usize) -> Router {
         .with_state(state)
 }
 
+/// The key id of the request (`None` without keys), for handlers that keep per-key state.
+#[derive(Debug, Clone)]
+pub(super) struct Owner(pub Option<String>);
+
 /// Who is asking, for rate limits and logs.
 struct Client {
     /// Rate-limit bucket: `key:<id>` or `addr:<ip>`.
@@ -54,7 +59,7 @@ struct Client {
 }
 
 /// Authenticates (except `/health`), rate-limits, and logs every request with its outcome.
-async fn gate(State(st): St, ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Request, next: Next) -> Response {
+async fn gate(State(st): St, ConnectInfo(peer): ConnectInfo<SocketAddr>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
@@ -63,6 +68,9 @@ async fn gate(State(st): St, ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Re
         Ok(c) => (Some(c), None),
         Err(e) => (None, Some(e)),
     };
+    if let Some(c) = &client {
+        req.extensions_mut().insert(Owner(c.key_id.clone()));
+    }
     // Failed authentications count against the peer's address, so guessing keys is limited too.
     let bucket = match &client {
         Some(c) => c.bucket.clone(),
@@ -237,7 +245,7 @@ async fn execute(
         return Err(shutting_down());
     }
 
-    let job = Job { service, input, output_limit: DEFAULT_OUTPUT_LIMIT, grace: DEFAULT_GRACE };
+    let job = Job { service, input, output_limit: DEFAULT_OUTPUT_LIMIT, grace: DEFAULT_GRACE, workspace: None };
     let engine = st.engine.clone();
     let cancel = st.cancel_runs.child_token();
     let handle = tokio::runtime::Handle::current();

@@ -20,6 +20,9 @@ pub const APP_DIR: &str = "/app";
 /// from `/app` to `/`, so `import "lodash"` finds `/node_modules/lodash` unless the service
 /// directory has its own `node_modules`.
 pub const NODE_MODULES_DIR: &str = "/node_modules";
+/// Where a session's workspace appears: the one writable bind mount a run may have. Under
+/// `/tmp` (a per-run tmpfs) so runc creates its mount point there, not in the shared rootfs.
+pub const WORKSPACE_DIR: &str = "/tmp/workspace";
 /// Where ignite's static entrypoint is bind-mounted (an empty placeholder in every rootfs).
 pub const INIT_PATH: &str = "/.ignite/init";
 /// Descriptor number of the entrypoint's private report pipe inside the container.
@@ -121,6 +124,9 @@ pub struct SpecInput {
     /// The service's own `node_modules`, mounted read-only at `/app/node_modules` when `app_dir`
     /// is a staged copy (which has an empty directory there and does not copy packages).
     pub app_node_modules: Option<PathBuf>,
+    /// A session's workspace (a host directory), mounted read-write, nosuid, nodev, noexec at
+    /// [`WORKSPACE_DIR`]; such a spec passes [`validate_session`] only.
+    pub workspace: Option<PathBuf>,
     /// Host path of the static `ignite-init` binary.
     pub init_binary: PathBuf,
     /// The runtime command, e.g. `["/usr/local/bin/bun", "run", "/app/index.ts"]`.
@@ -196,6 +202,10 @@ pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
     }
     if let Some(modules) = &input.node_modules {
         mounts.push(mount(NODE_MODULES_DIR, "bind", &modules.to_string_lossy(), &["bind", "ro", "nosuid", "nodev"])?);
+    }
+    if let Some(ws) = &input.workspace {
+        // After /tmp, which holds its mount point.
+        mounts.push(mount(WORKSPACE_DIR, "bind", &ws.to_string_lossy(), &["bind", "rw", "nosuid", "nodev", "noexec"])?);
     }
 
     let mut args =
@@ -276,6 +286,12 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
     validate_with(spec, &Allowances::default())
 }
 
+/// [`validate`], except that `workspace` may be bind-mounted read-write (still nosuid, nodev,
+/// noexec) at [`WORKSPACE_DIR`]; any other writable bind is refused as before.
+pub fn validate_session(spec: &Spec, workspace: &Path) -> Result<(), SpecError> {
+    validate_with(spec, &Allowances { workspace: Some(workspace), ..Allowances::default() })
+}
+
 /// The only departures from a run's spec that [`validate_with`] accepts, each tied to one
 /// exact path. A run has none; the install step has both (see `spec::install`).
 #[derive(Debug, Default, Clone, Copy)]
@@ -284,6 +300,8 @@ pub(super) struct Allowances<'a> {
     pub netns: Option<&'a Path>,
     /// `/tmp` may be a read-write (still nosuid, nodev) bind mount of this host directory.
     pub writable_tmp: Option<&'a Path>,
+    /// [`WORKSPACE_DIR`] may be a read-write (nosuid, nodev, noexec) bind of this directory.
+    pub workspace: Option<&'a Path>,
 }
 
 pub(super) fn validate_with(spec: &Spec, allow: &Allowances) -> Result<(), SpecError> {
@@ -382,7 +400,14 @@ pub(super) fn validate_with(spec: &Spec, allow: &Allowances) -> Result<(), SpecE
         let writable_ok = allow.writable_tmp.is_some_and(|src| {
             dest == Path::new("/tmp") && m.source().as_deref() == Some(src) && has("bind") && !has("rbind")
         });
-        if is_bind && !(has("nosuid") && has("nodev") && (has("ro") || writable_ok)) {
+        let workspace_ok = allow.workspace.is_some_and(|src| {
+            dest == Path::new(WORKSPACE_DIR)
+                && m.source().as_deref() == Some(src)
+                && has("bind")
+                && !has("rbind")
+                && has("noexec")
+        });
+        if is_bind && !(has("nosuid") && has("nodev") && (has("ro") || writable_ok || workspace_ok)) {
             return Err(unsafe_spec(format!("bind mount {} is not ro,nosuid,nodev", dest.display())));
         }
         if !is_bind && !has("nosuid") {
@@ -406,6 +431,7 @@ mod tests {
             app_dir: "/srv/hello".into(),
             node_modules: None,
             app_node_modules: None,
+            workspace: None,
             init_binary: "/usr/local/bin/ignite-init".into(),
             argv: vec!["/usr/local/bin/bun".into(), "run".into(), "/app/index.ts".into()],
             env: compose_env(&BTreeMap::new(), &BTreeMap::new(), "{}").unwrap(),
@@ -473,6 +499,68 @@ mod tests {
         for want in ["bind", "ro", "nosuid", "nodev"] {
             assert!(o.iter().any(|x| x == want), "{want} missing: {o:?}");
         }
+    }
+
+    #[test]
+    fn only_a_session_spec_may_bind_its_workspace_read_write() {
+        let ws = Path::new("/var/lib/ignite-state/sessions/s1");
+        let mut i = input();
+        i.workspace = Some(ws.to_path_buf());
+        let s = build(&i).unwrap();
+        let m = s.mounts().as_ref().unwrap().iter().find(|m| m.destination() == Path::new(WORKSPACE_DIR)).unwrap();
+        let o = m.options().as_ref().unwrap();
+        for want in ["bind", "rw", "nosuid", "nodev", "noexec"] {
+            assert!(o.iter().any(|x| x == want), "{want} missing: {o:?}");
+        }
+        validate_session(&s, ws).unwrap();
+        validate_session(&built(), ws).unwrap();
+        assert!(validate(&s).unwrap_err().to_string().contains("not ro,nosuid,nodev"));
+        assert!(validate_session(&s, Path::new("/elsewhere")).is_err(), "another source");
+
+        type Mutation = Box<dyn Fn(&mut Mount)>;
+        let cases: Vec<(&str, Mutation)> = vec![
+            (
+                "other destination",
+                Box::new(|m: &mut Mount| {
+                    m.set_destination("/app/ws".into());
+                }),
+            ),
+            (
+                "exec",
+                Box::new(|m: &mut Mount| {
+                    m.set_options(Some(vec!["bind".into(), "nosuid".into(), "nodev".into()]));
+                }),
+            ),
+            (
+                "rbind",
+                Box::new(|m: &mut Mount| {
+                    m.set_options(Some(vec!["rbind".into(), "nosuid".into(), "nodev".into(), "noexec".into()]));
+                }),
+            ),
+            (
+                "suid",
+                Box::new(|m: &mut Mount| {
+                    m.set_options(Some(vec!["bind".into(), "nodev".into(), "noexec".into()]));
+                }),
+            ),
+        ];
+        for (what, mutate) in cases {
+            let mut s = build(&i).unwrap();
+            for m in s.mounts_mut().as_mut().unwrap().iter_mut() {
+                if m.destination() == Path::new(WORKSPACE_DIR) {
+                    mutate(m);
+                }
+            }
+            assert!(validate_session(&s, ws).is_err(), "{what} accepted");
+        }
+        // Any other read-write bind stays refused in a session spec.
+        let mut s = build(&i).unwrap();
+        for m in s.mounts_mut().as_mut().unwrap().iter_mut() {
+            if m.destination() == Path::new(APP_DIR) {
+                m.set_options(Some(vec!["bind".into(), "nosuid".into(), "nodev".into(), "noexec".into()]));
+            }
+        }
+        assert!(validate_session(&s, ws).is_err(), "a writable /app was accepted");
     }
 
     #[test]

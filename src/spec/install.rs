@@ -99,7 +99,10 @@ pub fn validate_install(spec: &Spec, sandbox: &InstallSandbox) -> Result<(), Spe
     if grant.host.contains(&grant.id) {
         return Err(SpecError::Unsafe(format!("network namespace {} is the host's", grant.path.display())));
     }
-    validate_with(spec, &Allowances { netns: Some(&grant.path), writable_tmp: Some(&sandbox.scratch) })?;
+    validate_with(
+        spec,
+        &Allowances { netns: Some(&grant.path), writable_tmp: Some(&sandbox.scratch), workspace: None },
+    )?;
     let joins = spec
         .linux()
         .as_ref()
@@ -128,6 +131,7 @@ mod tests {
             app_dir: "/srv/svc".into(),
             node_modules: None,
             app_node_modules: None,
+            workspace: None,
             init_binary: "/usr/local/bin/ignite-init".into(),
             argv: vec!["/usr/local/bin/bun".into(), "install".into()],
             env: compose_env(&BTreeMap::new(), &BTreeMap::new(), "{}").unwrap(),

@@ -1,0 +1,321 @@
+//! Sessions: a writable workspace shared by the runs of one session and nothing else. Each
+//! workspace is a tmpfs of its own, mounted on the host under `STATE_DIR/sessions/<id>` with
+//! `size=` (its quota, enforced by the kernel: writing beyond it fails with ENOSPC) and bind-mounted
+//! into the session's runs. A session belongs to the key that created it, and is removed on
+//! DELETE, when its TTL runs out (a sweeper), and at shutdown. Its runs are serialised.
+
+use std::collections::HashMap;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use axum::body::Bytes;
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{Extension, Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use nix::mount::{MntFlags, MsFlags};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::error::ApiError;
+use super::inline::{self, InlineRequest};
+use super::routes::{Owner, json_rejection};
+use crate::fsutil::remove_any;
+use crate::report::{Report, rfc3339};
+use crate::spec::{SANDBOX_GID, SANDBOX_UID, WORKSPACE_DIR};
+
+/// Subdirectory of the state dir holding the workspaces' mount points.
+pub const SESSIONS_DIR: &str = "sessions";
+/// Files (inodes) a workspace may hold: the byte quota alone would let tiny files exhaust memory.
+const MAX_INODES: u64 = 16 * 1024;
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// Resolved session settings of `ignite serve`.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub default_ttl: Duration,
+    pub max_ttl: Duration,
+    /// Size of each workspace in MiB.
+    pub quota_mb: u64,
+    /// Sessions alive at once; more are refused with 503.
+    pub max_sessions: usize,
+}
+
+struct Session {
+    /// The key id that created it (`None` when the server has no keys).
+    owner: Option<String>,
+    dir: PathBuf,
+    created: SystemTime,
+    expires: SystemTime,
+    /// Held by the session's running execution: runs are serialised.
+    runs: Arc<tokio::sync::Mutex<()>>,
+}
+
+pub struct Sessions {
+    root: PathBuf,
+    pub config: SessionConfig,
+    map: Mutex<HashMap<String, Session>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("{0} sessions are open, the server's limit; delete one or wait for one to expire")]
+    Full(usize),
+    #[error("failed to create the workspace {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+fn new_id() -> std::io::Result<String> {
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(hex::encode(bytes))
+}
+
+impl Sessions {
+    pub fn new(state_dir: &Path, config: SessionConfig) -> Sessions {
+        Sessions { root: state_dir.join(SESSIONS_DIR), config, map: Mutex::new(HashMap::new()) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+        // A panic while holding the map cannot leave it half-updated: every update is one call.
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Creates a session with its mounted workspace; returns its id and expiry.
+    pub fn create(&self, owner: Option<String>, ttl: Duration) -> Result<(String, SystemTime), SessionError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| SessionError::Io { path, source }
+        };
+        if self.lock().len() >= self.config.max_sessions {
+            return Err(SessionError::Full(self.config.max_sessions));
+        }
+        std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
+        let id = new_id().map_err(io(&self.root))?;
+        let dir = self.root.join(&id);
+        std::fs::create_dir(&dir).map_err(io(&dir))?;
+        let data = format!(
+            "size={}k,nr_inodes={MAX_INODES},mode=0700,uid={SANDBOX_UID},gid={SANDBOX_GID}",
+            self.config.quota_mb * 1024
+        );
+        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        if let Err(e) = nix::mount::mount(Some("tmpfs"), &dir, Some("tmpfs"), flags, Some(data.as_str())) {
+            remove_any(&dir);
+            return Err(SessionError::Io { path: dir, source: e.into() });
+        }
+        let now = SystemTime::now();
+        let expires = now + ttl;
+        let mut map = self.lock();
+        if map.len() >= self.config.max_sessions {
+            drop(map);
+            unmount(&dir);
+            return Err(SessionError::Full(self.config.max_sessions));
+        }
+        map.insert(
+            id.clone(),
+            Session { owner, dir, created: now, expires, runs: Arc::new(tokio::sync::Mutex::new(())) },
+        );
+        Ok((id, expires))
+    }
+
+    /// The live session `id` of `owner`; another owner's session is as absent as a missing one.
+    fn find<T>(&self, id: &str, owner: &Option<String>, f: impl FnOnce(&Session) -> T) -> Option<T> {
+        let map = self.lock();
+        map.get(id).filter(|s| s.owner == *owner && s.expires > SystemTime::now()).map(f)
+    }
+
+    /// Takes the session out (no new run finds it) and removes its workspace once a running
+    /// execution of it is over.
+    async fn remove(&self, id: &str, owner: &Option<String>) -> bool {
+        let session = {
+            let mut map = self.lock();
+            match map.get(id) {
+                Some(s) if s.owner == *owner => map.remove(id),
+                _ => None,
+            }
+        };
+        match session {
+            Some(s) => {
+                destroy(s).await;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn take_expired(&self, now: SystemTime) -> Vec<Session> {
+        let mut map = self.lock();
+        let ids: Vec<String> = map.iter().filter(|(_, s)| s.expires <= now).map(|(id, _)| id.clone()).collect();
+        ids.into_iter().filter_map(|id| map.remove(&id)).collect()
+    }
+
+    /// Removes every session (at shutdown, after the runs are over).
+    pub async fn remove_all(&self) {
+        let all: Vec<Session> = self.lock().drain().map(|(_, s)| s).collect();
+        for s in all {
+            destroy(s).await;
+        }
+    }
+
+    /// Removes expired sessions every second, each without waiting for the others.
+    pub async fn sweep(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(SWEEP_EVERY).await;
+            for s in self.take_expired(SystemTime::now()) {
+                tracing::info!(dir = %s.dir.display(), "session expired");
+                tokio::spawn(destroy(s));
+            }
+        }
+    }
+}
+
+async fn destroy(s: Session) {
+    let _running = s.runs.lock().await;
+    unmount(&s.dir);
+}
+
+fn unmount(dir: &Path) {
+    // Detached: a mount that is still busy goes away once its last user does.
+    if let Err(e) = nix::mount::umount2(dir, MntFlags::MNT_DETACH)
+        && e != nix::errno::Errno::EINVAL
+    {
+        tracing::warn!(dir = %dir.display(), error = %e, "failed to unmount a session workspace");
+    }
+    remove_any(dir);
+}
+
+/// Unmounts and removes workspaces left by a process that died.
+pub fn reap_stale(state_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(state_dir.join(SESSIONS_DIR)) else { return };
+    for e in entries.flatten() {
+        unmount(&e.path());
+    }
+}
+
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/sessions", post(create))
+        .route("/v1/sessions/{id}", get(show).delete(delete))
+        .route("/v1/sessions/{id}/execute", post(execute))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CreateRequest {
+    ttl_seconds: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionInfo {
+    id: String,
+    created_at: String,
+    expires_at: String,
+    quota_mb: u64,
+    /// Where the runs see the workspace.
+    workspace: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    used_bytes: Option<u64>,
+}
+
+type St = State<Arc<AppState>>;
+
+/// The body is optional: empty means defaults.
+async fn create(State(st): St, Extension(owner): Extension<Owner>, body: Bytes) -> Result<Response, ApiError> {
+    let req: CreateRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        CreateRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?
+    };
+    let cfg = &st.sessions.config;
+    let ttl = match req.ttl_seconds {
+        None => cfg.default_ttl,
+        Some(s) if s == 0 || s > cfg.max_ttl.as_secs() => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                format!("ttlSeconds must be between 1 and {} (got {s})", cfg.max_ttl.as_secs()),
+            ));
+        }
+        Some(s) => Duration::from_secs(s),
+    };
+    let st2 = st.clone();
+    let created = tokio::task::spawn_blocking(move || st2.sessions.create(owner.0, ttl))
+        .await
+        .map_err(super::routes::internal)?
+        .map_err(|e| match e {
+            SessionError::Full(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "sessions_full", e.to_string()).retry_after(1)
+            }
+            SessionError::Io { .. } => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+        })?;
+    let (id, expires) = created;
+    let info = SessionInfo {
+        id,
+        created_at: rfc3339(SystemTime::now()),
+        expires_at: rfc3339(expires),
+        quota_mb: cfg.quota_mb,
+        workspace: WORKSPACE_DIR,
+        used_bytes: None,
+    };
+    Ok((StatusCode::CREATED, Json(info)).into_response())
+}
+
+fn session_id(path: Result<UrlPath<String>, PathRejection>) -> Result<String, ApiError> {
+    let UrlPath(id) = path.map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))?;
+    Ok(id)
+}
+
+fn no_session(id: &str) -> ApiError {
+    ApiError::not_found(format!("no session {id:?} (it expired, was deleted, or belongs to another key)"))
+}
+
+async fn show(
+    State(st): St,
+    Extension(owner): Extension<Owner>,
+    path: Result<UrlPath<String>, PathRejection>,
+) -> Result<Json<SessionInfo>, ApiError> {
+    let id = session_id(path)?;
+    let found = st.sessions.find(&id, &owner.0, |s| (s.dir.clone(), s.created, s.expires));
+    let (dir, created, expires) = found.ok_or_else(|| no_session(&id))?;
+    let used = nix::sys::statvfs::statvfs(&dir).ok().map(|v| (v.blocks() - v.blocks_free()) * v.fragment_size());
+    Ok(Json(SessionInfo {
+        id,
+        created_at: rfc3339(created),
+        expires_at: rfc3339(expires),
+        quota_mb: st.sessions.config.quota_mb,
+        workspace: WORKSPACE_DIR,
+        used_bytes: used,
+    }))
+}
+
+/// Waits for a running execution of the session to end, then removes the workspace.
+async fn delete(
+    State(st): St,
+    Extension(owner): Extension<Owner>,
+    path: Result<UrlPath<String>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let id = session_id(path)?;
+    if st.sessions.remove(&id, &owner.0).await { Ok(StatusCode::NO_CONTENT) } else { Err(no_session(&id)) }
+}
+
+async fn execute(
+    State(st): St,
+    Extension(owner): Extension<Owner>,
+    path: Result<UrlPath<String>, PathRejection>,
+    body: Result<Json<InlineRequest>, JsonRejection>,
+) -> Result<Json<Report>, ApiError> {
+    let id = session_id(path)?;
+    let Json(req) = body.map_err(json_rejection)?;
+    let (dir, runs) =
+        st.sessions.find(&id, &owner.0, |s| (s.dir.clone(), s.runs.clone())).ok_or_else(|| no_session(&id))?;
+    let turn = runs.lock_owned().await;
+    // Deleted or expired while this request waited for its turn.
+    if st.sessions.find(&id, &owner.0, |_| ()).is_none() {
+        return Err(no_session(&id));
+    }
+    inline::run(&st, req, Some((dir, turn))).await
+}
