@@ -813,3 +813,68 @@ catch (e) { console.log((e as NodeJS.ErrnoException).code); }"#;
     assert!(inline_dirs(&sb).is_empty());
     sb.assert_no_leaks();
 }
+
+#[test]
+fn shutdown_cancels_a_session_run_in_flight_and_removes_its_run_dir_and_workspace() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let srv = Server::start(&sb, &dir, &["--shutdown-timeout", "1"], &[]);
+    let created = srv.post("/v1/sessions", None, "");
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    let url = format!("{}/v1/sessions/{id}/execute", srv.base);
+    let inflight = std::thread::spawn(move || {
+        let body = json!({ "runtime": "bun", "code": "setInterval(() => {}, 1000);" }).to_string();
+        response(agent().post(url).header("Content-Type", "application/json").send(&body))
+    });
+    srv.wait_sandbox(&sb);
+    assert_eq!(inline_dirs(&sb).len(), 1, "the running program's directory exists while it runs");
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{status}\n{log}");
+    let r = inflight.join().unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.json()["message"].as_str().unwrap_or_default().contains("interrupted"), "{}", r.body);
+    assert!(inline_dirs(&sb).is_empty(), "run directory left: {:?}", inline_dirs(&sb));
+    assert!(session_dirs(&sb).is_empty(), "workspace left: {:?}", session_dirs(&sb));
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn a_sessions_runs_take_turns() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let srv = Server::start(&sb, &dir, &["--max-concurrent", "2"], &[]);
+    let id = srv.post("/v1/sessions", None, "").json()["id"].as_str().unwrap().to_string();
+    let url = format!("{}/v1/sessions/{id}/execute", srv.base);
+    let exec = move |code: &str, timeout: u64| {
+        let body = json!({ "runtime": "bun", "code": code, "limits": { "timeoutMs": timeout } }).to_string();
+        response(agent().post(&url).header("Content-Type", "application/json").send(&body))
+    };
+    // The first run waits for a file that only the second one writes: were they concurrent,
+    // it would see it; taking turns, the second starts only after the first's time limit.
+    let waiter = r#"import { existsSync } from "node:fs";
+while (!existsSync("/tmp/workspace/release")) await new Promise((r) => setTimeout(r, 20));
+console.log("released");"#;
+    let first = {
+        let exec = exec.clone();
+        let waiter = waiter.to_string();
+        std::thread::spawn(move || exec(&waiter, 1500))
+    };
+    srv.wait_sandbox(&sb);
+    let second = exec(
+        "import { writeFileSync } from 'node:fs'; writeFileSync('/tmp/workspace/release', ''); console.log('wrote');",
+        10_000,
+    );
+    assert_eq!(second.json()["stdout"], "wrote\n", "{}", second.body);
+    let first = first.join().unwrap();
+    assert_eq!(first.json()["status"], "timeout", "the runs overlapped: {}", first.body);
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}
