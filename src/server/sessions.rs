@@ -85,8 +85,12 @@ impl Sessions {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Creates a session with its mounted workspace; returns its id and expiry.
-    pub fn create(&self, owner: Option<String>, ttl: Duration) -> Result<(String, SystemTime), SessionError> {
+    /// Creates a session with its mounted workspace; returns its id, creation and expiry times.
+    pub fn create(
+        &self,
+        owner: Option<String>,
+        ttl: Duration,
+    ) -> Result<(String, SystemTime, SystemTime), SessionError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| SessionError::Io { path, source }
@@ -119,7 +123,7 @@ impl Sessions {
             id.clone(),
             Session { owner, dir, created: now, expires, runs: Arc::new(tokio::sync::Mutex::new(())) },
         );
-        Ok((id, expires))
+        Ok((id, now, expires))
     }
 
     /// The live session `id` of `owner`; another owner's session is as absent as a missing one.
@@ -252,10 +256,10 @@ async fn create(State(st): St, Extension(owner): Extension<Owner>, body: Bytes) 
             }
             SessionError::Io { .. } => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
         })?;
-    let (id, expires) = created;
+    let (id, created, expires) = created;
     let info = SessionInfo {
         id,
-        created_at: rfc3339(SystemTime::now()),
+        created_at: rfc3339(created),
         expires_at: rfc3339(expires),
         quota_mb: cfg.quota_mb,
         workspace: WORKSPACE_DIR,
