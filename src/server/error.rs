@@ -31,6 +31,11 @@ impl ApiError {
         self.retry_after = Some(secs.max(1));
         self
     }
+
+    /// `{"error": {"code", "message"}}`.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({ "error": { "code": self.code, "message": self.message } })
+    }
 }
 
 /// A service whose definition or code cannot run is the caller's (or the operator's) problem
@@ -51,10 +56,15 @@ impl From<EngineError> for ApiError {
     }
 }
 
+/// The code of an error response, for the metrics; set on every response made from an
+/// [`ApiError`].
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
-        let mut resp = (self.status, axum::Json(body)).into_response();
+        let mut resp = (self.status, axum::Json(self.body())).into_response();
+        resp.extensions_mut().insert(ErrorCode(self.code));
         if let Some(secs) = self.retry_after {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }

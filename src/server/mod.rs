@@ -5,7 +5,9 @@ mod auth;
 mod catalog;
 mod error;
 mod limits;
+mod metrics;
 mod routes;
+mod stream;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -83,6 +85,7 @@ pub(crate) struct AppState {
     cancel_runs: CancellationToken,
     /// The executions' blocking tasks, awaited before the process exits.
     runs: TaskTracker,
+    metrics: metrics::Metrics,
 }
 
 /// Serves until SIGTERM/SIGINT, then drains: no new connections, running executions get
@@ -126,6 +129,7 @@ pub async fn serve(config: Config, engine: Engine) -> Result<(), ServeError> {
         draining: AtomicBool::new(false),
         cancel_runs: CancellationToken::new(),
         runs: TaskTracker::new(),
+        metrics: metrics::Metrics::default(),
     });
     let app = routes::router(state.clone(), config.max_body);
 

@@ -18,10 +18,10 @@ use serde::Deserialize;
 use super::AppState;
 use super::auth::key_id;
 use super::catalog::{Lookup, ServiceInfo};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
+use super::stream::{self, Event, Format, StreamSink};
 use crate::bundle::NoProgress;
 use crate::engine::{DEFAULT_GRACE, DEFAULT_OUTPUT_LIMIT, Job};
-use crate::report::Report;
 use crate::service::{self, MEMORY_MB_RANGE, Overrides, TIMEOUT_MS_RANGE};
 
 /// Seconds a client is told to wait when all slots and the queue are taken.
@@ -36,6 +36,7 @@ pub(super) fn router(state: Arc<AppState>, max_body: usize) -> Router {
         .route("/services", get(list_services))
         .route("/services/{name}", get(get_service))
         .route("/services/{name}/execute", post(execute))
+        .route("/metrics", get(super::metrics::scrape))
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
@@ -82,6 +83,9 @@ async fn gate(State(st): St, ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Re
         (Some(e), _) if !public => e.into_response(),
         _ => next.run(req).await,
     };
+    if let Some(ErrorCode(code)) = response.extensions().get::<ErrorCode>() {
+        st.metrics.rejection(response.status().as_u16(), code);
+    }
     let key = client.as_ref().and_then(|c| c.key_id.as_deref()).unwrap_or("-");
     tracing::info!(
         %method,
@@ -186,11 +190,14 @@ struct ExecuteRequest {
     memory_mb: Option<u32>,
 }
 
+/// Answers with the report, or with `Accept: text/event-stream` / `application/x-ndjson`
+/// streams the output as it comes and then the report (see [`stream`]).
 async fn execute(
     State(st): St,
     path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
     body: Result<Json<ExecuteRequest>, JsonRejection>,
-) -> Result<Json<Report>, ApiError> {
+) -> Result<Response, ApiError> {
     let name = service_name(path)?;
     let Json(req) = body.map_err(json_rejection)?;
     // The same ranges as service.yaml, named as the request spells them.
@@ -240,16 +247,34 @@ async fn execute(
     let engine = st.engine.clone();
     let cancel = st.cancel_runs.child_token();
     let handle = tokio::runtime::Handle::current();
+    let format = Format::from_accept(&headers);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let sink = format.map(|_| Arc::new(StreamSink::new(tx)));
+    let (st2, sink2, cancel2) = (st.clone(), sink.clone(), cancel.clone());
     // The engine's preparation is synchronous (bundle and staging locks, file copies,
     // unpacking): the whole run is driven from a blocking-pool thread so no runtime worker is
     // ever held by it. The slot (permit) goes with it, so a client that hangs up does not free
     // a slot whose sandbox is still running.
     let run = st.runs.spawn_blocking(move || {
         let _permit = permit;
-        handle.block_on(engine.execute(&job, &NoProgress, None, cancel))
+        let started = Instant::now();
+        let out: Option<Arc<dyn crate::supervisor::OutputSink>> = sink2.map(|s| s as _);
+        let result = handle.block_on(engine.execute(&job, &NoProgress, out, cancel2));
+        let status = result.as_ref().map_or("failed", |r| r.status.as_str());
+        st2.metrics.execution(status, started.elapsed());
+        result
     });
-    let report = run.await.map_err(internal)??;
-    Ok(Json(report))
+    let Some((format, sink)) = format.zip(sink) else {
+        return Ok(Json(run.await.map_err(internal)??).into_response());
+    };
+    st.runs.spawn(async move {
+        let last = match run.await.map_err(internal).and_then(|r| r.map_err(ApiError::from)) {
+            Ok(report) => Event::Report(Box::new(report)),
+            Err(e) => Event::Error(e),
+        };
+        sink.finish(last);
+    });
+    Ok(stream::response(rx, format, cancel))
 }
 
 fn shutting_down() -> ApiError {
