@@ -858,3 +858,91 @@ fn metrics_count_executions_rejections_and_show_gauges() {
     assert!(status.success(), "{log}");
     sb.assert_no_leaks();
 }
+
+#[test]
+fn openapi_document_is_public_and_covers_every_route_and_the_report() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let srv = Server::start(&sb, &dir, &[], &[("IGNITE_API_KEYS", "openapi-test-key-1")]);
+    let r = srv.get("/openapi.json", None);
+    assert_eq!(r.status, 200, "public, like /health: {}", r.body);
+    let doc = r.json();
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")), "{}", doc["openapi"]);
+    assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+    srv.get("/metrics", None).assert_error(401, "unauthorized");
+
+    // Every route the router has, with its methods.
+    let routes = [
+        ("/health", "get"),
+        ("/ready", "get"),
+        ("/services", "get"),
+        ("/services/{name}", "get"),
+        ("/services/{name}/execute", "post"),
+        ("/metrics", "get"),
+        ("/openapi.json", "get"),
+    ];
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, ops) in doc["paths"].as_object().expect("paths") {
+        for method in ops.as_object().unwrap().keys() {
+            documented.push((path.clone(), method.clone()));
+        }
+    }
+    documented.sort();
+    let mut expected: Vec<(String, String)> = routes.iter().map(|(p, m)| (p.to_string(), m.to_string())).collect();
+    expected.sort();
+    assert_eq!(documented, expected);
+    // And the router answers each documented operation (no "no such route", no 405).
+    for (path, method) in &documented {
+        let url = format!("{}{}", srv.base, path.replace("{name}", "echo"));
+        let resp = match method.as_str() {
+            "get" => response(agent().get(&url).header("Authorization", "Bearer openapi-test-key-1").call()),
+            _ => response(
+                agent()
+                    .post(&url)
+                    .header("Authorization", "Bearer openapi-test-key-1")
+                    .header("Content-Type", "application/json")
+                    .send("{}"),
+            ),
+        };
+        assert_eq!(resp.status, 200, "{method} {path}: {}", resp.body);
+    }
+
+    // The report schema has exactly the fields a real report has (optional ones included).
+    let schemas = &doc["components"]["schemas"];
+    let props = |name: &str| -> Vec<String> {
+        let mut p: Vec<String> = schemas[name]["properties"].as_object().expect(name).keys().cloned().collect();
+        p.sort();
+        p
+    };
+    let ok = agent()
+        .post(format!("{}/services/echo/execute", srv.base))
+        .header("Authorization", "Bearer openapi-test-key-1")
+        .header("Content-Type", "application/json")
+        .send("{}");
+    let report = response(ok).json();
+    let mut fields: Vec<String> = report.as_object().unwrap().keys().cloned().collect();
+    fields.extend(["message".to_string(), "install".to_string()]);
+    fields.sort();
+    assert_eq!(props("Report"), fields, "{report}");
+    let mut metric_fields: Vec<String> = report["metrics"].as_object().unwrap().keys().cloned().collect();
+    metric_fields.sort();
+    assert_eq!(props("Metrics"), metric_fields);
+    let statuses: Vec<&str> =
+        schemas["Status"]["enum"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert_eq!(statuses, ["ok", "error", "timeout", "oom", "output_limit"]);
+    let execute = &doc["paths"]["/services/{name}/execute"]["post"];
+    assert_eq!(
+        execute["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/ExecuteRequest"
+    );
+    let ok_content = &execute["responses"]["200"]["content"];
+    assert_eq!(ok_content["application/json"]["schema"]["$ref"], "#/components/schemas/Report");
+    assert!(ok_content.get("text/event-stream").is_some() && ok_content.get("application/x-ndjson").is_some());
+    assert_eq!(props("Chunk"), ["base64", "stream", "text"]);
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}

@@ -32,10 +32,23 @@ impl ApiError {
         self
     }
 
-    /// `{"error": {"code", "message"}}`.
-    pub fn body(&self) -> serde_json::Value {
-        serde_json::json!({ "error": { "code": self.code, "message": self.message } })
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody { error: ErrorDetail { code: self.code.to_string(), message: self.message.clone() } }
     }
+}
+
+/// The body of every error response.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: `not_found`, `busy`, `rate_limited`, `body_too_large`, …
+    pub code: String,
+    /// For people: what went wrong and what to do.
+    pub message: String,
 }
 
 /// A service whose definition or code cannot run is the caller's (or the operator's) problem

@@ -6,6 +6,7 @@ mod catalog;
 mod error;
 mod limits;
 mod metrics;
+mod openapi;
 mod routes;
 mod stream;
 

@@ -37,8 +37,21 @@ impl Format {
     }
 }
 
+/// A piece of the program's output, as the program wrote it.
+#[derive(Debug, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct Chunk {
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    /// The bytes, when they are UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The bytes, base64-encoded, when they are not UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base64: Option<String>,
+}
+
 pub enum Event {
-    Chunk(serde_json::Value),
+    Chunk(Chunk),
     Report(Box<Report>),
     Error(ApiError),
 }
@@ -46,10 +59,12 @@ pub enum Event {
 impl Event {
     fn encode(&self, format: Format) -> Bytes {
         let (name, data) = match self {
-            Event::Chunk(v) => ("chunk", v.clone()),
-            Event::Report(r) => ("report", serde_json::to_value(r).unwrap_or_default()),
-            Event::Error(e) => ("error", e.body()),
+            Event::Chunk(c) => ("chunk", serde_json::to_value(c)),
+            Event::Report(r) => ("report", serde_json::to_value(r)),
+            Event::Error(e) => ("error", serde_json::to_value(e.body())),
         };
+        // Cannot fail: plain structs with string keys.
+        let data = data.unwrap_or_default();
         Bytes::from(match format {
             // serde_json escapes newlines, so the data is always one `data:` line.
             Format::Sse => format!("event: {name}\ndata: {data}\n\n"),
@@ -102,13 +117,11 @@ impl StreamSink {
             Stream::Stdout => "stdout",
             Stream::Stderr => "stderr",
         };
-        let chunk = match std::str::from_utf8(bytes) {
-            Ok(text) => serde_json::json!({ "stream": name, "text": text }),
-            Err(_) => serde_json::json!({
-                "stream": name,
-                "base64": base64::engine::general_purpose::STANDARD.encode(bytes),
-            }),
+        let (text, base64) = match std::str::from_utf8(bytes) {
+            Ok(text) => (Some(text.to_string()), None),
+            Err(_) => (None, Some(base64::engine::general_purpose::STANDARD.encode(bytes))),
         };
+        let chunk = Chunk { stream: name.to_string(), text, base64 };
         // The client may be gone; the run is being cancelled then.
         let _ = self.tx.send(Event::Chunk(chunk));
     }
@@ -199,8 +212,8 @@ mod tests {
 
     fn chunks(rx: &mut mpsc::UnboundedReceiver<Event>) -> Vec<serde_json::Value> {
         let mut out = Vec::new();
-        while let Ok(Event::Chunk(v)) = rx.try_recv() {
-            out.push(v);
+        while let Ok(Event::Chunk(c)) = rx.try_recv() {
+            out.push(serde_json::to_value(c).unwrap());
         }
         out
     }
@@ -230,7 +243,7 @@ mod tests {
 
     #[test]
     fn ndjson_events_are_one_flat_line_and_sse_one_data_line() {
-        let chunk = Event::Chunk(serde_json::json!({"stream": "stdout", "text": "a\nb"}));
+        let chunk = Event::Chunk(Chunk { stream: "stdout".into(), text: Some("a\nb".into()), base64: None });
         assert_eq!(
             &chunk.encode(Format::Ndjson)[..],
             b"{\"event\":\"chunk\",\"stream\":\"stdout\",\"text\":\"a\\nb\"}\n"
