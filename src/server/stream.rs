@@ -58,23 +58,22 @@ pub enum Event {
 
 impl Event {
     fn encode(&self, format: Format) -> Bytes {
+        // Serialised straight from the types (not via a JSON map), so the report's fields keep
+        // the order of the JSON response. Cannot fail: plain structs with string keys.
         let (name, data) = match self {
-            Event::Chunk(c) => ("chunk", serde_json::to_value(c)),
-            Event::Report(r) => ("report", serde_json::to_value(r)),
-            Event::Error(e) => ("error", serde_json::to_value(e.body())),
+            Event::Chunk(c) => ("chunk", serde_json::to_string(c)),
+            Event::Report(r) => ("report", serde_json::to_string(r)),
+            Event::Error(e) => ("error", serde_json::to_string(&e.body())),
         };
-        // Cannot fail: plain structs with string keys.
-        let data = data.unwrap_or_default();
+        let data = data.unwrap_or_else(|_| "{}".to_string());
         Bytes::from(match format {
             // serde_json escapes newlines, so the data is always one `data:` line.
             Format::Sse => format!("event: {name}\ndata: {data}\n\n"),
-            Format::Ndjson => {
-                let mut obj = serde_json::json!({ "event": name });
-                if let (Some(o), serde_json::Value::Object(d)) = (obj.as_object_mut(), data) {
-                    o.extend(d);
-                }
-                format!("{obj}\n")
-            }
+            // The payload's fields, after an `event` field.
+            Format::Ndjson => match data.strip_prefix('{').filter(|rest| *rest != "}") {
+                Some(rest) => format!("{{\"event\":\"{name}\",{rest}\n"),
+                None => format!("{{\"event\":\"{name}\"}}\n"),
+            },
         })
     }
 
@@ -89,7 +88,7 @@ impl Event {
 ///
 /// The queue is unbounded in entries but not in bytes: the supervisor forwards only the part
 /// of each stream below the output cap, so a slow client makes the server hold at most the
-/// capped output once more, and never slows the program down.
+/// capped output once more (as encoded events), and never slows the program down.
 pub struct StreamSink {
     tx: mpsc::UnboundedSender<Event>,
     /// Incomplete UTF-8 sequences at the end of the last stdout and stderr chunk.
