@@ -573,8 +573,16 @@ const FLOOD: &str = r#"process.stdout.write("x".repeat(3 * 1024 * 1024));
 await new Promise((r) => setTimeout(r, 10000));
 "#;
 
+/// Bytes that are not UTF-8, around a valid two-byte character.
+const BINARY: &str = r#"process.stdout.write(new Uint8Array([0xff, 0x41, 0xc3, 0xa9, 0xfe]));
+"#;
+
 fn stream_services(sb: &Sandbox) -> PathBuf {
     let dir = services(sb);
+    sb.service(
+        "svc/binary",
+        &[("service.yaml", "service:\n  name: binary\n  entry: index.ts\n"), ("index.ts", BINARY)],
+    );
     sb.service(
         "svc/parts",
         &[("service.yaml", "service:\n  name: parts\n  entry: index.ts\n"), ("index.ts", TWO_PARTS)],
@@ -665,6 +673,23 @@ fn sse_and_ndjson_stream_chunks_while_running_then_the_report() {
         assert_eq!(report["stderr"], "warning\n");
         sb.assert_cgroup_gone(report["containerId"].as_str().unwrap());
     }
+    // Bytes that are not UTF-8 arrive unchanged, as base64.
+    let mut events = Events::open(&srv, "binary", "application/x-ndjson");
+    let mut bytes = Vec::new();
+    while let Some((name, v)) = events.next_event() {
+        if name == "report" {
+            break;
+        }
+        assert_eq!(v["stream"], "stdout", "{v}");
+        match (v["text"].as_str(), v["base64"].as_str()) {
+            (Some(t), None) => bytes.extend_from_slice(t.as_bytes()),
+            (None, Some(b)) => {
+                bytes.extend(base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b).unwrap())
+            }
+            _ => panic!("a chunk has text or base64: {v}"),
+        }
+    }
+    assert_eq!(bytes, [0xff, 0x41, 0xc3, 0xa9, 0xfe]);
     // Without a streaming Accept the answer is the plain report.
     let plain = srv.execute("echo", json!({}));
     assert_eq!(plain.header("content-type"), Some("application/json"));
