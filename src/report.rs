@@ -9,7 +9,7 @@ pub const EXIT_TIMEOUT: i32 = 124;
 /// Exit code for a run killed by ignite or the kernel (OOM, output limit): 128 + SIGKILL.
 pub const EXIT_KILLED: i32 = 137;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// The program exited with code 0.
@@ -38,7 +38,7 @@ impl Status {
 
 /// Measurements from channels the sandboxed program cannot write to: the cgroup and the
 /// entrypoint's private descriptor. `None` means the source did not provide a value.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Metrics {
     /// Runtime exec → runtime exit, measured by the entrypoint.
@@ -68,7 +68,7 @@ pub struct Metrics {
 }
 
 /// Durations of the steps of a run as ignite saw them.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Phases {
     /// OCI runtime launched → program exec: namespaces, mounts, cgroup, seccomp filter.
@@ -79,7 +79,7 @@ pub struct Phases {
     pub teardown_ms: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     pub service: String,
@@ -109,7 +109,7 @@ pub struct Report {
 }
 
 /// The dependency step of a run (or of `ignite install`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InstallReport {
     /// The installed tree was already in the cache: nothing was installed, no network used.

@@ -878,3 +878,441 @@ console.log("released");"#;
     assert!(status.success(), "{log}");
     sb.assert_no_leaks();
 }
+
+/// Prints to both streams, then waits for `/app/release` before printing again: the first
+/// chunks can only have arrived while the run was still going.
+const TWO_PARTS: &str = r#"import { existsSync } from "node:fs";
+console.log("first");
+console.error("warning");
+while (!existsSync("/app/release")) await new Promise((r) => setTimeout(r, 20));
+console.log("second");
+"#;
+
+/// Writes more than the 1 MiB output cap to stdout.
+const FLOOD: &str = r#"process.stdout.write("x".repeat(3 * 1024 * 1024));
+await new Promise((r) => setTimeout(r, 10000));
+"#;
+
+/// Bytes that are not UTF-8, around a valid two-byte character.
+const BINARY: &str = r#"process.stdout.write(new Uint8Array([0xff, 0x41, 0xc3, 0xa9, 0xfe]));
+"#;
+
+fn stream_services(sb: &Sandbox) -> PathBuf {
+    let dir = services(sb);
+    sb.service(
+        "svc/binary",
+        &[("service.yaml", "service:\n  name: binary\n  entry: index.ts\n"), ("index.ts", BINARY)],
+    );
+    sb.service(
+        "svc/parts",
+        &[("service.yaml", "service:\n  name: parts\n  entry: index.ts\n"), ("index.ts", TWO_PARTS)],
+    );
+    sb.service("svc/flood", &[("service.yaml", "service:\n  name: flood\n  entry: index.ts\n"), ("index.ts", FLOOD)]);
+    dir
+}
+
+/// A streamed execution read event by event, as `(event name, data)`.
+struct Events {
+    format: &'static str,
+    lines: std::io::Lines<BufReader<ureq::BodyReader<'static>>>,
+}
+
+impl Events {
+    fn open(srv: &Server, name: &str, accept: &'static str) -> Events {
+        let r = agent()
+            .post(format!("{}/services/{name}/execute", srv.base))
+            .header("Content-Type", "application/json")
+            .header("Accept", accept)
+            .send("{}")
+            .expect("HTTP request");
+        assert_eq!(r.status().as_u16(), 200);
+        let ct = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        assert_eq!(ct, accept);
+        Events { format: accept, lines: BufReader::new(r.into_body().into_reader()).lines() }
+    }
+
+    fn next_event(&mut self) -> Option<(String, Value)> {
+        let mut line = || self.lines.next().map(|l| l.expect("read stream"));
+        if self.format == "application/x-ndjson" {
+            let mut v: Value = serde_json::from_str(&line()?).expect("one JSON object per line");
+            let name = v.as_object_mut().unwrap().remove("event").expect("event field");
+            return Some((name.as_str().unwrap().to_string(), v));
+        }
+        let event = line()?;
+        let data = line().expect("data line");
+        assert_eq!(line().as_deref(), Some(""), "an event ends with an empty line");
+        let name = event.strip_prefix("event: ").expect("event line").to_string();
+        Some((name, serde_json::from_str(data.strip_prefix("data: ").expect("data line")).expect("JSON data")))
+    }
+
+    /// Reads chunks until one with `text` on `stream`, collecting them all.
+    fn until_chunk(&mut self, stream: &str, text: &str, seen: &mut Vec<Value>) {
+        while let Some((name, v)) = self.next_event() {
+            assert_eq!(name, "chunk", "{v}");
+            seen.push(v.clone());
+            if v["stream"] == stream && v["text"].as_str().is_some_and(|t| t.contains(text)) {
+                return;
+            }
+        }
+        panic!("stream ended before {stream} said {text:?}: {seen:?}");
+    }
+}
+
+fn joined(chunks: &[Value], stream: &str) -> String {
+    chunks.iter().filter(|c| c["stream"] == stream).map(|c| c["text"].as_str().expect("UTF-8 text")).collect()
+}
+
+#[test]
+fn sse_and_ndjson_stream_chunks_while_running_then_the_report() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = stream_services(&sb);
+    let srv = Server::start(&sb, &dir, &[], &[]);
+    for accept in ["text/event-stream", "application/x-ndjson"] {
+        let _ = std::fs::remove_file(dir.join("parts/release"));
+        let mut events = Events::open(&srv, "parts", accept);
+        let mut chunks = Vec::new();
+        // The program cannot finish before the release exists: these arrived mid-run.
+        events.until_chunk("stdout", "first", &mut chunks);
+        assert_eq!(srv.get("/ready", None).json()["running"], 1, "{accept}: the run is still going");
+        std::fs::write(dir.join("parts/release"), "").unwrap();
+        let report = loop {
+            match events.next_event() {
+                Some((name, v)) if name == "chunk" => chunks.push(v),
+                Some((name, v)) if name == "report" => break v,
+                other => panic!("{accept}: expected a chunk or the report, got {other:?}"),
+            }
+        };
+        assert!(events.next_event().is_none(), "{accept}: the report is the last event");
+        assert_eq!(joined(&chunks, "stdout"), "first\nsecond\n", "{accept}");
+        assert_eq!(joined(&chunks, "stderr"), "warning\n", "{accept}");
+        assert_eq!(report["success"], true, "{report}");
+        assert_eq!(report["stdout"], "first\nsecond\n", "the same report as the JSON response");
+        assert_eq!(report["stderr"], "warning\n");
+        sb.assert_cgroup_gone(report["containerId"].as_str().unwrap());
+    }
+    // Bytes that are not UTF-8 arrive unchanged, as base64.
+    let mut events = Events::open(&srv, "binary", "application/x-ndjson");
+    let mut bytes = Vec::new();
+    while let Some((name, v)) = events.next_event() {
+        if name == "report" {
+            break;
+        }
+        assert_eq!(v["stream"], "stdout", "{v}");
+        match (v["text"].as_str(), v["base64"].as_str()) {
+            (Some(t), None) => bytes.extend_from_slice(t.as_bytes()),
+            (None, Some(b)) => {
+                bytes.extend(base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b).unwrap())
+            }
+            _ => panic!("a chunk has text or base64: {v}"),
+        }
+    }
+    assert_eq!(bytes, [0xff, 0x41, 0xc3, 0xa9, 0xfe]);
+    // Without a streaming Accept the answer is the plain report.
+    let plain = srv.execute("echo", json!({}));
+    assert_eq!(plain.header("content-type"), Some("application/json"));
+    assert_eq!(plain.json()["stdout"], "got {}\n");
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn streamed_output_stops_at_the_output_cap() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = stream_services(&sb);
+    let srv = Server::start(&sb, &dir, &[], &[]);
+    let mut events = Events::open(&srv, "flood", "application/x-ndjson");
+    let mut streamed = 0;
+    let report = loop {
+        match events.next_event() {
+            Some((name, v)) if name == "chunk" => {
+                assert_eq!(v["stream"], "stdout");
+                let text = v["text"].as_str().expect("text");
+                assert!(text.bytes().all(|b| b == b'x'));
+                streamed += text.len();
+            }
+            Some((name, v)) if name == "report" => break v,
+            other => panic!("expected a chunk or the report, got {other:?}"),
+        }
+    };
+    assert_eq!(report["status"], "output_limit", "{}", report["message"]);
+    assert_eq!(report["stdoutTruncated"], true);
+    let kept = report["stdout"].as_str().unwrap().len();
+    assert_eq!(kept, 1024 * 1024);
+    assert_eq!(streamed, kept, "the stream carries exactly what the report keeps");
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}
+
+fn container_ids(sb: &Sandbox) -> Vec<String> {
+    let root = sb.state.path().join("oci").join("runc");
+    let out = std::process::Command::new("runc").arg("--root").arg(&root).args(["list", "-q"]).output();
+    out.map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().map(str::to_string).collect()).unwrap_or_default()
+}
+
+#[test]
+fn a_client_that_hangs_up_mid_stream_cancels_the_run_and_frees_the_slot() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = stream_services(&sb);
+    let srv = Server::start(&sb, &dir, &["--max-concurrent", "1", "--queue", "0"], &[]);
+    let mut events = Events::open(&srv, "parts", "text/event-stream");
+    events.until_chunk("stdout", "first", &mut Vec::new());
+    let ids = container_ids(&sb);
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    // The program waits for a release that never comes: only the hang-up can end it.
+    drop(events);
+    srv.wait_running(0);
+    sb.assert_cgroup_gone(&ids[0]);
+    assert!(container_ids(&sb).is_empty());
+    let next = srv.execute("echo", json!({}));
+    assert_eq!(next.status, 200, "the slot is free again: {}", next.body);
+    assert_eq!(next.json()["success"], true);
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}
+
+/// Parses the Prometheus text format strictly enough to catch malformed output: every sample
+/// belongs to a family announced by HELP and TYPE lines, labels are quoted and escaped, values
+/// are numbers. Returns `name{labels}` → value.
+fn parse_metrics(text: &str) -> std::collections::HashMap<String, f64> {
+    let mut families: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut samples = std::collections::HashMap::new();
+    let mut help = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            help = Some(rest.split(' ').next().unwrap().to_string());
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("TYPE name kind");
+            assert_eq!(help.as_deref(), Some(name), "TYPE without HELP: {line}");
+            assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
+            families.insert(name.to_string(), kind.to_string());
+        } else {
+            let (series, value) = line.rsplit_once(' ').expect("sample: series value");
+            let value: f64 = value.parse().unwrap_or_else(|_| panic!("not a number: {line}"));
+            let name = series.split('{').next().unwrap();
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s).filter(|f| families.get(*f).is_some_and(|k| k == "histogram")))
+                .unwrap_or(name);
+            assert!(families.contains_key(family), "sample before its HELP/TYPE: {line}");
+            let labels = &series[name.len()..];
+            if !labels.is_empty() {
+                parse_labels(labels).unwrap_or_else(|e| panic!("{e}: {line}"));
+            }
+            samples.insert(series.to_string(), value);
+        }
+    }
+    samples
+}
+
+/// `{name="value",...}` with `\\`, `\"` and `\n` the only escapes in values.
+fn parse_labels(labels: &str) -> Result<Vec<(String, String)>, String> {
+    let mut chars = labels.strip_prefix('{').ok_or("labels must open with {")?.chars();
+    let mut out = Vec::new();
+    loop {
+        let name: String = chars.by_ref().take_while(|&c| c != '=').collect();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("bad label name {name:?}"));
+        }
+        if chars.next() != Some('"') {
+            return Err("label value must be quoted".into());
+        }
+        let mut value = String::new();
+        loop {
+            match chars.next().ok_or("unterminated label value")? {
+                '"' => break,
+                '\\' => match chars.next() {
+                    Some('\\') => value.push('\\'),
+                    Some('"') => value.push('"'),
+                    Some('n') => value.push('\n'),
+                    other => return Err(format!("bad escape {other:?}")),
+                },
+                c => value.push(c),
+            }
+        }
+        out.push((name, value));
+        match chars.next() {
+            Some(',') => {}
+            Some('}') if chars.next().is_none() => return Ok(out),
+            _ => return Err("labels must be separated by , and close with }".into()),
+        }
+    }
+}
+
+#[test]
+fn metrics_count_executions_rejections_and_show_gauges() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let srv = Server::start(&sb, &dir, &["--max-concurrent", "1", "--queue", "0"], &[]);
+    let scrape = || {
+        let r = srv.get("/metrics", None);
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(r.header("content-type").is_some_and(|c| c.starts_with("text/plain; version=0.0.4")));
+        parse_metrics(&r.body)
+    };
+    let m = scrape();
+    assert_eq!(m[&format!("ignite_build_info{{version=\"{}\"}}", env!("CARGO_PKG_VERSION"))], 1.0);
+    assert_eq!(m["ignite_execution_duration_seconds_count"], 0.0);
+    assert_eq!(m["ignite_sandboxes_running"], 0.0);
+
+    assert_eq!(srv.execute("echo", json!({})).json()["status"], "ok");
+    assert_eq!(srv.execute("echo", json!({ "input": { "fail": true } })).json()["status"], "error");
+    srv.execute("nope", json!({})).assert_error(404, "not_found");
+    let base = srv.base.clone();
+    let waiting = std::thread::spawn(move || {
+        response(
+            agent()
+                .post(format!("{base}/services/waiter/execute"))
+                .header("Content-Type", "application/json")
+                .send("{}"),
+        )
+    });
+    srv.wait_running(1);
+    srv.execute("echo", json!({})).assert_error(503, "busy");
+    let m = scrape();
+    assert_eq!(m["ignite_sandboxes_running"], 1.0);
+    assert_eq!(m["ignite_queue_depth"], 0.0);
+    assert_eq!(m["ignite_executions_total{status=\"ok\"}"], 1.0);
+    assert_eq!(m["ignite_executions_total{status=\"error\"}"], 1.0);
+    assert_eq!(m["ignite_rejections_total{status=\"404\",reason=\"not_found\"}"], 1.0);
+    assert_eq!(m["ignite_rejections_total{status=\"503\",reason=\"busy\"}"], 1.0);
+    assert_eq!(m["ignite_execution_duration_seconds_count"], 2.0);
+    assert_eq!(m["ignite_execution_duration_seconds_bucket{le=\"+Inf\"}"], 2.0);
+    assert!(m["ignite_execution_duration_seconds_sum"] > 0.0);
+
+    std::fs::write(dir.join("waiter/release"), "").unwrap();
+    assert_eq!(waiting.join().unwrap().json()["status"], "ok");
+    let m = scrape();
+    assert_eq!(m["ignite_executions_total{status=\"ok\"}"], 2.0);
+    assert_eq!(m["ignite_sandboxes_running"], 0.0);
+    // Inline code is counted like a service's execution.
+    let r = srv.post("/v1/execute", Some("application/json"), r#"{"runtime":"bun","code":"console.log(1)"}"#);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let m = scrape();
+    assert_eq!(m["ignite_executions_total{status=\"ok\"}"], 3.0);
+    assert_eq!(m["ignite_execution_duration_seconds_count"], 4.0);
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn openapi_document_is_public_and_covers_every_route_and_the_report() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let srv = Server::start(&sb, &dir, &[], &[("IGNITE_API_KEYS", "openapi-test-key-1")]);
+    let r = srv.get("/openapi.json", None);
+    assert_eq!(r.status, 200, "public, like /health: {}", r.body);
+    let doc = r.json();
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")), "{}", doc["openapi"]);
+    assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+    srv.get("/metrics", None).assert_error(401, "unauthorized");
+
+    // Every route the router has, with its methods.
+    let routes = [
+        ("/health", "get"),
+        ("/ready", "get"),
+        ("/services", "get"),
+        ("/services/{name}", "get"),
+        ("/services/{name}/execute", "post"),
+        ("/metrics", "get"),
+        ("/openapi.json", "get"),
+        ("/v1/execute", "post"),
+        ("/v1/sessions", "post"),
+        ("/v1/sessions/{id}", "get"),
+        ("/v1/sessions/{id}", "delete"),
+        ("/v1/sessions/{id}/execute", "post"),
+    ];
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, ops) in doc["paths"].as_object().expect("paths") {
+        for method in ops.as_object().unwrap().keys() {
+            documented.push((path.clone(), method.clone()));
+        }
+    }
+    documented.sort();
+    let mut expected: Vec<(String, String)> = routes.iter().map(|(p, m)| (p.to_string(), m.to_string())).collect();
+    expected.sort();
+    assert_eq!(documented, expected);
+    // And the router answers each documented operation with its documented success (no "no such
+    // route", no 405). A session serves the {id} routes; deleting it comes last.
+    let key = "Bearer openapi-test-key-1";
+    let session = response(agent().post(format!("{}/v1/sessions", srv.base)).header("Authorization", key).send(""));
+    assert_eq!(session.status, 201, "{}", session.body);
+    let id = session.json()["id"].as_str().unwrap().to_string();
+    let mut ops = documented.clone();
+    ops.sort_by_key(|(_, m)| m == "delete");
+    for (path, method) in &ops {
+        let url = format!("{}{}", srv.base, path.replace("{name}", "echo").replace("{id}", &id));
+        let body = if path.starts_with("/v1/") && path.ends_with("execute") {
+            r#"{"runtime":"bun","code":"console.log(1)"}"#
+        } else {
+            "{}"
+        };
+        let resp = match method.as_str() {
+            "get" => response(agent().get(&url).header("Authorization", key).call()),
+            "delete" => response(agent().delete(&url).header("Authorization", key).call()),
+            _ => response(
+                agent().post(&url).header("Authorization", key).header("Content-Type", "application/json").send(body),
+            ),
+        };
+        let success = match (path.as_str(), method.as_str()) {
+            ("/v1/sessions", "post") => 201,
+            (_, "delete") => 204,
+            _ => 200,
+        };
+        assert_eq!(resp.status, success, "{method} {path}: {}", resp.body);
+    }
+
+    // The report schema has exactly the fields a real report has (optional ones included).
+    let schemas = &doc["components"]["schemas"];
+    let props = |name: &str| -> Vec<String> {
+        let mut p: Vec<String> = schemas[name]["properties"].as_object().expect(name).keys().cloned().collect();
+        p.sort();
+        p
+    };
+    let ok = agent()
+        .post(format!("{}/services/echo/execute", srv.base))
+        .header("Authorization", "Bearer openapi-test-key-1")
+        .header("Content-Type", "application/json")
+        .send("{}");
+    let report = response(ok).json();
+    let mut fields: Vec<String> = report.as_object().unwrap().keys().cloned().collect();
+    fields.extend(["message".to_string(), "install".to_string()]);
+    fields.sort();
+    assert_eq!(props("Report"), fields, "{report}");
+    let mut metric_fields: Vec<String> = report["metrics"].as_object().unwrap().keys().cloned().collect();
+    metric_fields.sort();
+    assert_eq!(props("Metrics"), metric_fields);
+    let statuses: Vec<&str> =
+        schemas["Status"]["enum"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert_eq!(statuses, ["ok", "error", "timeout", "oom", "output_limit"]);
+    let execute = &doc["paths"]["/services/{name}/execute"]["post"];
+    assert_eq!(
+        execute["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/ExecuteRequest"
+    );
+    let ok_content = &execute["responses"]["200"]["content"];
+    assert_eq!(ok_content["application/json"]["schema"]["$ref"], "#/components/schemas/Report");
+    assert!(ok_content.get("text/event-stream").is_some() && ok_content.get("application/x-ndjson").is_some());
+    assert_eq!(props("Chunk"), ["base64", "stream", "text"]);
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::service::{self, Overrides, SERVICE_FILE, Service};
 
 /// What `GET /services` and `GET /services/{name}` show of one service.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceInfo {
     /// The directory name: the name in the URL.

@@ -31,6 +31,24 @@ impl ApiError {
         self.retry_after = Some(secs.max(1));
         self
     }
+
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody { error: ErrorDetail { code: self.code.to_string(), message: self.message.clone() } }
+    }
+}
+
+/// The body of every error response.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: `not_found`, `busy`, `rate_limited`, `body_too_large`, …
+    pub code: String,
+    /// For people: what went wrong and what to do.
+    pub message: String,
 }
 
 /// A service whose definition or code cannot run is the caller's (or the operator's) problem
@@ -51,10 +69,15 @@ impl From<EngineError> for ApiError {
     }
 }
 
+/// The code of an error response, for the metrics; set on every response made from an
+/// [`ApiError`].
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
-        let mut resp = (self.status, axum::Json(body)).into_response();
+        let mut resp = (self.status, axum::Json(self.body())).into_response();
+        resp.extensions_mut().insert(ErrorCode(self.code));
         if let Some(secs) = self.retry_after {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }

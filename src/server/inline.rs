@@ -41,19 +41,26 @@ pub const MAX_PATH_BYTES: usize = 512;
 pub const MAX_DEPTH: usize = 16;
 const MAX_COMPONENT_BYTES: usize = 255;
 
-/// `POST /v1/execute`.
-#[derive(Debug, Deserialize)]
+/// `POST /v1/execute`: code that is not on disk. Exactly one of `files` and `code`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct InlineRequest {
+    /// A runtime spec: `bun`, `node@22`, `deno`, `quickjs`, or a custom runtime.
     runtime: String,
+    /// Relative path → file content.
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
     files: Option<Files>,
+    /// One entry file's content (shorthand for `files`).
     code: Option<String>,
+    /// The file to run; defaults as documented.
     entry: Option<String>,
+    /// Given to the program as `IGNITE_INPUT` (JSON).
+    #[schema(value_type = Option<Object>)]
     input: Option<serde_json::Value>,
     limits: Option<InlineLimits>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct InlineLimits {
     timeout_ms: Option<u64>,
@@ -234,7 +241,12 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/v1/execute", post(execute))
 }
 
-async fn execute(
+#[utoipa::path(post, path = "/v1/execute", request_body = InlineRequest, responses(
+    (status = 200, body = Report), (status = 400, body = super::error::ErrorBody),
+    (status = 413, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody),
+    (status = 503, body = super::error::ErrorBody),
+))]
+pub(super) async fn execute(
     State(st): State<Arc<AppState>>,
     body: Result<Json<InlineRequest>, JsonRejection>,
 ) -> Result<Json<Report>, ApiError> {
@@ -349,13 +361,17 @@ pub(super) async fn run(
     let engine = st.engine.clone();
     let cancel = st.cancel_runs.child_token();
     let handle = tokio::runtime::Handle::current();
+    let st2 = st.clone();
     // The directory goes with the run, not with the request: a client that hangs up does not
     // remove it from under a running sandbox, and it is removed once the run is over.
     let run = st.runs.spawn_blocking(move || {
         let _permit = permit;
         let _dir = guard;
         let _turn = turn;
-        handle.block_on(engine.execute(&job, &NoProgress, None, cancel))
+        let started = std::time::Instant::now();
+        let result = handle.block_on(engine.execute(&job, &NoProgress, None, cancel));
+        st2.metrics.execution(result.as_ref().map_or("failed", |r| r.status.as_str()), started.elapsed());
+        result
     });
     let report = run.await.map_err(internal)??;
     Ok(Json(report))

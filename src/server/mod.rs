@@ -6,8 +6,11 @@ mod catalog;
 mod error;
 mod inline;
 mod limits;
+mod metrics;
+mod openapi;
 mod routes;
 mod sessions;
+mod stream;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -88,6 +91,7 @@ pub(crate) struct AppState {
     /// The executions' blocking tasks, awaited before the process exits.
     runs: TaskTracker,
     sessions: Arc<sessions::Sessions>,
+    metrics: metrics::Metrics,
 }
 
 /// Serves until SIGTERM/SIGINT, then drains: no new connections, running executions get
@@ -142,6 +146,7 @@ pub async fn serve(config: Config, engine: Engine) -> Result<(), ServeError> {
         cancel_runs: CancellationToken::new(),
         runs: TaskTracker::new(),
         sessions,
+        metrics: metrics::Metrics::default(),
     });
     let app = routes::router(state.clone(), config.max_body);
 

@@ -13,12 +13,14 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::auth::key_id;
 use super::catalog::{Lookup, ServiceInfo};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody, ErrorCode};
+use super::stream::{self, Event, Format, StreamSink};
 use crate::bundle::NoProgress;
 use crate::engine::{DEFAULT_GRACE, DEFAULT_OUTPUT_LIMIT, Job};
 use crate::report::Report;
@@ -38,6 +40,8 @@ pub(super) fn router(state: Arc<AppState>, max_body: usize) -> Router {
         .route("/services/{name}/execute", post(execute))
         .merge(super::inline::routes())
         .merge(super::sessions::routes())
+        .route("/metrics", get(super::metrics::scrape))
+        .route("/openapi.json", get(super::openapi::document))
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
@@ -58,12 +62,12 @@ struct Client {
     key_id: Option<String>,
 }
 
-/// Authenticates (except `/health`), rate-limits, and logs every request with its outcome.
+/// Authenticates (except `/health` and `/openapi.json`), rate-limits, and logs every request with its outcome.
 async fn gate(State(st): St, ConnectInfo(peer): ConnectInfo<SocketAddr>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let public = path == "/health";
+    let public = path == "/health" || path == "/openapi.json";
     let (client, denied) = match identify(&st, req.headers(), peer) {
         Ok(c) => (Some(c), None),
         Err(e) => (None, Some(e)),
@@ -91,6 +95,9 @@ async fn gate(State(st): St, ConnectInfo(peer): ConnectInfo<SocketAddr>, mut req
         (Some(e), _) if !public => e.into_response(),
         _ => next.run(req).await,
     };
+    if let Some(ErrorCode(code)) = response.extensions().get::<ErrorCode>() {
+        st.metrics.rejection(response.status().as_u16(), code);
+    }
     let key = client.as_ref().and_then(|c| c.key_id.as_deref()).unwrap_or("-");
     tracing::info!(
         %method,
@@ -133,32 +140,59 @@ fn identify(st: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Result<Clie
     Ok(Client { bucket: format!("addr:{}", forwarded.unwrap_or(peer.ip())), key_id: None })
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+#[derive(Serialize, ToSchema)]
+pub(super) struct Health {
+    /// Always `ok`.
+    status: &'static str,
+    /// The ignite version serving.
+    version: &'static str,
 }
 
+/// Liveness; the only route without authentication or rate limit.
+#[utoipa::path(get, path = "/health", security(()), responses((status = 200, body = Health)))]
+async fn health() -> Json<Health> {
+    Json(Health { status: "ok", version: env!("CARGO_PKG_VERSION") })
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct Readiness {
+    /// Whether a sandbox can be run now.
+    ready: bool,
+    /// What keeps it from being ready, one sentence each.
+    missing: Vec<String>,
+    /// A shutdown signal arrived: no new executions are started.
+    draining: bool,
+    running: usize,
+    queued: usize,
+}
+
+/// Whether the host can run a sandbox now (503 when not).
+#[utoipa::path(get, path = "/ready", responses(
+    (status = 200, body = Readiness), (status = 503, body = Readiness)
+))]
 async fn ready(State(st): St) -> Result<Response, ApiError> {
     let engine = st.engine.clone();
     let missing = tokio::task::spawn_blocking(move || engine.readiness()).await.map_err(internal)?;
     let draining = st.draining.load(Ordering::SeqCst);
     let ready = missing.is_empty() && !draining;
-    let body = serde_json::json!({
-        "ready": ready,
-        "missing": missing,
-        "draining": draining,
-        "running": st.admission.running(),
-        "queued": st.admission.queued(),
-    });
+    let body = Readiness { ready, missing, draining, running: st.admission.running(), queued: st.admission.queued() };
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     Ok((status, Json(body)).into_response())
 }
 
-async fn list_services(State(st): St) -> Result<Json<serde_json::Value>, ApiError> {
+#[derive(Serialize, ToSchema)]
+pub(super) struct ServiceList {
+    services: Vec<ServiceInfo>,
+}
+
+/// Every service directory, those that do not load included (with their error).
+#[utoipa::path(get, path = "/services", responses((status = 200, body = ServiceList)))]
+async fn list_services(State(st): St) -> Result<Json<ServiceList>, ApiError> {
     let st2 = st.clone();
     let list = tokio::task::spawn_blocking(move || st2.catalog.list()).await.map_err(internal)?.map_err(|e| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "services_dir", format!("cannot list services: {e}"))
     })?;
-    Ok(Json(serde_json::json!({ "services": list })))
+    Ok(Json(ServiceList { services: list }))
 }
 
 fn service_name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
@@ -166,6 +200,10 @@ fn service_name(path: Result<Path<String>, PathRejection>) -> Result<String, Api
     Ok(name)
 }
 
+/// One service and its settings.
+#[utoipa::path(get, path = "/services/{name}", params(("name" = String, Path)), responses(
+    (status = 200, body = ServiceInfo), (status = 404, body = ErrorBody)
+))]
 async fn get_service(State(st): St, path: Result<Path<String>, PathRejection>) -> Result<Json<ServiceInfo>, ApiError> {
     let name = service_name(path)?;
     let st2 = st.clone();
@@ -186,20 +224,31 @@ pub(super) fn internal(e: tokio::task::JoinError) -> ApiError {
 }
 
 /// `POST /services/{name}/execute`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct ExecuteRequest {
+pub(super) struct ExecuteRequest {
     /// Any JSON value; the program reads it from `IGNITE_INPUT`. Default `{}`.
     input: Option<serde_json::Value>,
     timeout_ms: Option<u64>,
     memory_mb: Option<u32>,
 }
 
+/// Answers with the report, or with `Accept: text/event-stream` / `application/x-ndjson`
+/// streams the output as it comes and then the report (see [`stream`]).
+#[utoipa::path(post, path = "/services/{name}/execute", params(("name" = String, Path)), request_body = ExecuteRequest,
+    responses(
+        (status = 200, description = "The report; with `Accept: text/event-stream` or `application/x-ndjson`, \
+            `chunk` events (Chunk) as the program writes, then one `report` (Report) or `error` (ErrorBody) event",
+            content((Report = "application/json"), (String = "text/event-stream"), (String = "application/x-ndjson"))),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody),
+    ))]
 async fn execute(
     State(st): St,
     path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
     body: Result<Json<ExecuteRequest>, JsonRejection>,
-) -> Result<Json<Report>, ApiError> {
+) -> Result<Response, ApiError> {
     let name = service_name(path)?;
     let Json(req) = body.map_err(json_rejection)?;
     // The same ranges as service.yaml, named as the request spells them.
@@ -249,16 +298,34 @@ async fn execute(
     let engine = st.engine.clone();
     let cancel = st.cancel_runs.child_token();
     let handle = tokio::runtime::Handle::current();
+    let format = Format::from_accept(&headers);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let sink = format.map(|_| Arc::new(StreamSink::new(tx)));
+    let (st2, sink2, cancel2) = (st.clone(), sink.clone(), cancel.clone());
     // The engine's preparation is synchronous (bundle and staging locks, file copies,
     // unpacking): the whole run is driven from a blocking-pool thread so no runtime worker is
     // ever held by it. The slot (permit) goes with it, so a client that hangs up does not free
     // a slot whose sandbox is still running.
     let run = st.runs.spawn_blocking(move || {
         let _permit = permit;
-        handle.block_on(engine.execute(&job, &NoProgress, None, cancel))
+        let started = Instant::now();
+        let out: Option<Arc<dyn crate::supervisor::OutputSink>> = sink2.map(|s| s as _);
+        let result = handle.block_on(engine.execute(&job, &NoProgress, out, cancel2));
+        let status = result.as_ref().map_or("failed", |r| r.status.as_str());
+        st2.metrics.execution(status, started.elapsed());
+        result
     });
-    let report = run.await.map_err(internal)??;
-    Ok(Json(report))
+    let Some((format, sink)) = format.zip(sink) else {
+        return Ok(Json(run.await.map_err(internal)??).into_response());
+    };
+    st.runs.spawn(async move {
+        let last = match run.await.map_err(internal).and_then(|r| r.map_err(ApiError::from)) {
+            Ok(report) => Event::Report(Box::new(report)),
+            Err(e) => Event::Error(e),
+        };
+        sink.finish(last);
+    });
+    Ok(stream::response(rx, format, cancel))
 }
 
 pub(super) fn shutting_down() -> ApiError {

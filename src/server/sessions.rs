@@ -207,15 +207,15 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/v1/sessions/{id}/execute", post(execute))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct CreateRequest {
+pub(super) struct CreateRequest {
     ttl_seconds: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct SessionInfo {
+pub(super) struct SessionInfo {
     id: String,
     created_at: String,
     expires_at: String,
@@ -229,7 +229,14 @@ struct SessionInfo {
 type St = State<Arc<AppState>>;
 
 /// The body is optional: empty means defaults.
-async fn create(State(st): St, Extension(owner): Extension<Owner>, body: Bytes) -> Result<Response, ApiError> {
+#[utoipa::path(post, path = "/v1/sessions", request_body(content = CreateRequest, description = "optional"), responses(
+    (status = 201, body = SessionInfo), (status = 400, body = super::error::ErrorBody), (status = 503, body = super::error::ErrorBody),
+))]
+pub(super) async fn create(
+    State(st): St,
+    Extension(owner): Extension<Owner>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let req: CreateRequest = if body.iter().all(u8::is_ascii_whitespace) {
         CreateRequest::default()
     } else {
@@ -277,7 +284,10 @@ fn no_session(id: &str) -> ApiError {
     ApiError::not_found(format!("no session {id:?} (it expired, was deleted, or belongs to another key)"))
 }
 
-async fn show(
+#[utoipa::path(get, path = "/v1/sessions/{id}", params(("id" = String, Path)), responses(
+    (status = 200, body = SessionInfo), (status = 404, body = super::error::ErrorBody),
+))]
+pub(super) async fn show(
     State(st): St,
     Extension(owner): Extension<Owner>,
     path: Result<UrlPath<String>, PathRejection>,
@@ -297,7 +307,10 @@ async fn show(
 }
 
 /// Waits for a running execution of the session to end, then removes the workspace.
-async fn delete(
+#[utoipa::path(delete, path = "/v1/sessions/{id}", params(("id" = String, Path)), responses(
+    (status = 204, description = "removed"), (status = 404, body = super::error::ErrorBody),
+))]
+pub(super) async fn delete(
     State(st): St,
     Extension(owner): Extension<Owner>,
     path: Result<UrlPath<String>, PathRejection>,
@@ -306,7 +319,12 @@ async fn delete(
     if st.sessions.remove(&id, &owner.0).await { Ok(StatusCode::NO_CONTENT) } else { Err(no_session(&id)) }
 }
 
-async fn execute(
+#[utoipa::path(post, path = "/v1/sessions/{id}/execute", params(("id" = String, Path)),
+    request_body = InlineRequest, responses(
+        (status = 200, body = Report), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
+        (status = 413, body = super::error::ErrorBody), (status = 503, body = super::error::ErrorBody),
+    ))]
+pub(super) async fn execute(
     State(st): St,
     Extension(owner): Extension<Owner>,
     path: Result<UrlPath<String>, PathRejection>,
