@@ -919,11 +919,15 @@ struct Events {
 
 impl Events {
     fn open(srv: &Server, name: &str, accept: &'static str) -> Events {
+        Events::post(srv, &format!("/services/{name}/execute"), json!({}), accept)
+    }
+
+    fn post(srv: &Server, path: &str, body: Value, accept: &'static str) -> Events {
         let r = agent()
-            .post(format!("{}/services/{name}/execute", srv.base))
+            .post(format!("{}{path}", srv.base))
             .header("Content-Type", "application/json")
             .header("Accept", accept)
-            .send("{}")
+            .send(body.to_string())
             .expect("HTTP request");
         assert_eq!(r.status().as_u16(), 200);
         let ct = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
@@ -1077,6 +1081,85 @@ fn a_client_that_hangs_up_mid_stream_cancels_the_run_and_frees_the_slot() {
     let next = srv.execute("echo", json!({}));
     assert_eq!(next.status, 200, "the slot is free again: {}", next.body);
     assert_eq!(next.json()["success"], true);
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}
+
+/// Creates `release` in the one per-run directory of a running inline execution.
+fn release_inline_run(sb: &Sandbox) {
+    let dirs = inline_dirs(sb);
+    assert_eq!(dirs.len(), 1, "one inline run in flight: {dirs:?}");
+    std::fs::write(sb.state.path().join("inline").join(&dirs[0]).join("release"), "").unwrap();
+}
+
+#[test]
+fn inline_and_session_code_stream_chunks_while_running_then_the_report() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let srv = Server::start(&sb, &dir, &[], &[]);
+    let session = srv.post("/v1/sessions", None, "");
+    assert_eq!(session.status, 201, "{}", session.body);
+    let id = session.json()["id"].as_str().unwrap().to_string();
+    let routes = ["/v1/execute".to_string(), format!("/v1/sessions/{id}/execute")];
+    for path in &routes {
+        for accept in ["text/event-stream", "application/x-ndjson"] {
+            let body = json!({ "runtime": "bun", "code": TWO_PARTS });
+            let mut events = Events::post(&srv, path, body, accept);
+            let mut chunks = Vec::new();
+            // The program cannot finish before the release exists: these arrived mid-run.
+            events.until_chunk("stdout", "first", &mut chunks);
+            release_inline_run(&sb);
+            let report = loop {
+                match events.next_event() {
+                    Some((name, v)) if name == "chunk" => chunks.push(v),
+                    Some((name, v)) if name == "report" => break v,
+                    other => panic!("{path} {accept}: expected a chunk or the report, got {other:?}"),
+                }
+            };
+            assert!(events.next_event().is_none(), "{path} {accept}: the report is the last event");
+            assert_eq!(joined(&chunks, "stdout"), "first\nsecond\n", "{path} {accept}");
+            assert_eq!(joined(&chunks, "stderr"), "warning\n", "{path} {accept}");
+            assert_eq!(report["success"], true, "{report}");
+            assert_eq!(report["service"], "inline", "{report}");
+            assert_eq!(report["stdout"], "first\nsecond\n", "the same report as the JSON response");
+            sb.assert_cgroup_gone(report["containerId"].as_str().unwrap());
+        }
+    }
+    // The run directory goes with the run: none is left once the report has arrived.
+    assert!(inline_dirs(&sb).is_empty(), "{:?}", inline_dirs(&sb));
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn a_client_that_hangs_up_mid_inline_stream_cancels_the_run_and_removes_its_directory() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let srv = Server::start(&sb, &dir, &["--max-concurrent", "1", "--queue", "0"], &[]);
+    let body = json!({ "runtime": "bun", "code": TWO_PARTS });
+    let mut events = Events::post(&srv, "/v1/execute", body, "application/x-ndjson");
+    events.until_chunk("stdout", "first", &mut Vec::new());
+    let ids = container_ids(&sb);
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert_eq!(inline_dirs(&sb).len(), 1, "the run directory exists while the run goes on");
+    // The program waits for a release that never comes: only the hang-up can end it.
+    drop(events);
+    srv.wait_running(0);
+    sb.assert_cgroup_gone(&ids[0]);
+    assert!(container_ids(&sb).is_empty());
+    assert!(inline_dirs(&sb).is_empty(), "{:?}", inline_dirs(&sb));
+    let next = srv.inline(json!({ "runtime": "bun", "code": "console.log('next')" }));
+    assert_eq!(next.status, 200, "the slot is free again: {}", next.body);
+    assert_eq!(next.json()["stdout"], "next\n", "{}", next.body);
+    assert!(inline_dirs(&sb).is_empty(), "{:?}", inline_dirs(&sb));
     let (status, log) = srv.stop();
     assert!(status.success(), "{log}");
     sb.assert_no_leaks();
@@ -1311,6 +1394,13 @@ fn openapi_document_is_public_and_covers_every_route_and_the_report() {
     let ok_content = &execute["responses"]["200"]["content"];
     assert_eq!(ok_content["application/json"]["schema"]["$ref"], "#/components/schemas/Report");
     assert!(ok_content.get("text/event-stream").is_some() && ok_content.get("application/x-ndjson").is_some());
+    for path in ["/v1/execute", "/v1/sessions/{id}/execute"] {
+        let content = &doc["paths"][path]["post"]["responses"]["200"]["content"];
+        assert_eq!(content["application/json"]["schema"]["$ref"], "#/components/schemas/Report", "{path}");
+        for streamed in ["text/event-stream", "application/x-ndjson"] {
+            assert!(content.get(streamed).is_some(), "{path} lists {streamed}: {content}");
+        }
+    }
     assert_eq!(props("Chunk"), ["base64", "stream", "text"]);
     let (status, log) = srv.stop();
     assert!(status.success(), "{log}");

@@ -13,7 +13,8 @@ use std::sync::atomic::Ordering;
 
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -22,8 +23,8 @@ use tokio::sync::OwnedMutexGuard;
 
 use super::AppState;
 use super::error::ApiError;
-use super::routes::{internal, json_rejection, shutting_down};
-use crate::bundle::NoProgress;
+use super::routes::{json_rejection, run_job, shutting_down};
+use super::stream::Format;
 use crate::deps::{self, Modules};
 use crate::engine::{DEFAULT_GRACE, DEFAULT_OUTPUT_LIMIT, Job};
 use crate::fsutil::{Cleanup, remove_any, temp_name};
@@ -241,26 +242,34 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/v1/execute", post(execute))
 }
 
+/// Answers with the report, or with `Accept: text/event-stream` / `application/x-ndjson`
+/// streams the output as it comes and then the report, like `POST /services/{name}/execute`.
 #[utoipa::path(post, path = "/v1/execute", request_body = InlineRequest, responses(
-    (status = 200, body = Report), (status = 400, body = super::error::ErrorBody),
+    (status = 200, description = "The report; with `Accept: text/event-stream` or `application/x-ndjson`, \
+        `chunk` events (Chunk) as the program writes, then one `report` (Report) or `error` (ErrorBody) event",
+        content((Report = "application/json"), (String = "text/event-stream"), (String = "application/x-ndjson"))),
+    (status = 400, body = super::error::ErrorBody),
     (status = 413, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody),
     (status = 503, body = super::error::ErrorBody),
 ))]
 pub(super) async fn execute(
     State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
     body: Result<Json<InlineRequest>, JsonRejection>,
-) -> Result<Json<Report>, ApiError> {
+) -> Result<Response, ApiError> {
     let Json(req) = body.map_err(json_rejection)?;
-    run(&st, req, None).await
+    run(&st, req, None, Format::from_accept(&headers)).await
 }
 
-/// Runs an inline request. In a session, its workspace is mounted and the session's turn is
-/// held until the run is over.
+/// Runs an inline request, answering with the report or streaming it in `format`. In a
+/// session, its workspace is mounted; the session's turn and the run directory are held until
+/// the run is over (not until the response is).
 pub(super) async fn run(
     st: &Arc<AppState>,
     req: InlineRequest,
     session: Option<(PathBuf, OwnedMutexGuard<()>)>,
-) -> Result<Json<Report>, ApiError> {
+    format: Option<Format>,
+) -> Result<Response, ApiError> {
     let runtime = st.engine.registry().resolve(&req.runtime).map_err(|e| invalid(format!("runtime: {e}")))?;
     let limits = req.limits.unwrap_or_default();
     if let Some(v) = limits.memory_mb {
@@ -358,23 +367,7 @@ pub(super) async fn run(
     }
     let (workspace, turn) = session.unzip();
     let job = Job { service, input, output_limit: DEFAULT_OUTPUT_LIMIT, grace: DEFAULT_GRACE, workspace };
-    let engine = st.engine.clone();
-    let cancel = st.cancel_runs.child_token();
-    let handle = tokio::runtime::Handle::current();
-    let st2 = st.clone();
-    // The directory goes with the run, not with the request: a client that hangs up does not
-    // remove it from under a running sandbox, and it is removed once the run is over.
-    let run = st.runs.spawn_blocking(move || {
-        let _permit = permit;
-        let _dir = guard;
-        let _turn = turn;
-        let started = std::time::Instant::now();
-        let result = handle.block_on(engine.execute(&job, &NoProgress, None, cancel));
-        st2.metrics.execution(result.as_ref().map_or("failed", |r| r.status.as_str()), started.elapsed());
-        result
-    });
-    let report = run.await.map_err(internal)??;
-    Ok(Json(report))
+    run_job(st, job, permit, (guard, turn), format).await
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
+use tokio::sync::OwnedSemaphorePermit;
 use utoipa::ToSchema;
 
 use super::AppState;
@@ -295,19 +296,32 @@ async fn execute(
     }
 
     let job = Job { service, input, output_limit: DEFAULT_OUTPUT_LIMIT, grace: DEFAULT_GRACE, workspace: None };
+    run_job(&st, job, permit, (), Format::from_accept(&headers)).await
+}
+
+/// Runs `job` and answers with its report, or with `format` streams its output and then the
+/// report (see [`stream`]). The slot (`permit`) and `held` (a per-run directory, a session's
+/// turn) stay with the run until it ends, not with the response, so a client that hangs up
+/// neither frees a slot whose sandbox is still running nor removes what the sandbox uses.
+pub(super) async fn run_job<H: Send + 'static>(
+    st: &Arc<AppState>,
+    job: Job,
+    permit: OwnedSemaphorePermit,
+    held: H,
+    format: Option<Format>,
+) -> Result<Response, ApiError> {
     let engine = st.engine.clone();
     let cancel = st.cancel_runs.child_token();
     let handle = tokio::runtime::Handle::current();
-    let format = Format::from_accept(&headers);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let sink = format.map(|_| Arc::new(StreamSink::new(tx)));
     let (st2, sink2, cancel2) = (st.clone(), sink.clone(), cancel.clone());
     // The engine's preparation is synchronous (bundle and staging locks, file copies,
     // unpacking): the whole run is driven from a blocking-pool thread so no runtime worker is
-    // ever held by it. The slot (permit) goes with it, so a client that hangs up does not free
-    // a slot whose sandbox is still running.
+    // ever held by it.
     let run = st.runs.spawn_blocking(move || {
         let _permit = permit;
+        let _held = held;
         let started = Instant::now();
         let out: Option<Arc<dyn crate::supervisor::OutputSink>> = sink2.map(|s| s as _);
         let result = handle.block_on(engine.execute(&job, &NoProgress, out, cancel2));

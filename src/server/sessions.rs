@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Extension, Path as UrlPath, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -24,6 +24,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::inline::{self, InlineRequest};
 use super::routes::{Owner, json_rejection};
+use super::stream::Format;
 use crate::fsutil::remove_any;
 use crate::report::{Report, rfc3339};
 use crate::spec::{SANDBOX_GID, SANDBOX_UID, WORKSPACE_DIR};
@@ -319,17 +320,23 @@ pub(super) async fn delete(
     if st.sessions.remove(&id, &owner.0).await { Ok(StatusCode::NO_CONTENT) } else { Err(no_session(&id)) }
 }
 
+/// Like `POST /v1/execute` (streaming included), with the session's workspace mounted; the
+/// session's runs take turns.
 #[utoipa::path(post, path = "/v1/sessions/{id}/execute", params(("id" = String, Path)),
     request_body = InlineRequest, responses(
-        (status = 200, body = Report), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
+        (status = 200, description = "The report; with `Accept: text/event-stream` or `application/x-ndjson`, \
+            `chunk` events (Chunk) as the program writes, then one `report` (Report) or `error` (ErrorBody) event",
+            content((Report = "application/json"), (String = "text/event-stream"), (String = "application/x-ndjson"))),
+        (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
         (status = 413, body = super::error::ErrorBody), (status = 503, body = super::error::ErrorBody),
     ))]
 pub(super) async fn execute(
     State(st): St,
     Extension(owner): Extension<Owner>,
     path: Result<UrlPath<String>, PathRejection>,
+    headers: HeaderMap,
     body: Result<Json<InlineRequest>, JsonRejection>,
-) -> Result<Json<Report>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = session_id(path)?;
     let Json(req) = body.map_err(json_rejection)?;
     let (dir, runs) =
@@ -339,5 +346,5 @@ pub(super) async fn execute(
     if st.sessions.find(&id, &owner.0, |_| ()).is_none() {
         return Err(no_session(&id));
     }
-    inline::run(&st, req, Some((dir, turn))).await
+    inline::run(&st, req, Some((dir, turn)), Format::from_accept(&headers)).await
 }

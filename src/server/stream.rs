@@ -1,5 +1,6 @@
-//! Live output of `POST /services/{name}/execute` as Server-Sent Events or NDJSON: one `chunk`
-//! event per piece of stdout/stderr as the program writes it, then one `report` (or `error`).
+//! Live output of the execute routes (services, inline code, sessions) as Server-Sent Events
+//! or NDJSON: one `chunk` event per piece of stdout/stderr as the program writes it, then one
+//! `report` (or `error`).
 
 use std::pin::Pin;
 use std::sync::Mutex;
