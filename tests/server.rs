@@ -116,6 +116,12 @@ impl Server {
         self.post(&format!("/services/{name}/execute"), Some("application/json"), &body.to_string())
     }
 
+    /// Executes `name` with an empty body on another thread; join it for the response.
+    fn execute_in_background(&self, name: &str) -> std::thread::JoinHandle<Resp> {
+        let url = format!("{}/services/{name}/execute", self.base);
+        std::thread::spawn(move || response(agent().post(url).header("Content-Type", "application/json").send("{}")))
+    }
+
     /// Polls /ready until `running` executions are in flight (a condition, not a clock).
     fn wait_running(&self, running: u64) {
         for _ in 0..3000 {
@@ -402,15 +408,7 @@ fn full_queue_answers_503_and_the_running_execution_completes() {
     let sb = Sandbox::new();
     let dir = services(&sb);
     let srv = Server::start(&sb, &dir, &["--max-concurrent", "1", "--queue", "0"], &[]);
-    let base = srv.base.clone();
-    let first = std::thread::spawn(move || {
-        response(
-            agent()
-                .post(format!("{base}/services/waiter/execute"))
-                .header("Content-Type", "application/json")
-                .send("{}"),
-        )
-    });
+    let first = srv.execute_in_background("waiter");
     srv.wait_running(1);
     let busy = srv.execute("echo", json!({}));
     busy.assert_error(503, "busy");
@@ -466,15 +464,7 @@ fn shutdown_cancels_a_run_past_the_deadline_and_cleans_up() {
     let sb = Sandbox::new();
     let dir = services(&sb);
     let srv = Server::start(&sb, &dir, &["--shutdown-timeout", "1"], &[]);
-    let base = srv.base.clone();
-    let inflight = std::thread::spawn(move || {
-        response(
-            agent()
-                .post(format!("{base}/services/waiter/execute"))
-                .header("Content-Type", "application/json")
-                .send("{}"),
-        )
-    });
+    let inflight = srv.execute_in_background("waiter");
     srv.wait_sandbox(&sb);
     let (status, log) = srv.stop();
     assert!(status.success(), "{status}\n{log}");
@@ -496,15 +486,7 @@ fn shutdown_lets_a_running_execution_finish_before_the_deadline() {
     let sb = Sandbox::new();
     let dir = services(&sb);
     let srv = Server::start(&sb, &dir, &["--shutdown-timeout", "600"], &[]);
-    let base = srv.base.clone();
-    let inflight = std::thread::spawn(move || {
-        response(
-            agent()
-                .post(format!("{base}/services/waiter/execute"))
-                .header("Content-Type", "application/json")
-                .send("{}"),
-        )
-    });
+    let inflight = srv.execute_in_background("waiter");
     srv.wait_sandbox(&sb);
     srv.sigterm();
     // Draining: the listener is closed, so a new connection is refused.
@@ -1255,15 +1237,7 @@ fn metrics_count_executions_rejections_and_show_gauges() {
     assert_eq!(srv.execute("echo", json!({})).json()["status"], "ok");
     assert_eq!(srv.execute("echo", json!({ "input": { "fail": true } })).json()["status"], "error");
     srv.execute("nope", json!({})).assert_error(404, "not_found");
-    let base = srv.base.clone();
-    let waiting = std::thread::spawn(move || {
-        response(
-            agent()
-                .post(format!("{base}/services/waiter/execute"))
-                .header("Content-Type", "application/json")
-                .send("{}"),
-        )
-    });
+    let waiting = srv.execute_in_background("waiter");
     srv.wait_running(1);
     srv.execute("echo", json!({})).assert_error(503, "busy");
     let m = scrape();
