@@ -127,3 +127,25 @@ fn a_cause_already_in_the_message_is_not_repeated() {
     assert!(err.contains("/nonexistent-ignite-service"), "{err}");
     assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
 }
+
+#[test]
+fn a_named_ca_file_that_is_missing_or_holds_no_certificate_is_an_error() {
+    let d = service("service:\n  name: ok\n");
+    let out = ignite()
+        .args(["run", "--print-spec", "--install-ca-file", "/nonexistent/ca.pem"])
+        .arg(d.path())
+        .env_remove("NODE_EXTRA_CA_CERTS")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    assert!(err.contains("/nonexistent/ca.pem") && err.contains("cannot be read"), "{err}");
+
+    let pem = d.path().join("key-only.pem");
+    std::fs::write(&pem, "-----BEGIN PRIVATE KEY-----\nSECRET\n-----END PRIVATE KEY-----\n").unwrap();
+    let out = ignite().args(["run", "--print-spec"]).arg(d.path()).env("NODE_EXTRA_CA_CERTS", &pem).output().unwrap();
+    assert_eq!(out.status.code(), Some(125), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    assert!(err.contains("key-only.pem") && err.contains("no PEM certificate"), "{err}");
+    assert!(!err.contains("SECRET"), "{err}");
+}

@@ -1380,3 +1380,25 @@ fn openapi_document_is_public_and_covers_every_route_and_the_report() {
     assert!(status.success(), "{log}");
     sb.assert_no_leaks();
 }
+
+#[test]
+fn sessions_beyond_max_sessions_are_refused_until_one_is_deleted() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let key = "max-sessions-key-0123456789";
+    let srv = Server::start(&sb, &dir, &["--max-sessions", "1"], &[("IGNITE_API_KEYS", key)]);
+    let first = srv.call("POST", "/v1/sessions", key, None);
+    assert_eq!(first.status, 201, "{}", first.body);
+    let id = first.json()["id"].as_str().unwrap().to_string();
+    let full = srv.call("POST", "/v1/sessions", key, None);
+    full.assert_error(503, "sessions_full");
+    assert!(full.header("retry-after").is_some(), "{}", full.body);
+    assert_eq!(srv.call("DELETE", &format!("/v1/sessions/{id}"), key, None).status, 204);
+    assert_eq!(srv.call("POST", "/v1/sessions", key, None).status, 201, "a slot is free again");
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}

@@ -395,7 +395,14 @@ fn tokio_rt() -> anyhow::Result<tokio::runtime::Runtime> {
 fn settings(g: &GlobalArgs) -> anyhow::Result<Settings> {
     let (oci_kind, oci_binary) = resolve_oci(&g.oci_runtime)?;
     let ca_file = match &g.install_ca_file {
-        Some(p) if !p.as_os_str().is_empty() => Some(p.clone()),
+        Some(p) if !p.as_os_str().is_empty() => {
+            // Named explicitly: a missing or empty file is an error now, not an install that
+            // fails later for lack of the certificate.
+            ignite::deps::install::certificates(p).map_err(|problem| {
+                anyhow!("CA certificate file {} (--install-ca-file / NODE_EXTRA_CA_CERTS) {problem}", p.display())
+            })?;
+            Some(p.clone())
+        }
         _ => Some(PathBuf::from(SYSTEM_CA_FILE)).filter(|p| p.is_file()),
     };
     Ok(Settings {

@@ -87,6 +87,8 @@ pub enum InstallError {
         "{service}: installing dependencies with {installer} failed: {reason}. The last lines it printed:\n{output}"
     )]
     Failed { service: String, installer: String, reason: String, output: String },
+    #[error("CA certificate file {path} (--install-ca-file / NODE_EXTRA_CA_CERTS): {problem}")]
+    CaFile { path: PathBuf, problem: String },
     #[error("{service}: the dependency install was interrupted; nothing was kept")]
     Interrupted { service: String },
     #[error("the install's network namespace changed before the sandbox started; refusing to run it")]
@@ -451,9 +453,11 @@ impl Workspace {
         if let Some(lock) = &plan.lockfile {
             write(lock.name, &lock.bytes)?;
         }
-        let Some(pem) = ca_file.and_then(certificates) else {
+        let Some(ca_file) = ca_file else {
             return Ok(false);
         };
+        let pem =
+            certificates(ca_file).map_err(|problem| InstallError::CaFile { path: ca_file.to_path_buf(), problem })?;
         let p = self.scratch().join(CA_FILE);
         fs::write(&p, pem).map_err(io_err("write", &p))?;
         fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).map_err(io_err("set mode of", &p))?;
@@ -476,11 +480,14 @@ impl Drop for Workspace {
 }
 
 /// Only the `CERTIFICATE` blocks of a PEM file: whatever else the file holds (a private key,
-/// by mistake) never reaches the sandbox.
-fn certificates(path: &Path) -> Option<String> {
+/// by mistake) never reaches the sandbox. A file that cannot be read or holds no certificate is
+/// an error: a CA file someone named must not be dropped silently.
+pub fn certificates(path: &Path) -> Result<String, String> {
     use std::io::Read;
     let mut text = String::new();
-    File::open(path).ok()?.take(MAX_CA_BYTES).read_to_string(&mut text).ok()?;
+    File::open(path)
+        .and_then(|f| f.take(MAX_CA_BYTES).read_to_string(&mut text))
+        .map_err(|e| format!("cannot be read: {e}"))?;
     let mut out = String::new();
     let mut rest = text.as_str();
     const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
@@ -491,7 +498,10 @@ fn certificates(path: &Path) -> Option<String> {
         out.push('\n');
         rest = &rest[start + len + END.len()..];
     }
-    (!out.is_empty()).then_some(out)
+    if out.is_empty() {
+        return Err("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
+    }
+    Ok(out)
 }
 
 /// Removes install workspaces whose ignite died: unmounts the scratch tmpfs and deletes the
@@ -551,8 +561,8 @@ mod tests {
         assert!(pem.contains("AAA") && pem.contains("BBB"), "{pem}");
         assert!(!pem.contains("SECRET") && !pem.contains("junk"), "{pem}");
         fs::write(&p, "-----BEGIN PRIVATE KEY-----\nSECRET\n-----END PRIVATE KEY-----\n").unwrap();
-        assert_eq!(certificates(&p), None);
-        assert_eq!(certificates(&d.path().join("missing")), None);
+        assert!(certificates(&p).unwrap_err().contains("no PEM certificate"));
+        assert!(certificates(&d.path().join("missing")).unwrap_err().contains("cannot be read"));
     }
 
     #[test]
