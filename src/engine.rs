@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::bundle::{BundleError, BundleStore, Progress};
 use crate::deps::{self, DepsCache, DepsError, Installer, Lease, Modules};
 use crate::oci::{CliRuntime, OciKind};
+use crate::policy::Policy;
 use crate::report::{InstallReport, Report};
 use crate::runtime::{Registry, ResolvedRuntime, RuntimeError, TypeScript};
 use crate::service::Service;
@@ -20,8 +21,6 @@ use crate::spec::{self, Limits, SpecError, SpecInput};
 use crate::stage::{self, StageError, StagedApp, Stager, Stripper};
 use crate::supervisor::{OutputSink, RunPlan, StateDir, Supervisor, SupervisorError, new_run_id};
 
-/// Default cap on each of stdout and stderr.
-pub const DEFAULT_OUTPUT_LIMIT: usize = 1024 * 1024;
 /// Time between SIGTERM and SIGKILL at the time limit.
 pub const DEFAULT_GRACE: Duration = Duration::from_millis(500);
 /// Extra time the in-container backstop waits beyond timeout + grace before it kills.
@@ -87,7 +86,8 @@ pub struct Job {
     pub service: Service,
     /// Passed to the program as `IGNITE_INPUT`.
     pub input: String,
-    pub output_limit: usize,
+    /// The effective security policy (see [`crate::policy`]); every field is enforced.
+    pub policy: Policy,
     pub grace: Duration,
     /// A session's workspace directory, mounted read-write at [`spec::WORKSPACE_DIR`].
     pub workspace: Option<PathBuf>,
@@ -174,11 +174,14 @@ impl Engine {
             None
         };
         let entry = staged.as_ref().map_or(svc.entry.as_str(), |s| s.entry.as_str());
-        let argv = runtime.command_for(entry)?;
+        let argv = runtime.command_with_policy(entry, &job.policy)?;
         let modules = deps::plan(svc, &self.registry)?;
         let rootfs = self.store.ensure(&runtime, progress)?;
 
-        let limits = Limits::new(svc.memory_mb, svc.cpu_limit);
+        refuse_unenforced(&job.policy)?;
+        let mut limits = Limits::new(svc.memory_mb, svc.cpu_limit);
+        limits.pids = i64::from(job.policy.max_processes);
+        limits.tmp_bytes = u64::from(job.policy.tmp_mb) * 1024 * 1024;
         let timeout = Duration::from_millis(svc.timeout_ms);
         let id = new_run_id();
         let input = SpecInput {
@@ -227,7 +230,7 @@ impl Engine {
             spec: prepared.spec,
             timeout: Duration::from_millis(job.service.timeout_ms),
             grace: job.grace,
-            output_limit: job.output_limit,
+            output_limit: usize::try_from(job.policy.output_max_bytes).unwrap_or(usize::MAX),
             memory_limit_mb: job.service.memory_mb,
             pids_limit: prepared.limits.pids,
             service: job.service.name.clone(),
@@ -378,6 +381,23 @@ fn check_readable(dir: &Path, entry: &Path) -> Result<(), EngineError> {
     }
     if mode(entry) & 0o004 == 0 {
         return Err(EngineError::Unreadable { path: entry.to_path_buf(), uid });
+    }
+    Ok(())
+}
+
+/// Policy values whose enforcement is not built yet are refused rather than ignored.
+fn refuse_unenforced(p: &Policy) -> Result<(), EngineError> {
+    let refuse = |field: &str, value: &str| {
+        Err(EngineError::Setup(format!("policy {field}: {value} is not supported by this version of ignite")))
+    };
+    if p.network {
+        return refuse("security.network.enabled", "true");
+    }
+    if !p.read_only {
+        return refuse("security.filesystem.readOnly", "false");
+    }
+    if p.allow_spawn && p.allowed_commands.is_some() {
+        return refuse("security.process.allowedCommands", "a list");
     }
     Ok(())
 }

@@ -18,6 +18,8 @@ use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest as _, Sha256};
 
+use crate::policy::Policy;
+
 /// Built-in runtime definitions: (origin shown in errors, YAML text).
 const BUILTIN_DEFINITIONS: &[(&str, &str)] = &[
     ("runtimes/bun/runtime.yaml", include_str!("../runtimes/bun/runtime.yaml")),
@@ -268,8 +270,36 @@ pub struct RuntimeDef {
     pub typescript: TypeScript,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Arguments the runtime needs for what a security policy grants (for runtimes with a
+    /// permission model of their own, e.g. Deno's `--allow-net`).
+    #[serde(default)]
+    pub policy_args: PolicyArgs,
     pub versions: Vec<VersionDef>,
 }
+
+/// `policyArgs:` in runtime.yaml. Each list is inserted right before the entry argument when
+/// the effective policy grants the corresponding permission; empty lists mean the runtime
+/// needs nothing beyond the sandbox's own settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PolicyArgs {
+    /// `security.network.enabled: true`.
+    #[serde(default)]
+    pub network: Vec<String>,
+    /// `security.filesystem.readOnly: false`.
+    #[serde(default)]
+    pub writable: Vec<String>,
+    /// `security.process.allowSpawn: true` with no `allowedCommands` list.
+    #[serde(default)]
+    pub spawn: Vec<String>,
+    /// `allowSpawn: true` with an `allowedCommands` list; [`COMMANDS_PLACEHOLDER`] becomes the
+    /// comma-separated list.
+    #[serde(default)]
+    pub spawn_commands: Vec<String>,
+}
+
+/// The placeholder in `policyArgs.spawnCommands` that becomes the allowed commands.
+pub const COMMANDS_PLACEHOLDER: &str = "{commands}";
 
 /// Who handles TypeScript for a runtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -346,6 +376,34 @@ impl RuntimeDef {
                 );
             }
         }
+        let pa = &self.policy_args;
+        for (name, args) in [
+            ("network", &pa.network),
+            ("writable", &pa.writable),
+            ("spawn", &pa.spawn),
+            ("spawnCommands", &pa.spawn_commands),
+        ] {
+            for (i, arg) in args.iter().enumerate() {
+                if arg.contains('\0') || arg.contains(ENTRY_PLACEHOLDER) {
+                    return bad(
+                        &format!("policyArgs.{name}[{i}]"),
+                        format!("{arg:?} must not contain a NUL byte or {ENTRY_PLACEHOLDER}"),
+                    );
+                }
+                if arg.contains(COMMANDS_PLACEHOLDER) && name != "spawnCommands" {
+                    return bad(
+                        &format!("policyArgs.{name}[{i}]"),
+                        format!("{COMMANDS_PLACEHOLDER} is only meaningful in spawnCommands"),
+                    );
+                }
+            }
+        }
+        if !pa.spawn_commands.is_empty() && !pa.spawn_commands.iter().any(|a| a.contains(COMMANDS_PLACEHOLDER)) {
+            return bad(
+                "policyArgs.spawnCommands",
+                format!("must contain {COMMANDS_PLACEHOLDER} where the allowed commands go"),
+            );
+        }
         for (key, value) in &self.env {
             let field = format!("env.{key}");
             let key_ok = !key.is_empty()
@@ -377,6 +435,7 @@ impl RuntimeDef {
             entry_extensions: self.entry_extensions.clone(),
             typescript: self.typescript,
             env: self.env.clone(),
+            policy_args: self.policy_args.clone(),
         }
     }
 }
@@ -592,6 +651,7 @@ pub struct ResolvedRuntime {
     pub entry_extensions: Vec<String>,
     pub typescript: TypeScript,
     pub env: BTreeMap<String, String>,
+    pub policy_args: PolicyArgs,
 }
 
 impl ResolvedRuntime {
@@ -625,6 +685,35 @@ impl ResolvedRuntime {
         }
         let path = format!("{APP_DIR}/{}", entry.trim_start_matches("./"));
         Ok(self.command.iter().map(|arg| arg.replace(ENTRY_PLACEHOLDER, &path)).collect())
+    }
+
+    /// [`Self::command_for`] plus the `policyArgs` the policy's grants call for, inserted right
+    /// before the entry argument.
+    pub fn command_with_policy(&self, entry: &str, policy: &Policy) -> Result<Vec<String>, RuntimeError> {
+        let mut argv = self.command_for(entry)?;
+        let pa = &self.policy_args;
+        let mut extra: Vec<String> = Vec::new();
+        if policy.network {
+            extra.extend(pa.network.iter().cloned());
+        }
+        if !policy.read_only {
+            extra.extend(pa.writable.iter().cloned());
+        }
+        if policy.allow_spawn {
+            match &policy.allowed_commands {
+                None => extra.extend(pa.spawn.iter().cloned()),
+                Some(list) if list.is_empty() => {}
+                Some(list) => {
+                    let joined = list.join(",");
+                    extra.extend(pa.spawn_commands.iter().map(|a| a.replace(COMMANDS_PLACEHOLDER, &joined)));
+                }
+            }
+        }
+        if !extra.is_empty() {
+            let at = self.command.iter().position(|a| a.contains(ENTRY_PLACEHOLDER)).unwrap_or(argv.len());
+            argv.splice(at..at, extra);
+        }
+        Ok(argv)
     }
 }
 
@@ -910,6 +999,44 @@ versions:
             assert!(msg.contains(&format!("no version matching \"{wanted}\"")), "{msg}");
             assert!(msg.contains("24.21.0, 24.20.0, 22.23.3, 22.22.3, 20.20.2, 20.19.6"), "{msg}");
         }
+    }
+
+    #[test]
+    fn policy_grants_add_the_runtimes_policy_args_before_the_entry() {
+        let registry = Registry::builtin().expect("builtin registry");
+        let deno = registry.resolve("deno").expect("deno");
+        let strict = crate::policy::builtin_only(true).expect("policy").policy;
+        assert_eq!(deno.command_with_policy("a.ts", &strict).expect("argv"), deno.command_for("a.ts").expect("argv"));
+        let mut open = strict.clone();
+        open.network = true;
+        open.read_only = false;
+        open.allow_spawn = true;
+        open.allowed_commands = Some(vec!["/usr/local/bin/deno".into(), "/bin/x".into()]);
+        let argv = deno.command_with_policy("a.ts", &open).expect("argv");
+        let n = argv.len();
+        assert_eq!(argv[n - 1], "/app/a.ts");
+        assert_eq!(argv[n - 4..n - 1], ["--allow-net", "--allow-write", "--allow-run=/usr/local/bin/deno,/bin/x"]);
+        open.allowed_commands = None;
+        assert!(deno.command_with_policy("a.ts", &open).expect("argv").contains(&"--allow-run".to_string()));
+        open.allowed_commands = Some(vec![]);
+        assert!(!deno.command_with_policy("a.ts", &open).expect("argv").iter().any(|a| a.starts_with("--allow-run")));
+        // Runtimes without a permission model of their own get nothing added.
+        let bun = registry.resolve("bun").expect("bun");
+        open.allowed_commands = None;
+        assert_eq!(bun.command_with_policy("a.ts", &open).expect("argv"), bun.command_for("a.ts").expect("argv"));
+    }
+
+    #[test]
+    fn policy_args_are_validated() {
+        let base = "name: demo\ndescription: d\ndefault: \"1.0.0\"\nrecipe: bun\ncommand: [\"/usr/local/bin/demo\", \"{entry}\"]\nentryExtensions: [js]\ntypescript: strip\nversions:\n  - version: \"1.0.0\"\n    package: {name: demo, version: \"1.0.0\", url: \"https://registry.npmjs.org/demo/-/demo-1.0.0.tgz\", integrity: \"sha512-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==\"}\n";
+        let parse = |extra: &str| RuntimeDef::parse(&format!("{base}{extra}"), "t.yaml");
+        assert!(parse("").is_ok(), "{:?}", parse(""));
+        assert!(parse("policyArgs:\n  network: [--net]\n").is_ok());
+        let err = |extra: &str| parse(extra).expect_err(extra).to_string();
+        assert!(err("policyArgs:\n  spawnCommands: [--run]\n").contains("must contain {commands}"));
+        assert!(err("policyArgs:\n  network: [\"--x={commands}\"]\n").contains("policyArgs.network[0]"));
+        assert!(err("policyArgs:\n  network: [\"{entry}\"]\n").contains("policyArgs.network[0]"));
+        assert!(err("policyArgs:\n  netwrok: []\n").contains("netwrok"));
     }
 
     #[test]

@@ -13,8 +13,9 @@ use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use ignite::bundle::{NoProgress, Progress, StderrProgress};
-use ignite::engine::{DEFAULT_GRACE, DEFAULT_OUTPUT_LIMIT, Engine, Job, Settings};
+use ignite::engine::{DEFAULT_GRACE, Engine, Job, Settings};
 use ignite::oci::OciKind;
+use ignite::policy;
 use ignite::report::EXIT_IGNITE_ERROR;
 use ignite::service::{self, Overrides};
 use ignite::stage::Stripper;
@@ -146,6 +147,12 @@ enum Command {
         #[arg(long, default_value = "bun")]
         runtime: String,
     },
+    /// Show a service's effective security policy and where each value comes from.
+    #[command(after_help = POLICY_HELP)]
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Manage runtime bundles.
     Runtime {
         #[command(subcommand)]
@@ -160,6 +167,34 @@ enum Command {
     /// Internal: strips TypeScript types for a parent ignite process (a request on stdin).
     #[command(name = ignite::stage::WORKER_COMMAND, hide = true)]
     StripWorker,
+}
+
+const POLICY_HELP: &str = "\
+A policy is layered: the built-in default (policies/default.yaml), audit mode's strict base
+(policies/audit.yaml) with --audit, then the service's policy file (ignite.policy.yaml,
+ignite.policy.yml, .ignite-policy.yaml or .ignite-policy.yml in the service directory, or
+--policy FILE), which overrides only the fields it sets. Every field is enforced.
+
+Examples:
+  ignite policy show examples/hello
+  ignite policy show svc/ --audit --json";
+
+#[derive(Subcommand, Debug)]
+enum PolicyCommand {
+    /// Print the effective policy of DIR: each field, its value, and the file or mode it came from.
+    Show {
+        /// Service directory.
+        dir: PathBuf,
+        /// Policy file to use instead of the directory's own.
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        /// Show the policy audit mode would apply.
+        #[arg(long)]
+        audit: bool,
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 const SERVE_HELP: &str = "\
@@ -266,9 +301,16 @@ struct RunArgs {
     /// Extra environment variable for the program (repeatable).
     #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
     env: Vec<String>,
-    /// Cap on each of stdout and stderr, in bytes; a program that exceeds it is stopped.
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_OUTPUT_LIMIT)]
-    output_limit: usize,
+    /// Cap on each of stdout and stderr, in bytes; a program that exceeds it is stopped
+    /// (overrides the policy's security.output.maxBytes, 1 MiB by default).
+    #[arg(long, value_name = "BYTES")]
+    output_limit: Option<u64>,
+    /// Security policy file (instead of the service directory's ignite.policy.yaml).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Audit mode: the strictest policy unless a policy file relaxes it.
+    #[arg(long)]
+    audit: bool,
     /// Do not print the summary line on stderr.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -281,6 +323,7 @@ pub fn main() -> ExitCode {
     let json = match &cli.command {
         Command::Run { run, .. } | Command::Exec { run, .. } => run.json,
         Command::Install { json, .. } => *json,
+        Command::Policy { command: PolicyCommand::Show { json, .. } } => *json,
         _ => false,
     };
     match dispatch(cli) {
@@ -335,6 +378,23 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Runtime { command } => runtime_command(&cli.global, command),
+        Command::Policy { command: PolicyCommand::Show { dir, policy, audit, json } } => {
+            if !dir.is_dir() {
+                bail!("{} is not a directory", dir.display());
+            }
+            let effective = policy::resolve(&dir, policy.as_deref(), audit)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&effective.to_json()).context("failed to serialise the policy")?
+                );
+            } else {
+                let file = effective.file.as_ref().map_or_else(|| "none".to_string(), |f| f.display().to_string());
+                println!("policy file: {file}{}", if audit { " (audit mode)" } else { "" });
+                print!("{}", effective.describe());
+            }
+            Ok(0)
+        }
         Command::Install { dir, json, quiet } => install_service(&cli.global, &dir, json, quiet),
         Command::Cleanup => {
             require_root()?;
@@ -550,10 +610,11 @@ fn run_service(g: &GlobalArgs, dir: &Path, required: bool, entry: Option<String>
     let lookup = |k: &str| std::env::var(k).ok();
     let svc = service::load(dir, required, &overrides, &lookup)?;
     let input = read_input(a.input.as_deref(), &svc.dir)?;
-    if a.output_limit == 0 {
-        bail!("--output-limit must be at least 1 byte");
+    let mut effective = policy::resolve(&svc.dir, a.policy.as_deref(), a.audit)?;
+    if let Some(bytes) = a.output_limit {
+        effective.set_output_max_bytes(bytes, "--output-limit")?;
     }
-    let job = Job { service: svc, input, output_limit: a.output_limit, grace: DEFAULT_GRACE, workspace: None };
+    let job = Job { service: svc, input, policy: effective.policy, grace: DEFAULT_GRACE, workspace: None };
     let engine = engine(g)?;
     let progress: Box<dyn Progress> = if a.quiet { Box::new(NoProgress) } else { Box::new(StderrProgress::new()) };
 

@@ -26,8 +26,9 @@ use super::error::ApiError;
 use super::routes::{json_rejection, run_job, shutting_down};
 use super::stream::Format;
 use crate::deps::{self, Modules};
-use crate::engine::{DEFAULT_GRACE, DEFAULT_OUTPUT_LIMIT, Job};
+use crate::engine::{DEFAULT_GRACE, Job};
 use crate::fsutil::{Cleanup, remove_any, temp_name};
+use crate::policy;
 use crate::report::Report;
 use crate::runtime::TypeScript;
 use crate::service::{self, CPU_LIMIT_RANGE, MEMORY_MB_RANGE, Overrides, RawService, TIMEOUT_MS_RANGE};
@@ -366,7 +367,11 @@ pub(super) async fn run(
         return Err(shutting_down());
     }
     let (workspace, turn) = session.unzip();
-    let job = Job { service, input, output_limit: DEFAULT_OUTPUT_LIMIT, grace: DEFAULT_GRACE, workspace };
+    // Never a policy file from the request's own files: inline code gets the built-in policy.
+    let policy = policy::builtin_only(false)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .policy;
+    let job = Job { service, input, policy, grace: DEFAULT_GRACE, workspace };
     run_job(st, job, permit, (guard, turn), format).await
 }
 

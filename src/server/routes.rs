@@ -23,7 +23,8 @@ use super::catalog::{Lookup, ServiceInfo};
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::stream::{self, Event, Format, StreamSink};
 use crate::bundle::NoProgress;
-use crate::engine::{DEFAULT_GRACE, DEFAULT_OUTPUT_LIMIT, Job};
+use crate::engine::{DEFAULT_GRACE, Job};
+use crate::policy;
 use crate::report::Report;
 use crate::service::{self, MEMORY_MB_RANGE, Overrides, TIMEOUT_MS_RANGE};
 
@@ -295,7 +296,11 @@ async fn execute(
         return Err(shutting_down());
     }
 
-    let job = Job { service, input, output_limit: DEFAULT_OUTPUT_LIMIT, grace: DEFAULT_GRACE, workspace: None };
+    // The operator's policy file in the service directory applies to API runs too.
+    let policy = policy::resolve(&service.dir, None, false)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "policy_invalid", e.to_string()))?
+        .policy;
+    let job = Job { service, input, policy, grace: DEFAULT_GRACE, workspace: None };
     run_job(&st, job, permit, (), Format::from_accept(&headers)).await
 }
 
