@@ -1068,6 +1068,39 @@ fn a_client_that_hangs_up_mid_stream_cancels_the_run_and_frees_the_slot() {
     sb.assert_no_leaks();
 }
 
+#[test]
+fn a_client_that_hangs_up_before_a_plain_report_cancels_the_run() {
+    if !require_sandbox() {
+        return;
+    }
+    use std::io::Write as _;
+    let sb = Sandbox::new();
+    let dir = stream_services(&sb);
+    let srv = Server::start(&sb, &dir, &["--max-concurrent", "1", "--queue", "0"], &[]);
+    let addr = srv.base.trim_start_matches("http://").to_string();
+    let mut conn = std::net::TcpStream::connect(&addr).expect("connect");
+    let body = "{}";
+    write!(
+        conn,
+        "POST /services/parts/execute HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send request");
+    srv.wait_sandbox(&sb);
+    let ids = container_ids(&sb);
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    // The program waits for a release that never comes: only the hang-up can end it.
+    drop(conn);
+    srv.wait_running(0);
+    sb.assert_cgroup_gone(&ids[0]);
+    assert!(container_ids(&sb).is_empty());
+    let next = srv.execute("echo", json!({}));
+    assert_eq!(next.status, 200, "the slot is free again: {}", next.body);
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}
+
 /// Creates `release` in the one per-run directory of a running inline execution.
 fn release_inline_run(sb: &Sandbox) {
     let dirs = inline_dirs(sb);

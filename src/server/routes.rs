@@ -335,7 +335,12 @@ pub(super) async fn run_job<H: Send + 'static>(
         result
     });
     let Some((format, sink)) = format.zip(sink) else {
-        return Ok(Json(run.await.map_err(internal)??).into_response());
+        // The server drops this future when the client goes away before the report is ready:
+        // the run is then cancelled (and cleaned up) instead of finishing for nobody.
+        let abandon = cancel.drop_guard();
+        let report = run.await.map_err(internal)??;
+        abandon.disarm();
+        return Ok(Json(report).into_response());
     };
     st.runs.spawn(async move {
         let last = match run.await.map_err(internal).and_then(|r| r.map_err(ApiError::from)) {
