@@ -61,6 +61,9 @@ pub struct MountInfoEntry {
     /// cgroup shown at the mountpoint, relative to the reader's cgroup namespace).
     pub root: PathBuf,
     pub mount_point: PathBuf,
+    /// Per-mount options (`rw`/`ro`, `nosuid`, …); a read-only bind of a writable filesystem
+    /// shows `ro` here and `rw` in the super options.
+    pub mount_options: Vec<String>,
     pub fs_type: String,
     pub source: String,
     pub super_options: Vec<String>,
@@ -77,7 +80,7 @@ pub fn parse_mountinfo(content: &str) -> Result<Vec<MountInfoEntry>, CgroupError
         let bad = |reason| CgroupError::MountinfoLine { line_no: idx + 1, line: line.to_owned(), reason };
         // The kernel escapes whitespace inside fields, so splitting on spaces is exact.
         let fields: Vec<&str> = line.split(' ').collect();
-        let [id, parent, _dev, root, mount_point, _mount_options, rest @ ..] = fields.as_slice() else {
+        let [id, parent, _dev, root, mount_point, mount_options, rest @ ..] = fields.as_slice() else {
             return Err(bad("too few fields"));
         };
         let mount_id = id.parse::<u32>().map_err(|_| bad("mount id is not an unsigned integer"))?;
@@ -98,6 +101,7 @@ pub fn parse_mountinfo(content: &str) -> Result<Vec<MountInfoEntry>, CgroupError
             parent_id,
             root: unescape_path(root),
             mount_point: unescape_path(mount_point),
+            mount_options: mount_options.split(',').filter(|o| !o.is_empty()).map(str::to_owned).collect(),
             fs_type: unescape_string(fs_type),
             source: unescape_string(source),
             super_options: unescape_string(super_options)
@@ -166,6 +170,8 @@ pub struct CgroupMount {
     /// The cgroup shown at the mount point (not `/` inside cgroup namespaces or bind mounts).
     pub root: PathBuf,
     pub mount_point: PathBuf,
+    /// Mounted read-only (per mount or per superblock): nothing can create cgroups here.
+    pub read_only: bool,
 }
 
 impl CgroupMount {
@@ -204,6 +210,7 @@ pub fn parse_cgroup_mounts(mountinfo: &str) -> Result<Vec<CgroupMount>, CgroupEr
             controllers,
             root: entry.root.clone(),
             mount_point: entry.mount_point.clone(),
+            read_only: entry.mount_options.iter().chain(&entry.super_options).any(|o| o == "ro"),
         });
     }
     Ok(mounts)
