@@ -1,13 +1,14 @@
 //! Ignite: run untrusted JavaScript/TypeScript services in hardened OCI containers.
 //!
 //! Layering (a module uses only modules listed after it):
-//! `server` → `engine`, `inventory` → `deps` → `supervisor` → `oci`, `spec`, `bundle`, `stage`, `cgroup` →
+//! `server` → `engine`, `inventory`, `doctor` → `deps` → `supervisor` → `oci`, `spec`, `bundle`, `stage`, `cgroup` →
 //! `service`, `policy`, `runtime`, `report`, `init_proto` → `sys`.
 
 pub mod bundle;
 pub mod cgroup;
 pub mod confinement;
 pub mod deps;
+pub mod doctor;
 pub mod engine;
 pub mod fsutil;
 pub mod init_proto;

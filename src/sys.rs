@@ -83,3 +83,24 @@ pub fn monotonic_ns() -> u64 {
         Err(_) => 0,
     }
 }
+
+/// The Landlock ABI version this kernel offers, without creating a ruleset. Errors: ENOSYS (the
+/// kernel has no Landlock), EOPNOTSUPP (built in, but not enabled at boot).
+pub fn landlock_abi_version() -> Result<u32, nix::errno::Errno> {
+    // include/uapi/linux/landlock.h
+    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1 << 0;
+    // SAFETY: with a null attribute pointer, size 0 and only the VERSION flag, the kernel reads
+    // no memory from this process and creates no descriptor: it returns an integer or an errno.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0 as libc::size_t,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    if rc < 0 {
+        return Err(nix::errno::Errno::last());
+    }
+    u32::try_from(rc).map_err(|_| nix::errno::Errno::EOVERFLOW)
+}
