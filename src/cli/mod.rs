@@ -161,6 +161,14 @@ enum Command {
     /// Serve the services of a directory over HTTP (see "HTTP API" in the README).
     #[command(after_help = SERVE_HELP)]
     Serve(ServeArgs),
+    /// Check that this host can run sandboxes: OCI runtime, cgroups, seccomp, Landlock, user
+    /// namespaces, disk space, privileges — with a remedy for each problem.
+    #[command(after_help = DOCTOR_HELP)]
+    Doctor {
+        /// Print one JSON document on stdout and nothing else.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove containers, cgroups, install scratch mounts and state left behind by ignite processes
     /// that crashed, and staged TypeScript copies no run is using.
     Cleanup,
@@ -196,6 +204,20 @@ enum PolicyCommand {
         json: bool,
     },
 }
+
+const DOCTOR_HELP: &str = "\
+Reads /proc, /sys, PATH and the bundle cache and runs `--version` of the tools it finds; it
+starts no sandbox, downloads nothing and creates nothing. Each check says what it found, what
+needs it (every run, audit mode, allowedCommands, …) and, unless it is ok, what to do.
+
+EXIT CODES:
+  0    everything a default run needs is ok (warnings only limit optional features)
+  1    something every run needs failed
+  125  doctor itself failed
+
+EXAMPLES:
+  ignite doctor
+  ignite doctor --json | jq '.checks[] | select(.status != \"ok\")'";
 
 const SERVE_HELP: &str = "\
 Prints one line {\"listening\":\"ADDR:PORT\"} on stdout once it accepts connections (useful with
@@ -322,7 +344,7 @@ pub fn main() -> ExitCode {
     init_tracing(if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" });
     let json = match &cli.command {
         Command::Run { run, .. } | Command::Exec { run, .. } => run.json,
-        Command::Install { json, .. } => *json,
+        Command::Install { json, .. } | Command::Doctor { json } => *json,
         Command::Policy { command: PolicyCommand::Show { json, .. } } => *json,
         _ => false,
     };
@@ -406,9 +428,31 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             eprintln!("ignite: removed {staged} staged TypeScript cop{}", if staged == 1 { "y" } else { "ies" });
             Ok(0)
         }
+        Command::Doctor { json } => doctor(&cli.global, json),
         Command::StripWorker => Ok(ignite::stage::serve_worker()),
         Command::Serve(args) => serve(&cli.global, args),
     }
+}
+
+/// `ignite doctor`: the OCI runtime and entrypoint are resolved exactly as a run resolves them.
+fn doctor(g: &GlobalArgs, json: bool) -> anyhow::Result<i32> {
+    let oci = resolve_oci(&g.oci_runtime).map_err(|e| error_text(&e));
+    let entrypoint = find_init().map_err(|e| error_text(&e));
+    let opts = ignite::doctor::DoctorOptions::host(
+        g.cache_dir.clone(),
+        g.state_dir.clone(),
+        g.oci_runtime.clone(),
+        oci,
+        entrypoint,
+    );
+    let report = ignite::doctor::run(&opts);
+    let text = if json {
+        serde_json::to_string_pretty(&report).context("failed to serialise the doctor's report")? + "\n"
+    } else {
+        report.table()
+    };
+    print_stdout(&text)?;
+    Ok(report.exit_code())
 }
 
 fn serve(g: &GlobalArgs, a: ServeArgs) -> anyhow::Result<i32> {
