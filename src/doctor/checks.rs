@@ -619,7 +619,11 @@ fn landlock(f: &Facts) -> Check {
     }
 }
 
+/// `security.filesystem.readOnly: false` puts a writable overlay over the read-only root.
 const WRITABLE_ROOT: &str = "writable-root policies";
+/// Runs are isolated by uid 65534 without a user namespace today (README, "Limits, plainly");
+/// the check says whether the host could give them one.
+const USER_NAMESPACES: &str = "user-namespace isolation (not used yet)";
 
 fn user_namespaces(f: &Facts) -> Check {
     const NAME: &str = "user-namespaces";
@@ -631,24 +635,24 @@ fn user_namespaces(f: &Facts) -> Check {
     };
     match &f.user_namespaces.max_user_namespaces {
         Probed::Failed { error } => {
-            not_ok(NAME, Status::Warn, WRITABLE_ROOT, error.clone(), "check that /proc/sys is mounted")
+            not_ok(NAME, Status::Warn, USER_NAMESPACES, error.clone(), "check that /proc/sys is mounted")
         }
         Probed::Found(None) => not_ok(
             NAME,
             Status::Warn,
-            WRITABLE_ROOT,
+            USER_NAMESPACES,
             "the kernel has no user namespaces (no user.max_user_namespaces)",
             "use a kernel built with CONFIG_USER_NS",
         ),
         Probed::Found(Some(0)) => not_ok(
             NAME,
             Status::Warn,
-            WRITABLE_ROOT,
+            USER_NAMESPACES,
             "disabled (user.max_user_namespaces = 0)",
             "sysctl -w user.max_user_namespaces=15000, and persist it in /etc/sysctl.d/",
         ),
         Probed::Found(Some(n)) => {
-            ok(NAME, WRITABLE_ROOT, format!("enabled (user.max_user_namespaces = {n}){clone_note}"))
+            ok(NAME, USER_NAMESPACES, format!("enabled (user.max_user_namespaces = {n}){clone_note}"))
         }
     }
 }

@@ -220,7 +220,8 @@ fn a_rootless_container() {
     assert!(seccomp.value.ends_with("ignite itself already runs under a seccomp filter"), "{seccomp:?}");
     let userns = assert_status(&d, "user-namespaces", Status::Warn);
     assert_eq!(userns.value, "disabled (user.max_user_namespaces = 0)");
-    assert_eq!(userns.needed_for, "writable-root policies");
+    assert_eq!(userns.needed_for, "user-namespace isolation (not used yet)");
+    assert_eq!(check(&d, "overlayfs").needed_for, "writable-root policies");
     assert_status(&d, "overlayfs", Status::Warn);
     let landlock = assert_status(&d, "landlock", Status::Warn);
     assert!(landlock.value.starts_with("built into the kernel but not enabled"), "{landlock:?}");
