@@ -193,6 +193,43 @@ fn memory_bomb_is_reported_as_oom() {
     sb.assert_no_leaks();
 }
 
+/// A program at its memory limit is OOM-killed, not left to thrash. If the runtime's own code is
+/// not in the page cache when the sandbox starts (host memory pressure evicted it), the sandbox
+/// faults it in and is charged for it; at the limit the kernel then reclaims that code and reads it
+/// back from disk, over and over (Node: about 1 GB/s of disk reads for the whole time limit, and
+/// "timeout" instead of "oom"). ignite reads the rootfs in before each run, charged to itself.
+#[test]
+fn memory_bomb_is_oom_killed_even_when_the_runtime_was_evicted_from_the_page_cache() {
+    let sb = sandbox_test!();
+    let code =
+        "const keep = []; for (let i = 0; ; i++) keep.push(Array.from({ length: 1 << 16 }, (_, j) => ({ i, j })));\n";
+    let yaml = "service:\n  name: evicted\n  runtime: node\n  entry: index.js\n  memoryMb: 64\n  timeoutMs: 20000\n";
+    let dir = sb.service("evicted", &[("service.yaml", yaml), ("index.js", code)]);
+    let out = sb.cmd().arg("run").arg(&dir).arg("--print-spec").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let spec: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rootfs = std::path::PathBuf::from(spec["root"]["path"].as_str().unwrap());
+    // What host memory pressure does: drop the runtime's files from the page cache.
+    let mut stack = vec![rootfs];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                stack.push(e.path());
+            } else if t.is_file() {
+                let f = std::fs::File::open(e.path()).unwrap();
+                nix::fcntl::posix_fadvise(&f, 0, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED).unwrap();
+            }
+        }
+    }
+    let (out, r) = sb.run_json(&dir, &[]);
+    assert_eq!(r["status"], "oom", "{r}");
+    assert_eq!(out.status.code(), Some(137));
+    assert!(r["metrics"]["oomKills"].as_u64().unwrap() >= 1, "{r}");
+    sb.assert_cgroup_gone(r["containerId"].as_str().unwrap());
+    sb.assert_no_leaks();
+}
+
 #[test]
 fn fork_bomb_is_contained_by_the_pids_limit() {
     let sb = sandbox_test!();

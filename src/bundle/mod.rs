@@ -5,10 +5,12 @@
 //! - [`fetch`]: streaming download with integrity check and a [`Progress`] seam;
 //! - [`recipe`]: runs a recipe script to build the tarball;
 //! - [`unpack`]: the hostile-archive-proof unpacker;
+//! - [`resident`]: keeps a rootfs in the page cache, out of the sandboxes' memory accounting;
 //! - [`store`]: the cache layout, locking, and the `ensure` fast path.
 
 pub mod fetch;
 pub mod recipe;
+pub mod resident;
 pub mod store;
 pub mod unpack;
 

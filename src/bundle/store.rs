@@ -232,11 +232,26 @@ impl BundleStore {
 
     /// The rootfs of `rt`, downloading, building and unpacking it first if needed. Silent when
     /// it is already there; otherwise reports each phase and a "ready in" line.
+    ///
+    /// Every page of the rootfs is then in the page cache, read in by ignite (see
+    /// [`resident`](super::resident)): a sandbox that runs out of memory cannot evict its runtime's
+    /// code and thrash on re-reading it. Failing that is logged, not fatal: the run is as safe,
+    /// only an out-of-memory program may then take longer to be killed.
     pub fn ensure(&self, rt: &ResolvedRuntime, progress: &dyn Progress) -> Result<Rootfs, BundleError> {
-        match self.present(rt) {
-            Some(rootfs) => Ok(rootfs),
-            None => self.prepare(rt, progress),
+        let rootfs = match self.present(rt) {
+            Some(rootfs) => rootfs,
+            None => self.prepare(rt, progress)?,
+        };
+        match super::resident::keep_resident(&rootfs.path) {
+            Ok(r) if r.bytes_read > 0 => {
+                tracing::debug!(rootfs = %rootfs.path.display(), bytes = r.bytes_read, "read the rootfs into the page cache");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(rootfs = %rootfs.path.display(), error = %e, "failed to read the rootfs into the page cache");
+            }
         }
+        Ok(rootfs)
     }
 
     /// Like [`ensure`](Self::ensure), but always reports, also when nothing had to be done
