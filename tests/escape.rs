@@ -542,8 +542,8 @@ attacks! {
             let empty_or_absent = |p: &str| if Path::new(p).is_dir() { json!([]) } else { json!("ENOENT") };
             found(o, json!({
                 "masked": masked,
-                // Non-zero addresses would mean this host shows kernel pointers to unprivileged
-                // readers (kernel.kptr_restrict = 0 with kernel.perf_event_paranoid <= 1).
+                // /proc/kallsyms is masked (it is in `masked` too), so no address is shown
+                // whatever the host's kernel.kptr_restrict and perf_event_paranoid say.
                 "kallsyms_nonzero_addresses": 0,
                 "kmsg": "ENOENT",
                 "debugfs": empty_or_absent("/sys/kernel/debug"),

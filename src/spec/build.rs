@@ -44,6 +44,8 @@ pub const MASKED_PATHS: &[&str] = &[
     "/proc/acpi",
     "/proc/interrupts",
     "/proc/kcore",
+    // Kernel symbol addresses help exploits; hidden whatever the host's kptr_restrict says.
+    "/proc/kallsyms",
     "/proc/keys",
     "/proc/latency_stats",
     "/proc/timer_list",
