@@ -1,7 +1,7 @@
 //! Ignite: run untrusted JavaScript/TypeScript services in hardened OCI containers.
 //!
 //! Layering (a module uses only modules listed after it):
-//! `server` → `engine`, `inventory` → `deps` → `supervisor` → `oci`, `spec`, `bundle`, `stage`, `cgroup` →
+//! `server` → `engine`, `inventory`, `envinfo` → `lock`, `template`, `deps` → `supervisor` → `oci`, `spec`, `bundle`, `stage`, `cgroup` →
 //! `service`, `runtime`, `report`, `init_proto` → `sys`.
 
 pub mod bundle;
@@ -9,9 +9,11 @@ pub mod cgroup;
 pub mod confinement;
 pub mod deps;
 pub mod engine;
+pub mod envinfo;
 pub mod fsutil;
 pub mod init_proto;
 pub mod inventory;
+pub mod lock;
 pub mod oci;
 pub mod report;
 pub mod runtime;
@@ -21,3 +23,4 @@ pub mod spec;
 pub mod stage;
 pub mod supervisor;
 pub mod sys;
+pub mod template;
