@@ -180,6 +180,7 @@ fn completions_generate_for_each_shell_and_know_every_subcommand() {
         for command in &commands {
             assert!(script.contains(command.as_str()), "{shell} completion does not mention {command}");
         }
+        assert!(!script.contains("__strip-types"), "{shell} completion offers an internal command");
         // Options of subcommands are completed too.
         assert!(script.contains("locked") && script.contains("check"), "{shell}: no subcommand options");
     }

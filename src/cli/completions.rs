@@ -4,17 +4,28 @@
 use std::path::Path;
 
 use anyhow::Context;
-use clap::CommandFactory;
+use clap::{Command, CommandFactory};
 use clap_complete::Shell;
 
 use super::{Cli, print_stdout};
 
 pub fn completions(shell: Shell) -> anyhow::Result<i32> {
-    let mut cmd = Cli::command();
+    let mut cmd = without_hidden_commands(Cli::command());
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut cmd, "ignite", &mut script);
     print_stdout(&String::from_utf8_lossy(&script))?;
     Ok(0)
+}
+
+/// The command tree minus internal commands (the stripping worker): the generators list hidden
+/// subcommands, and a user should not be offered one.
+fn without_hidden_commands(cmd: Command) -> Command {
+    let visible: Vec<Command> = cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned().collect();
+    let mut out = Command::new("ignite").args(cmd.get_arguments().cloned()).subcommands(visible);
+    if let Some(about) = cmd.get_about() {
+        out = out.about(about.clone());
+    }
+    out
 }
 
 /// The ignite(1) page on stdout, or with `out` one page per command written there
