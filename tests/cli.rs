@@ -183,6 +183,8 @@ fn completions_generate_for_each_shell_and_know_every_subcommand() {
         assert!(!script.contains("__strip-types"), "{shell} completion offers an internal command");
         // Options of subcommands are completed too.
         assert!(script.contains("locked") && script.contains("check"), "{shell}: no subcommand options");
+        let version_flag = if shell == "fish" { "-l version" } else { "--version" };
+        assert!(script.contains(version_flag) && script.contains("state-dir"), "{shell}: no top-level options");
     }
     assert!(stdout_of(&ignite().args(["completions", "bash"]).output().unwrap()).contains("complete -F"));
     assert!(stdout_of(&ignite().args(["completions", "zsh"]).output().unwrap()).starts_with("#compdef ignite"));

@@ -25,6 +25,9 @@ fn without_hidden_commands(cmd: Command) -> Command {
     if let Some(about) = cmd.get_about() {
         out = out.about(about.clone());
     }
+    if cmd.get_version().is_some() {
+        out = out.version(env!("CARGO_PKG_VERSION"));
+    }
     out
 }
 
