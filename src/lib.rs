@@ -1,7 +1,7 @@
 //! Ignite: run untrusted JavaScript/TypeScript services in hardened OCI containers.
 //!
 //! Layering (a module uses only modules listed after it):
-//! `server` → `engine`, `inventory`, `doctor` → `deps` → `supervisor` → `oci`, `spec`, `bundle`, `stage`, `cgroup` →
+//! `server` → `engine`, `inventory`, `doctor`, `envinfo` → `lock`, `template`, `deps` → `supervisor` → `oci`, `spec`, `bundle`, `stage`, `cgroup` →
 //! `service`, `policy`, `runtime`, `report`, `init_proto` → `sys`.
 
 pub mod bundle;
@@ -10,9 +10,11 @@ pub mod confinement;
 pub mod deps;
 pub mod doctor;
 pub mod engine;
+pub mod envinfo;
 pub mod fsutil;
 pub mod init_proto;
 pub mod inventory;
+pub mod lock;
 pub mod oci;
 pub mod policy;
 pub mod report;
@@ -23,3 +25,4 @@ pub mod spec;
 pub mod stage;
 pub mod supervisor;
 pub mod sys;
+pub mod template;

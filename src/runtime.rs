@@ -498,7 +498,7 @@ fn is_relative_inside(path: &str) -> bool {
 
 /// A serde error as `field `a.b[0].c`: problem at line L column C`. serde_yaml_ng puts the
 /// path of the enclosing mapping in front of its own message; the full path replaces it.
-fn parse_message(err: serde_path_to_error::Error<serde_yaml_ng::Error>) -> String {
+pub(crate) fn parse_message(err: serde_path_to_error::Error<serde_yaml_ng::Error>) -> String {
     let path = err.path().to_string();
     let inner = err.into_inner().to_string();
     if path.is_empty() || path == "." {

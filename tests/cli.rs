@@ -149,3 +149,127 @@ fn a_named_ca_file_that_is_missing_or_holds_no_certificate_is_an_error() {
     assert!(err.contains("key-only.pem") && err.contains("no PEM certificate"), "{err}");
     assert!(!err.contains("SECRET"), "{err}");
 }
+
+/// The subcommands `ignite --help` lists (besides `help`).
+fn subcommands(args: &[&str]) -> Vec<String> {
+    let out = ignite().args(args).arg("--help").output().unwrap();
+    let help = stdout_of(&out);
+    help.split("Commands:\n")
+        .nth(1)
+        .map(|rest| {
+            rest.lines()
+                .take_while(|l| !l.trim().is_empty())
+                .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+                .filter_map(|l| l.split_whitespace().next().map(String::from))
+                .filter(|c| c != "help")
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn completions_generate_for_each_shell_and_know_every_subcommand() {
+    let commands = subcommands(&[]);
+    for expected in ["run", "exec", "init", "lock", "env", "completions", "runtime"] {
+        assert!(commands.iter().any(|c| c == expected), "{expected} not in {commands:?}");
+    }
+    for shell in ["bash", "zsh", "fish"] {
+        let out = ignite().args(["completions", shell]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", stderr_of(&out));
+        let script = stdout_of(&out);
+        for command in &commands {
+            assert!(script.contains(command.as_str()), "{shell} completion does not mention {command}");
+        }
+        assert!(!script.contains("__strip-types"), "{shell} completion offers an internal command");
+        // Options of subcommands are completed too.
+        assert!(script.contains("locked") && script.contains("check"), "{shell}: no subcommand options");
+        let version_flag = if shell == "fish" { "-l version" } else { "--version" };
+        assert!(script.contains(version_flag) && script.contains("state-dir"), "{shell}: no top-level options");
+    }
+    assert!(stdout_of(&ignite().args(["completions", "bash"]).output().unwrap()).contains("complete -F"));
+    assert!(stdout_of(&ignite().args(["completions", "zsh"]).output().unwrap()).starts_with("#compdef ignite"));
+    assert!(stdout_of(&ignite().args(["completions", "fish"]).output().unwrap()).contains("complete -c ignite"));
+    let out = ignite().args(["completions", "tcsh"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "an unknown shell is a usage error");
+    assert!(stderr_of(&out).contains("bash"), "{}", stderr_of(&out));
+}
+
+#[test]
+fn man_page_renders_and_lists_the_subcommands() {
+    let out = ignite().arg("man").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let page = stdout_of(&out);
+    assert!(page.starts_with(".ie") || page.contains(".TH ignite"), "{page}");
+    for command in subcommands(&[]) {
+        assert!(page.contains(&command), "man page does not mention {command}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = ignite().arg("man").arg("--out").arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    for page in ["ignite.1", "ignite-run.1", "ignite-lock.1", "ignite-runtime-pull.1"] {
+        assert!(dir.path().join(page).is_file(), "{page} not written");
+    }
+}
+
+#[test]
+fn every_command_help_has_examples() {
+    let mut commands: Vec<Vec<String>> = subcommands(&[]).into_iter().map(|c| vec![c]).collect();
+    let mut i = 0;
+    while i < commands.len() {
+        let path: Vec<&str> = commands[i].iter().map(String::as_str).collect();
+        for sub in subcommands(&path) {
+            let mut nested = commands[i].clone();
+            nested.push(sub);
+            commands.push(nested);
+        }
+        i += 1;
+    }
+    assert!(commands.len() > 8, "{commands:?}");
+    for command in commands {
+        let out = ignite().args(&command).arg("--help").output().unwrap();
+        let help = stdout_of(&out);
+        assert!(
+            help.contains("EXAMPLES:\n  ignite "),
+            "`ignite {} --help` has no examples:\n{help}",
+            command.join(" ")
+        );
+    }
+}
+
+#[test]
+fn env_says_where_each_setting_came_from_and_reports_problems_as_values() {
+    let env_json = |cmd: &mut std::process::Command| -> serde_json::Value {
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+        serde_json::from_slice(&out.stdout).expect("one JSON document")
+    };
+    let v = env_json(ignite().args(["env", "--json"]).env_remove("IGNITE_CACHE_DIR").env_remove("IGNITE_OCI_RUNTIME"));
+    assert_eq!(v["cacheDir"]["from"], "default", "{v}");
+    assert_eq!(v["cacheDir"]["path"], "/var/lib/ignite");
+    assert_eq!(v["stateDir"]["from"], "env", "the test sets IGNITE_STATE_DIR: {v}");
+    assert_eq!(v["ociRuntime"]["name"], "runc");
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    let names: Vec<&str> = v["runtimes"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["bun", "deno", "node", "quickjs"], "{v}");
+
+    let cache = tempfile::tempdir().unwrap();
+    let v = env_json(
+        ignite().args(["env", "--json", "--oci-runtime", "/nonexistent/runc"]).env("IGNITE_CACHE_DIR", cache.path()),
+    );
+    assert_eq!(v["cacheDir"]["from"], "env");
+    assert_eq!(v["cacheDir"]["path"], cache.path().to_str().unwrap());
+    assert_eq!(v["cacheDir"]["exists"], true);
+    assert!(v["cacheDir"]["freeBytes"].as_u64().is_some(), "{v}");
+    assert_eq!(v["ociRuntime"]["from"], "flag");
+    assert!(v["ociRuntime"]["problem"].as_str().unwrap().contains("/nonexistent/runc"), "{v}");
+    assert!(
+        v["runtimes"].as_array().unwrap().iter().all(|r| r["present"] == false),
+        "an empty cache holds no bundle: {v}"
+    );
+
+    let out = ignite().args(["env", "--cache-dir", "/nonexistent/cache"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout_of(&out);
+    assert!(text.contains("/nonexistent/cache (from --cache-dir, does not exist yet)"), "{text}");
+    assert!(text.contains("(not pulled)"), "{text}");
+}

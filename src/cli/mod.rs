@@ -1,7 +1,10 @@
 //! Command line: raw arguments (clap), their resolution into settings, and printing.
 //! The only place besides `main` where `anyhow` is used.
 
+mod completions;
+mod env;
 mod init;
+mod lock;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -9,7 +12,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use ignite::bundle::{NoProgress, Progress, StderrProgress};
@@ -45,6 +48,7 @@ EXAMPLES:
   ignite run svc/ --runtime node@20       # same service on Node 20 (TypeScript stripped by ignite)
   ignite run svc/ --runtime deno          # or quickjs; `ignite runtime list` shows the versions
   ignite run svc/ --print-spec            # the OCI config.json, without running
+  ignite run svc/ --locked                # only if svc/ still matches svc/ignite.lock
 
 ",
     exit_codes!()
@@ -139,12 +143,14 @@ enum Command {
         #[arg(long, short = 'q')]
         quiet: bool,
     },
-    /// Create a new service directory with service.yaml, index.ts and package.json.
+    /// Create a new service directory from the runtime's template (service.yaml, index.ts, …).
+    #[command(after_help = INIT_HELP)]
     Init {
-        /// Name of the service; also the directory created.
+        /// Name of the service (a DNS label); also the directory created in the current one.
         name: String,
-        /// Runtime for the new service.
-        #[arg(long, default_value = "bun")]
+        /// Runtime for the new service: bun, node, deno or quickjs, optionally @VERSION (e.g.
+        /// `node@22`, written to service.yaml as given).
+        #[arg(long, short = 'r', default_value = "bun")]
         runtime: String,
     },
     /// Show a service's effective security policy and where each value comes from.
@@ -153,7 +159,49 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Write DIR/ignite.lock (runtime version, bundle digest, file digests), or check DIR against it.
+    #[command(after_help = LOCK_HELP)]
+    Lock {
+        /// Service directory (service.yaml optional, as for `exec`).
+        dir: PathBuf,
+        /// Compare instead of writing: exit 0 when up to date, 1 when something drifted.
+        #[arg(long)]
+        check: bool,
+        /// Runtime to lock or check against, as `run --runtime` takes it (overrides service.yaml).
+        #[arg(long, short = 'r')]
+        runtime: Option<String>,
+        /// Print one JSON object on stdout and nothing else.
+        #[arg(long)]
+        json: bool,
+        /// Do not show bundle download/build progress on stderr.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
+    /// Show the effective configuration (directories, OCI runtime and version, CA file, …) and,
+    /// for DIR, its runtime, bundle and lock state.
+    #[command(after_help = ENV_HELP)]
+    Env {
+        /// A service directory to describe as well.
+        dir: Option<PathBuf>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = COMPLETIONS_HELP)]
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the ignite(1) man page (roff), or write one page per command to a directory.
+    #[command(after_help = MAN_HELP)]
+    Man {
+        /// Write ignite.1, ignite-run.1, … into this directory instead.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Manage runtime bundles.
+    #[command(after_help = RUNTIME_HELP)]
     Runtime {
         #[command(subcommand)]
         command: RuntimeCommand,
@@ -171,6 +219,7 @@ enum Command {
     },
     /// Remove containers, cgroups, install scratch mounts and state left behind by ignite processes
     /// that crashed, and staged TypeScript copies no run is using.
+    #[command(after_help = CLEANUP_HELP)]
     Cleanup,
     /// Internal: strips TypeScript types for a parent ignite process (a request on stdin).
     #[command(name = ignite::stage::WORKER_COMMAND, hide = true)]
@@ -183,13 +232,14 @@ A policy is layered: the built-in default (policies/default.yaml), audit mode's 
 ignite.policy.yml, .ignite-policy.yaml or .ignite-policy.yml in the service directory, or
 --policy FILE), which overrides only the fields it sets. Every field is enforced.
 
-Examples:
+EXAMPLES:
   ignite policy show examples/hello
   ignite policy show svc/ --audit --json";
 
 #[derive(Subcommand, Debug)]
 enum PolicyCommand {
     /// Print the effective policy of DIR: each field, its value, and the file or mode it came from.
+    #[command(after_help = POLICY_HELP)]
     Show {
         /// Service directory.
         dir: PathBuf,
@@ -228,6 +278,65 @@ EXAMPLES:
   ignite serve --services ./services
   IGNITE_API_KEYS=$(openssl rand -hex 24) ignite serve --services /srv/svc --host 0.0.0.0
   ignite serve --services ./services --api-key-file /etc/ignite/keys --rate-limit 120";
+
+const INIT_HELP: &str = "\
+Templates are TypeScript for every runtime: bun and deno run it as it is, node and quickjs get it
+with the types stripped by ignite. Each reads its input from $IGNITE_INPUT and prints JSON.
+An existing path is never overwritten.
+
+EXAMPLES:
+  ignite init adder                        # bun (the default)
+  ignite init adder --runtime node@22      # service.yaml says `runtime: node@22`
+  ignite init adder --runtime deno && ignite run adder --input '{\"data\":[1,2],\"operation\":\"max\"}'";
+
+const LOCK_HELP: &str = "\
+ignite.lock records the exact runtime version the service resolves to, the digest of that
+runtime's bundle, and the sha256 of package.json/deno.json, of the lockfiles (bun.lock,
+package-lock.json, deno.lock, …) and of every other file (node_modules/ and .git/ excluded;
+symlinks recorded as links). A bundle not yet in the cache is pulled first, as a run would.
+`ignite run --locked` / `exec --locked` refuse a service that drifted (exit 125).
+
+EXIT CODES (--check):
+  0    the service matches its lock file
+  1    something drifted; each change is printed
+  125  no lock file, a malformed one, or another error
+
+EXAMPLES:
+  ignite lock svc/                         # write svc/ignite.lock
+  ignite lock svc/ --check                 # in CI: fail when svc/ changed since it was locked
+  ignite lock svc/ --check --json | jq '.drift[]'
+  ignite run svc/ --locked";
+
+const ENV_HELP: &str = "\
+Looks only: nothing is downloaded, built or started, and problems are shown as values.
+
+EXAMPLES:
+  ignite env
+  ignite env svc/                          # plus svc/'s runtime, bundle and lock state
+  IGNITE_CACHE_DIR=/srv/ignite ignite env --json | jq .cacheDir";
+
+const COMPLETIONS_HELP: &str = "\
+EXAMPLES:
+  ignite completions bash > /etc/bash_completion.d/ignite
+  ignite completions zsh > \"${fpath[1]}/_ignite\"
+  ignite completions fish > ~/.config/fish/completions/ignite.fish";
+
+const MAN_HELP: &str = "\
+EXAMPLES:
+  ignite man | man -l -
+  ignite man --out /usr/local/share/man/man1 && mandb";
+
+const RUNTIME_HELP: &str = "\
+EXAMPLES:
+  ignite runtime list
+  ignite runtime list --json | jq '.runtimes[].versions[] | select(.present)'
+  ignite runtime pull node@22              # ahead of the first run (download, verify, build, unpack)";
+
+const CLEANUP_HELP: &str = "\
+Needs root. Runs of a live ignite process are never touched.
+
+EXAMPLES:
+  ignite cleanup";
 
 #[derive(Args, Debug)]
 struct ServeArgs {
@@ -287,8 +396,12 @@ struct ServeArgs {
 #[derive(Subcommand, Debug)]
 enum RuntimeCommand {
     /// Download, verify and unpack a runtime bundle (e.g. `bun`, `bun@1.4`, `bun@1.3.14`).
+    #[command(
+        after_help = "EXAMPLES:\n  ignite runtime pull bun\n  ignite runtime pull node@22\n  ignite runtime pull quickjs@0.15.1"
+    )]
     Pull { spec: String },
     /// List runtimes (built-in and custom), their pinned versions, and which bundles are present locally.
+    #[command(after_help = "EXAMPLES:\n  ignite runtime list\n  ignite runtime list --json | jq '.runtimes[].name'")]
     List {
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -336,19 +449,26 @@ struct RunArgs {
     /// Do not print the summary line on stderr.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// Refuse to run unless the directory matches its ignite.lock (see `ignite lock --help`).
+    #[arg(long)]
+    locked: bool,
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     // A server's request log is its normal output; other commands only say what went wrong.
     init_tracing(if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" });
     let json = match &cli.command {
         Command::Run { run, .. } | Command::Exec { run, .. } => run.json,
-        Command::Install { json, .. } | Command::Doctor { json } => *json,
+        Command::Install { json, .. }
+        | Command::Doctor { json }
+        | Command::Lock { json, .. }
+        | Command::Env { json, .. } => *json,
         Command::Policy { command: PolicyCommand::Show { json, .. } } => *json,
         _ => false,
     };
-    match dispatch(cli) {
+    match dispatch(cli, &matches) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(err) => {
             if json {
@@ -391,14 +511,20 @@ fn init_tracing(default: &str) {
         .try_init();
 }
 
-fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+fn dispatch(cli: Cli, matches: &ArgMatches) -> anyhow::Result<i32> {
     match cli.command {
         Command::Run { dir, run } => run_service(&cli.global, &dir, true, None, run),
         Command::Exec { dir, entry, run } => run_service(&cli.global, &dir, false, entry, run),
-        Command::Init { name, runtime } => {
-            init::scaffold(Path::new("."), &name, &runtime)?;
-            Ok(0)
+        // Relative to the current directory, so messages show the name as typed.
+        Command::Init { name, runtime } => init::init(Path::new(""), &name, &runtime),
+        Command::Lock { dir, check, runtime, json, quiet } => {
+            let progress: Box<dyn Progress> =
+                if quiet { Box::new(NoProgress) } else { Box::new(StderrProgress::new()) };
+            lock::lock(&cli.global, &dir, runtime.as_deref(), check, json, progress.as_ref())
         }
+        Command::Env { dir, json } => env::env(&cli.global, matches, dir, json),
+        Command::Completions { shell } => completions::completions(shell),
+        Command::Man { out } => completions::man(out.as_deref()),
         Command::Runtime { command } => runtime_command(&cli.global, command),
         Command::Policy { command: PolicyCommand::Show { dir, policy, audit, json } } => {
             if !dir.is_dir() {
@@ -661,6 +787,9 @@ fn run_service(g: &GlobalArgs, dir: &Path, required: bool, entry: Option<String>
     let job = Job { service: svc, input, policy: effective.policy, grace: DEFAULT_GRACE, workspace: None };
     let engine = engine(g)?;
     let progress: Box<dyn Progress> = if a.quiet { Box::new(NoProgress) } else { Box::new(StderrProgress::new()) };
+    if a.locked {
+        lock::enforce(&job.service, engine.registry(), &g.cache_dir, progress.as_ref())?;
+    }
 
     if a.print_spec {
         let prepared = engine.prepare(&job, progress.as_ref())?;

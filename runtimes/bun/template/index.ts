@@ -1,4 +1,5 @@
-// A starter service. Input arrives as JSON in $IGNITE_INPUT; print the result on stdout.
+// A starter service for Bun, which runs this TypeScript as it is. Input arrives as JSON in
+// $IGNITE_INPUT; print the result on stdout.
 //   ignite run __NAME__ --input '{"data":[1,2,3],"operation":"sum"}'
 
 type Operation = "sum" | "average" | "max" | "min";
@@ -26,4 +27,6 @@ function apply(data: number[], op: Operation): number {
   }
 }
 
-console.log(JSON.stringify({ result: apply(input.data ?? [], input.operation ?? "sum"), operation: input.operation ?? "sum" }));
+const data = input.data ?? [];
+const operation = input.operation ?? "sum";
+console.log(JSON.stringify({ result: apply(data, operation), operation, count: data.length, runtime: `bun ${Bun.version}` }));

@@ -1,0 +1,35 @@
+// A starter service for Node.js. Ignite strips the TypeScript types before the run (the same on
+// Node 20, 22 and 24), so keep to erasable syntax: annotations, interfaces, type aliases,
+// generics, `as` — not enum, namespace or parameter properties. Import your own files with their
+// .ts extension (`import { f } from "./lib.ts"`). Input arrives as JSON in $IGNITE_INPUT; print
+// the result on stdout.
+//   ignite run __NAME__ --input '{"data":[1,2,3],"operation":"sum"}'
+
+type Operation = "sum" | "average" | "max" | "min";
+
+interface Input {
+  data: number[];
+  operation: Operation;
+}
+
+const input: Input = JSON.parse(process.env.IGNITE_INPUT || '{"data":[],"operation":"sum"}');
+
+function apply(data: number[], op: Operation): number {
+  if (data.length === 0) return 0;
+  switch (op) {
+    case "sum":
+      return data.reduce((a, b) => a + b, 0);
+    case "average":
+      return data.reduce((a, b) => a + b, 0) / data.length;
+    case "max":
+      return Math.max(...data);
+    case "min":
+      return Math.min(...data);
+    default:
+      throw new Error(`unknown operation: ${op}`);
+  }
+}
+
+const data = input.data ?? [];
+const operation = input.operation ?? "sum";
+console.log(JSON.stringify({ result: apply(data, operation), operation, count: data.length, runtime: `node ${process.versions.node}` }));

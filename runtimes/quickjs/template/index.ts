@@ -1,0 +1,35 @@
+// A starter service for QuickJS. Ignite strips the TypeScript types before the run, so keep to
+// erasable syntax: annotations, interfaces, type aliases, generics, `as` — not enum, namespace or
+// parameter properties. QuickJS offers console, process (env, argv, exit), timers, TextEncoder
+// and ES modules, but none of Node's built-in modules (fs, path, …), Buffer or fetch. Input
+// arrives as JSON in $IGNITE_INPUT; print the result on stdout.
+//   ignite run __NAME__ --input '{"data":[1,2,3],"operation":"sum"}'
+
+type Operation = "sum" | "average" | "max" | "min";
+
+interface Input {
+  data: number[];
+  operation: Operation;
+}
+
+const input: Input = JSON.parse(process.env.IGNITE_INPUT || '{"data":[],"operation":"sum"}');
+
+function apply(data: number[], op: Operation): number {
+  if (data.length === 0) return 0;
+  switch (op) {
+    case "sum":
+      return data.reduce((a, b) => a + b, 0);
+    case "average":
+      return data.reduce((a, b) => a + b, 0) / data.length;
+    case "max":
+      return Math.max(...data);
+    case "min":
+      return Math.min(...data);
+    default:
+      throw new Error(`unknown operation: ${op}`);
+  }
+}
+
+const data = input.data ?? [];
+const operation = input.operation ?? "sum";
+console.log(JSON.stringify({ result: apply(data, operation), operation, count: data.length, runtime: "quickjs" }));
