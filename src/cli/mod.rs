@@ -308,7 +308,9 @@ struct RunArgs {
     /// Security policy file (instead of the service directory's ignite.policy.yaml).
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
-    /// Audit mode: the strictest policy unless a policy file relaxes it.
+    /// Audit mode: the strictest policy unless a policy file relaxes it, and a securityAudit in
+    /// the report: the high-signal syscalls the kernel reported (always denied), OOM and pids
+    /// events, time and output limit stops.
     #[arg(long)]
     audit: bool,
     /// Do not print the summary line on stderr.
