@@ -9,6 +9,7 @@ use std::time::Duration;
 use oci_spec::runtime::{LinuxSeccomp, Spec};
 use tokio_util::sync::CancellationToken;
 
+use crate::audit::{AuditError, AuditPlan};
 use crate::bundle::{BundleError, BundleStore, Progress};
 use crate::deps::{self, DepsCache, DepsError, Installer, Lease, Modules};
 use crate::oci::{CliRuntime, OciKind};
@@ -38,6 +39,8 @@ pub enum EngineError {
     Spec(#[from] SpecError),
     #[error(transparent)]
     Seccomp(#[from] SeccompError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
     #[error(transparent)]
     Supervisor(#[from] SupervisorError),
     #[error(transparent)]
@@ -91,6 +94,10 @@ pub struct Job {
     pub grace: Duration,
     /// A session's workspace directory, mounted read-write at [`spec::WORKSPACE_DIR`].
     pub workspace: Option<PathBuf>,
+    /// Audit mode: the seccomp profile's audited syscalls notify ignite, which denies and
+    /// records them, and the report gets a `securityAudit` (see [`crate::audit`]). The policy
+    /// is resolved separately (`policy::resolve(.., audit)`).
+    pub audit: bool,
 }
 
 /// A job turned into what the OCI runtime will see; `--print-spec` shows `spec`.
@@ -106,6 +113,8 @@ pub struct Prepared {
     /// The staged copy mounted at /app, for runtimes that get stripped TypeScript; holding it
     /// keeps it from being pruned while the run uses it.
     pub staged: Option<StagedApp>,
+    /// Audit mode's listener plan (the spec's filter notifies it).
+    pub audit: Option<AuditPlan>,
 }
 
 pub struct Engine {
@@ -114,6 +123,8 @@ pub struct Engine {
     deps: DepsCache,
     stager: Stager,
     seccomp: LinuxSeccomp,
+    /// The profile `seccomp` came from, for audit mode's filters and event kinds.
+    profile: Arc<SeccompProfile>,
     settings: Settings,
     state: StateDir,
     supervisor: Supervisor<CliRuntime>,
@@ -122,7 +133,8 @@ pub struct Engine {
 impl Engine {
     pub fn new(settings: Settings) -> Result<Engine, EngineError> {
         let registry = Registry::load(&settings.runtimes_dirs)?;
-        let seccomp = SeccompProfile::builtin()?.to_oci()?;
+        let profile = Arc::new(SeccompProfile::builtin()?);
+        let seccomp = profile.to_oci()?;
         let state = StateDir { root: settings.state_dir.clone() };
         let oci = CliRuntime::new(
             settings.oci_kind,
@@ -136,6 +148,7 @@ impl Engine {
             deps: DepsCache::new(&settings.cache_dir),
             stager: Stager::new(&settings.cache_dir, settings.stripper.clone()),
             seccomp,
+            profile,
             supervisor: Supervisor::new(oci, state.clone()),
             state,
             settings,
@@ -184,6 +197,15 @@ impl Engine {
         limits.tmp_bytes = u64::from(job.policy.tmp_mb) * 1024 * 1024;
         let timeout = Duration::from_millis(svc.timeout_ms);
         let id = new_run_id();
+        let audit = if job.audit {
+            Some(AuditPlan::new(self.profile.clone(), job.policy.network, &self.state.run_dir(&id))?)
+        } else {
+            None
+        };
+        let seccomp = match &audit {
+            Some(plan) => self.profile.to_oci_audit(job.policy.network, &plan.socket)?,
+            None => self.seccomp.clone(),
+        };
         let input = SpecInput {
             rootfs: rootfs.path,
             app_dir: staged.as_ref().map_or_else(|| svc.dir.clone(), |s| s.dir.clone()),
@@ -201,14 +223,14 @@ impl Engine {
             hostname: svc.name.clone(),
             cgroups_path: format!("/ignite/{id}"),
             kill_after_ms: (timeout + job.grace + BACKSTOP_SLACK).as_millis() as u64,
-            seccomp: self.seccomp.clone(),
+            seccomp,
         };
         let spec = spec::build(&input)?;
         match &job.workspace {
             Some(ws) => spec::validate_session(&spec, ws)?,
             None => spec::validate(&spec)?,
         }
-        Ok(Prepared { runtime, spec, id, limits, modules, staged })
+        Ok(Prepared { runtime, spec, id, limits, modules, staged, audit })
     }
 
     /// Runs a job to its report. Leftovers of crashed earlier runs are removed first.
@@ -235,6 +257,7 @@ impl Engine {
             pids_limit: prepared.limits.pids,
             service: job.service.name.clone(),
             runtime: prepared.runtime.key(),
+            audit: prepared.audit,
         };
         let mut report = self.supervisor.run(plan, sink, cancel).await?;
         report.install = install;

@@ -1,9 +1,10 @@
 //! Ignite: run untrusted JavaScript/TypeScript services in hardened OCI containers.
 //!
 //! Layering (a module uses only modules listed after it):
-//! `server` → `engine`, `inventory`, `doctor`, `envinfo` → `lock`, `template`, `deps` → `supervisor` → `oci`, `spec`, `bundle`, `stage`, `cgroup` →
+//! `server` → `engine`, `inventory`, `doctor`, `envinfo` → `lock`, `template`, `deps` → `supervisor` → `audit`, `oci`, `spec`, `bundle`, `stage`, `cgroup` →
 //! `service`, `policy`, `runtime`, `report`, `init_proto` → `sys`.
 
+pub mod audit;
 pub mod bundle;
 pub mod cgroup;
 pub mod confinement;

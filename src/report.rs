@@ -106,6 +106,85 @@ pub struct Report {
     /// the service has none to install.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub install: Option<InstallReport>,
+    /// Security events the kernel reported (audit mode only; absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_audit: Option<SecurityAudit>,
+}
+
+/// Audit mode's findings: what the kernel told ignite about the run (seccomp notifications for
+/// the high-signal syscalls, cgroup OOM and pids counters) and the limits ignite enforced.
+/// Nothing here comes from the program's own output.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecurityAudit {
+    /// `clean` when no event was recorded, else `violations`.
+    pub overall_status: AuditStatus,
+    /// Events by kind, counting every one (also those not listed in `events`).
+    #[schema(value_type = std::collections::BTreeMap<String, u64>)]
+    pub counts: std::collections::BTreeMap<String, u64>,
+    /// The first events, in order (at most `eventsLimit`).
+    pub events: Vec<SecurityEvent>,
+    /// Events counted but not listed (beyond `eventsLimit`).
+    pub dropped: u64,
+    pub events_limit: u64,
+    /// Syscalls the listener answered (each one an event of a syscall kind).
+    pub notifications: u64,
+    /// After this many notifications ignite stops listening, so that a storm cannot cost the
+    /// host more; the kernel then fails further audited calls with ENOSYS by itself, uncounted.
+    pub notification_limit: u64,
+    /// Whether `notificationLimit` was reached (the counts are then a lower bound).
+    pub notification_limit_reached: bool,
+    /// Syscall names whose calls are reported (the audit rules of the seccomp profile that
+    /// applied to this run).
+    pub audited_syscalls: Vec<String>,
+}
+
+/// `clean` or `violations`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditStatus {
+    #[default]
+    Clean,
+    Violations,
+}
+
+/// One security event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecurityEvent {
+    /// Milliseconds since the sandbox was launched.
+    pub time_ms: f64,
+    /// `mount`, `namespace`, `ptrace`, `bpf`, `keyring`, `perf`, `userfaultfd`, `network`,
+    /// `handle`, `kernel` (audited syscalls, from the seccomp profile); `oom`, `pids_limit`
+    /// (cgroup counters); `timeout`, `output_limit` (stops by ignite).
+    pub kind: String,
+    /// The syscall, for syscall kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syscall: Option<String>,
+    /// Register arguments, decoded where meaningful (e.g. `family: AF_INET`). Pointers are not
+    /// followed: nothing is read from the sandbox's memory.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
+    pub args: std::collections::BTreeMap<String, String>,
+    /// The calling process as the sandbox numbers it (1 is the entrypoint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// How many times the kernel counted it, for cgroup counters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    pub verdict: Verdict,
+}
+
+/// What happened to the action behind an event: the agent never lets an audited call run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The call failed with EPERM without running (or a fork failed at the pids limit).
+    Denied,
+    /// The kernel killed the process (OOM).
+    Killed,
+    /// ignite stopped the program (time or output limit).
+    Stopped,
 }
 
 /// The dependency step of a run (or of `ignite install`).
@@ -174,6 +253,28 @@ impl Report {
         if let Some(msg) = &self.message {
             line.push_str(&format!("\nignite: {msg}"));
         }
+        if let Some(audit) = &self.security_audit {
+            line.push_str(&format!("\nignite: {}", audit.summary()));
+        }
+        line
+    }
+}
+
+impl SecurityAudit {
+    /// One human line: `security audit: clean`, or the counts by kind.
+    pub fn summary(&self) -> String {
+        if self.overall_status == AuditStatus::Clean {
+            return "security audit: clean (no security events)".to_string();
+        }
+        let total: u64 = self.counts.values().sum();
+        let kinds: Vec<String> = self.counts.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let mut line = format!("security audit: {total} violation(s): {}", kinds.join(", "));
+        if self.notification_limit_reached {
+            line.push_str(&format!(
+                " (notification limit {} reached; later audited calls failed with ENOSYS, uncounted)",
+                self.notification_limit
+            ));
+        }
         line
     }
 }
@@ -238,6 +339,7 @@ mod tests {
             metrics: Metrics::default(),
             message: None,
             install: None,
+            security_audit: None,
         }
     }
 

@@ -19,6 +19,7 @@ use tokio::net::unix::pipe;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::audit::{self, AuditPlan, Listener};
 use crate::cgroup::{self, CgroupPaths, CgroupStats};
 use crate::init_proto::{InitEvent, MAX_REPORT_BYTES, parse_events};
 use crate::oci::{CreateIo, OciError, OciRuntime};
@@ -35,6 +36,8 @@ pub enum SupervisorError {
     Oci(#[from] OciError),
     #[error("failed to write the OCI spec: {0}")]
     Spec(#[from] oci_spec::OciSpecError),
+    #[error(transparent)]
+    Audit(#[from] audit::AuditError),
 }
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> SupervisorError + 'a {
@@ -66,6 +69,9 @@ pub struct RunPlan {
     pub pids_limit: i64,
     pub service: String,
     pub runtime: String,
+    /// Audit mode: the seccomp listener to run beside the container (the spec's filter was
+    /// built for it), and a `securityAudit` in the report.
+    pub audit: Option<AuditPlan>,
 }
 
 /// Where per-run state lives: `<state>/runs/<id>/` (bundle dir with config.json, a lock
@@ -216,6 +222,8 @@ impl<R: OciRuntime> Supervisor<R> {
         let io = CreateIo { stdout: out_w, stderr: err_w, extra_fds: vec![rep_w, rel_r] };
         let launch = Instant::now();
         let launch_ns = monotonic_ns();
+        // Listening before the runtime starts: it connects as soon as the filter is loaded.
+        let listener = plan.audit.as_ref().map(|a| Listener::start(a, launch)).transpose()?;
         let mut fg = self.oci.run(&plan.id, run_dir, io)?;
         let mut release = Some(rel_w);
 
@@ -231,6 +239,8 @@ impl<R: OciRuntime> Supervisor<R> {
         let mut runtime_exited = false;
         let mut phases = Phases::default();
         let mut exec_at: Option<Instant> = None;
+        let mut stopped_at: Option<f64> = None;
+        let mut counters_at = 0.0;
         // Until the program runs, the limit also covers creating the container.
         let deadline = tokio::time::sleep(plan.timeout + LAUNCH_ALLOWANCE);
         tokio::pin!(deadline);
@@ -251,6 +261,7 @@ impl<R: OciRuntime> Supervisor<R> {
                         events.push(ev);
                         // The entrypoint waits for the release: read the final counters now.
                         stats = self.final_stats(run_dir).await;
+                        counters_at = ms_since(launch);
                         release.take();
                         break;
                     }
@@ -267,11 +278,13 @@ impl<R: OciRuntime> Supervisor<R> {
                 }
                 _ = &mut deadline, if stop.is_none() => {
                     stop = Some(Stop::Timeout);
+                    stopped_at = Some(ms_since(launch));
                     let _ = self.oci.kill(&plan.id, Signal::SIGTERM).await;
                     escalate.as_mut().reset(tokio::time::Instant::now() + plan.grace);
                 }
                 _ = limit_hit.notified(), if stop.is_none() => {
                     stop = Some(Stop::OutputLimit(Stream::Stdout));
+                    stopped_at = Some(ms_since(launch));
                     escalation = self.escalate(&plan.id, escalation, escalate.as_mut()).await;
                 }
                 _ = cancel.cancelled(), if stop.is_none() => {
@@ -310,9 +323,29 @@ impl<R: OciRuntime> Supervisor<R> {
             stop = Some(Stop::OutputLimit(which));
         }
         let may_remain = !runtime_done || stats.is_none() || self.cgroups_remain(run_dir);
+        // The container is gone (or being forced): no task can be waiting on the listener.
+        let collected = listener.map(Listener::finish);
+        let observed = audit::Observed {
+            timeout_at: stopped_at.filter(|_| stop == Some(Stop::Timeout)),
+            output_limit_at: match stop {
+                Some(Stop::OutputLimit(s)) => {
+                    Some((stopped_at.unwrap_or_default(), if s == Stream::Stdout { "stdout" } else { "stderr" }))
+                }
+                _ => None,
+            },
+            oom_kills: stats.as_ref().map_or(0, |s| s.oom_kills),
+            pids_limit_hits: stats.as_ref().map_or(0, |s| s.pids_limit_hits),
+            counters_at,
+        };
         let mut report =
             assemble(plan, events, stats, stdout, stderr, stop, launch_ns, wall, started_at, self.oci.name());
         report.metrics.phases = phases;
+        if let (Some(audit_plan), Some(collected)) = (&plan.audit, collected) {
+            if let Some(e) = &collected.error {
+                tracing::warn!("audit listener: {e}");
+            }
+            report.security_audit = Some(audit::assemble(audit_plan, collected, &observed));
+        }
         Ok((report, may_remain))
     }
 
@@ -632,6 +665,7 @@ fn assemble(
         metrics,
         message: if notes.is_empty() { None } else { Some(notes.join("; ")) },
         install: None,
+        security_audit: None,
     }
 }
 
@@ -659,6 +693,7 @@ mod tests {
             pids_limit: 128,
             service: "s".into(),
             runtime: "bun@1.4.5".into(),
+            audit: None,
         }
     }
 

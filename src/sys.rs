@@ -193,3 +193,148 @@ pub fn page_size() -> u64 {
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     if size > 0 { size as u64 } else { 4096 }
 }
+
+/// A seccomp user notification: a thread of the sandbox is suspended in `syscall(args…)` until
+/// it gets an answer (see [`seccomp_notif_deny`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeccompNotif {
+    /// Cookie for the answer; valid while the thread waits.
+    pub id: u64,
+    /// The thread, in the pid namespace of this process.
+    pub pid: u32,
+    pub nr: i32,
+    pub arch: u32,
+    pub args: [u64; 6],
+}
+
+/// Checks that the kernel's seccomp notification structures have the sizes this build's
+/// ioctls assume (they encode the size; a kernel with bigger ones would refuse them anyway,
+/// this says why).
+pub fn seccomp_notif_sizes_match() -> std::io::Result<bool> {
+    let mut sizes = libc::seccomp_notif_sizes { seccomp_notif: 0, seccomp_notif_resp: 0, seccomp_data: 0 };
+    // SAFETY: SECCOMP_GET_NOTIF_SIZES writes one struct seccomp_notif_sizes to the pointer, which
+    // points to a live, properly aligned value of that type; flags must be 0.
+    let rc = unsafe {
+        libc::syscall(libc::SYS_seccomp, libc::SECCOMP_GET_NOTIF_SIZES, 0, &mut sizes as *mut libc::seccomp_notif_sizes)
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(usize::from(sizes.seccomp_notif) == std::mem::size_of::<libc::seccomp_notif>()
+        && usize::from(sizes.seccomp_notif_resp) == std::mem::size_of::<libc::seccomp_notif_resp>())
+}
+
+/// Receives the next notification from a seccomp listener descriptor (blocks unless one is
+/// pending; poll first). `ENOENT` means the thread went away before it could be received.
+pub fn seccomp_notif_recv(fd: &OwnedFd) -> std::io::Result<SeccompNotif> {
+    // SAFETY: all-zero bytes are a valid seccomp_notif (plain integers), and the kernel requires
+    // the buffer to be zeroed.
+    let mut notif: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+    // SAFETY: SECCOMP_IOCTL_NOTIF_RECV writes exactly one struct seccomp_notif (its size is
+    // encoded in the request and checked against the kernel's by seccomp_notif_sizes_match) to
+    // the pointer, which points to a live value of that type; the fd is open (borrowed).
+    let rc =
+        unsafe { libc::ioctl(fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_RECV, &mut notif as *mut libc::seccomp_notif) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(SeccompNotif { id: notif.id, pid: notif.pid, nr: notif.data.nr, arch: notif.data.arch, args: notif.data.args })
+}
+
+/// The only answer ignite gives to a notification: the call fails with EPERM and is not run.
+/// `flags` is 0, never SECCOMP_USER_NOTIF_FLAG_CONTINUE.
+pub fn seccomp_notif_deny(id: u64) -> libc::seccomp_notif_resp {
+    libc::seccomp_notif_resp { id, val: 0, error: -libc::EPERM, flags: 0 }
+}
+
+/// Sends `resp` for a notification. `ENOENT` means the thread is gone (killed meanwhile).
+pub fn seccomp_notif_send(fd: &OwnedFd, resp: &libc::seccomp_notif_resp) -> std::io::Result<()> {
+    // SAFETY: SECCOMP_IOCTL_NOTIF_SEND reads exactly one struct seccomp_notif_resp from the
+    // pointer, which points to a live value of that type; the fd is open (borrowed).
+    let rc =
+        unsafe { libc::ioctl(fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SEND, resp as *const libc::seccomp_notif_resp) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether notification `id` is still pending (its thread still waits for the answer). Checked
+/// after reading anything about the thread from /proc, so that a pid reused by another process
+/// in the meantime is not attributed to the call.
+pub fn seccomp_notif_id_valid(fd: &OwnedFd, id: u64) -> bool {
+    // SAFETY: SECCOMP_IOCTL_NOTIF_ID_VALID reads one u64 from the pointer, which points to a
+    // live u64; the fd is open (borrowed).
+    unsafe { libc::ioctl(fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_ID_VALID, &id as *const u64) == 0 }
+}
+
+/// Waits until one of `fds` is readable or hung up, or `timeout_ms` passes (-1: no limit).
+/// Returns each descriptor's `revents`.
+pub fn poll_in(fds: &[RawFd], timeout_ms: i32) -> std::io::Result<Vec<i16>> {
+    let mut polled: Vec<libc::pollfd> =
+        fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+    loop {
+        // SAFETY: the pointer and length describe the live Vec of pollfd above, which poll only
+        // writes `revents` into.
+        let rc = unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, timeout_ms) };
+        if rc >= 0 {
+            return Ok(polled.iter().map(|p| p.revents).collect());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Receives one message from a unix stream socket into `buf`, with the descriptors it carries
+/// (SCM_RIGHTS, at most 4; they are close-on-exec here). Returns the bytes read and the fds.
+pub fn recv_with_fds(sock: RawFd, buf: &mut [u8]) -> std::io::Result<(usize, Vec<OwnedFd>)> {
+    const MAX_FDS: usize = 4;
+    // u64 storage keeps the control buffer aligned for cmsghdr.
+    let mut control = [0u64; 16];
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    // SAFETY: all-zero bytes are a valid msghdr (null pointers, zero lengths).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control);
+    let n = loop {
+        // SAFETY: msg points to one live iovec over `buf` and to the live control buffer, with
+        // their true lengths; recvmsg writes only within them.
+        let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n >= 0 {
+            break n as usize;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    };
+    let mut fds = Vec::new();
+    // SAFETY: CMSG_FIRSTHDR/CMSG_NXTHDR walk the control buffer recvmsg filled, within
+    // msg_controllen; each SCM_RIGHTS payload holds (cmsg_len - CMSG_LEN(0)) / 4 descriptors
+    // that the kernel just installed in this process and nothing else owns yet.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let len = (*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+                for i in 0..len / std::mem::size_of::<RawFd>() {
+                    let fd = std::ptr::read_unaligned(data.add(i));
+                    let owned = OwnedFd::from_raw_fd(fd);
+                    if fds.len() < MAX_FDS {
+                        fds.push(owned);
+                    }
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+        return Err(std::io::Error::other("the message carried more descriptors than expected"));
+    }
+    Ok((n, fds))
+}

@@ -1409,6 +1409,14 @@ fn openapi_document_is_public_and_covers_every_route_and_the_report() {
         }
     }
     assert_eq!(props("Chunk"), ["base64", "stream", "text"]);
+    // Audit mode is the API's default: the report carries its section, fully described.
+    assert!(report["securityAudit"].is_object(), "{report}");
+    let mut audit_fields: Vec<String> = report["securityAudit"].as_object().unwrap().keys().cloned().collect();
+    audit_fields.sort();
+    assert_eq!(props("SecurityAudit"), audit_fields);
+    assert_eq!(props("SecurityEvent"), ["args", "count", "kind", "pid", "syscall", "timeMs", "verdict"]);
+    assert!(props("ExecuteRequest").contains(&"audit".to_string()));
+    assert!(props("InlineRequest").contains(&"audit".to_string()));
     let (status, log) = srv.stop();
     assert!(status.success(), "{log}");
     sb.assert_no_leaks();
@@ -1431,6 +1439,80 @@ fn sessions_beyond_max_sessions_are_refused_until_one_is_deleted() {
     assert!(full.header("retry-after").is_some(), "{}", full.body);
     assert_eq!(srv.call("DELETE", &format!("/v1/sessions/{id}"), key, None).status, 204);
     assert_eq!(srv.call("POST", "/v1/sessions", key, None).status, 201, "a slot is free again");
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}
+
+/// A Bun program that tries `mount` through FFI and prints the errno it got.
+const MOUNT_PROBE: &str = r#"import { dlopen, FFIType, read } from "bun:ffi";
+const libc = dlopen("libc.so.6", {
+  syscall: { args: [FFIType.i64, FFIType.i64], returns: FFIType.i64 },
+  __errno_location: { args: [], returns: FFIType.ptr },
+});
+const ret = Number(libc.symbols.syscall(165n, 0n));
+console.log(JSON.stringify({ ret, errno: read.i32(libc.symbols.__errno_location(), 0) }));
+"#;
+
+/// Threads named `ignite-audit` and seccomp listener descriptors held by process `pid`.
+fn audit_leftovers(pid: u32) -> (usize, usize) {
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "ignite-audit"))
+        .count();
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter(|f| std::fs::read_link(f.path()).is_ok_and(|l| l.to_string_lossy().contains("seccomp")))
+        .count();
+    (threads, fds)
+}
+
+#[test]
+fn execute_audits_by_default_and_leaves_no_listener_behind() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    sb.service(
+        "svc/probe",
+        &[("service.yaml", "service:\n  name: probe\n  entry: index.ts\n"), ("index.ts", MOUNT_PROBE)],
+    );
+    let srv = Server::start(&sb, &dir, &[], &[]);
+
+    // Default: audit mode, and the kernel's notification is in the report.
+    let r = srv.execute("probe", json!({}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["stdout"], format!("{{\"ret\":-1,\"errno\":{}}}\n", libc::EPERM), "{v}");
+    let audit = &v["securityAudit"];
+    assert_eq!(audit["overallStatus"], "violations", "{v}");
+    assert_eq!(audit["counts"], json!({"mount": 1}), "{v}");
+    assert_eq!(audit["events"][0]["syscall"], "mount");
+
+    let clean = srv.execute("echo", json!({"input": {"a": 1}}));
+    assert_eq!(clean.json()["securityAudit"]["overallStatus"], "clean", "{}", clean.body);
+    // Opting out: no audit section, the call still fails.
+    let plain = srv.execute("probe", json!({"audit": false})).json();
+    assert_eq!(plain["status"], "ok", "{plain}");
+    assert!(plain.get("securityAudit").is_none(), "{plain}");
+    assert_eq!(plain["stdout"], format!("{{\"ret\":-1,\"errno\":{}}}\n", libc::EPERM));
+    srv.execute("echo", json!({"audit": "yes"})).assert_error(400, "invalid_request");
+
+    // Inline code: audited by default too, and the field is accepted.
+    let body = json!({"runtime": "bun", "code": MOUNT_PROBE});
+    let inline = srv.post("/v1/execute", Some("application/json"), &body.to_string()).json();
+    assert_eq!(inline["securityAudit"]["counts"], json!({"mount": 1}), "{inline}");
+    let body = json!({"runtime": "bun", "code": MOUNT_PROBE, "audit": false});
+    let inline = srv.post("/v1/execute", Some("application/json"), &body.to_string()).json();
+    assert!(inline.get("securityAudit").is_none(), "{inline}");
+
+    // Each run's listener thread, descriptors and socket are gone with the run.
+    assert_eq!(audit_leftovers(srv.child.id()), (0, 0));
+    let runs: Vec<_> = std::fs::read_dir(sb.state.path().join("runs")).unwrap().flatten().collect();
+    assert!(runs.is_empty(), "{runs:?}");
     let (status, log) = srv.stop();
     assert!(status.success(), "{log}");
     sb.assert_no_leaks();

@@ -443,7 +443,9 @@ struct RunArgs {
     /// Security policy file (instead of the service directory's ignite.policy.yaml).
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
-    /// Audit mode: the strictest policy unless a policy file relaxes it.
+    /// Audit mode: the strictest policy unless a policy file relaxes it, and a securityAudit in
+    /// the report: the high-signal syscalls the kernel reported (always denied), OOM and pids
+    /// events, time and output limit stops.
     #[arg(long)]
     audit: bool,
     /// Do not print the summary line on stderr.
@@ -784,7 +786,8 @@ fn run_service(g: &GlobalArgs, dir: &Path, required: bool, entry: Option<String>
     if let Some(bytes) = a.output_limit {
         effective.set_output_max_bytes(bytes, "--output-limit")?;
     }
-    let job = Job { service: svc, input, policy: effective.policy, grace: DEFAULT_GRACE, workspace: None };
+    let job =
+        Job { service: svc, input, policy: effective.policy, grace: DEFAULT_GRACE, workspace: None, audit: a.audit };
     let engine = engine(g)?;
     let progress: Box<dyn Progress> = if a.quiet { Box::new(NoProgress) } else { Box::new(StderrProgress::new()) };
     if a.locked {

@@ -267,6 +267,8 @@ impl<R: OciRuntime> Installer<'_, R> {
             pids_limit: limits.pids,
             service: plan.service.clone(),
             runtime: plan.installer.key(),
+            // The install is ignite's own step, not the program's: it is not audited.
+            audit: None,
         };
         let report = self.supervisor.run(run, None, cancel.clone()).await?;
         // The network is no longer needed: take it down before the (possibly long) copy.

@@ -60,6 +60,8 @@ pub(super) struct InlineRequest {
     #[schema(value_type = Option<Object>)]
     input: Option<serde_json::Value>,
     limits: Option<InlineLimits>,
+    /// Audit mode (default true): the report's `securityAudit` lists what the kernel reported.
+    audit: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -368,10 +370,11 @@ pub(super) async fn run(
     }
     let (workspace, turn) = session.unzip();
     // Never a policy file from the request's own files: inline code gets the built-in policy.
-    let policy = policy::builtin_only(false)
+    let audit = req.audit.unwrap_or(true);
+    let policy = policy::builtin_only(audit)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
         .policy;
-    let job = Job { service, input, policy, grace: DEFAULT_GRACE, workspace };
+    let job = Job { service, input, policy, grace: DEFAULT_GRACE, workspace, audit };
     run_job(st, job, permit, (guard, turn), format).await
 }
 

@@ -233,6 +233,9 @@ pub(super) struct ExecuteRequest {
     input: Option<serde_json::Value>,
     timeout_ms: Option<u64>,
     memory_mb: Option<u32>,
+    /// Audit mode (default true): the strictest policy unless the service's policy file relaxes
+    /// it, and the report's `securityAudit` lists what the kernel reported.
+    audit: Option<bool>,
 }
 
 /// Answers with the report, or with `Accept: text/event-stream` / `application/x-ndjson`
@@ -297,10 +300,12 @@ async fn execute(
     }
 
     // The operator's policy file in the service directory applies to API runs too.
-    let policy = policy::resolve(&service.dir, None, false)
+    // Audit mode is the API's default: its strict base applies unless the policy file relaxes it.
+    let audit = req.audit.unwrap_or(true);
+    let policy = policy::resolve(&service.dir, None, audit)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "policy_invalid", e.to_string()))?
         .policy;
-    let job = Job { service, input, policy, grace: DEFAULT_GRACE, workspace: None };
+    let job = Job { service, input, policy, grace: DEFAULT_GRACE, workspace: None, audit };
     run_job(&st, job, permit, (), Format::from_accept(&headers)).await
 }
 

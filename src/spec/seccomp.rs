@@ -20,7 +20,15 @@
 //!     syscalls: [read, write]
 //!     args:                      # optional; all conditions must hold (ANDed, as in libseccomp)
 //!       - { index: 0, op: masked_eq, value: 0x7e020000, valueTwo: 0 }
+//!     audit: mount               # optional: in audit mode these calls notify ignite (below)
+//!     auditWhen: networkOff      # optional, with audit: only when the run has no network
 //! ```
+//!
+//! `audit: KIND` marks a rule whose calls are high-signal: in audit mode the rule's action
+//! becomes `SCMP_ACT_NOTIFY`, so the kernel suspends the calling thread and hands the call to
+//! ignite's listener, which records an event of that kind and always answers EPERM (see
+//! `crate::audit`). Outside audit mode the rule keeps its action; a marked rule whose action is
+//! the default one exists only for audit mode and is left out of the filter.
 //!
 //! `op` is one of `eq ne lt le gt ge masked_eq`. For `masked_eq`, `value` is the mask and
 //! `valueTwo` the value the masked argument must equal; this is the operand order of libseccomp,
@@ -116,6 +124,68 @@ pub enum Problem {
          conditional one (rule {conditional}); the conditions could never take effect"
     )]
     ConditionalShadowed { name: &'static str, unconditional: usize, conditional: usize },
+    #[error(
+        "audit kind {kind:?} is not a lower-case identifier, or is one ignite reserves for its own \
+         events ({})",
+        RESERVED_AUDIT_KINDS.join(", ")
+    )]
+    BadAuditKind { kind: String },
+    #[error("auditWhen is only allowed together with audit")]
+    AuditWhenWithoutAudit,
+    #[error(
+        "syscall {name:?} cannot be audited: the OCI runtime writes through it after loading the \
+         filter, so a notification would hang the container's start"
+    )]
+    AuditUnsupported { name: &'static str },
+}
+
+/// Event kinds ignite records itself (cgroup counters and its own stops); a rule cannot use
+/// them, so a report's kind always says where the event came from.
+pub const RESERVED_AUDIT_KINDS: [&str; 4] = ["oom", "pids_limit", "timeout", "output_limit"];
+
+/// When a rule's audit marker applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AuditWhen {
+    /// In every audit-mode run.
+    Always,
+    /// Only in audit-mode runs whose policy has the network off (e.g. IP sockets, which such a
+    /// run could only use on its own loopback).
+    NetworkOff,
+}
+
+/// A rule's audit marker: the event kind its calls are recorded as, and when it applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditMark {
+    kind: String,
+    when: AuditWhen,
+}
+
+impl AuditMark {
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    pub fn when(&self) -> AuditWhen {
+        self.when
+    }
+
+    /// Whether the marker applies to a run with (`network`) or without a network.
+    pub fn applies(&self, network: bool) -> bool {
+        match self.when {
+            AuditWhen::Always => true,
+            AuditWhen::NetworkOff => !network,
+        }
+    }
+}
+
+/// How a profile is turned into a filter for one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterMode {
+    /// Every rule keeps its action.
+    Enforce,
+    /// Rules marked `audit` (that apply to this run) notify the listener instead.
+    Audit { network: bool },
 }
 
 /// What the filter does with a matching syscall.
@@ -225,6 +295,12 @@ impl Syscall {
         X86_64_SYSCALLS.iter().find(|(known, _)| *known == name).map(|&(name, number)| Self { name, number })
     }
 
+    /// Looks a syscall up by its x86_64 number (as a seccomp notification carries it).
+    pub fn from_number(number: i32) -> Option<Self> {
+        let number = u32::try_from(number).ok()?;
+        X86_64_SYSCALLS.iter().find(|(_, known)| *known == number).map(|&(name, number)| Self { name, number })
+    }
+
     pub fn name(self) -> &'static str {
         self.name
     }
@@ -307,6 +383,7 @@ pub struct Rule {
     action: Action,
     syscalls: Vec<Syscall>,
     args: Vec<ArgCondition>,
+    audit: Option<AuditMark>,
 }
 
 impl Rule {
@@ -331,6 +408,19 @@ impl Rule {
         !self.args.is_empty()
     }
 
+    /// The audit marker, if the rule's calls are high-signal.
+    pub fn audit(&self) -> Option<&AuditMark> {
+        self.audit.as_ref()
+    }
+
+    /// Whether, under `mode`, this rule notifies the listener instead of taking its action.
+    pub fn notifies(&self, mode: FilterMode) -> bool {
+        match mode {
+            FilterMode::Enforce => false,
+            FilterMode::Audit { network } => self.audit.as_ref().is_some_and(|m| m.applies(network)),
+        }
+    }
+
     pub fn covers(&self, syscall: &str) -> bool {
         self.syscalls.iter().any(|s| s.name == syscall)
     }
@@ -340,8 +430,9 @@ impl Rule {
         self.covers(syscall) && self.args.iter().all(|cond| cond.matches(args))
     }
 
-    fn to_oci(&self) -> Result<LinuxSyscall, oci_spec::OciSpecError> {
-        let (action, errno_ret) = self.action.to_oci();
+    fn to_oci(&self, mode: FilterMode) -> Result<LinuxSyscall, oci_spec::OciSpecError> {
+        let (action, errno_ret) =
+            if self.notifies(mode) { (LinuxSeccompAction::ScmpActNotify, None) } else { self.action.to_oci() };
         let names = self.syscalls.iter().map(|s| s.name.to_owned()).collect::<Vec<_>>();
         let mut builder = LinuxSyscallBuilder::default().names(names).action(action);
         if let Some(errno) = errno_ret {
@@ -447,8 +538,40 @@ impl SeccompProfile {
     /// one OCI syscall entry per rule. masked_eq operands are in libseccomp/runc/crun order
     /// (mask in `value`); see [`ArgCondition`] for youki.
     pub fn to_oci(&self) -> Result<LinuxSeccomp, SeccompError> {
+        self.to_oci_with(FilterMode::Enforce, None)
+    }
+
+    /// The filter of an audit-mode run: rules marked `audit` that apply to it become
+    /// `SCMP_ACT_NOTIFY`, and the OCI runtime hands the notification descriptor to the unix
+    /// socket at `listener` (`linux.seccomp.listenerPath`).
+    pub fn to_oci_audit(&self, network: bool, listener: &std::path::Path) -> Result<LinuxSeccomp, SeccompError> {
+        self.to_oci_with(FilterMode::Audit { network }, Some(listener))
+    }
+
+    /// The rule (and so the event kind) that notified about `syscall(args…)` under `mode`.
+    pub fn audit_rule_for(&self, mode: FilterMode, syscall: &str, args: &[u64; 6]) -> Option<&Rule> {
+        self.rules.iter().find(|rule| rule.notifies(mode) && rule.matches(syscall, args))
+    }
+
+    /// Syscall names that notify under `mode` (for some arguments at least).
+    pub fn notified_syscalls(&self, mode: FilterMode) -> BTreeSet<&'static str> {
+        self.rules
+            .iter()
+            .filter(|rule| rule.notifies(mode))
+            .flat_map(|rule| rule.syscalls.iter().map(|s| s.name))
+            .collect()
+    }
+
+    fn to_oci_with(&self, mode: FilterMode, listener: Option<&std::path::Path>) -> Result<LinuxSeccomp, SeccompError> {
         let oci_error = |error| SeccompError::Oci { origin: self.origin.clone(), error };
-        let syscalls = self.rules.iter().map(Rule::to_oci).collect::<Result<Vec<_>, _>>().map_err(oci_error)?;
+        // A rule with the default action exists only for audit mode; elsewhere it is a no-op.
+        let syscalls = self
+            .rules
+            .iter()
+            .filter(|rule| rule.notifies(mode) || rule.action != self.default_action)
+            .map(|rule| rule.to_oci(mode))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(oci_error)?;
         let (default_action, default_errno) = self.default_action.to_oci();
         let architectures = self.architectures.iter().map(|arch| arch.to_oci()).collect::<Vec<_>>();
         let mut builder = LinuxSeccompBuilder::default()
@@ -457,6 +580,9 @@ impl SeccompProfile {
             .syscalls(syscalls);
         if let Some(errno) = default_errno {
             builder = builder.default_errno_ret(errno);
+        }
+        if let Some(path) = listener {
+            builder = builder.listener_path(path.to_path_buf());
         }
         builder.build().map_err(oci_error)
     }
@@ -495,6 +621,10 @@ struct RawRule {
     syscalls: Vec<String>,
     #[serde(default)]
     args: Vec<RawArg>,
+    #[serde(default)]
+    audit: Option<String>,
+    #[serde(default)]
+    audit_when: Option<AuditWhen>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -599,7 +729,20 @@ impl RawRule {
             return Err(Problem::EmptyComment);
         }
         let action = resolve_action(self.action, self.errno.as_deref())?;
-        if action == default_action {
+        let audit = match (self.audit, self.audit_when) {
+            (None, Some(_)) => return Err(Problem::AuditWhenWithoutAudit),
+            (None, None) => None,
+            (Some(kind), when) => {
+                let identifier = kind.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                    && kind.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+                if !identifier || RESERVED_AUDIT_KINDS.contains(&kind.as_str()) {
+                    return Err(Problem::BadAuditKind { kind });
+                }
+                Some(AuditMark { kind, when: when.unwrap_or(AuditWhen::Always) })
+            }
+        };
+        // A marked rule with the default action is how a denied call is named for audit mode.
+        if action == default_action && audit.is_none() {
             return Err(Problem::SameAsDefault);
         }
         if self.syscalls.is_empty() {
@@ -611,10 +754,13 @@ impl RawRule {
             if syscalls.contains(&syscall) {
                 return Err(Problem::RepeatedSyscall { name: syscall.name });
             }
+            if audit.is_some() && syscall.name == "write" {
+                return Err(Problem::AuditUnsupported { name: syscall.name });
+            }
             syscalls.push(syscall);
         }
         let args = self.args.iter().map(RawArg::validate).collect::<Result<Vec<_>, _>>()?;
-        Ok(Rule { comment, action, syscalls, args })
+        Ok(Rule { comment, action, syscalls, args, audit })
     }
 }
 
@@ -832,7 +978,12 @@ mod tests {
         assert_eq!(oci.default_errno_ret(), Some(1));
         assert_eq!(oci.architectures().as_deref(), Some(&[OciArch::ScmpArchX86_64][..]));
         let syscalls = oci.syscalls().as_ref().expect("syscall entries");
-        assert_eq!(syscalls.len(), profile.rules().len());
+        // Rules that only name denied calls for audit mode are not part of the normal filter.
+        let audit_only = profile.rules().iter().filter(|r| r.action() == profile.default_action()).count();
+        assert!(audit_only > 0);
+        assert_eq!(syscalls.len(), profile.rules().len() - audit_only);
+        assert!(syscalls.iter().all(|s| s.action() != LinuxSeccompAction::ScmpActNotify));
+        assert_eq!(oci.listener_path(), &None);
 
         let clone3 = syscalls.iter().find(|s| s.names().iter().any(|n| n == "clone3")).expect("clone3 entry");
         assert_eq!(clone3.action(), LinuxSeccompAction::ScmpActErrno);
@@ -1070,6 +1221,87 @@ mod tests {
                 LinuxSeccompOperator::ScmpCmpGt,
                 LinuxSeccompOperator::ScmpCmpMaskedEq,
             ]
+        );
+    }
+
+    /// The syscalls audit mode must report (issue list + the profile's other high-signal ones).
+    const AUDITED: &str = "mount umount2 pivot_root fsopen fsmount move_mount open_tree fsconfig fspick \
+                           mount_setattr unshare setns ptrace bpf keyctl add_key request_key \
+                           perf_event_open userfaultfd open_by_handle_at kexec_load init_module";
+
+    #[test]
+    fn audit_mode_notifies_the_high_signal_calls_and_nothing_else_changes() {
+        let profile = builtin();
+        let socket = std::path::Path::new("/run/ignite/runs/x/seccomp.sock");
+        let offline = FilterMode::Audit { network: false };
+        let notified = profile.notified_syscalls(offline);
+        for name in AUDITED.split_whitespace() {
+            assert!(Syscall::from_name(name).is_some(), "{name}");
+            assert!(notified.contains(name), "{name} is not audited");
+            // Denied, with EPERM, outside audit mode.
+            assert_eq!(profile.action_for(name, &[0; 6]), Some(Action::Errno(Errno::EPERM)), "{name}");
+        }
+        // Nothing a runtime needs is audited.
+        for name in ["read", "write", "openat", "mmap", "clone", "execve", "futex", "connect"] {
+            assert!(!notified.contains(name), "{name} must not be audited");
+        }
+        let oci = profile.to_oci_audit(false, socket).expect("converts");
+        assert_eq!(oci.listener_path().as_deref(), Some(socket));
+        let entries = oci.syscalls().as_ref().expect("entries");
+        let action_of = |name: &str, family: Option<u64>| {
+            entries
+                .iter()
+                .find(|e| {
+                    e.names().iter().any(|n| n == name)
+                        && family.is_none_or(|f| e.args().as_ref().is_some_and(|a| a[0].value() == f))
+                })
+                .map(|e| e.action())
+        };
+        assert_eq!(action_of("mount", None), Some(LinuxSeccompAction::ScmpActNotify));
+        assert_eq!(action_of("socket", Some(2)), Some(LinuxSeccompAction::ScmpActNotify));
+        assert_eq!(action_of("socket", Some(10)), Some(LinuxSeccompAction::ScmpActNotify));
+        assert_eq!(action_of("socket", Some(1)), Some(LinuxSeccompAction::ScmpActAllow));
+        assert_eq!(action_of("clone3", None), Some(LinuxSeccompAction::ScmpActErrno));
+        // Every non-audit rule is converted exactly as in the normal filter.
+        let plain = profile.to_oci().expect("converts");
+        let plain = plain.syscalls().as_ref().expect("entries");
+        let kept: Vec<_> = entries.iter().filter(|e| e.action() != LinuxSeccompAction::ScmpActNotify).collect();
+        assert_eq!(kept.len(), plain.len() - 2, "only the two IP socket rules change among the normal ones");
+
+        // With the network on, IP sockets are not audited; the rest still is.
+        let online = profile.to_oci_audit(true, socket).expect("converts");
+        let online = online.syscalls().as_ref().expect("entries");
+        let ip = online.iter().filter(|e| e.names() == &["socket".to_owned()]).map(|e| e.action());
+        assert!(ip.into_iter().all(|a| a == LinuxSeccompAction::ScmpActAllow));
+        assert!(!profile.notified_syscalls(FilterMode::Audit { network: true }).contains("socket"));
+
+        // Event kinds come from the rule that notified.
+        let kind = |name: &str, args: &[u64; 6]| {
+            profile.audit_rule_for(offline, name, args).and_then(|r| r.audit()).map(|m| m.kind().to_owned())
+        };
+        assert_eq!(kind("mount", &[0; 6]).as_deref(), Some("mount"));
+        assert_eq!(kind("setns", &[0; 6]).as_deref(), Some("namespace"));
+        assert_eq!(kind("socket", &args0(10)).as_deref(), Some("network"));
+        assert_eq!(kind("socket", &args0(1)), None);
+        assert_eq!(kind("read", &[0; 6]), None);
+    }
+
+    #[test]
+    fn audit_markers_are_validated() {
+        let rule = |extra: &str| {
+            profile_with(&format!("- comment: c\n  action: errno\n  errno: EPERM\n  syscalls: [mount]\n{extra}"))
+        };
+        rule("  audit: mount\n").expect("a marked rule may have the default action");
+        assert_eq!(problem_of(rule("")), Problem::SameAsDefault);
+        assert_eq!(problem_of(rule("  audit: Mount\n")), Problem::BadAuditKind { kind: "Mount".into() });
+        assert_eq!(problem_of(rule("  audit: oom\n")), Problem::BadAuditKind { kind: "oom".into() });
+        assert_eq!(problem_of(rule("  auditWhen: networkOff\n")), Problem::AuditWhenWithoutAudit);
+        assert!(matches!(rule("  audit: m\n  auditWhen: sometimes\n"), Err(SeccompError::Parse { .. })));
+        assert_eq!(
+            problem_of(profile_with(
+                "- comment: c\n  action: errno\n  errno: EPERM\n  syscalls: [write]\n  audit: io\n"
+            )),
+            Problem::AuditUnsupported { name: "write" }
         );
     }
 
