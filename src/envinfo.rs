@@ -6,11 +6,11 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde::Serialize;
 
 use crate::bundle::BundleStore;
+use crate::doctor::probe;
 use crate::lock::{self, BundleCheck, Drift, LockError};
 use crate::runtime::{Registry, TypeScript};
 use crate::service::{self, SERVICE_FILE};
@@ -111,7 +111,7 @@ pub struct OciInfo {
     pub name: String,
     pub from: Source,
     pub path: Option<PathBuf>,
-    /// What `<path> --version` says on its first line, e.g. `runc version 1.1.5`.
+    /// The first line `<path> --version` prints, e.g. `runc version 1.1.5`.
     pub version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
@@ -197,9 +197,9 @@ pub fn gather(inputs: &Inputs) -> EnvInfo {
         })
         .collect();
     let (oci_path, oci_version, oci_problem) = match &inputs.oci_binary {
-        Ok(path) => match oci_version(path) {
-            Ok(v) => (Some(path.clone()), Some(v), None),
-            Err(problem) => (Some(path.clone()), None, Some(problem)),
+        Ok(path) => match probe::oci_version(path) {
+            Ok(v) => (Some(path.clone()), Some(v.line), None),
+            Err(e) => (Some(path.clone()), None, Some(e.to_string())),
         },
         Err(problem) => (None, None, Some(problem.clone())),
     };
@@ -239,20 +239,6 @@ fn dir_setting((path, from): &(PathBuf, Source)) -> DirSetting {
 fn free_bytes(path: &Path) -> Option<u64> {
     let st = nix::sys::statvfs::statvfs(path).ok()?;
     Some(st.blocks_available() as u64 * st.fragment_size() as u64)
-}
-
-/// The first line of `<binary> --version`.
-pub fn oci_version(binary: &Path) -> Result<String, String> {
-    let out = Command::new(binary)
-        .arg("--version")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| format!("failed to run {} --version: {e}", binary.display()))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    match text.lines().next().map(str::trim).filter(|l| !l.is_empty()) {
-        Some(line) if out.status.success() => Ok(line.to_string()),
-        _ => Err(format!("{} --version failed ({})", binary.display(), out.status)),
-    }
 }
 
 fn describe_service(dir: &Path, registry: &Registry, store: &BundleStore) -> ServiceEnv {
@@ -430,5 +416,53 @@ impl ServiceEnv {
             LockState::Invalid { problem } => format!("PROBLEM: {problem}"),
         };
         row(out, "  lock", lock);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn inputs(dir: &Path, oci_binary: Result<PathBuf, String>) -> Inputs {
+        Inputs {
+            state_dir: (dir.join("state"), Source::Default),
+            cache_dir: (dir.join("cache"), Source::Default),
+            oci_runtime: ("runc".into(), Source::Flag),
+            oci_binary,
+            init_binary: Err("not built".into()),
+            runtimes_dirs: (Vec::new(), Source::Unset),
+            ca_file: (None, Source::Unset),
+            service: None,
+        }
+    }
+
+    fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        path
+    }
+
+    #[test]
+    fn the_oci_runtime_version_is_the_doctors_probe_and_a_failure_is_a_value() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let runc = script(t.path(), "runc", "echo; echo 'runc version 1.1.5+ds1'; echo 'commit: v1.1.5'");
+        let oci = gather(&inputs(t.path(), Ok(runc.clone()))).oci_runtime;
+        assert_eq!(oci.version.as_deref(), Some("runc version 1.1.5+ds1"), "{oci:?}");
+        assert_eq!((oci.path, oci.problem), (Some(runc), None));
+
+        let broken = script(t.path(), "broken", "echo 'runc: cannot load libseccomp' >&2; exit 127");
+        let oci = gather(&inputs(t.path(), Ok(broken))).oci_runtime;
+        assert_eq!(oci.version, None);
+        let problem = oci.problem.expect("a problem");
+        assert!(problem.contains("--version` exited with exit status: 127"), "{problem}");
+
+        let silent = script(t.path(), "silent", "echo 'usage: runc'");
+        let problem = gather(&inputs(t.path(), Ok(silent))).oci_runtime.problem.expect("a problem");
+        assert!(problem.contains("printed no version (first line: \"usage: runc\")"), "{problem}");
+
+        let oci = gather(&inputs(t.path(), Err("runc not found in PATH".into()))).oci_runtime;
+        assert_eq!((oci.path, oci.version, oci.problem), (None, None, Some("runc not found in PATH".into())));
     }
 }

@@ -1,6 +1,9 @@
 //! Small filesystem helpers shared by the caches (bundles, staged apps, installed
 //! dependencies): unique temp names, removal that never follows a planted symlink, and a guard
-//! that removes a temp path on every early return.
+//! that removes a temp path on every early return; [`walk`] is the bounded, symlink-safe walk
+//! of a service directory.
+
+pub mod walk;
 
 use std::fs;
 use std::path::{Path, PathBuf};

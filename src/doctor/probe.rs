@@ -293,10 +293,7 @@ fn oci_facts(opts: &DoctorOptions, path_env: Option<&OsStr>) -> OciFacts {
     let found: Vec<(&'static str, PathBuf)> =
         OCI_RUNTIMES.iter().filter_map(|name| find_in_path(path_env, name).map(|p| (*name, p))).collect();
     let mut binaries: Vec<OciBinary> = std::thread::scope(|s| {
-        let handles: Vec<_> = found
-            .iter()
-            .map(|(kind, path)| s.spawn(move || OciBinary { kind, path: path.clone(), version: oci_version(path) }))
-            .collect();
+        let handles: Vec<_> = found.iter().map(|(kind, path)| s.spawn(move || oci_binary(kind, path))).collect();
         handles.into_iter().filter_map(|h| h.join().ok()).collect()
     });
     let selected = match &opts.oci_selected {
@@ -305,9 +302,7 @@ fn oci_facts(opts: &DoctorOptions, path_env: Option<&OsStr>) -> OciFacts {
             let same = |b: &OciBinary| canonical(&b.path) == canonical(path);
             match binaries.iter().find(|b| same(b)) {
                 Some(b) => Probed::Found(OciBinary { kind: kind.as_str(), ..b.clone() }),
-                None => {
-                    Probed::Found(OciBinary { kind: kind.as_str(), path: path.clone(), version: oci_version(path) })
-                }
+                None => Probed::Found(oci_binary(kind.as_str(), path)),
             }
         }
     };
@@ -319,16 +314,26 @@ fn canonical(path: &Path) -> PathBuf {
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
-fn oci_version(path: &Path) -> Probed<parse::Semver> {
-    match run_version(path, &["--version"]) {
-        Ok(out) => match parse::parse_oci_version(&out) {
-            Some(v) => Probed::Found(v),
-            None => Probed::failed(DoctorError::NoVersion {
-                program: path.to_path_buf(),
-                output: parse::first_line(&out).unwrap_or_default(),
-            }),
-        },
-        Err(e) => Probed::failed(e),
+fn oci_binary(kind: &'static str, path: &Path) -> OciBinary {
+    OciBinary { kind, path: path.to_path_buf(), version: oci_version(path).map(|v| v.version).into() }
+}
+
+/// What an OCI runtime says to `--version`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OciVersion {
+    /// Its first line, for people: `runc version 1.1.5`.
+    pub line: String,
+    pub version: parse::Semver,
+}
+
+/// Asks the OCI runtime at `path` for its version (`<path> --version`, killed after
+/// [`VERSION_TIMEOUT`]): what `ignite doctor` judges and `ignite env` shows.
+pub fn oci_version(path: &Path) -> Result<OciVersion, DoctorError> {
+    let out = run_version(path, &["--version"])?;
+    let line = parse::first_line(&out).unwrap_or_default();
+    match parse::parse_oci_version(&out) {
+        Some(version) => Ok(OciVersion { line, version }),
+        None => Err(DoctorError::NoVersion { program: path.to_path_buf(), output: line }),
     }
 }
 

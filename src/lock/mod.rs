@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::bundle::{BundleError, BundleStore, Progress};
+use crate::fsutil::walk::WalkError;
 use crate::fsutil::{Cleanup, temp_name};
 use crate::runtime::{ResolvedRuntime, Version};
 use crate::service::{self, DEFAULT_RUNTIME, SERVICE_FILE, ServiceError};
@@ -68,14 +69,9 @@ pub enum LockError {
         #[source]
         source: io::Error,
     },
-    #[error("{path} changed while ignite was reading it ({source}); run again")]
-    Changed {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("{path} is {kind}: a service directory may hold only files, directories and symlinks")]
-    Special { path: PathBuf, kind: &'static str },
+    /// The directory changed while it was read, or holds a special file.
+    #[error(transparent)]
+    Walk(WalkError),
     #[error("{path}: its {what} is not UTF-8, which a lock file cannot record; rename it")]
     NotUtf8 { path: PathBuf, what: &'static str },
     #[error(

@@ -2,21 +2,16 @@
 //! sha256 of every regular file and the target of every symlink, streamed (nothing is held in
 //! memory but the digests).
 //!
-//! Like the staging snapshot (`stage::tree`), every open is relative to an already opened
-//! directory with `O_NOFOLLOW`: a symlink is recorded as a link and never followed, so a link
-//! to `/etc/shadow` or out of the service directory costs nothing and reads nothing.
+//! The walk is [`crate::fsutil::walk`]'s, as for the staging snapshot: a symlink is recorded as
+//! a link and never followed, so a link to `/etc/shadow` or out of the service directory costs
+//! nothing and reads nothing.
 
 use std::collections::BTreeMap;
-use std::ffi::{CStr, CString, OsStr};
-use std::fs::File;
-use std::io::Read;
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use nix::dir::Dir;
-use nix::fcntl::{AtFlags, OFlag, openat, readlinkat};
-use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
 use sha2::{Digest as _, Sha256};
+
+use crate::fsutil::walk::{self, EntryPath, Visitor, WalkError};
 
 use super::{Digest, LOCK_FILE, LockError, TEMP_PREFIX};
 
@@ -39,6 +34,12 @@ impl Default for WalkLimits {
     }
 }
 
+impl From<WalkLimits> for walk::Limits {
+    fn from(l: WalkLimits) -> Self {
+        walk::Limits { max_entries: l.max_entries, max_bytes: l.max_bytes, max_depth: l.max_depth }
+    }
+}
+
 /// Names skipped wherever they appear: installed packages and version-control data are not
 /// the service's sources.
 const SKIPPED: &[&[u8]] = &[b"node_modules", b".git"];
@@ -50,156 +51,69 @@ pub struct Tree {
     pub symlinks: BTreeMap<String, String>,
 }
 
-struct Walker<'a> {
-    root: &'a Path,
-    limits: &'a WalkLimits,
-    tree: Tree,
-    entries: usize,
-    bytes: u64,
-}
-
 /// Fingerprints the directory `root` (which must not itself be a symlink), within `limits`.
 pub fn walk(root: &Path, limits: &WalkLimits) -> Result<Tree, LockError> {
-    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let mut dir = Dir::open(root, flags, Mode::empty()).map_err(|e| io(e, "open", root.to_path_buf()))?;
-    let mut walker = Walker { root, limits, tree: Tree::default(), entries: 0, bytes: 0 };
-    walker.walk(&mut dir, &[], 0)?;
-    Ok(walker.tree)
+    let mut fingerprint = Fingerprint(Tree::default());
+    walk::walk(root, (*limits).into(), &mut fingerprint)?;
+    Ok(fingerprint.0)
 }
 
-fn io(errno: nix::errno::Errno, op: &'static str, path: PathBuf) -> LockError {
-    LockError::Io { op, path, source: std::io::Error::from(errno) }
-}
+/// Fills a [`Tree`] from the walk.
+struct Fingerprint(Tree);
 
-fn file_type(stat: &FileStat) -> SFlag {
-    SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits())
-}
+impl Visitor for Fingerprint {
+    type Error = LockError;
 
-impl Walker<'_> {
-    fn host_path(&self, rel: &[u8]) -> PathBuf {
-        self.root.join(OsStr::from_bytes(rel))
+    fn skip_name(&mut self, name: &[u8], depth: usize) -> bool {
+        // The lock file does not fingerprint itself, nor a half-written replacement of it.
+        SKIPPED.contains(&name)
+            || (depth == 0 && (name == LOCK_FILE.as_bytes() || name.starts_with(TEMP_PREFIX.as_bytes())))
     }
 
-    fn count(&mut self) -> Result<(), LockError> {
-        self.entries += 1;
-        if self.entries > self.limits.max_entries {
-            return Err(LockError::TooManyFiles { dir: self.root.to_path_buf(), limit: self.limits.max_entries });
-        }
-        Ok(())
-    }
-
-    /// The path as the lock file spells it; names that are not UTF-8 cannot be written there.
-    fn text(&self, rel: &[u8]) -> Result<String, LockError> {
-        String::from_utf8(rel.to_vec()).map_err(|_| LockError::NotUtf8 { path: self.host_path(rel), what: "name" })
-    }
-
-    fn walk(&mut self, dir: &mut Dir, rel: &[u8], depth: usize) -> Result<(), LockError> {
-        let mut names: Vec<Vec<u8>> = Vec::new();
-        for entry in dir.iter() {
-            let entry = entry.map_err(|e| io(e, "read directory", self.host_path(rel)))?;
-            let name = entry.file_name().to_bytes();
-            if name != b"." && name != b".." {
-                names.push(name.to_vec());
+    fn visit(&mut self, path: &EntryPath<'_>, entry: walk::Entry<'_>) -> Result<(), LockError> {
+        match entry {
+            walk::Entry::Dir { .. } => {}
+            walk::Entry::File(mut file) => {
+                let text = text(path)?;
+                let mut hasher = Sha256::new();
+                file.read_chunks(|chunk| hasher.update(chunk))?;
+                self.0.files.insert(text, Digest::from_sha256(hasher.finalize().into()));
             }
-        }
-        names.sort();
-        for name in names {
-            if SKIPPED.contains(&name.as_slice()) {
-                continue;
-            }
-            // The lock file does not fingerprint itself, nor a half-written replacement of it.
-            if depth == 0 && (name == LOCK_FILE.as_bytes() || name.starts_with(TEMP_PREFIX.as_bytes())) {
-                continue;
-            }
-            let path = if rel.is_empty() { name.clone() } else { [rel, b"/", &name].concat() };
-            self.visit(dir, &name, path, depth)?;
-        }
-        Ok(())
-    }
-
-    fn visit(&mut self, dir: &mut Dir, name: &[u8], path: Vec<u8>, depth: usize) -> Result<(), LockError> {
-        // Names come from readdir and hold no NUL byte.
-        let cname = CString::new(name).map_err(|_| LockError::NotUtf8 { path: self.host_path(&path), what: "name" })?;
-        let cname: &CStr = &cname;
-        let stat =
-            fstatat(&*dir, cname, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(|e| io(e, "stat", self.host_path(&path)))?;
-        self.count()?;
-        match file_type(&stat) {
-            SFlag::S_IFDIR => {
-                if depth + 1 > self.limits.max_depth {
-                    return Err(LockError::TooDeep { path: self.host_path(&path), limit: self.limits.max_depth });
-                }
-                let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-                let mut child = Dir::openat(&*dir, cname, flags, Mode::empty()).map_err(|e| self.changed(e, &path))?;
-                self.walk(&mut child, &path, depth + 1)
-            }
-            SFlag::S_IFREG => {
-                let text = self.text(&path)?;
-                let flags =
-                    OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
-                let fd = openat(&*dir, cname, flags, Mode::empty()).map_err(|e| self.changed(e, &path))?;
-                let opened = fstat(&fd).map_err(|e| io(e, "stat", self.host_path(&path)))?;
-                if file_type(&opened) != SFlag::S_IFREG {
-                    return Err(self.changed(nix::errno::Errno::EINVAL, &path));
-                }
-                let digest = self.hash(File::from(fd), &path)?;
-                self.tree.files.insert(text, digest);
-                Ok(())
-            }
-            SFlag::S_IFLNK => {
-                let text = self.text(&path)?;
-                let target = readlinkat(&*dir, cname).map_err(|e| io(e, "read link", self.host_path(&path)))?;
+            walk::Entry::Symlink { target } => {
+                let text = text(path)?;
                 let target = target
                     .into_string()
-                    .map_err(|_| LockError::NotUtf8 { path: self.host_path(&path), what: "symlink target" })?;
-                self.tree.symlinks.insert(text, target);
-                Ok(())
+                    .map_err(|_| LockError::NotUtf8 { path: path.host(), what: "symlink target" })?;
+                self.0.symlinks.insert(text, target);
             }
-            other => Err(LockError::Special { path: self.host_path(&path), kind: special_kind(other) }),
         }
-    }
-
-    /// sha256 of an opened file, counting its bytes against the budget as they stream by.
-    fn hash(&mut self, mut file: File, rel: &[u8]) -> Result<Digest, LockError> {
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = file.read(&mut buf).map_err(|source| LockError::Io {
-                op: "read",
-                path: self.host_path(rel),
-                source,
-            })?;
-            if n == 0 {
-                break;
-            }
-            self.bytes += n as u64;
-            if self.bytes > self.limits.max_bytes {
-                return Err(LockError::TooLarge { dir: self.root.to_path_buf(), limit: self.limits.max_bytes });
-            }
-            hasher.update(&buf[..n]);
-        }
-        Ok(Digest::from_sha256(hasher.finalize().into()))
-    }
-
-    /// An entry that was one thing at `fstatat` and another at `open` was replaced meanwhile.
-    fn changed(&self, errno: nix::errno::Errno, rel: &[u8]) -> LockError {
-        LockError::Changed { path: self.host_path(rel), source: std::io::Error::from(errno) }
+        Ok(())
     }
 }
 
-fn special_kind(ftype: SFlag) -> &'static str {
-    match ftype {
-        SFlag::S_IFIFO => "a named pipe",
-        SFlag::S_IFSOCK => "a socket",
-        SFlag::S_IFCHR => "a character device",
-        SFlag::S_IFBLK => "a block device",
-        _ => "a special file",
+/// The path as the lock file spells it; names that are not UTF-8 cannot be written there.
+fn text(path: &EntryPath<'_>) -> Result<String, LockError> {
+    String::from_utf8(path.rel.to_vec()).map_err(|_| LockError::NotUtf8 { path: path.host(), what: "name" })
+}
+
+impl From<WalkError> for LockError {
+    fn from(e: WalkError) -> Self {
+        match e {
+            WalkError::Io { op, path, source } => LockError::Io { op, path, source },
+            WalkError::TooManyEntries { dir, limit } => LockError::TooManyFiles { dir, limit },
+            WalkError::TooLarge { dir, limit } => LockError::TooLarge { dir, limit },
+            WalkError::TooDeep { path, limit } => LockError::TooDeep { path, limit },
+            e @ (WalkError::Changed { .. } | WalkError::Special { .. }) => LockError::Walk(e),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::sys::stat::Mode;
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::symlink;
 
     fn write(root: &Path, rel: &str, text: &str) {

@@ -38,6 +38,7 @@ use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use sha2::{Digest, Sha256};
 
+use crate::fsutil::walk::WalkError;
 use crate::fsutil::{Cleanup, remove_any, temp_name};
 use strip::{Kind, kind_of};
 pub use tree::{Entry, Node, Snapshot, StageLimits};
@@ -64,14 +65,9 @@ pub enum StageError {
         #[source]
         source: io::Error,
     },
-    #[error("{path} changed while ignite was reading it ({source}); run again")]
-    Changed {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("{path} is {kind}: a service directory may hold only files, directories and symlinks")]
-    Special { path: PathBuf, kind: &'static str },
+    /// The directory changed while it was read, or holds a special file.
+    #[error(transparent)]
+    Walk(WalkError),
     #[error(
         "{dir} holds more than {limit} files and directories (node_modules and .git not counted); ignite copies the directory to strip TypeScript types: remove what the service does not need, or use a runtime that runs TypeScript itself (bun, deno)"
     )]

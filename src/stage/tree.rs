@@ -1,19 +1,14 @@
 //! A bounded, symlink-safe snapshot of a service directory, read once into memory: what gets
 //! hashed is exactly what gets staged, whatever happens to the directory in between.
 //!
-//! Every open is relative to an already opened parent directory with `O_NOFOLLOW`, so a symlink
-//! (planted beforehand or swapped in during the walk) is never followed on the host: it is
-//! recorded as a symlink and recreated as one, to be resolved inside the container's view.
+//! The walk is [`crate::fsutil::walk`]'s, so a symlink (planted beforehand or swapped in during
+//! the walk) is never followed on the host: it is recorded as a symlink and recreated as one, to
+//! be resolved inside the container's view.
 
-use std::ffi::{CStr, OsStr};
-use std::fs::File;
-use std::io::Read;
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::os::unix::ffi::OsStringExt;
+use std::path::Path;
 
-use nix::dir::Dir;
-use nix::fcntl::{AtFlags, OFlag, openat, readlinkat};
-use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
+use crate::fsutil::walk::{self, EntryPath, Visitor, WalkError};
 
 use super::StageError;
 use super::strip::{Kind, kind_of};
@@ -32,6 +27,12 @@ pub struct StageLimits {
 impl Default for StageLimits {
     fn default() -> Self {
         StageLimits { max_entries: 10_000, max_bytes: 64 * 1024 * 1024, max_depth: 32 }
+    }
+}
+
+impl From<StageLimits> for walk::Limits {
+    fn from(l: StageLimits) -> Self {
+        walk::Limits { max_entries: l.max_entries, max_bytes: l.max_bytes, max_depth: l.max_depth }
     }
 }
 
@@ -82,149 +83,71 @@ pub fn staged_mode(source_mode: u32, is_dir: bool) -> u32 {
     (source_mode & 0o555) | if is_dir { 0o700 } else { 0o600 }
 }
 
-struct Walker<'a> {
-    root: &'a Path,
-    limits: &'a StageLimits,
+/// Reads the service directory `root` into memory, within `limits`.
+pub fn snapshot(root: &Path, limits: &StageLimits) -> Result<Snapshot, StageError> {
+    let mut reader = Reader { entries: Vec::new(), node_modules: false };
+    let root_mode = walk::walk(root, (*limits).into(), &mut reader)?;
+    Ok(Snapshot { root_mode: staged_mode(root_mode, true), entries: reader.entries, node_modules: reader.node_modules })
+}
+
+/// Collects the walk into a [`Snapshot`]'s entries.
+struct Reader {
     entries: Vec<Entry>,
-    bytes: u64,
     node_modules: bool,
 }
 
-/// Reads the service directory `root` into memory, within `limits`.
-pub fn snapshot(root: &Path, limits: &StageLimits) -> Result<Snapshot, StageError> {
-    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let mut dir = Dir::open(root, flags, Mode::empty()).map_err(|e| io(e, "open", root.to_path_buf()))?;
-    let stat = fstat(&dir).map_err(|e| io(e, "stat", root.to_path_buf()))?;
-    let mut walker = Walker { root, limits, entries: Vec::new(), bytes: 0, node_modules: false };
-    walker.walk(&mut dir, &[], 0)?;
-    Ok(Snapshot {
-        root_mode: staged_mode(stat.st_mode, true),
-        entries: walker.entries,
-        node_modules: walker.node_modules,
-    })
-}
+impl Visitor for Reader {
+    type Error = StageError;
 
-fn io(errno: nix::errno::Errno, op: &'static str, path: PathBuf) -> StageError {
-    StageError::Io { op, path, source: std::io::Error::from(errno) }
-}
-
-fn file_type(stat: &FileStat) -> SFlag {
-    SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits())
-}
-
-impl Walker<'_> {
-    fn host_path(&self, rel: &[u8]) -> PathBuf {
-        self.root.join(OsStr::from_bytes(rel))
-    }
-
-    fn push(&mut self, path: Vec<u8>, node: Node) -> Result<(), StageError> {
-        if self.entries.len() >= self.limits.max_entries {
-            return Err(StageError::TooManyFiles { dir: self.root.to_path_buf(), limit: self.limits.max_entries });
-        }
-        self.entries.push(Entry { path, node });
-        Ok(())
-    }
-
-    fn walk(&mut self, dir: &mut Dir, rel: &[u8], depth: usize) -> Result<(), StageError> {
-        let mut names: Vec<Vec<u8>> = Vec::new();
-        for entry in dir.iter() {
-            let entry = entry.map_err(|e| io(e, "read directory", self.host_path(rel)))?;
-            let name = entry.file_name().to_bytes();
-            if name != b"." && name != b".." {
-                names.push(name.to_vec());
-            }
-        }
-        names.sort();
-        for name in names {
-            let path = if rel.is_empty() { name.clone() } else { [rel, b"/", &name].concat() };
-            self.visit(dir, &name, path, depth)?;
-        }
-        Ok(())
-    }
-
-    fn visit(&mut self, dir: &mut Dir, name: &[u8], path: Vec<u8>, depth: usize) -> Result<(), StageError> {
-        // Names come from readdir: no NUL inside, so this cannot fail.
-        let cname = std::ffi::CString::new(name)
-            .map_err(|_| StageError::Special { path: self.host_path(&path), kind: "name with a NUL byte" })?;
-        let cname: &CStr = &cname;
-        let stat =
-            fstatat(&*dir, cname, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(|e| io(e, "stat", self.host_path(&path)))?;
-        let ftype = file_type(&stat);
+    fn skip(&mut self, path: &EntryPath<'_>, kind: walk::Kind) -> bool {
+        let name = path.name;
         if name == GIT {
-            return Ok(());
+            return true;
         }
-        if ftype == SFlag::S_IFDIR && name == NODE_MODULES {
-            if depth == 0 {
+        if kind == walk::Kind::Dir && name == NODE_MODULES {
+            if path.depth == 0 {
                 self.node_modules = true;
             } else {
                 tracing::warn!(
-                    path = %self.host_path(&path).display(),
+                    path = %path.host().display(),
                     "a nested node_modules directory is not staged for runtimes that get stripped TypeScript; only the top-level one is mounted"
                 );
             }
-            return Ok(());
+            return true;
         }
-        if ftype != SFlag::S_IFDIR && kind_of(name) == Kind::Declaration {
-            return Ok(());
-        }
-        match ftype {
-            SFlag::S_IFDIR => {
-                if depth + 1 > self.limits.max_depth {
-                    return Err(StageError::TooDeep { path: self.host_path(&path), limit: self.limits.max_depth });
-                }
-                self.push(path.clone(), Node::Dir { mode: staged_mode(stat.st_mode, true) })?;
-                let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-                let mut child = Dir::openat(&*dir, cname, flags, Mode::empty()).map_err(|e| self.changed(e, &path))?;
-                self.walk(&mut child, &path, depth + 1)
-            }
-            SFlag::S_IFREG => {
-                let flags =
-                    OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
-                let fd = openat(&*dir, cname, flags, Mode::empty()).map_err(|e| self.changed(e, &path))?;
-                let opened = fstat(&fd).map_err(|e| io(e, "stat", self.host_path(&path)))?;
-                if file_type(&opened) != SFlag::S_IFREG {
-                    return Err(self.changed(nix::errno::Errno::EINVAL, &path));
-                }
-                let budget = self.limits.max_bytes - self.bytes;
-                let mut bytes = Vec::new();
-                File::from(fd).take(budget + 1).read_to_end(&mut bytes).map_err(|source| StageError::Io {
-                    op: "read",
-                    path: self.host_path(&path),
-                    source,
-                })?;
-                if bytes.len() as u64 > budget {
-                    return Err(StageError::TooLarge { dir: self.root.to_path_buf(), limit: self.limits.max_bytes });
-                }
-                self.bytes += bytes.len() as u64;
-                self.push(path, Node::File { mode: staged_mode(opened.st_mode, false), bytes })
-            }
-            SFlag::S_IFLNK => {
-                let target = readlinkat(&*dir, cname).map_err(|e| io(e, "read link", self.host_path(&path)))?;
-                self.push(path, Node::Symlink { target: target.as_bytes().to_vec() })
-            }
-            other => Err(StageError::Special { path: self.host_path(&path), kind: special_kind(other) }),
-        }
+        kind != walk::Kind::Dir && kind_of(name) == Kind::Declaration
     }
 
-    /// An entry that was one thing at `fstatat` and another at `open` was replaced meanwhile.
-    fn changed(&self, errno: nix::errno::Errno, rel: &[u8]) -> StageError {
-        StageError::Changed { path: self.host_path(rel), source: std::io::Error::from(errno) }
+    fn visit(&mut self, path: &EntryPath<'_>, entry: walk::Entry<'_>) -> Result<(), StageError> {
+        let node = match entry {
+            walk::Entry::Dir { mode } => Node::Dir { mode: staged_mode(mode, true) },
+            walk::Entry::File(mut file) => {
+                Node::File { mode: staged_mode(file.mode, false), bytes: file.read_to_end()? }
+            }
+            walk::Entry::Symlink { target } => Node::Symlink { target: target.into_vec() },
+        };
+        self.entries.push(Entry { path: path.rel.to_vec(), node });
+        Ok(())
     }
 }
 
-fn special_kind(ftype: SFlag) -> &'static str {
-    match ftype {
-        SFlag::S_IFIFO => "a named pipe",
-        SFlag::S_IFSOCK => "a socket",
-        SFlag::S_IFCHR => "a character device",
-        SFlag::S_IFBLK => "a block device",
-        _ => "a special file",
+impl From<WalkError> for StageError {
+    fn from(e: WalkError) -> Self {
+        match e {
+            WalkError::Io { op, path, source } => StageError::Io { op, path, source },
+            WalkError::TooManyEntries { dir, limit } => StageError::TooManyFiles { dir, limit },
+            WalkError::TooLarge { dir, limit } => StageError::TooLarge { dir, limit },
+            WalkError::TooDeep { path, limit } => StageError::TooDeep { path, limit },
+            e @ (WalkError::Changed { .. } | WalkError::Special { .. }) => StageError::Walk(e),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::sys::stat::Mode;
+    use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::{PermissionsExt, symlink};
 
     fn write(root: &Path, rel: &str, text: &str) {
