@@ -2,7 +2,7 @@
 //!
 //! Layering (a module uses only modules listed after it):
 //! `server` → `engine`, `inventory` → `deps` → `supervisor` → `oci`, `spec`, `bundle`, `stage`, `cgroup` →
-//! `service`, `runtime`, `report`, `init_proto` → `sys`.
+//! `service`, `runtime`, `report`, `run_report`, `preflight`, `init_proto` → `sys`.
 
 pub mod bundle;
 pub mod cgroup;
@@ -13,7 +13,9 @@ pub mod fsutil;
 pub mod init_proto;
 pub mod inventory;
 pub mod oci;
+pub mod preflight;
 pub mod report;
+pub mod run_report;
 pub mod runtime;
 pub mod server;
 pub mod service;

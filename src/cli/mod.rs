@@ -2,6 +2,7 @@
 //! The only place besides `main` where `anyhow` is used.
 
 mod init;
+mod preflight;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -125,6 +126,37 @@ enum Command {
         entry: Option<String>,
         #[command(flatten)]
         run: RunArgs,
+    },
+    /// Check a service's settings before running it: memory, timeout, bundle size,
+    /// dependencies, runtime bundle (no side effects).
+    #[command(after_help = preflight::PREFLIGHT_HELP)]
+    Preflight {
+        /// Service directory (service.yaml optional, as for `exec`).
+        dir: PathBuf,
+        /// Print one JSON document on stdout instead of the analysis on stderr.
+        #[arg(long)]
+        json: bool,
+        /// Exit 1 on warnings too.
+        #[arg(long)]
+        strict: bool,
+        /// Runtime to check against (overrides service.yaml), e.g. `node@22`.
+        #[arg(long, short = 'r')]
+        runtime: Option<String>,
+        /// Memory limit in MiB to check (overrides memoryMb).
+        #[arg(long, value_name = "MB")]
+        memory: Option<u32>,
+        /// Time limit in milliseconds to check (overrides timeoutMs).
+        #[arg(long, value_name = "MS")]
+        timeout: Option<u64>,
+    },
+    /// Show the full report of a service's last run (preflight, execution, warnings).
+    #[command(after_help = preflight::REPORT_HELP)]
+    Report {
+        /// Service directory.
+        dir: PathBuf,
+        /// Print one JSON document on stdout instead of text on stderr.
+        #[arg(long)]
+        json: bool,
     },
     /// Install a service's npm dependencies (package.json + lockfile) into ignite's cache, without running it.
     #[command(after_help = INSTALL_HELP)]
@@ -269,9 +301,17 @@ struct RunArgs {
     /// Cap on each of stdout and stderr, in bytes; a program that exceeds it is stopped.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_OUTPUT_LIMIT)]
     output_limit: usize,
-    /// Do not print the summary line on stderr.
+    /// Do not print the summary line (nor preflight warnings) on stderr.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// Start without the preflight checks (see `ignite preflight --help`); a check that fails
+    /// otherwise stops the run with exit code 125.
+    #[arg(long)]
+    skip_preflight: bool,
+    /// Also write the full report (service, timestamp, preflight, execution, warnings) as JSON
+    /// to FILE; `ignite report DIR` shows the last one.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
 }
 
 pub fn main() -> ExitCode {
@@ -280,14 +320,20 @@ pub fn main() -> ExitCode {
     init_tracing(if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" });
     let json = match &cli.command {
         Command::Run { run, .. } | Command::Exec { run, .. } => run.json,
-        Command::Install { json, .. } => *json,
+        Command::Install { json, .. } | Command::Preflight { json, .. } | Command::Report { json, .. } => *json,
         _ => false,
     };
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(err) => {
             if json {
-                let v = serde_json::json!({ "error": { "code": "ignite_error", "message": error_text(&err) } });
+                let v = match err.downcast_ref::<preflight::PreflightFailed>() {
+                    Some(f) => serde_json::json!({
+                        "error": { "code": "preflight_failed", "message": error_text(&err) },
+                        "preflight": f.report,
+                    }),
+                    None => serde_json::json!({ "error": { "code": "ignite_error", "message": error_text(&err) } }),
+                };
                 println!("{v}");
             }
             eprintln!("ignite: error: {}", error_text(&err));
@@ -336,6 +382,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Runtime { command } => runtime_command(&cli.global, command),
         Command::Install { dir, json, quiet } => install_service(&cli.global, &dir, json, quiet),
+        Command::Preflight { dir, json, strict, runtime, memory, timeout } => {
+            let overrides = Overrides { runtime, memory_mb: memory, timeout_ms: timeout, ..Overrides::default() };
+            preflight::preflight_command(&cli.global, &dir, &overrides, json, strict)
+        }
+        Command::Report { dir, json } => preflight::report_command(&cli.global, &dir, json),
         Command::Cleanup => {
             require_root()?;
             // Cleaning up needs no runtime: a broken custom definition must not block it.
@@ -564,6 +615,10 @@ fn run_service(g: &GlobalArgs, dir: &Path, required: bool, entry: Option<String>
         return Ok(0);
     }
     require_root()?;
+    let checked = match preflight::gate(&engine, &job.service, a.skip_preflight, a.quiet)? {
+        preflight::Gate::Go(checked) => checked,
+        preflight::Gate::Stop(failed) => return preflight::refuse(g, &job.service, failed, a.report.as_deref()),
+    };
 
     let sink: Option<Arc<dyn OutputSink>> = if a.json { None } else { Some(Arc::new(LiveOutput)) };
     let (report, signal) = with_signals(|cancel| engine.execute(&job, progress.as_ref(), sink, cancel))?;
@@ -571,6 +626,7 @@ fn run_service(g: &GlobalArgs, dir: &Path, required: bool, entry: Option<String>
         Ok(r) => r,
         Err(e) => return interrupted_or(e, signal),
     };
+    preflight::keep_report(g, &job.service, checked, Some(report.clone()), a.report.as_deref())?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report).context("failed to serialise the report")?);
     } else if !a.quiet {
