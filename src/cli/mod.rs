@@ -29,7 +29,8 @@ EXIT CODES:
   124  the program hit its time limit (timeoutMs / --timeout)
   137  the program was killed: out of memory, or over the output limit
   128+N  the program died from signal N
-  125  ignite itself failed: bad service.yaml or flags, runtime missing, OCI runtime error
+  125  ignite itself failed: bad service.yaml or flags, runtime missing, OCI runtime error;
+       or preflight failed and nothing was started (see `ignite preflight --help`)
   130/143  ignite was interrupted (SIGINT/SIGTERM); the sandbox was removed"
     };
 }
@@ -45,6 +46,7 @@ EXAMPLES:
   ignite run svc/ --runtime node@20       # same service on Node 20 (TypeScript stripped by ignite)
   ignite run svc/ --runtime deno          # or quickjs; `ignite runtime list` shows the versions
   ignite run svc/ --print-spec            # the OCI config.json, without running
+  ignite run svc/ --report report.json    # also the full report: preflight, execution, warnings
 
 ",
     exit_codes!()
