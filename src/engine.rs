@@ -10,10 +10,11 @@ use oci_spec::runtime::{LinuxSeccomp, Spec};
 use tokio_util::sync::CancellationToken;
 
 use crate::audit::{AuditError, AuditPlan};
-use crate::bundle::{BundleError, BundleStore, Progress};
+use crate::bundle::{BundleError, BundleStatus, BundleStore, Progress};
 use crate::deps::{self, DepsCache, DepsError, Installer, Lease, Modules};
 use crate::oci::{CliRuntime, OciKind};
 use crate::policy::Policy;
+use crate::preflight::{self, BundleFact, ColdStart, ColdStarts, Facts, PreflightReport, RuntimeFact};
 use crate::report::{InstallReport, Report};
 use crate::runtime::{Registry, ResolvedRuntime, RuntimeError, TypeScript};
 use crate::service::Service;
@@ -261,7 +262,23 @@ impl Engine {
         };
         let mut report = self.supervisor.run(plan, sink, cancel).await?;
         report.install = install;
+        self.record_cold_start(&report);
         Ok(report)
+    }
+
+    /// Preflight of a service against this engine's registry and cache; no side effects.
+    pub fn preflight(&self, svc: &Service) -> Result<PreflightReport, EngineError> {
+        preflight(svc, &self.registry, &self.store)
+    }
+
+    /// Keeps this run's cold start for the next preflight of its runtime (in any process). A
+    /// failure to write it only costs that information, not the run.
+    fn record_cold_start(&self, report: &Report) {
+        let Some(ms) = report.metrics.init_time_ms else { return };
+        let m = ColdStart { runtime: report.runtime.clone(), ms, measured_at: report.started_at.clone() };
+        if let Err(e) = ColdStarts::new(&self.settings.cache_dir).record(&m) {
+            tracing::warn!(error = %e, "failed to record the cold start");
+        }
     }
 
     /// Only the dependency step of a service (`ignite install`): what a run would see as
@@ -357,6 +374,45 @@ impl Engine {
     pub fn clear_staged(&self) -> usize {
         self.stager.clear()
     }
+}
+
+/// Gathers what preflight checks — the runtime and what the bundle store records for it, the
+/// service's dependencies, the last cold start — and evaluates it with the service's
+/// thresholds. Reads only: nothing is downloaded, built, unpacked, installed or written, and
+/// neither root nor an OCI runtime is needed.
+pub fn preflight(svc: &Service, registry: &Registry, store: &BundleStore) -> Result<PreflightReport, EngineError> {
+    let runtime = registry.resolve(&svc.runtime).map(|rt| {
+        let bundle = match store.status(&rt) {
+            BundleStatus::Present { digest, bytes } => BundleFact::Present { digest, bytes },
+            BundleStatus::Packed { digest, bytes } => BundleFact::Packed { digest, bytes },
+            BundleStatus::Stale { digest, bytes, reason } => BundleFact::Stale { digest, bytes, reason },
+            BundleStatus::Absent => BundleFact::Absent,
+        };
+        RuntimeFact { key: rt.key(), base_memory_mb: rt.base_memory_mb, recipe_digest: rt.recipe.digest(), bundle }
+    });
+    let (count, source) = match deps::plan(svc, registry)? {
+        Modules::Install(plan) => (Some(plan.direct), Some(deps::MANIFEST.to_string())),
+        Modules::None | Modules::Vendored(_) => {
+            let declared = deps::declared_dependencies(&svc.dir)?;
+            (declared, declared.map(|_| deps::MANIFEST.to_string()))
+        }
+    };
+    let cold_start = match &runtime {
+        Ok(rt) => ColdStarts::new(store.root()).last(&rt.key).map_err(|e| e.to_string()),
+        Err(_) => Ok(None),
+    };
+    let facts = Facts {
+        service: svc.name.clone(),
+        runtime_spec: svc.runtime.clone(),
+        // Worded as a run would say it, so a refused run reads the same as a failed one.
+        runtime: runtime.map_err(|e| format!("service {}: runtime {:?}: {e}", svc.name, svc.runtime)),
+        memory_mb: svc.memory_mb,
+        timeout_ms: svc.timeout_ms,
+        dependencies: count.unwrap_or(0) as u64,
+        dependencies_source: source,
+        cold_start,
+    };
+    Ok(preflight::evaluate(&facts, &svc.preflight))
 }
 
 /// A name in service.yaml's `dependencies:` must be in the node_modules the run sees (the

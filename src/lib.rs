@@ -2,7 +2,7 @@
 //!
 //! Layering (a module uses only modules listed after it):
 //! `server` → `engine`, `inventory`, `doctor`, `envinfo` → `lock`, `template`, `deps` → `supervisor` → `audit`, `oci`, `spec`, `bundle`, `stage`, `cgroup` →
-//! `service`, `policy`, `runtime`, `report`, `init_proto` → `sys`.
+//! `service`, `policy`, `runtime`, `report`, `run_report`, `preflight`, `init_proto` → `sys`.
 
 pub mod audit;
 pub mod bundle;
@@ -18,7 +18,9 @@ pub mod inventory;
 pub mod lock;
 pub mod oci;
 pub mod policy;
+pub mod preflight;
 pub mod report;
+pub mod run_report;
 pub mod runtime;
 pub mod server;
 pub mod service;

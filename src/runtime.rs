@@ -47,6 +47,9 @@ const BUILTIN_RECIPE_FILES: &[(&str, &str, &[u8])] = &[
 /// Functions shared by every recipe; written beside the recipe as `lib.sh`, which it sources.
 pub const RECIPE_LIB: &str = include_str!("../rootfs-scripts/lib.sh");
 
+/// Accepted `baseMemoryMb` (the same bounds as a service's memoryMb, and at least 1).
+const BASE_MEMORY_MB_RANGE: (u32, u32) = (1, 65_536);
+
 /// Variables that ignite itself sets in every container; a definition may not override them.
 const RESERVED_ENV: &[&str] = &["HOME", "PATH"];
 
@@ -274,6 +277,11 @@ pub struct RuntimeDef {
     /// permission model of their own, e.g. Deno's `--allow-net`).
     #[serde(default)]
     pub policy_args: PolicyArgs,
+    /// Memory (MiB) the runtime itself needs to run a trivial program in the sandbox: the base
+    /// of preflight's memory estimate. Optional for custom runtimes (preflight then skips the
+    /// memory check unless the service gives `preflight.memory.baseMb`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_memory_mb: Option<u32>,
     pub versions: Vec<VersionDef>,
 }
 
@@ -365,6 +373,14 @@ impl RuntimeDef {
             );
         }
         validate_command(&self.command).map_err(|problem| ("command".to_string(), problem))?;
+        if let Some(mb) = self.base_memory_mb
+            && !(BASE_MEMORY_MB_RANGE.0..=BASE_MEMORY_MB_RANGE.1).contains(&mb)
+        {
+            return bad(
+                "baseMemoryMb",
+                format!("must be between {} and {} MiB (got {mb})", BASE_MEMORY_MB_RANGE.0, BASE_MEMORY_MB_RANGE.1),
+            );
+        }
         if self.entry_extensions.is_empty() {
             return bad("entryExtensions", "is empty".into());
         }
@@ -436,6 +452,7 @@ impl RuntimeDef {
             typescript: self.typescript,
             env: self.env.clone(),
             policy_args: self.policy_args.clone(),
+            base_memory_mb: self.base_memory_mb,
         }
     }
 }
@@ -652,6 +669,8 @@ pub struct ResolvedRuntime {
     pub typescript: TypeScript,
     pub env: BTreeMap<String, String>,
     pub policy_args: PolicyArgs,
+    /// runtime.yaml `baseMemoryMb`.
+    pub base_memory_mb: Option<u32>,
 }
 
 impl ResolvedRuntime {

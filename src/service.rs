@@ -52,6 +52,8 @@ impl fmt::Display for Origin {
 #[serde(deny_unknown_fields)]
 struct ServiceFile {
     service: RawService,
+    /// Thresholds of the preflight checks (see [`crate::preflight::config`]).
+    preflight: Option<crate::preflight::RawConfig>,
 }
 
 /// The `service:` mapping exactly as written; every field optional so that defaults and
@@ -70,6 +72,9 @@ pub struct RawService {
     #[serde(default)]
     pub dependencies: Vec<String>,
     pub install: Option<RawInstall>,
+    /// The file's top-level `preflight:` mapping (a sibling of `service:`, not inside it).
+    #[serde(skip)]
+    pub preflight: Option<crate::preflight::RawConfig>,
 }
 
 /// `install:` — how ignite's dependency install step treats this service's package.json.
@@ -100,6 +105,8 @@ pub struct Service {
     pub install_scripts: bool,
     /// Whether the values came from a service.yaml (false for `ignite exec` without one).
     pub from_file: bool,
+    /// Preflight thresholds: service.yaml's `preflight:`, or the defaults.
+    pub preflight: crate::preflight::Config,
 }
 
 /// Command-line values that override service.yaml. `None` keeps the file's value.
@@ -117,7 +124,7 @@ pub struct Overrides {
 pub fn parse(text: &str, path: &Path) -> Result<RawService, ServiceError> {
     let de = serde_yaml_ng::Deserializer::from_str(text);
     match serde_path_to_error::deserialize::<_, ServiceFile>(de) {
-        Ok(file) => Ok(file.service),
+        Ok(file) => Ok(RawService { preflight: file.preflight, ..file.service }),
         Err(err) => {
             let field = err.path().to_string();
             let inner = err.into_inner();
@@ -219,6 +226,12 @@ pub fn resolve(
         validate_npm_name(dep).map_err(|r| field_err(&format!("service.dependencies[{i}]"), r))?;
     }
 
+    let preflight = raw.preflight.unwrap_or_default().validate().map_err(|e| ServiceError::Field {
+        path: file.to_path_buf(),
+        field: e.field,
+        reason: e.reason,
+    })?;
+
     Ok(Service {
         name,
         dir: dir.to_path_buf(),
@@ -231,6 +244,7 @@ pub fn resolve(
         dependencies: raw.dependencies,
         install_scripts: raw.install.and_then(|i| i.scripts).unwrap_or(false),
         from_file,
+        preflight,
     })
 }
 
@@ -557,6 +571,38 @@ mod tests {
         assert!(e.contains("service.install.scripts") && e.contains("line 4"), "{e}");
         let e = load_err("service:\n  name: a\n  install:\n    script: true\n");
         assert!(e.contains("unknown field `script`") && e.contains("scripts"), "{e}");
+    }
+
+    #[test]
+    fn preflight_mapping_is_parsed_and_validated_with_its_path() {
+        let d = svc_dir(
+            "service:\n  name: a\npreflight:\n  memory:\n    warnRatio: 2\n  dependencies: {warn: 1, fail: 2}\n",
+        );
+        let s = load(d.path(), true, &Overrides::default(), &no_env).unwrap();
+        assert_eq!(s.preflight.memory_warn_ratio, 2.0);
+        assert_eq!((s.preflight.dependencies_warn, s.preflight.dependencies_fail), (1, 2));
+        assert_eq!(s.preflight.bundle_fail_mb, crate::preflight::config::DEFAULT_BUNDLE_FAIL_MB);
+        let d = svc_dir("service:\n  name: a\n");
+        assert_eq!(load(d.path(), true, &Overrides::default(), &no_env).unwrap().preflight, Default::default());
+        let e = load_err("service:\n  name: a\npreflight:\n  memory:\n    warnRatio: 20\n");
+        assert!(
+            e.contains("service.yaml: field `preflight.memory.warnRatio`: must be a number between 0 and 10"),
+            "{e}"
+        );
+        let e = load_err("service:\n  name: a\npreflight:\n  memory:\n    warnratio: 2\n");
+        assert!(
+            e.contains("preflight.memory") && e.contains("unknown field `warnratio`") && e.contains("line 5"),
+            "{e}"
+        );
+        let e = load_err("service:\n  name: a\npreflight:\n  bundle: {warnMb: big}\n");
+        assert!(e.contains("preflight.bundle.warnMb") && e.contains("line 4"), "{e}");
+        let e = load_err("service:\n  name: a\npreflight:\n  disk: {}\n");
+        assert!(e.contains("unknown field `disk`"), "{e}");
+        // Inside `service:` it is not where it belongs.
+        let e = load_err("service:\n  name: a\n  preflight: {}\n");
+        assert!(e.contains("unknown field `preflight`"), "{e}");
+        let e = load_err("service:\n  name: a\npreflight:\n  bundle: {warnMb: 9, failMb: 8}\n");
+        assert!(e.contains("preflight.bundle.warnMb") && e.contains("failMb (8)"), "{e}");
     }
 
     #[test]

@@ -1300,6 +1300,87 @@ fn metrics_count_executions_rejections_and_show_gauges() {
     sb.assert_no_leaks();
 }
 
+/// Every entry below a directory, as sorted relative paths.
+fn tree(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            out.push(entry.path().strip_prefix(dir).unwrap().display().to_string());
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(entry.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn preflight_endpoint_is_the_cli_document_and_has_no_side_effects() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    sb.service(
+        "svc/tight",
+        &[("service.yaml", "service:\n  name: tight\n  memoryMb: 16\n  entry: index.ts\n"), ("index.ts", ECHO)],
+    );
+    sb.service(
+        "svc/deps",
+        &[
+            ("service.yaml", "service:\n  name: deps\n  entry: index.ts\n"),
+            ("index.ts", ECHO),
+            ("package.json", &format!(r#"{{"name":"d-{}","dependencies":{{"left-pad":"1.3.0"}}}}"#, common::nonce())),
+        ],
+    );
+    // An empty cache of its own: preflight must neither download, build, install nor record.
+    let cache = tempfile::tempdir().unwrap();
+    let cache_env = [("IGNITE_CACHE_DIR", cache.path().to_str().unwrap())];
+    let srv = Server::start(&sb, &dir, &[], &cache_env);
+    let before = tree(cache.path());
+
+    let r = srv.get("/services/echo/preflight", None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let doc = r.json();
+    assert_eq!((doc["service"].clone(), doc["runtime"].clone()), (json!("echo"), json!("bun@1.4.5")), "{doc}");
+    assert_eq!(doc["status"], "warn", "the bundle is not in this cache: {doc}");
+    let checks = doc["checks"].as_array().unwrap();
+    let names: Vec<&str> = checks.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["memory", "timeout", "bundleSize", "dependencies", "runtime"]);
+    assert_eq!(checks[4]["bundle"], "absent", "{doc}");
+    assert_eq!(checks[2]["status"], "skip", "{doc}");
+
+    // The very document `ignite preflight --json` prints.
+    let out = sb.cmd().arg("preflight").arg(dir.join("echo")).arg("--json").envs(cache_env).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr_of(&out));
+    let cli: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(cli, doc);
+
+    let tight = srv.get("/services/tight/preflight", None);
+    assert_eq!(tight.status, 200, "a failing preflight is a document, not an error: {}", tight.body);
+    assert_eq!(tight.json()["status"], "fail");
+    assert_eq!(tight.json()["checks"][0]["status"], "fail");
+    let deps = srv.get("/services/deps/preflight", None).json();
+    assert_eq!(
+        (deps["checks"][3]["count"].clone(), deps["checks"][3]["source"].clone()),
+        (json!(1), json!("package.json"))
+    );
+
+    srv.get("/services/nope/preflight", None).assert_error(404, "not_found");
+    srv.get("/services/broken/preflight", None).assert_error(422, "service_invalid");
+    for path in ["/services/..%2fsvc%2fecho/preflight", "/services/%2e%2e/preflight"] {
+        let r = srv.get(path, None);
+        assert!(r.status == 404 || r.status == 400, "{path}: {} {}", r.status, r.body);
+    }
+    assert_eq!(tree(cache.path()), before, "preflight changed the cache");
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(tree(cache.path()), before, "preflight changed the cache");
+    sb.assert_no_leaks();
+}
+
 #[test]
 fn openapi_document_is_public_and_covers_every_route_and_the_report() {
     if !require_sandbox() {
@@ -1321,6 +1402,7 @@ fn openapi_document_is_public_and_covers_every_route_and_the_report() {
         ("/ready", "get"),
         ("/services", "get"),
         ("/services/{name}", "get"),
+        ("/services/{name}/preflight", "get"),
         ("/services/{name}/execute", "post"),
         ("/metrics", "get"),
         ("/openapi.json", "get"),

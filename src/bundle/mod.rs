@@ -16,7 +16,7 @@ pub mod unpack;
 
 pub use fetch::{FetchError, NoProgress, Progress, StderrProgress};
 pub use recipe::RecipeError;
-pub use store::{BundleError, BundleInfo, BundleStore, DEFAULT_CACHE_DIR, Rootfs};
+pub use store::{BundleError, BundleInfo, BundleStatus, BundleStore, DEFAULT_CACHE_DIR, Rootfs};
 pub use unpack::{Rejection, UnpackError, UnpackLimits, UnpackStats};
 
 use std::io::{self, Read};

@@ -65,6 +65,20 @@ pub struct BundleInfo {
     pub build_millis: u64,
 }
 
+/// What the store holds for one runtime version ([`BundleStore::status`]); `bytes` is the
+/// size of the bundle tarball as recorded when it was made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BundleStatus {
+    /// Unpacked and recorded for this exact package and recipe.
+    Present { digest: String, bytes: u64 },
+    /// Recorded for this package and recipe, but not unpacked (the next use unpacks it).
+    Packed { digest: String, bytes: u64 },
+    /// Recorded for another package or recipe (the next use rebuilds it); `reason` says which.
+    Stale { digest: String, bytes: u64, reason: String },
+    /// Nothing recorded.
+    Absent,
+}
+
 /// Errors from the bundle store.
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
@@ -228,6 +242,31 @@ impl BundleStore {
             created_unix: record.created_unix,
             build_millis: record.build_millis,
         })
+    }
+
+    /// What the cache holds for `rt`, from its index record and one stat: nothing is hashed,
+    /// downloaded or written (preflight).
+    pub fn status(&self, rt: &ResolvedRuntime) -> BundleStatus {
+        let Some(record) = self.read_index(rt) else {
+            return BundleStatus::Absent;
+        };
+        let (digest, bytes) = (record.digest.clone(), record.size);
+        if !record.matches(rt) {
+            let reason = if record.package.integrity != rt.package.integrity {
+                format!("another package ({})", record.package.integrity)
+            } else {
+                format!(
+                    "another recipe ({}; the definition now uses {})",
+                    record.recipe_digest.as_deref().unwrap_or("none recorded"),
+                    rt.recipe.digest()
+                )
+            };
+            return BundleStatus::Stale { digest, bytes, reason };
+        }
+        match self.present(rt) {
+            Some(_) => BundleStatus::Present { digest, bytes },
+            None => BundleStatus::Packed { digest, bytes },
+        }
     }
 
     /// The rootfs of `rt`, downloading, building and unpacking it first if needed. Silent when
@@ -752,6 +791,28 @@ ignite_pack "$root" "$IGNITE_OUT"
         let pulled = Recorder::default();
         assert_eq!(store.pull(&rt, &pulled).expect("pull"), rootfs);
         assert_eq!(pulled.lines(), [format!("done: fake 1.0.0 already present ({})", rootfs.digest)]);
+    }
+
+    #[test]
+    fn status_reads_the_index_without_building_anything() {
+        let (_dir, store, mut rt) = store_with_package(FAKE_RECIPE);
+        assert_eq!(store.status(&rt), BundleStatus::Absent);
+        let rootfs = store.ensure(&rt, &NoProgressForTests).expect("ensure");
+        let bytes = fs::metadata(store.bundle_path(&rootfs.digest)).expect("bundle").len();
+        assert_eq!(store.status(&rt), BundleStatus::Present { digest: rootfs.digest.clone(), bytes });
+        fs::remove_dir_all(&rootfs.path).expect("rm rootfs");
+        assert_eq!(store.status(&rt), BundleStatus::Packed { digest: rootfs.digest.clone(), bytes });
+        rt.recipe.script = Cow::Owned(format!("{FAKE_RECIPE}\n# changed\n"));
+        match store.status(&rt) {
+            BundleStatus::Stale { digest, reason, .. } => {
+                assert_eq!(digest, rootfs.digest);
+                assert!(reason.contains("another recipe") && reason.contains(&rt.recipe.digest()), "{reason}");
+            }
+            other => panic!("expected stale, got {other:?}"),
+        }
+        // Looking changed nothing: no build, no unpack.
+        assert_eq!(builds(&store), 1);
+        assert!(!rootfs.path.exists());
     }
 
     #[test]

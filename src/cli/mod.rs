@@ -5,6 +5,7 @@ mod completions;
 mod env;
 mod init;
 mod lock;
+mod preflight;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -32,7 +33,8 @@ EXIT CODES:
   124  the program hit its time limit (timeoutMs / --timeout)
   137  the program was killed: out of memory, or over the output limit
   128+N  the program died from signal N
-  125  ignite itself failed: bad service.yaml or flags, runtime missing, OCI runtime error
+  125  ignite itself failed: bad service.yaml or flags, runtime missing, OCI runtime error;
+       or preflight failed and nothing was started (see `ignite preflight --help`)
   130/143  ignite was interrupted (SIGINT/SIGTERM); the sandbox was removed"
     };
 }
@@ -49,6 +51,7 @@ EXAMPLES:
   ignite run svc/ --runtime deno          # or quickjs; `ignite runtime list` shows the versions
   ignite run svc/ --print-spec            # the OCI config.json, without running
   ignite run svc/ --locked                # only if svc/ still matches svc/ignite.lock
+  ignite run svc/ --report report.json    # also the full report: preflight, execution, warnings
 
 ",
     exit_codes!()
@@ -130,6 +133,37 @@ enum Command {
         entry: Option<String>,
         #[command(flatten)]
         run: RunArgs,
+    },
+    /// Check a service's settings before running it: memory, timeout, bundle size,
+    /// dependencies, runtime bundle (no side effects).
+    #[command(after_help = preflight::PREFLIGHT_HELP)]
+    Preflight {
+        /// Service directory (service.yaml optional, as for `exec`).
+        dir: PathBuf,
+        /// Print one JSON document on stdout instead of the analysis on stderr.
+        #[arg(long)]
+        json: bool,
+        /// Exit 1 on warnings too.
+        #[arg(long)]
+        strict: bool,
+        /// Runtime to check against (overrides service.yaml), e.g. `node@22`.
+        #[arg(long, short = 'r')]
+        runtime: Option<String>,
+        /// Memory limit in MiB to check (overrides memoryMb).
+        #[arg(long, value_name = "MB")]
+        memory: Option<u32>,
+        /// Time limit in milliseconds to check (overrides timeoutMs).
+        #[arg(long, value_name = "MS")]
+        timeout: Option<u64>,
+    },
+    /// Show the full report of a service's last run (preflight, execution, warnings).
+    #[command(after_help = preflight::REPORT_HELP)]
+    Report {
+        /// Service directory.
+        dir: PathBuf,
+        /// Print one JSON document on stdout instead of text on stderr.
+        #[arg(long)]
+        json: bool,
     },
     /// Install a service's npm dependencies (package.json + lockfile) into ignite's cache, without running it.
     #[command(after_help = INSTALL_HELP)]
@@ -448,12 +482,20 @@ struct RunArgs {
     /// events, time and output limit stops.
     #[arg(long)]
     audit: bool,
-    /// Do not print the summary line on stderr.
+    /// Do not print the summary line (nor preflight warnings) on stderr.
     #[arg(long, short = 'q')]
     quiet: bool,
     /// Refuse to run unless the directory matches its ignite.lock (see `ignite lock --help`).
     #[arg(long)]
     locked: bool,
+    /// Start without the preflight checks (see `ignite preflight --help`); a check that fails
+    /// otherwise stops the run with exit code 125.
+    #[arg(long)]
+    skip_preflight: bool,
+    /// Also write the full report (service, timestamp, preflight, execution, warnings) as JSON
+    /// to FILE; `ignite report DIR` shows the last one.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
 }
 
 pub fn main() -> ExitCode {
@@ -466,7 +508,9 @@ pub fn main() -> ExitCode {
         Command::Install { json, .. }
         | Command::Doctor { json }
         | Command::Lock { json, .. }
-        | Command::Env { json, .. } => *json,
+        | Command::Env { json, .. }
+        | Command::Preflight { json, .. }
+        | Command::Report { json, .. } => *json,
         Command::Policy { command: PolicyCommand::Show { json, .. } } => *json,
         _ => false,
     };
@@ -474,7 +518,13 @@ pub fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(err) => {
             if json {
-                let v = serde_json::json!({ "error": { "code": "ignite_error", "message": error_text(&err) } });
+                let v = match err.downcast_ref::<preflight::PreflightFailed>() {
+                    Some(f) => serde_json::json!({
+                        "error": { "code": "preflight_failed", "message": error_text(&err) },
+                        "preflight": f.report,
+                    }),
+                    None => serde_json::json!({ "error": { "code": "ignite_error", "message": error_text(&err) } }),
+                };
                 println!("{v}");
             }
             eprintln!("ignite: error: {}", error_text(&err));
@@ -546,6 +596,11 @@ fn dispatch(cli: Cli, matches: &ArgMatches) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Install { dir, json, quiet } => install_service(&cli.global, &dir, json, quiet),
+        Command::Preflight { dir, json, strict, runtime, memory, timeout } => {
+            let overrides = Overrides { runtime, memory_mb: memory, timeout_ms: timeout, ..Overrides::default() };
+            preflight::preflight_command(&cli.global, &dir, &overrides, json, strict)
+        }
+        Command::Report { dir, json } => preflight::report_command(&cli.global, &dir, json),
         Command::Cleanup => {
             require_root()?;
             // Cleaning up needs no runtime: a broken custom definition must not block it.
@@ -801,6 +856,10 @@ fn run_service(g: &GlobalArgs, dir: &Path, required: bool, entry: Option<String>
         return Ok(0);
     }
     require_root()?;
+    let checked = match preflight::gate(&engine, &job.service, a.skip_preflight, a.quiet)? {
+        preflight::Gate::Go(checked) => checked,
+        preflight::Gate::Stop(failed) => return preflight::refuse(g, &job.service, failed, a.report.as_deref()),
+    };
 
     let sink: Option<Arc<dyn OutputSink>> = if a.json { None } else { Some(Arc::new(LiveOutput)) };
     let (report, signal) = with_signals(|cancel| engine.execute(&job, progress.as_ref(), sink, cancel))?;
@@ -808,6 +867,7 @@ fn run_service(g: &GlobalArgs, dir: &Path, required: bool, entry: Option<String>
         Ok(r) => r,
         Err(e) => return interrupted_or(e, signal),
     };
+    preflight::keep_report(g, &job.service, checked, Some(report.clone()), a.report.as_deref())?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report).context("failed to serialise the report")?);
     } else if !a.quiet {

@@ -199,6 +199,27 @@ fn read_regular(path: &Path, max: u64) -> Result<Option<Vec<u8>>, DepsError> {
     Ok(Some(bytes))
 }
 
+/// The number of packages a service's package.json declares in `dependencies` and
+/// `optionalDependencies` (`None` without a package.json), whatever their specs: for a service
+/// that brings its own node_modules/, which ignite uses as it is (preflight counts them).
+pub fn declared_dependencies(dir: &Path) -> Result<Option<usize>, DepsError> {
+    let path = dir.join(MANIFEST);
+    let Some(manifest) = read_regular(&path, MAX_MANIFEST_BYTES)? else {
+        return Ok(None);
+    };
+    let bad = |reason: String| DepsError::Manifest { path: path.clone(), reason };
+    let value: serde_json::Value = serde_json::from_slice(&manifest)
+        .map_err(|e| bad(format!("is not valid JSON: {e} (line {}, column {})", e.line(), e.column())))?;
+    let obj = value.as_object().ok_or_else(|| bad("must be a JSON object".into()))?;
+    let mut count = 0;
+    for field in ["dependencies", "optionalDependencies"] {
+        if let Some(deps) = obj.get(field) {
+            count += deps.as_object().ok_or_else(|| bad(format!("field `{field}` must be an object")))?.len();
+        }
+    }
+    Ok(Some(count))
+}
+
 /// Validates what ignite relies on in package.json and counts the packages to install.
 /// devDependencies are not installed (production install), so they do not count.
 fn count_dependencies(manifest: &[u8], path: &Path) -> Result<usize, DepsError> {
@@ -295,6 +316,21 @@ mod tests {
         // Asking for scripts then is a knob without effect: refused, naming the field.
         let e = plan(&service(d.path(), true), &registry()).unwrap_err().to_string();
         assert!(e.contains("service.install.scripts") && e.contains("node_modules"), "{e}");
+    }
+
+    #[test]
+    fn declared_dependencies_count_whatever_the_specs() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(declared_dependencies(d.path()).unwrap(), None);
+        fs::write(
+            d.path().join("package.json"),
+            r#"{"dependencies":{"a":"1","mine":"file:../mine"},"optionalDependencies":{"b":"1"},"devDependencies":{"c":"1"}}"#,
+        )
+        .unwrap();
+        assert_eq!(declared_dependencies(d.path()).unwrap(), Some(3));
+        fs::write(d.path().join("package.json"), r#"{"dependencies":[]}"#).unwrap();
+        let e = declared_dependencies(d.path()).unwrap_err().to_string();
+        assert!(e.contains("package.json") && e.contains("`dependencies` must be an object"), "{e}");
     }
 
     #[test]

@@ -61,7 +61,7 @@ impl ServiceInfo {
 }
 
 pub enum Lookup {
-    Found(Service),
+    Found(Box<Service>),
     /// The directory exists with a service.yaml, but it does not load.
     Invalid(String),
     NotFound,
@@ -113,17 +113,22 @@ impl Catalog {
             return Lookup::NotFound;
         }
         match self.load(&dir, overrides) {
-            Ok(s) => Lookup::Found(s),
+            Ok(s) => Lookup::Found(Box::new(s)),
             Err(e) => Lookup::Invalid(e),
         }
     }
 
     pub fn info(&self, name: &str) -> Option<ServiceInfo> {
         match self.lookup(name, &Overrides::default()) {
-            Lookup::Found(s) => Some(ServiceInfo::from_result(name.to_string(), Ok(s))),
+            Lookup::Found(s) => Some(ServiceInfo::from_result(name.to_string(), Ok(*s))),
             Lookup::Invalid(e) => Some(ServiceInfo::from_result(name.to_string(), Err(e))),
             Lookup::NotFound => None,
         }
+    }
+
+    /// A message with the paths below DIR made relative to it.
+    pub fn relative(&self, message: &str) -> String {
+        message.replace(&format!("{}/", self.dir.display()), "")
     }
 
     /// Errors name files relative to DIR: clients need the service's file, not the host's layout.

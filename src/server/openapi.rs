@@ -16,6 +16,7 @@ use super::{inline, metrics, routes, sessions};
         routes::ready,
         routes::list_services,
         routes::get_service,
+        routes::preflight,
         routes::execute,
         metrics::scrape,
         document,

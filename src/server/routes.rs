@@ -25,6 +25,7 @@ use super::stream::{self, Event, Format, StreamSink};
 use crate::bundle::NoProgress;
 use crate::engine::{DEFAULT_GRACE, Job};
 use crate::policy;
+use crate::preflight::PreflightReport;
 use crate::report::Report;
 use crate::service::{self, MEMORY_MB_RANGE, Overrides, TIMEOUT_MS_RANGE};
 
@@ -39,6 +40,7 @@ pub(super) fn router(state: Arc<AppState>, max_body: usize) -> Router {
         .route("/ready", get(ready))
         .route("/services", get(list_services))
         .route("/services/{name}", get(get_service))
+        .route("/services/{name}/preflight", get(preflight))
         .route("/services/{name}/execute", post(execute))
         .merge(super::inline::routes())
         .merge(super::sessions::routes())
@@ -217,6 +219,33 @@ async fn get_service(State(st): St, path: Result<Path<String>, PathRejection>) -
         .ok_or_else(|| unknown_service(&name))
 }
 
+/// The service's preflight: the same document as `ignite preflight --json`. Reads only —
+/// nothing is downloaded, built or started.
+#[utoipa::path(get, path = "/services/{name}/preflight", params(("name" = String, Path)), responses(
+    (status = 200, body = PreflightReport), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)
+))]
+async fn preflight(
+    State(st): St,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<PreflightReport>, ApiError> {
+    let name = service_name(path)?;
+    let st2 = st.clone();
+    let n = name.clone();
+    let result = tokio::task::spawn_blocking(move || match st2.catalog.lookup(&n, &Overrides::default()) {
+        Lookup::Found(svc) => Ok(st2.engine.preflight(&svc).map_err(|e| st2.catalog.relative(&e.to_string()))),
+        Lookup::Invalid(e) => Err(Some(e)),
+        Lookup::NotFound => Err(None),
+    })
+    .await
+    .map_err(internal)?;
+    match result {
+        Ok(Ok(report)) => Ok(Json(report)),
+        // What preflight reads is the service's own files (package.json): a service problem.
+        Ok(Err(e)) | Err(Some(e)) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "service_invalid", e)),
+        Err(None) => Err(unknown_service(&name)),
+    }
+}
+
 fn unknown_service(name: &str) -> ApiError {
     ApiError::not_found(format!("no service {name:?}; GET /services lists them"))
 }
@@ -281,7 +310,7 @@ async fn execute(
     let n = name.clone();
     let service =
         match tokio::task::spawn_blocking(move || st2.catalog.lookup(&n, &overrides)).await.map_err(internal)? {
-            Lookup::Found(s) => s,
+            Lookup::Found(s) => *s,
             Lookup::Invalid(e) => return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "service_invalid", e)),
             Lookup::NotFound => return Err(unknown_service(&name)),
         };
