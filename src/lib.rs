@@ -2,9 +2,10 @@
 //!
 //! Layering (a module uses only modules listed after it):
 //! `server` → `engine`, `inventory`, `doctor`, `envinfo` → `lock`, `template`, `deps` → `supervisor` → `audit`, `oci`, `spec`, `bundle`, `stage`, `cgroup` →
-//! `service`, `policy`, `runtime`, `report`, `init_proto` → `sys`.
+//! `service`, `policy`, `runtime`, `report`, `init_proto`, `spawn_guard` → `bpf`, `sys`.
 
 pub mod audit;
+pub mod bpf;
 pub mod bundle;
 pub mod cgroup;
 pub mod confinement;
@@ -22,6 +23,7 @@ pub mod report;
 pub mod runtime;
 pub mod server;
 pub mod service;
+pub mod spawn_guard;
 pub mod spec;
 pub mod stage;
 pub mod supervisor;
