@@ -348,6 +348,16 @@ mod tests {
     }
 
     #[test]
+    fn commands_must_be_files_and_missing_ones_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = open_command(dir.path()).unwrap_err();
+        assert!(matches!(err, GuardError::Directory { .. }), "{err}");
+        assert!(err.to_string().contains("is a directory; list executable files"), "{err}");
+        assert!(open_command(&dir.path().join("absent")).unwrap().is_none());
+        assert!(open_command(Path::new("/bin/sh")).unwrap().is_some());
+    }
+
+    #[test]
     fn the_program_must_be_absolute() {
         let err = prepare(&SpawnRule::NoSpawn, "bun", &[], Vec::new()).unwrap_err();
         assert!(matches!(err, GuardError::RelativeProgram(_)), "{err}");
