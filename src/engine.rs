@@ -18,6 +18,7 @@ use crate::preflight::{self, BundleFact, ColdStart, ColdStarts, Facts, Preflight
 use crate::report::{InstallReport, Report};
 use crate::runtime::{Registry, ResolvedRuntime, RuntimeError, TypeScript};
 use crate::service::Service;
+use crate::spawn_guard::{self, SpawnRule};
 use crate::spec::seccomp::{SeccompError, SeccompProfile};
 use crate::spec::{self, Limits, SpecError, SpecInput};
 use crate::stage::{self, StageError, StagedApp, Stager, Stripper};
@@ -56,6 +57,8 @@ pub enum EngineError {
     MissingDependency { service: String, name: String, problem: String },
     #[error(transparent)]
     Deps(#[from] DepsError),
+    #[error(transparent)]
+    Spawn(#[from] spawn_guard::GuardError),
     #[error(
         "{path} is not readable by the sandbox user (uid {uid}): the sandbox could not load it; make it world-readable (chmod o+r, and o+x on directories)"
     )]
@@ -193,6 +196,9 @@ impl Engine {
         let rootfs = self.store.ensure(&runtime, progress)?;
 
         refuse_unenforced(&job.policy)?;
+        let spawn = SpawnRule::from_policy(&job.policy);
+        // The entrypoint checks again inside the sandbox; this says it before anything starts.
+        spawn_guard::check_supported(&spawn)?;
         let mut limits = Limits::new(svc.memory_mb, svc.cpu_limit);
         limits.pids = i64::from(job.policy.max_processes);
         limits.tmp_bytes = u64::from(job.policy.tmp_mb) * 1024 * 1024;
@@ -224,6 +230,7 @@ impl Engine {
             hostname: svc.name.clone(),
             cgroups_path: format!("/ignite/{id}"),
             kill_after_ms: (timeout + job.grace + BACKSTOP_SLACK).as_millis() as u64,
+            spawn,
             seccomp,
         };
         let spec = spec::build(&input)?;
@@ -474,9 +481,6 @@ fn refuse_unenforced(p: &Policy) -> Result<(), EngineError> {
     }
     if !p.read_only {
         return refuse("security.filesystem.readOnly", "false");
-    }
-    if p.allow_spawn && p.allowed_commands.is_some() {
-        return refuse("security.process.allowedCommands", "a list");
     }
     Ok(())
 }

@@ -2,9 +2,10 @@
 //!
 //! Layering (a module uses only modules listed after it):
 //! `server` → `engine`, `inventory`, `doctor`, `envinfo` → `lock`, `template`, `deps` → `supervisor` → `audit`, `oci`, `spec`, `bundle`, `stage`, `cgroup` →
-//! `service`, `policy`, `runtime`, `report`, `run_report`, `preflight`, `init_proto` → `sys`.
+//! `service`, `policy`, `runtime`, `report`, `run_report`, `preflight`, `init_proto`, `spawn_guard` → `bpf`, `sys`.
 
 pub mod audit;
+pub mod bpf;
 pub mod bundle;
 pub mod cgroup;
 pub mod confinement;
@@ -24,6 +25,7 @@ pub mod run_report;
 pub mod runtime;
 pub mod server;
 pub mod service;
+pub mod spawn_guard;
 pub mod spec;
 pub mod stage;
 pub mod supervisor;

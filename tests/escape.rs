@@ -1,5 +1,8 @@
 //! The escape-attempt suite: hostile programs (`tests/attacks/*.ts`, each opening with what it
 //! tries and why it must fail) run through the real `ignite` binary against the default sandbox.
+//! The default policy lets no process be created, so the attacks that need child processes run
+//! with a policy file that allows exactly what they need (`FORK_ONLY`, `SPAWN_BUN`; the attack's
+//! header says so), and `*_default_policy` rows show the default stopping them at the first fork.
 //!
 //! Each row of the table below names a program, the runtime and limits it runs with, and the
 //! exact outcome expected: the errno each system call must get, or the status ignite must report
@@ -66,6 +69,15 @@ const BUN: Attack = Attack {
     files: &[],
     expect: unspecified,
 };
+
+/// Processes may fork but exec nothing.
+const FORK_ONLY: &[(&str, &str)] =
+    &[("ignite.policy.yaml", "security:\n  process:\n    allowSpawn: true\n    allowedCommands: []\n")];
+/// Processes may start bun, and nothing else.
+const SPAWN_BUN: &[(&str, &str)] = &[(
+    "ignite.policy.yaml",
+    "security:\n  process:\n    allowSpawn: true\n    allowedCommands: [/usr/local/bin/bun]\n",
+)];
 
 fn unspecified(_: &[Outcome]) {
     panic!("this attack has no expectation");
@@ -180,9 +192,19 @@ attacks! {
     fork_bomb => Attack {
         file: "fork_bomb",
         yaml: "  memoryMb: 256\n  timeoutMs: 10000\n",
+        files: FORK_ONLY,
         expect: |o| {
             found(o, json!({ "fork": "EAGAIN" }));
             pids_capped(&o[0]);
+        },
+        ..BUN
+    };
+    fork_bomb_default_policy => Attack {
+        file: "fork_bomb",
+        yaml: "  memoryMb: 256\n  timeoutMs: 10000\n",
+        expect: |o| {
+            found(o, json!({ "fork": "EPERM" }));
+            assert_eq!(o[0].metrics()["pidsLimitHits"], 0, "{:#}", o[0].report);
         },
         ..BUN
     };
@@ -328,8 +350,15 @@ attacks! {
     };
     double_fork_to_outlive_the_run => Attack {
         file: "double_fork",
+        files: FORK_ONLY,
         // The process check after the run is the real assertion: the grandchild is gone.
         expect: |o| found(o, json!({ "middleExit": 0, "survivors": 1 })),
+        ..BUN
+    };
+    double_fork_default_policy => Attack {
+        file: "double_fork",
+        // No child at all: wait4 finds none (its status stays 0) and nobody else is here.
+        expect: |o| found(o, json!({ "middleExit": 0, "survivors": 0 })),
         ..BUN
     };
 
@@ -364,6 +393,7 @@ attacks! {
     persist_abstract_socket => Attack {
         file: "persist_abstract_socket",
         runs: 2,
+        files: FORK_ONLY,
         expect: |o| found_each(o, &[
             json!({ "run": 1, "bound": 0, "listening": 0, "holder": 0 }),
             json!({ "run": 2, "connect": "ECONNREFUSED", "bindSameName": 0 }),
@@ -445,6 +475,7 @@ attacks! {
     };
     sys_ptrace_and_process_memory => Attack {
         file: "sys_ptrace",
+        files: SPAWN_BUN,
         expect: |o| found(o, json!({
             "traceme": "EPERM", "attach_init": "EPERM", "seize_init": "EPERM", "attach_child": "EPERM",
             "vm_readv_init": "EPERM", "vm_writev_child": "EPERM", "pidfd_open_init": "opened",
@@ -491,6 +522,7 @@ attacks! {
     };
     sys_32bit_abi => Attack {
         file: "sys_32bit_abi",
+        files: FORK_ONLY,
         // Signal 31 is SIGSYS: the seccomp filter's bad-architecture action.
         expect: |o| found(o, json!({ "int80": "killed by signal 31", "x32": "killed by signal 31" })),
         ..BUN

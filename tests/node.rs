@@ -127,6 +127,11 @@ fn features_work_in_the_sandbox(major: &str) {
         &[
             ("service.yaml", "service:\n  name: features\n  entry: main.mjs\n  timeoutMs: 20000\n"),
             ("main.mjs", FEATURES),
+            // The fork check starts a child node.
+            (
+                "ignite.policy.yaml",
+                "security:\n  process:\n    allowSpawn: true\n    allowedCommands: [/usr/local/bin/node]\n",
+            ),
         ],
     );
     let r = run_on(&sb, &format!("node@{major}"), &dir);

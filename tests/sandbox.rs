@@ -243,6 +243,13 @@ console.log(JSON.stringify({ ok, failed }));
 process.exit(0);
 "#;
     let dir = sb.ts_service("forkbomb", "  memoryMb: 2048\n  timeoutMs: 15000\n", code);
+    // Spawning must be allowed for the bomb to reach the pids limit (by default it gets EPERM
+    // at the first spawn; tests/spawn.rs shows that).
+    std::fs::write(
+        dir.join("ignite.policy.yaml"),
+        "security:\n  process:\n    allowSpawn: true\n    allowedCommands: [/usr/local/bin/bun]\n",
+    )
+    .unwrap();
     let (_out, r) = sb.run_json(&dir, &[]);
     let m = &r["metrics"];
     assert!(m["pidsPeak"].as_u64().unwrap() <= 128, "{r}");

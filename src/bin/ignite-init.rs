@@ -6,13 +6,20 @@
 //! left behind, reports, and then waits for the host to close that pipe before it exits:
 //! the container and its cgroup stay until the host has read the final counters.
 //!
-//! Usage: `ignite-init [--kill-after-ms N] -- PROGRAM [ARGS...]`
+//! Right before the exec it applies what the program may start (`--spawn`, see
+//! `ignite::spawn_guard`): a seccomp filter stacked on the OCI runtime's profile, or Landlock
+//! execute rules. The program is exec'd with arguments pinned at secret addresses, the one
+//! exec the filter lets through.
+//!
+//! Usage: `ignite-init [--kill-after-ms N] --spawn any|none|no-exec|commands [--allow-exec PATH]...
+//! -- PROGRAM [ARGS...]`
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitCode};
 
 use ignite::init_proto::InitEvent;
+use ignite::spawn_guard::{ALLOW_EXEC_FLAG, SPAWN_FLAG, SpawnRule};
 use ignite::spec::{RELEASE_FD, REPORT_FD};
 use ignite::sys::{monotonic_ns, take_inherited_fd};
 use nix::sys::resource::{UsageWho, getrusage};
@@ -34,10 +41,17 @@ const FORWARDED: &[Signal] = &[
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let mut kill_after_ms: Option<u64> = None;
+    let mut spawn_mode: Option<String> = None;
+    let mut allow_exec: Vec<String> = Vec::new();
     let mut argv: Vec<String> = Vec::new();
     while let Some(a) = args.next() {
         match a.as_str() {
             "--kill-after-ms" => kill_after_ms = args.next().and_then(|v| v.parse().ok()),
+            SPAWN_FLAG => spawn_mode = args.next(),
+            ALLOW_EXEC_FLAG => match args.next() {
+                Some(path) => allow_exec.push(path),
+                None => return fail(&format!("{ALLOW_EXEC_FLAG} needs a path")),
+            },
             "--" => {
                 argv = args.collect();
                 break;
@@ -46,7 +60,11 @@ fn main() -> ExitCode {
         }
     }
     let Some((program, rest)) = argv.split_first() else {
-        return fail("usage: ignite-init [--kill-after-ms N] -- PROGRAM [ARGS...]");
+        return fail("usage: ignite-init [--kill-after-ms N] --spawn RULE [--allow-exec PATH]... -- PROGRAM [ARGS...]");
+    };
+    let spawn = match SpawnRule::from_args(spawn_mode.as_deref(), allow_exec) {
+        Ok(rule) => rule,
+        Err(e) => return fail(&e),
     };
 
     // Not dumpable: the program runs as the same uid and must not reach our fd 3
@@ -93,11 +111,27 @@ fn main() -> ExitCode {
         return fail(&message);
     }
 
+    // Everything the child needs is prepared here, before the fork: between fork and exec it
+    // only makes system calls. A rule that cannot be enforced stops the run.
+    let confined = match ignite::spawn_guard::prepare(&spawn, program, rest, std::env::vars_os()) {
+        Ok(c) => c,
+        Err(e) => {
+            let message = format!("refusing to start the program: {e}");
+            emit(InitEvent::SpawnFailed { message: message.clone() });
+            return fail(&message);
+        }
+    };
+
     emit(InitEvent::Exec { mono_ns: monotonic_ns() });
     let mut command = Command::new(program);
     command.args(rest).process_group(0);
     ignite::sys::unblock_signals_on_exec(&mut command);
-    let child = match command.spawn() {
+    // Last: it execs the pinned copy of the same program, arguments and environment.
+    ignite::sys::exec_confined_on_spawn(&mut command, confined);
+    let spawned = command.spawn();
+    // Unmaps our copy of the pinned arguments: nothing in this process needs them any more.
+    drop(command);
+    let child = match spawned {
         Ok(c) => c,
         Err(e) => {
             let message = format!("failed to start {program}: {e}");

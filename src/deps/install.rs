@@ -32,6 +32,7 @@ use crate::bundle::{BundleError, BundleStore, Progress};
 use crate::fsutil::unix_now;
 use crate::oci::OciRuntime;
 use crate::report::{InstallReport, Status};
+use crate::spawn_guard::SpawnRule;
 use crate::spec::{self, INSTALL_SCRATCH_DIR, InstallSandbox, Limits, SpecError, SpecInput};
 use crate::supervisor::{RunPlan, StateDir, Supervisor, SupervisorError, new_run_id};
 
@@ -241,6 +242,9 @@ impl<R: OciRuntime> Installer<'_, R> {
             hostname: plan.service.clone(),
             cgroups_path: format!("/ignite/{id}"),
             kill_after_ms: (INSTALL_TIMEOUT + GRACE + BACKSTOP_SLACK).as_millis() as u64,
+            // The installer is ignite's own step, not the program: lifecycle scripts, when
+            // opted in, run shells and compilers.
+            spawn: SpawnRule::Any,
             seccomp: self.seccomp.clone(),
         };
         let sandbox = InstallSandbox {

@@ -590,6 +590,17 @@ fn landlock(f: &Facts) -> Check {
         None => "LSM list not read (securityfs is not mounted)".to_owned(),
     };
     match &f.landlock.support {
+        LandlockSupport::Available { abi } if *abi < crate::spawn_guard::LANDLOCK_MIN_ABI => not_ok(
+            NAME,
+            Status::Warn,
+            NEEDED,
+            format!(
+                "ABI {abi}: {}; allowedCommands needs ABI {} (refer, so that renames across directories work); {lsm_note}",
+                landlock_features(*abi).join(", "),
+                crate::spawn_guard::LANDLOCK_MIN_ABI
+            ),
+            "use a kernel ≥ 5.19",
+        ),
         LandlockSupport::Available { abi } => {
             ok(NAME, NEEDED, format!("ABI {abi}: {}; {lsm_note}", landlock_features(*abi).join(", ")))
         }

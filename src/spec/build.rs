@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::spawn_guard::SpawnRule;
 use oci_spec::runtime::{
     Capabilities, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
     LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder,
@@ -142,6 +143,8 @@ pub struct SpecInput {
     /// Entrypoint's backstop: it SIGKILLs the program this long after start even if the
     /// host-side supervisor is gone.
     pub kill_after_ms: u64,
+    /// What the program may start; the entrypoint enforces it right before it execs the runtime.
+    pub spawn: SpawnRule,
     pub seccomp: LinuxSeccomp,
 }
 
@@ -210,8 +213,9 @@ pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
         mounts.push(mount(WORKSPACE_DIR, "bind", &ws.to_string_lossy(), &["bind", "rw", "nosuid", "nodev", "noexec"])?);
     }
 
-    let mut args =
-        vec![INIT_PATH.to_string(), "--kill-after-ms".to_string(), input.kill_after_ms.to_string(), "--".into()];
+    let mut args = vec![INIT_PATH.to_string(), "--kill-after-ms".to_string(), input.kill_after_ms.to_string()];
+    args.extend(input.spawn.to_args());
+    args.push("--".into());
     args.extend(input.argv.iter().cloned());
 
     let no_caps = Capabilities::new();
@@ -441,6 +445,7 @@ mod tests {
             hostname: "hello".into(),
             cgroups_path: "/ignite/ig-1".into(),
             kill_after_ms: 7000,
+            spawn: SpawnRule::NoSpawn,
             seccomp: LinuxSeccompBuilder::default().default_action(LinuxSeccompAction::ScmpActErrno).build().unwrap(),
         }
     }
@@ -634,8 +639,22 @@ mod tests {
         let s = built();
         let args = s.process().as_ref().unwrap().args().as_ref().unwrap();
         assert_eq!(args[0], INIT_PATH);
-        assert_eq!(&args[1..4], &["--kill-after-ms", "7000", "--"]);
-        assert_eq!(&args[4..], &["/usr/local/bin/bun", "run", "/app/index.ts"]);
+        assert_eq!(&args[1..6], &["--kill-after-ms", "7000", "--spawn", "none", "--"]);
+        assert_eq!(&args[6..], &["/usr/local/bin/bun", "run", "/app/index.ts"]);
+    }
+
+    #[test]
+    fn the_spawn_rule_reaches_the_entrypoint_before_the_program() {
+        let mut i = input();
+        i.spawn = SpawnRule::Commands(vec!["/usr/local/bin/bun".into(), "/app/tool".into()]);
+        let s = build(&i).unwrap();
+        let args = s.process().as_ref().unwrap().args().clone().unwrap();
+        let end = args.iter().position(|a| a == "--").unwrap();
+        assert_eq!(
+            &args[3..end],
+            &["--spawn", "commands", "--allow-exec", "/usr/local/bin/bun", "--allow-exec", "/app/tool"]
+        );
+        assert_eq!(&args[end + 1..], &["/usr/local/bin/bun", "run", "/app/index.ts"]);
     }
 
     #[test]

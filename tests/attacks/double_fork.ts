@@ -3,6 +3,8 @@
 // Must fail: when the program exits, the entrypoint (PID 1) SIGKILLs every process left in the
 // sandbox's pid namespace and then exits, which tears the namespace down; the host sees no
 // process of this run afterwards.
+// Policy: runs with `allowSpawn: true, allowedCommands: []` (fork, no exec); under the default
+// policy the first fork already fails with EPERM (row double_fork_default_policy).
 import { readdirSync } from "node:fs";
 import { compile, report } from "./_sys.ts";
 

@@ -3,6 +3,8 @@
 // Must fail: the pids cgroup caps the sandbox at 128 tasks, so fork(2) starts failing with
 // EAGAIN inside the sandbox while the host's process table stays untouched; when the program
 // exits, the entrypoint kills every process it left, and the run ends normally.
+// Policy: runs with `allowSpawn: true, allowedCommands: []` (fork, no exec); under the default
+// policy the first fork already fails with EPERM (row fork_bomb_default_policy).
 import { compile, errname, report } from "./_sys.ts";
 
 const bomb = compile(

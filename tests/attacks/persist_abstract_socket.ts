@@ -4,6 +4,7 @@
 // Must fail: every run has its own network namespace (abstract names live there) and the holder
 // dies with run 1's pid namespace; run 2 finds no listener (ECONNREFUSED) and can bind the same
 // name itself.
+// Policy: runs with `allowSpawn: true, allowedCommands: []`: the holder is a forked process.
 import { NR, buffer, compile, errname, input, report, sys } from "./_sys.ts";
 
 const AF_UNIX = 1;

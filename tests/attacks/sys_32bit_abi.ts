@@ -5,6 +5,7 @@
 // Must fail: the filter allows only the native x86_64 ABI; any other architecture or x32 number
 // hits its bad-architecture action, which kills the calling thread with SIGSYS, so the child
 // never reaches its exit(42).
+// Policy: runs with `allowSpawn: true, allowedCommands: []`: each probe is a forked child.
 import { compile, report } from "./_sys.ts";
 
 const probe = compile(

@@ -3,6 +3,8 @@
 // entrypoint's private report pipe), kcmp, and the entrypoint's /proc/1/mem and /proc/1/environ.
 // Must fail: ptrace, process_vm_*, pidfd_getfd and kcmp are not in the seccomp allowlist (EPERM);
 // the entrypoint is non-dumpable, so its /proc files are root's and closed to uid 65534 (EACCES).
+// Policy: runs with `allowSpawn: true, allowedCommands: [/usr/local/bin/bun]`: the child to
+// attach to is a second bun.
 import { openSync, readFileSync } from "node:fs";
 import { NR, call, codeOf, report, sys } from "./_sys.ts";
 
