@@ -215,6 +215,8 @@ impl Engine {
         };
         let input = SpecInput {
             rootfs: rootfs.path,
+            writable_root: false,
+            network: None,
             app_dir: staged.as_ref().map_or_else(|| svc.dir.clone(), |s| s.dir.clone()),
             node_modules: match &modules {
                 Modules::Install(plan) => Some(self.deps.modules_dir(&plan.key)),

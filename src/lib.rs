@@ -1,7 +1,7 @@
 //! Ignite: run untrusted JavaScript/TypeScript services in hardened OCI containers.
 //!
 //! Layering (a module uses only modules listed after it):
-//! `server` → `engine`, `inventory`, `doctor`, `envinfo` → `lock`, `template`, `deps` → `supervisor` → `audit`, `oci`, `spec`, `bundle`, `stage`, `cgroup` →
+//! `server` → `engine`, `inventory`, `doctor`, `envinfo` → `lock`, `template`, `deps` → `supervisor`, `netns` → `audit`, `oci`, `spec`, `bundle`, `stage`, `cgroup` →
 //! `service`, `policy`, `runtime`, `report`, `run_report`, `preflight`, `init_proto`, `spawn_guard` → `bpf`, `sys`.
 
 pub mod audit;
@@ -17,6 +17,7 @@ pub mod fsutil;
 pub mod init_proto;
 pub mod inventory;
 pub mod lock;
+pub mod netns;
 pub mod oci;
 pub mod policy;
 pub mod preflight;

@@ -514,7 +514,10 @@ pub fn main() -> ExitCode {
         Command::Policy { command: PolicyCommand::Show { json, .. } } => *json,
         _ => false,
     };
-    match dispatch(cli, &matches) {
+    let result = dispatch(cli, &matches);
+    // The report is out; slirp4netns processes stopped on the way are reaped before exiting.
+    ignite::netns::wait_for_exits();
+    match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(err) => {
             if json {

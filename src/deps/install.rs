@@ -3,7 +3,8 @@
 //! seccomp allowlist, read-only rootfs, memory/CPU/pids limits, a time limit, capped output —
 //! and differs in three ways only (see `spec::install`): a scratch tmpfs at `/tmp` that only
 //! ignite can reach from the host (size-capped, and charged to the install's memory limit),
-//! a generated resolv.conf, and a user-mode network in a namespace of its own (see [`net`]).
+//! a generated resolv.conf, and a user-mode network in a namespace of its own (see
+//! [`crate::netns`]).
 //! The service directory itself is not mounted: the install sees copies of package.json and
 //! the lockfile, and nothing is ever written into the service directory.
 //!
@@ -25,11 +26,11 @@ use oci_spec::runtime::LinuxSeccomp;
 use tokio_util::sync::CancellationToken;
 
 use super::cache::{CacheError, DepsCache, InstallRecord, LockMode};
-use super::net::{Layout, NetError, Netns, Slirp, find_tool, host_networks};
 use super::tree::{TreeError, TreeLimits, copy_tree, real_dir};
 use super::{Lease, Plan, REGISTRY};
 use crate::bundle::{BundleError, BundleStore, Progress};
 use crate::fsutil::unix_now;
+use crate::netns::{NetError, Tools, UserNet};
 use crate::oci::OciRuntime;
 use crate::report::{InstallReport, Status};
 use crate::spawn_guard::SpawnRule;
@@ -199,8 +200,7 @@ impl<R: OciRuntime> Installer<'_, R> {
         cancel: &CancellationToken,
     ) -> Result<InstallRecord, InstallError> {
         // Fail on a missing tool before anything is set up.
-        let ip = find_tool("ip", "iproute2")?;
-        let slirp_bin = find_tool("slirp4netns", "slirp4netns")?;
+        let tools = Tools::find("the dependency install")?;
         let rootfs = self.store.ensure(&plan.installer, progress)?;
         let started = Instant::now();
         let noun = if plan.direct == 1 { "dependency" } else { "dependencies" };
@@ -215,13 +215,7 @@ impl<R: OciRuntime> Installer<'_, R> {
         let mut ws = Workspace::create(&self.state.root.join("installs"), &id)?;
         ws.mount_scratch(plan.scripts)?;
         let has_ca = ws.populate(plan, self.ca_file)?;
-        let layout = Layout::for_host(&host_networks())?;
-        let resolv = ws.dir.join("resolv.conf");
-        fs::write(&resolv, layout.resolv_conf()).map_err(io_err("write", &resolv))?;
-
-        let netns = Netns::create(&layout, &ip)?;
-        let slirp = Slirp::start(&slirp_bin, &netns, &layout, &ws.dir.join("slirp.log")).await?;
-        tracing::debug!(pid = slirp.pid(), netns = %netns.grant().path.display(), "install network ready");
+        let net = UserNet::start(&tools, &ws.dir).await?;
 
         let mut extra_env = BTreeMap::new();
         if has_ca {
@@ -235,6 +229,8 @@ impl<R: OciRuntime> Installer<'_, R> {
             node_modules: None,
             app_node_modules: None,
             workspace: None,
+            writable_root: false,
+            network: None,
             init_binary: self.init_binary.to_path_buf(),
             argv: install_argv(plan),
             env: spec::compose_env(&plan.installer.env, &extra_env, "{}")?,
@@ -247,15 +243,10 @@ impl<R: OciRuntime> Installer<'_, R> {
             spawn: SpawnRule::Any,
             seccomp: self.seccomp.clone(),
         };
-        let sandbox = InstallSandbox {
-            scratch: ws.scratch(),
-            exec: plan.scripts,
-            resolv_conf: resolv.clone(),
-            netns: netns.grant().clone(),
-        };
+        let sandbox = InstallSandbox { scratch: ws.scratch(), exec: plan.scripts, network: net.attach() };
         let spec = spec::build_install(&input, &sandbox)?;
         spec::validate_install(&spec, &sandbox)?;
-        if !netns.still_ours() {
+        if !net.still_ours() {
             return Err(InstallError::NetnsChanged);
         }
         if cancel.is_cancelled() {
@@ -276,8 +267,7 @@ impl<R: OciRuntime> Installer<'_, R> {
         };
         let report = self.supervisor.run(run, None, cancel.clone()).await?;
         // The network is no longer needed: take it down before the (possibly long) copy.
-        drop(slirp);
-        drop(netns);
+        drop(net);
         if cancel.is_cancelled() {
             return Err(InstallError::Interrupted { service: plan.service.clone() });
         }

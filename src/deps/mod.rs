@@ -5,12 +5,11 @@
 //!   installed, and computes the key;
 //! - [`cache`]: `<cache>/deps/sha256-<key>/node_modules`, locks, leases held by runs, LRU prune;
 //! - [`tree`]: copies what an install produced into a root-owned, normalised tree;
-//! - [`net`]: the install's network namespace and its user-mode network (slirp4netns);
-//! - [`install`]: the install step itself, in its own sandbox, torn down on every path.
+//! - [`install`]: the install step itself, in its own sandbox with a user-mode network
+//!   ([`crate::netns`]), torn down on every path.
 
 pub mod cache;
 pub mod install;
-pub mod net;
 pub mod tree;
 
 use std::fs::File;

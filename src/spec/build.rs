@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::network::{NetnsGrant, NetworkAttach, RESOLV_CONF};
 use crate::spawn_guard::SpawnRule;
 use oci_spec::runtime::{
     Capabilities, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
@@ -60,10 +61,10 @@ pub const MASKED_PATHS: &[&str] = &[
 /// `/proc` paths the sandbox may read but never write (Docker's list).
 pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
-/// Namespaces every sandbox gets. A run never sets a path: a path would join an existing
-/// (e.g. the host's) namespace, and a run's network namespace has only loopback. The one
-/// exception is the dependency install step, whose network namespace ignite creates itself
-/// (see [`validate_install`](super::validate_install)).
+/// Namespaces every sandbox gets, all new. The one exception: a sandbox granted a network
+/// (a run whose policy enables it, the dependency install step) joins the network namespace
+/// ignite created for it with a user-mode network (see [`Grants::netns`]); without that grant
+/// a path would join an existing (e.g. the host's) namespace, and is refused.
 pub const NAMESPACES: &[LinuxNamespaceType] = &[
     LinuxNamespaceType::Pid,
     LinuxNamespaceType::Ipc,
@@ -117,8 +118,15 @@ impl Limits {
 /// Everything the builder needs; all of it already validated by its owner.
 #[derive(Debug, Clone)]
 pub struct SpecInput {
-    /// Unpacked, shared, read-only rootfs of the runtime bundle.
+    /// Unpacked, shared, read-only rootfs of the runtime bundle; or, with `writable_root`, the
+    /// writable overlay ignite mounted over it for this one run.
     pub rootfs: PathBuf,
+    /// The root is mounted read-write (a policy's `readOnly: false`). Only for an overlay that
+    /// ignite built for the run: such a spec passes [`validate_run`] with that path granted.
+    pub writable_root: bool,
+    /// A user-mode network to join instead of a loopback-only namespace (a policy's
+    /// `network.enabled: true`, or the install step); its resolv.conf is bound read-only.
+    pub network: Option<NetworkAttach>,
     /// Mounted read-only at `/app`: the service directory, or a staged copy of it (e.g. with
     /// TypeScript already stripped).
     pub app_dir: PathBuf,
@@ -212,6 +220,10 @@ pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
         // After /tmp, which holds its mount point.
         mounts.push(mount(WORKSPACE_DIR, "bind", &ws.to_string_lossy(), &["bind", "rw", "nosuid", "nodev", "noexec"])?);
     }
+    if let Some(net) = &input.network {
+        let source = net.resolv_conf.to_string_lossy();
+        mounts.push(mount(RESOLV_CONF, "bind", &source, &["bind", "ro", "nosuid", "nodev", "noexec"])?);
+    }
 
     let mut args = vec![INIT_PATH.to_string(), "--kill-after-ms".to_string(), input.kill_after_ms.to_string()];
     args.extend(input.spawn.to_args());
@@ -259,8 +271,18 @@ pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
         .pids(LinuxPidsBuilder::default().limit(l.pids).build()?)
         .build()?;
 
-    let namespaces =
-        NAMESPACES.iter().map(|t| LinuxNamespaceBuilder::default().typ(*t).build()).collect::<Result<Vec<_>, _>>()?;
+    let namespaces = NAMESPACES
+        .iter()
+        .map(|t| {
+            let mut ns = LinuxNamespaceBuilder::default().typ(*t).build()?;
+            if *t == LinuxNamespaceType::Network
+                && let Some(net) = &input.network
+            {
+                ns.set_path(Some(net.netns.path.clone()));
+            }
+            Ok(ns)
+        })
+        .collect::<Result<Vec<_>, oci_spec::OciSpecError>>()?;
 
     let linux = LinuxBuilder::default()
         .namespaces(namespaces)
@@ -274,7 +296,7 @@ pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
 
     Ok(SpecBuilder::default()
         .version("1.0.2")
-        .root(RootBuilder::default().path(&input.rootfs).readonly(true).build()?)
+        .root(RootBuilder::default().path(&input.rootfs).readonly(!input.writable_root).build()?)
         .hostname(input.hostname.clone())
         .mounts(mounts)
         .process(process)
@@ -289,31 +311,94 @@ fn unsafe_spec(msg: impl Into<String>) -> SpecError {
 /// Checks every hardening property ignite promises. Runs on each spec before any
 /// privileged step, so a builder regression can never reach the OCI runtime.
 pub fn validate(spec: &Spec) -> Result<(), SpecError> {
-    validate_with(spec, &Allowances::default())
+    validate_run(spec, &Grants::default())
 }
 
 /// [`validate`], except that `workspace` may be bind-mounted read-write (still nosuid, nodev,
 /// noexec) at [`WORKSPACE_DIR`]; any other writable bind is refused as before.
 pub fn validate_session(spec: &Spec, workspace: &Path) -> Result<(), SpecError> {
-    validate_with(spec, &Allowances { workspace: Some(workspace), ..Allowances::default() })
+    validate_run(spec, &Grants { workspace: Some(workspace), ..Grants::default() })
+}
+
+/// What a run's spec may have beyond the default sandbox, each tied to one exact thing ignite
+/// set up for this run. Everything not granted is refused as in [`validate`].
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Grants<'a> {
+    /// The network namespace joins exactly this one (which must not be the host's), instead of
+    /// a new loopback-only namespace: `security.network.enabled: true`.
+    pub netns: Option<&'a NetnsGrant>,
+    /// The root may be read-write when its path is exactly this one, the overlay ignite mounted
+    /// for the run: `security.filesystem.readOnly: false`.
+    pub writable_root: Option<&'a Path>,
+    /// [`WORKSPACE_DIR`] may be a read-write (nosuid, nodev, noexec) bind of this directory.
+    pub workspace: Option<&'a Path>,
+}
+
+/// [`validate`] with the departures `grants` allows, and only those.
+pub fn validate_run(spec: &Spec, grants: &Grants) -> Result<(), SpecError> {
+    validate_with(
+        spec,
+        &Allowances {
+            netns: grants.netns,
+            writable_tmp: None,
+            workspace: grants.workspace,
+            writable_root: grants.writable_root,
+        },
+    )
 }
 
 /// The only departures from a run's spec that [`validate_with`] accepts, each tied to one
-/// exact path. A run has none; the install step has both (see `spec::install`).
+/// exact path: a run's [`Grants`], and the install step's writable `/tmp` (see `spec::install`).
 #[derive(Debug, Default, Clone, Copy)]
 pub(super) struct Allowances<'a> {
-    /// The network namespace may join this path (one ignite created).
-    pub netns: Option<&'a Path>,
+    /// The network namespace must join exactly this one (one ignite created).
+    pub netns: Option<&'a NetnsGrant>,
     /// `/tmp` may be a read-write (still nosuid, nodev) bind mount of this host directory.
     pub writable_tmp: Option<&'a Path>,
     /// [`WORKSPACE_DIR`] may be a read-write (nosuid, nodev, noexec) bind of this directory.
     pub workspace: Option<&'a Path>,
+    /// The root may be read-write at exactly this path.
+    pub writable_root: Option<&'a Path>,
+}
+
+/// A granted namespace must be one ignite created, never the host's, and the spec must join
+/// exactly it: a sandbox that was granted a network never silently runs without it, nor in
+/// another namespace.
+fn check_netns_grant(spec: &Spec, grant: &NetnsGrant) -> Result<(), SpecError> {
+    if grant.host.is_empty() {
+        return Err(unsafe_spec(
+            "the host's network namespace is unknown, so the sandbox's cannot be told apart from it",
+        ));
+    }
+    if grant.host.contains(&grant.id) {
+        return Err(unsafe_spec(format!("network namespace {} is the host's", grant.path.display())));
+    }
+    let joins = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .and_then(|ns| ns.iter().find(|n| n.typ() == LinuxNamespaceType::Network))
+        .and_then(|n| n.path().clone());
+    if joins.as_deref() != Some(grant.path.as_path()) {
+        return Err(unsafe_spec("the network namespace is not the one ignite created for this sandbox"));
+    }
+    Ok(())
 }
 
 pub(super) fn validate_with(spec: &Spec, allow: &Allowances) -> Result<(), SpecError> {
     let root = spec.root().as_ref().ok_or_else(|| unsafe_spec("no root"))?;
     if root.readonly() != Some(true) {
-        return Err(unsafe_spec("root filesystem is not read-only"));
+        match allow.writable_root {
+            Some(granted) if root.path() == granted => {}
+            Some(granted) => {
+                return Err(unsafe_spec(format!(
+                    "root filesystem {} is writable, and it is not the writable layer ignite built for this run ({})",
+                    root.path().display(),
+                    granted.display()
+                )));
+            }
+            None => return Err(unsafe_spec("root filesystem is not read-only")),
+        }
     }
     let process = spec.process().as_ref().ok_or_else(|| unsafe_spec("no process"))?;
     if process.user().uid() == 0 || process.user().gid() == 0 {
@@ -359,7 +444,7 @@ pub(super) fn validate_with(spec: &Spec, allow: &Allowances) -> Result<(), SpecE
             None => return Err(unsafe_spec(format!("{want:?} namespace is missing"))),
             Some(n) => match n.path() {
                 None => {}
-                Some(p) if *want == LinuxNamespaceType::Network && allow.netns == Some(p.as_path()) => {}
+                Some(p) if *want == LinuxNamespaceType::Network && allow.netns.is_some_and(|g| g.path == *p) => {}
                 Some(p) => {
                     return Err(unsafe_spec(format!(
                         "{want:?} namespace joins an existing namespace ({})",
@@ -368,6 +453,9 @@ pub(super) fn validate_with(spec: &Spec, allow: &Allowances) -> Result<(), SpecE
                 }
             },
         }
+    }
+    if let Some(grant) = allow.netns {
+        check_netns_grant(spec, grant)?;
     }
     let res = linux.resources().as_ref().ok_or_else(|| unsafe_spec("no resource limits"))?;
     let mem = res.memory().as_ref().ok_or_else(|| unsafe_spec("no memory limit"))?;
@@ -438,6 +526,8 @@ mod tests {
             node_modules: None,
             app_node_modules: None,
             workspace: None,
+            writable_root: false,
+            network: None,
             init_binary: "/usr/local/bin/ignite-init".into(),
             argv: vec!["/usr/local/bin/bun".into(), "run".into(), "/app/index.ts".into()],
             env: compose_env(&BTreeMap::new(), &BTreeMap::new(), "{}").unwrap(),
@@ -568,6 +658,91 @@ mod tests {
             }
         }
         assert!(validate_session(&s, ws).is_err(), "a writable /app was accepted");
+    }
+
+    #[test]
+    fn a_writable_root_passes_only_as_the_granted_overlay() {
+        let layer = Path::new("/run/ignite/grants/ig-1/root");
+        let mut i = input();
+        i.rootfs = layer.to_path_buf();
+        i.writable_root = true;
+        let s = build(&i).unwrap();
+        assert_eq!(s.root().as_ref().unwrap().readonly(), Some(false));
+        validate_run(&s, &Grants { writable_root: Some(layer), ..Grants::default() }).unwrap();
+        // Not granted: the plain validator and a session's refuse it.
+        assert!(validate(&s).unwrap_err().to_string().contains("root filesystem is not read-only"));
+        assert!(validate_session(&s, Path::new("/ws")).is_err());
+        // Granted for another path (e.g. the spec names the shared rootfs itself).
+        let e = validate_run(
+            &s,
+            &Grants { writable_root: Some(Path::new("/run/ignite/grants/ig-2/root")), ..Grants::default() },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("not the writable layer ignite built"), "{e}");
+        let mut shared = input();
+        shared.writable_root = true;
+        let e = validate_run(&build(&shared).unwrap(), &Grants { writable_root: Some(layer), ..Grants::default() })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sha256-ab is writable"), "{e}");
+        // A grant does not oblige: a read-only root still passes with it.
+        validate_run(&built(), &Grants { writable_root: Some(layer), ..Grants::default() }).unwrap();
+    }
+
+    fn network() -> NetworkAttach {
+        NetworkAttach {
+            netns: NetnsGrant {
+                path: "/proc/77/task/78/ns/net".into(),
+                id: crate::spec::NsId { dev: 4, ino: 4026532177 },
+                host: vec![crate::spec::NsId { dev: 4, ino: 4026531833 }],
+            },
+            resolv_conf: "/run/ignite/grants/ig-1/resolv.conf".into(),
+        }
+    }
+
+    fn netns_path(s: &Spec) -> Option<PathBuf> {
+        let ns = s.linux().as_ref().unwrap().namespaces().as_ref().unwrap();
+        ns.iter().find(|n| n.typ() == LinuxNamespaceType::Network).unwrap().path().clone()
+    }
+
+    #[test]
+    fn a_network_joins_only_the_granted_namespace_and_gets_its_resolver() {
+        let net = network();
+        let mut i = input();
+        i.network = Some(net.clone());
+        let s = build(&i).unwrap();
+        assert_eq!(netns_path(&s).as_deref(), Some(Path::new("/proc/77/task/78/ns/net")));
+        let resolv = s.mounts().as_ref().unwrap().iter().find(|m| m.destination() == Path::new(RESOLV_CONF)).unwrap();
+        assert_eq!(resolv.source().as_deref(), Some(net.resolv_conf.as_path()));
+        let o = resolv.options().as_ref().unwrap();
+        for want in ["bind", "ro", "nosuid", "nodev", "noexec"] {
+            assert!(o.iter().any(|x| x == want), "{want} missing: {o:?}");
+        }
+        validate_run(&s, &Grants { netns: Some(&net.netns), ..Grants::default() }).unwrap();
+        assert!(validate(&s).unwrap_err().to_string().contains("joins an existing namespace"));
+
+        // The grant names the host's namespace (by identity, whatever the path says).
+        let mut host = net.netns.clone();
+        host.id = host.host[0];
+        let e = validate_run(&s, &Grants { netns: Some(&host), ..Grants::default() }).unwrap_err().to_string();
+        assert!(e.contains("is the host's"), "{e}");
+        // The host's namespace is unknown.
+        let mut unknown = net.netns.clone();
+        unknown.host.clear();
+        assert!(validate_run(&s, &Grants { netns: Some(&unknown), ..Grants::default() }).is_err());
+        // Granted, but the spec does not join it (a run that asked for a network never
+        // silently runs without one).
+        let e =
+            validate_run(&built(), &Grants { netns: Some(&net.netns), ..Grants::default() }).unwrap_err().to_string();
+        assert!(e.contains("not the one ignite created"), "{e}");
+        // Granted, but the spec joins another one.
+        let mut other = i.clone();
+        other.network.as_mut().unwrap().netns.path = "/proc/1/ns/net".into();
+        let e = validate_run(&build(&other).unwrap(), &Grants { netns: Some(&net.netns), ..Grants::default() })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("joins an existing namespace (/proc/1/ns/net)"), "{e}");
     }
 
     #[test]

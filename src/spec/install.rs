@@ -5,35 +5,15 @@
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::Spec;
 
 use super::build::{Allowances, SpecError, SpecInput, build, validate_with};
+use super::network::NetworkAttach;
 
 /// Where the scratch directory appears inside the install sandbox (also `HOME`).
 pub const INSTALL_SCRATCH_DIR: &str = "/tmp";
 /// The install's working directory: package.json and the lockfile, and node_modules once installed.
 pub const INSTALL_WORKDIR: &str = "/tmp/app";
-/// Where the generated resolver configuration is bound (an empty file in every rootfs).
-pub const RESOLV_CONF: &str = "/etc/resolv.conf";
-
-/// A namespace's identity: the device and inode of its nsfs file (what `stat` on
-/// `/proc/<pid>/ns/net` reports). Two paths name the same namespace iff these are equal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NsId {
-    pub dev: u64,
-    pub ino: u64,
-}
-
-/// Permission for one spec to join one network namespace: the one at `path`, which ignite
-/// created and identified as `id` when it did, and which is none of the `host` namespaces
-/// (ignite's own and, when readable, that of the host's pid 1).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NetnsGrant {
-    pub path: PathBuf,
-    pub id: NsId,
-    pub host: Vec<NsId>,
-}
-
 /// What the install sandbox gets beyond a run's sandbox.
 #[derive(Debug, Clone)]
 pub struct InstallSandbox {
@@ -42,15 +22,16 @@ pub struct InstallSandbox {
     /// Whether files in the scratch directory may be executed (lifecycle scripts opted in);
     /// otherwise it is `noexec` like a run's `/tmp`.
     pub exec: bool,
-    /// Host file bound read-only at [`RESOLV_CONF`].
-    pub resolv_conf: PathBuf,
-    pub netns: NetnsGrant,
+    /// The user-mode network ignite set up for the install.
+    pub network: NetworkAttach,
 }
 
 /// Builds the install spec from an ordinary [`SpecInput`] (whose `app_dir` is not mounted:
 /// the install never sees the service directory, only the copies in its scratch dir).
 pub fn build_install(input: &SpecInput, sandbox: &InstallSandbox) -> Result<Spec, SpecError> {
-    let mut spec = build(input)?;
+    let mut input = input.clone();
+    input.network = Some(sandbox.network.clone());
+    let mut spec = build(&input)?;
     let mut mounts: Vec<_> = spec
         .mounts()
         .clone()
@@ -63,25 +44,10 @@ pub fn build_install(input: &SpecInput, sandbox: &InstallSandbox) -> Result<Spec
         scratch_opts.push("noexec");
     }
     mounts.push(super::build::mount(INSTALL_SCRATCH_DIR, "bind", &sandbox.scratch.to_string_lossy(), &scratch_opts)?);
-    mounts.push(super::build::mount(
-        RESOLV_CONF,
-        "bind",
-        &sandbox.resolv_conf.to_string_lossy(),
-        &["bind", "ro", "nosuid", "nodev", "noexec"],
-    )?);
     spec.set_mounts(Some(mounts));
 
     if let Some(process) = spec.process_mut().as_mut() {
         process.set_cwd(INSTALL_WORKDIR.into());
-    }
-    if let Some(linux) = spec.linux_mut().as_mut() {
-        let mut namespaces = linux.namespaces().clone().unwrap_or_default();
-        for ns in &mut namespaces {
-            if ns.typ() == LinuxNamespaceType::Network {
-                ns.set_path(Some(sandbox.netns.path.clone()));
-            }
-        }
-        linux.set_namespaces(Some(namespaces));
     }
     Ok(spec)
 }
@@ -90,35 +56,22 @@ pub fn build_install(input: &SpecInput, sandbox: &InstallSandbox) -> Result<Spec
 /// exactly the granted one — which must not be the host's — and `/tmp` is exactly the scratch
 /// directory, read-write but still nosuid and nodev.
 pub fn validate_install(spec: &Spec, sandbox: &InstallSandbox) -> Result<(), SpecError> {
-    let grant = &sandbox.netns;
-    if grant.host.is_empty() {
-        return Err(SpecError::Unsafe(
-            "the host's network namespace is unknown, so the install's cannot be told apart from it".into(),
-        ));
-    }
-    if grant.host.contains(&grant.id) {
-        return Err(SpecError::Unsafe(format!("network namespace {} is the host's", grant.path.display())));
-    }
     validate_with(
         spec,
-        &Allowances { netns: Some(&grant.path), writable_tmp: Some(&sandbox.scratch), workspace: None },
-    )?;
-    let joins = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .and_then(|ns| ns.iter().find(|n| n.typ() == LinuxNamespaceType::Network))
-        .and_then(|n| n.path().clone());
-    if joins.as_deref() != Some(grant.path.as_path()) {
-        return Err(SpecError::Unsafe("the install's network namespace is not the one ignite created for it".into()));
-    }
-    Ok(())
+        &Allowances {
+            netns: Some(&sandbox.network.netns),
+            writable_tmp: Some(&sandbox.scratch),
+            workspace: None,
+            writable_root: None,
+        },
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{Limits, compose_env, validate};
+    use crate::spec::{Limits, NetnsGrant, NsId, RESOLV_CONF, compose_env, validate};
+    use oci_spec::runtime::LinuxNamespaceType;
     use oci_spec::runtime::{LinuxSeccompAction, LinuxSeccompBuilder};
     use std::collections::BTreeMap;
 
@@ -132,6 +85,8 @@ mod tests {
             node_modules: None,
             app_node_modules: None,
             workspace: None,
+            writable_root: false,
+            network: None,
             init_binary: "/usr/local/bin/ignite-init".into(),
             argv: vec!["/usr/local/bin/bun".into(), "install".into()],
             env: compose_env(&BTreeMap::new(), &BTreeMap::new(), "{}").unwrap(),
@@ -148,8 +103,10 @@ mod tests {
         InstallSandbox {
             scratch: "/run/ignite/installs/ig-2/scratch".into(),
             exec: false,
-            resolv_conf: "/run/ignite/installs/ig-2/resolv.conf".into(),
-            netns: NetnsGrant { path: "/proc/77/task/78/ns/net".into(), id: OURS, host: vec![HOST] },
+            network: NetworkAttach {
+                netns: NetnsGrant { path: "/proc/77/task/78/ns/net".into(), id: OURS, host: vec![HOST] },
+                resolv_conf: "/run/ignite/installs/ig-2/resolv.conf".into(),
+            },
         }
     }
 
@@ -223,13 +180,13 @@ mod tests {
 
         // The grant names the host's namespace (by identity, whatever the path says).
         let mut host_grant = sb.clone();
-        host_grant.netns.id = HOST;
+        host_grant.network.netns.id = HOST;
         let e = validate_install(&good, &host_grant).unwrap_err().to_string();
         assert!(e.contains("is the host's"), "{e}");
 
         // The host's namespace is unknown: nothing to compare against, so nothing is granted.
         let mut unknown = sb.clone();
-        unknown.netns.host.clear();
+        unknown.network.netns.host.clear();
         assert!(validate_install(&good, &unknown).is_err());
 
         // The spec joins a namespace other than the granted one (e.g. the host's, by path).
@@ -265,7 +222,7 @@ mod tests {
         let mut ns = linux.namespaces().clone().unwrap();
         for n in &mut ns {
             if n.typ() == LinuxNamespaceType::Pid {
-                n.set_path(Some(sb.netns.path.clone()));
+                n.set_path(Some(sb.network.netns.path.clone()));
             }
         }
         linux.set_namespaces(Some(ns));
