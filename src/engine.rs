@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::audit::{AuditError, AuditPlan};
 use crate::bundle::{BundleError, BundleStatus, BundleStore, Progress};
 use crate::deps::{self, DepsCache, DepsError, Installer, Lease, Modules};
+use crate::grants::{self, GrantError, RunGrants};
 use crate::oci::{CliRuntime, OciKind};
 use crate::policy::Policy;
 use crate::preflight::{self, BundleFact, ColdStart, ColdStarts, Facts, PreflightReport, RuntimeFact};
@@ -59,6 +60,8 @@ pub enum EngineError {
     Deps(#[from] DepsError),
     #[error(transparent)]
     Spawn(#[from] spawn_guard::GuardError),
+    #[error(transparent)]
+    Grant(#[from] GrantError),
     #[error(
         "{path} is not readable by the sandbox user (uid {uid}): the sandbox could not load it; make it world-readable (chmod o+r, and o+x on directories)"
     )]
@@ -119,6 +122,11 @@ pub struct Prepared {
     pub staged: Option<StagedApp>,
     /// Audit mode's listener plan (the spec's filter notifies it).
     pub audit: Option<AuditPlan>,
+    /// What `spec` was built from. With a network granted, `spec` shows a placeholder for the
+    /// namespace, which exists only once the run sets it up; the run rebuilds the spec then.
+    input: SpecInput,
+    /// The runtime's shared rootfs (the lower layer of a writable root).
+    rootfs: PathBuf,
 }
 
 pub struct Engine {
@@ -195,7 +203,6 @@ impl Engine {
         let modules = deps::plan(svc, &self.registry)?;
         let rootfs = self.store.ensure(&runtime, progress)?;
 
-        refuse_unenforced(&job.policy)?;
         let spawn = SpawnRule::from_policy(&job.policy);
         // The entrypoint checks again inside the sandbox; this says it before anything starts.
         spawn_guard::check_supported(&spawn)?;
@@ -213,10 +220,15 @@ impl Engine {
             Some(plan) => self.profile.to_oci_audit(job.policy.network, &plan.socket)?,
             None => self.seccomp.clone(),
         };
+        let writable_root = !job.policy.read_only;
         let input = SpecInput {
-            rootfs: rootfs.path,
-            writable_root: false,
-            network: None,
+            // A writable root is the overlay the run mounts over the shared rootfs.
+            rootfs: if writable_root { grants::root_path(&self.state.root, &id) } else { rootfs.path.clone() },
+            writable_root,
+            network: job
+                .policy
+                .network
+                .then(|| crate::netns::preview_attach(grants::resolv_conf_path(&self.state.root, &id))),
             app_dir: staged.as_ref().map_or_else(|| svc.dir.clone(), |s| s.dir.clone()),
             node_modules: match &modules {
                 Modules::Install(plan) => Some(self.deps.modules_dir(&plan.key)),
@@ -235,12 +247,16 @@ impl Engine {
             spawn,
             seccomp,
         };
-        let spec = spec::build(&input)?;
-        match &job.workspace {
-            Some(ws) => spec::validate_session(&spec, ws)?,
-            None => spec::validate(&spec)?,
-        }
-        Ok(Prepared { runtime, spec, id, limits, modules, staged, audit })
+        let root_grant = writable_root.then(|| grants::root_path(&self.state.root, &id));
+        let spec = build_validated(
+            &input,
+            &spec::Grants {
+                netns: input.network.as_ref().map(|n| &n.netns),
+                writable_root: root_grant.as_deref(),
+                workspace: job.workspace.as_deref(),
+            },
+        )?;
+        Ok(Prepared { runtime, spec, id, limits, modules, staged, audit, input, rootfs: rootfs.path })
     }
 
     /// Runs a job to its report. Leftovers of crashed earlier runs are removed first.
@@ -252,14 +268,40 @@ impl Engine {
         cancel: CancellationToken,
     ) -> Result<Report, EngineError> {
         let prepared = self.prepare(job, progress)?;
+        // Before anything is installed or mounted: a missing network tool is said at once.
+        let tools = grants::tools_for(&job.policy)?;
         // Held until the run is over: the staged directory must outlive the container.
         let _staged = prepared.staged;
         self.supervisor.reap_stale().await;
+        grants::reap_stale(&self.state.root);
         // Held until the run is over: the tree cannot be pruned while it is mounted.
         let (_lease, install) = self.ensure_modules(&job.service, &prepared.modules, progress, &cancel).await?;
+        // Torn down when dropped, after the supervisor has removed the container (or on any
+        // early return): the network and the writable layer never outlive the run.
+        let run_grants =
+            RunGrants::setup(&self.state.root, &prepared.id, &job.policy, tools.as_ref(), &prepared.rootfs).await?;
+        let spec = match &run_grants {
+            Some(g) => {
+                let mut input = prepared.input;
+                let network = g.network();
+                input.network = network.clone();
+                if let Some(root) = g.writable_root() {
+                    input.rootfs = root.to_path_buf();
+                }
+                let granted = spec::Grants {
+                    netns: network.as_ref().map(|n| &n.netns),
+                    writable_root: g.writable_root(),
+                    workspace: job.workspace.as_deref(),
+                };
+                let spec = build_validated(&input, &granted)?;
+                g.verify()?;
+                spec
+            }
+            None => prepared.spec,
+        };
         let plan = RunPlan {
             id: prepared.id,
-            spec: prepared.spec,
+            spec,
             timeout: Duration::from_millis(job.service.timeout_ms),
             grace: job.grace,
             output_limit: usize::try_from(job.policy.output_max_bytes).unwrap_or(usize::MAX),
@@ -269,7 +311,9 @@ impl Engine {
             runtime: prepared.runtime.key(),
             audit: prepared.audit,
         };
-        let mut report = self.supervisor.run(plan, sink, cancel).await?;
+        let report = self.supervisor.run(plan, sink, cancel).await;
+        drop(run_grants);
+        let mut report = report?;
         report.install = install;
         self.record_cold_start(&report);
         Ok(report)
@@ -337,6 +381,12 @@ impl Engine {
     /// scratch mounts, half-built dependency trees); returns the run and install ids cleaned.
     pub async fn reap_stale(&self) -> Vec<String> {
         let mut ids = self.supervisor.reap_stale().await;
+        // After the containers: a crashed run's writable root may still be their root.
+        for id in grants::reap_stale(&self.state.root) {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
         ids.extend(deps::install::reap_stale(&self.state));
         self.deps.reap_temps();
         ids
@@ -473,16 +523,11 @@ fn check_readable(dir: &Path, entry: &Path) -> Result<(), EngineError> {
     Ok(())
 }
 
-/// Policy values whose enforcement is not built yet are refused rather than ignored.
-fn refuse_unenforced(p: &Policy) -> Result<(), EngineError> {
-    let refuse = |field: &str, value: &str| {
-        Err(EngineError::Setup(format!("policy {field}: {value} is not supported by this version of ignite")))
-    };
-    if p.network {
-        return refuse("security.network.enabled", "true");
-    }
-    if !p.read_only {
-        return refuse("security.filesystem.readOnly", "false");
-    }
-    Ok(())
+/// Builds the spec and validates it with exactly the departures granted: a writable root only
+/// at the run's own overlay, a network namespace only the one ignite created for it, a
+/// session's workspace.
+fn build_validated(input: &SpecInput, grants: &spec::Grants) -> Result<Spec, EngineError> {
+    let spec = spec::build(input)?;
+    spec::validate_run(&spec, grants)?;
+    Ok(spec)
 }

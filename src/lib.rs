@@ -1,7 +1,7 @@
 //! Ignite: run untrusted JavaScript/TypeScript services in hardened OCI containers.
 //!
 //! Layering (a module uses only modules listed after it):
-//! `server` → `engine`, `inventory`, `doctor`, `envinfo` → `lock`, `template`, `deps` → `supervisor`, `netns` → `audit`, `oci`, `spec`, `bundle`, `stage`, `cgroup` →
+//! `server` → `engine`, `inventory`, `doctor`, `envinfo` → `lock`, `template`, `deps`, `grants` → `supervisor`, `netns` → `audit`, `oci`, `spec`, `bundle`, `stage`, `cgroup` →
 //! `service`, `policy`, `runtime`, `report`, `run_report`, `preflight`, `init_proto`, `spawn_guard` → `bpf`, `sys`.
 
 pub mod audit;
@@ -14,6 +14,7 @@ pub mod doctor;
 pub mod engine;
 pub mod envinfo;
 pub mod fsutil;
+pub mod grants;
 pub mod init_proto;
 pub mod inventory;
 pub mod lock;

@@ -136,9 +136,35 @@ impl Sandbox {
         (out, v)
     }
 
-    /// Asserts that no container, cgroup, mount or run directory of this state dir remains.
+    /// [`run_json`](Self::run_json), also returning the pid the ignite process had (to look
+    /// for processes it may have left, e.g. with [`slirp_processes_of`]).
+    pub fn run_json_pid(&self, dir: &Path, args: &[&str]) -> (Output, serde_json::Value, u32) {
+        let child = self
+            .cmd()
+            .arg("run")
+            .arg(dir)
+            .arg("--json")
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn ignite");
+        let pid = child.id();
+        let out = child.wait_with_output().expect("wait for ignite");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON document ({e}):\n{stdout}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out, v, pid)
+    }
+
+    /// Asserts that no container, cgroup, mount or run directory (nor the directory of a run's
+    /// policy grants: network files, writable layer) of this state dir remains.
     pub fn assert_no_leaks(&self) {
-        for dir in ["runs", "installs"] {
+        for dir in ["runs", "installs", "grants"] {
             let dir = self.state.path().join(dir);
             if let Ok(entries) = std::fs::read_dir(&dir) {
                 let left: Vec<_> = entries.flatten().map(|e| e.file_name()).collect();
