@@ -715,7 +715,7 @@ fn user_network(f: &Facts) -> Check {
             Status::Warn,
             NEEDED,
             match pasta {
-                Some(p) => format!("slirp4netns not on PATH ({p} is, but the dependency install uses slirp4netns)"),
+                Some(p) => format!("slirp4netns not on PATH ({p} is, but ignite's user-mode network is slirp4netns)"),
                 None => "neither slirp4netns nor pasta is on PATH".to_owned(),
             },
             "apt-get install slirp4netns",
@@ -725,7 +725,7 @@ fn user_network(f: &Facts) -> Check {
 
 fn iproute2(f: &Facts) -> Check {
     const NAME: &str = "iproute2";
-    const NEEDED: &str = "npm dependencies";
+    const NEEDED: &str = "npm dependencies, network policies";
     match tool(f, "ip") {
         Some(ip) => ok(NAME, NEEDED, describe_tool(ip)),
         None => not_ok(NAME, Status::Warn, NEEDED, "ip is not on PATH", "apt-get install iproute2"),

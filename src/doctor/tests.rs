@@ -461,7 +461,8 @@ fn missing_network_tools_are_warnings() {
     let d = run(&opts);
     let net = assert_status(&d, "user-network", Status::Warn);
     assert!(
-        net.value.contains("pasta unknown version at") && net.value.contains("the dependency install uses slirp4netns"),
+        net.value.contains("pasta unknown version at")
+            && net.value.contains("ignite's user-mode network is slirp4netns"),
         "{net:?}"
     );
     assert_eq!(net.remedy.as_deref(), Some("apt-get install slirp4netns"));
