@@ -5,7 +5,8 @@
 //!   stay unreachable; without it, loopback only and no network tool is even needed;
 //! - `security.filesystem.readOnly: false`: writes anywhere in the root succeed, the runtime's
 //!   own files stay intact, the next run sees none of it, the shared rootfs is unchanged, the
-//!   layer's size is enforced (ENOSPC), /app stays read-only;
+//!   layer's size is enforced (ENOSPC), /app stays read-only; with spawning allowed, a written
+//!   file runs only when no allowedCommands list restricts execution;
 //! - teardown on every path (success, error, timeout, OOM, Ctrl-C, a killed ignite then
 //!   `ignite cleanup`): no slirp4netns, network namespace, mount or state left.
 //!
@@ -515,5 +516,40 @@ fn a_killed_ignite_leaves_nothing_after_cleanup() {
     let out = sb.cmd().arg("cleanup").output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     assert!(mounts_under(sb.state.path()).is_empty(), "{:?}", mounts_under(sb.state.path()));
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn written_files_run_only_without_a_command_list() {
+    // With a writable root and spawning allowed, a program can write an executable file; it
+    // runs only when no allowedCommands list restricts execution (Landlock rules name files
+    // that exist when the run starts, and the sticky layer cannot replace those).
+    let sb = sandbox_test!();
+    let code = r##"
+import fs from "node:fs";
+import { spawnSync } from "node:child_process";
+fs.mkdirSync("/opt/tool", { recursive: true });
+fs.writeFileSync("/opt/tool/run.js", "#!/usr/local/bin/bun\nconsole.log('written file ran');\n", { mode: 0o755 });
+const outcome = (r: any) => r.error ? r.error.code : (r.status === 0 ? String(r.stdout).trim() : "exit " + r.status);
+console.log(JSON.stringify({
+  written: outcome(spawnSync("/opt/tool/run.js", [])),
+  runtime: outcome(spawnSync("/usr/local/bin/bun", ["-e", "console.log('runtime ran')"])),
+  replace: (() => { try { fs.renameSync("/opt/tool/run.js", "/usr/local/bin/bun"); return "replaced"; } catch (e: any) { return e.code; } })(),
+}));
+"##;
+    let listed = "security:\n  filesystem:\n    readOnly: false\n  process:\n    allowSpawn: true\n    allowedCommands: [/usr/local/bin/bun]\n";
+    let any = "security:\n  filesystem:\n    readOnly: false\n  process:\n    allowSpawn: true\n";
+    let dir = service(&sb, "rw-exec-listed", "bun", "", listed, code);
+    let (out, r) = sb.run_json(&dir, &[]);
+    assert_eq!(r["status"], "ok", "{r}\n{}", stderr_of(&out));
+    let v = output(&r);
+    assert_eq!(v["runtime"], "runtime ran", "spawning is allowed: {v}");
+    assert_eq!(v["written"], "EACCES", "{v}");
+    assert_eq!(v["replace"], "EPERM", "{v}");
+    let dir = service(&sb, "rw-exec-any", "bun", "", any, code);
+    let (out, r) = sb.run_json(&dir, &[]);
+    assert_eq!(r["status"], "ok", "{r}\n{}", stderr_of(&out));
+    let v = output(&r);
+    assert_eq!(v["written"], "written file ran", "{v}");
     sb.assert_no_leaks();
 }
