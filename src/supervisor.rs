@@ -627,6 +627,16 @@ fn assemble(
             notes.push(format!("killed by the kernel OOM killer at the {} MiB memory limit", plan.memory_limit_mb));
             Status::Oom
         }
+        // Over the cap, but the program exited before ignite got to stop it: the output is
+        // still cut, and the run must not pass for a clean one.
+        None if stdout.truncated || stderr.truncated => {
+            let name = if stdout.truncated { "stdout" } else { "stderr" };
+            notes.push(format!(
+                "{name} exceeded the {}-byte output limit; the program exited before ignite stopped it",
+                plan.output_limit
+            ));
+            Status::OutputLimit
+        }
         None if exit_code == Some(0) => Status::Ok,
         None => {
             if exit.is_none() {
@@ -768,6 +778,25 @@ mod tests {
         assert!(r.message.unwrap().contains("without reporting"));
         let r = run(exit_ev(Some(0), None), CgroupStats { pids_limit_hits: 4, ..Default::default() }, None);
         assert!(r.message.unwrap().contains("pids limit of 128"));
+    }
+
+    #[test]
+    fn output_over_the_cap_is_output_limit_even_if_the_program_exited_first() {
+        let r = assemble(
+            &plan(),
+            exit_ev(Some(0), None),
+            Some(CgroupStats::default()),
+            cap("0123456789", true),
+            cap("", false),
+            None,
+            1_000_000,
+            Instant::now(),
+            "t".into(),
+            "runc",
+        );
+        assert_eq!((r.status, r.success, r.exit_code), (Status::OutputLimit, false, Some(0)));
+        assert!(r.stdout_truncated);
+        assert!(r.message.unwrap().contains("stdout exceeded the 10-byte output limit"));
     }
 
     #[tokio::test]
