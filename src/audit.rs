@@ -25,7 +25,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::audit_gate::{Caller, Decision, SpawnGate};
+use crate::audit_gate::{Caller, Decision, SpawnGate, Step};
 use crate::report::{AuditStatus, SecurityAudit, SecurityEvent, Verdict};
 use crate::spec::seccomp::{FilterMode, SeccompProfile, Syscall};
 use crate::sys;
@@ -308,12 +308,18 @@ impl Worker {
             if ready[0] & libc::POLLIN != 0 {
                 match sys::seccomp_notif_recv(&notify) {
                     Ok(n) => {
-                        if let Some(g) = gate.as_deref_mut()
-                            && self.may_run(g, &notify, &n)
-                        {
-                            let _ = sys::seccomp_notif_send(&notify, &sys::seccomp_notif_continue(n.id));
-                            c.continued += 1;
-                            continue;
+                        if let Some(g) = gate.as_deref_mut() {
+                            match self.judge(g, &notify, &n) {
+                                Judged::Run(step) => {
+                                    match sys::seccomp_notif_send(&notify, &sys::seccomp_notif_continue(n.id)) {
+                                        Ok(()) => c.continued += 1,
+                                        Err(_) => g.undo(step),
+                                    }
+                                    continue;
+                                }
+                                Judged::Gone => continue,
+                                Judged::Deny => {}
+                            }
                         }
                         let keep = c.events.len() < MAX_KEPT_EVENTS;
                         let event = self.event(&notify, &n, keep);
@@ -346,26 +352,35 @@ impl Worker {
     /// Whether a notified call is one of the runtime's start (see [`crate::audit_gate`]).
     /// Only `/proc/<pid>/status` is read, and trusted only if the call is still pending after
     /// the read (so the pid still names the caller); the sandbox's memory is never read.
-    fn may_run(&self, gate: &mut SpawnGate, notify: &OwnedFd, n: &sys::SeccompNotif) -> bool {
+    fn judge(&self, gate: &mut SpawnGate, notify: &OwnedFd, n: &sys::SeccompNotif) -> Judged {
         let Some(syscall) = Syscall::from_number(n.nr).filter(|_| n.arch == AUDIT_ARCH_X86_64) else {
-            return false;
+            return Judged::Deny;
         };
         if !matches!(syscall.name(), "execve" | "fork" | "vfork" | "clone") {
-            return false;
+            return Judged::Deny;
         }
         let status = std::fs::read_to_string(Path::new("/proc").join(n.pid.to_string()).join("status"));
         let (sandbox_pid, parent_host_pid) = status.map_or((None, None), |s| crate::audit_gate::parse_status(&s));
+        // No longer pending: a signal interrupted the call (the kernel notifies it again when
+        // it restarts; Go's preemption signal does this to runc's exec of the entrypoint) or
+        // its thread died. Either way it did not run; it is judged if it comes back.
         if !sys::seccomp_notif_id_valid(notify, n.id) {
-            return false;
+            return Judged::Gone;
         }
         let caller = Caller { host_pid: n.pid, sandbox_pid, parent_host_pid };
-        match gate.decide(syscall.name(), &n.args, &caller, self.pins.get(), true) {
-            Decision::Continue(_) => true,
-            Decision::Deny => false,
+        let decision = match gate.decide(syscall.name(), &n.args, &caller, self.pins.get(), true) {
             Decision::NeedPins => {
                 let pins = self.pins.wait(PINS_WAIT);
-                matches!(gate.decide(syscall.name(), &n.args, &caller, pins, false), Decision::Continue(_))
+                if !sys::seccomp_notif_id_valid(notify, n.id) {
+                    return Judged::Gone;
+                }
+                gate.decide(syscall.name(), &n.args, &caller, pins, false)
             }
+            d => d,
+        };
+        match decision {
+            Decision::Continue(step) => Judged::Run(step),
+            Decision::Deny | Decision::NeedPins => Judged::Deny,
         }
     }
 
@@ -395,6 +410,16 @@ impl Worker {
         }
         event
     }
+}
+
+/// What the listener does with a process-creation call.
+enum Judged {
+    /// Let it run (one of the runtime's start).
+    Run(Step),
+    /// EPERM and an event.
+    Deny,
+    /// No longer pending: no answer, no event.
+    Gone,
 }
 
 /// The index of `seccompFd` in the message's `fds`, once the message is complete JSON.

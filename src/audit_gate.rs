@@ -127,6 +127,19 @@ impl SpawnGate {
     }
 }
 
+impl SpawnGate {
+    /// Gives `step` back when the kernel refused the "continue" (the call was interrupted by a
+    /// signal and will be notified again, or its thread died): the call did not run, so the
+    /// same shape may pass when it comes back.
+    pub fn undo(&mut self, step: Step) {
+        match step {
+            Step::EntrypointExec => self.entrypoint_exec = false,
+            Step::RuntimeFork => self.runtime_fork = false,
+            Step::RuntimeExec => self.runtime_exec = false,
+        }
+    }
+}
+
 /// The caller's `NSpid` (innermost) and `PPid` from its `/proc/<pid>/status`.
 pub fn parse_status(status: &str) -> (Option<u32>, Option<u32>) {
     let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name));
@@ -268,6 +281,33 @@ mod tests {
         for name in ["clone3", "mount", "ptrace", "socket", "execveat"] {
             assert_eq!(SpawnGate::default().decide(name, &[0; 6], &init(), Some(PINS), true), Decision::Deny);
         }
+    }
+
+    #[test]
+    fn a_continue_the_kernel_refused_can_be_retried_by_the_same_shape_only() {
+        // runc's exec interrupted by a signal (Go preempts its threads with SIGURG).
+        let mut g = SpawnGate::default();
+        let step = match g.decide("execve", &[0; 6], &init(), None, true) {
+            Decision::Continue(s) => s,
+            d => panic!("{d:?}"),
+        };
+        g.undo(step);
+        assert_eq!(g.decide("execve", &[0; 6], &init(), None, true), Decision::Continue(Step::EntrypointExec));
+        // The child's exec: given back, it still needs the pins and the right caller.
+        let mut g = forked();
+        assert_eq!(
+            g.decide("execve", &exec_args(PINS), &child(), Some(PINS), true),
+            Decision::Continue(Step::RuntimeExec)
+        );
+        g.undo(Step::RuntimeExec);
+        let mut off = exec_args(PINS);
+        off[2] ^= 1;
+        assert_eq!(g.decide("execve", &off, &child(), Some(PINS), true), Decision::Deny);
+        assert_eq!(g.decide("clone", &fork_args(), &child(), Some(PINS), true), Decision::Deny);
+        assert_eq!(
+            g.decide("execve", &exec_args(PINS), &child(), Some(PINS), true),
+            Decision::Continue(Step::RuntimeExec)
+        );
     }
 
     #[test]
