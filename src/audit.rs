@@ -1,6 +1,8 @@
 //! Audit mode's seccomp agent: one listener per run that receives the seccomp notification
-//! descriptor from the OCI runtime, answers every notified syscall with EPERM (never "continue")
-//! and records it; plus the assembly of the report's `securityAudit` from those events, the
+//! descriptor from the OCI runtime, answers every notified syscall with EPERM and records it
+//! (with one narrow exception: in runs with spawning off, the three process-creation calls that
+//! start the runtime are let through, judged on pids and register values only, see
+//! [`crate::audit_gate`]); plus the assembly of the report's `securityAudit` from those events, the
 //! cgroup's OOM and pids counters and the stops ignite made.
 //!
 //! Protocol (runc ≥ 1.1, `linux.seccomp.listenerPath`): after loading the filter, the runtime's
@@ -19,10 +21,11 @@ use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::audit_gate::{Caller, Decision, SpawnGate, Step};
 use crate::report::{AuditStatus, SecurityAudit, SecurityEvent, Verdict};
 use crate::spec::seccomp::{FilterMode, SeccompProfile, Syscall};
 use crate::sys;
@@ -39,6 +42,9 @@ const MAX_SOCKET_PATH: usize = 107;
 const MAX_STATE_BYTES: usize = 64 * 1024;
 /// How long the runtime may take to send its message once connected.
 const STATE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the listener waits for the entrypoint's pins when the runtime's exec arrives
+/// first (the entrypoint writes them before it forks, so they are normally there already).
+const PINS_WAIT: Duration = Duration::from_secs(5);
 /// `AUDIT_ARCH_X86_64`: the only architecture the profile admits.
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 
@@ -68,13 +74,24 @@ pub struct AuditPlan {
 impl AuditPlan {
     /// The plan for a run whose directory is `run_dir`; refuses socket paths the kernel cannot
     /// bind, before anything is started.
-    pub fn new(profile: Arc<SeccompProfile>, network: bool, run_dir: &Path) -> Result<AuditPlan, AuditError> {
+    /// `spawn_off`: the policy forbids spawning, and the listener enforces it (process
+    /// creation is notified, see [`crate::audit_gate`]).
+    pub fn new(
+        profile: Arc<SeccompProfile>,
+        network: bool,
+        spawn_off: bool,
+        run_dir: &Path,
+    ) -> Result<AuditPlan, AuditError> {
         let socket = run_dir.join(SOCKET_NAME);
         let len = socket.as_os_str().len();
         if len > MAX_SOCKET_PATH {
             return Err(AuditError::PathTooLong { path: socket, len });
         }
-        Ok(AuditPlan { profile, mode: FilterMode::Audit { network }, socket })
+        Ok(AuditPlan { profile, mode: FilterMode::Audit { network, spawn_off }, socket })
+    }
+
+    fn spawn_off(&self) -> bool {
+        matches!(self.mode, FilterMode::Audit { spawn_off: true, .. })
     }
 
     /// Syscall names the filter reports, sorted.
@@ -95,6 +112,8 @@ pub struct Collected {
     pub limit_reached: bool,
     /// Whether the runtime handed over the notification descriptor.
     pub connected: bool,
+    /// Process-creation calls let through (the runtime's start; not events).
+    pub continued: u64,
     /// Why listening stopped early, if it did.
     pub error: Option<String>,
 }
@@ -111,12 +130,33 @@ impl Collected {
     }
 }
 
+/// The entrypoint's pins, handed from the supervisor's report reader to the listener thread.
+#[derive(Default)]
+struct PinSlot {
+    pins: Mutex<Option<[u64; 3]>>,
+    arrived: Condvar,
+}
+
+impl PinSlot {
+    fn get(&self) -> Option<[u64; 3]> {
+        *self.pins.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wait(&self, limit: Duration) -> Option<[u64; 3]> {
+        let guard = self.pins.lock().unwrap_or_else(|e| e.into_inner());
+        let (guard, _) =
+            self.arrived.wait_timeout_while(guard, limit, |p| p.is_none()).unwrap_or_else(|e| e.into_inner());
+        *guard
+    }
+}
+
 /// The per-run listener: a socket in the run directory and one thread that serves it.
 pub struct Listener {
     /// Dropping it wakes the thread (its read end hangs up).
     stop: Option<OwnedFd>,
     thread: Option<JoinHandle<Collected>>,
     socket: PathBuf,
+    pins: Arc<PinSlot>,
 }
 
 impl Listener {
@@ -135,12 +175,29 @@ impl Listener {
         listener.set_nonblocking(true).map_err(io("configure"))?;
         let (stop_r, stop_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| io("create a pipe for")(std::io::Error::from(e)))?;
-        let worker = Worker { profile: plan.profile.clone(), mode: plan.mode, origin };
+        let pins = Arc::new(PinSlot::default());
+        let worker = Worker {
+            profile: plan.profile.clone(),
+            mode: plan.mode,
+            origin,
+            spawn_off: plan.spawn_off(),
+            pins: pins.clone(),
+        };
         let thread = std::thread::Builder::new()
             .name("ignite-audit".into())
             .spawn(move || worker.serve(listener, stop_r))
             .map_err(io("start a thread for"))?;
-        Ok(Listener { stop: Some(stop_w), thread: Some(thread), socket: plan.socket.clone() })
+        Ok(Listener { stop: Some(stop_w), thread: Some(thread), socket: plan.socket.clone(), pins })
+    }
+
+    /// The pins the entrypoint reported (only the first report counts: it is written before
+    /// anything from the sandbox runs).
+    pub fn give_pins(&self, pins: [u64; 3]) {
+        let mut slot = self.pins.pins.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some(pins);
+            self.pins.arrived.notify_all();
+        }
     }
 
     /// Stops listening (the descriptors close, the thread ends) and returns what was seen.
@@ -169,6 +226,9 @@ struct Worker {
     profile: Arc<SeccompProfile>,
     mode: FilterMode,
     origin: Instant,
+    /// Whether process creation is notified (and so gated) in this run.
+    spawn_off: bool,
+    pins: Arc<PinSlot>,
 }
 
 impl Worker {
@@ -185,7 +245,8 @@ impl Worker {
         // One runtime, one connection: nobody else gets to talk to us.
         drop(listener);
         c.connected = true;
-        self.answer(notify, &stop, &mut c);
+        let mut gate = self.spawn_off.then(SpawnGate::default);
+        self.answer(notify, &stop, &mut c, gate.as_mut());
         c
     }
 
@@ -235,7 +296,7 @@ impl Worker {
 
     /// Answers notifications until the run ends, the sandbox's last filtered task is gone, or
     /// the notification limit is reached.
-    fn answer(&self, notify: OwnedFd, stop: &OwnedFd, c: &mut Collected) {
+    fn answer(&self, notify: OwnedFd, stop: &OwnedFd, c: &mut Collected, mut gate: Option<&mut SpawnGate>) {
         loop {
             let ready = match sys::poll_in(&[notify.as_raw_fd(), stop.as_raw_fd()], -1) {
                 Ok(r) => r,
@@ -247,6 +308,19 @@ impl Worker {
             if ready[0] & libc::POLLIN != 0 {
                 match sys::seccomp_notif_recv(&notify) {
                     Ok(n) => {
+                        if let Some(g) = gate.as_deref_mut() {
+                            match self.judge(g, &notify, &n) {
+                                Judged::Run(step) => {
+                                    match sys::seccomp_notif_send(&notify, &sys::seccomp_notif_continue(n.id)) {
+                                        Ok(()) => c.continued += 1,
+                                        Err(_) => g.undo(step),
+                                    }
+                                    continue;
+                                }
+                                Judged::Gone => continue,
+                                Judged::Deny => {}
+                            }
+                        }
                         let keep = c.events.len() < MAX_KEPT_EVENTS;
                         let event = self.event(&notify, &n, keep);
                         // Answer first: the thread is suspended until then.
@@ -272,6 +346,41 @@ impl Worker {
             if ready[0] != 0 || ready[1] != 0 {
                 return;
             }
+        }
+    }
+
+    /// Whether a notified call is one of the runtime's start (see [`crate::audit_gate`]).
+    /// Only `/proc/<pid>/status` is read, and trusted only if the call is still pending after
+    /// the read (so the pid still names the caller); the sandbox's memory is never read.
+    fn judge(&self, gate: &mut SpawnGate, notify: &OwnedFd, n: &sys::SeccompNotif) -> Judged {
+        let Some(syscall) = Syscall::from_number(n.nr).filter(|_| n.arch == AUDIT_ARCH_X86_64) else {
+            return Judged::Deny;
+        };
+        if !matches!(syscall.name(), "execve" | "fork" | "vfork" | "clone") {
+            return Judged::Deny;
+        }
+        let status = std::fs::read_to_string(Path::new("/proc").join(n.pid.to_string()).join("status"));
+        let (sandbox_pid, parent_host_pid) = status.map_or((None, None), |s| crate::audit_gate::parse_status(&s));
+        // No longer pending: a signal interrupted the call (the kernel notifies it again when
+        // it restarts; Go's preemption signal does this to runc's exec of the entrypoint) or
+        // its thread died. Either way it did not run; it is judged if it comes back.
+        if !sys::seccomp_notif_id_valid(notify, n.id) {
+            return Judged::Gone;
+        }
+        let caller = Caller { host_pid: n.pid, sandbox_pid, parent_host_pid };
+        let decision = match gate.decide(syscall.name(), &n.args, &caller, self.pins.get(), true) {
+            Decision::NeedPins => {
+                let pins = self.pins.wait(PINS_WAIT);
+                if !sys::seccomp_notif_id_valid(notify, n.id) {
+                    return Judged::Gone;
+                }
+                gate.decide(syscall.name(), &n.args, &caller, pins, false)
+            }
+            d => d,
+        };
+        match decision {
+            Decision::Continue(step) => Judged::Run(step),
+            Decision::Deny | Decision::NeedPins => Judged::Deny,
         }
     }
 
@@ -301,6 +410,16 @@ impl Worker {
         }
         event
     }
+}
+
+/// What the listener does with a process-creation call.
+enum Judged {
+    /// Let it run (one of the runtime's start).
+    Run(Step),
+    /// EPERM and an event.
+    Deny,
+    /// No longer pending: no answer, no event.
+    Gone,
 }
 
 /// The index of `seccompFd` in the message's `fds`, once the message is complete JSON.
@@ -348,6 +467,7 @@ pub fn describe_args(syscall: &str, a: &[u64; 6]) -> BTreeMap<String, String> {
         "mount" => put("flags", hex(a[3])),
         "umount2" => put("flags", hex(a[1])),
         "unshare" => put("flags", clone_flags(a[0])),
+        "clone" => put("flags", hex(a[0])),
         "setns" => {
             put("fd", (a[0] as i32).to_string());
             put("nstype", if a[1] == 0 { "any".into() } else { clone_flags(a[1]) });
@@ -501,7 +621,20 @@ mod tests {
     use super::*;
 
     fn plan() -> AuditPlan {
-        AuditPlan::new(Arc::new(SeccompProfile::builtin().unwrap()), false, Path::new("/run/ignite/runs/ig-1")).unwrap()
+        AuditPlan::new(Arc::new(SeccompProfile::builtin().unwrap()), false, false, Path::new("/run/ignite/runs/ig-1"))
+            .unwrap()
+    }
+
+    #[test]
+    fn continue_is_only_the_flag_and_only_for_the_gate() {
+        let resp = sys::seccomp_notif_continue(7);
+        assert_eq!((resp.id, resp.val, resp.error), (7, 0, 0));
+        assert_eq!(resp.flags, libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32);
+        // The gate exists only when process creation is notified.
+        let profile = Arc::new(SeccompProfile::builtin().unwrap());
+        let run = Path::new("/run/ignite/runs/ig-1");
+        assert!(!AuditPlan::new(profile.clone(), false, false, run).unwrap().spawn_off());
+        assert!(AuditPlan::new(profile, true, true, run).unwrap().spawn_off());
     }
 
     #[test]
@@ -520,7 +653,7 @@ mod tests {
     fn socket_paths_too_long_for_the_kernel_are_refused_up_front() {
         let profile = Arc::new(SeccompProfile::builtin().unwrap());
         let long = PathBuf::from("/").join("d".repeat(120));
-        let err = AuditPlan::new(profile, false, &long).unwrap_err();
+        let err = AuditPlan::new(profile, false, false, &long).unwrap_err();
         assert!(err.to_string().contains("--state-dir"), "{err}");
     }
 

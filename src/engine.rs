@@ -204,6 +204,8 @@ impl Engine {
         let rootfs = self.store.ensure(&runtime, progress)?;
 
         let spawn = SpawnRule::from_policy(&job.policy);
+        // In audit mode the listener enforces allowSpawn false, so that attempts become events.
+        let spawn = if job.audit { spawn.audited() } else { spawn };
         // The entrypoint checks again inside the sandbox; this says it before anything starts.
         spawn_guard::check_supported(&spawn)?;
         let mut limits = Limits::new(svc.memory_mb, svc.cpu_limit);
@@ -212,12 +214,12 @@ impl Engine {
         let timeout = Duration::from_millis(svc.timeout_ms);
         let id = new_run_id();
         let audit = if job.audit {
-            Some(AuditPlan::new(self.profile.clone(), job.policy.network, &self.state.run_dir(&id))?)
+            Some(AuditPlan::new(self.profile.clone(), job.policy.network, spawn.notified(), &self.state.run_dir(&id))?)
         } else {
             None
         };
         let seccomp = match &audit {
-            Some(plan) => self.profile.to_oci_audit(job.policy.network, &plan.socket)?,
+            Some(plan) => self.profile.to_oci_audit(job.policy.network, spawn.notified(), &plan.socket)?,
             None => self.seccomp.clone(),
         };
         let writable_root = !job.policy.read_only;

@@ -10,6 +10,9 @@ pub const MAX_REPORT_BYTES: usize = 64 * 1024;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "camelCase")]
 pub enum InitEvent {
+    /// Audit mode with spawning off: the addresses of the pinned exec's path, argv and envp,
+    /// written before the fork, so that ignite's listener recognises the runtime's exec.
+    Pins { pins: [u64; 3] },
     /// Written right before the runtime is spawned.
     #[serde(rename_all = "camelCase")]
     Exec { mono_ns: u64 },
@@ -42,6 +45,7 @@ mod tests {
     #[test]
     fn round_trip() {
         let evs = vec![
+            InitEvent::Pins { pins: [0x7f00_0000_1000, 2, u64::MAX] },
             InitEvent::Exec { mono_ns: 5 },
             InitEvent::Exit { mono_ns: 9, exit_code: Some(0), signal: None, user_us: 1, sys_us: 2, max_rss_kb: 3 },
         ];

@@ -5,6 +5,7 @@
 //! `service`, `policy`, `runtime`, `report`, `run_report`, `preflight`, `init_proto`, `spawn_guard` → `bpf`, `sys`.
 
 pub mod audit;
+pub mod audit_gate;
 pub mod bpf;
 pub mod bundle;
 pub mod cgroup;

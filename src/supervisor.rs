@@ -265,6 +265,11 @@ impl<R: OciRuntime> Supervisor<R> {
                         release.take();
                         break;
                     }
+                    Some(InitEvent::Pins { pins }) => {
+                        if let Some(l) = &listener {
+                            l.give_pins(pins);
+                        }
+                    }
                     Some(ev) => events.push(ev),
                     // The entrypoint is gone without an exit report (killed outright).
                     None => break,

@@ -241,10 +241,17 @@ pub fn seccomp_notif_recv(fd: &OwnedFd) -> std::io::Result<SeccompNotif> {
     Ok(SeccompNotif { id: notif.id, pid: notif.pid, nr: notif.data.nr, arch: notif.data.arch, args: notif.data.args })
 }
 
-/// The only answer ignite gives to a notification: the call fails with EPERM and is not run.
-/// `flags` is 0, never SECCOMP_USER_NOTIF_FLAG_CONTINUE.
+/// Ignite's answer to a notification: the call fails with EPERM and is not run. `flags` is 0,
+/// not SECCOMP_USER_NOTIF_FLAG_CONTINUE.
 pub fn seccomp_notif_deny(id: u64) -> libc::seccomp_notif_resp {
     libc::seccomp_notif_resp { id, val: 0, error: -libc::EPERM, flags: 0 }
+}
+
+/// "Let the call run as if it had not been notified". Ignite gives it only to the three
+/// process-creation calls that start the runtime in audit mode with spawning off, as
+/// [`crate::audit_gate::SpawnGate`] decides them.
+pub fn seccomp_notif_continue(id: u64) -> libc::seccomp_notif_resp {
+    libc::seccomp_notif_resp { id, val: 0, error: 0, flags: libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32 }
 }
 
 /// Sends `resp` for a notification. `ENOENT` means the thread is gone (killed meanwhile).
@@ -539,6 +546,12 @@ impl ConfinedExec {
         // The raw syscall passes exactly these values, which the filter checks.
         unsafe { libc::syscall(libc::SYS_execve, p.path, p.argv, p.envp) };
         std::io::Error::last_os_error()
+    }
+
+    /// The pinned exec's path, argv and envp addresses (for the audit listener, which
+    /// recognises the exec by them when no filter is stacked).
+    pub fn pins(&self) -> [u64; 3] {
+        self.pinned.pins()
     }
 
     /// Bytes mapped for the pinned arguments.

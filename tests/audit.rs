@@ -355,3 +355,172 @@ console.log(JSON.stringify(counts));
     assert!(peak > 0 && peak < 64 * 1024, "ignite peak RSS {peak} KiB");
     sb.assert_no_leaks();
 }
+
+/// One spawn attempt per run, chosen by the input: the runtime's APIs and the raw system
+/// calls through bun:ffi. Prints the attempt's outcome (an error code, an errno number, or
+/// "ok") and the program's pid.
+const BUN_SPAWN_PROGRAM: &str = r#"
+import { spawnSync } from "node:child_process";
+import { dlopen, FFIType, ptr, read } from "bun:ffi";
+const libc = dlopen("libc.so.6", {
+  fork: { args: [], returns: FFIType.i32 },
+  vfork: { args: [], returns: FFIType.i32 },
+  syscall: { args: [FFIType.i64, FFIType.i64, FFIType.i64, FFIType.i64, FFIType.i64, FFIType.i64], returns: FFIType.i64 },
+  execve: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+  __errno_location: { args: [], returns: FFIType.ptr },
+});
+const errno = (rc: number | bigint) => (Number(rc) < 0 ? read.i32(libc.symbols.__errno_location(), 0) : "created " + rc);
+const path = Buffer.from(process.execPath + "\0");
+const argv = new BigUint64Array([BigInt(ptr(path)), 0n]);
+const envp = new BigUint64Array([0n]);
+const probes: Record<string, () => unknown> = {
+  "Bun.spawnSync": () => { const r = Bun.spawnSync({ cmd: [process.execPath, "-e", "1"] }); return r.exitCode === 0 ? "ok" : "exit " + r.exitCode; },
+  "Bun.spawn": () => Bun.spawn({ cmd: [process.execPath, "-e", "1"] }).exited.then((c) => (c === 0 ? "ok" : "exit " + c)),
+  "child_process.spawnSync": () => { const r = spawnSync(process.execPath, ["-e", "1"]); if (r.error) throw r.error; return "ok"; },
+  "worker": () => new Promise((res, rej) => {
+    const w = new Worker(URL.createObjectURL(new Blob(["postMessage(21 * 2)"], { type: "application/javascript" })));
+    w.onmessage = (e) => { w.terminate(); res(e.data); };
+    w.onerror = rej;
+  }),
+  "fork": () => errno(libc.symbols.fork()),
+  "vfork": () => errno(libc.symbols.vfork()),
+  "clone": () => errno(libc.symbols.syscall(56, 17, 0, 0, 0, 0)), // SIGCHLD only: a fork
+  "execve": () => errno(libc.symbols.execve(ptr(path), ptr(argv), ptr(envp))),
+  "execveat": () => errno(libc.symbols.syscall(322, -100, ptr(path), ptr(argv), ptr(envp), 0)),
+};
+let out: unknown;
+try { out = await probes[JSON.parse(process.env.IGNITE_INPUT!)](); } catch (e: any) { out = e.code ?? e.message; }
+console.log(JSON.stringify({ out, pid: process.pid }));
+"#;
+
+const NODE_SPAWN_PROGRAM: &str = r#"
+import { spawnSync, execFileSync, fork } from "node:child_process";
+import { Worker } from "node:worker_threads";
+if (process.argv[2] === "child") process.exit(0);
+const probes = {
+  "spawnSync": () => { const r = spawnSync(process.execPath, ["-e", "1"]); if (r.error) throw r.error; return "ok"; },
+  "execFileSync": () => { execFileSync(process.execPath, ["-e", "1"]); return "ok"; },
+  "fork": () => new Promise((res, rej) => { const c = fork(new URL(import.meta.url).pathname, ["child"]); c.once("error", rej); c.once("exit", (code) => res(code === 0 ? "ok" : "exit " + code)); }),
+  "worker": () => new Promise((res, rej) => {
+    const w = new Worker("require('node:worker_threads').parentPort.postMessage(21 * 2)", { eval: true });
+    w.once("message", res);
+    w.once("error", rej);
+  }),
+};
+let out;
+try { out = await probes[JSON.parse(process.env.IGNITE_INPUT)](); } catch (e) { out = e.code ?? e.message; }
+console.log(JSON.stringify({ out, pid: process.pid }));
+"#;
+
+/// The process-creation calls audit mode reports when spawning is off.
+const PROCESS_SYSCALLS: [&str; 5] = ["fork", "vfork", "clone", "execve", "execveat"];
+
+/// Runs `probe` in audit mode and returns what the program saw and the audit section.
+fn audited_probe(sb: &Sandbox, dir: &std::path::Path, runtime: &str, probe: &str) -> (Value, Value) {
+    let input = serde_json::to_string(probe).unwrap();
+    let (_out, r) = sb.run_json(dir, &["--audit", "--runtime", runtime, "--input", &input]);
+    assert_eq!(r["status"], "ok", "{runtime} {probe}: {r}");
+    let stdout = r["stdout"].as_str().unwrap_or_default();
+    let line = stdout.lines().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("{probe}: no result: {r}"));
+    (serde_json::from_str(line).unwrap(), audit_of(&r).clone())
+}
+
+/// The attempt failed and every event is a denied `process` event of the program; returns the
+/// syscalls named.
+fn process_events(runtime: &str, probe: &str, seen: &Value, audit: &Value) -> Vec<String> {
+    assert_eq!(audit["overallStatus"], "violations", "{runtime} {probe}: no event: {audit}");
+    let events = audit["events"].as_array().unwrap();
+    assert!(!events.is_empty(), "{audit}");
+    assert_eq!(audit["counts"], serde_json::json!({ "process": events.len() }), "{runtime} {probe}: {audit}");
+    for e in events {
+        assert_eq!(e["kind"], "process", "{e}");
+        assert_eq!(e["verdict"], "denied", "{e}");
+        let name = e["syscall"].as_str().unwrap_or_default();
+        assert!(PROCESS_SYSCALLS.contains(&name), "{runtime} {probe}: {e}");
+        assert_eq!(e["pid"], seen["pid"], "{runtime} {probe}: the program made the call: {e}");
+    }
+    events.iter().map(|e| e["syscall"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn spawn_attempts_on_bun_are_process_events() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = ffi_service(&sb, "bun-spawn", BUN_SPAWN_PROGRAM);
+    for probe in ["Bun.spawnSync", "Bun.spawn", "child_process.spawnSync"] {
+        let (seen, audit) = audited_probe(&sb, &dir, "bun", probe);
+        assert_eq!(seen["out"], "EPERM", "{probe}: {seen}");
+        process_events("bun", probe, &seen, &audit);
+    }
+    // Raw system calls: each fails with EPERM and is reported under its own name (glibc's
+    // fork() is the clone system call).
+    for (probe, syscall) in
+        [("fork", "clone"), ("vfork", "vfork"), ("clone", "clone"), ("execve", "execve"), ("execveat", "execveat")]
+    {
+        let (seen, audit) = audited_probe(&sb, &dir, "bun", probe);
+        assert_eq!(seen["out"], libc::EPERM, "{probe}: {seen}");
+        let names = process_events("bun", probe, &seen, &audit);
+        assert_eq!(names, [syscall], "{probe}: {audit}");
+    }
+    // Workers are threads: they work, and are not events.
+    let (seen, audit) = audited_probe(&sb, &dir, "bun", "worker");
+    assert_eq!(seen["out"], 42, "{seen}");
+    assert_eq!(audit["overallStatus"], "clean", "{audit}");
+    assert!(audit["auditedSyscalls"].as_array().unwrap().iter().any(|s| s == "execve"), "{audit}");
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn spawn_attempts_on_node_are_process_events() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let yaml = "service:\n  name: node-spawn\n  entry: main.mjs\n  timeoutMs: 60000\n";
+    let dir = sb.service("node-spawn", &[("service.yaml", yaml), ("main.mjs", NODE_SPAWN_PROGRAM)]);
+    for probe in ["spawnSync", "execFileSync", "fork"] {
+        let (seen, audit) = audited_probe(&sb, &dir, "node", probe);
+        assert_eq!(seen["out"], "EPERM", "{probe}: {seen}");
+        process_events("node", probe, &seen, &audit);
+    }
+    let (seen, audit) = audited_probe(&sb, &dir, "node", "worker");
+    assert_eq!(seen["out"], 42, "{seen}");
+    assert_eq!(audit["overallStatus"], "clean", "{audit}");
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn with_spawning_allowed_audit_mode_does_not_watch_process_creation() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = ffi_service(&sb, "bun-spawn-allowed", BUN_SPAWN_PROGRAM);
+    // Audit mode's strictest default for allowedCommands is [] (fork, no exec): name bun.
+    let policy = "security:\n  process:\n    allowSpawn: true\n    allowedCommands: [/usr/local/bin/bun]\n";
+    std::fs::write(dir.join("ignite.policy.yaml"), policy).unwrap();
+    let (seen, audit) = audited_probe(&sb, &dir, "bun", "Bun.spawnSync");
+    assert_eq!(seen["out"], "ok", "{seen}");
+    assert_eq!(audit["overallStatus"], "clean", "{audit}");
+    let watched = audit["auditedSyscalls"].as_array().unwrap();
+    for name in PROCESS_SYSCALLS {
+        assert!(!watched.iter().any(|s| s == name), "{name} is watched: {audit}");
+    }
+    let out = sb.cmd().args(["run", "--audit", "--print-spec"]).arg(&dir).output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let spec: Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    let notified: Vec<&Value> = spec["linux"]["seccomp"]["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["action"] == "SCMP_ACT_NOTIFY")
+        .flat_map(|s| s["names"].as_array().unwrap())
+        .collect();
+    assert!(!notified.is_empty());
+    for name in PROCESS_SYSCALLS {
+        assert!(!notified.iter().any(|n| *n == name), "{name} notified: {notified:?}");
+    }
+    sb.assert_no_leaks();
+}

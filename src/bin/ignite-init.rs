@@ -9,9 +9,11 @@
 //! Right before the exec it applies what the program may start (`--spawn`, see
 //! `ignite::spawn_guard`): a seccomp filter stacked on the OCI runtime's profile, or Landlock
 //! execute rules. The program is exec'd with arguments pinned at secret addresses, the one
-//! exec the filter lets through.
+//! exec the filter lets through. In audit mode with spawning off (`--spawn none-audited`) it
+//! stacks nothing and reports those addresses instead: ignite's seccomp listener denies every
+//! exec and fork but the runtime's start (see `ignite::audit_gate`).
 //!
-//! Usage: `ignite-init [--kill-after-ms N] --spawn any|none|no-exec|commands [--allow-exec PATH]...
+//! Usage: `ignite-init [--kill-after-ms N] --spawn any|none|none-audited|no-exec|commands [--allow-exec PATH]...
 //! -- PROGRAM [ARGS...]`
 
 use std::io::Write;
@@ -122,6 +124,10 @@ fn main() -> ExitCode {
         }
     };
 
+    if spawn == SpawnRule::NoSpawnAudited {
+        // No filter of our own: ignite's listener answers the exec, and knows it by these.
+        emit(InitEvent::Pins { pins: confined.pins() });
+    }
     emit(InitEvent::Exec { mono_ns: monotonic_ns() });
     let mut command = Command::new(program);
     command.args(rest).process_group(0);

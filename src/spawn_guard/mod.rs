@@ -7,6 +7,10 @@
 //! - `allowSpawn: false` → [`SpawnRule::NoSpawn`]: a seccomp filter ([`filter`]) denies fork,
 //!   vfork, clone without CLONE_THREAD, execve and execveat with EPERM (clone3 with ENOSYS);
 //!   threads (and so Workers) are clones with CLONE_THREAD and pass.
+//! - `allowSpawn: false` in audit mode → [`SpawnRule::NoSpawnAudited`]: the entrypoint stacks
+//!   nothing (its ERRNO would beat the notification) and reports the pins of its exec to ignite
+//!   instead; the OCI runtime's profile notifies every exec and process creation, and ignite's
+//!   listener denies them all but the runtime's own start (see [`crate::audit_gate`]).
 //! - `allowSpawn: true, allowedCommands: []` → [`SpawnRule::NoExec`]: the same filter without
 //!   the fork rules: processes may fork, nothing may exec.
 //! - `allowSpawn: true, allowedCommands: [paths]` → [`SpawnRule::Commands`]: Landlock grants
@@ -37,6 +41,8 @@ pub enum SpawnRule {
     Any,
     /// No new process and no exec.
     NoSpawn,
+    /// No new process and no exec, enforced by ignite's audit listener (audit mode only).
+    NoSpawnAudited,
     /// New processes, but no exec.
     NoExec,
     /// New processes, exec of these files only (absolute paths inside the sandbox).
@@ -47,6 +53,7 @@ impl SpawnRule {
     /// The rule a policy's `security.process` means. A policy never pairs `allowSpawn: false`
     /// with a non-empty command list (see [`crate::policy`]).
     pub fn from_policy(p: &Policy) -> SpawnRule {
+        // (Audit mode turns NoSpawn into NoSpawnAudited: see [`SpawnRule::audited`].)
         match (p.allow_spawn, &p.allowed_commands) {
             (false, _) => SpawnRule::NoSpawn,
             (true, None) => SpawnRule::Any,
@@ -55,11 +62,27 @@ impl SpawnRule {
         }
     }
 
+    /// The rule for an audit-mode run: the listener enforces `NoSpawn` (see
+    /// [`crate::audit_gate`]); every other rule is unchanged.
+    pub fn audited(self) -> SpawnRule {
+        match self {
+            SpawnRule::NoSpawn => SpawnRule::NoSpawnAudited,
+            other => other,
+        }
+    }
+
+    /// Whether the OCI runtime's profile must notify process creation (audit mode's version of
+    /// the exec and fork rules, `onlyIn: auditSpawnOff`).
+    pub fn notified(&self) -> bool {
+        matches!(self, SpawnRule::NoSpawnAudited)
+    }
+
     /// The entrypoint's arguments for this rule.
     pub fn to_args(&self) -> Vec<String> {
         let mode = match self {
             SpawnRule::Any => "any",
             SpawnRule::NoSpawn => "none",
+            SpawnRule::NoSpawnAudited => "none-audited",
             SpawnRule::NoExec => "no-exec",
             SpawnRule::Commands(_) => "commands",
         };
@@ -77,9 +100,10 @@ impl SpawnRule {
     /// value in order. The entrypoint refuses to start anything without a rule.
     pub fn from_args(mode: Option<&str>, commands: Vec<String>) -> Result<SpawnRule, String> {
         let rule = match mode {
-            None => return Err(format!("{SPAWN_FLAG} is required (any, none, no-exec or commands)")),
+            None => return Err(format!("{SPAWN_FLAG} is required (any, none, none-audited, no-exec or commands)")),
             Some("any") => SpawnRule::Any,
             Some("none") => SpawnRule::NoSpawn,
+            Some("none-audited") => SpawnRule::NoSpawnAudited,
             Some("no-exec") => SpawnRule::NoExec,
             Some("commands") => {
                 if commands.is_empty() {
@@ -192,7 +216,7 @@ pub fn prepare(
     let mode = match rule {
         SpawnRule::NoSpawn => Some(filter::Mode::NoSpawn),
         SpawnRule::NoExec => Some(filter::Mode::NoExec),
-        SpawnRule::Any | SpawnRule::Commands(_) => None,
+        SpawnRule::Any | SpawnRule::Commands(_) | SpawnRule::NoSpawnAudited => None,
     };
     let filter = match mode {
         Some(m) => {
@@ -315,6 +339,7 @@ mod tests {
         for rule in [
             SpawnRule::Any,
             SpawnRule::NoSpawn,
+            SpawnRule::NoSpawnAudited,
             SpawnRule::NoExec,
             SpawnRule::Commands(vec!["/usr/local/bin/bun".into(), "/app/tool,with,commas".into()]),
         ] {

@@ -22,6 +22,8 @@
 //!       - { index: 0, op: masked_eq, value: 0x7e020000, valueTwo: 0 }
 //!     audit: mount               # optional: in audit mode these calls notify ignite (below)
 //!     auditWhen: networkOff      # optional, with audit: only when the run has no network
+//!     onlyIn: auditSpawnOff      # optional: the rule exists only in this kind of filter
+//!     notIn: auditSpawnOff       # optional: the rule exists in every other kind of filter
 //! ```
 //!
 //! `audit: KIND` marks a rule whose calls are high-signal: in audit mode the rule's action
@@ -29,6 +31,12 @@
 //! ignite's listener, which records an event of that kind and always answers EPERM (see
 //! `crate::audit`). Outside audit mode the rule keeps its action; a marked rule whose action is
 //! the default one exists only for audit mode and is left out of the filter.
+//!
+//! `onlyIn` / `notIn: auditSpawnOff` give audit runs whose policy forbids spawning their own
+//! version of some rules: there exec and process creation are notified (kind `process`) instead
+//! of being allowed by the profile and denied by the entrypoint's own filter, whose ERRNO would
+//! win over the notification. Every other filter is built from the other version, so it is the
+//! same as if the `onlyIn` rules did not exist. The overlap checks run for both versions.
 //!
 //! `op` is one of `eq ne lt le gt ge masked_eq`. For `masked_eq`, `value` is the mask and
 //! `valueTwo` the value the masked argument must equal; this is the operand order of libseccomp,
@@ -137,6 +145,8 @@ pub enum Problem {
          filter, so a notification would hang the container's start"
     )]
     AuditUnsupported { name: &'static str },
+    #[error("onlyIn and notIn cannot be combined in one rule")]
+    OnlyInAndNotIn,
 }
 
 /// Event kinds ignite records itself (cgroup counters and its own stops); a rule cannot use
@@ -184,8 +194,33 @@ impl AuditMark {
 pub enum FilterMode {
     /// Every rule keeps its action.
     Enforce,
-    /// Rules marked `audit` (that apply to this run) notify the listener instead.
-    Audit { network: bool },
+    /// Rules marked `audit` (that apply to this run) notify the listener instead. `spawn_off`:
+    /// the run's policy forbids spawning, so the `auditSpawnOff` version of the rules is used.
+    Audit { network: bool, spawn_off: bool },
+}
+
+/// A kind of filter that has its own version of some rules (`onlyIn` / `notIn`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Variant {
+    /// Audit mode with `allowSpawn: false`.
+    AuditSpawnOff,
+}
+
+impl Variant {
+    fn selected_by(self, mode: FilterMode) -> bool {
+        match self {
+            Variant::AuditSpawnOff => matches!(mode, FilterMode::Audit { spawn_off: true, .. }),
+        }
+    }
+}
+
+/// Which filters a rule is part of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    Always,
+    OnlyIn(Variant),
+    NotIn(Variant),
 }
 
 /// What the filter does with a matching syscall.
@@ -384,6 +419,7 @@ pub struct Rule {
     syscalls: Vec<Syscall>,
     args: Vec<ArgCondition>,
     audit: Option<AuditMark>,
+    presence: Presence,
 }
 
 impl Rule {
@@ -413,11 +449,22 @@ impl Rule {
         self.audit.as_ref()
     }
 
+    /// Whether the rule is part of the filter built under `mode`.
+    pub fn present(&self, mode: FilterMode) -> bool {
+        match self.presence {
+            Presence::Always => true,
+            Presence::OnlyIn(v) => v.selected_by(mode),
+            Presence::NotIn(v) => !v.selected_by(mode),
+        }
+    }
+
     /// Whether, under `mode`, this rule notifies the listener instead of taking its action.
     pub fn notifies(&self, mode: FilterMode) -> bool {
         match mode {
             FilterMode::Enforce => false,
-            FilterMode::Audit { network } => self.audit.as_ref().is_some_and(|m| m.applies(network)),
+            FilterMode::Audit { network, .. } => {
+                self.present(mode) && self.audit.as_ref().is_some_and(|m| m.applies(network))
+            }
         }
     }
 
@@ -487,14 +534,19 @@ impl SeccompProfile {
         &self.rules
     }
 
-    /// The rules that mention `syscall`, in file order.
+    /// The rules of the normal filter (`FilterMode::Enforce`); the queries below answer for it.
+    fn enforced(&self) -> impl Iterator<Item = &Rule> {
+        self.rules.iter().filter(|rule| rule.present(FilterMode::Enforce))
+    }
+
+    /// The rules of the normal filter that mention `syscall`, in file order.
     pub fn rules_for(&self, syscall: &str) -> Vec<&Rule> {
-        self.rules.iter().filter(|rule| rule.covers(syscall)).collect()
+        self.enforced().filter(|rule| rule.covers(syscall)).collect()
     }
 
     /// Whether `syscall` is allowed whatever its arguments.
     pub fn is_unconditionally_allowed(&self, syscall: &str) -> bool {
-        self.rules.iter().any(|rule| !rule.is_conditional() && rule.action.permits() && rule.covers(syscall))
+        self.enforced().any(|rule| !rule.is_conditional() && rule.action.permits() && rule.covers(syscall))
     }
 
     /// Whether some rule can let `syscall` run (for some arguments at least). `false` means the
@@ -503,17 +555,15 @@ impl SeccompProfile {
         if self.default_action.permits() {
             // Unless an unconditional rule refuses it, the default lets it through.
             return !self
-                .rules
-                .iter()
+                .enforced()
                 .any(|rule| !rule.is_conditional() && !rule.action.permits() && rule.covers(syscall));
         }
-        self.rules.iter().any(|rule| rule.action.permits() && rule.covers(syscall))
+        self.enforced().any(|rule| rule.action.permits() && rule.covers(syscall))
     }
 
     /// Names of all syscalls that some rule allows (conditionally or not).
     pub fn allowed_syscalls(&self) -> BTreeSet<&'static str> {
-        self.rules
-            .iter()
+        self.enforced()
             .filter(|rule| rule.action.permits())
             .flat_map(|rule| rule.syscalls.iter().map(|s| s.name))
             .collect()
@@ -526,8 +576,7 @@ impl SeccompProfile {
     pub fn action_for(&self, syscall: &str, args: &[u64; 6]) -> Option<Action> {
         Syscall::from_name(syscall)?;
         let matched = self
-            .rules
-            .iter()
+            .enforced()
             .filter(|rule| rule.matches(syscall, args))
             .map(|rule| rule.action)
             .max_by_key(|action| action.severity());
@@ -544,8 +593,13 @@ impl SeccompProfile {
     /// The filter of an audit-mode run: rules marked `audit` that apply to it become
     /// `SCMP_ACT_NOTIFY`, and the OCI runtime hands the notification descriptor to the unix
     /// socket at `listener` (`linux.seccomp.listenerPath`).
-    pub fn to_oci_audit(&self, network: bool, listener: &std::path::Path) -> Result<LinuxSeccomp, SeccompError> {
-        self.to_oci_with(FilterMode::Audit { network }, Some(listener))
+    pub fn to_oci_audit(
+        &self,
+        network: bool,
+        spawn_off: bool,
+        listener: &std::path::Path,
+    ) -> Result<LinuxSeccomp, SeccompError> {
+        self.to_oci_with(FilterMode::Audit { network, spawn_off }, Some(listener))
     }
 
     /// The rule (and so the event kind) that notified about `syscall(args…)` under `mode`.
@@ -568,7 +622,7 @@ impl SeccompProfile {
         let syscalls = self
             .rules
             .iter()
-            .filter(|rule| rule.notifies(mode) || rule.action != self.default_action)
+            .filter(|rule| rule.present(mode) && (rule.notifies(mode) || rule.action != self.default_action))
             .map(|rule| rule.to_oci(mode))
             .collect::<Result<Vec<_>, _>>()
             .map_err(oci_error)?;
@@ -625,6 +679,10 @@ struct RawRule {
     audit: Option<String>,
     #[serde(default)]
     audit_when: Option<AuditWhen>,
+    #[serde(default)]
+    only_in: Option<Variant>,
+    #[serde(default)]
+    not_in: Option<Variant>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -691,30 +749,39 @@ impl RawProfile {
         // Per syscall: the first unconditional and the first conditional rule seen. An
         // unconditional rule decides the syscall outright, so any second rule for it is either
         // dead or contradictory, and which one wins would be up to libseccomp's merging.
-        let mut seen: HashMap<&'static str, (Option<usize>, Option<usize>)> = HashMap::new();
+        // Checked once per version of the filter: the normal one and audit-with-spawning-off.
+        let versions = [FilterMode::Enforce, FilterMode::Audit { network: false, spawn_off: true }];
+        // Per syscall: the first unconditional and the first conditional rule (by index).
+        type Seen = HashMap<&'static str, (Option<usize>, Option<usize>)>;
+        let mut seen: [Seen; 2] = Default::default();
         let mut rules = Vec::with_capacity(self.rules.len());
         for (index, raw) in self.rules.into_iter().enumerate() {
             let comment = raw.comment.trim().to_owned();
             let rule_error =
                 |problem| SeccompError::Rule { origin: origin.to_owned(), index, comment: comment.clone(), problem };
             let rule = raw.validate(comment.clone(), default_action).map_err(rule_error)?;
-            for syscall in &rule.syscalls {
-                let (unconditional, conditional) = seen.entry(syscall.name).or_default();
-                let overlap = match (rule.is_conditional(), *unconditional, *conditional) {
-                    (false, Some(other), _) => Some(Problem::DuplicateUnconditional { name: syscall.name, other }),
-                    (false, None, Some(conditional)) => {
-                        Some(Problem::ConditionalShadowed { name: syscall.name, unconditional: index, conditional })
-                    }
-                    (true, Some(unconditional), _) => {
-                        Some(Problem::ConditionalShadowed { name: syscall.name, unconditional, conditional: index })
-                    }
-                    (true, None, _) | (false, None, None) => None,
-                };
-                if let Some(problem) = overlap {
-                    return Err(rule_error(problem));
+            for (mode, seen) in versions.iter().zip(seen.iter_mut()) {
+                if !rule.present(*mode) {
+                    continue;
                 }
-                let slot = if rule.is_conditional() { conditional } else { unconditional };
-                slot.get_or_insert(index);
+                for syscall in &rule.syscalls {
+                    let (unconditional, conditional) = seen.entry(syscall.name).or_default();
+                    let overlap = match (rule.is_conditional(), *unconditional, *conditional) {
+                        (false, Some(other), _) => Some(Problem::DuplicateUnconditional { name: syscall.name, other }),
+                        (false, None, Some(conditional)) => {
+                            Some(Problem::ConditionalShadowed { name: syscall.name, unconditional: index, conditional })
+                        }
+                        (true, Some(unconditional), _) => {
+                            Some(Problem::ConditionalShadowed { name: syscall.name, unconditional, conditional: index })
+                        }
+                        (true, None, _) | (false, None, None) => None,
+                    };
+                    if let Some(problem) = overlap {
+                        return Err(rule_error(problem));
+                    }
+                    let slot = if rule.is_conditional() { conditional } else { unconditional };
+                    slot.get_or_insert(index);
+                }
             }
             rules.push(rule);
         }
@@ -760,7 +827,13 @@ impl RawRule {
             syscalls.push(syscall);
         }
         let args = self.args.iter().map(RawArg::validate).collect::<Result<Vec<_>, _>>()?;
-        Ok(Rule { comment, action, syscalls, args, audit })
+        let presence = match (self.only_in, self.not_in) {
+            (Some(_), Some(_)) => return Err(Problem::OnlyInAndNotIn),
+            (Some(v), None) => Presence::OnlyIn(v),
+            (None, Some(v)) => Presence::NotIn(v),
+            (None, None) => Presence::Always,
+        };
+        Ok(Rule { comment, action, syscalls, args, audit, presence })
     }
 }
 
@@ -979,7 +1052,11 @@ mod tests {
         assert_eq!(oci.architectures().as_deref(), Some(&[OciArch::ScmpArchX86_64][..]));
         let syscalls = oci.syscalls().as_ref().expect("syscall entries");
         // Rules that only name denied calls for audit mode are not part of the normal filter.
-        let audit_only = profile.rules().iter().filter(|r| r.action() == profile.default_action()).count();
+        let audit_only = profile
+            .rules()
+            .iter()
+            .filter(|r| r.action() == profile.default_action() || !r.present(FilterMode::Enforce))
+            .count();
         assert!(audit_only > 0);
         assert_eq!(syscalls.len(), profile.rules().len() - audit_only);
         assert!(syscalls.iter().all(|s| s.action() != LinuxSeccompAction::ScmpActNotify));
@@ -1233,7 +1310,7 @@ mod tests {
     fn audit_mode_notifies_the_high_signal_calls_and_nothing_else_changes() {
         let profile = builtin();
         let socket = std::path::Path::new("/run/ignite/runs/x/seccomp.sock");
-        let offline = FilterMode::Audit { network: false };
+        let offline = FilterMode::Audit { network: false, spawn_off: false };
         let notified = profile.notified_syscalls(offline);
         for name in AUDITED.split_whitespace() {
             assert!(Syscall::from_name(name).is_some(), "{name}");
@@ -1245,7 +1322,7 @@ mod tests {
         for name in ["read", "write", "openat", "mmap", "clone", "execve", "futex", "connect"] {
             assert!(!notified.contains(name), "{name} must not be audited");
         }
-        let oci = profile.to_oci_audit(false, socket).expect("converts");
+        let oci = profile.to_oci_audit(false, false, socket).expect("converts");
         assert_eq!(oci.listener_path().as_deref(), Some(socket));
         let entries = oci.syscalls().as_ref().expect("entries");
         let action_of = |name: &str, family: Option<u64>| {
@@ -1269,11 +1346,11 @@ mod tests {
         assert_eq!(kept.len(), plain.len() - 2, "only the two IP socket rules change among the normal ones");
 
         // With the network on, IP sockets are not audited; the rest still is.
-        let online = profile.to_oci_audit(true, socket).expect("converts");
+        let online = profile.to_oci_audit(true, false, socket).expect("converts");
         let online = online.syscalls().as_ref().expect("entries");
         let ip = online.iter().filter(|e| e.names() == &["socket".to_owned()]).map(|e| e.action());
         assert!(ip.into_iter().all(|a| a == LinuxSeccompAction::ScmpActAllow));
-        assert!(!profile.notified_syscalls(FilterMode::Audit { network: true }).contains("socket"));
+        assert!(!profile.notified_syscalls(FilterMode::Audit { network: true, spawn_off: false }).contains("socket"));
 
         // Event kinds come from the rule that notified.
         let kind = |name: &str, args: &[u64; 6]| {
@@ -1284,6 +1361,98 @@ mod tests {
         assert_eq!(kind("socket", &args0(10)).as_deref(), Some("network"));
         assert_eq!(kind("socket", &args0(1)), None);
         assert_eq!(kind("read", &[0; 6]), None);
+    }
+
+    #[test]
+    fn audit_with_spawning_off_notifies_process_creation_and_nothing_else_changes() {
+        let profile = builtin();
+        let socket = std::path::Path::new("/run/ignite/runs/x/seccomp.sock");
+        let mode = FilterMode::Audit { network: false, spawn_off: true };
+        let notified = profile.notified_syscalls(mode);
+        for name in ["execve", "execveat", "fork", "vfork", "clone"] {
+            assert!(notified.contains(name), "{name} is not audited");
+        }
+        let kind = |name: &str, args: &[u64; 6]| {
+            profile.audit_rule_for(mode, name, args).and_then(|r| r.audit()).map(|m| m.kind().to_owned())
+        };
+        const FORK: u64 = 0x0120_0011;
+        const THREAD: u64 = 0x003d_0f00;
+        for name in ["execve", "execveat", "fork", "vfork"] {
+            assert_eq!(kind(name, &[0; 6]).as_deref(), Some("process"), "{name}");
+        }
+        assert_eq!(kind("clone", &args0(FORK)).as_deref(), Some("process"));
+        // Threads (and so Workers) are not notified; namespace clones stay a plain EPERM.
+        assert_eq!(kind("clone", &args0(THREAD)), None);
+        assert_eq!(kind("clone", &args0(FORK | 0x1000_0000)), None);
+        assert_eq!(kind("mount", &[0; 6]).as_deref(), Some("mount"));
+        // The rest of the lifecycle rule is still allowed in that filter.
+        let oci = profile.to_oci_audit(false, true, socket).expect("converts");
+        let entries = oci.syscalls().as_ref().expect("entries");
+        let entries_for = |name: &str| entries.iter().filter(|e| e.names().iter().any(|n| n == name)).count();
+        for name in ["exit_group", "wait4", "getpid", "setsid", "pidfd_open"] {
+            let e = entries.iter().find(|e| e.names().iter().any(|n| n == name)).expect(name);
+            assert_eq!(e.action(), LinuxSeccompAction::ScmpActAllow, "{name}");
+        }
+        for name in ["execve", "fork"] {
+            assert_eq!(entries_for(name), 1, "{name}");
+            let e = entries.iter().find(|e| e.names().iter().any(|n| n == name)).expect(name);
+            assert_eq!(e.action(), LinuxSeccompAction::ScmpActNotify, "{name}");
+        }
+        let clones: Vec<_> = entries.iter().filter(|e| e.names() == &["clone".to_owned()]).collect();
+        assert_eq!(clones.len(), 2);
+        for c in clones {
+            let arg = &c.args().as_ref().expect("clone is conditional")[0];
+            assert_eq!(arg.value(), 0x7e03_0000);
+            let expected = if arg.value_two() == Some(0x1_0000) {
+                LinuxSeccompAction::ScmpActAllow
+            } else {
+                LinuxSeccompAction::ScmpActNotify
+            };
+            assert_eq!(c.action(), expected);
+        }
+
+        // Every other filter is exactly what it was before the audit-spawn-off rules existed:
+        // the same as the profile without them.
+        let without: String = BUILTIN_PROFILE
+            .split("\n\n")
+            .filter(|block| !block.lines().any(|l| l == "    onlyIn: auditSpawnOff"))
+            .flat_map(|block| block.lines().filter(|l| *l != "    notIn: auditSpawnOff").chain(["", ""]))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(
+            !without.lines().any(|l| l.trim_start().starts_with("onlyIn:") || l.trim_start().starts_with("notIn:"))
+        );
+        let old = SeccompProfile::from_yaml(&without, BUILTIN_ORIGIN).expect("loads");
+        let json = |s: &LinuxSeccomp| serde_json::to_string(s).expect("serialises");
+        assert_eq!(json(&profile.to_oci().unwrap()), json(&old.to_oci().unwrap()));
+        for network in [false, true] {
+            assert_eq!(
+                json(&profile.to_oci_audit(network, false, socket).unwrap()),
+                json(&old.to_oci_audit(network, false, socket).unwrap())
+            );
+        }
+        assert_ne!(
+            json(&profile.to_oci_audit(false, true, socket).unwrap()),
+            json(&old.to_oci_audit(false, true, socket).unwrap())
+        );
+        // Questions about the profile answer for the normal filter.
+        assert_eq!(profile.action_for("execve", &[0; 6]), Some(Action::Allow));
+        assert_eq!(profile.action_for("clone", &args0(FORK)), Some(Action::Allow));
+        assert!(profile.is_unconditionally_allowed("fork"));
+    }
+
+    #[test]
+    fn only_in_and_not_in_are_validated() {
+        let rule = |extra: &str| profile_with(&format!("- comment: c\n  action: allow\n  syscalls: [execve]\n{extra}"));
+        assert_eq!(problem_of(rule("  onlyIn: auditSpawnOff\n  notIn: auditSpawnOff\n")), Problem::OnlyInAndNotIn);
+        assert!(matches!(rule("  onlyIn: sometimes\n"), Err(SeccompError::Parse { .. })));
+        // Two versions of one syscall's rule do not overlap; the same version twice does.
+        let versions = "- comment: a\n  action: allow\n  syscalls: [fork]\n  notIn: auditSpawnOff\n\
+                        - comment: b\n  action: errno\n  errno: EPERM\n  syscalls: [fork]\n  audit: process\n  onlyIn: auditSpawnOff\n";
+        profile_with(versions).expect("one rule per version");
+        let twice = "- comment: a\n  action: allow\n  syscalls: [fork]\n  onlyIn: auditSpawnOff\n\
+                     - comment: b\n  action: allow\n  syscalls: [fork]\n";
+        assert!(matches!(problem_of(profile_with(twice)), Problem::DuplicateUnconditional { .. }));
     }
 
     #[test]
