@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::Flock;
 use nix::sys::signal::Signal;
 use oci_spec::runtime::Spec;
 use tokio::io::AsyncReadExt;
@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::audit::{self, AuditPlan, Listener};
 use crate::cgroup::{self, CgroupPaths, CgroupStats};
+use crate::fsutil::owned::{self, Leftover};
 use crate::init_proto::{InitEvent, MAX_REPORT_BYTES, parse_events};
 use crate::oci::{CreateIo, OciError, OciRuntime};
 use crate::report::{Metrics, Phases, Report, Status, rfc3339, signal_name};
@@ -96,9 +97,6 @@ impl StateDir {
     }
 }
 
-const LOCK_FILE: &str = "lock";
-/// Run directories being set up; a crash in that instant leaves one, reaped when old.
-const HIDDEN_PREFIX: &str = ".new-";
 const CGROUP_FILE: &str = "cgroup.json";
 /// After the program is gone, how long to wait for its output pipes to drain.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
@@ -182,21 +180,9 @@ impl<R: OciRuntime> Supervisor<R> {
     /// directory whose lock is not yet taken.
     fn create_locked_run_dir(&self, run_dir: &Path) -> Result<Flock<File>, SupervisorError> {
         let name = run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let tmp = self.state.runs().join(format!("{HIDDEN_PREFIX}{name}"));
-        std::fs::create_dir(&tmp).map_err(io_err("create", &tmp))?;
-        let lock =
-            (|| {
-                let path = tmp.join(LOCK_FILE);
-                let file = File::create(&path).map_err(io_err("create", &path))?;
-                let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock)
-                    .map_err(|(_, e)| SupervisorError::Io { action: "lock", path, source: e.into() })?;
-                std::fs::rename(&tmp, run_dir).map_err(io_err("rename", &tmp))?;
-                Ok(lock)
-            })();
-        if lock.is_err() {
-            let _ = std::fs::remove_dir_all(&tmp);
-        }
-        lock
+        let (_, lock) = owned::create(&self.state.runs(), &name, 0o755, |_| Ok(()))
+            .map_err(|(action, path, source)| SupervisorError::Io { action, path, source })?;
+        Ok(lock)
     }
 
     /// The run itself: one foreground OCI runtime process (`run`) creates, starts and
@@ -425,32 +411,14 @@ impl<R: OciRuntime> Supervisor<R> {
     /// container, cgroup, run directory. Returns the ids it cleaned.
     pub async fn reap_stale(&self) -> Vec<String> {
         let mut reaped = Vec::new();
-        let Ok(entries) = std::fs::read_dir(self.state.runs()) else { return reaped };
-        for entry in entries.flatten() {
-            let Ok(kind) = entry.file_type() else { continue };
-            if !kind.is_dir() {
-                continue;
-            }
-            let id = entry.file_name().to_string_lossy().into_owned();
-            let dir = entry.path();
-            if id.starts_with(HIDDEN_PREFIX) {
+        for leftover in owned::leftovers(&self.state.runs()) {
+            let (id, lock) = match leftover {
                 // Half-made by a process that died during set-up (nothing was started yet).
-                let old = entry
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(60));
-                if old {
+                Leftover::Abandoned { dir, .. } => {
                     let _ = std::fs::remove_dir_all(&dir);
+                    continue;
                 }
-                continue;
-            }
-            let lock = match File::open(dir.join(LOCK_FILE)) {
-                Ok(f) => match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
-                    Ok(l) => Some(l),
-                    Err(_) => continue, // Locked: its owner is alive.
-                },
-                // Run directories are created with their lock; one without is damaged.
-                Err(_) => None,
+                Leftover::Dead { name, lock, .. } => (name, lock),
             };
             tracing::info!("removing leftovers of run {id}");
             self.cleanup(&id).await;
@@ -696,6 +664,7 @@ pub fn new_run_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fsutil::owned::{HIDDEN_PREFIX, LOCK_FILE};
 
     fn plan() -> RunPlan {
         RunPlan {

@@ -20,7 +20,7 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::Flock;
 use nix::mount::{MntFlags, MsFlags};
 use oci_spec::runtime::LinuxSeccomp;
 use tokio_util::sync::CancellationToken;
@@ -29,6 +29,7 @@ use super::cache::{CacheError, DepsCache, InstallRecord, LockMode};
 use super::tree::{TreeError, TreeLimits, copy_tree, real_dir};
 use super::{Lease, Plan, REGISTRY};
 use crate::bundle::{BundleError, BundleStore, Progress};
+use crate::fsutil::owned::{self, Leftover};
 use crate::fsutil::unix_now;
 use crate::netns::{NetError, Tools, UserNet};
 use crate::oci::OciRuntime;
@@ -59,8 +60,6 @@ const MAX_CA_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Inside the sandbox, `/tmp` is the scratch dir: the project in `app/`, Bun's cache in `cache/`.
 const CA_FILE: &str = "ca-certificates.pem";
-const LOCK_FILE: &str = "lock";
-const HIDDEN_PREFIX: &str = ".new-";
 const SCRATCH: &str = "scratch";
 
 #[derive(Debug, thiserror::Error)]
@@ -388,27 +387,12 @@ impl Workspace {
     /// Created under a hidden name with its lock taken, then renamed into place: a concurrent
     /// [`reap_stale`] never sees an unlocked live workspace.
     fn create(installs: &Path, id: &str) -> Result<Workspace, InstallError> {
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(installs).map_err(io_err("create", installs))?;
-        let tmp = installs.join(format!("{HIDDEN_PREFIX}{id}"));
-        fs::DirBuilder::new().mode(0o700).create(&tmp).map_err(io_err("create", &tmp))?;
-        let setup = || {
-            let path = tmp.join(LOCK_FILE);
-            let file = File::create(&path).map_err(io_err("create", &path))?;
-            let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| InstallError::Io {
-                op: "lock",
-                path: path.clone(),
-                source: e.into(),
-            })?;
-            fs::DirBuilder::new().mode(0o700).create(tmp.join(SCRATCH)).map_err(io_err("create", &tmp))?;
-            let dir = installs.join(id);
-            fs::rename(&tmp, &dir).map_err(io_err("rename", &tmp))?;
-            Ok(Workspace { dir, _lock: lock, mounted: false })
-        };
-        let ws = setup();
-        if ws.is_err() {
-            let _ = fs::remove_dir_all(&tmp);
-        }
-        ws
+        let (dir, lock) = owned::create(installs, id, 0o700, |tmp| {
+            let scratch = tmp.join(SCRATCH);
+            fs::DirBuilder::new().mode(0o700).create(&scratch).map_err(|e| ("create", scratch, e))
+        })
+        .map_err(|(op, path, source)| InstallError::Io { op, path, source })?;
+        Ok(Workspace { dir, _lock: lock, mounted: false })
     }
 
     fn scratch(&self) -> PathBuf {
@@ -503,31 +487,12 @@ pub fn certificates(path: &Path) -> Result<String, String> {
 /// Removes install workspaces whose ignite died: unmounts the scratch tmpfs and deletes the
 /// directory. Returns the ids removed.
 pub fn reap_stale(state: &StateDir) -> Vec<String> {
-    let installs = state.root.join("installs");
-    let Ok(entries) = fs::read_dir(&installs) else {
-        return Vec::new();
-    };
     let mut reaped = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let dir = entry.path();
-        if name.starts_with(HIDDEN_PREFIX) {
-            // Being set up right now, or left by a process that died in that instant.
-            let old = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(60));
-            if !old {
-                continue;
-            }
-        } else {
-            // A workspace is created with its lock; one without a lock file is damaged.
-            if let Ok(f) = File::open(dir.join(LOCK_FILE))
-                && Flock::lock(f, FlockArg::LockExclusiveNonblock).is_err()
-            {
-                continue; // Its ignite is alive.
-            }
-        }
+    for leftover in owned::leftovers(&state.root.join("installs")) {
+        let (name, dir, _lock) = match leftover {
+            Leftover::Abandoned { name, dir } => (name, dir, None),
+            Leftover::Dead { name, dir, lock } => (name, dir, lock),
+        };
         // Not mounted (EINVAL) or already gone: nothing to do either way.
         let _ = nix::mount::umount2(&dir.join(SCRATCH), MntFlags::MNT_DETACH);
         if let Err(e) = fs::remove_dir_all(&dir) {
@@ -543,6 +508,7 @@ pub fn reap_stale(state: &StateDir) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fsutil::owned::{HIDDEN_PREFIX, LOCK_FILE};
 
     #[test]
     fn only_certificates_are_passed_in() {

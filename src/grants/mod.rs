@@ -18,10 +18,11 @@ pub mod overlay;
 use std::fs::{self, File};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::Flock;
 
+use crate::fsutil::owned::{self, Leftover};
 use crate::netns::{self, NetError, Tools, UserNet};
 use crate::policy::Policy;
 use crate::spec::NetworkAttach;
@@ -29,9 +30,6 @@ use overlay::{Layer, LayerError};
 
 /// `<state>/grants/`.
 pub const GRANTS_DIR: &str = "grants";
-const LOCK_FILE: &str = "lock";
-/// Directories being set up; a crash in that instant leaves one, reaped when old.
-const HIDDEN_PREFIX: &str = ".new-";
 const LAYER_DIR: &str = "layer";
 const ROOT_DIR: &str = "root";
 /// Who needs the network tools, for the error when they are missing.
@@ -179,59 +177,26 @@ fn remove_dir(dir: &Path, unmounted: bool) {
 /// Creates `<parent>/<id>/` already holding its lock: it is prepared under a hidden name and
 /// renamed into place, so a concurrent [`reap_stale`] never sees it unlocked.
 fn create_locked(parent: &Path, id: &str) -> Result<(PathBuf, Flock<File>), GrantError> {
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(parent).map_err(io("create", parent))?;
-    let tmp = parent.join(format!("{HIDDEN_PREFIX}{id}"));
-    fs::DirBuilder::new().mode(0o700).create(&tmp).map_err(io("create", &tmp))?;
-    let result = (|| {
-        let path = tmp.join(LOCK_FILE);
-        let file = File::create(&path).map_err(io("create", &path))?;
-        let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| GrantError::Io {
-            op: "lock",
-            path: path.clone(),
-            source: e.into(),
-        })?;
-        let dir = parent.join(id);
-        fs::rename(&tmp, &dir).map_err(io("rename", &tmp))?;
-        Ok((dir, lock))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_dir_all(&tmp);
-    }
-    result
+    owned::create(parent, id, 0o700, |_| Ok(())).map_err(|(op, path, source)| GrantError::Io { op, path, source })
 }
 
 /// Unmounts and removes the grants of runs whose ignite died (their lock is free). Call it
 /// after the containers of those runs are gone. Returns the ids cleaned.
 pub fn reap_stale(state_root: &Path) -> Vec<String> {
-    let Ok(entries) = fs::read_dir(state_root.join(GRANTS_DIR)) else {
-        return Vec::new();
-    };
     let mut reaped = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let dir = entry.path();
-        if name.starts_with(HIDDEN_PREFIX) {
-            // Being set up right now (nothing is mounted before the rename), or left by a
-            // process that died in that instant.
-            let old = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(60));
-            if old {
+    for leftover in owned::leftovers(&state_root.join(GRANTS_DIR)) {
+        match leftover {
+            // Nothing is mounted before the rename into place.
+            Leftover::Abandoned { dir, .. } => {
                 let _ = fs::remove_dir_all(&dir);
             }
-            continue;
+            Leftover::Dead { name, dir, lock: _lock } => {
+                let unmounted = overlay::unmount(&dir.join(ROOT_DIR)) & overlay::unmount(&dir.join(LAYER_DIR));
+                remove_dir(&dir, unmounted);
+                tracing::info!("removed the leftovers of run {name}'s policy grants");
+                reaped.push(name);
+            }
         }
-        // Created with its lock; one without a lock file is damaged and reaped.
-        if let Ok(f) = File::open(dir.join(LOCK_FILE))
-            && Flock::lock(f, FlockArg::LockExclusiveNonblock).is_err()
-        {
-            continue; // Its ignite is alive.
-        }
-        let unmounted = overlay::unmount(&dir.join(ROOT_DIR)) & overlay::unmount(&dir.join(LAYER_DIR));
-        remove_dir(&dir, unmounted);
-        tracing::info!("removed the leftovers of run {name}'s policy grants");
-        reaped.push(name);
     }
     reaped
 }
@@ -239,6 +204,7 @@ pub fn reap_stale(state_root: &Path) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fsutil::owned::{HIDDEN_PREFIX, LOCK_FILE};
 
     #[test]
     fn nothing_is_set_up_for_the_default_policy() {
