@@ -13,6 +13,7 @@ use crate::audit::{AuditError, AuditPlan};
 use crate::bundle::{BundleError, BundleStatus, BundleStore, Progress};
 use crate::deps::{self, DepsCache, DepsError, Installer, Lease, Modules};
 use crate::grants::{self, GrantError, RunGrants};
+use crate::identity::{self, IdentityError, UidLease};
 use crate::oci::{CliRuntime, OciKind};
 use crate::policy::Policy;
 use crate::preflight::{self, BundleFact, ColdStart, ColdStarts, Facts, PreflightReport, RuntimeFact};
@@ -63,9 +64,13 @@ pub enum EngineError {
     #[error(transparent)]
     Grant(#[from] GrantError),
     #[error(
-        "{path} is not readable by the sandbox user (uid {uid}): the sandbox could not load it; make it world-readable (chmod o+r, and o+x on directories)"
+        "{path} is not readable by the sandbox user (each run has a uid of its own, in {first}..={last}, which owns no file): the sandbox could not load it; make it world-readable (chmod o+r, and o+x on directories)",
+        first = identity::FIRST_UID,
+        last = identity::LAST_UID
     )]
-    Unreadable { path: PathBuf, uid: u32 },
+    Unreadable { path: PathBuf },
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
     #[error("{0}")]
     Setup(String),
 }
@@ -105,6 +110,9 @@ pub struct Job {
     /// records them, and the report gets a `securityAudit` (see [`crate::audit`]). The policy
     /// is resolved separately (`policy::resolve(.., audit)`).
     pub audit: bool,
+    /// The uid the program runs as, for a session whose workspace it owns across runs;
+    /// `None` allocates one for this run alone (see [`crate::identity`]).
+    pub identity: Option<Arc<UidLease>>,
 }
 
 /// A job turned into what the OCI runtime will see; `--print-spec` shows `spec`.
@@ -127,6 +135,9 @@ pub struct Prepared {
     input: SpecInput,
     /// The runtime's shared rootfs (the lower layer of a writable root).
     rootfs: PathBuf,
+    /// The uid `spec` runs as, held until the run is over (its container and everything the
+    /// uid owned are gone).
+    identity: Arc<UidLease>,
 }
 
 pub struct Engine {
@@ -213,6 +224,10 @@ impl Engine {
         limits.tmp_bytes = u64::from(job.policy.tmp_mb) * 1024 * 1024;
         let timeout = Duration::from_millis(svc.timeout_ms);
         let id = new_run_id();
+        let identity = match &job.identity {
+            Some(lease) => lease.clone(),
+            None => Arc::new(identity::allocate(&self.state.root)?),
+        };
         let audit = if job.audit {
             Some(AuditPlan::new(self.profile.clone(), job.policy.network, spawn.notified(), &self.state.run_dir(&id))?)
         } else {
@@ -240,6 +255,12 @@ impl Engine {
             app_node_modules: staged.as_ref().and_then(|s| s.node_modules.clone()),
             workspace: job.workspace.clone(),
             init_binary: self.settings.init_binary.clone(),
+            user: spec::RunUser {
+                uid: identity.uid(),
+                gid: identity.gid(),
+                passwd: identity.passwd(),
+                group: identity.group(),
+            },
             argv,
             env: spec::compose_env(&runtime.env, &svc.env, &job.input)?,
             limits: limits.clone(),
@@ -258,7 +279,7 @@ impl Engine {
                 workspace: job.workspace.as_deref(),
             },
         )?;
-        Ok(Prepared { runtime, spec, id, limits, modules, staged, audit, input, rootfs: rootfs.path })
+        Ok(Prepared { runtime, spec, id, limits, modules, staged, audit, input, rootfs: rootfs.path, identity })
     }
 
     /// Runs a job to its report. Leftovers of crashed earlier runs are removed first.
@@ -274,8 +295,11 @@ impl Engine {
         let tools = grants::tools_for(&job.policy)?;
         // Held until the run is over: the staged directory must outlive the container.
         let _staged = prepared.staged;
+        // Declared before the grants and the run, so released after them: dropped last.
+        let _identity = prepared.identity;
         self.supervisor.reap_stale().await;
         grants::reap_stale(&self.state.root);
+        identity::reap_stale(&self.state.root);
         // Held until the run is over: the tree cannot be pruned while it is mounted.
         let (_lease, install) = self.ensure_modules(&job.service, &prepared.modules, progress, &cancel).await?;
         // Torn down when dropped, after the supervisor has removed the container (or on any
@@ -391,6 +415,9 @@ impl Engine {
         }
         ids.extend(deps::install::reap_stale(&self.state));
         self.deps.reap_temps();
+        // Last: the uids of dead runs are free already (their locks died with them); this
+        // removes their files.
+        identity::reap_stale(&self.state.root);
         ids
     }
 
@@ -514,13 +541,12 @@ fn check_dependencies(svc: &Service, modules: &Modules, lease: Option<&Lease>) -
 /// sandbox with EACCES. Say so before starting anything.
 fn check_readable(dir: &Path, entry: &Path) -> Result<(), EngineError> {
     use std::os::unix::fs::PermissionsExt;
-    let uid = spec::SANDBOX_UID;
     let mode = |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode()).unwrap_or(0);
     if mode(dir) & 0o005 != 0o005 {
-        return Err(EngineError::Unreadable { path: dir.to_path_buf(), uid });
+        return Err(EngineError::Unreadable { path: dir.to_path_buf() });
     }
     if mode(entry) & 0o004 == 0 {
-        return Err(EngineError::Unreadable { path: entry.to_path_buf(), uid });
+        return Err(EngineError::Unreadable { path: entry.to_path_buf() });
     }
     Ok(())
 }

@@ -16,6 +16,7 @@ pub mod engine;
 pub mod envinfo;
 pub mod fsutil;
 pub mod grants;
+pub mod identity;
 pub mod init_proto;
 pub mod inventory;
 pub mod lock;

@@ -284,7 +284,13 @@ fn custom_runtimes_get_the_same_hardening() {
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
-        serde_json::from_slice(&out.stdout).unwrap()
+        let mut spec: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        // Each run has a uid of its own: the same hardening means the same spec up to that
+        // number (the user, /tmp's and /dev/shm's owner, the run's passwd and group files).
+        let uid = spec["process"]["user"]["uid"].as_u64().unwrap() as u32;
+        assert!(ignite::identity::is_run_uid(uid), "{}", spec["process"]["user"]);
+        normalise_uid(&mut spec, uid);
+        spec
     };
     let tiny = spec_of("tiny", rts.cache.path());
     // Bun from the shared cache (CI pulls it before the tests).
@@ -565,4 +571,19 @@ fn the_per_user_config_directory_is_the_default() {
     mkdir(&xdg.path().join("ignite"));
     std::os::unix::fs::symlink(rts.path(), xdg.path().join("ignite/runtimes")).unwrap();
     assert!(names(base().env("XDG_CONFIG_HOME", xdg.path())).contains(&"tiny".to_string()));
+}
+
+/// Replaces a run's own uid in its spec by `RUN_UID`, wherever it appears.
+fn normalise_uid(v: &mut serde_json::Value, uid: u32) {
+    match v {
+        serde_json::Value::Number(n) if n.as_u64() == Some(u64::from(uid)) => *v = serde_json::json!("RUN_UID"),
+        serde_json::Value::String(s) => {
+            let id = uid.to_string();
+            *s = s.replace(&format!("uid={id}"), "uid=RUN_UID").replace(&format!("gid={id}"), "gid=RUN_UID");
+            *s = s.replace(&format!("/uids/{id}."), "/uids/RUN_UID.");
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| normalise_uid(x, uid)),
+        serde_json::Value::Object(o) => o.values_mut().for_each(|x| normalise_uid(x, uid)),
+        _ => {}
+    }
 }

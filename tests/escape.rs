@@ -37,6 +37,10 @@ enum Setup {
     ServiceLinks,
     /// The masked paths that exist on this host go in the input as `masked`.
     MaskedPaths,
+    /// A concurrent run of the same service (input `role: "holder"`) is started first; its
+    /// first line of output goes in the input as `holder`, and it is interrupted (SIGINT to its
+    /// ignite) after the row's runs.
+    ConcurrentHolder,
 }
 
 /// One row of the table.
@@ -631,6 +635,16 @@ attacks! {
     // --- Identity ------------------------------------------------------------------------------
     identity_bun => IDENTITY;
     identity_node => Attack { runtime: "node", ..IDENTITY };
+    per_user_limits_are_per_run => Attack {
+        file: "per_user_limits",
+        yaml: "  timeoutMs: 60000\n",
+        setup: Setup::ConcurrentHolder,
+        expect: |o| found(o, json!({
+            "holderStopped": "EMFILE", "holderHeldSome": true, "inotify": "opened",
+            "ownRange": true, "notTheHoldersUid": true,
+        })),
+        ..BUN
+    };
 
     // --- Host-side handling of what the sandbox produces -------------------------------------------
     forge_the_report => Attack {
@@ -676,12 +690,23 @@ const IDENTITY: Attack = Attack { file: "identity", expect: unprivileged, ..BUN 
 
 fn unprivileged(o: &[Outcome]) {
     let none = "0000000000000000";
-    found(
-        o,
+    let [one] = o else { panic!("one run") };
+    assert_eq!((one.status(), one.exit), ("ok", Some(0)), "the attack did not finish normally: {:#}", one.report);
+    let mut f = one.findings();
+    // Real, effective, saved and filesystem ids: all the run's own uid (see ignite::identity),
+    // and the gid the same number.
+    let uid = f["Uid"][0].as_str().and_then(|u| u.parse::<u32>().ok()).unwrap_or_else(|| panic!("{f}"));
+    assert!(ignite::identity::is_run_uid(uid), "uid {uid} is not a run uid: {f}");
+    let id = json!([uid.to_string(), uid.to_string(), uid.to_string(), uid.to_string()]);
+    assert_eq!((&f["Uid"], &f["Gid"]), (&id, &id), "{f}");
+    let object = f.as_object_mut().expect("object");
+    object.remove("Uid");
+    object.remove("Gid");
+    assert_eq!(
+        f,
         json!({
             "CapInh": none, "CapPrm": none, "CapEff": none, "CapBnd": none, "CapAmb": none,
-            "NoNewPrivs": "1", "Seccomp": "2",
-            "Uid": ["65534", "65534", "65534", "65534"], "Gid": ["65534", "65534", "65534", "65534"], "Groups": [],
+            "NoNewPrivs": "1", "Seccomp": "2", "Groups": [],
         }),
     );
 }
@@ -778,8 +803,31 @@ fn run_attack(name: &str, attack: &Attack) {
             input.insert("masked".into(), json!(host_masked_paths()));
             None
         }
-        Setup::None => None,
+        Setup::None | Setup::ConcurrentHolder => None,
     };
+    let holder = (attack.setup == Setup::ConcurrentHolder).then(|| {
+        let mut holder_input = input.clone();
+        holder_input.insert("role".into(), json!("holder"));
+        holder_input.insert("run".into(), json!(0));
+        let mut child = sb
+            .cmd()
+            .arg("run")
+            .arg(&dir)
+            .arg("--input")
+            .arg(Value::Object(holder_input).to_string())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn ignite");
+        // Human mode streams the program's output: its first line says it holds its share.
+        let mut line = String::new();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        std::io::BufRead::read_line(&mut stdout, &mut line).expect("read the holder's line");
+        let found: Value = serde_json::from_str(line.trim())
+            .unwrap_or_else(|e| panic!("the holder's first line is not its findings ({e}): {line:?}"));
+        input.insert("holder".into(), found);
+        (child, stdout)
+    });
 
     let rootfs = rootfs_of(&sb, &dir);
     let before = HostState::capture(&sb, &rootfs);
@@ -811,6 +859,12 @@ fn run_attack(name: &str, attack: &Attack) {
         outcomes.push(Outcome { exit, report });
     }
 
+    if let Some((mut child, _stdout)) = holder {
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("interrupt the holder");
+        let status = child.wait().expect("wait for the holder");
+        assert_eq!(status.code(), Some(130), "the holder's ignite did not stop as interrupted");
+    }
     (attack.expect)(&outcomes);
 
     // The host is unaffected.

@@ -292,7 +292,7 @@ console.log(JSON.stringify({
   top: attempt(() => fs.writeFileSync("/marker", "top")),
   readBack: fs.readFileSync("/etc/ignite-marker", "utf8") + fs.readFileSync("/usr/local/share/ignite/marker", "utf8"),
   runtimeBinary: attempt(() => fs.writeFileSync(input.binary, "x")),
-  removePasswd: attempt(() => fs.unlinkSync("/etc/passwd")),
+  removeHosts: attempt(() => fs.unlinkSync("/etc/hosts")),
   renameBinary: attempt(() => fs.renameSync(input.binary, "/usr/local/bin/moved")),
   app: attempt(() => fs.writeFileSync("/app/marker", "app")),
 }));
@@ -318,7 +318,7 @@ fn writable_root_takes_writes_the_next_run_never_sees() {
             // The runtime's own files: not writable, and the sticky directories keep them from
             // being removed or replaced.
             assert_eq!(v["runtimeBinary"], "EACCES", "{rt}: {v}");
-            assert_eq!(v["removePasswd"], "EPERM", "{rt}: {v}");
+            assert_eq!(v["removeHosts"], "EPERM", "{rt}: {v}");
             assert_eq!(v["renameBinary"], "EPERM", "{rt}: {v}");
             // /app stays the read-only service directory.
             assert_eq!(v["app"], "EROFS", "{rt}: {v}");

@@ -796,6 +796,55 @@ catch (e) { console.log((e as NodeJS.ErrnoException).code); }"#;
     sb.assert_no_leaks();
 }
 
+/// Each run has a uid of its own (see ignite::identity); a session's runs share one, which owns
+/// its workspace, for the session's life, and no other run has it meanwhile.
+#[test]
+fn a_sessions_runs_keep_one_uid_that_owns_the_workspace_and_no_other_run_has() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let srv = Server::start(&sb, &dir, &[], &[]);
+    let who = r#"import { statSync, writeFileSync } from "node:fs";
+const uid = process.getuid!();
+let ws = "none";
+try { writeFileSync(`/tmp/workspace/by-${uid}`, "x"); ws = String(statSync("/tmp/workspace").uid); } catch (e) { ws = (e as NodeJS.ErrnoException).code!; }
+console.log(uid, ws);"#;
+    let uid_of = |path: &str| -> (u32, String) {
+        let r = srv.call("POST", path, "", Some(json!({ "runtime": "bun", "code": who })));
+        assert_eq!(r.status, 200, "{}", r.body);
+        let out = r.json()["stdout"].as_str().unwrap().trim().to_string();
+        let (uid, ws) = out.split_once(' ').unwrap_or_else(|| panic!("{out}"));
+        let uid: u32 = uid.parse().unwrap();
+        assert!(ignite::identity::is_run_uid(uid), "uid {uid} is not a run uid");
+        (uid, ws.to_string())
+    };
+    let create = || {
+        let r = srv.call("POST", "/v1/sessions", "", None);
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.json()["id"].as_str().unwrap().to_string()
+    };
+    let (s1, s2) = (create(), create());
+    let run1 = |s: &str| uid_of(&format!("/v1/sessions/{s}/execute"));
+    let (first, ws) = run1(&s1);
+    assert_eq!(ws, first.to_string(), "the workspace belongs to the session's uid");
+    assert_eq!(run1(&s1), (first, first.to_string()), "a later run of the session has the same uid");
+    let (other, other_ws) = run1(&s2);
+    assert_ne!(other, first, "two live sessions share a uid");
+    assert_eq!(other_ws, other.to_string());
+    let (lone, lone_ws) = uid_of("/v1/execute");
+    assert_eq!(lone_ws, "ENOENT", "a run outside a session has no workspace");
+    assert!(lone != first && lone != other, "a run got a live session's uid");
+    let files = std::fs::read_dir(sb.state.path().join("sessions").join(&s1)).unwrap();
+    let names: Vec<_> = files.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, [format!("by-{first}")], "both runs wrote as the same uid");
+
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}
+
 #[test]
 fn shutdown_cancels_a_session_run_in_flight_and_removes_its_run_dir_and_workspace() {
     if !require_sandbox() {

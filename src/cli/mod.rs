@@ -844,8 +844,15 @@ fn run_service(g: &GlobalArgs, dir: &Path, required: bool, entry: Option<String>
     if let Some(bytes) = a.output_limit {
         effective.set_output_max_bytes(bytes, "--output-limit")?;
     }
-    let job =
-        Job { service: svc, input, policy: effective.policy, grace: DEFAULT_GRACE, workspace: None, audit: a.audit };
+    let job = Job {
+        service: svc,
+        input,
+        policy: effective.policy,
+        grace: DEFAULT_GRACE,
+        workspace: None,
+        audit: a.audit,
+        identity: None,
+    };
     let engine = engine(g)?;
     let progress: Box<dyn Progress> = if a.quiet { Box::new(NoProgress) } else { Box::new(StderrProgress::new()) };
     if a.locked {

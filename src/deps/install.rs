@@ -1,5 +1,5 @@
 //! The install step: `bun install` in a sandbox of its own, then a copy of the result into the
-//! cache. The sandbox has a run's hardening — uid 65534, no capabilities, no_new_privs, the
+//! cache. The sandbox has a run's hardening — a uid of its own, no capabilities, no_new_privs, the
 //! seccomp allowlist, read-only rootfs, memory/CPU/pids limits, a time limit, capped output —
 //! and differs in three ways only (see `spec::install`): a scratch tmpfs at `/tmp` that only
 //! ignite can reach from the host (size-capped, and charged to the install's memory limit),
@@ -31,6 +31,7 @@ use super::{Lease, Plan, REGISTRY};
 use crate::bundle::{BundleError, BundleStore, Progress};
 use crate::fsutil::owned::{self, Leftover};
 use crate::fsutil::unix_now;
+use crate::identity::{self, IdentityError};
 use crate::netns::{NetError, Tools, UserNet};
 use crate::oci::OciRuntime;
 use crate::report::{InstallReport, Status};
@@ -74,6 +75,8 @@ pub enum InstallError {
     Supervisor(#[from] SupervisorError),
     #[error(transparent)]
     Cache(#[from] CacheError),
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
     #[error("{service}: the dependency install produced a tree ignite does not accept: {source}")]
     Tree { service: String, source: TreeError },
     #[error("failed to {op} {path}: {source}")]
@@ -211,9 +214,13 @@ impl<R: OciRuntime> Installer<'_, R> {
 
         reap_stale(self.state);
         let id = new_run_id();
+        // A uid of its own like a run's (lifecycle scripts are the packages' code); declared
+        // before the workspace, so it is released only after the scratch it owns is gone.
+        // The tree copied into the cache belongs to ignite, never to this uid.
+        let identity = identity::allocate(&self.state.root)?;
         let mut ws = Workspace::create(&self.state.root.join("installs"), &id)?;
-        ws.mount_scratch(plan.scripts)?;
-        let has_ca = ws.populate(plan, self.ca_file)?;
+        ws.mount_scratch(plan.scripts, identity.uid(), identity.gid())?;
+        let has_ca = ws.populate(plan, self.ca_file, identity.uid(), identity.gid())?;
         let net = UserNet::start(&tools, &ws.dir).await?;
 
         let mut extra_env = BTreeMap::new();
@@ -231,6 +238,12 @@ impl<R: OciRuntime> Installer<'_, R> {
             writable_root: false,
             network: None,
             init_binary: self.init_binary.to_path_buf(),
+            user: spec::RunUser {
+                uid: identity.uid(),
+                gid: identity.gid(),
+                passwd: identity.passwd(),
+                group: identity.group(),
+            },
             argv: install_argv(plan),
             env: spec::compose_env(&plan.installer.env, &extra_env, "{}")?,
             limits: limits.clone(),
@@ -400,13 +413,13 @@ impl Workspace {
     }
 
     /// A tmpfs owned by the sandbox user, reachable only through this root-only directory.
-    fn mount_scratch(&mut self, exec: bool) -> Result<(), InstallError> {
+    fn mount_scratch(&mut self, exec: bool, uid: u32, gid: u32) -> Result<(), InstallError> {
         let path = self.scratch();
         let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
         if !exec {
             flags |= MsFlags::MS_NOEXEC;
         }
-        let data = format!("size={INSTALL_SCRATCH_MB}m,mode=0700,uid={},gid={}", spec::SANDBOX_UID, spec::SANDBOX_GID);
+        let data = format!("size={INSTALL_SCRATCH_MB}m,mode=0700,uid={uid},gid={gid}");
         nix::mount::mount(Some("tmpfs"), &path, Some("tmpfs"), flags, Some(data.as_str()))
             .map_err(|source| InstallError::Mount { op: "mount", path: path.clone(), source })?;
         self.mounted = true;
@@ -415,15 +428,11 @@ impl Workspace {
 
     /// Copies package.json, the lockfile and the CA certificates into the scratch dir.
     /// Returns whether CA certificates were passed in.
-    fn populate(&self, plan: &Plan, ca_file: Option<&Path>) -> Result<bool, InstallError> {
+    fn populate(&self, plan: &Plan, ca_file: Option<&Path>, uid: u32, gid: u32) -> Result<bool, InstallError> {
         let app = self.scratch().join("app");
         fs::DirBuilder::new().mode(0o755).create(&app).map_err(io_err("create", &app))?;
-        nix::unistd::chown(
-            &app,
-            Some(nix::unistd::Uid::from_raw(spec::SANDBOX_UID)),
-            Some(nix::unistd::Gid::from_raw(spec::SANDBOX_GID)),
-        )
-        .map_err(|e| InstallError::Io { op: "chown", path: app.clone(), source: e.into() })?;
+        nix::unistd::chown(&app, Some(nix::unistd::Uid::from_raw(uid)), Some(nix::unistd::Gid::from_raw(gid)))
+            .map_err(|e| InstallError::Io { op: "chown", path: app.clone(), source: e.into() })?;
         let write = |name: &str, bytes: &[u8]| {
             let p = app.join(name);
             fs::write(&p, bytes).map_err(io_err("write", &p))?;

@@ -632,8 +632,8 @@ fn landlock(f: &Facts) -> Check {
 
 /// `security.filesystem.readOnly: false` puts a writable overlay over the read-only root.
 const WRITABLE_ROOT: &str = "writable-root policies";
-/// Runs are isolated by uid 65534 without a user namespace today (README, "Limits, plainly");
-/// the check says whether the host could give them one.
+/// Each run has a host uid of its own (200000..265535) without a user namespace today (README,
+/// "Limits, plainly"); the check says whether the host could give them one.
 const USER_NAMESPACES: &str = "user-namespace isolation (not used yet)";
 
 fn user_namespaces(f: &Facts) -> Check {

@@ -63,6 +63,10 @@ impl From<EngineError> for ApiError {
             | EngineError::MissingDependency { .. }
             | EngineError::Unreadable { .. }
             | EngineError::Stage(_) => (StatusCode::UNPROCESSABLE_ENTITY, "service_error"),
+            // Every run uid is taken by a live run: capacity, like a full admission queue.
+            EngineError::Identity(crate::identity::IdentityError::Exhausted { .. }) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "busy")
+            }
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "engine_error"),
         };
         ApiError::new(status, code, e.to_string())

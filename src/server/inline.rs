@@ -28,6 +28,7 @@ use super::stream::Format;
 use crate::deps::{self, Modules};
 use crate::engine::{DEFAULT_GRACE, Job};
 use crate::fsutil::{Cleanup, remove_any, temp_name};
+use crate::identity::UidLease;
 use crate::policy;
 use crate::report::Report;
 use crate::runtime::TypeScript;
@@ -270,7 +271,7 @@ pub(super) async fn execute(
 pub(super) async fn run(
     st: &Arc<AppState>,
     req: InlineRequest,
-    session: Option<(PathBuf, OwnedMutexGuard<()>)>,
+    session: Option<(PathBuf, Arc<UidLease>, OwnedMutexGuard<()>)>,
     format: Option<Format>,
 ) -> Result<Response, ApiError> {
     let runtime = st.engine.registry().resolve(&req.runtime).map_err(|e| invalid(format!("runtime: {e}")))?;
@@ -368,13 +369,16 @@ pub(super) async fn run(
     if st.draining.load(Ordering::SeqCst) {
         return Err(shutting_down());
     }
-    let (workspace, turn) = session.unzip();
+    let (workspace, identity, turn) = match session {
+        Some((workspace, identity, turn)) => (Some(workspace), Some(identity), Some(turn)),
+        None => (None, None, None),
+    };
     // Never a policy file from the request's own files: inline code gets the built-in policy.
     let audit = req.audit.unwrap_or(true);
     let policy = policy::builtin_only(audit)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
         .policy;
-    let job = Job { service, input, policy, grace: DEFAULT_GRACE, workspace, audit };
+    let job = Job { service, input, policy, grace: DEFAULT_GRACE, workspace, audit, identity };
     run_job(st, job, permit, (guard, turn), format).await
 }
 

@@ -334,7 +334,7 @@ async fn execute(
     let policy = policy::resolve(&service.dir, None, audit)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "policy_invalid", e.to_string()))?
         .policy;
-    let job = Job { service, input, policy, grace: DEFAULT_GRACE, workspace: None, audit };
+    let job = Job { service, input, policy, grace: DEFAULT_GRACE, workspace: None, audit, identity: None };
     run_job(&st, job, permit, (), Format::from_accept(&headers)).await
 }
 

@@ -26,8 +26,9 @@ use super::inline::{self, InlineRequest};
 use super::routes::{Owner, json_rejection};
 use super::stream::Format;
 use crate::fsutil::remove_any;
+use crate::identity::{self, IdentityError, UidLease};
 use crate::report::{Report, rfc3339};
-use crate::spec::{SANDBOX_GID, SANDBOX_UID, WORKSPACE_DIR};
+use crate::spec::WORKSPACE_DIR;
 
 /// Subdirectory of the state dir holding the workspaces' mount points.
 pub const SESSIONS_DIR: &str = "sessions";
@@ -54,9 +55,14 @@ struct Session {
     expires: SystemTime,
     /// Held by the session's running execution: runs are serialised.
     runs: Arc<tokio::sync::Mutex<()>>,
+    /// The uid every run of the session has, which owns the workspace; released after the
+    /// workspace is gone (the field drops after `destroy` unmounts it).
+    identity: Arc<UidLease>,
 }
 
 pub struct Sessions {
+    /// The state dir, where uids are allocated.
+    state: PathBuf,
     root: PathBuf,
     pub config: SessionConfig,
     map: Mutex<HashMap<String, Session>>,
@@ -68,6 +74,8 @@ pub enum SessionError {
     Full(usize),
     #[error("failed to create the workspace {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
 }
 
 fn new_id() -> std::io::Result<String> {
@@ -78,7 +86,12 @@ fn new_id() -> std::io::Result<String> {
 
 impl Sessions {
     pub fn new(state_dir: &Path, config: SessionConfig) -> Sessions {
-        Sessions { root: state_dir.join(SESSIONS_DIR), config, map: Mutex::new(HashMap::new()) }
+        Sessions {
+            state: state_dir.to_path_buf(),
+            root: state_dir.join(SESSIONS_DIR),
+            config,
+            map: Mutex::new(HashMap::new()),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
@@ -100,12 +113,15 @@ impl Sessions {
             return Err(SessionError::Full(self.config.max_sessions));
         }
         std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
+        let identity = Arc::new(identity::allocate(&self.state)?);
         let id = new_id().map_err(io(&self.root))?;
         let dir = self.root.join(&id);
         std::fs::create_dir(&dir).map_err(io(&dir))?;
         let data = format!(
-            "size={}k,nr_inodes={MAX_INODES},mode=0700,uid={SANDBOX_UID},gid={SANDBOX_GID}",
-            self.config.quota_mb * 1024
+            "size={}k,nr_inodes={MAX_INODES},mode=0700,uid={},gid={}",
+            self.config.quota_mb * 1024,
+            identity.uid(),
+            identity.gid()
         );
         let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
         if let Err(e) = nix::mount::mount(Some("tmpfs"), &dir, Some("tmpfs"), flags, Some(data.as_str())) {
@@ -122,7 +138,7 @@ impl Sessions {
         }
         map.insert(
             id.clone(),
-            Session { owner, dir, created: now, expires, runs: Arc::new(tokio::sync::Mutex::new(())) },
+            Session { owner, dir, created: now, expires, runs: Arc::new(tokio::sync::Mutex::new(())), identity },
         );
         Ok((id, now, expires))
     }
@@ -262,7 +278,12 @@ pub(super) async fn create(
             SessionError::Full(_) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "sessions_full", e.to_string()).retry_after(1)
             }
-            SessionError::Io { .. } => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+            SessionError::Identity(IdentityError::Exhausted { .. }) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()).retry_after(1)
+            }
+            SessionError::Io { .. } | SessionError::Identity(_) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            }
         })?;
     let (id, created, expires) = created;
     let info = SessionInfo {
@@ -339,12 +360,14 @@ pub(super) async fn execute(
 ) -> Result<Response, ApiError> {
     let id = session_id(path)?;
     let Json(req) = body.map_err(json_rejection)?;
-    let (dir, runs) =
-        st.sessions.find(&id, &owner.0, |s| (s.dir.clone(), s.runs.clone())).ok_or_else(|| no_session(&id))?;
+    let (dir, runs, identity) = st
+        .sessions
+        .find(&id, &owner.0, |s| (s.dir.clone(), s.runs.clone(), s.identity.clone()))
+        .ok_or_else(|| no_session(&id))?;
     let turn = runs.lock_owned().await;
     // Deleted or expired while this request waited for its turn.
     if st.sessions.find(&id, &owner.0, |_| ()).is_none() {
         return Err(no_session(&id));
     }
-    inline::run(&st, req, Some((dir, turn)), Format::from_accept(&headers)).await
+    inline::run(&st, req, Some((dir, identity, turn)), Format::from_accept(&headers)).await
 }

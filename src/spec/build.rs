@@ -13,9 +13,10 @@ use oci_spec::runtime::{
     RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
-/// uid/gid the program runs as: `nobody`, which owns no file in the rootfs or /app.
-pub const SANDBOX_UID: u32 = 65534;
-pub const SANDBOX_GID: u32 = 65534;
+/// `nobody`, which owns no file in the rootfs or /app. Sandboxes never use it (each gets a uid
+/// of its own, see [`crate::identity`]); the host-side TypeScript stripper does.
+pub const NOBODY_UID: u32 = 65534;
+pub const NOBODY_GID: u32 = 65534;
 /// Where the service directory appears inside the sandbox.
 pub const APP_DIR: &str = "/app";
 /// Where the service's installed npm dependencies appear (read-only). Module resolution walks up
@@ -115,6 +116,16 @@ impl Limits {
     }
 }
 
+/// The run's own user ([`crate::identity`]): its uid and gid, which also own `/tmp` and
+/// `/dev/shm`, and the host files bound read-only at `/etc/passwd` and `/etc/group` that name it.
+#[derive(Debug, Clone)]
+pub struct RunUser {
+    pub uid: u32,
+    pub gid: u32,
+    pub passwd: PathBuf,
+    pub group: PathBuf,
+}
+
 /// Everything the builder needs; all of it already validated by its owner.
 #[derive(Debug, Clone)]
 pub struct SpecInput {
@@ -140,6 +151,8 @@ pub struct SpecInput {
     pub workspace: Option<PathBuf>,
     /// Host path of the static `ignite-init` binary.
     pub init_binary: PathBuf,
+    /// Who the program runs as.
+    pub user: RunUser,
     /// The runtime command, e.g. `["/usr/local/bin/bun", "run", "/app/index.ts"]`.
     pub argv: Vec<String>,
     /// Final environment, `KEY=VALUE` (see [`compose_env`]).
@@ -197,7 +210,8 @@ pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
     let tmp_size = format!("size={}k", l.tmp_bytes.div_ceil(1024));
     // runc gives a tmpfs the mode of the directory it covers (0755 in the rootfs), so
     // the writable mounts are owned by the sandbox user rather than made world-writable.
-    let tmp_owner = format!("uid={SANDBOX_UID},gid={SANDBOX_GID}");
+    let user = &input.user;
+    let tmp_owner = format!("uid={},gid={}", user.uid, user.gid);
     let mut mounts = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
         mount("/dev", "tmpfs", "tmpfs", &["nosuid", "noexec", "strictatime", "mode=755", "size=64k"])?,
@@ -207,6 +221,8 @@ pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
         mount("/tmp", "tmpfs", "tmpfs", &["nosuid", "nodev", "noexec", "mode=1777", &tmp_size, &tmp_owner])?,
         mount(APP_DIR, "bind", &input.app_dir.to_string_lossy(), &["bind", "ro", "nosuid", "nodev"])?,
         mount(INIT_PATH, "bind", &input.init_binary.to_string_lossy(), &["bind", "ro", "nosuid", "nodev"])?,
+        mount("/etc/passwd", "bind", &user.passwd.to_string_lossy(), &["bind", "ro", "nosuid", "nodev", "noexec"])?,
+        mount("/etc/group", "bind", &user.group.to_string_lossy(), &["bind", "ro", "nosuid", "nodev", "noexec"])?,
     ];
     if let Some(modules) = &input.app_node_modules {
         // After the /app mount, which holds its mount point.
@@ -246,7 +262,7 @@ pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
 
     let process = ProcessBuilder::default()
         .terminal(false)
-        .user(UserBuilder::default().uid(SANDBOX_UID).gid(SANDBOX_GID).additional_gids(Vec::<u32>::new()).build()?)
+        .user(UserBuilder::default().uid(user.uid).gid(user.gid).additional_gids(Vec::<u32>::new()).build()?)
         .args(args)
         .env(input.env.clone())
         .cwd(APP_DIR)
@@ -404,6 +420,16 @@ pub(super) fn validate_with(spec: &Spec, allow: &Allowances) -> Result<(), SpecE
     if process.user().uid() == 0 || process.user().gid() == 0 {
         return Err(unsafe_spec("process runs as root"));
     }
+    // Only a uid of the run's own: one shared with anything else shares its per-user limits.
+    if !crate::identity::is_run_uid(process.user().uid()) || !crate::identity::is_run_uid(process.user().gid()) {
+        return Err(unsafe_spec(format!(
+            "process runs as uid {} gid {}, outside the range of run uids ({}..={})",
+            process.user().uid(),
+            process.user().gid(),
+            crate::identity::FIRST_UID,
+            crate::identity::LAST_UID
+        )));
+    }
     if process.user().additional_gids().as_ref().is_some_and(|g| g.contains(&0)) {
         return Err(unsafe_spec("process has supplementary group 0"));
     }
@@ -529,6 +555,12 @@ mod tests {
             writable_root: false,
             network: None,
             init_binary: "/usr/local/bin/ignite-init".into(),
+            user: RunUser {
+                uid: 200_123,
+                gid: 200_123,
+                passwd: "/run/ignite/uids/200123.passwd".into(),
+                group: "/run/ignite/uids/200123.group".into(),
+            },
             argv: vec!["/usr/local/bin/bun".into(), "run".into(), "/app/index.ts".into()],
             env: compose_env(&BTreeMap::new(), &BTreeMap::new(), "{}").unwrap(),
             limits: Limits::new(64, 0.5),
@@ -754,7 +786,7 @@ mod tests {
         assert!(o.contains(&"size=65536k".to_string()), "{o:?}");
         assert!(o.contains(&"noexec".to_string()) && o.contains(&"nosuid".to_string()));
         // Writable by the sandbox user although runc copies the rootfs dir's 0755 mode.
-        assert!(o.contains(&format!("uid={SANDBOX_UID},gid={SANDBOX_GID}")), "{o:?}");
+        assert!(o.contains(&"uid=200123,gid=200123".to_string()), "{o:?}");
     }
 
     #[test]
@@ -779,9 +811,28 @@ mod tests {
         assert!(c.ambient().as_ref().unwrap().is_empty());
         assert!(c.inheritable().as_ref().unwrap().is_empty());
         assert_eq!(p.no_new_privileges(), Some(true));
-        assert_eq!(p.user().uid(), SANDBOX_UID);
-        assert_eq!(p.user().gid(), SANDBOX_GID);
+        assert_eq!(p.user().uid(), 200_123);
+        assert_eq!(p.user().gid(), 200_123);
         assert_ne!(p.user().uid(), 0);
+    }
+
+    #[test]
+    fn only_a_run_uid_passes() {
+        for (uid, gid, why) in [
+            (0, 200_123, "process runs as root"),
+            (200_123, 0, "process runs as root"),
+            (NOBODY_UID, NOBODY_GID, "outside the range of run uids"),
+            (1000, 200_123, "outside the range of run uids"),
+            (200_123, crate::identity::LAST_UID + 1, "outside the range of run uids"),
+        ] {
+            let mut i = input();
+            (i.user.uid, i.user.gid) = (uid, gid);
+            let e = validate(&build(&i).unwrap()).unwrap_err().to_string();
+            assert!(e.contains(why), "{uid}:{gid}: {e}");
+        }
+        let mut i = input();
+        (i.user.uid, i.user.gid) = (crate::identity::LAST_UID, crate::identity::FIRST_UID);
+        validate(&build(&i).unwrap()).unwrap();
     }
 
     #[test]

@@ -88,6 +88,12 @@ mod tests {
             writable_root: false,
             network: None,
             init_binary: "/usr/local/bin/ignite-init".into(),
+            user: crate::spec::RunUser {
+                uid: 201_000,
+                gid: 201_000,
+                passwd: "/run/ignite/uids/201000.passwd".into(),
+                group: "/run/ignite/uids/201000.group".into(),
+            },
             argv: vec!["/usr/local/bin/bun".into(), "install".into()],
             env: compose_env(&BTreeMap::new(), &BTreeMap::new(), "{}").unwrap(),
             limits: Limits::new(1024, 2.0),
@@ -140,7 +146,7 @@ mod tests {
         assert!(mount_opts(&spec, "/app").is_none());
         let p = spec.process().as_ref().unwrap();
         assert_eq!(p.cwd(), Path::new(INSTALL_WORKDIR));
-        assert_eq!(p.user().uid(), crate::spec::SANDBOX_UID);
+        assert_eq!(p.user().uid(), 201_000);
         // Everything else is the run's spec: the ordinary validator objects only to the two
         // departures it was not told about.
         let err = validate(&spec).unwrap_err().to_string();

@@ -201,8 +201,8 @@ fn confine() -> nix::Result<()> {
     setrlimit(Resource::RLIMIT_AS, WORKER_ADDRESS_SPACE, WORKER_ADDRESS_SPACE)?;
     if geteuid().is_root() {
         setgroups(&[])?;
-        setgid(Gid::from_raw(crate::spec::SANDBOX_GID))?;
-        setuid(Uid::from_raw(crate::spec::SANDBOX_UID))?;
+        setgid(Gid::from_raw(crate::spec::NOBODY_GID))?;
+        setuid(Uid::from_raw(crate::spec::NOBODY_UID))?;
     }
     Ok(())
 }

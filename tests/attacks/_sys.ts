@@ -100,5 +100,5 @@ export const NR = {
   name_to_handle_at: 303, open_by_handle_at: 304, io_uring_setup: 425, io_uring_enter: 426,
   io_uring_register: 427, open_tree: 428, move_mount: 429, fsopen: 430, fsconfig: 431,
   fsmount: 432, fspick: 433, pidfd_open: 434, clone3: 435, pidfd_getfd: 438, mount_setattr: 442,
-  mq_open: 240, msgsnd: 69, openat: 257, capset: 126, capget: 125, prctl: 157,
+  mq_open: 240, msgsnd: 69, openat: 257, capset: 126, capget: 125, prctl: 157, inotify_init1: 294,
 };

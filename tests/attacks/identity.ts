@@ -2,7 +2,8 @@
 // binaries would then raise privileges), seccomp off, root or a root group, and supplementary
 // groups. The same source runs on bun and node.
 // Must fail: every capability set is empty, NoNewPrivs is 1, Seccomp is 2 (filter mode), and every
-// uid and gid (real, effective, saved, filesystem) is 65534 with no supplementary group.
+// uid and gid (real, effective, saved, filesystem) is the run's own (200000..265535, gid = uid)
+// with no supplementary group.
 import { readFileSync } from "node:fs";
 
 const status = readFileSync("/proc/self/status", "utf8");

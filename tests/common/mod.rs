@@ -164,7 +164,8 @@ impl Sandbox {
     /// Asserts that no container, cgroup, mount or run directory (nor the directory of a run's
     /// policy grants: network files, writable layer) of this state dir remains.
     pub fn assert_no_leaks(&self) {
-        for dir in ["runs", "installs", "grants"] {
+        // `uids`: the lock (and passwd, group) files of each run's uid, removed when released.
+        for dir in ["runs", "installs", "grants", "uids"] {
             let dir = self.state.path().join(dir);
             if let Ok(entries) = std::fs::read_dir(&dir) {
                 let left: Vec<_> = entries.flatten().map(|e| e.file_name()).collect();
