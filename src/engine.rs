@@ -71,8 +71,6 @@ pub enum EngineError {
     Unreadable { path: PathBuf },
     #[error(transparent)]
     Identity(#[from] IdentityError),
-    #[error("{0}")]
-    Setup(String),
 }
 
 /// Host-level settings, resolved once by the edge (CLI flags, environment, defaults).

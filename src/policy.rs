@@ -91,8 +91,7 @@ impl fmt::Display for Source {
 }
 
 /// The effective policy and, for each field (by its path in the schema), its source.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Effective {
     pub policy: Policy,
     pub sources: BTreeMap<String, Source>,
@@ -184,10 +183,7 @@ impl Effective {
 /// Resolves the effective policy for a service directory: the built-in default, then audit
 /// mode's base when `audit`, then the policy file (`explicit`, or the one in `dir`).
 pub fn resolve(dir: &Path, explicit: Option<&Path>, audit: bool) -> Result<Effective, PolicyError> {
-    let mut layers = vec![(builtin(DEFAULT_POLICY, "policies/default.yaml")?, Source::Default)];
-    if audit {
-        layers.push((builtin(AUDIT_POLICY, "policies/audit.yaml")?, Source::Audit));
-    }
+    let mut layers = builtin_layers(audit)?;
     let file = match explicit {
         Some(path) => Some(path.to_path_buf()),
         None => find(dir)?,
@@ -205,13 +201,18 @@ pub fn resolve(dir: &Path, explicit: Option<&Path>, audit: bool) -> Result<Effec
 /// come from a service directory, e.g. the HTTP API's inline code, whose files must not be
 /// able to choose their own policy.
 pub fn builtin_only(audit: bool) -> Result<Effective, PolicyError> {
-    let mut layers = vec![(builtin(DEFAULT_POLICY, "policies/default.yaml")?, Source::Default)];
-    if audit {
-        layers.push((builtin(AUDIT_POLICY, "policies/audit.yaml")?, Source::Audit));
-    }
-    let mut effective = merge(layers)?;
+    let mut effective = merge(builtin_layers(audit)?)?;
     effective.audit = audit;
     Ok(effective)
+}
+
+/// The built-in default, and audit mode's base on top of it when `audit`.
+fn builtin_layers(audit: bool) -> Result<Vec<(RawPolicy, Source)>, PolicyError> {
+    let mut layers = vec![(parse(DEFAULT_POLICY, "policies/default.yaml")?, Source::Default)];
+    if audit {
+        layers.push((parse(AUDIT_POLICY, "policies/audit.yaml")?, Source::Audit));
+    }
+    Ok(layers)
 }
 
 /// The one policy file in `dir`, if there is one.
@@ -275,10 +276,6 @@ pub fn parse(text: &str, origin: &str) -> Result<RawPolicy, PolicyError> {
     })?;
     raw.validate(origin)?;
     Ok(raw)
-}
-
-fn builtin(text: &str, origin: &str) -> Result<RawPolicy, PolicyError> {
-    parse(text, origin)
 }
 
 /// A policy file exactly as written: every field optional, so that layers override only what
