@@ -155,7 +155,8 @@ impl Engine {
     pub fn new(settings: Settings) -> Result<Engine, EngineError> {
         let registry = Registry::load(&settings.runtimes_dirs)?;
         let profile = Arc::new(SeccompProfile::builtin()?);
-        let seccomp = profile.to_oci()?;
+        // In the dialect of the OCI runtime in use, so that the profile means the same under each.
+        let seccomp = settings.oci_kind.adapt_seccomp(profile.to_oci()?)?;
         let state = StateDir { root: settings.state_dir.clone() };
         let oci = CliRuntime::new(
             settings.oci_kind,
@@ -232,7 +233,11 @@ impl Engine {
             None
         };
         let seccomp = match &audit {
-            Some(plan) => self.profile.to_oci_audit(job.policy.network, spawn.notified(), &plan.socket)?,
+            Some(plan) => self.settings.oci_kind.adapt_seccomp(self.profile.to_oci_audit(
+                job.policy.network,
+                spawn.notified(),
+                &plan.socket,
+            )?)?,
             None => self.seccomp.clone(),
         };
         let writable_root = !job.policy.read_only;

@@ -39,7 +39,7 @@ pub fn env(g: &GlobalArgs, matches: &ArgMatches, dir: Option<PathBuf>, json: boo
         state_dir: (g.state_dir.clone(), source("state_dir")),
         cache_dir: (g.cache_dir.clone(), source("cache_dir")),
         oci_runtime: (g.oci_runtime.clone(), source("oci_runtime")),
-        oci_binary: resolve_oci(&g.oci_runtime).map(|(_, path)| path).map_err(|e| e.to_string()),
+        oci_binary: resolve_oci(g).map(|(_, path)| path).map_err(|e| e.to_string()),
         init_binary: find_init().map_err(|e| e.to_string()),
         runtimes_dirs: (dirs, dirs_source),
         ca_file,

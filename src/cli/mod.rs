@@ -93,7 +93,8 @@ struct GlobalArgs {
     /// Directory for downloaded runtimes, built bundles and unpacked root filesystems.
     #[arg(long, global = true, env = "IGNITE_CACHE_DIR", default_value = "/var/lib/ignite")]
     cache_dir: PathBuf,
-    /// OCI runtime: `runc` (looked up in PATH) or a path to a runc binary.
+    /// OCI runtime: `runc`, `crun`, `youki` (looked up in PATH) or a path to one of them;
+    /// which one it is comes from its `--version`.
     #[arg(long, global = true, env = "IGNITE_OCI_RUNTIME", default_value = "runc")]
     oci_runtime: String,
     /// Directory of custom runtimes, <DIR>/<name>/runtime.yaml (repeatable). Without it:
@@ -622,7 +623,11 @@ fn dispatch(cli: Cli, matches: &ArgMatches) -> anyhow::Result<i32> {
 
 /// `ignite doctor`: the OCI runtime and entrypoint are resolved exactly as a run resolves them.
 fn doctor(g: &GlobalArgs, json: bool) -> anyhow::Result<i32> {
-    let oci = resolve_oci(&g.oci_runtime).map_err(|e| error_text(&e));
+    // Resolved but not judged: the doctor's own checks say what this host does to it.
+    let path_env = std::env::var_os("PATH");
+    let oci = ignite::doctor::select::resolve(&g.oci_runtime, path_env.as_deref(), &g.state_dir)
+        .map(|s| (s.kind, s.path))
+        .map_err(|e| e.to_string());
     let entrypoint = find_init().map_err(|e| error_text(&e));
     let opts = ignite::doctor::DoctorOptions::host(
         g.cache_dir.clone(),
@@ -683,7 +688,7 @@ fn tokio_rt() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn settings(g: &GlobalArgs) -> anyhow::Result<Settings> {
-    let (oci_kind, oci_binary) = resolve_oci(&g.oci_runtime)?;
+    let (oci_kind, oci_binary) = resolve_oci(g)?;
     let ca_file = match &g.install_ca_file {
         Some(p) if !p.as_os_str().is_empty() => {
             // Named explicitly: a missing or empty file is an error now, not an install that
@@ -730,30 +735,13 @@ fn engine(g: &GlobalArgs) -> anyhow::Result<Engine> {
     Ok(Engine::new(settings(g)?)?)
 }
 
-fn resolve_oci(name: &str) -> anyhow::Result<(OciKind, PathBuf)> {
-    let path = if name.contains('/') {
-        PathBuf::from(name)
-    } else {
-        find_in_path(name).ok_or_else(|| {
-            anyhow!("OCI runtime `{name}` not found in PATH; install it (Debian/Ubuntu: apt-get install runc) or pass --oci-runtime /path/to/runc")
-        })?
-    };
-    if !path.is_file() {
-        bail!("OCI runtime {} does not exist", path.display());
-    }
-    let file = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let kind = if file.starts_with("runc") {
-        OciKind::Runc
-    } else {
-        bail!("unsupported OCI runtime {:?}: this version of ignite drives runc", path.display().to_string())
-    };
-    Ok((kind, path))
-}
-
-fn find_in_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|c| c.is_file()))
-        .unwrap_or(None)
+/// The OCI runtime `--oci-runtime` names, its kind told by its `--version`; refused here,
+/// before anything is prepared, when this host is known to break it.
+fn resolve_oci(g: &GlobalArgs) -> anyhow::Result<(OciKind, PathBuf)> {
+    let path_env = std::env::var_os("PATH");
+    let selected =
+        ignite::doctor::select::select(&g.oci_runtime, path_env.as_deref(), &g.state_dir, std::path::Path::new("/"))?;
+    Ok((selected.kind, selected.path))
 }
 
 /// The entrypoint ships beside the `ignite` binary; `IGNITE_INIT` overrides.

@@ -10,6 +10,7 @@ pub mod checks;
 pub mod facts;
 pub mod parse;
 pub mod probe;
+pub mod select;
 
 use std::ffi::OsString;
 use std::fmt::Write as _;

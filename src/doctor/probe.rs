@@ -314,8 +314,17 @@ fn canonical(path: &Path) -> PathBuf {
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
-fn oci_binary(kind: &'static str, path: &Path) -> OciBinary {
-    OciBinary { kind, path: path.to_path_buf(), version: oci_version(path).map(|v| v.version).into() }
+/// `name` is what the binary was found as; what it prints for `--version` says what it is.
+fn oci_binary(name: &'static str, path: &Path) -> OciBinary {
+    let out = run_version(path, &["--version"]);
+    let kind = out.as_deref().ok().and_then(crate::oci::OciKind::from_version_output).map_or(name, |k| k.as_str());
+    let version = out.and_then(|out| {
+        parse::parse_oci_version(&out).ok_or_else(|| DoctorError::NoVersion {
+            program: path.to_path_buf(),
+            output: parse::first_line(&out).unwrap_or_default(),
+        })
+    });
+    OciBinary { kind, path: path.to_path_buf(), version: version.into() }
 }
 
 /// What an OCI runtime says to `--version`.

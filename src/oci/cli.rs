@@ -6,24 +6,7 @@ use std::process::Stdio;
 
 use nix::sys::signal::Signal;
 
-use super::{ContainerState, CreateIo, Foreground, OciError, OciRuntime};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OciKind {
-    Runc,
-    Crun,
-    Youki,
-}
-
-impl OciKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OciKind::Runc => "runc",
-            OciKind::Crun => "crun",
-            OciKind::Youki => "youki",
-        }
-    }
-}
+use super::{ContainerState, CreateIo, Foreground, OciError, OciKind, OciRuntime};
 
 #[derive(Debug, Clone)]
 pub struct CliRuntime {
@@ -92,13 +75,26 @@ impl CliRuntime {
     }
 }
 
-/// The last error-level message in a runtime's JSON log (`{"level":"error","msg":…}`).
+/// The last error-level message in a runtime's JSON log. runc and crun write
+/// `{"level":"error","msg":…}`; youki writes tracing's flattened JSON,
+/// `{"level":"ERROR","message":…,"err":…}`, with the cause in a field of its own.
 pub fn last_log_error(log: &str) -> Option<String> {
     log.lines()
         .rev()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| matches!(v.get("level").and_then(|x| x.as_str()), Some("error" | "fatal")))
-        .and_then(|v| v.get("msg").and_then(|m| m.as_str()).map(str::to_string))
+        .find(|v| {
+            v.get("level")
+                .and_then(|x| x.as_str())
+                .is_some_and(|l| l.eq_ignore_ascii_case("error") || l.eq_ignore_ascii_case("fatal"))
+        })
+        .and_then(|v| {
+            let text = |key: &str| v.get(key).and_then(|m| m.as_str()).filter(|m| !m.is_empty());
+            let msg = text("msg").or_else(|| text("message"))?;
+            match text("err").or_else(|| text("error")) {
+                Some(cause) if !msg.contains(cause) => Some(format!("{msg}: {cause}")),
+                _ => Some(msg.to_string()),
+            }
+        })
 }
 
 impl OciRuntime for CliRuntime {
@@ -193,16 +189,54 @@ impl OciRuntime for CliRuntime {
     }
 
     async fn list(&self) -> Result<Vec<ContainerState>, OciError> {
+        if self.kind == OciKind::Youki {
+            return self.list_by_state().await;
+        }
         let mut cmd = self.base(None);
         cmd.arg("list").arg("--format").arg("json");
         let out = self.run("list", "", cmd).await?;
-        // runc prints `null` when it has no containers.
+        // runc prints `null` when it has no containers, crun `[]`.
         let list: Option<Vec<ContainerState>> = serde_json::from_slice(&out).map_err(|e| OciError::Output {
             runtime: self.name().to_string(),
             op: "list",
             message: e.to_string(),
         })?;
         Ok(list.unwrap_or_default())
+    }
+}
+
+impl CliRuntime {
+    /// youki's `list` prints a table only (it ignores `--format`), so the containers are
+    /// read the way it reads them itself: one directory per container under `--root`, each
+    /// asked for its `state`. A root that does not exist yet holds no containers.
+    async fn list_by_state(&self) -> Result<Vec<ContainerState>, OciError> {
+        let entries = match std::fs::read_dir(&self.root) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(OciError::Output {
+                    runtime: self.name().to_string(),
+                    op: "list",
+                    message: format!("failed to read {}: {e}", self.root.display()),
+                });
+            }
+        };
+        let mut ids: Vec<String> = entries
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        ids.sort();
+        let mut list = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.state(&id).await {
+                Ok(state) => list.push(state),
+                // Removed between the directory listing and the question.
+                Err(OciError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(list)
     }
 }
 

@@ -1,12 +1,15 @@
-//! The seam to the OCI runtime binary: a driver trait and the runc-compatible CLI driver.
+//! The seam to the OCI runtime binary: a driver trait, the CLI driver for runc, crun and
+//! youki, and the kind of runtime a binary is.
 
 mod cli;
+mod kind;
 
 use std::future::Future;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
-pub use cli::{CliRuntime, OciKind};
+pub use cli::CliRuntime;
+pub use kind::OciKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OciError {
