@@ -257,8 +257,22 @@ impl<R: OciRuntime> Supervisor<R> {
                         }
                     }
                     Some(ev) => events.push(ev),
-                    // The entrypoint is gone without an exit report (killed outright).
-                    None => break,
+                    // The entrypoint is gone without an exit report (killed outright), or it
+                    // never ran: a runtime that fails to launch may close the entrypoint's
+                    // pipes before it exits itself (youki does), and then its own words
+                    // explain the failure.
+                    None => {
+                        if events.is_empty()
+                            && !runtime_exited
+                            && let Ok(Ok(status)) = tokio::time::timeout(KILL_WAIT, fg.child.wait()).await
+                        {
+                            runtime_exited = true;
+                            if !status.success() {
+                                return Err(self.oci.launch_failure(&plan.id, &fg).into());
+                            }
+                        }
+                        break;
+                    }
                 },
                 status = fg.child.wait(), if !runtime_exited => {
                     runtime_exited = true;

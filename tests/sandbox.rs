@@ -534,11 +534,12 @@ fn entry_the_sandbox_user_cannot_read_is_explained() {
 fn oci_runtime_failure_surfaces_its_own_message() {
     use std::os::unix::fs::PermissionsExt;
     let sb = sandbox_test!();
-    // A runtime that fails the way runc does: its error in the JSON log, exit status 1.
+    // A runtime that says it is runc and fails the way runc does: its error in the JSON log,
+    // exit status 1.
     let fake = sb.work.path().join("runc-broken");
     std::fs::write(
         &fake,
-        "#!/bin/sh\nwhile [ $# -gt 0 ]; do case \"$1\" in --log) log=\"$2\"; shift 2;; *) shift;; esac; done\n\
+        "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'runc version 1.1.5'; exit 0; }\nwhile [ $# -gt 0 ]; do case \"$1\" in --log) log=\"$2\"; shift 2;; *) shift;; esac; done\n\
          echo '{\"level\":\"error\",\"msg\":\"simulated: unable to apply cgroup configuration\"}' >> \"$log\"\nexit 1\n",
     )
     .unwrap();

@@ -199,7 +199,7 @@ fn oci_runtime(f: &Facts) -> Check {
                 Status::Fail,
                 EVERY_RUN,
                 error.clone(),
-                "install runc (Debian/Ubuntu: apt-get install runc) or point --oci-runtime / IGNITE_OCI_RUNTIME at a runc binary",
+                "install runc (Debian/Ubuntu: apt-get install runc), crun or youki, or point --oci-runtime / IGNITE_OCI_RUNTIME at one of them",
             );
         }
         Probed::Found(bin) => bin,

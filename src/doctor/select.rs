@@ -28,7 +28,7 @@ const CACHE_FILE: &str = "oci-versions.json";
 pub enum SelectError {
     #[error("OCI runtime `{name}` not found in PATH; {hint}, or pass --oci-runtime /path/to/the/binary")]
     NotInPath { name: String, hint: &'static str },
-    #[error("OCI runtime {path} does not exist or is not a file", path = .path.display())]
+    #[error("OCI runtime {path} does not exist", path = .path.display())]
     Missing { path: PathBuf },
     #[error("failed to ask the OCI runtime {path} for its version: {source}", path = .path.display())]
     Version { path: PathBuf, source: DoctorError },

@@ -34,6 +34,9 @@ impl CliRuntime {
             cmd.arg("--log").arg(self.log_path(id)).arg("--log-format").arg("json");
         }
         cmd.stdin(Stdio::null());
+        // youki would append a backtrace to its errors (and to ignite's messages) when the
+        // caller's environment asks Rust programs for one.
+        cmd.env("RUST_BACKTRACE", "0").env("RUST_LIB_BACKTRACE", "0");
         cmd
     }
 
@@ -64,7 +67,7 @@ impl CliRuntime {
         let from_log = std::fs::read(self.log_path(id))
             .ok()
             .and_then(|t| t.get(log_start as usize..).map(|b| String::from_utf8_lossy(b).into_owned()))
-            .and_then(|t| last_log_error(&t));
+            .and_then(|t| explain(self.kind, &t));
         let message = from_log
             .or_else(|| stderr.lines().rev().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_string()))
             .unwrap_or_else(|| "failed without a message".to_string());
@@ -79,15 +82,19 @@ impl CliRuntime {
 /// `{"level":"error","msg":…}`; youki writes tracing's flattened JSON,
 /// `{"level":"ERROR","message":…,"err":…}`, with the cause in a field of its own.
 pub fn last_log_error(log: &str) -> Option<String> {
+    log_errors(log).last()
+}
+
+/// The error-level messages of a runtime's JSON log, oldest first.
+fn log_errors(log: &str) -> impl DoubleEndedIterator<Item = String> + '_ {
     log.lines()
-        .rev()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| {
+        .filter(|v| {
             v.get("level")
                 .and_then(|x| x.as_str())
                 .is_some_and(|l| l.eq_ignore_ascii_case("error") || l.eq_ignore_ascii_case("fatal"))
         })
-        .and_then(|v| {
+        .filter_map(|v| {
             let text = |key: &str| v.get(key).and_then(|m| m.as_str()).filter(|m| !m.is_empty());
             let msg = text("msg").or_else(|| text("message"))?;
             match text("err").or_else(|| text("error")) {
@@ -95,6 +102,29 @@ pub fn last_log_error(log: &str) -> Option<String> {
                 _ => Some(msg.to_string()),
             }
         })
+}
+
+/// What a failed command said, from its part of the JSON log. runc and crun log one error,
+/// the reason. youki logs the chain from the root cause up to "error in executing command",
+/// each layer wrapping the one before it less precisely: the first says what went wrong,
+/// the last which step it broke.
+fn explain(kind: OciKind, log: &str) -> Option<String> {
+    match kind {
+        OciKind::Youki => {
+            let mut errors = log_errors(log);
+            let first = errors.next()?;
+            match errors.last() {
+                Some(last) if last != first => Some(format!("{}: {first}", summary(&last))),
+                _ => Some(summary(&first).to_string()),
+            }
+        }
+        OciKind::Runc | OciKind::Crun => last_log_error(log),
+    }
+}
+
+/// A message without the backtrace Rust runtimes may append to it.
+fn summary(message: &str) -> &str {
+    message.split("\n\nStack backtrace:").next().unwrap_or(message).trim_end()
 }
 
 impl OciRuntime for CliRuntime {
@@ -253,6 +283,36 @@ mod tests {
             "container_linux.go: starting container process caused: exec: \"/nope\": no such file"
         );
         assert_eq!(last_log_error("{\"level\":\"info\",\"msg\":\"x\"}"), None);
+    }
+
+    #[test]
+    fn youki_log_gives_root_cause_and_failed_step() {
+        // Lines as youki 0.7.0 writes them (tracing's flattened JSON).
+        let log = r#"{"timestamp":"t","level":"DEBUG","message":"started","target":"youki"}
+{"timestamp":"t","level":"ERROR","message":"failed to canonicalize "/x/passwd": No such file or directory (os error 2)","target":"libcontainer::rootfs::mount"}
+{"timestamp":"t","level":"ERROR","message":"failed to prepare rootfs","err":"Mount(Io(NotFound))","target":"libcontainer::process::init::process"}
+{"timestamp":"t","level":"ERROR","message":"error in executing command: failed to create container
+
+Stack backtrace:
+   0: <unknown>","target":"youki"}
+"#;
+        assert_eq!(
+            explain(OciKind::Youki, log).unwrap(),
+            "error in executing command: failed to create container: failed to canonicalize \"/x/passwd\": No such file or directory (os error 2)"
+        );
+        assert_eq!(
+            last_log_error(log).unwrap(),
+            "error in executing command: failed to create container\n\nStack backtrace:\n   0: <unknown>"
+        );
+        let one = r#"{"level":"ERROR","message":"failed to prepare rootfs","err":"Mount(Io(NotFound))"}"#;
+        assert_eq!(explain(OciKind::Youki, one).unwrap(), "failed to prepare rootfs: Mount(Io(NotFound))");
+        // crun's JSON log is runc's shape.
+        let crun = r#"{"msg": "cgroups in hybrid mode not supported, drop all controllers from cgroupv2", "level": "error", "time": "t"}"#;
+        assert_eq!(
+            explain(OciKind::Crun, crun).unwrap(),
+            "cgroups in hybrid mode not supported, drop all controllers from cgroupv2"
+        );
+        assert_eq!(explain(OciKind::Youki, "{\"level\":\"INFO\",\"message\":\"x\"}"), None);
     }
 
     /// A fake runtime built from a shell script: records its argv, writes a JSON log

@@ -211,14 +211,16 @@ pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
     // runc gives a tmpfs the mode of the directory it covers (0755 in the rootfs), so
     // the writable mounts are owned by the sandbox user rather than made world-writable.
     let user = &input.user;
-    let tmp_owner = format!("uid={},gid={}", user.uid, user.gid);
+    // One option per array entry, as the OCI spec has them: runc joins the entries with commas
+    // anyway, but youki rejects a tmpfs whose single entry holds `uid=…,gid=…` (EINVAL).
+    let (tmp_uid, tmp_gid) = (format!("uid={}", user.uid), format!("gid={}", user.gid));
     let mut mounts = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
         mount("/dev", "tmpfs", "tmpfs", &["nosuid", "noexec", "strictatime", "mode=755", "size=64k"])?,
-        mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", &tmp_size, &tmp_owner])?,
+        mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", &tmp_size, &tmp_uid, &tmp_gid])?,
         mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", "ro"])?,
         // The only writable place; noexec so nothing written can be executed.
-        mount("/tmp", "tmpfs", "tmpfs", &["nosuid", "nodev", "noexec", "mode=1777", &tmp_size, &tmp_owner])?,
+        mount("/tmp", "tmpfs", "tmpfs", &["nosuid", "nodev", "noexec", "mode=1777", &tmp_size, &tmp_uid, &tmp_gid])?,
         mount(APP_DIR, "bind", &input.app_dir.to_string_lossy(), &["bind", "ro", "nosuid", "nodev"])?,
         mount(INIT_PATH, "bind", &input.init_binary.to_string_lossy(), &["bind", "ro", "nosuid", "nodev"])?,
         mount("/etc/passwd", "bind", &user.passwd.to_string_lossy(), &["bind", "ro", "nosuid", "nodev", "noexec"])?,
@@ -786,7 +788,7 @@ mod tests {
         assert!(o.contains(&"size=65536k".to_string()), "{o:?}");
         assert!(o.contains(&"noexec".to_string()) && o.contains(&"nosuid".to_string()));
         // Writable by the sandbox user although runc copies the rootfs dir's 0755 mode.
-        assert!(o.contains(&"uid=200123,gid=200123".to_string()), "{o:?}");
+        assert!(o.contains(&"uid=200123".to_string()) && o.contains(&"gid=200123".to_string()), "{o:?}");
     }
 
     #[test]

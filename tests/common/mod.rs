@@ -23,15 +23,59 @@ fn find_in_path(name: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
 }
 
+/// The OCI runtime the sandbox tests drive: `IGNITE_TEST_OCI_RUNTIME` (a name looked up in
+/// PATH, or a path), so that the same tests can run under runc, crun or youki; runc otherwise.
+pub fn test_oci_runtime() -> String {
+    std::env::var("IGNITE_TEST_OCI_RUNTIME").ok().filter(|v| !v.trim().is_empty()).unwrap_or_else(|| "runc".into())
+}
+
+fn oci_runtime_present(name: &str) -> bool {
+    if name.contains('/') { Path::new(name).is_file() } else { find_in_path(name) }
+}
+
+/// Where CI installs youki (see `.ci/run`), and how.
+pub const YOUKI_CI_PATH: &str = "/var/cache/ignite-ci/youki/bin/youki";
+pub const YOUKI_INSTALL: &str = "apt-get install libseccomp-dev pkg-config && cargo install youki --version 0.7.0 --locked --features v1,v2,seccomp --root /var/cache/ignite-ci/youki (or set IGNITE_TEST_YOUKI=/path/to/youki)";
+
+/// The youki binary for the youki tests: `IGNITE_TEST_YOUKI`, CI's install, or `youki` in
+/// PATH. Missing: skipped with the reason outside CI, a failure saying how to install it in CI.
+pub fn require_youki() -> Option<PathBuf> {
+    if !require_sandbox() {
+        return None;
+    }
+    let candidates = std::env::var_os("IGNITE_TEST_YOUKI")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([PathBuf::from(YOUKI_CI_PATH)])
+        .chain(
+            std::env::var_os("PATH")
+                .into_iter()
+                .flat_map(|p| std::env::split_paths(&p).map(|d| d.join("youki")).collect::<Vec<_>>()),
+        );
+    if let Some(found) = candidates.into_iter().find(|p| p.is_file()) {
+        return Some(found);
+    }
+    let msg = format!("youki not found (IGNITE_TEST_YOUKI, {YOUKI_CI_PATH}, PATH); install it: {YOUKI_INSTALL}");
+    if in_ci() {
+        panic!("{msg}");
+    }
+    eprintln!("SKIPPED: {msg}");
+    None
+}
+
 /// Checks what sandbox tests need. Outside CI a missing prerequisite skips the test with
 /// a printed reason; in CI (CI=true) it fails the test with what to install.
 pub fn require_sandbox() -> bool {
     let mut missing = Vec::new();
     if !nix::unistd::geteuid().is_root() {
-        missing.push("root (run the tests as root: the OCI runtime needs it)");
+        missing.push("root (run the tests as root: the OCI runtime needs it)".to_string());
     }
     if !find_in_path("runc") {
-        missing.push("runc (apt-get install runc)");
+        missing.push("runc (apt-get install runc)".to_string());
+    }
+    let oci = test_oci_runtime();
+    if oci != "runc" && !oci_runtime_present(&oci) {
+        missing.push(format!("the OCI runtime IGNITE_TEST_OCI_RUNTIME={oci} names"));
     }
     if missing.is_empty() {
         return true;
@@ -49,6 +93,8 @@ pub fn require_sandbox() -> bool {
 pub struct Sandbox {
     pub state: tempfile::TempDir,
     pub work: tempfile::TempDir,
+    /// `--oci-runtime` for every command; [`test_oci_runtime`] unless set.
+    pub oci_runtime: String,
 }
 
 /// The cache the tests share: `IGNITE_CACHE_DIR`, or ignite's default.
@@ -87,7 +133,12 @@ impl Sandbox {
         let work = tempfile::Builder::new().prefix("ignite-work-").tempdir().expect("work dir");
         // The sandbox user (nobody) must be able to read service directories.
         std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        Sandbox { state, work }
+        Sandbox { state, work, oci_runtime: test_oci_runtime() }
+    }
+
+    /// A sandbox whose commands drive the OCI runtime `oci` (a name in PATH or a path).
+    pub fn with_oci_runtime(oci: &Path) -> Sandbox {
+        Sandbox { oci_runtime: oci.to_string_lossy().into_owned(), ..Sandbox::new() }
     }
 
     /// `<cache>/deps`, where installed npm dependencies are kept.
@@ -98,6 +149,7 @@ impl Sandbox {
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(ignite_bin());
         c.env("IGNITE_STATE_DIR", self.state.path());
+        c.env("IGNITE_OCI_RUNTIME", &self.oci_runtime);
         c.env_remove("IGNITE_LOG");
         c
     }
@@ -172,11 +224,17 @@ impl Sandbox {
                 assert!(left.is_empty(), "state left behind in {}: {left:?}", dir.display());
             }
         }
-        let root = self.state.path().join("oci").join("runc");
-        if root.exists() {
-            let out = Command::new("runc").arg("--root").arg(&root).args(["list", "-q"]).output().expect("runc list");
-            let list = String::from_utf8_lossy(&out.stdout);
-            assert!(list.trim().is_empty(), "containers left behind: {list}");
+        // Each OCI runtime keeps one directory per container under its `--root`
+        // (`<state>/oci/<kind>`): none may remain, whichever runtime ran.
+        for root in std::fs::read_dir(self.state.path().join("oci")).into_iter().flatten().flatten() {
+            let left: Vec<_> = std::fs::read_dir(root.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.file_name())
+                .collect();
+            assert!(left.is_empty(), "containers left behind in {}: {left:?}", root.path().display());
         }
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let state = self.state.path().to_string_lossy().to_string();
