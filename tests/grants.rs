@@ -461,7 +461,7 @@ fn grants_are_torn_down_when_the_oci_runtime_fails() {
     let fake = sb.work.path().join("runc-broken");
     std::fs::write(
         &fake,
-        "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'runc version 1.1.5'; exit 0; }\nwhile [ $# -gt 0 ]; do case \"$1\" in --log) log=\"$2\"; shift 2;; *) shift;; esac; done\n\
+        "#!/bin/sh\n[ \"$1\" = --version ] && { printf 'runc version 1.1.5\\nlibseccomp: 2.5.4\\n'; exit 0; }\nwhile [ $# -gt 0 ]; do case \"$1\" in --log) log=\"$2\"; shift 2;; *) shift;; esac; done\n\
          echo '{\"level\":\"error\",\"msg\":\"simulated failure\"}' >> \"$log\"\nexit 1\n",
     )
     .unwrap();

@@ -9,7 +9,7 @@ use clap::parser::ValueSource;
 
 use ignite::envinfo::{self, Inputs, Source};
 
-use super::{GlobalArgs, RUNTIMES_DIR_ENV, SYSTEM_CA_FILE, find_init, print_stdout, resolve_oci, runtimes_dirs};
+use super::{GlobalArgs, RUNTIMES_DIR_ENV, SYSTEM_CA_FILE, find_init, print_stdout, runtimes_dirs};
 
 pub fn env(g: &GlobalArgs, matches: &ArgMatches, dir: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
     let source = |id: &str| match matches.value_source(id) {
@@ -39,7 +39,10 @@ pub fn env(g: &GlobalArgs, matches: &ArgMatches, dir: Option<PathBuf>, json: boo
         state_dir: (g.state_dir.clone(), source("state_dir")),
         cache_dir: (g.cache_dir.clone(), source("cache_dir")),
         oci_runtime: (g.oci_runtime.clone(), source("oci_runtime")),
-        oci_binary: resolve_oci(g).map(|(_, path)| path).map_err(|e| e.to_string()),
+        // Resolved without writing the version cache: `env` only looks.
+        oci_binary: ignite::doctor::select::resolve(&g.oci_runtime, std::env::var_os("PATH").as_deref(), None)
+            .map(|s| s.path)
+            .map_err(|e| e.to_string()),
         init_binary: find_init().map_err(|e| e.to_string()),
         runtimes_dirs: (dirs, dirs_source),
         ca_file,

@@ -625,7 +625,7 @@ fn dispatch(cli: Cli, matches: &ArgMatches) -> anyhow::Result<i32> {
 fn doctor(g: &GlobalArgs, json: bool) -> anyhow::Result<i32> {
     // Resolved but not judged: the doctor's own checks say what this host does to it.
     let path_env = std::env::var_os("PATH");
-    let oci = ignite::doctor::select::resolve(&g.oci_runtime, path_env.as_deref(), &g.state_dir)
+    let oci = ignite::doctor::select::resolve(&g.oci_runtime, path_env.as_deref(), None)
         .map(|s| (s.kind, s.path))
         .map_err(|e| e.to_string());
     let entrypoint = find_init().map_err(|e| error_text(&e));

@@ -144,6 +144,21 @@ pub struct Incompatibility {
 pub fn oci_incompatibilities(bin: &OciBinary, cgroup: &CgroupFacts) -> Vec<Incompatibility> {
     let mut found = Vec::new();
     let version = bin.version.found().copied();
+    if bin.seccomp == Some(false) {
+        found.push(Incompatibility {
+            status: Status::Fail,
+            problem: format!(
+                "{} was built without seccomp support: it would start every sandbox without its seccomp filter",
+                bin.kind
+            ),
+            remedy: match bin.kind {
+                "youki" => {
+                    "rebuild it with the feature: cargo install youki --locked --features v1,v2,seccomp".to_owned()
+                }
+                kind => format!("install a {kind} built with seccomp (Debian/Ubuntu: apt-get install {kind})"),
+            },
+        });
+    }
     match bin.kind {
         "runc" => {
             if let Some(v) = version.filter(|v| *v < RUNC_WITH_LISTENER) {

@@ -84,6 +84,10 @@ pub struct OciBinary {
     pub path: PathBuf,
     /// From `<path> --version`.
     pub version: Probed<Semver>,
+    /// Whether it was built with seccomp support (from `--version`); absent when it does not
+    /// say. Without it a runtime runs containers with no filter at all (youki only warns).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<bool>,
 }
 
 /// How the host mounts its cgroups, in the words people use.

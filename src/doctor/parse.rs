@@ -234,6 +234,21 @@ pub fn parse_oci_version(output: &str) -> Option<Semver> {
     })
 }
 
+/// Whether an OCI runtime was built with seccomp support, from its `--version`: runc and youki
+/// print a `libseccomp:` line only when built with it (youki's `seccomp` feature), crun lists
+/// `+SECCOMP` or `-SECCOMP` among its features. `None` when the output does not say.
+pub fn parse_oci_seccomp(kind: &str, output: &str) -> Option<bool> {
+    match kind {
+        "runc" | "youki" => Some(output.lines().any(|l| l.trim_start().starts_with("libseccomp:"))),
+        "crun" => output.split_whitespace().find_map(|w| match w {
+            "+SECCOMP" => Some(true),
+            "-SECCOMP" => Some(false),
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
 /// The first non-empty line of a tool's version output, bounded, for display.
 pub fn first_line(output: &str) -> Option<String> {
     let line = output.lines().map(str::trim).find(|l| !l.is_empty())?;
@@ -370,6 +385,17 @@ mod tests {
         assert_eq!(v("crun-1.8.1"), Some(Semver::new(1, 8, 1)));
         assert_eq!(v("youki-0.5.7"), Some(Semver::new(0, 5, 7)));
         assert_eq!(parse_oci_version("usage: runc [options]\n"), None);
+        let fixture = |name: &str| fixture(&format!("versions/{name}"));
+        assert_eq!(parse_oci_seccomp("runc", &fixture("runc-1.1.5")), Some(true));
+        assert_eq!(parse_oci_seccomp("youki", &fixture("youki-0.5.7")), Some(true));
+        assert_eq!(parse_oci_seccomp("crun", &fixture("crun-1.8.1")), Some(true));
+        // youki built without its `seccomp` feature prints no libseccomp line.
+        assert_eq!(
+            parse_oci_seccomp("youki", "youki version: 0.7.0\ncommit: x\nspec: 1.1.0\nrustc: 1.95.0\n"),
+            Some(false)
+        );
+        assert_eq!(parse_oci_seccomp("crun", "crun version 1.8.1\n+SYSTEMD -SECCOMP +CAP\n"), Some(false));
+        assert_eq!(parse_oci_seccomp("crun", "crun version 1.8.1\n"), None);
         assert_eq!(parse_oci_version(""), None);
     }
 

@@ -318,13 +318,14 @@ fn canonical(path: &Path) -> PathBuf {
 fn oci_binary(name: &'static str, path: &Path) -> OciBinary {
     let out = run_version(path, &["--version"]);
     let kind = out.as_deref().ok().and_then(crate::oci::OciKind::from_version_output).map_or(name, |k| k.as_str());
+    let seccomp = out.as_deref().ok().and_then(|out| parse::parse_oci_seccomp(kind, out));
     let version = out.and_then(|out| {
         parse::parse_oci_version(&out).ok_or_else(|| DoctorError::NoVersion {
             program: path.to_path_buf(),
             output: parse::first_line(&out).unwrap_or_default(),
         })
     });
-    OciBinary { kind, path: path.to_path_buf(), version: version.into() }
+    OciBinary { kind, path: path.to_path_buf(), version: version.into(), seccomp }
 }
 
 /// What an OCI runtime says to `--version`.

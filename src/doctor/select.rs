@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::DoctorError;
 use super::checks::{Incompatibility, Status, oci_incompatibilities};
 use super::facts::OciBinary;
-use super::parse::{Semver, parse_oci_version};
+use super::parse::{Semver, parse_oci_seccomp, parse_oci_version};
 use super::probe::{cgroup_facts, find_in_path, run_version};
 use crate::oci::OciKind;
 
@@ -49,6 +49,8 @@ pub struct SelectedOci {
     /// The first line of its `--version`, for people.
     pub version_line: String,
     pub version: Option<Semver>,
+    /// Built with seccomp support, if its `--version` says.
+    pub seccomp: Option<bool>,
 }
 
 /// How to install each runtime, for the not-found error.
@@ -82,7 +84,7 @@ pub fn select(
     state_dir: &Path,
     root: &Path,
 ) -> Result<SelectedOci, SelectError> {
-    let selected = resolve(requested, path_env, state_dir)?;
+    let selected = resolve(requested, path_env, Some(state_dir))?;
     if let Some(blocker) = blockers(&selected, root).into_iter().next() {
         return Err(SelectError::Incompatible {
             kind: selected.kind,
@@ -96,10 +98,20 @@ pub fn select(
 }
 
 /// Resolves `requested` to a runtime ignite can drive, without judging the host (what
-/// `ignite doctor` shows, beside its judgement).
-pub fn resolve(requested: &str, path_env: Option<&OsStr>, state_dir: &Path) -> Result<SelectedOci, SelectError> {
+/// `ignite doctor` and `ignite env` show, beside their judgement). With a `state_dir` the
+/// version answer is read from and kept there; without one nothing is written (those two
+/// commands only look).
+pub fn resolve(
+    requested: &str,
+    path_env: Option<&OsStr>,
+    state_dir: Option<&Path>,
+) -> Result<SelectedOci, SelectError> {
     let path = locate(requested, path_env)?;
-    let output = cached_version(&path, state_dir)?;
+    let output = match state_dir {
+        Some(dir) => cached_version(&path, dir)?,
+        None => run_version(&path, &["--version"])
+            .map_err(|source| SelectError::Version { path: path.to_path_buf(), source })?,
+    };
     identify(&path, &output)
 }
 
@@ -108,7 +120,13 @@ pub fn identify(path: &Path, output: &str) -> Result<SelectedOci, SelectError> {
     let version_line = super::parse::first_line(output).unwrap_or_default();
     let kind = OciKind::from_version_output(output)
         .ok_or_else(|| SelectError::Unknown { path: path.to_path_buf(), line: version_line.clone() })?;
-    Ok(SelectedOci { kind, path: path.to_path_buf(), version_line, version: parse_oci_version(output) })
+    Ok(SelectedOci {
+        kind,
+        path: path.to_path_buf(),
+        version_line,
+        version: parse_oci_version(output),
+        seccomp: parse_oci_seccomp(kind.as_str(), output),
+    })
 }
 
 /// The incompatibilities that stop every run of `selected` on the host under `root`.
@@ -120,6 +138,7 @@ pub fn blockers(selected: &SelectedOci, root: &Path) -> Vec<Incompatibility> {
             Some(v) => super::facts::Probed::Found(v),
             None => super::facts::Probed::failed("no version"),
         },
+        seccomp: selected.seccomp,
     };
     let cgroup = cgroup_facts(root);
     oci_incompatibilities(&bin, &cgroup).into_iter().filter(|i| i.status == Status::Fail).collect()
@@ -216,8 +235,8 @@ mod tests {
     fn kind_comes_from_version_output_not_file_name() {
         let d = tempfile::tempdir().unwrap();
         // A youki binary renamed to `runc` is youki; a runc in disguise is runc.
-        let youki = script(d.path(), "runc", "echo 'youki version: 0.7.0'; echo 'commit: x'");
-        let runc = script(d.path(), "my-youki", "echo 'runc version 1.1.5+ds1'");
+        let youki = script(d.path(), "runc", "echo 'youki version: 0.7.0'; echo 'libseccomp: 2.5.4'");
+        let runc = script(d.path(), "my-youki", "echo 'runc version 1.1.5+ds1'; echo 'libseccomp: 2.5.4'");
         let state = d.path().join("state");
         let host = fixture_host("v2-ubuntu2404");
         let y = select(youki.to_str().unwrap(), None, &state, &host).unwrap();
@@ -270,15 +289,30 @@ mod tests {
             select(crun.to_str().unwrap(), None, d.path(), &fixture_host("v2-ubuntu2404")).unwrap().kind,
             OciKind::Crun
         );
-        let youki = script(d.path(), "youki", "echo 'youki version: 0.7.0'");
+        let youki = script(d.path(), "youki", "echo 'youki version: 0.7.0'; echo 'libseccomp: 2.5.4'");
         assert!(select(youki.to_str().unwrap(), None, d.path(), &fixture_host("hybrid-debian12")).is_ok());
+    }
+
+    #[test]
+    fn a_runtime_without_seccomp_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let youki = script(d.path(), "youki", "echo 'youki version: 0.7.0'; echo 'spec: 1.1.0'; echo 'rustc: 1.95.0'");
+        let err = select(youki.to_str().unwrap(), None, d.path(), &fixture_host("v2-ubuntu2404")).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, SelectError::Incompatible { kind: OciKind::Youki, .. }), "{text}");
+        assert!(text.contains("without seccomp") && text.contains("--features v1,v2,seccomp"), "{text}");
+        let with = script(d.path(), "youki2", "echo 'youki version: 0.7.0'; echo 'libseccomp: 2.5.4'");
+        assert_eq!(
+            select(with.to_str().unwrap(), None, d.path(), &fixture_host("v2-ubuntu2404")).unwrap().seccomp,
+            Some(true)
+        );
     }
 
     #[test]
     fn version_is_asked_once_per_binary_file() {
         let d = tempfile::tempdir().unwrap();
         let counter = d.path().join("count");
-        let body = format!("echo x >> {}; echo 'runc version 1.1.5'", counter.display());
+        let body = format!("echo x >> {}; echo 'runc version 1.1.5'; echo 'libseccomp: 2.5.4'", counter.display());
         let runc = script(d.path(), "runc", &body);
         let state = d.path().join("state");
         let host = fixture_host("v2-ubuntu2404");
@@ -288,7 +322,11 @@ mod tests {
         assert_eq!(asked(), 1);
         // Replaced by another runtime: asked again, and the new answer wins.
         let _ = std::fs::remove_file(&runc);
-        script(d.path(), "runc", &format!("echo x >> {}; echo 'youki version: 0.7.0'", counter.display()));
+        script(
+            d.path(),
+            "runc",
+            &format!("echo x >> {}; echo 'youki version: 0.7.0'; echo 'libseccomp: 2.5.4'", counter.display()),
+        );
         assert_eq!(select(runc.to_str().unwrap(), None, &state, &host).unwrap().kind, OciKind::Youki);
         assert_eq!(asked(), 2);
     }

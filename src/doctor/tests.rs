@@ -137,8 +137,12 @@ fn a_cgroup_v2_only_host() {
     let userns = assert_status(&d, "user-namespaces", Status::Ok);
     assert!(!userns.value.contains("root only"), "{userns:?}");
     // crun is fine on a pure v2 host.
-    let crun =
-        OciBinary { kind: "crun", path: "/usr/bin/crun".into(), version: Probed::Found(parse::Semver::new(1, 8, 1)) };
+    let crun = OciBinary {
+        kind: "crun",
+        path: "/usr/bin/crun".into(),
+        version: Probed::Found(parse::Semver::new(1, 8, 1)),
+        seccomp: Some(true),
+    };
     assert!(checks::oci_incompatibilities(&crun, &d.host.cgroup).is_empty());
 }
 

@@ -289,12 +289,9 @@ mod tests {
     fn youki_log_gives_root_cause_and_failed_step() {
         // Lines as youki 0.7.0 writes them (tracing's flattened JSON).
         let log = r#"{"timestamp":"t","level":"DEBUG","message":"started","target":"youki"}
-{"timestamp":"t","level":"ERROR","message":"failed to canonicalize "/x/passwd": No such file or directory (os error 2)","target":"libcontainer::rootfs::mount"}
+{"timestamp":"t","level":"ERROR","message":"failed to canonicalize \"/x/passwd\": No such file or directory (os error 2)","target":"libcontainer::rootfs::mount"}
 {"timestamp":"t","level":"ERROR","message":"failed to prepare rootfs","err":"Mount(Io(NotFound))","target":"libcontainer::process::init::process"}
-{"timestamp":"t","level":"ERROR","message":"error in executing command: failed to create container
-
-Stack backtrace:
-   0: <unknown>","target":"youki"}
+{"timestamp":"t","level":"ERROR","message":"error in executing command: failed to create container\n\nStack backtrace:\n   0: <unknown>","target":"youki"}
 "#;
         assert_eq!(
             explain(OciKind::Youki, log).unwrap(),
