@@ -82,6 +82,8 @@ pub struct Settings {
     pub cache_dir: PathBuf,
     pub oci_kind: OciKind,
     pub oci_binary: PathBuf,
+    /// This `ignite` binary, which the OCI runtime runs as a hook where it needs one.
+    pub hook_binary: PathBuf,
     /// The static `ignite-init` binary bind-mounted into every sandbox.
     pub init_binary: PathBuf,
     /// Directories of custom runtimes, loaded beside the built-in ones.
@@ -163,7 +165,8 @@ impl Engine {
             settings.oci_binary.clone(),
             state.oci_root(settings.oci_kind.as_str()),
             state.runs(),
-        );
+        )
+        .with_hook_binary(settings.hook_binary.clone());
         Ok(Engine {
             registry,
             store: BundleStore::new(settings.cache_dir.clone()),

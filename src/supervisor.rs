@@ -199,7 +199,7 @@ impl<R: OciRuntime> Supervisor<R> {
         wall: Instant,
         started_at: String,
     ) -> Result<(Report, bool), SupervisorError> {
-        plan.spec.save(run_dir.join("config.json"))?;
+        self.oci.adapt_spec(&plan.spec)?.save(run_dir.join("config.json"))?;
 
         let (out_r, out_w) = pipe_pair()?;
         let (err_r, err_w) = pipe_pair()?;

@@ -192,6 +192,37 @@ fn hardening_seen_from_inside_is_the_same_under_youki() {
     sb.assert_no_leaks();
 }
 
+/// A server on the sandbox's own loopback, IPv4 and IPv6, and a request to it.
+const LOOPBACK_PROGRAM: &str = r#"
+const out: Record<string, string> = {};
+for (const host of ["127.0.0.1", "::1"]) {
+  const server = Bun.serve({ hostname: host, port: 0, fetch: () => new Response("pong") });
+  const url = host.includes(":") ? `http://[${host}]:${server.port}/` : `http://${host}:${server.port}/`;
+  try { out[host] = await (await fetch(url)).text(); } catch (e) { out[host] = e.code ?? String(e); }
+  server.stop(true);
+}
+console.log(JSON.stringify(out));
+"#;
+
+/// youki leaves a new network namespace's loopback down (runc brings it up); ignite's
+/// `createRuntime` hook brings it up, so "no network but loopback" means the same under both.
+#[test]
+fn loopback_works_under_youki_as_under_runc() {
+    let sb = youki_test!();
+    let want = serde_json::json!({ "127.0.0.1": "pong", "::1": "pong" });
+    let dir = sb.ts_service("loopback", "  timeoutMs: 10000\n", LOOPBACK_PROGRAM);
+    let (out, r) = sb.run_json(&dir, &[]);
+    assert_eq!(out.status.code(), Some(0), "{r}\n{}", stderr_of(&out));
+    ran_under_youki(&out, &r);
+    assert_eq!(stdout_json(&r), want, "{r}");
+    let runc = Sandbox::with_oci_runtime(Path::new("runc"));
+    let dir = runc.ts_service("loopback", "  timeoutMs: 10000\n", LOOPBACK_PROGRAM);
+    let (_out, r) = runc.run_json(&dir, &[]);
+    assert_eq!(stdout_json(&r), want, "{r}");
+    runc.assert_no_leaks();
+    sb.assert_no_leaks();
+}
+
 /// Raw syscalls through bun:ffi, so the filter itself answers. `clone_newuser` and
 /// `clone_newns` exercise the profile's masked_eq rule (clone is allowed only without namespace
 /// flags), whose operands youki reads in the other order: given runc's order, libseccomp masks

@@ -256,6 +256,9 @@ enum Command {
     /// that crashed, and staged TypeScript copies no run is using.
     #[command(after_help = CLEANUP_HELP)]
     Cleanup,
+    /// Internal: an OCI hook the runtime runs (`loopback-up`), with the container state on stdin.
+    #[command(name = ignite::oci::hook::HOOK_COMMAND, hide = true)]
+    OciHook { name: String },
     /// Internal: strips TypeScript types for a parent ignite process (a request on stdin).
     #[command(name = ignite::stage::WORKER_COMMAND, hide = true)]
     StripWorker,
@@ -617,6 +620,10 @@ fn dispatch(cli: Cli, matches: &ArgMatches) -> anyhow::Result<i32> {
         }
         Command::Doctor { json } => doctor(&cli.global, json),
         Command::StripWorker => Ok(ignite::stage::serve_worker()),
+        Command::OciHook { name } => {
+            ignite::oci::hook::run(&name, &mut std::io::stdin().lock(), std::path::Path::new("/proc"))?;
+            Ok(0)
+        }
         Command::Serve(args) => serve(&cli.global, args),
     }
 }
@@ -705,6 +712,9 @@ fn settings(g: &GlobalArgs) -> anyhow::Result<Settings> {
         cache_dir: g.cache_dir.clone(),
         oci_kind,
         oci_binary,
+        // The running binary, for the OCI runtime's hooks: `/proc/self/exe` would name the
+        // runtime itself when the runtime runs it.
+        hook_binary: std::env::current_exe().context("failed to locate the ignite binary")?,
         init_binary: find_init()?,
         runtimes_dirs: runtimes_dirs(g),
         ca_file,

@@ -1,8 +1,11 @@
 //! Driver for runtimes with runc's command line (runc, crun, youki): `--root` under
 //! ignite's state dir, `--log` in JSON, errors carrying the runtime's own message.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use nix::sys::signal::Signal;
 
@@ -16,11 +19,20 @@ pub struct CliRuntime {
     root: PathBuf,
     /// Directory for per-container JSON logs (`<id>.log`).
     log_dir: PathBuf,
+    /// The `ignite` binary, for the hooks a runtime needs (see [`super::hook`]).
+    hook_binary: Option<PathBuf>,
 }
 
 impl CliRuntime {
     pub fn new(kind: OciKind, binary: PathBuf, root: PathBuf, log_dir: PathBuf) -> Self {
-        CliRuntime { kind, binary, root, log_dir }
+        CliRuntime { kind, binary, root, log_dir, hook_binary: None }
+    }
+
+    /// Names the `ignite` binary the runtime runs as a hook; youki cannot run sandboxes
+    /// without it (its new network namespaces keep `lo` down).
+    pub fn with_hook_binary(mut self, ignite: PathBuf) -> Self {
+        self.hook_binary = Some(ignite);
+        self
     }
 
     pub fn log_path(&self, id: &str) -> PathBuf {
@@ -50,6 +62,16 @@ impl CliRuntime {
             return Ok(out.stdout);
         }
         Err(self.failure(op, id, log_start, &String::from_utf8_lossy(&out.stderr)))
+    }
+
+    /// The container's stdin: a pipe without a writer, so that reading it gives EOF at once
+    /// under every runtime. runc's foreground `run` relays stdio through pipes of its own;
+    /// youki hands its own stdio to the container as it is, and /dev/null there would be a
+    /// descriptor of a host file in the sandbox.
+    fn empty_stdin(&self) -> Result<Stdio, OciError> {
+        let (read, _write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| self.spawn_err(std::io::Error::from_raw_os_error(e as i32)))?;
+        Ok(Stdio::from(read))
     }
 
     fn spawn_err(&self, source: std::io::Error) -> OciError {
@@ -132,10 +154,31 @@ impl OciRuntime for CliRuntime {
         self.kind.as_str()
     }
 
+    fn adapt_spec<'a>(&self, spec: &'a Spec) -> Result<Cow<'a, Spec>, OciError> {
+        // A spec that joins an existing network namespace (a granted network) gets it set up
+        // by ignite; a new one is empty, and youki leaves its loopback down.
+        let new_netns = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::Network && n.path().is_none()));
+        match (self.kind, &self.hook_binary) {
+            (OciKind::Youki, _) if !new_netns => Ok(Cow::Borrowed(spec)),
+            (OciKind::Youki, Some(ignite)) => Ok(Cow::Owned(super::hook::with_loopback_hook(spec, ignite)?)),
+            (OciKind::Youki, None) => Err(OciError::Output {
+                runtime: self.name().to_string(),
+                op: "create",
+                message: "youki needs ignite's loopback hook, and no ignite binary was given for it".into(),
+            }),
+            (OciKind::Runc | OciKind::Crun, _) => Ok(Cow::Borrowed(spec)),
+        }
+    }
+
     async fn create(&self, id: &str, bundle: &Path, io: CreateIo) -> Result<u32, OciError> {
         let pid_file = bundle.join("init.pid");
         let mut cmd = self.base(Some(id));
         cmd.arg("create").arg("--bundle").arg(bundle).arg("--pid-file").arg(&pid_file);
+        cmd.stdin(self.empty_stdin()?);
         if !io.extra_fds.is_empty() {
             cmd.arg("--preserve-fds").arg(io.extra_fds.len().to_string());
         }
@@ -166,6 +209,7 @@ impl OciRuntime for CliRuntime {
     fn run(&self, id: &str, bundle: &Path, io: CreateIo) -> Result<Foreground, OciError> {
         let mut cmd = self.base(Some(id));
         cmd.arg("run").arg("--bundle").arg(bundle).arg("--pid-file").arg(bundle.join("init.pid"));
+        cmd.stdin(self.empty_stdin()?);
         if !io.extra_fds.is_empty() {
             cmd.arg("--preserve-fds").arg(io.extra_fds.len().to_string());
         }

@@ -2,11 +2,14 @@
 //! youki, and the kind of runtime a binary is.
 
 mod cli;
+pub mod hook;
 mod kind;
 
 use std::future::Future;
 use std::os::fd::OwnedFd;
 use std::path::Path;
+
+use oci_spec::runtime::Spec;
 
 pub use cli::CliRuntime;
 pub use kind::OciKind;
@@ -21,6 +24,8 @@ pub enum OciError {
     NotFound { runtime: String, id: String },
     #[error("{runtime} {op}: unexpected output: {message}")]
     Output { runtime: String, op: &'static str, message: String },
+    #[error(transparent)]
+    Hook(#[from] hook::HookError),
 }
 
 /// Descriptors the container's init receives: stdout, stderr, and extra fds numbered
@@ -51,6 +56,11 @@ pub struct ContainerState {
 pub trait OciRuntime: Send + Sync {
     /// Short name for reports (`runc`, `crun`, `youki`).
     fn name(&self) -> &str;
+    /// The spec as this runtime must be given it, when it needs more than the spec says to
+    /// behave like runc (youki: a hook that brings the loopback interface up).
+    fn adapt_spec<'a>(&self, spec: &'a Spec) -> Result<std::borrow::Cow<'a, Spec>, OciError> {
+        Ok(std::borrow::Cow::Borrowed(spec))
+    }
     /// Creates the container from `bundle/config.json`; returns the init's host pid.
     fn create(&self, id: &str, bundle: &Path, io: CreateIo) -> impl Future<Output = Result<u32, OciError>> + Send;
     /// Creates and starts the container with one runtime process that stays in the
