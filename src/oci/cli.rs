@@ -379,6 +379,117 @@ esac
         CliRuntime::new(OciKind::Runc, script, dir.join("root"), dir.to_path_buf())
     }
 
+    /// A runtime that records its argv and answers like `kind` would: crun lists `[]`, youki
+    /// prints a table whatever `--format` says, and its state for the containers under --root.
+    fn fake_of(dir: &Path, kind: OciKind) -> CliRuntime {
+        let script = dir.join(format!("fake-{kind}"));
+        std::fs::write(
+            &script,
+            r#"#!/bin/sh
+echo "$@" >> "$(dirname "$0")/argv"
+while [ $# -gt 0 ]; do case "$1" in --log|--root|--log-format) shift 2;; *) break;; esac; done
+case "$1" in
+  list) if [ "__KIND__" = youki ]; then printf 'ID  PID  STATUS  BUNDLE  CREATED  CREATOR\n'; else echo '[]'; fi;;
+  state) printf '{"ociVersion":"1.0.2","id":"%s","status":"stopped","bundle":"/b"}\n' "$2";;
+  run) cat > "$(dirname "$0")/stdin"; echo "$@" > "$(dirname "$0")/run-argv"; exit 0;;
+  *) exit 0;;
+esac
+"#
+            .replace("__KIND__", kind.as_str()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        CliRuntime::new(kind, script, dir.join("root"), dir.join("logs"))
+    }
+
+    #[tokio::test]
+    async fn crun_and_youki_get_the_same_command_lines_and_their_own_list() {
+        for kind in [OciKind::Crun, OciKind::Youki] {
+            let d = tempfile::tempdir().unwrap();
+            let rt = fake_of(d.path(), kind);
+            rt.kill("c1", Signal::SIGKILL).await.unwrap();
+            rt.delete("c1", true).await.unwrap();
+            rt.start("c1").await.unwrap();
+            // crun's JSON list; youki's containers are the directories under --root.
+            assert!(rt.list().await.unwrap().is_empty(), "{kind}");
+            if kind == OciKind::Youki {
+                std::fs::create_dir_all(d.path().join("root/c2")).unwrap();
+                let list = rt.list().await.unwrap();
+                assert_eq!(
+                    list.iter().map(|c| (c.id.as_str(), c.status.as_str())).collect::<Vec<_>>(),
+                    [("c2", "stopped")]
+                );
+            }
+            let bundle = d.path().join("bundle");
+            std::fs::create_dir_all(&bundle).unwrap();
+            let (r, w) = nix::unistd::pipe().unwrap();
+            let (r2, w2) = nix::unistd::pipe().unwrap();
+            let io = CreateIo { stdout: w, stderr: w2, extra_fds: vec![] };
+            let mut fg = OciRuntime::run(&rt, "c3", &bundle, io).unwrap();
+            assert!(fg.child.wait().await.unwrap().success());
+            drop((r, r2));
+            let argv = std::fs::read_to_string(d.path().join("argv")).unwrap();
+            let root = d.path().join("root").display().to_string();
+            let log = |id: &str| format!("--root {root} --log {}/logs/{id}.log --log-format json", d.path().display());
+            for line in [
+                format!("{} kill c1 KILL", log("c1")),
+                format!("{} delete --force c1", log("c1")),
+                format!("{} start c1", log("c1")),
+                format!("{} run --bundle {} --pid-file {}/init.pid c3", log("c3"), bundle.display(), bundle.display()),
+            ] {
+                assert!(argv.lines().any(|l| l == line), "{kind}: {line:?} not in\n{argv}");
+            }
+            if kind == OciKind::Crun {
+                assert!(argv.lines().any(|l| l == format!("--root {root} list --format json")), "{argv}");
+            } else {
+                assert!(!argv.contains(" list"), "youki's table is never asked for: {argv}");
+            }
+            // The container's stdin is an empty pipe, not a file of the host.
+            assert_eq!(std::fs::read(d.path().join("stdin")).unwrap(), b"");
+        }
+    }
+
+    #[test]
+    fn only_youki_gets_the_loopback_hook_and_only_for_a_new_network_namespace() {
+        use oci_spec::runtime::{LinuxNamespaceBuilder, Spec};
+        let d = tempfile::tempdir().unwrap();
+        let spec = Spec::default();
+        let hooked = |rt: &CliRuntime, spec: &Spec| {
+            rt.adapt_spec(spec).unwrap().hooks().as_ref().and_then(|h| h.create_runtime().clone()).unwrap_or_default()
+        };
+        let ignite = PathBuf::from("/usr/local/bin/ignite");
+        for kind in [OciKind::Runc, OciKind::Crun] {
+            let rt =
+                CliRuntime::new(kind, "/x".into(), d.path().into(), d.path().into()).with_hook_binary(ignite.clone());
+            assert!(hooked(&rt, &spec).is_empty(), "{kind}");
+        }
+        let youki = CliRuntime::new(OciKind::Youki, "/x".into(), d.path().into(), d.path().into());
+        assert!(youki.adapt_spec(&spec).is_err(), "youki without a hook binary");
+        let youki = youki.with_hook_binary(ignite.clone());
+        let hooks = hooked(&youki, &spec);
+        assert_eq!(hooks.len(), 1);
+        assert_eq!(hooks[0].path(), &ignite);
+        // A granted network namespace (joined by path) is set up by ignite: no hook.
+        let mut joined = spec.clone();
+        let mut linux = joined.linux().clone().unwrap();
+        let ns = linux
+            .namespaces()
+            .clone()
+            .unwrap()
+            .into_iter()
+            .map(|n| {
+                if n.typ() == LinuxNamespaceType::Network {
+                    LinuxNamespaceBuilder::default().typ(n.typ()).path("/proc/1/task/2/ns/net").build().unwrap()
+                } else {
+                    n
+                }
+            })
+            .collect();
+        linux.set_namespaces(Some(ns));
+        joined.set_linux(Some(linux));
+        assert!(hooked(&youki, &joined).is_empty());
+    }
+
     #[tokio::test]
     async fn driver_maps_runtime_behaviour() {
         let d = tempfile::tempdir().unwrap();
