@@ -10,7 +10,7 @@ use oci_spec::runtime::{LinuxSeccomp, Spec};
 use tokio_util::sync::CancellationToken;
 
 use crate::audit::{AuditError, AuditPlan};
-use crate::bundle::{BundleError, BundleStatus, BundleStore, Progress};
+use crate::bundle::{BundleError, BundleStatus, BundleStore, Progress, resident};
 use crate::deps::{self, DepsCache, DepsError, Installer, Lease, Modules};
 use crate::grants::{self, GrantError, RunGrants};
 use crate::identity::{self, IdentityError, UidLease};
@@ -138,6 +138,8 @@ pub struct Prepared {
     /// The uid `spec` runs as, held until the run is over (its container and everything the
     /// uid owned are gone).
     identity: Arc<UidLease>,
+    /// The page-cache walk of the rootfs, waited for before the container starts.
+    residency: resident::Background,
 }
 
 pub struct Engine {
@@ -214,7 +216,11 @@ impl Engine {
         let entry = staged.as_ref().map_or(svc.entry.as_str(), |s| s.entry.as_str());
         let argv = runtime.command_with_policy(entry, &job.policy)?;
         let modules = deps::plan(svc, &self.registry)?;
-        let rootfs = self.store.ensure(&runtime, progress)?;
+        let rootfs = self.store.ensure_unpacked(&runtime, progress)?;
+        // Every page of the rootfs is read in by ignite, charged to ignite, before the sandbox
+        // starts (see bundle::resident); the rest of the set-up proceeds meanwhile, and
+        // `execute` waits for the walk before it starts the container.
+        let residency = resident::Background::start(&rootfs.path);
 
         let spawn = SpawnRule::from_policy(&job.policy);
         // In audit mode the listener enforces allowSpawn false, so that attempts become events.
@@ -285,7 +291,19 @@ impl Engine {
                 workspace: job.workspace.as_deref(),
             },
         )?;
-        Ok(Prepared { runtime, spec, id, limits, modules, staged, audit, input, rootfs: rootfs.path, identity })
+        Ok(Prepared {
+            runtime,
+            spec,
+            id,
+            limits,
+            modules,
+            staged,
+            audit,
+            input,
+            rootfs: rootfs.path,
+            identity,
+            residency,
+        })
     }
 
     /// Runs a job to its report. Leftovers of crashed earlier runs are removed first.
@@ -343,6 +361,8 @@ impl Engine {
             runtime: prepared.runtime.key(),
             audit: prepared.audit,
         };
+        // The sandbox must not be the first to fault in its runtime's pages.
+        prepared.residency.wait();
         let report = self.supervisor.run(plan, sink, cancel).await;
         drop(run_grants);
         let mut report = report?;

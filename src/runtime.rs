@@ -28,6 +28,16 @@ const BUILTIN_DEFINITIONS: &[(&str, &str)] = &[
     ("runtimes/quickjs/runtime.yaml", include_str!("../runtimes/quickjs/runtime.yaml")),
 ];
 
+/// The same definitions as JSON, converted from the YAML by build.rs: every ignite process loads
+/// the built-ins, and JSON loads in a fraction of YAML's time. Same order as
+/// [`BUILTIN_DEFINITIONS`]; a test checks that both load to the same definitions.
+const BUILTIN_DEFINITIONS_JSON: &[&str] = &[
+    include_str!(concat!(env!("OUT_DIR"), "/runtimes/bun/runtime.yaml.json")),
+    include_str!(concat!(env!("OUT_DIR"), "/runtimes/deno/runtime.yaml.json")),
+    include_str!(concat!(env!("OUT_DIR"), "/runtimes/node/runtime.yaml.json")),
+    include_str!(concat!(env!("OUT_DIR"), "/runtimes/quickjs/runtime.yaml.json")),
+];
+
 /// Built-in recipe scripts, by recipe name.
 const BUILTIN_RECIPES: &[(&str, &str)] = &[
     ("bun", include_str!("../rootfs-scripts/bun.sh")),
@@ -326,12 +336,27 @@ impl RuntimeDef {
         let de = serde_yaml_ng::Deserializer::from_str(yaml);
         let def: RuntimeDef = serde_path_to_error::deserialize(de)
             .map_err(|err| RuntimeError::Parse { origin: origin.to_string(), message: parse_message(err) })?;
-        def.validate().map_err(|(field, problem)| RuntimeError::Invalid {
+        def.validated(origin)
+    }
+
+    /// [`parse`](Self::parse) for a built-in definition in its JSON form (see
+    /// [`BUILTIN_DEFINITIONS_JSON`]), with the same validation.
+    fn parse_builtin_json(json: &str, origin: &str) -> Result<RuntimeDef, RuntimeError> {
+        let mut de = serde_json::Deserializer::from_str(json);
+        let def: RuntimeDef = serde_path_to_error::deserialize(&mut de).map_err(|err| RuntimeError::Parse {
+            origin: origin.to_string(),
+            message: format!("field `{}`: {}", err.path(), err.inner()),
+        })?;
+        def.validated(origin)
+    }
+
+    fn validated(self, origin: &str) -> Result<RuntimeDef, RuntimeError> {
+        self.validate().map_err(|(field, problem)| RuntimeError::Invalid {
             origin: origin.to_string(),
             field,
             problem,
         })?;
-        Ok(def)
+        Ok(self)
     }
 
     /// Checks what the types cannot; the error is `(field path, problem)`.
@@ -782,8 +807,8 @@ impl Registry {
     /// The runtimes built into this binary.
     pub fn builtin() -> Result<Registry, RuntimeError> {
         let mut registry = Registry::empty();
-        for (origin, yaml) in BUILTIN_DEFINITIONS {
-            let def = RuntimeDef::parse(yaml, origin)?;
+        for ((origin, _), json) in BUILTIN_DEFINITIONS.iter().zip(BUILTIN_DEFINITIONS_JSON) {
+            let def = RuntimeDef::parse_builtin_json(json, origin)?;
             let recipe = builtin_recipe(&def.recipe).ok_or_else(|| RuntimeError::UnknownRecipe {
                 origin: origin.to_string(),
                 recipe: def.recipe.clone(),
@@ -955,6 +980,16 @@ versions:
         match RuntimeDef::parse(yaml, "test") {
             Err(RuntimeError::Invalid { field, problem, .. }) => format!("{field}: {problem}"),
             other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn builtin_json_forms_load_to_the_same_definitions_as_the_yaml() {
+        assert_eq!(BUILTIN_DEFINITIONS.len(), BUILTIN_DEFINITIONS_JSON.len());
+        for ((origin, yaml), json) in BUILTIN_DEFINITIONS.iter().zip(BUILTIN_DEFINITIONS_JSON) {
+            let from_yaml = RuntimeDef::parse(yaml, origin).expect("yaml");
+            let from_json = RuntimeDef::parse_builtin_json(json, origin).expect("json");
+            assert_eq!(from_json, from_yaml, "{origin}");
         }
     }
 

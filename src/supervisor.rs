@@ -221,6 +221,7 @@ impl<R: OciRuntime> Supervisor<R> {
 
         let mut events: Vec<InitEvent> = Vec::new();
         let mut stats: Option<CgroupStats> = None;
+        let mut cgroups: Option<CgroupPaths> = None;
         let mut stop: Option<Stop> = None;
         let mut runtime_exited = false;
         let mut phases = Phases::default();
@@ -242,11 +243,13 @@ impl<R: OciRuntime> Supervisor<R> {
                         phases.launch_ms = ms_since(launch);
                         deadline.as_mut().reset(tokio::time::Instant::now() + plan.timeout);
                         events.push(ev);
+                        // While the program runs: the exit then only has to read the counters.
+                        cgroups = self.locate_cgroups(run_dir);
                     }
                     Some(ev @ InitEvent::Exit { .. }) => {
                         events.push(ev);
                         // The entrypoint waits for the release: read the final counters now.
-                        stats = self.final_stats(run_dir).await;
+                        stats = self.final_stats(run_dir, cgroups.take()).await;
                         counters_at = ms_since(launch);
                         release.take();
                         break;
@@ -366,23 +369,38 @@ impl<R: OciRuntime> Supervisor<R> {
         next
     }
 
-    /// Reads the cgroup counters of a container whose entrypoint is alive and waiting,
-    /// and records the cgroup paths so that a later ignite can remove them if needed.
-    async fn final_stats(&self, run_dir: &Path) -> Option<CgroupStats> {
-        let pid_file = run_dir.join("init.pid");
-        // The runtime writes the pid file right after starting the container; the program
-        // has run since, but allow for a slow writer.
-        let mut pid = None;
-        for _ in 0..50 {
-            if let Ok(text) = std::fs::read_to_string(&pid_file)
-                && let Ok(p) = text.trim().parse::<u32>()
-            {
-                pid = Some(p);
-                break;
+    /// Reads the cgroup counters of a container whose entrypoint is alive and waiting. The
+    /// cgroup paths come from [`locate_cgroups`](Self::locate_cgroups) at the program's start
+    /// when the runtime had written the pid file by then, or are found now.
+    async fn final_stats(&self, run_dir: &Path, located: Option<CgroupPaths>) -> Option<CgroupStats> {
+        let paths = match located {
+            Some(paths) => paths,
+            None => {
+                // The runtime writes the pid file right after starting the container; the
+                // program has run since, but allow for a slow writer.
+                let mut pid = None;
+                for _ in 0..50 {
+                    pid = init_pid(run_dir);
+                    if pid.is_some() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                self.record_cgroups(pid?, run_dir)?
             }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        let paths = match CgroupPaths::for_pid(pid?, &self.proc_root) {
+        };
+        cgroup::read_stats(&paths).map_err(|e| tracing::warn!("failed to read cgroup counters: {e}")).ok()
+    }
+
+    /// The cgroups of the container's init, if the runtime has written its pid file by now.
+    fn locate_cgroups(&self, run_dir: &Path) -> Option<CgroupPaths> {
+        self.record_cgroups(init_pid(run_dir)?, run_dir)
+    }
+
+    /// Finds the cgroups of `pid` and records them, so that a later ignite can remove them if
+    /// needed.
+    fn record_cgroups(&self, pid: u32, run_dir: &Path) -> Option<CgroupPaths> {
+        let paths = match CgroupPaths::for_pid(pid, &self.proc_root) {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!("failed to find the sandbox's cgroup: {e}");
@@ -392,7 +410,7 @@ impl<R: OciRuntime> Supervisor<R> {
         if let Ok(json) = serde_json::to_vec(&paths) {
             let _ = std::fs::write(run_dir.join(CGROUP_FILE), json);
         }
-        cgroup::read_stats(&paths).map_err(|e| tracing::warn!("failed to read cgroup counters: {e}")).ok()
+        Some(paths)
     }
 
     /// Whether any cgroup directory recorded for this run still exists.
@@ -442,6 +460,11 @@ impl<R: OciRuntime> Supervisor<R> {
         }
         reaped
     }
+}
+
+/// The pid of the container's init, from the pid file the runtime writes once it started it.
+fn init_pid(run_dir: &Path) -> Option<u32> {
+    std::fs::read_to_string(run_dir.join("init.pid")).ok()?.trim().parse().ok()
 }
 
 fn ms_since(t: Instant) -> f64 {

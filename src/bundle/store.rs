@@ -277,20 +277,19 @@ impl BundleStore {
     /// code and thrash on re-reading it. Failing that is logged, not fatal: the run is as safe,
     /// only an out-of-memory program may then take longer to be killed.
     pub fn ensure(&self, rt: &ResolvedRuntime, progress: &dyn Progress) -> Result<Rootfs, BundleError> {
-        let rootfs = match self.present(rt) {
-            Some(rootfs) => rootfs,
-            None => self.prepare(rt, progress)?,
-        };
-        match super::resident::keep_resident(&rootfs.path) {
-            Ok(r) if r.bytes_read > 0 => {
-                tracing::debug!(rootfs = %rootfs.path.display(), bytes = r.bytes_read, "read the rootfs into the page cache");
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(rootfs = %rootfs.path.display(), error = %e, "failed to read the rootfs into the page cache");
-            }
-        }
+        let rootfs = self.ensure_unpacked(rt, progress)?;
+        super::resident::keep_resident_logged(&rootfs.path);
         Ok(rootfs)
+    }
+
+    /// [`ensure`](Self::ensure) without the page-cache step: for a caller that reads the rootfs
+    /// in itself ([`resident::Background`](super::resident::Background)) before anything runs
+    /// from it.
+    pub fn ensure_unpacked(&self, rt: &ResolvedRuntime, progress: &dyn Progress) -> Result<Rootfs, BundleError> {
+        match self.present(rt) {
+            Some(rootfs) => Ok(rootfs),
+            None => self.prepare(rt, progress),
+        }
     }
 
     /// Like [`ensure`](Self::ensure), but always reports, also when nothing had to be done

@@ -472,25 +472,53 @@ impl Drop for Workspace {
 /// by mistake) never reaches the sandbox. A file that cannot be read or holds no certificate is
 /// an error: a CA file someone named must not be dropped silently.
 pub fn certificates(path: &Path) -> Result<String, String> {
-    use std::io::Read;
-    let mut text = String::new();
-    File::open(path)
-        .and_then(|f| f.take(MAX_CA_BYTES).read_to_string(&mut text))
-        .map_err(|e| format!("cannot be read: {e}"))?;
-    let mut out = String::new();
-    let mut rest = text.as_str();
-    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
-    const END: &str = "-----END CERTIFICATE-----";
-    while let Some(start) = rest.find(BEGIN) {
-        let Some(len) = rest[start..].find(END) else { break };
-        out.push_str(&rest[start..start + len + END.len()]);
+    let text = read_pem(path)?;
+    let mut out = String::with_capacity(text.len());
+    for block in certificate_blocks(&text) {
+        out.push_str(block);
         out.push('\n');
-        rest = &rest[start + len + END.len()..];
     }
     if out.is_empty() {
-        return Err("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
+        return Err(NO_CERTIFICATE.into());
     }
     Ok(out)
+}
+
+/// The check of [`certificates`] without collecting the blocks: the file can be read and holds
+/// at least one certificate. Every command checks a CA file named on its command line or in
+/// the environment, so this stays cheap for a large system bundle.
+pub fn check_certificates(path: &Path) -> Result<(), String> {
+    let text = read_pem(path)?;
+    match certificate_blocks(&text).next() {
+        Some(_) => Ok(()),
+        None => Err(NO_CERTIFICATE.into()),
+    }
+}
+
+const NO_CERTIFICATE: &str = "holds no PEM certificate (-----BEGIN CERTIFICATE-----)";
+
+fn read_pem(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let file = File::open(path).map_err(|e| format!("cannot be read: {e}"))?;
+    // Sized up front: a system bundle is a few hundred KiB, read in one go.
+    let len = file.metadata().map_or(0, |m| m.len()).min(MAX_CA_BYTES);
+    let mut text = String::with_capacity(len as usize + 1);
+    file.take(MAX_CA_BYTES).read_to_string(&mut text).map_err(|e| format!("cannot be read: {e}"))?;
+    Ok(text)
+}
+
+/// The complete `BEGIN CERTIFICATE` … `END CERTIFICATE` blocks of a PEM text, in order.
+fn certificate_blocks(text: &str) -> impl Iterator<Item = &str> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        let start = rest.find(BEGIN)?;
+        let len = rest[start..].find(END)?;
+        let block = &rest[start..start + len + END.len()];
+        rest = &rest[start + len + END.len()..];
+        Some(block)
+    })
 }
 
 /// Removes install workspaces whose ignite died: unmounts the scratch tmpfs and deletes the
@@ -530,10 +558,16 @@ mod tests {
         .unwrap();
         let pem = certificates(&p).unwrap();
         assert!(pem.contains("AAA") && pem.contains("BBB"), "{pem}");
+        check_certificates(&p).unwrap();
         assert!(!pem.contains("SECRET") && !pem.contains("junk"), "{pem}");
         fs::write(&p, "-----BEGIN PRIVATE KEY-----\nSECRET\n-----END PRIVATE KEY-----\n").unwrap();
         assert!(certificates(&p).unwrap_err().contains("no PEM certificate"));
+        assert!(check_certificates(&p).unwrap_err().contains("no PEM certificate"));
         assert!(certificates(&d.path().join("missing")).unwrap_err().contains("cannot be read"));
+        assert!(check_certificates(&d.path().join("missing")).unwrap_err().contains("cannot be read"));
+        // A block that never ends is no certificate.
+        fs::write(&p, "-----BEGIN CERTIFICATE-----\nAAA\n").unwrap();
+        assert!(check_certificates(&p).unwrap_err().contains("no PEM certificate"));
     }
 
     #[test]
