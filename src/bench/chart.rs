@@ -116,7 +116,7 @@ pub fn svg(r: &BenchReport) -> String {
             s,
             r##"<text class="tick" x="{tx:.1}" y="{}" text-anchor="middle" fill="#444">{}</text>"##,
             bottom + 16.0,
-            fmt_ms(tick)
+            if step >= 1.0 { format!("{tick:.0}") } else { format!("{tick:.1}") }
         );
         tick += step;
     }
