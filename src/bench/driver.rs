@@ -230,7 +230,9 @@ async fn drive(
             spec: Some(ms(t0, spec_done)),
             create: Some(ms(spec_done, created)),
             start: Some(ms(created, started)),
-            first_output: first_output.map(|t| ms(created, t)),
+            // Seen by ignite's reader, which may run after the exit report arrived: the byte
+            // was written before the program exited, so the exit bounds it.
+            first_output: first_output.map(|t| ms(created, t.min(exited))),
             exit: Some(ms(created, exited)),
             delete: Some(ms(delete_from, gone)),
         },
@@ -333,7 +335,8 @@ pub(super) async fn run_bare(cmd: &BareCommand, expect: &str, cancel: &Cancellat
         total_ms: ms(t0, exited),
         phases: PhaseTimes {
             start: Some(ms(t0, spawned)),
-            first_output: first_output.map(|t| ms(t0, t)),
+            // As for sandboxed runs: the reader may be scheduled after the exit was seen.
+            first_output: first_output.map(|t| ms(t0, t.min(exited))),
             exit: Some(ms(t0, exited)),
             ..PhaseTimes::default()
         },

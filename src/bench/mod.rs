@@ -417,6 +417,7 @@ mod tests {
                 oci_kind: OciKind::Runc,
                 oci_binary: "/r".into(),
                 init_binary: "/i".into(),
+                hook_binary: "/h".into(),
                 runtimes_dirs: vec![],
                 ca_file: None,
                 stripper: crate::stage::Stripper::Subprocess { exe: "/x".into() },

@@ -6,8 +6,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 
-use super::{GlobalArgs, error_text, print_stdout, require_root, resolve_oci, settings, with_signals};
+use super::{GlobalArgs, error_text, print_stdout, require_root, settings, with_signals};
 use ignite::bench::{self, BenchConfig, Level, Mode, OciChoice};
+use ignite::doctor::select;
 
 pub const BENCH_HELP: &str = "\
 Every run executes the same one-line program (console.log) on each runtime. Levels, from least
@@ -93,22 +94,28 @@ pub fn bench(g: &GlobalArgs, oci_explicit: bool, a: BenchArgs) -> anyhow::Result
     } else {
         Vec::new()
     };
+    let path_env = std::env::var_os("PATH");
+    // Resolved as a run resolves `--oci-runtime`: its kind from `--version`, refused when this
+    // host is known to break it.
+    let choose = |name: &str| -> anyhow::Result<OciChoice> {
+        let s = select::select(name, path_env.as_deref(), &g.state_dir, std::path::Path::new("/"))?;
+        Ok(OciChoice { kind: s.kind, binary: s.path })
+    };
     let mut ocis = Vec::new();
     if names.is_empty() {
-        // Whatever is installed and this build can drive; the others are said, not hidden.
+        // Whatever is installed and usable here; the others are said, not hidden.
         for name in ["runc", "crun", "youki"] {
-            match resolve_oci(name) {
-                Ok((kind, binary)) => ocis.push(OciChoice { kind, binary }),
-                Err(e) if super::find_in_path(name).is_some() => {
-                    notes.push(format!("{name} skipped: {}", error_text(&e)))
-                }
-                Err(_) => {}
+            if select::locate(name, path_env.as_deref()).is_err() {
+                continue;
+            }
+            match choose(name) {
+                Ok(c) => ocis.push(c),
+                Err(e) => notes.push(format!("{name} skipped: {}", error_text(&e))),
             }
         }
     } else {
         for name in &names {
-            let (kind, binary) = resolve_oci(name)?;
-            ocis.push(OciChoice { kind, binary });
+            ocis.push(choose(name)?);
         }
     }
     let levels = if a.level.is_empty() { Level::ALL.to_vec() } else { dedup(a.level) };
