@@ -1,6 +1,7 @@
 //! Command line: raw arguments (clap), their resolution into settings, and printing.
 //! The only place besides `main` where `anyhow` is used.
 
+mod bench;
 mod completions;
 mod env;
 mod init;
@@ -252,6 +253,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measure what isolation costs on this host: runtime × isolation level × OCI runtime ×
+    /// cold/warm, with percentiles, overhead vs the bare runtime and per-phase times.
+    #[command(after_help = bench::BENCH_HELP)]
+    Bench(bench::BenchArgs),
     /// Remove containers, cgroups, install scratch mounts and state left behind by ignite processes
     /// that crashed, and staged TypeScript copies no run is using.
     #[command(after_help = CLEANUP_HELP)]
@@ -516,6 +521,7 @@ pub fn main() -> ExitCode {
         | Command::Preflight { json, .. }
         | Command::Report { json, .. } => *json,
         Command::Policy { command: PolicyCommand::Show { json, .. } } => *json,
+        Command::Bench(args) => args.json(),
         _ => false,
     };
     let result = dispatch(cli, &matches);
@@ -625,6 +631,13 @@ fn dispatch(cli: Cli, matches: &ArgMatches) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Serve(args) => serve(&cli.global, args),
+        Command::Bench(args) => {
+            let given = matches!(
+                matches.value_source("oci_runtime"),
+                Some(clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable)
+            );
+            bench::bench(&cli.global, given, args)
+        }
     }
 }
 

@@ -1,0 +1,167 @@
+//! `ignite bench`: flags → [`ignite::bench::BenchConfig`], then the table, JSON, CSV and chart.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use super::{GlobalArgs, error_text, print_stdout, require_root, settings, with_signals};
+use ignite::bench::{self, BenchConfig, Level, Mode, OciChoice};
+use ignite::doctor::select;
+
+pub const BENCH_HELP: &str = "\
+Every run executes the same one-line program (console.log) on each runtime. Levels, from least
+to most isolation:
+  bare        the runtime binary from the unpacked bundle, run directly on the host
+  namespaces  OCI container: namespaces, read-only root, own uid, no capabilities; no limits,
+              no seccomp
+  cgroups     + memory, CPU and pids limits
+  seccomp     + the seccomp profile and the spawn guard: exactly what `ignite run` does
+  audit       + audit mode (`ignite run --audit`)
+The reduced levels exist only inside `ignite bench` (the spec of a real run with pieces taken
+away); no run outside it can get one.
+
+Cold runs create every sandbox from nothing; warm runs go through a warm pool (n/a in this
+build). Rounds interleave the cells. Times per run: p50/p95/p99/mean/min of the whole run
+(everything ignite does), overhead vs the runtime's bare p50, and the median of each phase:
+spec (prepare + config.json), create, start, first output and exit (both counted from the start
+of the program), delete (exit report → container gone). Containers, cgroups, run directories
+and uids are removed after each run, also on Ctrl-C (the report then has what was measured).
+
+EXAMPLES:
+  ignite bench                                   # present bundles × all levels × runc, cold
+  ignite bench --runtime bun --level bare --level seccomp --runs 50
+  ignite bench --json > bench.json               # one JSON document on stdout
+  ignite bench --csv bench.csv --chart bench.svg # table on stdout, files beside it
+  ignite bench --oci runc --oci youki --budget 10m";
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Runtime to measure, e.g. `bun` or `node@22` (repeatable) [default: bun, node, deno and
+    /// quickjs, those whose bundle is present].
+    #[arg(long, short = 'r', value_name = "RUNTIME")]
+    runtime: Vec<String>,
+    /// Isolation level (repeatable): bare, namespaces, cgroups, seccomp, audit [default: all].
+    #[arg(long, value_name = "LEVEL")]
+    level: Vec<Level>,
+    /// OCI runtime, a name looked up in PATH or a path (repeatable) [default: --oci-runtime
+    /// when given, else runc, crun and youki, those installed].
+    #[arg(long, value_name = "NAME|PATH")]
+    oci: Vec<String>,
+    /// cold, warm (repeatable) [default: both].
+    #[arg(long, value_name = "MODE")]
+    mode: Vec<Mode>,
+    /// Measured runs per cell.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    runs: usize,
+    /// Unmeasured runs per cell before them.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    warmup: usize,
+    /// Total time allowed: no run starts after it (the report says so), e.g. 300, 90s, 5m.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = bench::parse_budget)]
+    budget: Duration,
+    /// Print one JSON document on stdout instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Also write one CSV row per cell to FILE.
+    #[arg(long, value_name = "FILE")]
+    csv: Option<PathBuf>,
+    /// Also write an SVG chart to FILE.
+    #[arg(long, value_name = "FILE.svg")]
+    chart: Option<PathBuf>,
+    /// No progress lines on stderr.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+impl BenchArgs {
+    pub fn json(&self) -> bool {
+        self.json
+    }
+}
+
+pub fn bench(g: &GlobalArgs, oci_explicit: bool, a: BenchArgs) -> anyhow::Result<i32> {
+    require_root()?;
+    if a.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    let mut notes = Vec::new();
+    let names: Vec<String> = if !a.oci.is_empty() {
+        a.oci.clone()
+    } else if oci_explicit {
+        vec![g.oci_runtime.clone()]
+    } else {
+        Vec::new()
+    };
+    let path_env = std::env::var_os("PATH");
+    // Resolved as a run resolves `--oci-runtime`: its kind from `--version`, refused when this
+    // host is known to break it.
+    let choose = |name: &str| -> anyhow::Result<OciChoice> {
+        let s = select::select(name, path_env.as_deref(), &g.state_dir, std::path::Path::new("/"))?;
+        Ok(OciChoice { kind: s.kind, binary: s.path })
+    };
+    let mut ocis = Vec::new();
+    if names.is_empty() {
+        // Whatever is installed and usable here; the others are said, not hidden.
+        for name in ["runc", "crun", "youki"] {
+            if select::locate(name, path_env.as_deref()).is_err() {
+                continue;
+            }
+            match choose(name) {
+                Ok(c) => ocis.push(c),
+                Err(e) => notes.push(format!("{name} skipped: {}", error_text(&e))),
+            }
+        }
+    } else {
+        for name in &names {
+            ocis.push(choose(name)?);
+        }
+    }
+    let levels = if a.level.is_empty() { Level::ALL.to_vec() } else { dedup(a.level) };
+    if ocis.is_empty() && levels.iter().any(|l| *l != Level::Bare) {
+        bail!("no usable OCI runtime found in PATH; install runc (apt-get install runc) or pass --oci PATH");
+    }
+    let config = BenchConfig {
+        settings: settings(g)?,
+        runtimes: a.runtime.clone(),
+        levels,
+        ocis,
+        modes: if a.mode.is_empty() { vec![Mode::Cold, Mode::Warm] } else { dedup(a.mode) },
+        runs: a.runs,
+        warmup: a.warmup,
+        budget: a.budget,
+        notes,
+        progress: !a.quiet,
+    };
+    let (report, signal) = with_signals(|cancel| bench::run(config, cancel))?;
+    let report = report?;
+    if let Some(path) = &a.csv {
+        std::fs::write(path, bench::output::csv(&report))
+            .with_context(|| format!("failed to write {}", path.display()))?;
+    }
+    if let Some(path) = &a.chart {
+        std::fs::write(path, bench::chart::svg(&report))
+            .with_context(|| format!("failed to write {}", path.display()))?;
+    }
+    if a.json {
+        print_stdout(&(serde_json::to_string_pretty(&report).context("failed to serialise the result")? + "\n"))?;
+    } else {
+        print_stdout(&bench::output::table(&report))?;
+    }
+    Ok(match signal {
+        Some(sig) => 128 + sig,
+        None if report.cells.iter().any(|c| c.status == bench::CellStatus::Failed) => 1,
+        None => 0,
+    })
+}
+
+fn dedup<T: PartialEq>(v: Vec<T>) -> Vec<T> {
+    let mut out = Vec::new();
+    for x in v {
+        if !out.contains(&x) {
+            out.push(x);
+        }
+    }
+    out
+}

@@ -1,0 +1,131 @@
+//! `ignite bench` through the real binary: a tiny matrix (bun; bare and seccomp; cold and warm;
+//! 2 runs) checked in its JSON, CSV and SVG forms, and Ctrl-C in the middle of a benchmark.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use common::*;
+
+#[test]
+fn tiny_matrix_reports_every_cell_and_leaves_nothing() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let csv = sb.work.path().join("bench.csv");
+    let svg = sb.work.path().join("bench.svg");
+    let out = sb
+        .cmd()
+        .args(["bench", "--runtime", "bun", "--level", "bare", "--level", "seccomp", "--runs", "2", "--warmup", "0"])
+        .args(["--json", "--oci", "runc"])
+        .arg("--csv")
+        .arg(&csv)
+        .arg("--chart")
+        .arg(&svg)
+        .output()
+        .expect("spawn ignite");
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", stderr_of(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\n{}", stdout_of(&out), stderr_of(&out)));
+    assert!(r["host"]["kernel"].as_str().is_some_and(|k| !k.is_empty()), "{r}");
+    assert_eq!(r["host"]["ociRuntimes"][0]["name"], "runc", "{r}");
+    assert_eq!(r["runs"], 2);
+    let cells = r["cells"].as_array().unwrap();
+    let shape: Vec<(String, String, String)> = cells
+        .iter()
+        .map(|c| {
+            (
+                c["level"].as_str().unwrap().into(),
+                c["mode"].as_str().unwrap().into(),
+                c["status"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let s = |a: &str, b: &str, c: &str| (a.to_string(), b.to_string(), c.to_string());
+    assert_eq!(
+        shape,
+        [s("bare", "cold", "ok"), s("seccomp", "cold", "ok"), s("seccomp", "warm", "unavailable")],
+        "{r}"
+    );
+    let (bare, full, warm) = (&cells[0], &cells[1], &cells[2]);
+    assert!(cells.iter().all(|c| c["runtime"].as_str().unwrap().starts_with("bun@")), "{r}");
+
+    assert_eq!(bare["runs"], 2, "{bare}");
+    assert!(bare["oci"].is_null(), "{bare}");
+    assert!(bare["total"]["p50"].as_f64().unwrap() > 0.0, "{bare}");
+    assert!(bare["phases"].get("create").is_none(), "a bare run has no container: {bare}");
+    assert_eq!(bare["overhead"]["ratio"], 1.0, "{bare}");
+
+    assert_eq!((full["runs"].as_u64(), full["oci"].as_str()), (Some(2), Some("runc")), "{full}");
+    let t = &full["total"];
+    let (min, p50, p95, p99) = (
+        t["min"].as_f64().unwrap(),
+        t["p50"].as_f64().unwrap(),
+        t["p95"].as_f64().unwrap(),
+        t["p99"].as_f64().unwrap(),
+    );
+    assert!(min <= p50 && p50 <= p95 && p95 <= p99, "{t}");
+    for phase in ["spec", "create", "start", "firstOutput", "exit", "delete"] {
+        assert!(full["phases"][phase]["p50"].as_f64().is_some_and(|v| v >= 0.0), "phase {phase}: {full}");
+    }
+    let o = &full["overhead"];
+    let base = bare["total"]["p50"].as_f64().unwrap();
+    assert!((o["ms"].as_f64().unwrap() - (p50 - base)).abs() < 1e-6, "{o}");
+    assert!((o["ratio"].as_f64().unwrap() - p50 / base).abs() < 1e-9, "{o}");
+
+    assert_eq!((warm["runs"].as_u64(), warm["note"].as_str()), (Some(0), Some("no pool")), "{warm}");
+    assert!(warm["total"].is_null(), "{warm}");
+
+    let csv = std::fs::read_to_string(&csv).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 4, "{csv}");
+    assert!(lines[0].starts_with("runtime,level,oci,mode,status,runs,p50_ms,"), "{csv}");
+    assert!(lines[2].contains(",seccomp,runc,cold,ok,2,"), "{csv}");
+
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    let doc = roxmltree::Document::parse(&svg).expect("the chart is XML");
+    let bars = doc.descendants().filter(|n| n.attribute("class") == Some("bar")).count();
+    assert_eq!(bars, 2, "{svg}");
+
+    sb.assert_no_leaks();
+    let bench_dir = sb.state.path().join("bench");
+    let left: Vec<_> = std::fs::read_dir(&bench_dir).into_iter().flatten().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "left in {}: {left:?}", bench_dir.display());
+}
+
+#[test]
+fn ctrl_c_stops_cleans_up_and_still_reports() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let mut child = sb
+        .cmd()
+        .args(["bench", "--runtime", "bun", "--level", "seccomp", "--level", "audit", "--mode", "cold"])
+        .args(["--runs", "10000", "--warmup", "0", "--budget", "1h", "--json", "--oci", "runc"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ignite");
+    // Progress lines name each round: interrupt once a few are done, i.e. mid-benchmark.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "ignite ended early: {seen}");
+        seen.push_str(&line);
+        if line.contains("round 4/") {
+            break;
+        }
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stdout_of(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON after Ctrl-C");
+    assert_eq!(r["stopped"], "interrupted", "{r}");
+    let runs: Vec<u64> = r["cells"].as_array().unwrap().iter().map(|c| c["runs"].as_u64().unwrap()).collect();
+    assert!(runs.iter().all(|n| *n >= 3), "three rounds were complete: {r}");
+    sb.assert_no_leaks();
+}
