@@ -290,18 +290,16 @@ impl<R: OciRuntime> Supervisor<R> {
     /// Waits until a warm sandbox's entrypoint reports `ready` (set up, confined, waiting for
     /// its job). An error means the sandbox is unusable: [`Supervisor::discard`] it.
     pub async fn wait_ready(&self, l: &mut Launched) -> Result<(), SupervisorError> {
-        let deadline = tokio::time::sleep(LAUNCH_ALLOWANCE);
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                ev = l.ev_rx.recv() => match ev {
-                    Some(InitEvent::Ready) => return Ok(()),
-                    Some(InitEvent::SpawnFailed { message }) => return Err(SupervisorError::NotReady(message)),
-                    Some(other) => return Err(SupervisorError::NotReady(format!("unexpected event before the job: {other:?}"))),
-                    None => return Err(SupervisorError::NotReady("the entrypoint exited before it was ready".into())),
-                },
-                _ = l.fg.child.wait() => return Err(self.oci.launch_failure(&l.plan.id, &l.fg).into()),
-                _ = &mut deadline => return Err(SupervisorError::NotReady(format!("not ready within {} s", LAUNCH_ALLOWANCE.as_secs()))),
+        tokio::select! {
+            ev = l.ev_rx.recv() => match ev {
+                Some(InitEvent::Ready) => Ok(()),
+                Some(InitEvent::SpawnFailed { message }) => Err(SupervisorError::NotReady(message)),
+                Some(other) => Err(SupervisorError::NotReady(format!("unexpected event before the job: {other:?}"))),
+                None => Err(SupervisorError::NotReady("the entrypoint exited before it was ready".into())),
+            },
+            _ = l.fg.child.wait() => Err(self.oci.launch_failure(&l.plan.id, &l.fg).into()),
+            _ = tokio::time::sleep(LAUNCH_ALLOWANCE) => {
+                Err(SupervisorError::NotReady(format!("not ready within {} s", LAUNCH_ALLOWANCE.as_secs())))
             }
         }
     }
@@ -379,10 +377,10 @@ impl<R: OciRuntime> Supervisor<R> {
             runtime_exited: false,
             stats_read: false,
         };
-        if let Some(job) = job {
-            if let Err(e) = hand_over(l.job.take(), job).await {
-                return (Err(e), teardown);
-            }
+        if let Some(job) = job
+            && let Err(e) = hand_over(l.job.take(), job).await
+        {
+            return (Err(e), teardown);
         }
 
         let mut events: Vec<InitEvent> = Vec::new();

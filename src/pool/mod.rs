@@ -115,7 +115,7 @@ struct Checkout {
 }
 
 enum Served {
-    Report(Result<Report, EngineError>),
+    Report(Box<Result<Report, EngineError>>),
     /// The sandbox died before it took the job: nothing ran; the job goes cold.
     Unusable,
 }
@@ -165,10 +165,10 @@ impl Pool {
             self.inner.count(&name, |s| s.cold_only += 1);
             return self.inner.cold(job, sink, cancel).await;
         };
-        let parked = {
+        let parked = 'taken: {
             let mut st = self.inner.lock();
             if st.closed {
-                None
+                Ok(None)
             } else {
                 st.current.insert((name.clone(), job.audit), key.clone());
                 let kind = st.kinds.entry(key.clone()).or_insert_with(|| Kind {
@@ -182,15 +182,17 @@ impl Pool {
                 });
                 if kind.cold_only {
                     st.stats.entry(name.clone()).or_default().cold_only += 1;
-                    drop(st);
-                    return self.inner.cold(job, sink, cancel).await;
+                    break 'taken Err(());
                 }
                 let parked = kind.parked.pop_front();
                 // A replacement for the one taken, or one more for the demand that found none.
                 let want = kind.census().total() + 1;
                 self.inner.start_locked(&mut st, &key, want);
-                parked
+                Ok(parked)
             }
+        };
+        let Ok(parked) = parked else {
+            return self.inner.cold(job, sink, cancel).await;
         };
         if let Some(p) = parked {
             let (reply, answer) = oneshot::channel();
@@ -199,7 +201,7 @@ impl Pool {
                 && let Ok(Served::Report(report)) = answer.await
             {
                 self.inner.count(&name, |s| s.hits += 1);
-                return report;
+                return *report;
             }
         }
         self.inner.count(&name, |s| s.misses += 1);
@@ -413,7 +415,7 @@ impl Inner {
                         tracing::warn!(service = %service, error = %e, "a warm sandbox could not take its job");
                         Served::Unusable
                     }
-                    r => Served::Report(r),
+                    r => Served::Report(Box::new(r)),
                 };
                 let _ = c.reply.send(served);
                 self.engine.finish_warm(teardown).await;

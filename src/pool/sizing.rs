@@ -99,7 +99,7 @@ impl Census {
 pub fn to_start(census: Census, want: usize, max: usize, memory_mb: u64, reserved_mb: u64, budget_mb: u64) -> usize {
     let want = want.min(max);
     let missing = want.saturating_sub(census.total());
-    let room = if memory_mb == 0 { missing } else { (budget_mb.saturating_sub(reserved_mb) / memory_mb) as usize };
+    let room = budget_mb.saturating_sub(reserved_mb).checked_div(memory_mb).map_or(missing, |n| n as usize);
     missing.min(room)
 }
 
