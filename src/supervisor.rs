@@ -677,8 +677,10 @@ async fn pump(
             },
             _ = exited.cancelled() => {
                 // The writers are gone but hold the pipe open (the entrypoint, the runtime):
-                // read what is buffered without waiting for an end of file.
-                while let Ok(n) = rx.try_read(&mut buf) {
+                // read what is buffered without waiting for an end of file. A plain read of the
+                // non-blocking pipe, not `try_read`, which answers from the reactor's view of
+                // readiness and may not have seen the last write yet.
+                while let Ok(n) = nix::unistd::read(&rx, &mut buf) {
                     if n == 0 {
                         break;
                     }
@@ -1017,6 +1019,21 @@ mod tests {
         assert_eq!(c.total, 100_000);
         assert!(c.truncated);
         tokio::time::timeout(Duration::from_secs(1), hit.notified()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn pump_takes_what_is_buffered_once_the_program_exited_though_the_pipe_stays_open() {
+        let (rx, tx) = pipe_pair().unwrap();
+        let exited = CancellationToken::new();
+        let task = tokio::spawn(pump(rx, Stream::Stdout, 100, None, Arc::new(Notify::new()), exited.clone()));
+        // Written and the exit known at once, before the reactor may have seen the pipe
+        // readable; the writer stays open, as the waiting entrypoint's stdout does.
+        let mut f = File::from(tx);
+        std::io::Write::write_all(&mut f, b"hello\n").unwrap();
+        exited.cancel();
+        let c = task.await.unwrap();
+        assert_eq!(c.bytes, b"hello\n");
+        drop(f);
     }
 
     #[tokio::test]
