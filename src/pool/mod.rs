@@ -353,7 +353,7 @@ impl Inner {
             }
         };
         let (tx, mut rx) = oneshot::channel::<Checkout>();
-        let id = {
+        let parked = {
             let mut st = self.lock();
             st.next_id += 1;
             let id = st.next_id;
@@ -361,13 +361,16 @@ impl Inner {
             match st.kinds.get_mut(&key) {
                 Some(kind) => {
                     kind.starting -= 1;
-                    if !closed {
-                        kind.parked.push_back(Parked { id, tx });
-                    }
+                    (!closed).then(|| kind.parked.push_back(Parked { id, tx })).map(|()| id)
                 }
-                None => drop(tx),
+                None => None,
             }
-            id
+        };
+        // Shutting down: the pool will not hand this one a job (and `tx`, not parked, would
+        // keep `rx` waiting forever).
+        let Some(id) = parked else {
+            self.engine.discard_warm(sandbox).await;
+            return;
         };
 
         let mut replace = false;
