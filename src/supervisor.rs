@@ -250,7 +250,13 @@ impl<R: OciRuntime> Supervisor<R> {
             let (err_r, err_w) = pipe_pair()?;
             let (rep_r, rep_w) = pipe_pair()?;
             let (rel_r, rel_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(SupervisorError::Pipe)?;
-            let mut extra_fds = vec![rep_w, rel_r];
+            // The runtime's own stdio gets copies: whatever it (or the entrypoint before it
+            // takes fds 5 and 6) writes still lands in the run's output.
+            let dup = |fd: &OwnedFd| {
+                fd.try_clone().map_err(|e| SupervisorError::Pipe(nix::Error::from_raw(e.raw_os_error().unwrap_or(0))))
+            };
+            let (runtime_out, runtime_err) = (dup(&out_w)?, dup(&err_w)?);
+            let mut extra_fds = vec![rep_w, rel_r, out_w, err_w];
             let job = if wait_job {
                 let (job_r, job_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(SupervisorError::Pipe)?;
                 extra_fds.push(job_r);
@@ -258,7 +264,7 @@ impl<R: OciRuntime> Supervisor<R> {
             } else {
                 None
             };
-            let io = CreateIo { stdout: out_w, stderr: err_w, extra_fds };
+            let io = CreateIo { stdout: runtime_out, stderr: runtime_err, extra_fds };
             let launch = Instant::now();
             let launch_ns = monotonic_ns();
             // Listening before the runtime starts: it connects as soon as the filter is loaded.

@@ -6,6 +6,10 @@
 //! left behind, reports, and then waits for the host to close that pipe before it exits:
 //! the container and its cgroup stay until the host has read the final counters.
 //!
+//! The program's stdout and stderr pipes arrive as fds 5 and 6; the entrypoint makes them its
+//! own stdout and stderr, so output reaches the host directly (not through the OCI runtime's
+//! copy) and is complete when the exit is reported.
+//!
 //! Right before the exec it applies what the program may start (`--spawn`, see
 //! `ignite::spawn_guard`): a seccomp filter stacked on the OCI runtime's profile, or Landlock
 //! execute rules. The program is exec'd with arguments pinned at secret addresses, the one
@@ -14,7 +18,7 @@
 //! exec and fork but the runtime's start (see `ignite::audit_gate`).
 //!
 //! A warm sandbox (`--wait-job`) is started ahead of its job: after its set-up and the
-//! confinement check the entrypoint reports `ready` and blocks on the job pipe (fd 5) for one
+//! confinement check the entrypoint reports `ready` and blocks on the job pipe (fd 7) for one
 //! job message (the input and the backstop). Only then does it arm the backstop and start the
 //! program, exactly as a cold run does. End of file on the job pipe without a job means the
 //! sandbox is discarded: it exits 0 without starting anything.
@@ -28,7 +32,7 @@ use std::process::{Command, ExitCode};
 
 use ignite::init_proto::{INPUT_VAR, InitEvent, JobMessage, MAX_JOB_BYTES};
 use ignite::spawn_guard::{ALLOW_EXEC_FLAG, SPAWN_FLAG, SpawnRule};
-use ignite::spec::{JOB_FD, RELEASE_FD, REPORT_FD, WAIT_JOB_FLAG};
+use ignite::spec::{JOB_FD, RELEASE_FD, REPORT_FD, STDERR_FD, STDOUT_FD, WAIT_JOB_FLAG};
 use ignite::sys::{monotonic_ns, take_inherited_fd};
 use nix::sys::resource::{UsageWho, getrusage};
 use nix::sys::signal::{SigSet, Signal, kill};
@@ -76,6 +80,16 @@ fn main() -> ExitCode {
         Ok(rule) => rule,
         Err(e) => return fail(&e),
     };
+
+    // The host's output pipes become our stdout and stderr, and so the program's: written
+    // straight to ignite, never through the OCI runtime's copy.
+    for fd in [STDOUT_FD, STDERR_FD] {
+        let Some(pipe) = take_inherited_fd(fd) else { continue };
+        let taken = if fd == STDOUT_FD { nix::unistd::dup2_stdout(&pipe) } else { nix::unistd::dup2_stderr(&pipe) };
+        if let Err(e) = taken {
+            return fail(&format!("failed to take the output pipe on fd {fd}: {e}"));
+        }
+    }
 
     // Not dumpable: the program runs as the same uid and must not reach our fd 3
     // through /proc/1/fd or ptrace-like access.

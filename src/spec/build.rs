@@ -33,9 +33,15 @@ pub const REPORT_FD: i32 = 3;
 /// Descriptor of the release pipe: after reporting the exit, the entrypoint keeps the
 /// container (and its cgroup) alive until the host closes this pipe.
 pub const RELEASE_FD: i32 = 4;
+/// Descriptors of the program's stdout and stderr pipes. The entrypoint makes them its own
+/// stdout and stderr (the program inherits them), so output reaches ignite directly, not
+/// through the OCI runtime's copy of the container's stdio, whose lag would race the exit
+/// report: once the entrypoint reports the exit, all output is in these pipes.
+pub const STDOUT_FD: i32 = 5;
+pub const STDERR_FD: i32 = 6;
 /// Descriptor of a warm sandbox's job pipe: the entrypoint reports `ready` and then reads one
 /// job message here (see [`crate::init_proto::JobMessage`]) before it starts anything.
-pub const JOB_FD: i32 = 5;
+pub const JOB_FD: i32 = 7;
 /// The entrypoint's flag for a warm sandbox: wait for the job on [`JOB_FD`].
 pub const WAIT_JOB_FLAG: &str = "--wait-job";
 pub const SANDBOX_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
