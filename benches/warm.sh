@@ -27,7 +27,7 @@ bun="$root/usr/local/bin/bun"
 [ -x "$bun" ] || { echo "no bun at $bun" >&2; exit 1; }
 
 IGNITE_STATE_DIR=$state IGNITE_LOG=warn "$ignite" serve --services "$work/svc" --port 0 \
-  --pool-min 1 --pool-max 2 >"$work/listening" 2>"$work/server.log" &
+  --rate-limit 0 --pool-min 1 --pool-max 2 >"$work/listening" 2>"$work/server.log" &
 server=$!
 for _ in $(seq 500); do [ -s "$work/listening" ] && break; sleep 0.02; done
 addr=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["listening"])' "$work/listening")
