@@ -185,9 +185,13 @@ impl Pool {
                     break 'taken Err(());
                 }
                 let parked = kind.parked.pop_front();
-                // A replacement for the one taken, or one more for the demand that found none.
-                let want = kind.census().total() + 1;
-                self.inner.start_locked(&mut st, &key, want);
+                if parked.is_none() {
+                    // One more for the demand that found none. A sandbox that is taken is
+                    // replaced once its run is over, not now: starting a container would
+                    // compete with that run for the CPU.
+                    let want = kind.census().total() + 1;
+                    self.inner.start_locked(&mut st, &key, want);
+                }
                 Ok(parked)
             }
         };
@@ -388,6 +392,7 @@ impl Inner {
                     if let Ok(c) = (&mut rx).await {
                         let _ = c.reply.send(Served::Unusable);
                     }
+                    replace = true;
                     break None;
                 }
                 _ = tokio::time::sleep(self.config.idle_ttl) => {
@@ -421,6 +426,13 @@ impl Inner {
                     r => Served::Report(Box::new(r)),
                 };
                 let _ = c.reply.send(served);
+                // The replacement starts now that the run is over, while this sandbox's uid is
+                // still held (so the two never share one).
+                {
+                    let mut st = self.lock();
+                    let want = st.kinds.get(&key).map_or(0, |k| k.census().total() + 1);
+                    self.start_locked(&mut st, &key, want);
+                }
                 self.engine.finish_warm(teardown).await;
             }
         }
