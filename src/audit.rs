@@ -157,6 +157,7 @@ pub struct Listener {
     thread: Option<JoinHandle<Collected>>,
     socket: PathBuf,
     pins: Arc<PinSlot>,
+    origin: Arc<Mutex<Instant>>,
 }
 
 impl Listener {
@@ -176,10 +177,11 @@ impl Listener {
         let (stop_r, stop_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| io("create a pipe for")(std::io::Error::from(e)))?;
         let pins = Arc::new(PinSlot::default());
+        let origin = Arc::new(Mutex::new(origin));
         let worker = Worker {
             profile: plan.profile.clone(),
             mode: plan.mode,
-            origin,
+            origin: origin.clone(),
             spawn_off: plan.spawn_off(),
             pins: pins.clone(),
         };
@@ -187,7 +189,13 @@ impl Listener {
             .name("ignite-audit".into())
             .spawn(move || worker.serve(listener, stop_r))
             .map_err(io("start a thread for"))?;
-        Ok(Listener { stop: Some(stop_w), thread: Some(thread), socket: plan.socket.clone(), pins })
+        Ok(Listener { stop: Some(stop_w), thread: Some(thread), socket: plan.socket.clone(), pins, origin })
+    }
+
+    /// Event times count from `origin` from now on: a warm sandbox's run starts at its
+    /// handover, not when the sandbox was launched.
+    pub fn restart_clock(&self, origin: Instant) {
+        *self.origin.lock().unwrap_or_else(|e| e.into_inner()) = origin;
     }
 
     /// The pins the entrypoint reported (only the first report counts: it is written before
@@ -225,7 +233,7 @@ impl Drop for Listener {
 struct Worker {
     profile: Arc<SeccompProfile>,
     mode: FilterMode,
-    origin: Instant,
+    origin: Arc<Mutex<Instant>>,
     /// Whether process creation is notified (and so gated) in this run.
     spawn_off: bool,
     pins: Arc<PinSlot>,
@@ -393,7 +401,7 @@ impl Worker {
             .and_then(|r| r.audit())
             .map_or_else(|| "syscall".to_string(), |m| m.kind().to_string());
         let mut event = SecurityEvent {
-            time_ms: self.origin.elapsed().as_secs_f64() * 1000.0,
+            time_ms: self.origin.lock().unwrap_or_else(|e| e.into_inner()).elapsed().as_secs_f64() * 1000.0,
             kind,
             syscall: Some(name),
             args: BTreeMap::new(),

@@ -14,9 +14,11 @@ use crate::bundle::{BundleError, BundleStatus, BundleStore, Progress, resident};
 use crate::deps::{self, DepsCache, DepsError, Installer, Lease, Modules};
 use crate::grants::{self, GrantError, RunGrants};
 use crate::identity::{self, IdentityError, UidLease};
+use crate::init_proto::JobMessage;
 use crate::oci::{CliRuntime, OciKind};
 use crate::policy::Policy;
 use crate::preflight::{self, BundleFact, ColdStart, ColdStarts, Facts, PreflightReport, RuntimeFact};
+use crate::report::rfc3339;
 use crate::report::{InstallReport, Report};
 use crate::runtime::{Registry, ResolvedRuntime, RuntimeError, TypeScript};
 use crate::service::Service;
@@ -24,7 +26,7 @@ use crate::spawn_guard::{self, SpawnRule};
 use crate::spec::seccomp::{SeccompError, SeccompProfile};
 use crate::spec::{self, Limits, SpecError, SpecInput};
 use crate::stage::{self, StageError, StagedApp, Stager, Stripper};
-use crate::supervisor::{OutputSink, RunPlan, StateDir, Supervisor, SupervisorError, new_run_id};
+use crate::supervisor::{Launched, OutputSink, RunPlan, StateDir, Supervisor, SupervisorError, Teardown, new_run_id};
 
 /// Time between SIGTERM and SIGKILL at the time limit.
 pub const DEFAULT_GRACE: Duration = Duration::from_millis(500);
@@ -71,6 +73,8 @@ pub enum EngineError {
     Unreadable { path: PathBuf },
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    #[error("{service}: a sandbox started ahead cannot serve a job that needs {why}")]
+    NotWarm { service: String, why: &'static str },
 }
 
 /// Host-level settings, resolved once by the edge (CLI flags, environment, defaults).
@@ -140,6 +144,51 @@ pub struct Prepared {
     identity: Arc<UidLease>,
     /// The page-cache walk of the rootfs, waited for before the container starts.
     residency: resident::Background,
+}
+
+/// A sandbox launched ahead of its job (see [`crate::pool`]): container started, entrypoint
+/// set up and confined, waiting for the job. It holds what its container uses until it is
+/// gone ([`Engine::finish_warm`], [`Engine::discard_warm`]).
+pub struct WarmSandbox {
+    launched: Launched,
+    held: Held,
+}
+
+/// What a run's container uses besides its spec, released only after the container is gone:
+/// the dependency tree's lease, the staged copy of the app, the uid.
+struct Held {
+    _modules: Option<Lease>,
+    _staged: Option<StagedApp>,
+    _identity: Arc<UidLease>,
+}
+
+/// What is left of a warm run once its report is out (see [`Engine::finish_warm`]).
+pub struct WarmTeardown {
+    teardown: Teardown,
+    held: Held,
+}
+
+/// Why a job cannot be served by a sandbox started ahead of it: it needs something made for
+/// that one run (a session's workspace, a network, a writable root overlay, a uid of its own).
+pub fn cold_only(job: &Job) -> Option<&'static str> {
+    if job.workspace.is_some() {
+        Some("a session workspace")
+    } else if job.policy.network {
+        Some("a network")
+    } else if !job.policy.read_only {
+        Some("a writable root")
+    } else if job.identity.is_some() {
+        Some("a uid of its own")
+    } else {
+        None
+    }
+}
+
+/// The job message a warm sandbox gets for `job`: its input and the same backstop a cold run's
+/// entrypoint gets on its command line.
+pub fn job_message(job: &Job) -> JobMessage {
+    let timeout = Duration::from_millis(job.service.timeout_ms);
+    JobMessage { input: job.input.clone(), kill_after_ms: (timeout + job.grace + BACKSTOP_SLACK).as_millis() as u64 }
 }
 
 pub struct Engine {
@@ -279,6 +328,7 @@ impl Engine {
             hostname: svc.name.clone(),
             cgroups_path: format!("/ignite/{id}"),
             kill_after_ms: (timeout + job.grace + BACKSTOP_SLACK).as_millis() as u64,
+            wait_job: false,
             spawn,
             seccomp,
         };
@@ -369,6 +419,94 @@ impl Engine {
         report.install = install;
         self.record_cold_start(&report);
         Ok(report)
+    }
+
+    /// Prepares a warm sandbox for jobs like `job`: the spec a cold run of it gets, without the
+    /// input and with the entrypoint told to wait for its job. Synchronous like [`Engine::prepare`].
+    pub fn prepare_warm(&self, job: &Job) -> Result<Prepared, EngineError> {
+        if let Some(why) = cold_only(job) {
+            return Err(EngineError::NotWarm { service: job.service.name.clone(), why });
+        }
+        let mut prepared = self.prepare(job, &crate::bundle::NoProgress)?;
+        if prepared.staged.is_some() {
+            // A staged copy is a snapshot of the sources: a sandbox parked with it would run
+            // code that may have changed since.
+            return Err(EngineError::NotWarm {
+                service: job.service.name.clone(),
+                why: "a staged copy of its sources",
+            });
+        }
+        prepared.input.wait_job = true;
+        prepared.spec = build_validated(&prepared.input, &spec::Grants::default())?;
+        Ok(prepared)
+    }
+
+    /// Launches a prepared warm sandbox and waits until its entrypoint is ready for the job.
+    pub async fn launch_warm(
+        &self,
+        prepared: Prepared,
+        job: &Job,
+        cancel: &CancellationToken,
+    ) -> Result<WarmSandbox, EngineError> {
+        let (modules, _) =
+            self.ensure_modules(&job.service, &prepared.modules, &crate::bundle::NoProgress, cancel).await?;
+        let held = Held { _modules: modules, _staged: prepared.staged, _identity: prepared.identity };
+        let plan = RunPlan {
+            id: prepared.id,
+            spec: prepared.spec,
+            timeout: Duration::from_millis(job.service.timeout_ms),
+            grace: job.grace,
+            output_limit: usize::try_from(job.policy.output_max_bytes).unwrap_or(usize::MAX),
+            memory_limit_mb: job.service.memory_mb,
+            pids_limit: prepared.limits.pids,
+            service: job.service.name.clone(),
+            runtime: prepared.runtime.key(),
+            audit: prepared.audit,
+        };
+        let mut launched = self.supervisor.launch(plan, true).await?;
+        if let Err(e) = self.supervisor.wait_ready(&mut launched).await {
+            self.supervisor.discard(launched).await;
+            return Err(e.into());
+        }
+        Ok(WarmSandbox { launched, held })
+    }
+
+    /// Resolves when a parked sandbox can no longer serve (its entrypoint or runtime died);
+    /// says why. Cancel-safe.
+    pub async fn warm_failure(&self, sandbox: &mut WarmSandbox) -> String {
+        self.supervisor.parked_failure(&mut sandbox.launched).await
+    }
+
+    /// Runs `job` in a warm sandbox launched for jobs like it. The report comes as soon as the
+    /// program's exit and the final counters are in; the [`WarmTeardown`] must then be given to
+    /// [`Engine::finish_warm`].
+    pub async fn run_warm(
+        &self,
+        sandbox: WarmSandbox,
+        job: &Job,
+        sink: Option<Arc<dyn OutputSink>>,
+        cancel: CancellationToken,
+    ) -> (Result<Report, EngineError>, WarmTeardown) {
+        let wall = std::time::Instant::now();
+        let started_at = rfc3339(std::time::SystemTime::now());
+        let WarmSandbox { mut launched, held } = sandbox;
+        // The time limit is the request's (a request may lower or raise it).
+        launched.set_timeout(Duration::from_millis(job.service.timeout_ms), job.grace);
+        let message = job_message(job);
+        let (report, teardown) = self.supervisor.drive(launched, Some(&message), sink, cancel, wall, started_at).await;
+        (report.map_err(EngineError::from), WarmTeardown { teardown, held })
+    }
+
+    /// Releases a warm run's sandbox and removes it (container, cgroup, run directory, uid).
+    pub async fn finish_warm(&self, t: WarmTeardown) {
+        self.supervisor.finish(t.teardown).await;
+        drop(t.held);
+    }
+
+    /// Removes a warm sandbox that never ran a job.
+    pub async fn discard_warm(&self, sandbox: WarmSandbox) {
+        self.supervisor.discard(sandbox.launched).await;
+        drop(sandbox.held);
     }
 
     /// Preflight of a service against this engine's registry and cache; no side effects.

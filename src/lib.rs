@@ -24,6 +24,7 @@ pub mod lock;
 pub mod netns;
 pub mod oci;
 pub mod policy;
+pub mod pool;
 pub mod preflight;
 pub mod report;
 pub mod run_report;

@@ -65,17 +65,23 @@ pub struct Metrics {
     pub stderr_bytes: u64,
     /// Where ignite's own time went, in milliseconds.
     pub phases: Phases,
+    /// The run was served by a warm sandbox (started ahead, the job handed over): the launch
+    /// phase and `initTimeMs` count from the handover, and the teardown follows the report.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub warm: bool,
 }
 
 /// Durations of the steps of a run as ignite saw them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Phases {
-    /// OCI runtime launched → program exec: namespaces, mounts, cgroup, seccomp filter.
+    /// OCI runtime launched → program exec: namespaces, mounts, cgroup, seccomp filter. In a
+    /// warm run: job handed over → program exec (the sandbox was set up ahead).
     pub launch_ms: f64,
     /// Program exec → exit reported by the entrypoint (counters read at that point).
     pub run_ms: f64,
-    /// Release → container and cgroup removed, runtime process gone.
+    /// Release → container and cgroup removed, runtime process gone. 0 in a warm run, whose
+    /// teardown happens after the report.
     pub teardown_ms: f64,
 }
 

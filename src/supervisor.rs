@@ -1,8 +1,9 @@
-//! One run's lifecycle: launch (one foreground `run` of the OCI runtime) → wait (timeout,
+//! One run's lifecycle: launch (one foreground `run` of the OCI runtime) → drive (timeout,
 //! output caps, cancellation, kill ladder) → read the cgroup counters while the entrypoint
-//! holds the container → release → the runtime removes the container; `delete --force` on
-//! any path where that may not have happened; and the reaping of runs left behind by a
-//! crashed ignite.
+//! holds the container → report → finish: release → the runtime removes the container;
+//! `delete --force` on any path where that may not have happened; and the reaping of runs
+//! left behind by a crashed ignite. A warm sandbox is launched ahead, waits for `ready`, and
+//! is driven later with its job handed over (see [`crate::pool`]).
 
 use std::fs::File;
 use std::os::fd::OwnedFd;
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use nix::fcntl::Flock;
 use nix::sys::signal::Signal;
 use oci_spec::runtime::Spec;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -22,8 +23,8 @@ use tokio_util::sync::CancellationToken;
 use crate::audit::{self, AuditPlan, Listener};
 use crate::cgroup::{self, CgroupPaths, CgroupStats};
 use crate::fsutil::owned::{self, Leftover};
-use crate::init_proto::{InitEvent, MAX_REPORT_BYTES, parse_events};
-use crate::oci::{CreateIo, OciError, OciRuntime};
+use crate::init_proto::{InitEvent, JobMessage, MAX_REPORT_BYTES, parse_events};
+use crate::oci::{CreateIo, Foreground, OciError, OciRuntime};
 use crate::report::{Metrics, Phases, Report, Status, rfc3339, signal_name};
 use crate::sys::monotonic_ns;
 
@@ -39,6 +40,10 @@ pub enum SupervisorError {
     Spec(#[from] oci_spec::OciSpecError),
     #[error(transparent)]
     Audit(#[from] audit::AuditError),
+    #[error("the warm sandbox did not get ready: {0}")]
+    NotReady(String),
+    #[error("failed to hand the job to the warm sandbox: {0}")]
+    Handover(String),
 }
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> SupervisorError + 'a {
@@ -123,6 +128,50 @@ pub struct Supervisor<R: OciRuntime> {
     proc_root: PathBuf,
 }
 
+/// A container launched by [`Supervisor::launch`] and not yet driven: its run directory (locked),
+/// the runtime process, and the host ends of its pipes. Give it to [`Supervisor::drive`] or
+/// [`Supervisor::discard`]; dropping it leaves the container to the next `reap_stale`.
+pub struct Launched {
+    plan: RunPlan,
+    run_dir: PathBuf,
+    lock: Flock<File>,
+    fg: Foreground,
+    out_r: pipe::Receiver,
+    err_r: pipe::Receiver,
+    ev_rx: tokio::sync::mpsc::UnboundedReceiver<InitEvent>,
+    release: Option<OwnedFd>,
+    /// A warm sandbox's job pipe (host end).
+    job: Option<OwnedFd>,
+    listener: Option<Listener>,
+    launch: Instant,
+    launch_ns: u64,
+}
+
+impl Launched {
+    pub fn plan(&self) -> &RunPlan {
+        &self.plan
+    }
+
+    /// The time limit of the run it will serve (a warm sandbox learns it at handover).
+    pub fn set_timeout(&mut self, timeout: Duration, grace: Duration) {
+        self.plan.timeout = timeout;
+        self.plan.grace = grace;
+    }
+}
+
+/// What is left of a run once its report is out: the release of the entrypoint and the
+/// container's removal (see [`Supervisor::finish`]).
+pub struct Teardown {
+    id: String,
+    run_dir: PathBuf,
+    lock: Flock<File>,
+    fg: Foreground,
+    release: Option<OwnedFd>,
+    runtime_exited: bool,
+    /// The final counters were read (and the cgroup paths recorded).
+    stats_read: bool,
+}
+
 struct Captured {
     bytes: Vec<u8>,
     total: u64,
@@ -152,78 +201,198 @@ impl<R: OciRuntime> Supervisor<R> {
     ) -> Result<Report, SupervisorError> {
         let wall = Instant::now();
         let started_at = rfc3339(SystemTime::now());
+        let launched = self.launch(plan, false).await?;
+        let (result, teardown) = self.drive(launched, None, sink, cancel, wall, started_at).await;
+        let teardown_ms = self.finish(teardown).await;
+        result.map(|mut report| {
+            report.metrics.phases.teardown_ms += teardown_ms;
+            report.metrics.wall_time_ms = ms_since(wall);
+            report
+        })
+    }
+
+    /// Creates the run directory (locked) and launches the container: one foreground OCI
+    /// runtime process (`run`) creates, starts and finally removes it. With `wait_job` the
+    /// spec must be a warm one (`--wait-job`): the entrypoint then waits for its job on
+    /// [`crate::spec::JOB_FD`]. On error nothing is left behind.
+    pub async fn launch(&self, plan: RunPlan, wait_job: bool) -> Result<Launched, SupervisorError> {
         let run_dir = self.state.run_dir(&plan.id);
         std::fs::create_dir_all(self.state.runs()).map_err(io_err("create", &self.state.runs()))?;
-        let result = match self.create_locked_run_dir(&run_dir) {
-            Ok(lock) => {
-                let r = self.run_locked(&plan, &run_dir, sink, cancel, wall, started_at).await;
-                let needs_delete = !matches!(r, Ok((_, false)));
-                let t = Instant::now();
-                if needs_delete {
-                    self.cleanup(&plan.id).await;
-                }
-                drop(lock);
-                r.map(|(mut report, _)| {
-                    report.metrics.phases.teardown_ms += ms_since(t);
-                    report.metrics.wall_time_ms = ms_since(wall);
-                    report
-                })
+        let lock = match self.create_locked_run_dir(&run_dir) {
+            Ok(lock) => lock,
+            Err(e) => {
+                remove_run_files(&self.state, &plan.id);
+                return Err(e);
             }
-            Err(e) => Err(e),
         };
-        remove_run_files(&self.state, &plan.id);
-        result
+        match self.start_container(plan, run_dir, lock, wait_job) {
+            Ok(launched) => Ok(launched),
+            Err((e, id, lock)) => {
+                self.cleanup(&id).await;
+                drop(lock);
+                remove_run_files(&self.state, &id);
+                Err(e)
+            }
+        }
     }
 
-    /// Creates `runs/<id>/` already holding its lock: the directory is prepared under a
-    /// hidden name and renamed into place, so a concurrent `reap_stale` never sees a run
-    /// directory whose lock is not yet taken.
-    fn create_locked_run_dir(&self, run_dir: &Path) -> Result<Flock<File>, SupervisorError> {
-        let name = run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let (_, lock) = owned::create(&self.state.runs(), &name, 0o755, |_| Ok(()))
-            .map_err(|(action, path, source)| SupervisorError::Io { action, path, source })?;
-        Ok(lock)
-    }
-
-    /// The run itself: one foreground OCI runtime process (`run`) creates, starts and
-    /// finally removes the container. The entrypoint reports the program's exit on fd 3
-    /// and then holds the container open until we close the release pipe (fd 4): that is
-    /// when the cgroup counters are final and still readable. Returns the report and
-    /// whether the container may still exist (then `delete --force` follows).
-    async fn run_locked(
+    #[allow(clippy::type_complexity)]
+    fn start_container(
         &self,
-        plan: &RunPlan,
-        run_dir: &Path,
+        plan: RunPlan,
+        run_dir: PathBuf,
+        lock: Flock<File>,
+        wait_job: bool,
+    ) -> Result<Launched, (SupervisorError, String, Flock<File>)> {
+        let started = (|| {
+            self.oci.adapt_spec(&plan.spec)?.save(run_dir.join("config.json"))?;
+            let (out_r, out_w) = pipe_pair()?;
+            let (err_r, err_w) = pipe_pair()?;
+            let (rep_r, rep_w) = pipe_pair()?;
+            let (rel_r, rel_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(SupervisorError::Pipe)?;
+            // The runtime's own stdio gets copies: whatever it (or the entrypoint before it
+            // takes fds 5 and 6) writes still lands in the run's output.
+            let dup = |fd: &OwnedFd| {
+                fd.try_clone().map_err(|e| SupervisorError::Pipe(nix::Error::from_raw(e.raw_os_error().unwrap_or(0))))
+            };
+            let (runtime_out, runtime_err) = (dup(&out_w)?, dup(&err_w)?);
+            let mut extra_fds = vec![rep_w, rel_r, out_w, err_w];
+            let job = if wait_job {
+                let (job_r, job_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(SupervisorError::Pipe)?;
+                extra_fds.push(job_r);
+                Some(job_w)
+            } else {
+                None
+            };
+            let io = CreateIo { stdout: runtime_out, stderr: runtime_err, extra_fds };
+            let launch = Instant::now();
+            let launch_ns = monotonic_ns();
+            // Listening before the runtime starts: it connects as soon as the filter is loaded.
+            let listener = plan.audit.as_ref().map(|a| Listener::start(a, launch)).transpose()?;
+            let fg = self.oci.run(&plan.id, &run_dir, io)?;
+            let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(read_events(rep_r, ev_tx));
+            Ok((out_r, err_r, rel_w, job, listener, fg, ev_rx, launch, launch_ns))
+        })();
+        match started {
+            Ok((out_r, err_r, rel_w, job, listener, fg, ev_rx, launch, launch_ns)) => Ok(Launched {
+                plan,
+                run_dir,
+                lock,
+                fg,
+                out_r,
+                err_r,
+                ev_rx,
+                release: Some(rel_w),
+                job,
+                listener,
+                launch,
+                launch_ns,
+            }),
+            Err(e) => Err((e, plan.id, lock)),
+        }
+    }
+
+    /// Waits until a warm sandbox's entrypoint reports `ready` (set up, confined, waiting for
+    /// its job). An error means the sandbox is unusable: [`Supervisor::discard`] it.
+    pub async fn wait_ready(&self, l: &mut Launched) -> Result<(), SupervisorError> {
+        tokio::select! {
+            ev = l.ev_rx.recv() => match ev {
+                Some(InitEvent::Ready) => Ok(()),
+                Some(InitEvent::SpawnFailed { message }) => Err(SupervisorError::NotReady(message)),
+                Some(other) => Err(SupervisorError::NotReady(format!("unexpected event before the job: {other:?}"))),
+                None => Err(SupervisorError::NotReady("the entrypoint exited before it was ready".into())),
+            },
+            _ = l.fg.child.wait() => Err(self.oci.launch_failure(&l.plan.id, &l.fg).into()),
+            _ = tokio::time::sleep(LAUNCH_ALLOWANCE) => {
+                Err(SupervisorError::NotReady(format!("not ready within {} s", LAUNCH_ALLOWANCE.as_secs())))
+            }
+        }
+    }
+
+    /// Resolves when a parked (ready, waiting) sandbox can no longer serve: its entrypoint
+    /// reported something or went away, or the runtime process exited. Cancel-safe.
+    pub async fn parked_failure(&self, l: &mut Launched) -> String {
+        tokio::select! {
+            ev = l.ev_rx.recv() => match ev {
+                Some(ev) => format!("the entrypoint reported {ev:?} while waiting for a job"),
+                None => "the entrypoint exited while waiting for a job".to_string(),
+            },
+            status = l.fg.child.wait() => format!("{} exited while the sandbox waited: {status:?}", self.oci.name()),
+        }
+    }
+
+    /// Gives up a launched sandbox that never ran a job: closing the job pipe makes its
+    /// entrypoint exit without starting anything; then everything is removed.
+    pub async fn discard(&self, mut l: Launched) {
+        l.job.take();
+        let listener = l.listener.take();
+        let teardown = Teardown {
+            id: l.plan.id.clone(),
+            run_dir: l.run_dir,
+            lock: l.lock,
+            fg: l.fg,
+            release: l.release,
+            runtime_exited: false,
+            stats_read: false,
+        };
+        self.finish(teardown).await;
+        drop(listener);
+    }
+
+    /// Runs a launched container to its report. `job`: the sandbox is a warm one, and its run
+    /// starts now, with this handover (the time limit, `initTimeMs` and the launch phase count
+    /// from here). Returns the report as soon as the entrypoint has reported the exit and the
+    /// final counters are read; what remains (release, removal) is the [`Teardown`], for
+    /// [`Supervisor::finish`].
+    pub async fn drive(
+        &self,
+        mut l: Launched,
+        job: Option<&JobMessage>,
         sink: Option<Arc<dyn OutputSink>>,
         cancel: CancellationToken,
         wall: Instant,
         started_at: String,
-    ) -> Result<(Report, bool), SupervisorError> {
-        self.oci.adapt_spec(&plan.spec)?.save(run_dir.join("config.json"))?;
-
-        let (out_r, out_w) = pipe_pair()?;
-        let (err_r, err_w) = pipe_pair()?;
-        let (rep_r, rep_w) = pipe_pair()?;
-        let (rel_r, rel_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(SupervisorError::Pipe)?;
-        let io = CreateIo { stdout: out_w, stderr: err_w, extra_fds: vec![rep_w, rel_r] };
-        let launch = Instant::now();
-        let launch_ns = monotonic_ns();
-        // Listening before the runtime starts: it connects as soon as the filter is loaded.
-        let listener = plan.audit.as_ref().map(|a| Listener::start(a, launch)).transpose()?;
-        let mut fg = self.oci.run(&plan.id, run_dir, io)?;
-        let mut release = Some(rel_w);
-
+    ) -> (Result<Report, SupervisorError>, Teardown) {
+        let warm = job.is_some();
+        let (launch, launch_ns) = if warm { (Instant::now(), monotonic_ns()) } else { (l.launch, l.launch_ns) };
+        if let (true, Some(listener)) = (warm, &l.listener) {
+            listener.restart_clock(launch);
+        }
+        let plan = &l.plan;
         let limit_hit = Arc::new(Notify::new());
-        let out_task = tokio::spawn(pump(out_r, Stream::Stdout, plan.output_limit, sink.clone(), limit_hit.clone()));
-        let err_task = tokio::spawn(pump(err_r, Stream::Stderr, plan.output_limit, sink, limit_hit.clone()));
-        let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(read_events(rep_r, ev_tx));
+        // Set once the entrypoint reported the exit: everything that could write output is gone
+        // (it killed the rest), so what is in the pipes is all there is.
+        let exited = CancellationToken::new();
+        let out_task = tokio::spawn(pump(
+            l.out_r,
+            Stream::Stdout,
+            plan.output_limit,
+            sink.clone(),
+            limit_hit.clone(),
+            exited.clone(),
+        ));
+        let err_task =
+            tokio::spawn(pump(l.err_r, Stream::Stderr, plan.output_limit, sink, limit_hit.clone(), exited.clone()));
+        let mut teardown = Teardown {
+            id: plan.id.clone(),
+            run_dir: l.run_dir.clone(),
+            lock: l.lock,
+            fg: l.fg,
+            release: l.release.take(),
+            runtime_exited: false,
+            stats_read: false,
+        };
+        if let Some(job) = job
+            && let Err(e) = hand_over(l.job.take(), job).await
+        {
+            return (Err(e), teardown);
+        }
 
         let mut events: Vec<InitEvent> = Vec::new();
         let mut stats: Option<CgroupStats> = None;
         let mut cgroups: Option<CgroupPaths> = None;
         let mut stop: Option<Stop> = None;
-        let mut runtime_exited = false;
         let mut phases = Phases::default();
         let mut exec_at: Option<Instant> = None;
         let mut stopped_at: Option<f64> = None;
@@ -234,24 +403,25 @@ impl<R: OciRuntime> Supervisor<R> {
         let escalate = tokio::time::sleep(Duration::from_secs(365 * 86_400));
         tokio::pin!(escalate);
         let mut escalation = Escalation::Hard;
+        let listener = l.listener.take();
 
         loop {
             tokio::select! {
-                ev = ev_rx.recv() => match ev {
+                ev = l.ev_rx.recv() => match ev {
                     Some(ev @ InitEvent::Exec { .. }) => {
                         exec_at = Some(Instant::now());
                         phases.launch_ms = ms_since(launch);
                         deadline.as_mut().reset(tokio::time::Instant::now() + plan.timeout);
                         events.push(ev);
                         // While the program runs: the exit then only has to read the counters.
-                        cgroups = self.locate_cgroups(run_dir);
+                        cgroups = self.locate_cgroups(&teardown.run_dir);
                     }
                     Some(ev @ InitEvent::Exit { .. }) => {
                         events.push(ev);
                         // The entrypoint waits for the release: read the final counters now.
-                        stats = self.final_stats(run_dir, cgroups.take()).await;
+                        stats = self.final_stats(&teardown.run_dir, cgroups.take()).await;
+                        teardown.stats_read = stats.is_some();
                         counters_at = ms_since(launch);
-                        release.take();
                         break;
                     }
                     Some(InitEvent::Pins { pins }) => {
@@ -266,22 +436,22 @@ impl<R: OciRuntime> Supervisor<R> {
                     // explain the failure.
                     None => {
                         if events.is_empty()
-                            && !runtime_exited
-                            && let Ok(Ok(status)) = tokio::time::timeout(KILL_WAIT, fg.child.wait()).await
+                            && !teardown.runtime_exited
+                            && let Ok(Ok(status)) = tokio::time::timeout(KILL_WAIT, teardown.fg.child.wait()).await
                         {
-                            runtime_exited = true;
+                            teardown.runtime_exited = true;
                             if !status.success() {
-                                return Err(self.oci.launch_failure(&plan.id, &fg).into());
+                                return (Err(self.oci.launch_failure(&plan.id, &teardown.fg).into()), teardown);
                             }
                         }
                         break;
                     }
                 },
-                status = fg.child.wait(), if !runtime_exited => {
-                    runtime_exited = true;
+                status = teardown.fg.child.wait(), if !teardown.runtime_exited => {
+                    teardown.runtime_exited = true;
                     if events.is_empty() {
                         tracing::debug!("{} exited before the program started: {status:?}", self.oci.name());
-                        return Err(self.oci.launch_failure(&plan.id, &fg).into());
+                        return (Err(self.oci.launch_failure(&plan.id, &teardown.fg).into()), teardown);
                     }
                 }
                 _ = &mut deadline, if stop.is_none() => {
@@ -309,20 +479,17 @@ impl<R: OciRuntime> Supervisor<R> {
             }
         }
         phases.run_ms = exec_at.map_or(0.0, ms_since);
-        drop(release);
 
-        // After the release the runtime removes the container and exits.
-        let t = Instant::now();
-        let runtime_done = runtime_exited
-            || match tokio::time::timeout(KILL_WAIT, fg.child.wait()).await {
-                Ok(_) => true,
-                Err(_) => {
-                    let _ = fg.child.start_kill();
-                    false
-                }
-            };
-        phases.teardown_ms = ms_since(t);
-
+        let exit_reported = events.iter().any(|e| matches!(e, InitEvent::Exit { .. }));
+        if exit_reported {
+            exited.cancel();
+        } else {
+            // No exit report: the output pipes close only when the runtime is gone.
+            let t = Instant::now();
+            teardown.release.take();
+            teardown.runtime_exited = teardown.runtime_exited || wait_runtime(&mut teardown.fg).await;
+            phases.teardown_ms = ms_since(t);
+        }
         let stdout = drain(out_task).await;
         let stderr = drain(err_task).await;
         if let Some(Stop::OutputLimit(_)) = stop {
@@ -330,8 +497,8 @@ impl<R: OciRuntime> Supervisor<R> {
             let which = if stdout.truncated { Stream::Stdout } else { Stream::Stderr };
             stop = Some(Stop::OutputLimit(which));
         }
-        let may_remain = !runtime_done || stats.is_none() || self.cgroups_remain(run_dir);
-        // The container is gone (or being forced): no task can be waiting on the listener.
+        // Nothing in the sandbox runs any more but (at most) its entrypoint, which waits for
+        // the release and makes no call the filter reports.
         let collected = listener.map(Listener::finish);
         let observed = audit::Observed {
             timeout_at: stopped_at.filter(|_| stop == Some(Stop::Timeout)),
@@ -348,13 +515,40 @@ impl<R: OciRuntime> Supervisor<R> {
         let mut report =
             assemble(plan, events, stats, stdout, stderr, stop, launch_ns, wall, started_at, self.oci.name());
         report.metrics.phases = phases;
+        report.metrics.warm = warm;
         if let (Some(audit_plan), Some(collected)) = (&plan.audit, collected) {
             if let Some(e) = &collected.error {
                 tracing::warn!("audit listener: {e}");
             }
             report.security_audit = Some(audit::assemble(audit_plan, collected, &observed));
         }
-        Ok((report, may_remain))
+        (Ok(report), teardown)
+    }
+
+    /// Ends what [`Supervisor::drive`] left: releases the entrypoint, waits for the runtime to
+    /// remove the container, forces the removal where that may not have happened, and removes
+    /// the run directory. Returns how long it took, in milliseconds.
+    pub async fn finish(&self, mut t: Teardown) -> f64 {
+        let started = Instant::now();
+        t.release.take();
+        let runtime_done = t.runtime_exited || wait_runtime(&mut t.fg).await;
+        let may_remain = !runtime_done || !t.stats_read || self.cgroups_remain(&t.run_dir);
+        if may_remain {
+            self.cleanup(&t.id).await;
+        }
+        drop(t.lock);
+        remove_run_files(&self.state, &t.id);
+        ms_since(started)
+    }
+
+    /// Creates `runs/<id>/` already holding its lock: the directory is prepared under a
+    /// hidden name and renamed into place, so a concurrent `reap_stale` never sees a run
+    /// directory whose lock is not yet taken.
+    fn create_locked_run_dir(&self, run_dir: &Path) -> Result<Flock<File>, SupervisorError> {
+        let name = run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let (_, lock) = owned::create(&self.state.runs(), &name, 0o755, |_| Ok(()))
+            .map_err(|(action, path, source)| SupervisorError::Io { action, path, source })?;
+        Ok(lock)
     }
 
     /// One step up the kill ladder: ask the entrypoint to SIGKILL the program (it reports
@@ -488,37 +682,79 @@ fn pipe_pair() -> Result<(pipe::Receiver, OwnedFd), SupervisorError> {
     Ok((r, w))
 }
 
-/// Reads one output stream to EOF: captures up to `cap` bytes, forwards them live,
-/// counts and discards the rest, and signals when the cap is crossed.
+/// Reads one output stream to EOF, or, once `exited` is set, to what the pipe holds: captures
+/// up to `cap` bytes, forwards them live, counts and discards the rest, and signals when the
+/// cap is crossed.
 async fn pump(
     mut rx: pipe::Receiver,
     stream: Stream,
     cap: usize,
     sink: Option<Arc<dyn OutputSink>>,
     limit_hit: Arc<Notify>,
+    exited: CancellationToken,
 ) -> Captured {
     let mut c = Captured { bytes: Vec::new(), total: 0, truncated: false };
     let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = match rx.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
+    let take = |c: &mut Captured, bytes: &[u8]| {
+        let n = bytes.len();
         c.total += n as u64;
         let room = cap.saturating_sub(c.bytes.len());
         let keep = room.min(n);
         if keep > 0 {
-            c.bytes.extend_from_slice(&buf[..keep]);
+            c.bytes.extend_from_slice(&bytes[..keep]);
             if let Some(s) = &sink {
-                s.chunk(stream, &buf[..keep]);
+                s.chunk(stream, &bytes[..keep]);
             }
         }
         if keep < n && !c.truncated {
             c.truncated = true;
             limit_hit.notify_one();
         }
+    };
+    loop {
+        tokio::select! {
+            biased;
+            r = rx.read(&mut buf) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(n) => take(&mut c, &buf[..n]),
+            },
+            _ = exited.cancelled() => {
+                // The writers are gone but hold the pipe open (the entrypoint, the runtime):
+                // read what is buffered without waiting for an end of file. A plain read of the
+                // non-blocking pipe, not `try_read`, which answers from the reactor's view of
+                // readiness and may not have seen the last write yet.
+                while let Ok(n) = nix::unistd::read(&rx, &mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    take(&mut c, &buf[..n]);
+                }
+                break;
+            }
+        }
     }
     c
+}
+
+/// Writes the job message to a warm sandbox's job pipe and closes it.
+async fn hand_over(fd: Option<OwnedFd>, job: &JobMessage) -> Result<(), SupervisorError> {
+    let fd = fd.ok_or_else(|| SupervisorError::Handover("the sandbox has no job pipe (not a warm one)".into()))?;
+    let line = job.to_line().map_err(|e| SupervisorError::Handover(e.to_string()))?;
+    let mut tx = pipe::Sender::from_owned_fd(fd).map_err(|e| SupervisorError::Handover(e.to_string()))?;
+    tx.write_all(line.as_bytes()).await.map_err(|e| SupervisorError::Handover(e.to_string()))?;
+    Ok(())
+}
+
+/// Waits for the runtime process to exit (it removes the container first); after
+/// [`KILL_WAIT`] kills it and says so.
+async fn wait_runtime(fg: &mut Foreground) -> bool {
+    match tokio::time::timeout(KILL_WAIT, fg.child.wait()).await {
+        Ok(_) => true,
+        Err(_) => {
+            let _ = fg.child.start_kill();
+            false
+        }
+    }
 }
 
 async fn drain(task: tokio::task::JoinHandle<Captured>) -> Captured {
@@ -814,7 +1050,7 @@ mod tests {
     async fn pump_caps_and_signals() {
         let (rx, tx) = pipe_pair().unwrap();
         let hit = Arc::new(Notify::new());
-        let task = tokio::spawn(pump(rx, Stream::Stdout, 10, None, hit.clone()));
+        let task = tokio::spawn(pump(rx, Stream::Stdout, 10, None, hit.clone(), CancellationToken::new()));
         // A writer thread: the pipe holds 64 KiB, so the write blocks until pump reads.
         let writer = std::thread::spawn(move || {
             let mut f = File::from(tx);
@@ -826,6 +1062,21 @@ mod tests {
         assert_eq!(c.total, 100_000);
         assert!(c.truncated);
         tokio::time::timeout(Duration::from_secs(1), hit.notified()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn pump_takes_what_is_buffered_once_the_program_exited_though_the_pipe_stays_open() {
+        let (rx, tx) = pipe_pair().unwrap();
+        let exited = CancellationToken::new();
+        let task = tokio::spawn(pump(rx, Stream::Stdout, 100, None, Arc::new(Notify::new()), exited.clone()));
+        // Written and the exit known at once, before the reactor may have seen the pipe
+        // readable; the writer stays open, as the waiting entrypoint's stdout does.
+        let mut f = File::from(tx);
+        std::io::Write::write_all(&mut f, b"hello\n").unwrap();
+        exited.cancel();
+        let c = task.await.unwrap();
+        assert_eq!(c.bytes, b"hello\n");
+        drop(f);
     }
 
     #[tokio::test]

@@ -64,9 +64,14 @@ fn response(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Resp {
 }
 
 impl Server {
+    /// Without `--pool…` arguments the warm pool is off, so that a test sees only the
+    /// sandboxes of its own requests; the pool's tests (at the end) turn it on.
     fn start(sb: &Sandbox, services: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = sb.cmd();
         cmd.arg("serve").arg("--services").arg(services).args(["--port", "0"]).args(args);
+        if !args.iter().any(|a| a.starts_with("--pool")) {
+            cmd.args(["--pool-min", "0", "--pool-max", "0"]);
+        }
         cmd.env_remove("IGNITE_API_KEYS");
         for (k, v) in env {
             cmd.env(k, v);
@@ -1519,6 +1524,8 @@ fn openapi_document_is_public_and_covers_every_route_and_the_report() {
     fields.sort();
     assert_eq!(props("Report"), fields, "{report}");
     let mut metric_fields: Vec<String> = report["metrics"].as_object().unwrap().keys().cloned().collect();
+    // Present only in warm runs (this server's pool is off).
+    metric_fields.push("warm".to_string());
     metric_fields.sort();
     assert_eq!(props("Metrics"), metric_fields);
     let statuses: Vec<&str> =
@@ -1644,6 +1651,234 @@ fn execute_audits_by_default_and_leaves_no_listener_behind() {
     assert_eq!(audit_leftovers(srv.child.id()), (0, 0));
     let runs: Vec<_> = std::fs::read_dir(sb.state.path().join("runs")).unwrap().flatten().collect();
     assert!(runs.is_empty(), "{runs:?}");
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}
+
+// ---- The warm pool ----
+
+/// Reports what it finds of the runs before it: a marker in /tmp, its uid, its input.
+const MARKER: &str = r#"import { existsSync, writeFileSync } from "node:fs";
+const input = JSON.parse(process.env.IGNITE_INPUT ?? "{}");
+const saw = existsSync("/tmp/marker");
+writeFileSync("/tmp/marker", "left by an earlier run");
+console.log(JSON.stringify({ input, saw, uid: process.getuid() }));
+"#;
+
+fn pool_sample(srv: &Server, series: &str) -> f64 {
+    parse_metrics(&srv.get("/metrics", None).body).get(series).copied().unwrap_or(0.0)
+}
+
+fn parked(srv: &Server, service: &str) -> f64 {
+    pool_sample(srv, &format!("ignite_pool_sandboxes{{service=\"{service}\",state=\"parked\"}}"))
+}
+
+fn pool_requests(srv: &Server, service: &str, result: &str) -> f64 {
+    pool_sample(srv, &format!("ignite_pool_requests_total{{service=\"{service}\",result=\"{result}\"}}"))
+}
+
+/// Polls /metrics until `n` sandboxes of `service` are parked (a condition, not a clock).
+fn wait_parked(srv: &Server, service: &str, n: f64) {
+    for _ in 0..3000 {
+        if parked(srv, service) == n {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("never saw {n} parked sandbox(es) of {service}: {}", srv.get("/metrics", None).body);
+}
+
+fn pool_services(sb: &Sandbox) -> PathBuf {
+    sb.service(
+        "pool/marker",
+        &[("service.yaml", "service:\n  name: marker\n  entry: index.ts\n"), ("index.ts", MARKER)],
+    );
+    sb.service(
+        "pool/probe",
+        &[("service.yaml", "service:\n  name: probe\n  entry: index.ts\n"), ("index.ts", MOUNT_PROBE)],
+    );
+    sb.work.path().join("pool")
+}
+
+#[test]
+fn warm_sandboxes_serve_one_job_each_with_its_input_and_nothing_of_the_run_before() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = pool_services(&sb);
+    let srv = Server::start(&sb, &dir, &["--pool-min", "1", "--pool-max", "2"], &[]);
+    wait_parked(&srv, "marker", 1.0);
+    let mut ids = Vec::new();
+    let mut uids = Vec::new();
+    for i in 0..3 {
+        // Each request finds a parked sandbox: the replacement of the one before is ready.
+        wait_parked(&srv, "marker", 1.0);
+        let r = srv.execute("marker", json!({"input": {"n": i}}));
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = r.json();
+        assert_eq!(v["metrics"]["warm"], true, "{v}");
+        assert_eq!(v["status"], "ok", "{v}");
+        assert_eq!(v["securityAudit"]["overallStatus"], "clean", "{v}");
+        assert!(v["metrics"]["initTimeMs"].as_f64().is_some(), "{v}");
+        let out: Value = serde_json::from_str(v["stdout"].as_str().unwrap()).expect("program output");
+        assert_eq!(out["input"], json!({"n": i}), "{v}");
+        assert_eq!(out["saw"], false, "a sandbox served a second run: {v}");
+        ids.push(v["containerId"].as_str().unwrap().to_string());
+        uids.push(out["uid"].as_u64().unwrap());
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    // A replacement starts while the run it replaces still holds its uid.
+    assert!(uids[0] != uids[1] && uids[1] != uids[2], "{uids:?}");
+    assert_eq!(pool_requests(&srv, "marker", "hit"), 3.0);
+    assert_eq!(pool_requests(&srv, "marker", "miss"), 0.0);
+
+    // Streaming through a warm sandbox: the output as chunks, then the report.
+    wait_parked(&srv, "marker", 1.0);
+    let mut events = Events::post(&srv, "/services/marker/execute", json!({"input": "s"}), "application/x-ndjson");
+    let mut seen = Vec::new();
+    events.until_chunk("stdout", "\"saw\":false", &mut seen);
+    let (name, report) = events.next_event().expect("report event");
+    assert_eq!(name, "report", "{report}");
+    assert_eq!(report["metrics"]["warm"], true, "{report}");
+    assert_eq!(joined(&seen, "stdout"), report["stdout"].as_str().unwrap());
+
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn a_warm_run_is_audited_and_limited_like_a_cold_one() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = pool_services(&sb);
+    let sleeper = sb.service(
+        "pool/sleeper",
+        &[
+            ("service.yaml", "service:\n  name: sleeper\n  entry: index.ts\n  timeoutMs: 1000\n"),
+            ("index.ts", "console.log(\"sleeping\");\nawait new Promise((r) => setTimeout(r, 60000));\n"),
+        ],
+    );
+    sb.service(
+        "pool/hog",
+        &[
+            ("service.yaml", "service:\n  name: hog\n  entry: index.ts\n  memoryMb: 96\n  timeoutMs: 20000\n"),
+            ("index.ts", "const keep = [];\nfor (let i = 0; ; i++) keep.push((\"x\" + i).repeat(1 << 20));\n"),
+        ],
+    );
+    let srv = Server::start(&sb, &dir, &["--pool-min", "1", "--pool-max", "1"], &[]);
+    for name in ["probe", "sleeper", "hog"] {
+        wait_parked(&srv, name, 1.0);
+    }
+
+    // Audit mode: the kernel's notification of the denied mount is in a warm run's report.
+    let v = srv.execute("probe", json!({})).json();
+    assert_eq!(v["metrics"]["warm"], true, "{v}");
+    assert_eq!(v["stdout"], format!("{{\"ret\":-1,\"errno\":{}}}\n", libc::EPERM), "{v}");
+    assert_eq!(v["securityAudit"]["counts"], json!({"mount": 1}), "{v}");
+    assert_eq!(v["securityAudit"]["events"][0]["syscall"], "mount", "{v}");
+
+    // The time limit counts from the handover, and ends the run as it ends a cold one.
+    let warm = srv.execute("sleeper", json!({})).json();
+    assert_eq!(warm["metrics"]["warm"], true, "{warm}");
+    let (_, cold) = sb.run_json(&sleeper, &["--audit"]);
+    assert!(cold["metrics"].get("warm").is_none(), "{cold}");
+    for field in ["status", "success", "exitCode", "signal", "message", "stdout"] {
+        assert_eq!(warm[field], cold[field], "{field}: warm {warm}\ncold {cold}");
+    }
+    assert_eq!(warm["status"], "timeout");
+    assert_eq!(warm["securityAudit"]["counts"]["timeout"], 1, "{warm}");
+
+    // The memory limit holds in a warm sandbox.
+    let hog = srv.execute("hog", json!({})).json();
+    assert_eq!(hog["metrics"]["warm"], true, "{hog}");
+    assert_eq!(hog["success"], false, "{hog}");
+    let status = hog["status"].as_str().unwrap();
+    assert!(status == "oom" || status == "error", "{hog}");
+    assert!(hog["metrics"]["memoryPeakMb"].as_f64().unwrap() <= 96.5, "{hog}");
+
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn without_a_parked_sandbox_a_request_runs_cold() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = pool_services(&sb);
+    // marker: none kept, started on demand; probe: no pool at all.
+    let srv = Server::start(&sb, &dir, &["--pool-min", "0", "--pool-max", "1", "--pool", "probe=0:0"], &[]);
+    let first = srv.execute("marker", json!({"input": 1})).json();
+    assert_eq!(first["status"], "ok", "{first}");
+    assert!(first["metrics"].get("warm").is_none(), "{first}");
+    assert_eq!(pool_requests(&srv, "marker", "miss"), 1.0);
+    // The miss started one for the next request.
+    wait_parked(&srv, "marker", 1.0);
+    let second = srv.execute("marker", json!({"input": 2})).json();
+    assert_eq!(second["metrics"]["warm"], true, "{second}");
+    assert_eq!(pool_requests(&srv, "marker", "hit"), 1.0);
+    // A request with its own memory limit is another kind of sandbox: none is parked for it.
+    let other = srv.execute("marker", json!({"memoryMb": 80})).json();
+    assert!(other["metrics"].get("warm").is_none(), "{other}");
+    assert_eq!(other["metrics"]["memoryLimitMb"], 80, "{other}");
+
+    for _ in 0..2 {
+        let v = srv.execute("probe", json!({})).json();
+        assert!(v["metrics"].get("warm").is_none(), "{v}");
+        assert_eq!(v["securityAudit"]["counts"], json!({"mount": 1}), "{v}");
+    }
+    assert_eq!(parked(&srv, "probe"), 0.0);
+    assert_eq!(pool_requests(&srv, "probe", "miss"), 2.0);
+
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn a_parked_sandbox_killed_from_outside_is_replaced() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = pool_services(&sb);
+    let srv = Server::start(&sb, &dir, &["--pool-min", "1", "--pool-max", "1", "--pool", "probe=0:0"], &[]);
+    wait_parked(&srv, "marker", 1.0);
+    let before = container_ids(&sb);
+    assert_eq!(before.len(), 1, "{before:?}");
+    let root = sb.state.path().join("oci").join("runc");
+    let state =
+        std::process::Command::new("runc").arg("--root").arg(&root).arg("state").arg(&before[0]).output().unwrap();
+    let pid = serde_json::from_slice::<Value>(&state.stdout).unwrap()["pid"].as_i64().unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+
+    let discarded = "ignite_pool_discards_total{service=\"marker\",reason=\"discarded\"}";
+    for _ in 0..3000 {
+        if pool_sample(&srv, discarded) == 1.0 && parked(&srv, "marker") == 1.0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(pool_sample(&srv, discarded), 1.0);
+    wait_parked(&srv, "marker", 1.0);
+    sb.assert_cgroup_gone(&before[0]);
+    let after = container_ids(&sb);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_ne!(after, before);
+    let v = srv.execute("marker", json!({"input": "after"})).json();
+    assert_eq!(v["metrics"]["warm"], true, "{v}");
+    assert_eq!(v["status"], "ok", "{v}");
+    assert_eq!(v["containerId"], after[0].as_str(), "{v}");
+
     let (status, log) = srv.stop();
     assert!(status.success(), "{log}");
     sb.assert_no_leaks();

@@ -189,7 +189,7 @@ async fn drive(
                     break;
                 }
                 Some(InitEvent::SpawnFailed { message }) => spawn_failed = Some(message),
-                Some(InitEvent::Exec { .. }) => {}
+                Some(InitEvent::Exec { .. } | InitEvent::Ready) => {}
                 None => break,
             },
             _ = &mut deadline => return Err(RunError::Timeout),

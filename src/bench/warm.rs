@@ -1,41 +1,93 @@
-//! Warm mode of `ignite bench`: runs served by a warm pool (a sandbox created and started
-//! ahead, its entrypoint waiting for the job). This build has no pool, so every warm cell is
-//! reported as unavailable ("n/a (no pool)").
-//!
-//! Wiring the pool in (`ignite::pool::Pool`) is [`WarmRunner::start`] and [`WarmRunner::run`]:
-//! `start` makes `Pool::new(engine.clone(), PoolConfig { min: 1, max: 1, .. })` for the cell's
-//! job and keeps it; `run` times `pool.execute(job.clone(), Some(sink), cancel.clone())` (a sink
-//! that notes the instant of the first stdout chunk gives `firstOutput`), checks that the
-//! report is marked warm and its stdout holds `expect` (else `RunError::Outcome`), and
-//! returns the wall time as `total_ms` with `exit` = wall time at return; `shutdown` calls
-//! `pool.shutdown()`. The matrix, summaries, table, JSON, CSV and chart need no change.
+//! Warm mode of `ignite bench`: runs served by a warm pool ([`crate::pool::Pool`]), one
+//! sandbox created and started ahead, its entrypoint waiting for the job. Each cell has a pool
+//! of its own holding one sandbox; before every measured run the benchmark waits (untimed)
+//! until the replacement of the previous run is parked, so every sample is a warm hit, as a
+//! request finds it on a server whose pool keeps up.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::driver::{RunError, Sample};
+use super::driver::{PhaseTimes, RunError, Sample};
 use crate::engine::{Engine, Job};
-
-/// Why warm cells are empty in this build.
-pub const NO_POOL: &str = "no pool";
+use crate::pool::{Pool, PoolConfig, Sizing};
+use crate::supervisor::{OutputSink, Stream};
 
 /// One warm cell's pool, kept across its runs.
 pub(super) struct WarmRunner {
-    _engine: Arc<Engine>,
+    pool: Pool,
+}
+
+/// Notes when the program's first stdout byte reached ignite.
+struct FirstOutput(Mutex<Option<Instant>>);
+
+impl OutputSink for FirstOutput {
+    fn chunk(&self, stream: Stream, bytes: &[u8]) {
+        if stream == Stream::Stdout && !bytes.is_empty() {
+            let mut first = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            first.get_or_insert_with(Instant::now);
+        }
+    }
 }
 
 impl WarmRunner {
-    /// Prepares the pool that serves `job`'s cell.
-    pub(super) fn start(_engine: &Arc<Engine>, _job: &Job) -> Result<WarmRunner, RunError> {
-        Err(RunError::Unavailable(NO_POOL.to_string()))
+    /// Makes the pool that serves `job`'s cell and starts its one sandbox.
+    pub(super) fn start(engine: &Arc<Engine>, job: &Job) -> Result<WarmRunner, RunError> {
+        let config = PoolConfig {
+            default: Sizing { min: 1, max: 1 },
+            overrides: BTreeMap::new(),
+            idle_ttl: Duration::from_secs(3600),
+            memory_budget_mb: u64::from(job.service.memory_mb),
+        };
+        let pool = Pool::new(engine.clone(), config);
+        if pool.warm_up(job, 1) == 0 {
+            return Err(RunError::Unavailable(
+                "this job cannot be served warm (it needs per-run resources)".to_string(),
+            ));
+        }
+        Ok(WarmRunner { pool })
     }
 
-    /// One timed run through the pool.
-    pub(super) async fn run(&self, _job: &Job, _expect: &str, _cancel: &CancellationToken) -> Result<Sample, RunError> {
-        Err(RunError::Unavailable(NO_POOL.to_string()))
+    /// One timed run through the pool: from the request to its report (the container's
+    /// removal continues in the background, as on the server).
+    pub(super) async fn run(&self, job: &Job, expect: &str, cancel: &CancellationToken) -> Result<Sample, RunError> {
+        tokio::select! {
+            _ = self.pool.settled(job) => {}
+            _ = cancel.cancelled() => return Err(RunError::Cancelled),
+        }
+        let sink = Arc::new(FirstOutput(Mutex::new(None)));
+        let begin = Instant::now();
+        let report = self.pool.execute(job.clone(), Some(sink.clone()), cancel.clone()).await?;
+        let end = Instant::now();
+        if cancel.is_cancelled() {
+            return Err(RunError::Cancelled);
+        }
+        if !report.metrics.warm {
+            return Err(RunError::Outcome("the pool had no warm sandbox ready: the run went cold".to_string()));
+        }
+        if report.exit_code != Some(0) || !report.stdout.contains(expect) {
+            return Err(RunError::Outcome(format!(
+                "expected exit 0 and {expect:?} on stdout, got {:?} and {:?}",
+                report.exit_code, report.stdout
+            )));
+        }
+        let ms = |to: Instant| to.saturating_duration_since(begin).as_secs_f64() * 1000.0;
+        let first = *sink.0.lock().unwrap_or_else(|e| e.into_inner());
+        let phases = PhaseTimes {
+            spec: None,
+            create: None,
+            start: Some(report.metrics.phases.launch_ms),
+            first_output: first.map(|t| ms(t).min(ms(end))),
+            exit: Some(ms(end)),
+            delete: None,
+        };
+        Ok(Sample { total_ms: ms(end), phases })
     }
 
-    /// Stops the pool's sandboxes; called once at the end of the benchmark, on every path.
-    pub(super) async fn shutdown(self) {}
+    /// Removes the pool's sandboxes; called once at the end of the benchmark, on every path.
+    pub(super) async fn shutdown(self) {
+        self.pool.shutdown().await;
+    }
 }

@@ -6,6 +6,10 @@
 //! left behind, reports, and then waits for the host to close that pipe before it exits:
 //! the container and its cgroup stay until the host has read the final counters.
 //!
+//! The program's stdout and stderr pipes arrive as fds 5 and 6; the entrypoint makes them its
+//! own stdout and stderr, so output reaches the host directly (not through the OCI runtime's
+//! copy) and is complete when the exit is reported.
+//!
 //! Right before the exec it applies what the program may start (`--spawn`, see
 //! `ignite::spawn_guard`): a seccomp filter stacked on the OCI runtime's profile, or Landlock
 //! execute rules. The program is exec'd with arguments pinned at secret addresses, the one
@@ -13,16 +17,22 @@
 //! stacks nothing and reports those addresses instead: ignite's seccomp listener denies every
 //! exec and fork but the runtime's start (see `ignite::audit_gate`).
 //!
+//! A warm sandbox (`--wait-job`) is started ahead of its job: after its set-up and the
+//! confinement check the entrypoint reports `ready` and blocks on the job pipe (fd 7) for one
+//! job message (the input and the backstop). Only then does it arm the backstop and start the
+//! program, exactly as a cold run does. End of file on the job pipe without a job means the
+//! sandbox is discarded: it exits 0 without starting anything.
+//!
 //! Usage: `ignite-init [--kill-after-ms N] --spawn any|none|none-audited|no-exec|commands [--allow-exec PATH]...
-//! -- PROGRAM [ARGS...]`
+//! [--wait-job] -- PROGRAM [ARGS...]`
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitCode};
 
-use ignite::init_proto::InitEvent;
+use ignite::init_proto::{INPUT_VAR, InitEvent, JobMessage, MAX_JOB_BYTES};
 use ignite::spawn_guard::{ALLOW_EXEC_FLAG, SPAWN_FLAG, SpawnRule};
-use ignite::spec::{RELEASE_FD, REPORT_FD};
+use ignite::spec::{JOB_FD, RELEASE_FD, REPORT_FD, STDERR_FD, STDOUT_FD, WAIT_JOB_FLAG};
 use ignite::sys::{monotonic_ns, take_inherited_fd};
 use nix::sys::resource::{UsageWho, getrusage};
 use nix::sys::signal::{SigSet, Signal, kill};
@@ -45,6 +55,7 @@ fn main() -> ExitCode {
     let mut kill_after_ms: Option<u64> = None;
     let mut spawn_mode: Option<String> = None;
     let mut allow_exec: Vec<String> = Vec::new();
+    let mut wait_job = false;
     let mut argv: Vec<String> = Vec::new();
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -54,6 +65,7 @@ fn main() -> ExitCode {
                 Some(path) => allow_exec.push(path),
                 None => return fail(&format!("{ALLOW_EXEC_FLAG} needs a path")),
             },
+            WAIT_JOB_FLAG => wait_job = true,
             "--" => {
                 argv = args.collect();
                 break;
@@ -69,6 +81,16 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e),
     };
 
+    // The host's output pipes become our stdout and stderr, and so the program's: written
+    // straight to ignite, never through the OCI runtime's copy.
+    for fd in [STDOUT_FD, STDERR_FD] {
+        let Some(pipe) = take_inherited_fd(fd) else { continue };
+        let taken = if fd == STDOUT_FD { nix::unistd::dup2_stdout(&pipe) } else { nix::unistd::dup2_stderr(&pipe) };
+        if let Err(e) = taken {
+            return fail(&format!("failed to take the output pipe on fd {fd}: {e}"));
+        }
+    }
+
     // Not dumpable: the program runs as the same uid and must not reach our fd 3
     // through /proc/1/fd or ptrace-like access.
     if let Err(e) = nix::sys::prctl::set_dumpable(false) {
@@ -76,8 +98,16 @@ fn main() -> ExitCode {
     }
     let mut report = take_inherited_fd(REPORT_FD).map(std::fs::File::from);
     let mut release = take_inherited_fd(RELEASE_FD).map(std::fs::File::from);
-    // O_CLOEXEC: the runtime and everything it starts never see either descriptor.
-    for f in report.iter().chain(release.iter()) {
+    let job_pipe = if wait_job {
+        match take_inherited_fd(JOB_FD) {
+            Some(fd) => Some(std::fs::File::from(fd)),
+            None => return fail(&format!("{WAIT_JOB_FLAG} needs the job pipe on fd {JOB_FD}")),
+        }
+    } else {
+        None
+    };
+    // O_CLOEXEC: the runtime and everything it starts never see these descriptors.
+    for f in report.iter().chain(release.iter()).chain(job_pipe.iter()) {
         let fd = std::os::fd::AsFd::as_fd(f);
         if let Err(e) = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC)) {
             return fail(&format!("failed to mark a private descriptor close-on-exec: {e}"));
@@ -101,11 +131,6 @@ fn main() -> ExitCode {
     if let Err(e) = handled.thread_block() {
         return fail(&format!("failed to block signals: {e}"));
     }
-    if let Some(ms) = kill_after_ms {
-        // Backstop if the host-side supervisor dies: stop everything after the deadline.
-        nix::unistd::alarm::set(u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX).max(1));
-    }
-
     let problems = ignite::confinement::violations();
     if !problems.is_empty() {
         let message = format!("refusing to start the program: the sandbox is not confined ({})", problems.join("; "));
@@ -113,9 +138,43 @@ fn main() -> ExitCode {
         return fail(&message);
     }
 
+    // A warm sandbox waits here, set up and confined, with no alarm armed: the backstop
+    // counts from the handover, like a cold run's from its start.
+    let mut job_env = Vec::new();
+    if let Some(mut pipe) = job_pipe {
+        emit(InitEvent::Ready);
+        let mut bytes = Vec::new();
+        if let Err(e) = (&mut pipe).take(MAX_JOB_BYTES as u64 + 1).read_to_end(&mut bytes) {
+            let message = format!("failed to read the job: {e}");
+            emit(InitEvent::SpawnFailed { message: message.clone() });
+            return fail(&message);
+        }
+        drop(pipe);
+        if bytes.is_empty() {
+            // Discarded by the pool: nothing was started, nothing to report.
+            return ExitCode::SUCCESS;
+        }
+        match JobMessage::parse(&bytes) {
+            Ok(job) => {
+                kill_after_ms = Some(job.kill_after_ms);
+                job_env.push((INPUT_VAR.into(), job.input.into()));
+            }
+            Err(e) => {
+                let message = format!("refusing the job: {e}");
+                emit(InitEvent::SpawnFailed { message: message.clone() });
+                return fail(&message);
+            }
+        }
+    }
+    if let Some(ms) = kill_after_ms {
+        // Backstop if the host-side supervisor dies: stop everything after the deadline.
+        nix::unistd::alarm::set(u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX).max(1));
+    }
+
     // Everything the child needs is prepared here, before the fork: between fork and exec it
     // only makes system calls. A rule that cannot be enforced stops the run.
-    let confined = match ignite::spawn_guard::prepare(&spawn, program, rest, std::env::vars_os()) {
+    let env = std::env::vars_os().chain(job_env);
+    let confined = match ignite::spawn_guard::prepare(&spawn, program, rest, env) {
         Ok(c) => c,
         Err(e) => {
             let message = format!("refusing to start the program: {e}");

@@ -22,8 +22,10 @@ to most isolation:
 The reduced levels exist only inside `ignite bench` (the spec of a real run with pieces taken
 away); no run outside it can get one.
 
-Cold runs create every sandbox from nothing; warm runs go through a warm pool (n/a in this
-build). Rounds interleave the cells. Times per run: p50/p95/p99/mean/min of the whole run
+Cold runs create every sandbox from nothing; warm runs go through a warm pool (one sandbox
+started ahead, its replacement parked, untimed, before each run; a warm run's phases count from
+the request, start = job handover). Rounds interleave the cells. Times per run:
+p50/p95/p99/mean/min of the whole run
 (everything ignite does), overhead vs the runtime's bare p50, and the median of each phase:
 spec (prepare + config.json), create, start, first output and exit (both counted from the start
 of the program), delete (exit report → container gone). Containers, cgroups, run directories

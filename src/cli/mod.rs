@@ -317,8 +317,16 @@ Prints one line {\"listening\":\"ADDR:PORT\"} on stdout once it accepts connecti
 --port 0); request logs go to stderr (IGNITE_LOG=warn quiets them). SIGTERM/SIGINT stop
 accepting, let running executions finish for --shutdown-timeout, then cancel them.
 
+POST /services/NAME/execute is served from a warm pool: sandboxes started ahead (container up,
+entrypoint confined and waiting), one job each, replaced in the background. Each service keeps
+--pool-min of them parked (started at launch) and grows up to --pool-max under load; idle ones
+beyond the min go after --pool-idle-ttl. Every sandbox (parked or running, warm or cold) reserves
+its memory limit; none is started ahead beyond --pool-memory-mb. Jobs that need a network, a
+writable root or a session run cold, as do inline code and sessions.
+
 EXAMPLES:
   ignite serve --services ./services
+  ignite serve --services ./services --pool-min 2 --pool-max 8 --pool hello=4:16 --pool batch=0:0
   IGNITE_API_KEYS=$(openssl rand -hex 24) ignite serve --services /srv/svc --host 0.0.0.0
   ignite serve --services ./services --api-key-file /etc/ignite/keys --rate-limit 120";
 
@@ -434,6 +442,22 @@ struct ServeArgs {
     /// Sessions open at once; more are refused with 503.
     #[arg(long, value_name = "N", default_value_t = 16)]
     max_sessions: usize,
+    /// Warm sandboxes each service keeps parked (started at launch); 0 starts them on demand.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pool_min: usize,
+    /// Most warm sandboxes (parked or starting) per service; 0 turns the pool off.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pool_max: usize,
+    /// Seconds a warm sandbox may stay idle before it is removed (down to --pool-min).
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pool_idle_ttl: u64,
+    /// Memory the sandboxes may reserve in all (each its memory limit; running jobs count)
+    /// before no more are started ahead [default: half of MemAvailable at start].
+    #[arg(long, value_name = "MIB")]
+    pool_memory_mb: Option<u64>,
+    /// Per-service sizing, SERVICE=MIN:MAX (repeatable), e.g. --pool hello=2:8.
+    #[arg(long = "pool", value_name = "SERVICE=MIN:MAX")]
+    pool_overrides: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -671,6 +695,27 @@ fn serve(g: &GlobalArgs, a: ServeArgs) -> anyhow::Result<i32> {
     let env_keys = std::env::var("IGNITE_API_KEYS").ok().filter(|v| !v.trim().is_empty());
     let keys = ignite::server::Keys::load(a.api_key_file.as_deref(), env_keys.as_deref())?;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if a.pool_idle_ttl == 0 {
+        anyhow::bail!("--pool-idle-ttl must be at least 1 second");
+    }
+    let mut overrides = std::collections::BTreeMap::new();
+    for text in &a.pool_overrides {
+        let (name, sizing) = ignite::pool::parse_override(text)?;
+        overrides.insert(name, sizing);
+    }
+    let memory_budget_mb = match a.pool_memory_mb {
+        Some(mb) => mb,
+        None => {
+            let meminfo = std::fs::read_to_string("/proc/meminfo").context("failed to read /proc/meminfo")?;
+            ignite::pool::default_budget_mb(&meminfo)
+        }
+    };
+    let pool = ignite::pool::PoolConfig {
+        default: ignite::pool::Sizing { min: a.pool_min, max: a.pool_max },
+        overrides,
+        idle_ttl: std::time::Duration::from_secs(a.pool_idle_ttl),
+        memory_budget_mb,
+    };
     let config = ignite::server::Config {
         services_dir: a.services,
         addr: std::net::SocketAddr::new(a.host, a.port),
@@ -689,6 +734,7 @@ fn serve(g: &GlobalArgs, a: ServeArgs) -> anyhow::Result<i32> {
             quota_mb: a.session_quota_mb,
             max_sessions: a.max_sessions,
         },
+        pool,
     };
     let engine = engine(g)?;
     let rt = tokio::runtime::Builder::new_multi_thread()

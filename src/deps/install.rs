@@ -250,6 +250,7 @@ impl<R: OciRuntime> Installer<'_, R> {
             hostname: plan.service.clone(),
             cgroups_path: format!("/ignite/{id}"),
             kill_after_ms: (INSTALL_TIMEOUT + GRACE + BACKSTOP_SLACK).as_millis() as u64,
+            wait_job: false,
             // The installer is ignite's own step, not the program: lifecycle scripts, when
             // opted in, run shells and compilers.
             spawn: SpawnRule::Any,

@@ -379,7 +379,7 @@ pub(super) async fn run(
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
         .policy;
     let job = Job { service, input, policy, grace: DEFAULT_GRACE, workspace, audit, identity };
-    run_job(st, job, permit, (guard, turn), format).await
+    run_job(st, job, permit, (guard, turn), format, false).await
 }
 
 #[cfg(test)]

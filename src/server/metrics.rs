@@ -38,6 +38,7 @@ struct Inner {
 pub struct Gauges {
     pub running: usize,
     pub queued: usize,
+    pub pool: crate::pool::PoolStats,
 }
 
 impl Metrics {
@@ -93,6 +94,68 @@ impl Metrics {
         header(&mut out, "ignite_queue_depth", "gauge", "Executions waiting for a slot now.");
         sample(&mut out, "ignite_queue_depth", &[], gauges.queued as f64);
 
+        let pool = &gauges.pool;
+        header(
+            &mut out,
+            "ignite_pool_sandboxes",
+            "gauge",
+            "Warm sandboxes by service and state (parked: ready for a job; starting).",
+        );
+        for (service, s) in &pool.services {
+            sample(&mut out, "ignite_pool_sandboxes", &[("service", service), ("state", "parked")], s.parked as f64);
+            sample(
+                &mut out,
+                "ignite_pool_sandboxes",
+                &[("service", service), ("state", "starting")],
+                s.starting as f64,
+            );
+        }
+        header(
+            &mut out,
+            "ignite_pool_requests_total",
+            "counter",
+            "Executions through the pool by service and result (hit: warm; miss: none parked, ran cold; cold_only: cannot run warm).",
+        );
+        for (service, s) in &pool.services {
+            for (result, n) in [("hit", s.hits), ("miss", s.misses), ("cold_only", s.cold_only)] {
+                sample(&mut out, "ignite_pool_requests_total", &[("service", service), ("result", result)], n as f64);
+            }
+        }
+        header(
+            &mut out,
+            "ignite_pool_discards_total",
+            "counter",
+            "Warm sandboxes removed without serving (idle past the TTL, or dead), and those that failed to start.",
+        );
+        for (service, s) in &pool.services {
+            sample(
+                &mut out,
+                "ignite_pool_discards_total",
+                &[("service", service), ("reason", "discarded")],
+                s.discarded as f64,
+            );
+            sample(
+                &mut out,
+                "ignite_pool_discards_total",
+                &[("service", service), ("reason", "launch_failed")],
+                s.launch_failures as f64,
+            );
+        }
+        header(
+            &mut out,
+            "ignite_pool_memory_reserved_mb",
+            "gauge",
+            "Memory limits of the sandboxes alive now (parked, starting, running), MiB.",
+        );
+        sample(&mut out, "ignite_pool_memory_reserved_mb", &[], pool.reserved_mb as f64);
+        header(
+            &mut out,
+            "ignite_pool_memory_budget_mb",
+            "gauge",
+            "Memory the pool may reserve; no sandbox is started ahead beyond it, MiB.",
+        );
+        sample(&mut out, "ignite_pool_memory_budget_mb", &[], pool.budget_mb as f64);
+
         header(&mut out, "ignite_rejections_total", "counter", "Error responses by HTTP status and error code.");
         for ((status, code), n) in &m.rejections {
             sample(
@@ -109,7 +172,7 @@ impl Metrics {
 /// Prometheus metrics: executions, durations, slots, queue, rejections.
 #[utoipa::path(get, path = "/metrics", responses((status = 200, body = String, content_type = "text/plain; version=0.0.4")))]
 pub(super) async fn scrape(State(st): State<Arc<AppState>>) -> impl IntoResponse {
-    let gauges = Gauges { running: st.admission.running(), queued: st.admission.queued() };
+    let gauges = Gauges { running: st.admission.running(), queued: st.admission.queued(), pool: st.pool.stats() };
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], st.metrics.render(&gauges))
 }
 
@@ -140,7 +203,12 @@ mod tests {
         m.execution("ok", Duration::from_millis(70));
         m.execution("ok", Duration::from_secs(1000));
         m.execution("timeout", Duration::from_secs(2));
-        let text = m.render(&Gauges { running: 1, queued: 0 });
+        let mut pool = crate::pool::PoolStats { reserved_mb: 128, budget_mb: 1024, ..Default::default() };
+        pool.services.insert("hello".into(), crate::pool::ServiceStats { parked: 2, hits: 5, ..Default::default() });
+        let text = m.render(&Gauges { running: 1, queued: 0, pool });
+        assert!(text.contains("ignite_pool_sandboxes{service=\"hello\",state=\"parked\"} 2\n"), "{text}");
+        assert!(text.contains("ignite_pool_requests_total{service=\"hello\",result=\"hit\"} 5\n"), "{text}");
+        assert!(text.contains("ignite_pool_memory_budget_mb 1024\n"), "{text}");
         assert!(text.contains("ignite_executions_total{status=\"ok\"} 2\n"), "{text}");
         assert!(text.contains("ignite_execution_duration_seconds_bucket{le=\"0.05\"} 0\n"), "{text}");
         assert!(text.contains("ignite_execution_duration_seconds_bucket{le=\"0.1\"} 1\n"), "{text}");

@@ -24,7 +24,8 @@ use tokio_util::task::TaskTracker;
 pub use auth::{KeyError, Keys};
 pub use sessions::SessionConfig;
 
-use crate::engine::Engine;
+use crate::engine::{DEFAULT_GRACE, Engine, Job};
+use crate::pool::{Pool, PoolConfig};
 use catalog::Catalog;
 use limits::{Admission, RateLimiter};
 
@@ -55,6 +56,8 @@ pub struct Config {
     /// cancelled.
     pub shutdown_timeout: Duration,
     pub sessions: SessionConfig,
+    /// Warm sandboxes for `POST /services/{name}/execute` (inline code and sessions run cold).
+    pub pool: PoolConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +95,7 @@ pub(crate) struct AppState {
     runs: TaskTracker,
     sessions: Arc<sessions::Sessions>,
     metrics: metrics::Metrics,
+    pool: Arc<Pool>,
 }
 
 /// Serves until SIGTERM/SIGINT, then drains: no new connections, running executions get
@@ -119,6 +123,7 @@ pub async fn serve(config: Config, engine: Engine) -> Result<(), ServeError> {
     if sc.quota_mb == 0 || sc.max_sessions == 0 {
         return Err(ServeError::Invalid("--session-quota-mb and --max-sessions must be at least 1".into()));
     }
+    config.pool.check().map_err(|e| ServeError::Invalid(e.to_string()))?;
     let dir = config
         .services_dir
         .canonicalize()
@@ -134,6 +139,7 @@ pub async fn serve(config: Config, engine: Engine) -> Result<(), ServeError> {
     }
 
     let sessions = Arc::new(sessions::Sessions::new(engine.state_dir(), config.sessions.clone()));
+    let pool = Arc::new(Pool::new(engine.clone(), config.pool.clone()));
     let state = Arc::new(AppState {
         engine,
         catalog: Catalog::new(dir),
@@ -147,6 +153,7 @@ pub async fn serve(config: Config, engine: Engine) -> Result<(), ServeError> {
         runs: TaskTracker::new(),
         sessions,
         metrics: metrics::Metrics::default(),
+        pool,
     });
     let app = routes::router(state.clone(), config.max_body);
 
@@ -157,6 +164,7 @@ pub async fn serve(config: Config, engine: Engine) -> Result<(), ServeError> {
         .await
         .map_err(|error| ServeError::Bind { addr: config.addr, error })?;
     let bound = listener.local_addr().map_err(|error| ServeError::Bind { addr: config.addr, error })?;
+    prestart(&state);
     // One machine-readable line, so whoever started us (with --port 0) learns the port.
     println!("{}", serde_json::json!({ "listening": bound.to_string() }));
     tracing::info!(address = %bound, auth = !state.keys.is_empty(), "ignite serve listening");
@@ -171,11 +179,44 @@ pub async fn serve(config: Config, engine: Engine) -> Result<(), ServeError> {
     state.runs.close();
     state.runs.wait().await;
     sweeper.abort();
+    state.pool.shutdown().await;
     state.sessions.remove_all().await;
     signals.abort();
     served.map_err(ServeError::Serve)?;
     tracing::info!("ignite serve stopped");
     Ok(())
+}
+
+/// Starts each catalog service's `min` warm sandboxes, for the job an HTTP execute without
+/// options makes (audit on, the service's own limits). Services that do not load, or whose
+/// jobs cannot run warm, are skipped: their requests say why when they come.
+fn prestart(state: &AppState) {
+    let services = match state.catalog.list() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the services to start warm sandboxes for");
+            return;
+        }
+    };
+    for info in services.into_iter().filter(|s| s.valid) {
+        let min = state.pool.config().sizing(&info.name).min;
+        if min == 0 {
+            continue;
+        }
+        let catalog::Lookup::Found(service) = state.catalog.lookup(&info.name, &Default::default()) else { continue };
+        let Ok(policy) = crate::policy::resolve(&service.dir, None, true) else { continue };
+        let job = Job {
+            service: *service,
+            input: String::new(),
+            policy: policy.policy,
+            grace: DEFAULT_GRACE,
+            workspace: None,
+            audit: true,
+            identity: None,
+        };
+        let started = state.pool.warm_up(&job, min);
+        tracing::info!(service = %info.name, started, "starting warm sandboxes");
+    }
 }
 
 struct Signals {

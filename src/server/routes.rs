@@ -335,11 +335,12 @@ async fn execute(
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "policy_invalid", e.to_string()))?
         .policy;
     let job = Job { service, input, policy, grace: DEFAULT_GRACE, workspace: None, audit, identity: None };
-    run_job(&st, job, permit, (), Format::from_accept(&headers)).await
+    run_job(&st, job, permit, (), Format::from_accept(&headers), true).await
 }
 
 /// Runs `job` and answers with its report, or with `format` streams its output and then the
-/// report (see [`stream`]). The slot (`permit`) and `held` (a per-run directory, a session's
+/// report (see [`stream`]). `pooled`: through the warm pool (a parked sandbox if one fits,
+/// else cold); otherwise always cold. The slot (`permit`) and `held` (a per-run directory, a session's
 /// turn) stay with the run until it ends, not with the response, so a client that hangs up
 /// neither frees a slot whose sandbox is still running nor removes what the sandbox uses.
 pub(super) async fn run_job<H: Send + 'static>(
@@ -348,8 +349,10 @@ pub(super) async fn run_job<H: Send + 'static>(
     permit: OwnedSemaphorePermit,
     held: H,
     format: Option<Format>,
+    pooled: bool,
 ) -> Result<Response, ApiError> {
     let engine = st.engine.clone();
+    let pool = st.pool.clone();
     let cancel = st.cancel_runs.child_token();
     let handle = tokio::runtime::Handle::current();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -363,7 +366,11 @@ pub(super) async fn run_job<H: Send + 'static>(
         let _held = held;
         let started = Instant::now();
         let out: Option<Arc<dyn crate::supervisor::OutputSink>> = sink2.map(|s| s as _);
-        let result = handle.block_on(engine.execute(&job, &NoProgress, out, cancel2));
+        let result = if pooled {
+            handle.block_on(pool.execute(job, out, cancel2))
+        } else {
+            handle.block_on(engine.execute(&job, &NoProgress, out, cancel2))
+        };
         let status = result.as_ref().map_or("failed", |r| r.status.as_str());
         st2.metrics.execution(status, started.elapsed());
         result

@@ -33,6 +33,17 @@ pub const REPORT_FD: i32 = 3;
 /// Descriptor of the release pipe: after reporting the exit, the entrypoint keeps the
 /// container (and its cgroup) alive until the host closes this pipe.
 pub const RELEASE_FD: i32 = 4;
+/// Descriptors of the program's stdout and stderr pipes. The entrypoint makes them its own
+/// stdout and stderr (the program inherits them), so output reaches ignite directly, not
+/// through the OCI runtime's copy of the container's stdio, whose lag would race the exit
+/// report: once the entrypoint reports the exit, all output is in these pipes.
+pub const STDOUT_FD: i32 = 5;
+pub const STDERR_FD: i32 = 6;
+/// Descriptor of a warm sandbox's job pipe: the entrypoint reports `ready` and then reads one
+/// job message here (see [`crate::init_proto::JobMessage`]) before it starts anything.
+pub const JOB_FD: i32 = 7;
+/// The entrypoint's flag for a warm sandbox: wait for the job on [`JOB_FD`].
+pub const WAIT_JOB_FLAG: &str = "--wait-job";
 pub const SANDBOX_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 pub const SANDBOX_HOME: &str = "/tmp";
 /// Linux refuses a single environment string longer than 32 pages (MAX_ARG_STRLEN).
@@ -167,6 +178,10 @@ pub struct SpecInput {
     /// What the program may start; the entrypoint enforces it right before it execs the runtime.
     pub spawn: SpawnRule,
     pub seccomp: LinuxSeccomp,
+    /// A warm sandbox: started ahead of its job, the entrypoint waits for the input on
+    /// [`JOB_FD`]; the spec then has no `IGNITE_INPUT` (it arrives with the job) and is
+    /// otherwise the one a cold run of the same job gets.
+    pub wait_job: bool,
 }
 
 /// Composes the sandbox environment. Later sources win: runtime defaults, then the
@@ -182,7 +197,7 @@ pub fn compose_env(
     }
     env.insert("PATH", SANDBOX_PATH);
     env.insert("HOME", SANDBOX_HOME);
-    env.insert("IGNITE_INPUT", input);
+    env.insert(crate::init_proto::INPUT_VAR, input);
     env.into_iter()
         .map(|(k, v)| {
             let s = format!("{k}={v}");
@@ -245,6 +260,9 @@ pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
 
     let mut args = vec![INIT_PATH.to_string(), "--kill-after-ms".to_string(), input.kill_after_ms.to_string()];
     args.extend(input.spawn.to_args());
+    if input.wait_job {
+        args.push(WAIT_JOB_FLAG.into());
+    }
     args.push("--".into());
     args.extend(input.argv.iter().cloned());
 
@@ -266,7 +284,12 @@ pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
         .terminal(false)
         .user(UserBuilder::default().uid(user.uid).gid(user.gid).additional_gids(Vec::<u32>::new()).build()?)
         .args(args)
-        .env(input.env.clone())
+        .env(if input.wait_job {
+            let input_var = format!("{}=", crate::init_proto::INPUT_VAR);
+            input.env.iter().filter(|e| !e.starts_with(&input_var)).cloned().collect()
+        } else {
+            input.env.clone()
+        })
         .cwd(APP_DIR)
         .capabilities(capabilities)
         .rlimits(rlimits)
@@ -569,6 +592,7 @@ mod tests {
             hostname: "hello".into(),
             cgroups_path: "/ignite/ig-1".into(),
             kill_after_ms: 7000,
+            wait_job: false,
             spawn: SpawnRule::NoSpawn,
             seccomp: LinuxSeccompBuilder::default().default_action(LinuxSeccompAction::ScmpActErrno).build().unwrap(),
         }
@@ -869,6 +893,31 @@ mod tests {
         assert_eq!(args[0], INIT_PATH);
         assert_eq!(&args[1..6], &["--kill-after-ms", "7000", "--spawn", "none", "--"]);
         assert_eq!(&args[6..], &["/usr/local/bin/bun", "run", "/app/index.ts"]);
+    }
+
+    #[test]
+    fn a_warm_spec_is_the_cold_one_without_the_input_and_with_the_job_flag() {
+        let cold = built();
+        let mut i = input();
+        i.wait_job = true;
+        let warm = build(&i).unwrap();
+        validate(&warm).unwrap();
+        let (cp, wp) = (cold.process().as_ref().unwrap(), warm.process().as_ref().unwrap());
+        let mut want_args = cp.args().clone().unwrap();
+        let end = want_args.iter().position(|a| a == "--").unwrap();
+        want_args.insert(end, WAIT_JOB_FLAG.to_string());
+        assert_eq!(wp.args().as_ref().unwrap(), &want_args);
+        let want_env: Vec<String> =
+            cp.env().clone().unwrap().into_iter().filter(|e| !e.starts_with("IGNITE_INPUT=")).collect();
+        assert_eq!(wp.env().as_ref().unwrap(), &want_env);
+        assert!(want_env.len() + 1 == cp.env().as_ref().unwrap().len());
+        // Everything else is identical: the same protections, limits and mounts.
+        let mut same = warm.clone();
+        let mut p = wp.clone();
+        p.set_args(cp.args().clone());
+        p.set_env(cp.env().clone());
+        same.set_process(Some(p));
+        assert_eq!(serde_json::to_value(&same).unwrap(), serde_json::to_value(&cold).unwrap());
     }
 
     #[test]

@@ -100,6 +100,7 @@ mod tests {
             hostname: "svc".into(),
             cgroups_path: "/ignite/ig-2".into(),
             kill_after_ms: 300_000,
+            wait_job: false,
             spawn: crate::spawn_guard::SpawnRule::Any,
             seccomp: LinuxSeccompBuilder::default().default_action(LinuxSeccompAction::ScmpActErrno).build().unwrap(),
         }
