@@ -15,6 +15,9 @@ use crate::engine::{Engine, Job};
 use crate::pool::{Pool, PoolConfig, Sizing};
 use crate::supervisor::{OutputSink, Stream};
 
+/// How long a run waits (untimed) for the cell's sandbox to be parked.
+const PARK_WAIT: Duration = Duration::from_secs(30);
+
 /// One warm cell's pool, kept across its runs.
 pub(super) struct WarmRunner {
     pool: Pool,
@@ -39,7 +42,9 @@ impl WarmRunner {
             default: Sizing { min: 1, max: 1 },
             overrides: BTreeMap::new(),
             idle_ttl: Duration::from_secs(3600),
-            memory_budget_mb: u64::from(job.service.memory_mb),
+            // Room for the parked sandbox, the one whose run just ended (still being removed,
+            // in the background) and the one in use.
+            memory_budget_mb: 3 * u64::from(job.service.memory_mb),
         };
         let pool = Pool::new(engine.clone(), config);
         if pool.warm_up(job, 1) == 0 {
@@ -54,7 +59,7 @@ impl WarmRunner {
     /// removal continues in the background, as on the server).
     pub(super) async fn run(&self, job: &Job, expect: &str, cancel: &CancellationToken) -> Result<Sample, RunError> {
         tokio::select! {
-            _ = self.pool.settled(job) => {}
+            parked = self.parked(job) => parked?,
             _ = cancel.cancelled() => return Err(RunError::Cancelled),
         }
         let sink = Arc::new(FirstOutput(Mutex::new(None)));
@@ -84,6 +89,27 @@ impl WarmRunner {
             delete: None,
         };
         Ok(Sample { total_ms: ms(end), phases })
+    }
+
+    /// Waits until the cell's sandbox is parked: the replacement of the previous run starts
+    /// once that run's report is out, so it may not even be counted as starting yet.
+    async fn parked(&self, job: &Job) -> Result<(), RunError> {
+        let since = Instant::now();
+        loop {
+            let stats = self.pool.stats();
+            let s = stats.services.get(&job.service.name).cloned().unwrap_or_default();
+            if s.parked > 0 {
+                return Ok(());
+            }
+            if since.elapsed() > PARK_WAIT {
+                return Err(RunError::Outcome(format!(
+                    "no warm sandbox was parked within {} s ({} launch failure(s))",
+                    PARK_WAIT.as_secs(),
+                    s.launch_failures
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
     }
 
     /// Removes the pool's sandboxes; called once at the end of the benchmark, on every path.
