@@ -41,6 +41,7 @@ fn input() -> SpecInput {
         kill_after_ms: 7_500,
         spawn: SpawnRule::NoSpawn,
         seccomp,
+        wait_job: false,
     }
 }
 
