@@ -767,7 +767,7 @@ async fn drain(task: tokio::task::JoinHandle<Captured>) -> Captured {
 
 /// Reads the entrypoint's report pipe until EOF (the entrypoint exited), forwarding each
 /// event as it arrives. Bounded: a stream longer than the entrypoint ever writes is cut.
-async fn read_events(mut rx: pipe::Receiver, tx: tokio::sync::mpsc::UnboundedSender<InitEvent>) {
+pub(crate) async fn read_events(mut rx: pipe::Receiver, tx: tokio::sync::mpsc::UnboundedSender<InitEvent>) {
     let mut pending = Vec::new();
     let mut total = 0usize;
     let mut buf = [0u8; 4096];

@@ -23,7 +23,7 @@ use crate::audit::{AuditError, Listener};
 use crate::bundle::NoProgress;
 use crate::engine::{Engine, EngineError, Job};
 use crate::fsutil::owned;
-use crate::init_proto::{InitEvent, MAX_REPORT_BYTES, parse_events};
+use crate::init_proto::InitEvent;
 use crate::oci::{CliRuntime, CreateIo, OciError, OciRuntime};
 use crate::spec::APP_DIR;
 use crate::supervisor::StateDir;
@@ -158,7 +158,7 @@ async fn drive(
     let out_task = tokio::spawn(collect(out_r));
     let err_task = tokio::spawn(collect(err_r));
     let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(read_events(rep_r, ev_tx));
+    tokio::spawn(crate::supervisor::read_events(rep_r, ev_tx));
 
     let spec_done = Instant::now();
     ctx.live.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_string());
@@ -370,30 +370,6 @@ async fn finish(task: tokio::task::JoinHandle<(Option<Instant>, Vec<u8>)>) -> (O
     match tokio::time::timeout(Duration::from_secs(2), task).await {
         Ok(Ok(r)) => r,
         _ => (None, Vec::new()),
-    }
-}
-
-/// The entrypoint's report pipe, event by event, until EOF (bounded like the supervisor's).
-async fn read_events(mut rx: pipe::Receiver, tx: tokio::sync::mpsc::UnboundedSender<InitEvent>) {
-    let mut pending = Vec::new();
-    let mut total = 0usize;
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = match rx.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        total += n;
-        if total > MAX_REPORT_BYTES {
-            return;
-        }
-        pending.extend_from_slice(&buf[..n]);
-        while let Some(pos) = pending.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=pos).collect();
-            for ev in parse_events(&line) {
-                let _ = tx.send(ev);
-            }
-        }
     }
 }
 
