@@ -683,12 +683,23 @@ fn check_dependencies(svc: &Service, modules: &Modules, lease: Option<&Lease>) -
                     )
                 })
             }
-            (Modules::Vendored(dir), _) => (!dir.join(name).is_dir()).then(|| {
-                format!(
-                    "{} is missing; the service's own node_modules/ is used as it is (remove it to let ignite install package.json)",
-                    dir.join(name).display()
-                )
-            }),
+            // The service's own node_modules: looked up beneath the service directory without
+            // following any link, so a linked package cannot make this an oracle for host paths.
+            (Modules::Vendored(dir), _) => {
+                let found = crate::fsutil::svcdir::kind_of(&svc.dir, &format!("node_modules/{name}"));
+                match found {
+                    Ok(Some(crate::fsutil::svcdir::EntryKind::Dir)) => None,
+                    Ok(Some(_)) => Some(format!(
+                        "{} is not a directory (a link or a file); a vendored package must be a directory inside the service directory",
+                        dir.join(name).display()
+                    )),
+                    Ok(None) => Some(format!(
+                        "{} is missing; the service's own node_modules/ is used as it is (remove it to let ignite install package.json)",
+                        dir.join(name).display()
+                    )),
+                    Err(e) => Some(e.to_string()),
+                }
+            }
             _ => Some(format!(
                 "{} lists no dependencies to install; add it to `dependencies` in package.json",
                 svc.dir.join(deps::MANIFEST).display()

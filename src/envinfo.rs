@@ -267,15 +267,19 @@ fn describe_service(dir: &Path, registry: &Registry, store: &BundleStore) -> Ser
     // service.yaml is read as `ignite lock` reads it: no `${VAR}` is expanded, so describing a
     // service needs none of its secrets.
     let file = dir.join(SERVICE_FILE);
-    env.name = match std::fs::read_to_string(&file) {
-        Ok(text) => match service::parse(&text, &file) {
+    env.name = match service::read_file(&dir) {
+        Ok(Some(text)) => match service::parse(&text, &file) {
             Ok(raw) => raw.name,
             Err(e) => {
                 env.problem = Some(e.to_string());
                 return env;
             }
         },
-        Err(_) => dir.file_name().map(|n| n.to_string_lossy().into_owned()),
+        Ok(None) => dir.file_name().map(|n| n.to_string_lossy().into_owned()),
+        Err(e) => {
+            env.problem = Some(e.to_string());
+            return env;
+        }
     };
     let spec = match lock::runtime_spec(&dir, None) {
         Ok(s) => s,

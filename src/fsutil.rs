@@ -1,9 +1,11 @@
 //! Small filesystem helpers shared by the caches (bundles, staged apps, installed
 //! dependencies): unique temp names, removal that never follows a planted symlink, and a guard
 //! that removes a temp path on every early return; [`walk`] is the bounded, symlink-safe walk
-//! of a service directory; [`owned`] marks directories that a live ignite process owns.
+//! of a service directory; [`svcdir`] is the one way to read a file from a service directory;
+//! [`owned`] marks directories that a live ignite process owns.
 
 pub mod owned;
+pub mod svcdir;
 pub mod walk;
 
 use std::fs;

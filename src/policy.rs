@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::fsutil::svcdir::{self, ReadError, Rule};
+
 /// Policy file names looked up in a service directory, in this order (at most one may exist).
 pub const POLICY_FILES: [&str; 4] =
     ["ignite.policy.yaml", "ignite.policy.yml", ".ignite-policy.yaml", ".ignite-policy.yml"];
@@ -48,6 +50,9 @@ pub enum PolicyError {
     Ambiguous { dir: PathBuf, found: String },
     #[error("policy file {path}: {problem}")]
     File { path: PathBuf, problem: String },
+    /// A policy file that may not be read (a link in a service directory, a pipe, too large).
+    #[error(transparent)]
+    Unreadable(#[from] ReadError),
 }
 
 /// The effective policy of a run.
@@ -185,12 +190,19 @@ impl Effective {
 pub fn resolve(dir: &Path, explicit: Option<&Path>, audit: bool) -> Result<Effective, PolicyError> {
     let mut layers = builtin_layers(audit)?;
     let file = match explicit {
-        Some(path) => Some(path.to_path_buf()),
-        None => find(dir)?,
+        Some(path) => {
+            layers.push((read(path)?, Source::File { path: path.to_path_buf() }));
+            Some(path.to_path_buf())
+        }
+        None => match find(dir)? {
+            Some(path) => {
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                layers.push((read_in(dir, &name)?, Source::File { path: path.clone() }));
+                Some(path)
+            }
+            None => None,
+        },
     };
-    if let Some(path) = &file {
-        layers.push((read(path)?, Source::File { path: path.clone() }));
-    }
     let mut effective = merge(layers)?;
     effective.file = file;
     effective.audit = audit;
@@ -241,20 +253,21 @@ pub fn find(dir: &Path) -> Result<Option<PathBuf>, PolicyError> {
     }
 }
 
-/// Reads and parses one policy file (a regular file, at most [`MAX_POLICY_BYTES`]).
+/// How policy files are read: regular files of at most 64 KiB.
+const POLICY_RULE: Rule = Rule { what: "policy file", max_bytes: MAX_POLICY_BYTES };
+
+/// Reads and parses a policy file the operator named (`--policy FILE`: it may be a link).
 pub fn read(path: &Path) -> Result<RawPolicy, PolicyError> {
-    let meta = std::fs::metadata(path).map_err(|source| PolicyError::Read { path: path.to_path_buf(), source })?;
-    if !meta.is_file() {
-        return Err(PolicyError::File { path: path.to_path_buf(), problem: "is not a regular file".into() });
-    }
-    if meta.len() > MAX_POLICY_BYTES {
-        return Err(PolicyError::File {
-            path: path.to_path_buf(),
-            problem: format!("is {} bytes; a policy file may have at most {MAX_POLICY_BYTES}", meta.len()),
-        });
-    }
-    let text =
-        std::fs::read_to_string(path).map_err(|source| PolicyError::Read { path: path.to_path_buf(), source })?;
+    let text = svcdir::read_operator_text(path, POLICY_RULE)?;
+    parse(&text, &path.display().to_string())
+}
+
+/// Reads and parses the policy file `name` of the service directory `dir`, the safe way
+/// ([`svcdir`]): never through a link, never a pipe or a device.
+pub fn read_in(dir: &Path, name: &str) -> Result<RawPolicy, PolicyError> {
+    let path = dir.join(name);
+    let text = svcdir::read_text(dir, name, POLICY_RULE)?
+        .ok_or_else(|| PolicyError::Read { path: path.clone(), source: std::io::ErrorKind::NotFound.into() })?;
     parse(&text, &path.display().to_string())
 }
 
@@ -622,7 +635,7 @@ mod tests {
         let dir = dir_with(&[]);
         std::fs::create_dir(dir.path().join("ignite.policy.yaml")).unwrap();
         let err = resolve(dir.path(), None, false).unwrap_err().to_string();
-        assert!(err.contains("is not a regular file"), "{err}");
+        assert!(err.contains("is a directory; a policy file must be a regular file"), "{err}");
         let big = dir_with(&[("p.yaml", &format!("security: {{}}\n#{}\n", "x".repeat(70_000)))]);
         let err = resolve(dir.path(), Some(&big.path().join("p.yaml")), false).unwrap_err().to_string();
         assert!(err.contains("at most 65536"), "{err}");

@@ -1,10 +1,13 @@
-//! `service.yaml`: the serde model, defaults, `${VAR}` expansion and validation with precise errors.
+//! `service.yaml`: the serde model, defaults, `${VAR}` expansion (from the variables the
+//! operator passes, [`PassEnv`]) and validation with precise errors.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::fsutil::svcdir::{self, ReadError, Rule};
 
 /// File name of a service definition inside a service directory.
 pub const SERVICE_FILE: &str = "service.yaml";
@@ -26,10 +29,18 @@ pub const DEFAULT_ENTRIES: &[&str] = &["index.ts", "index.js", "index.mjs", "mai
 /// Environment names that ignite itself sets inside the sandbox.
 const RESERVED_ENV: &[&str] = &["IGNITE_INPUT", "PATH", "HOME"];
 
+/// Prefix of ignite's own configuration variables (API keys, directories): never passed.
+pub const OWN_ENV_PREFIX: &str = "IGNITE_";
+
+/// How service.yaml is read from the service directory (see [`crate::fsutil::svcdir`]).
+pub const SERVICE_FILE_RULE: Rule = Rule { what: "service definition", max_bytes: 256 * 1024 };
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     #[error("failed to read {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    File(#[from] ReadError),
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{path}: field `{field}`: {reason}")]
@@ -98,7 +109,7 @@ pub struct Service {
     pub memory_mb: u32,
     pub timeout_ms: u64,
     pub cpu_limit: f64,
-    /// Environment after `${VAR}` expansion.
+    /// Environment after `${VAR}` expansion (from the passed variables only).
     pub env: BTreeMap<String, String>,
     pub dependencies: Vec<String>,
     /// `install.scripts`: whether the dependency install step runs lifecycle scripts.
@@ -137,12 +148,7 @@ pub fn parse(text: &str, path: &Path) -> Result<RawService, ServiceError> {
 
 /// Loads `dir/service.yaml`. With `required == false` a missing file yields defaults
 /// (that is `ignite exec`); any other read or parse failure is an error either way.
-pub fn load(
-    dir: &Path,
-    required: bool,
-    overrides: &Overrides,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<Service, ServiceError> {
+pub fn load(dir: &Path, required: bool, overrides: &Overrides, pass: &PassEnv) -> Result<Service, ServiceError> {
     let dir = dir.canonicalize().map_err(|source| ServiceError::Read { path: dir.to_path_buf(), source })?;
     if !dir.is_dir() {
         return Err(ServiceError::Field {
@@ -152,12 +158,20 @@ pub fn load(
         });
     }
     let file = dir.join(SERVICE_FILE);
-    let (raw, from_file) = match std::fs::read_to_string(&file) {
-        Ok(text) => (parse(&text, &file)?, true),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => (RawService::default(), false),
-        Err(source) => return Err(ServiceError::Read { path: file, source }),
+    let (raw, from_file) = match read_file(&dir)? {
+        Some(text) => (parse(&text, &file)?, true),
+        None if !required => (RawService::default(), false),
+        None => {
+            return Err(ServiceError::Read { path: file, source: std::io::ErrorKind::NotFound.into() });
+        }
     };
-    resolve(raw, &dir, &file, from_file, overrides, lookup)
+    resolve(raw, &dir, &file, from_file, overrides, pass)
+}
+
+/// The text of `dir/service.yaml` (`None` when there is none), read the safe way: no link,
+/// a regular file, at most [`SERVICE_FILE_RULE`]'s size.
+pub fn read_file(dir: &Path) -> Result<Option<String>, ServiceError> {
+    Ok(svcdir::read_text(dir, SERVICE_FILE, SERVICE_FILE_RULE)?)
 }
 
 /// Applies defaults and overrides to a parsed service and validates every field.
@@ -167,7 +181,7 @@ pub fn resolve(
     file: &Path,
     from_file: bool,
     o: &Overrides,
-    lookup: &dyn Fn(&str) -> Option<String>,
+    pass: &PassEnv,
 ) -> Result<Service, ServiceError> {
     let field_err = |field: &str, reason: String| ServiceError::Field {
         path: file.to_path_buf(),
@@ -210,7 +224,7 @@ pub fn resolve(
     for (key, value) in raw.env {
         let field = format!("service.env.{key}");
         validate_env_name(&key).map_err(|r| field_err(&field, r))?;
-        let value = expand_vars(&value, lookup).map_err(|r| field_err(&field, r))?;
+        let value = expand_vars(&value, pass).map_err(|r| field_err(&field, r))?;
         env.insert(key, value);
     }
     for (key, value) in &o.env {
@@ -359,9 +373,70 @@ fn validate_env_name(key: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Expands `${NAME}` from the caller's environment. `$$` is a literal `$`. An unset
-/// variable is an error naming it: silently passing "" hides a broken deployment.
-pub fn expand_vars(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+/// The host environment variables that `${NAME}` in service.yaml may read: only those the
+/// operator names (`--pass-env`), with their values taken once, when the list is made. ignite's
+/// own configuration (`IGNITE_*`: API keys, directories) can never be named, so a service from
+/// an upload or a model cannot ask for the server's secrets.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PassEnv {
+    values: BTreeMap<String, Option<String>>,
+}
+
+/// What `${NAME}` finds.
+enum Lookup<'a> {
+    Value(&'a str),
+    Unset,
+    NotPassed,
+}
+
+impl PassEnv {
+    /// Passes nothing: every `${NAME}` is an error that says how to pass it.
+    pub fn none() -> PassEnv {
+        PassEnv::default()
+    }
+
+    /// The named variables, with their values from this process's environment now.
+    pub fn from_process(names: &[String]) -> Result<PassEnv, String> {
+        PassEnv::with_source(names, &|name| std::env::var(name).ok())
+    }
+
+    /// The named variables, with values from `source` (tests, fixed configurations).
+    pub fn with_source(names: &[String], source: &dyn Fn(&str) -> Option<String>) -> Result<PassEnv, String> {
+        let mut values = BTreeMap::new();
+        for name in names {
+            let ok = name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !ok {
+                return Err(format!("--pass-env {name:?}: not an environment variable name"));
+            }
+            if name.starts_with(OWN_ENV_PREFIX) {
+                return Err(format!(
+                    "--pass-env {name}: ignite's own configuration ({OWN_ENV_PREFIX}*) is never passed to services"
+                ));
+            }
+            values.insert(name.clone(), source(name));
+        }
+        Ok(PassEnv { values })
+    }
+
+    /// The names passed, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.values.keys().map(String::as_str)
+    }
+
+    fn get(&self, name: &str) -> Lookup<'_> {
+        match self.values.get(name) {
+            Some(Some(v)) => Lookup::Value(v),
+            Some(None) => Lookup::Unset,
+            None => Lookup::NotPassed,
+        }
+    }
+}
+
+/// Expands `${NAME}` from the passed variables. `$$` is a literal `$`. A variable that is not
+/// passed, or passed but unset, is an error naming it: silently passing "" hides a broken
+/// deployment.
+pub fn expand_vars(value: &str, pass: &PassEnv) -> Result<String, String> {
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
     while let Some(pos) = rest.find('$') {
@@ -376,10 +451,24 @@ pub fn expand_vars(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Resu
             if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
                 return Err(format!("invalid variable reference `${{{name}}}` in {value:?}"));
             }
-            let v = lookup(name).ok_or_else(|| {
-                format!("environment variable {name} is not set (referenced as `${{{name}}}`); export it before running, or write `$${{{name}}}` for a literal")
-            })?;
-            out.push_str(&v);
+            match pass.get(name) {
+                Lookup::Value(v) => out.push_str(v),
+                Lookup::Unset => {
+                    return Err(format!(
+                        "environment variable {name} is not set (referenced as `${{{name}}}`); export it before running, or write `$${{{name}}}` for a literal"
+                    ));
+                }
+                Lookup::NotPassed if name.starts_with(OWN_ENV_PREFIX) => {
+                    return Err(format!(
+                        "`${{{name}}}` names ignite's own configuration ({OWN_ENV_PREFIX}*), which is never passed to services"
+                    ));
+                }
+                Lookup::NotPassed => {
+                    return Err(format!(
+                        "`${{{name}}}` names a host environment variable that is not passed to services; pass it with --pass-env {name} (or IGNITE_PASS_ENV={name}), or write `$${{{name}}}` for a literal"
+                    ));
+                }
+            }
             rest = &body[end + 1..];
         } else {
             out.push('$');
@@ -420,8 +509,8 @@ mod tests {
     use super::*;
     use std::fs;
 
-    fn no_env(_: &str) -> Option<String> {
-        None
+    fn no_env() -> PassEnv {
+        PassEnv::none()
     }
 
     fn svc_dir(yaml: &str) -> tempfile::TempDir {
@@ -433,13 +522,13 @@ mod tests {
 
     fn load_err(yaml: &str) -> String {
         let d = svc_dir(yaml);
-        load(d.path(), true, &Overrides::default(), &no_env).unwrap_err().to_string()
+        load(d.path(), true, &Overrides::default(), &no_env()).unwrap_err().to_string()
     }
 
     #[test]
     fn minimal_file_gets_defaults() {
         let d = svc_dir("service:\n  name: hello\n  entry: index.ts\n");
-        let s = load(d.path(), true, &Overrides::default(), &no_env).unwrap();
+        let s = load(d.path(), true, &Overrides::default(), &no_env()).unwrap();
         assert_eq!(s.name, "hello");
         assert_eq!(s.runtime, "bun");
         assert_eq!(s.memory_mb, 128);
@@ -454,9 +543,9 @@ mod tests {
         let d = svc_dir(
             "service:\n  name: data-processor\n  runtime: bun@1.4\n  entry: ./index.ts\n  memoryMb: 64\n  timeoutMs: 5000\n  cpuLimit: 0.5\n  env:\n    DEBUG: \"true\"\n    KEY: \"${SECRET}-x\"\n  dependencies: [lodash, \"@types/node\"]\n",
         );
-        let lookup = |k: &str| (k == "SECRET").then(|| "s3".to_string());
+        let pass = PassEnv::with_source(&["SECRET".into()], &|k| (k == "SECRET").then(|| "s3".to_string())).unwrap();
         let o = Overrides { memory_mb: Some(256), env: vec![("EXTRA".into(), "1".into())], ..Default::default() };
-        let s = load(d.path(), true, &o, &lookup).unwrap();
+        let s = load(d.path(), true, &o, &pass).unwrap();
         assert_eq!(s.runtime, "bun@1.4");
         assert_eq!(s.entry, "index.ts");
         assert_eq!(s.memory_mb, 256);
@@ -469,10 +558,56 @@ mod tests {
     }
 
     #[test]
-    fn unset_variable_is_named() {
-        let e = load_err("service:\n  name: a\n  env:\n    K: \"${NOPE_NOT_SET}\"\n");
-        assert!(e.contains("service.env.K"), "{e}");
-        assert!(e.contains("NOPE_NOT_SET is not set"), "{e}");
+    fn a_variable_that_is_not_passed_or_not_set_is_named() {
+        let e = load_err("service:\n  name: a\n  env:\n    K: \"${HOME}\"\n");
+        assert!(
+            e.contains("service.env.K") && e.contains("not passed to services") && e.contains("--pass-env HOME"),
+            "{e}"
+        );
+        let d = svc_dir("service:\n  name: a\n  env:\n    K: \"${NOPE_NOT_SET}\"\n");
+        let pass = PassEnv::with_source(&["NOPE_NOT_SET".into()], &|_| None).unwrap();
+        let e = load(d.path(), true, &Overrides::default(), &pass).unwrap_err().to_string();
+        assert!(e.contains("service.env.K") && e.contains("NOPE_NOT_SET is not set"), "{e}");
+    }
+
+    #[test]
+    fn ignite_configuration_is_never_expanded_nor_passable() {
+        // The server keeps its API keys in IGNITE_API_KEYS: a service must not be able to ask.
+        let e = load_err("service:\n  name: a\n  env:\n    K: \"${IGNITE_API_KEYS}\"\n");
+        assert!(e.contains("ignite's own configuration") && !e.contains("--pass-env IGNITE"), "{e}");
+        let e = PassEnv::with_source(&["IGNITE_API_KEYS".into()], &|_| Some("k".into())).unwrap_err();
+        assert!(e.contains("never passed"), "{e}");
+        assert!(PassEnv::with_source(&["1X".into()], &|_| None).is_err());
+        assert!(PassEnv::with_source(&["A-B".into()], &|_| None).is_err());
+    }
+
+    #[test]
+    fn service_yaml_is_read_without_following_links_and_within_its_cap() {
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("secret"), "service:\n  name: [root-only-content\n").unwrap();
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("index.ts"), "").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), d.path().join("service.yaml")).unwrap();
+        let e = load(d.path(), true, &Overrides::default(), &no_env()).unwrap_err().to_string();
+        assert!(e.contains("symbolic link") && !e.contains("root-only"), "{e}");
+        // Not even `ignite exec` (service.yaml optional) falls back to defaults: it is refused.
+        assert!(load(d.path(), false, &Overrides::default(), &no_env()).is_err());
+
+        fs::remove_file(d.path().join("service.yaml")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", d.path().join("service.yaml")).unwrap();
+        let e = load(d.path(), true, &Overrides::default(), &no_env()).unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+
+        fs::remove_file(d.path().join("service.yaml")).unwrap();
+        nix::unistd::mkfifo(&d.path().join("service.yaml"), nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        let e = load(d.path(), true, &Overrides::default(), &no_env()).unwrap_err().to_string();
+        assert!(e.contains("named pipe"), "{e}");
+
+        fs::remove_file(d.path().join("service.yaml")).unwrap();
+        let big = format!("service:\n  name: a\n#{}\n", "x".repeat(SERVICE_FILE_RULE.max_bytes as usize));
+        fs::write(d.path().join("service.yaml"), big).unwrap();
+        let e = load(d.path(), true, &Overrides::default(), &no_env()).unwrap_err().to_string();
+        assert!(e.contains("may have at most 262144 bytes"), "{e}");
     }
 
     #[test]
@@ -514,12 +649,12 @@ mod tests {
         fs::write(outside.path().join("x.ts"), "").unwrap();
         let d = svc_dir("service:\n  name: a\n  entry: link.ts\n");
         std::os::unix::fs::symlink(outside.path().join("x.ts"), d.path().join("link.ts")).unwrap();
-        let e = load(d.path(), true, &Overrides::default(), &no_env).unwrap_err().to_string();
+        let e = load(d.path(), true, &Overrides::default(), &no_env()).unwrap_err().to_string();
         assert!(e.contains("through a symlink, outside"), "{e}");
 
         let d = svc_dir("service:\n  name: a\n  entry: sub\n");
         fs::create_dir(d.path().join("sub")).unwrap();
-        let e = load(d.path(), true, &Overrides::default(), &no_env).unwrap_err().to_string();
+        let e = load(d.path(), true, &Overrides::default(), &no_env()).unwrap_err().to_string();
         assert!(e.contains("not a regular file"), "{e}");
     }
 
@@ -562,11 +697,11 @@ mod tests {
     #[test]
     fn install_scripts_field() {
         let d = svc_dir("service:\n  name: a\n  install:\n    scripts: true\n");
-        assert!(load(d.path(), true, &Overrides::default(), &no_env).unwrap().install_scripts);
+        assert!(load(d.path(), true, &Overrides::default(), &no_env()).unwrap().install_scripts);
         let d = svc_dir("service:\n  name: a\n  install: {scripts: false}\n");
-        assert!(!load(d.path(), true, &Overrides::default(), &no_env).unwrap().install_scripts);
+        assert!(!load(d.path(), true, &Overrides::default(), &no_env()).unwrap().install_scripts);
         let d = svc_dir("service:\n  name: a\n");
-        assert!(!load(d.path(), true, &Overrides::default(), &no_env).unwrap().install_scripts);
+        assert!(!load(d.path(), true, &Overrides::default(), &no_env()).unwrap().install_scripts);
         let e = load_err("service:\n  name: a\n  install:\n    scripts: yes please\n");
         assert!(e.contains("service.install.scripts") && e.contains("line 4"), "{e}");
         let e = load_err("service:\n  name: a\n  install:\n    script: true\n");
@@ -578,12 +713,12 @@ mod tests {
         let d = svc_dir(
             "service:\n  name: a\npreflight:\n  memory:\n    warnRatio: 2\n  dependencies: {warn: 1, fail: 2}\n",
         );
-        let s = load(d.path(), true, &Overrides::default(), &no_env).unwrap();
+        let s = load(d.path(), true, &Overrides::default(), &no_env()).unwrap();
         assert_eq!(s.preflight.memory_warn_ratio, 2.0);
         assert_eq!((s.preflight.dependencies_warn, s.preflight.dependencies_fail), (1, 2));
         assert_eq!(s.preflight.bundle_fail_mb, crate::preflight::config::DEFAULT_BUNDLE_FAIL_MB);
         let d = svc_dir("service:\n  name: a\n");
-        assert_eq!(load(d.path(), true, &Overrides::default(), &no_env).unwrap().preflight, Default::default());
+        assert_eq!(load(d.path(), true, &Overrides::default(), &no_env()).unwrap().preflight, Default::default());
         let e = load_err("service:\n  name: a\npreflight:\n  memory:\n    warnRatio: 20\n");
         assert!(
             e.contains("service.yaml: field `preflight.memory.warnRatio`: must be a number between 0 and 10"),
@@ -611,20 +746,20 @@ mod tests {
         let sub = d.path().join("My_Svc");
         fs::create_dir(&sub).unwrap();
         fs::write(sub.join("index.js"), "").unwrap();
-        let s = load(&sub, false, &Overrides::default(), &no_env).unwrap();
+        let s = load(&sub, false, &Overrides::default(), &no_env()).unwrap();
         assert_eq!(s.name, "my-svc");
         assert_eq!(s.entry, "index.js");
         assert!(!s.from_file);
-        let e = load(&sub, true, &Overrides::default(), &no_env).unwrap_err().to_string();
+        let e = load(&sub, true, &Overrides::default(), &no_env()).unwrap_err().to_string();
         assert!(e.contains("service.yaml"), "{e}");
         fs::remove_file(sub.join("index.js")).unwrap();
-        let e = load(&sub, false, &Overrides::default(), &no_env).unwrap_err().to_string();
+        let e = load(&sub, false, &Overrides::default(), &no_env()).unwrap_err().to_string();
         assert!(e.contains("no entry file found"), "{e}");
     }
 
     #[test]
     fn expand_vars_cases() {
-        let l = |k: &str| (k == "A").then(|| "1".to_string());
+        let l = PassEnv::with_source(&["A".into(), "B".into()], &|k| (k == "A").then(|| "1".to_string())).unwrap();
         assert_eq!(expand_vars("x${A}y${A}", &l).unwrap(), "x1y1");
         assert_eq!(expand_vars("$$A $5 ${A}", &l).unwrap(), "$A $5 1");
         assert!(expand_vars("${A", &l).unwrap_err().contains("unterminated"));

@@ -428,7 +428,7 @@ fn crun_is_refused_on_a_hybrid_host_before_anything_starts() {
     use std::os::unix::fs::PermissionsExt;
     let controllers = std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers").unwrap_or_default();
     if controllers.trim().is_empty() {
-        eprintln!("SKIPPED: not a hybrid host whose cgroup2 holds controllers (crun runs on this one)");
+        common::skipped("not a hybrid host whose cgroup2 holds controllers (crun runs on this one)");
         return;
     }
     let sb = Sandbox::new();

@@ -102,28 +102,56 @@ console.log(JSON.stringify({
 }
 
 #[test]
-fn env_is_expanded_from_the_caller() {
+fn env_is_expanded_from_the_variables_the_caller_passes() {
     let sb = sandbox_test!();
     let dir = sb.ts_service(
         "envsvc",
-        "  env:\n    GREETING: \"${IGNITE_TEST_GREETING}\"\n    STATIC: plain\n",
+        "  env:\n    GREETING: \"${GREETING_FOR_TEST}\"\n    STATIC: plain\n",
         "console.log(process.env.GREETING + '|' + process.env.STATIC + '|' + process.env.HOME + '|' + process.env.IGNITE_INPUT)",
     );
     let out = sb
         .cmd()
+        .args(["--pass-env", "GREETING_FOR_TEST"])
         .arg("run")
         .arg(&dir)
         .args(["--json", "--input", r#"{"k":1}"#])
-        .env("IGNITE_TEST_GREETING", "hola")
+        .env("GREETING_FOR_TEST", "hola")
         .output()
         .unwrap();
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["stdout"].as_str().unwrap().trim(), r#"hola|plain|/tmp|{"k":1}"#);
 
-    let out = sb.cmd().arg("run").arg(&dir).env_remove("IGNITE_TEST_GREETING").output().unwrap();
+    // IGNITE_PASS_ENV names them too (comma-separated).
+    let out = sb
+        .cmd()
+        .arg("run")
+        .arg(&dir)
+        .arg("--json")
+        .env("IGNITE_PASS_ENV", "OTHER,GREETING_FOR_TEST")
+        .env("GREETING_FOR_TEST", "hej")
+        .output()
+        .unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(r["stdout"].as_str().unwrap().starts_with("hej|plain|"), "{r}");
+
+    // Set but not passed: refused, naming the flag that passes it.
+    let out = sb.cmd().arg("run").arg(&dir).env("GREETING_FOR_TEST", "hola").output().unwrap();
     assert_eq!(out.status.code(), Some(125));
     let err = stderr_of(&out);
-    assert!(err.contains("IGNITE_TEST_GREETING is not set") && err.contains("service.env.GREETING"), "{err}");
+    assert!(err.contains("--pass-env GREETING_FOR_TEST") && err.contains("service.env.GREETING"), "{err}");
+
+    // Passed but not set.
+    let out = sb
+        .cmd()
+        .args(["--pass-env", "GREETING_FOR_TEST"])
+        .arg("run")
+        .arg(&dir)
+        .env_remove("GREETING_FOR_TEST")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    let err = stderr_of(&out);
+    assert!(err.contains("GREETING_FOR_TEST is not set") && err.contains("service.env.GREETING"), "{err}");
     sb.assert_no_leaks();
 }
 

@@ -202,9 +202,8 @@ fn subjects(config: &BenchConfig, base: &Engine, svc_dir: &Path) -> Result<Vec<S
             }
             continue;
         }
-        let lookup = |_: &str| None;
         let overrides = Overrides { runtime: Some(rt.key()), ..Overrides::default() };
-        let svc = service::load(svc_dir, true, &overrides, &lookup)?;
+        let svc = service::load(svc_dir, true, &overrides, &service::PassEnv::none())?;
         let job = |audit: bool| -> Result<Job, BenchError> {
             Ok(Job {
                 service: svc.clone(),

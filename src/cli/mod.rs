@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use ignite::bundle::{NoProgress, Progress, StderrProgress};
 use ignite::engine::{DEFAULT_GRACE, Engine, Job, Settings};
+use ignite::fsutil::svcdir;
 use ignite::oci::OciKind;
 use ignite::policy;
 use ignite::report::EXIT_IGNITE_ERROR;
@@ -107,6 +108,19 @@ struct GlobalArgs {
     /// TLS-inspecting proxy's [default: /etc/ssl/certs/ca-certificates.crt if present].
     #[arg(long, global = true, env = "NODE_EXTRA_CA_CERTS", value_name = "PEM")]
     install_ca_file: Option<PathBuf>,
+    /// Host environment variable that `${NAME}` in a service.yaml's `env:` may read
+    /// (repeatable, or comma-separated in IGNITE_PASS_ENV). Nothing else is expanded: a
+    /// service directory may come from an upload or a model, and must not be able to ask for
+    /// the host's secrets. ignite's own IGNITE_* variables can never be passed.
+    #[arg(long = "pass-env", global = true, env = "IGNITE_PASS_ENV", value_name = "NAME", value_delimiter = ',')]
+    pass_env: Vec<String>,
+}
+
+impl GlobalArgs {
+    /// The variables `--pass-env` names, with their values now.
+    fn passed_env(&self) -> anyhow::Result<service::PassEnv> {
+        service::PassEnv::from_process(&self.pass_env).map_err(|e| anyhow!(e))
+    }
 }
 
 /// Environment variable naming custom runtimes directories when `--runtimes-dir` is not given.
@@ -693,7 +707,11 @@ fn doctor(g: &GlobalArgs, json: bool) -> anyhow::Result<i32> {
 fn serve(g: &GlobalArgs, a: ServeArgs) -> anyhow::Result<i32> {
     require_root()?;
     let env_keys = std::env::var("IGNITE_API_KEYS").ok().filter(|v| !v.trim().is_empty());
+    // Read once, then gone from the environment: no child process (the OCI runtime, hooks,
+    // slirp4netns, the install step) inherits the tenants' keys.
+    ignite::sys::scrub_env_var("IGNITE_API_KEYS").context("failed to remove IGNITE_API_KEYS from the environment")?;
     let keys = ignite::server::Keys::load(a.api_key_file.as_deref(), env_keys.as_deref())?;
+    let pass_env = g.passed_env()?;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     if a.pool_idle_ttl == 0 {
         anyhow::bail!("--pool-idle-ttl must be at least 1 second");
@@ -720,6 +738,7 @@ fn serve(g: &GlobalArgs, a: ServeArgs) -> anyhow::Result<i32> {
         services_dir: a.services,
         addr: std::net::SocketAddr::new(a.host, a.port),
         keys,
+        pass_env,
         insecure_no_auth: a.insecure_no_auth,
         trust_proxy: a.trust_proxy,
         rate_limit: a.rate_limit,
@@ -833,22 +852,27 @@ fn find_init() -> anyhow::Result<PathBuf> {
     Ok(p)
 }
 
+/// `--input`: JSON text, or `@FILE`. A FILE found from the current directory (or absolute) is
+/// the operator's own; one found only in the service directory is read the safe way (no link,
+/// no pipe). Either is capped at the largest input a program can receive.
 fn read_input(spec: Option<&str>, service_dir: &Path) -> anyhow::Result<String> {
+    let rule = svcdir::Rule { what: "--input file", max_bytes: ignite::server::MAX_INPUT_LIMIT as u64 };
     let text = match spec {
         None => return Ok("{}".to_string()),
         Some(s) => match s.strip_prefix('@') {
             Some(file) => {
                 let p = Path::new(file);
-                let candidates: Vec<PathBuf> =
-                    if p.is_absolute() { vec![p.to_path_buf()] } else { vec![p.to_path_buf(), service_dir.join(p)] };
-                let found = candidates.iter().find(|c| c.is_file()).ok_or_else(|| {
-                    anyhow!(
-                        "--input @{file}: no such file (looked in {})",
-                        candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(" and ")
-                    )
-                })?;
-                std::fs::read_to_string(found)
-                    .with_context(|| format!("failed to read --input file {}", found.display()))?
+                if p.is_absolute() || std::fs::symlink_metadata(p).is_ok() {
+                    svcdir::read_operator_text(p, rule)?
+                } else {
+                    svcdir::read_text(service_dir, file, rule)?.ok_or_else(|| {
+                        anyhow!(
+                            "--input @{file}: no such file (looked in {} and {})",
+                            p.display(),
+                            service_dir.join(p).display()
+                        )
+                    })?
+                }
             }
             None => s.to_string(),
         },
@@ -894,8 +918,7 @@ fn run_service(g: &GlobalArgs, dir: &Path, required: bool, entry: Option<String>
         cpu_limit: a.cpu,
         env: parse_env(&a.env)?,
     };
-    let lookup = |k: &str| std::env::var(k).ok();
-    let svc = service::load(dir, required, &overrides, &lookup)?;
+    let svc = service::load(dir, required, &overrides, &g.passed_env()?)?;
     let input = read_input(a.input.as_deref(), &svc.dir)?;
     let mut effective = policy::resolve(&svc.dir, a.policy.as_deref(), a.audit)?;
     if let Some(bytes) = a.output_limit {
@@ -985,8 +1008,7 @@ fn require_root() -> anyhow::Result<()> {
 
 /// `ignite install DIR`: only the dependency step.
 fn install_service(g: &GlobalArgs, dir: &Path, json: bool, quiet: bool) -> anyhow::Result<i32> {
-    let lookup = |k: &str| std::env::var(k).ok();
-    let svc = service::load(dir, false, &Overrides::default(), &lookup)?;
+    let svc = service::load(dir, false, &Overrides::default(), &g.passed_env()?)?;
     require_root()?;
     let engine = engine(g)?;
     let progress: Box<dyn Progress> = if quiet { Box::new(NoProgress) } else { Box::new(StderrProgress::new()) };

@@ -83,8 +83,7 @@ pub(super) fn preflight_command(
     json: bool,
     strict: bool,
 ) -> anyhow::Result<i32> {
-    let lookup = |k: &str| std::env::var(k).ok();
-    let svc = service::load(dir, false, overrides, &lookup)?;
+    let svc = service::load(dir, false, overrides, &g.passed_env()?)?;
     let registry = ignite::runtime::Registry::load(&runtimes_dirs(g))?;
     let store = BundleStore::new(g.cache_dir.clone());
     let report = ignite::engine::preflight(&svc, &registry, &store)?;

@@ -12,13 +12,11 @@ pub mod cache;
 pub mod install;
 pub mod tree;
 
-use std::fs::File;
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::fsutil::svcdir::{self, EntryKind, ReadError, Rule};
 use crate::runtime::{Registry, ResolvedRuntime, RuntimeError};
 use crate::service::Service;
 
@@ -52,6 +50,9 @@ pub enum DepsError {
         "{path}: field `service.install.scripts` has no effect: the service has its own node_modules/, which ignite uses as it is and never installs into; remove node_modules/ to let ignite install package.json, or remove the field"
     )]
     ScriptsWithVendored { path: PathBuf },
+    /// A file of the service directory that may not be read (a link, a pipe, too large).
+    #[error(transparent)]
+    File(#[from] ReadError),
     #[error(transparent)]
     Cache(#[from] cache::CacheError),
     #[error(transparent)]
@@ -99,14 +100,22 @@ pub struct Plan {
 /// Decides what a service's runs see as `node_modules`, reading package.json and the lockfile.
 pub fn plan(svc: &Service, registry: &Registry) -> Result<Modules, DepsError> {
     let vendored = svc.dir.join("node_modules");
-    if std::fs::symlink_metadata(&vendored).is_ok() {
+    let kind = svcdir::kind_of(&svc.dir, "node_modules")?;
+    if let Some(kind) = kind {
+        if kind != EntryKind::Dir {
+            // A link would make ignite's own checks look at whatever it points to on the host.
+            return Err(DepsError::Manifest {
+                path: vendored,
+                reason: "is not a directory (a symbolic link or a file); a service's own node_modules must be a directory inside the service directory".into(),
+            });
+        }
         if svc.install_scripts {
             return Err(DepsError::ScriptsWithVendored { path: svc.dir.join(crate::service::SERVICE_FILE) });
         }
         return Ok(Modules::Vendored(vendored));
     }
     let manifest_path = svc.dir.join(MANIFEST);
-    let Some(manifest) = read_regular(&manifest_path, MAX_MANIFEST_BYTES)? else {
+    let Some(manifest) = read_regular(&svc.dir, MANIFEST, MAX_MANIFEST_BYTES)? else {
         return Ok(Modules::None);
     };
     let direct = count_dependencies(&manifest, &manifest_path)?;
@@ -115,7 +124,7 @@ pub fn plan(svc: &Service, registry: &Registry) -> Result<Modules, DepsError> {
     }
     let mut lockfile = None;
     for name in LOCKFILES {
-        if let Some(bytes) = read_regular(&svc.dir.join(name), MAX_LOCKFILE_BYTES)? {
+        if let Some(bytes) = read_regular(&svc.dir, name, MAX_LOCKFILE_BYTES)? {
             lockfile = Some(Lockfile { name, bytes });
             break;
         }
@@ -167,35 +176,9 @@ pub fn cache_key(installer: &str, scripts: bool, manifest: &[u8], lockfile: Opti
 /// Reads a file of the service directory: a regular file, never through a symlink (it would
 /// be copied into the install sandbox, so it must not reach outside the directory), at most
 /// `max` bytes. `None` if it does not exist.
-fn read_regular(path: &Path, max: u64) -> Result<Option<Vec<u8>>, DepsError> {
-    let read_err = |source| DepsError::Read { path: path.to_path_buf(), source };
-    let file = match File::options().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            return Err(DepsError::Manifest {
-                path: path.to_path_buf(),
-                reason: "is a symlink; ignite reads it only as a regular file inside the service directory".into(),
-            });
-        }
-        Err(e) => return Err(read_err(e)),
-    };
-    let meta = file.metadata().map_err(read_err)?;
-    if !meta.is_file() {
-        return Err(DepsError::Manifest { path: path.to_path_buf(), reason: "is not a regular file".into() });
-    }
-    if meta.len() > max {
-        return Err(DepsError::Manifest {
-            path: path.to_path_buf(),
-            reason: format!("is {} bytes; the limit is {max} bytes", meta.len()),
-        });
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(max + 1).read_to_end(&mut bytes).map_err(read_err)?;
-    if bytes.len() as u64 > max {
-        return Err(DepsError::Manifest { path: path.to_path_buf(), reason: format!("exceeds {max} bytes") });
-    }
-    Ok(Some(bytes))
+/// `dir/name`, read the safe way ([`svcdir`]); `None` when it does not exist.
+fn read_regular(dir: &Path, name: &str, max: u64) -> Result<Option<Vec<u8>>, DepsError> {
+    Ok(svcdir::read(dir, name, Rule { what: "npm manifest or lockfile", max_bytes: max })?)
 }
 
 /// The number of packages a service's package.json declares in `dependencies` and
@@ -203,7 +186,7 @@ fn read_regular(path: &Path, max: u64) -> Result<Option<Vec<u8>>, DepsError> {
 /// that brings its own node_modules/, which ignite uses as it is (preflight counts them).
 pub fn declared_dependencies(dir: &Path) -> Result<Option<usize>, DepsError> {
     let path = dir.join(MANIFEST);
-    let Some(manifest) = read_regular(&path, MAX_MANIFEST_BYTES)? else {
+    let Some(manifest) = read_regular(dir, MANIFEST, MAX_MANIFEST_BYTES)? else {
         return Ok(None);
     };
     let bad = |reason: String| DepsError::Manifest { path: path.clone(), reason };
@@ -264,7 +247,9 @@ mod tests {
 
     fn service(dir: &Path, scripts: bool) -> Service {
         fs::write(dir.join("index.ts"), "").unwrap();
-        let mut svc = crate::service::load(dir, false, &crate::service::Overrides::default(), &|_| None).unwrap();
+        let mut svc =
+            crate::service::load(dir, false, &crate::service::Overrides::default(), &crate::service::PassEnv::none())
+                .unwrap();
         svc.install_scripts = scripts;
         svc
     }
@@ -379,11 +364,11 @@ mod tests {
         fs::write(outside.path().join("secret.json"), r#"{"dependencies":{"a":"1"}}"#).unwrap();
         std::os::unix::fs::symlink(outside.path().join("secret.json"), d.path().join("package.json")).unwrap();
         let e = plan(&service(d.path(), false), &registry()).unwrap_err().to_string();
-        assert!(e.contains("package.json") && e.contains("symlink"), "{e}");
+        assert!(e.contains("package.json") && e.contains("symbolic link") && !e.contains("secret"), "{e}");
         fs::remove_file(d.path().join("package.json")).unwrap();
         fs::write(d.path().join("package.json"), r#"{"dependencies":{"a":"1"}}"#).unwrap();
         std::os::unix::fs::symlink(outside.path().join("secret.json"), d.path().join("bun.lock")).unwrap();
         let e = plan(&service(d.path(), false), &registry()).unwrap_err().to_string();
-        assert!(e.contains("bun.lock") && e.contains("symlink"), "{e}");
+        assert!(e.contains("bun.lock") && e.contains("symbolic link"), "{e}");
     }
 }

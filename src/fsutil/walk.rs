@@ -5,7 +5,8 @@
 //! (planted beforehand or swapped in during the walk) is never followed: it is reported with
 //! its target, and nothing behind it is read. An entry that is one type at `fstatat` and
 //! another at `open` was replaced meanwhile and fails the walk ([`WalkError::Changed`]). Named
-//! pipes, sockets and devices are refused, and entries, bytes read and nesting are bounded.
+//! pipes, sockets and devices are refused, and so is a second hard link to a file that not
+//! everyone may read (the rule of [`super::svcdir`]); entries, bytes read and nesting are bounded.
 //!
 //! Entries come in a fixed order: depth first, names sorted bytewise, every directory before
 //! its contents. Names are bytes: whether a name that is not UTF-8 is acceptable is the
@@ -53,6 +54,10 @@ pub enum WalkError {
     },
     #[error("{path} is {kind}: a service directory may hold only files, directories and symlinks")]
     Special { path: PathBuf, kind: &'static str },
+    #[error(
+        "{path} has {links} hard links and is not readable by everyone, so it may be another file's second name: ignite does not read it; replace it with a copy (cp --remove-destination SOURCE {path}) or make it world-readable"
+    )]
+    PrivateHardLink { path: PathBuf, links: u64 },
     #[error("{dir} holds more than {limit} files, directories and symlinks")]
     TooManyEntries { dir: PathBuf, limit: usize },
     #[error("{dir} holds more than {limit} bytes of files")]
@@ -258,6 +263,10 @@ impl<V: Visitor> Walker<'_, V> {
                 if file_type(&opened) != SFlag::S_IFREG {
                     return Err(changed(&path, Errno::EINVAL).into());
                 }
+                // The same rule as every other read from a service directory (fsutil::svcdir).
+                if let Err(links) = super::svcdir::shared_private(&opened) {
+                    return Err(WalkError::PrivateHardLink { path: path.host(), links }.into());
+                }
                 let max_bytes = self.limits.max_bytes;
                 let file =
                     OpenFile { mode: opened.st_mode, file: File::from(fd), path, bytes: &mut self.bytes, max_bytes };
@@ -444,6 +453,23 @@ mod tests {
         let err = walk(t.path(), limits(), &mut v).expect_err("directory -> symlink");
         assert!(matches!(err, WalkError::Changed { .. }), "{err}");
         assert!(!v.seen.iter().any(|l| l.contains("secret")), "{:?}", v.seen);
+    }
+
+    #[test]
+    fn a_second_link_to_a_private_file_is_refused_and_its_content_never_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let elsewhere = tempfile::tempdir().expect("tempdir");
+        let secret = elsewhere.path().join("shadow");
+        std::fs::write(&secret, "root:$6$hash").expect("write");
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        let t = tree(&[("a.ts", "1")]);
+        std::fs::hard_link(&secret, t.path().join("copy")).expect("link");
+        let mut v = Record { read: true, ..Record::default() };
+        let err = walk(t.path(), limits(), &mut v).expect_err("private hard link");
+        assert!(matches!(err, WalkError::PrivateHardLink { links: 2, .. }), "{err}");
+        assert!(!v.seen.iter().any(|l| l.contains("root:")), "{:?}", v.seen);
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        walk(t.path(), limits(), &mut Record::default()).expect("a world-readable file may be linked");
     }
 
     #[test]

@@ -16,13 +16,14 @@ pub mod walk;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::bundle::{BundleError, BundleStore, Progress};
+use crate::fsutil::svcdir::{self, Rule};
 use crate::fsutil::walk::WalkError;
 use crate::fsutil::{Cleanup, temp_name};
 use crate::runtime::{ResolvedRuntime, Version};
@@ -86,6 +87,9 @@ pub enum LockError {
     TooDeep { path: PathBuf, limit: usize },
     #[error(transparent)]
     Service(#[from] ServiceError),
+    /// A file of the service directory that may not be read (a link, a pipe, too large).
+    #[error(transparent)]
+    File(svcdir::ReadError),
     #[error(transparent)]
     Bundle(#[from] BundleError),
     #[error("the bundle cache records {digest:?} as the digest of {runtime}, which is not a sha256 digest")]
@@ -351,43 +355,17 @@ pub fn lock_path(dir: &Path) -> PathBuf {
     dir.join(LOCK_FILE)
 }
 
-/// Reads and parses `<dir>/ignite.lock`, never through a symlink (a service directory from
-/// elsewhere could point it at any file on the host).
+/// Reads and parses `<dir>/ignite.lock` the safe way ([`svcdir`]): never through a link, a
+/// regular file of at most 16 MiB (more than any lock file ignite writes).
 pub fn read(dir: &Path) -> Result<LockFile, LockError> {
     let path = lock_path(dir);
     let shown = dir.display().to_string();
-    let io_err = |op, source| LockError::Io { op, path: path.clone(), source };
-    let file = match File::options().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(LockError::Missing { path, dir: shown }),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            return Err(LockError::Malformed {
-                path,
-                message: "is a symlink; a lock file must be a regular file in the service directory".into(),
-                dir: shown,
-            });
-        }
-        Err(e) => return Err(io_err("open", e)),
-    };
-    let meta = file.metadata().map_err(|e| io_err("stat", e))?;
-    if !meta.is_file() {
-        return Err(LockError::Malformed { path, message: "is not a regular file".into(), dir: shown });
+    let rule = Rule { what: "lock file", max_bytes: MAX_LOCK_BYTES };
+    match svcdir::read_text(dir, LOCK_FILE, rule) {
+        Ok(Some(text)) => parse(&text, &path, &shown),
+        Ok(None) => Err(LockError::Missing { path, dir: shown }),
+        Err(e) => Err(LockError::File(e)),
     }
-    let mut bytes = Vec::new();
-    file.take(MAX_LOCK_BYTES + 1).read_to_end(&mut bytes).map_err(|e| io_err("read", e))?;
-    if bytes.len() as u64 > MAX_LOCK_BYTES {
-        return Err(LockError::Malformed {
-            path,
-            message: format!("is larger than {} MiB, more than any lock file ignite writes", MAX_LOCK_BYTES >> 20),
-            dir: shown,
-        });
-    }
-    let text = String::from_utf8(bytes).map_err(|e| LockError::Malformed {
-        path: path.clone(),
-        message: format!("is not UTF-8 text ({e})"),
-        dir: shown.clone(),
-    })?;
-    parse(&text, &path, &shown)
 }
 
 /// What [`write`] did.
@@ -438,10 +416,9 @@ pub fn runtime_spec(dir: &Path, runtime: Option<&str>) -> Result<String, LockErr
         return Ok(spec.to_string());
     }
     let file = dir.join(SERVICE_FILE);
-    match fs::read_to_string(&file) {
-        Ok(text) => Ok(service::parse(&text, &file)?.runtime.unwrap_or_else(|| DEFAULT_RUNTIME.to_string())),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(DEFAULT_RUNTIME.to_string()),
-        Err(source) => Err(ServiceError::Read { path: file, source }.into()),
+    match service::read_file(dir)? {
+        Some(text) => Ok(service::parse(&text, &file)?.runtime.unwrap_or_else(|| DEFAULT_RUNTIME.to_string())),
+        None => Ok(DEFAULT_RUNTIME.to_string()),
     }
 }
 

@@ -228,7 +228,7 @@ fn a_missing_or_linked_lock_file_is_refused() {
     fs::write(outside.path().join("x"), lock().render()).expect("write");
     std::os::unix::fs::symlink(outside.path().join("x"), t.path().join(LOCK_FILE)).expect("symlink");
     let e = read(t.path()).expect_err("symlink").to_string();
-    assert!(e.contains("is a symlink"), "{e}");
+    assert!(e.contains("is a symbolic link"), "{e}");
 }
 
 #[test]

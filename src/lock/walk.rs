@@ -103,7 +103,9 @@ impl From<WalkError> for LockError {
             WalkError::TooManyEntries { dir, limit } => LockError::TooManyFiles { dir, limit },
             WalkError::TooLarge { dir, limit } => LockError::TooLarge { dir, limit },
             WalkError::TooDeep { path, limit } => LockError::TooDeep { path, limit },
-            e @ (WalkError::Changed { .. } | WalkError::Special { .. }) => LockError::Walk(e),
+            e @ (WalkError::Changed { .. } | WalkError::Special { .. } | WalkError::PrivateHardLink { .. }) => {
+                LockError::Walk(e)
+            }
         }
     }
 }

@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+
+use crate::fsutil::svcdir;
 use subtle::ConstantTimeEq;
 
 /// Shorter keys are guessable; this catches placeholders like `changeme`.
@@ -13,6 +15,8 @@ pub enum KeyError {
     // Not a `source`: the CLI prints the chain and would repeat it.
     #[error("failed to read API key file {path}: {error}")]
     Read { path: PathBuf, error: std::io::Error },
+    #[error(transparent)]
+    File(svcdir::ReadError),
     #[error("{origin}: API key {what}")]
     Invalid { origin: String, what: String },
     #[error("{0} holds no API key (one key per line; lines starting with # are comments)")]
@@ -57,8 +61,10 @@ impl Keys {
     pub fn load(file: Option<&Path>, env: Option<&str>) -> Result<Keys, KeyError> {
         let mut keys = Keys::default();
         if let Some(path) = file {
-            let text =
-                std::fs::read_to_string(path).map_err(|error| KeyError::Read { path: path.to_path_buf(), error })?;
+            // Regular file, opened without blocking, at most 1 MiB: a pipe or /dev/zero named
+            // by mistake fails at once instead of hanging or filling memory.
+            let rule = svcdir::Rule { what: "API key file", max_bytes: 1024 * 1024 };
+            let text = svcdir::read_operator_text(path, rule).map_err(KeyError::File)?;
             let before = keys.digests.len();
             for (i, line) in text.lines().enumerate() {
                 let key = line.trim();

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::service::{self, Overrides, SERVICE_FILE, Service};
+use crate::service::{self, Overrides, PassEnv, SERVICE_FILE, Service};
 
 /// What `GET /services` and `GET /services/{name}` show of one service.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -69,16 +69,20 @@ pub enum Lookup {
 
 pub struct Catalog {
     dir: PathBuf,
+    /// What `${NAME}` in a service.yaml may read (`--pass-env`).
+    pass: PassEnv,
 }
 
-fn env_lookup(k: &str) -> Option<String> {
-    std::env::var(k).ok()
+/// Whether `dir` holds a service.yaml entry of any kind: a link or a pipe there is listed, and
+/// the safe read then says why it cannot be used (nothing is opened here).
+fn has_service_file(dir: &Path) -> bool {
+    dir.is_dir() && std::fs::symlink_metadata(dir.join(SERVICE_FILE)).is_ok()
 }
 
 impl Catalog {
     /// `dir` is canonical, as the paths in service errors are.
-    pub fn new(dir: PathBuf) -> Catalog {
-        Catalog { dir }
+    pub fn new(dir: PathBuf, pass: PassEnv) -> Catalog {
+        Catalog { dir, pass }
     }
 
     /// Every subdirectory holding a service.yaml, sorted by name; those that do not load are
@@ -89,7 +93,7 @@ impl Catalog {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
             let path = entry.path();
-            if !path.is_dir() || !path.join(SERVICE_FILE).exists() {
+            if !has_service_file(&path) {
                 continue;
             }
             let result = match service::validate_dns_label(&name) {
@@ -109,7 +113,7 @@ impl Catalog {
             return Lookup::NotFound;
         }
         let dir = self.dir.join(name);
-        if !dir.is_dir() || !dir.join(SERVICE_FILE).exists() {
+        if !has_service_file(&dir) {
             return Lookup::NotFound;
         }
         match self.load(&dir, overrides) {
@@ -134,6 +138,6 @@ impl Catalog {
     /// Errors name files relative to DIR: clients need the service's file, not the host's layout.
     fn load(&self, dir: &Path, overrides: &Overrides) -> Result<Service, String> {
         let prefix = format!("{}/", self.dir.display());
-        service::load(dir, true, overrides, &env_lookup).map_err(|e| e.to_string().replace(&prefix, ""))
+        service::load(dir, true, overrides, &self.pass).map_err(|e| e.to_string().replace(&prefix, ""))
     }
 }

@@ -348,8 +348,15 @@ pub(super) async fn run(
         cpu_limit: limits.cpu,
         ..RawService::default()
     };
-    let service = service::resolve(raw, guard.path(), Path::new("request"), false, &Overrides::default(), &|_| None)
-        .map_err(|e| invalid(e.to_string()))?;
+    let service = service::resolve(
+        raw,
+        guard.path(),
+        Path::new("request"),
+        false,
+        &Overrides::default(),
+        &service::PassEnv::none(),
+    )
+    .map_err(|e| invalid(e.to_string()))?;
     // Installing npm packages is slow, reaches the network and fills the shared cache: an
     // anonymous request should not trigger it. Services on disk can declare dependencies.
     match deps::plan(&service, st.engine.registry()) {

@@ -39,6 +39,8 @@ pub struct Config {
     pub services_dir: PathBuf,
     pub addr: SocketAddr,
     pub keys: Keys,
+    /// The host variables a service's `${NAME}` may read (never ignite's own).
+    pub pass_env: crate::service::PassEnv,
     /// Allows serving a non-loopback address without keys.
     pub insecure_no_auth: bool,
     /// Take the client address from the last `X-Forwarded-For` entry (the one the proxy added).
@@ -142,7 +144,7 @@ pub async fn serve(config: Config, engine: Engine) -> Result<(), ServeError> {
     let pool = Arc::new(Pool::new(engine.clone(), config.pool.clone()));
     let state = Arc::new(AppState {
         engine,
-        catalog: Catalog::new(dir),
+        catalog: Catalog::new(dir, config.pass_env.clone()),
         keys: config.keys.clone(),
         limiter: (config.rate_limit > 0).then(|| RateLimiter::new(config.rate_limit)),
         admission: Admission::new(config.max_concurrent, config.queue),

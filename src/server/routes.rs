@@ -332,7 +332,11 @@ async fn execute(
     // Audit mode is the API's default: its strict base applies unless the policy file relaxes it.
     let audit = req.audit.unwrap_or(true);
     let policy = policy::resolve(&service.dir, None, audit)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "policy_invalid", e.to_string()))?
+        // Named relative to the services directory, as service errors are: clients need the
+        // service's file, not the host's layout.
+        .map_err(|e| {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "policy_invalid", st.catalog.relative(&e.to_string()))
+        })?
         .policy;
     let job = Job { service, input, policy, grace: DEFAULT_GRACE, workspace: None, audit, identity: None };
     run_job(&st, job, permit, (), Format::from_accept(&headers), true).await

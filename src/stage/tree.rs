@@ -138,7 +138,9 @@ impl From<WalkError> for StageError {
             WalkError::TooManyEntries { dir, limit } => StageError::TooManyFiles { dir, limit },
             WalkError::TooLarge { dir, limit } => StageError::TooLarge { dir, limit },
             WalkError::TooDeep { path, limit } => StageError::TooDeep { path, limit },
-            e @ (WalkError::Changed { .. } | WalkError::Special { .. }) => StageError::Walk(e),
+            e @ (WalkError::Changed { .. } | WalkError::Special { .. } | WalkError::PrivateHardLink { .. }) => {
+                StageError::Walk(e)
+            }
         }
     }
 }

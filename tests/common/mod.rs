@@ -59,8 +59,15 @@ pub fn require_youki() -> Option<PathBuf> {
     if in_ci() {
         panic!("{msg}");
     }
-    eprintln!("SKIPPED: {msg}");
+    skipped(&msg);
     None
+}
+
+/// Says that a test is skipped, and why, where `cargo test` shows it: the harness captures
+/// `eprintln!` (and shows it only for failing tests), but not writes to the stderr handle.
+pub fn skipped(reason: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {reason}");
 }
 
 /// Checks what sandbox tests need. Outside CI a missing prerequisite skips the test with
@@ -84,7 +91,7 @@ pub fn require_sandbox() -> bool {
     if in_ci() {
         panic!("{msg}");
     }
-    eprintln!("SKIPPED: {msg}");
+    skipped(&msg);
     false
 }
 

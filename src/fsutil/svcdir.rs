@@ -1,0 +1,462 @@
+//! The one way ignite's own process reads a file from a service directory (service.yaml,
+//! policy files, input files, ignite.lock, package.json and lockfiles) or asks whether
+//! something exists there.
+//!
+//! A service directory is untrusted input: it may come from an upload or from a model. So a
+//! file in it is opened relative to the directory with `openat2(RESOLVE_BENEATH |
+//! RESOLVE_NO_SYMLINKS)` (per component with `O_NOFOLLOW` on kernels before 5.6): no symbolic
+//! link is followed anywhere on the way, and nothing outside the directory is reached. It is
+//! first opened `O_PATH` (which has no side effects even on a device), must be a regular file
+//! within its size cap, and is then opened for reading with `O_NONBLOCK` and checked to be the
+//! same inode, so a named pipe or a device swapped in meanwhile can neither hang nor feed the
+//! reader. At most cap + 1 bytes are ever read. A regular file with more than one hard link that
+//! not everyone may read is refused: a hard link is how a file that belongs to somebody else
+//! (`/etc/shadow`) could sit in a directory without a symlink. Errors name the file and the
+//! rule, never its content.
+//!
+//! Files the operator names on the command line (`--policy FILE`, `--input @FILE` outside the
+//! service directory, `--api-key-file`) are the operator's own and may be links; they go through
+//! [`read_operator_file`], which keeps the other rules (regular, non-blocking, capped).
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::OwnedFd;
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag, open, openat, openat2};
+use nix::sys::stat::{FileStat, Mode, SFlag, fstat};
+
+/// What a file is read as: named in errors, with its size cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    /// How the file is called in messages ("service definition", "policy file", ...).
+    pub what: &'static str,
+    /// Largest size in bytes; a larger file is refused without being read.
+    pub max_bytes: u64,
+}
+
+/// What [`kind_of`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    Dir,
+    File,
+    Symlink,
+    /// A named pipe, socket or device.
+    Special,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("failed to {op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "{path} is a symbolic link or lies behind one; ignite reads nothing from a service directory through a link: put the {what} itself there"
+    )]
+    Link { path: PathBuf, what: &'static str },
+    #[error("{path} is outside the service directory; a {what} must be a path inside it")]
+    Outside { path: PathBuf, what: &'static str },
+    #[error("{path} is {kind}; a {what} must be a regular file")]
+    NotRegular { path: PathBuf, kind: &'static str, what: &'static str },
+    #[error("{path} is {size} bytes; a {what} may have at most {max} bytes")]
+    TooLarge { path: PathBuf, size: u64, max: u64, what: &'static str },
+    #[error(
+        "{path} has {links} hard links and is not readable by everyone, so it may be another file's second name: ignite does not read it; replace it with a copy (cp --remove-destination SOURCE {path}) or make it world-readable"
+    )]
+    PrivateHardLink { path: PathBuf, links: u64 },
+    #[error("{path} changed while ignite was reading it; try again")]
+    Changed { path: PathBuf },
+    #[error("{path} is not UTF-8 text; a {what} must be")]
+    NotUtf8 { path: PathBuf, what: &'static str },
+}
+
+impl ReadError {
+    /// The file the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            ReadError::Io { path, .. }
+            | ReadError::Link { path, .. }
+            | ReadError::Outside { path, .. }
+            | ReadError::NotRegular { path, .. }
+            | ReadError::TooLarge { path, .. }
+            | ReadError::PrivateHardLink { path, .. }
+            | ReadError::Changed { path }
+            | ReadError::NotUtf8 { path, .. } => path,
+        }
+    }
+}
+
+/// Reads `rel` (a relative path without `..`) beneath the directory `dir`; `None` when it does
+/// not exist. `dir` itself is the caller's (canonical) path and may be reached through links.
+pub fn read(dir: &Path, rel: &str, rule: Rule) -> Result<Option<Vec<u8>>, ReadError> {
+    read_with(dir, rel, rule, Resolver::Openat2)
+}
+
+/// [`read`], as UTF-8 text.
+pub fn read_text(dir: &Path, rel: &str, rule: Rule) -> Result<Option<String>, ReadError> {
+    let path = dir.join(rel);
+    read(dir, rel, rule)?.map(|bytes| utf8(bytes, path, rule)).transpose()
+}
+
+/// What `rel` is beneath `dir`, without following a link anywhere (a final symlink is reported
+/// as [`EntryKind::Symlink`]; one on the way is an error); `None` when nothing is there.
+pub fn kind_of(dir: &Path, rel: &str) -> Result<Option<EntryKind>, ReadError> {
+    kind_with(dir, rel, Resolver::Openat2)
+}
+
+/// Reads a file the operator named (it may be a link: the path is the operator's own), with the
+/// same rules otherwise: regular file, opened without blocking, at most `rule.max_bytes`.
+pub fn read_operator_file(path: &Path, rule: Rule) -> Result<Vec<u8>, ReadError> {
+    let io_err = |op, e: Errno| ReadError::Io { op, path: path.to_path_buf(), source: io::Error::from(e) };
+    let fd = open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).map_err(|e| io_err("open", e))?;
+    let stat = fstat(&fd).map_err(|e| io_err("stat", e))?;
+    check(&stat, path, rule, false)?;
+    let file = open(path, read_flags(), Mode::empty()).map_err(|e| io_err("open", e))?;
+    read_same(file, &stat, path, rule)
+}
+
+/// [`read_operator_file`], as UTF-8 text.
+pub fn read_operator_text(path: &Path, rule: Rule) -> Result<String, ReadError> {
+    utf8(read_operator_file(path, rule)?, path.to_path_buf(), rule)
+}
+
+/// The hard-link rule on its own, for the walk of a service directory
+/// ([`crate::fsutil::walk`]): `Err(links)` for a file with more than one link that not
+/// everyone may read.
+pub fn shared_private(stat: &FileStat) -> Result<(), u64> {
+    let links = stat.st_nlink;
+    if links > 1 && stat.st_mode & libc::S_IROTH == 0 { Err(links) } else { Ok(()) }
+}
+
+/// How paths are resolved beneath the directory: `openat2` where the kernel has it (5.6+),
+/// otherwise one `openat(O_NOFOLLOW)` per component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resolver {
+    Openat2,
+    // Chosen directly only by tests: the running code reaches that path when openat2 fails
+    // with ENOSYS.
+    #[allow(dead_code)]
+    PerComponent,
+}
+
+fn read_with(dir: &Path, rel: &str, rule: Rule, resolver: Resolver) -> Result<Option<Vec<u8>>, ReadError> {
+    let path = dir.join(rel);
+    let Some(fd) = open_beneath(dir, rel, rule.what, resolver)? else { return Ok(None) };
+    let stat = fstat(&fd).map_err(|e| io_error("stat", &path, e))?;
+    check(&stat, &path, rule, true)?;
+    // Reopened for reading through the O_PATH descriptor's own proc entry would need /proc;
+    // resolving again (same rules) and comparing the inode is enough: a swap is refused.
+    let file = match open_beneath_for_read(dir, rel, rule.what, resolver)? {
+        Some(file) => file,
+        None => return Err(ReadError::Changed { path }),
+    };
+    read_same(file, &stat, &path, rule).map(Some)
+}
+
+fn kind_with(dir: &Path, rel: &str, resolver: Resolver) -> Result<Option<EntryKind>, ReadError> {
+    let path = dir.join(rel);
+    let Some(fd) = open_beneath(dir, rel, "path", resolver)? else { return Ok(None) };
+    let stat = fstat(&fd).map_err(|e| io_error("stat", &path, e))?;
+    Ok(Some(match file_type(&stat) {
+        SFlag::S_IFDIR => EntryKind::Dir,
+        SFlag::S_IFREG => EntryKind::File,
+        SFlag::S_IFLNK => EntryKind::Symlink,
+        _ => EntryKind::Special,
+    }))
+}
+
+fn read_flags() -> OFlag {
+    // O_NONBLOCK: a named pipe opens at once instead of waiting for a writer (and is refused
+    // by the inode check); O_NOCTTY: a terminal is never adopted.
+    OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC
+}
+
+fn io_error(op: &'static str, path: &Path, e: Errno) -> ReadError {
+    ReadError::Io { op, path: path.to_path_buf(), source: io::Error::from(e) }
+}
+
+/// The components of `rel`, or why it cannot be a path beneath the directory.
+fn components<'a>(dir: &Path, rel: &'a str, what: &'static str) -> Result<Vec<&'a OsStr>, ReadError> {
+    let path = dir.join(rel);
+    let mut parts = Vec::new();
+    for c in Path::new(rel).components() {
+        match c {
+            Component::Normal(s) => parts.push(s),
+            Component::CurDir => {}
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
+                return Err(ReadError::Outside { path, what });
+            }
+        }
+    }
+    if parts.is_empty() || rel.contains('\0') {
+        return Err(ReadError::Outside { path, what });
+    }
+    Ok(parts)
+}
+
+fn open_dir(dir: &Path) -> Result<OwnedFd, ReadError> {
+    open(dir, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| io_error("open", dir, e))
+}
+
+/// An `O_PATH` descriptor of `rel` itself (a final symlink is opened as the link), or `None`
+/// when it does not exist.
+fn open_beneath(dir: &Path, rel: &str, what: &'static str, resolver: Resolver) -> Result<Option<OwnedFd>, ReadError> {
+    resolve(dir, rel, what, resolver, OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+}
+
+fn open_beneath_for_read(
+    dir: &Path,
+    rel: &str,
+    what: &'static str,
+    resolver: Resolver,
+) -> Result<Option<File>, ReadError> {
+    Ok(resolve(dir, rel, what, resolver, read_flags() | OFlag::O_NOFOLLOW)?.map(File::from))
+}
+
+fn resolve(
+    dir: &Path,
+    rel: &str,
+    what: &'static str,
+    resolver: Resolver,
+    flags: OFlag,
+) -> Result<Option<OwnedFd>, ReadError> {
+    let parts = components(dir, rel, what)?;
+    let path = dir.join(rel);
+    let base = open_dir(dir)?;
+    let refused = |e: Errno| -> Result<Option<OwnedFd>, ReadError> {
+        match e {
+            Errno::ENOENT | Errno::ENOTDIR => Ok(None),
+            Errno::ELOOP => Err(ReadError::Link { path: path.clone(), what }),
+            Errno::EXDEV => Err(ReadError::Outside { path: path.clone(), what }),
+            e => Err(io_error("open", &path, e)),
+        }
+    };
+    if resolver == Resolver::Openat2 {
+        let rel_path: PathBuf = parts.iter().collect();
+        let how = OpenHow::new().flags(flags).resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
+        match openat2(&base, &rel_path, how) {
+            Ok(fd) => return Ok(Some(fd)),
+            // Kernels before 5.6 (or a seccomp profile that hides openat2): per component.
+            Err(Errno::ENOSYS) => {}
+            Err(e) => return refused(e),
+        }
+    }
+    let mut current = base;
+    let (last, parents) = parts.split_last().ok_or_else(|| ReadError::Outside { path: path.clone(), what })?;
+    for part in parents {
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        current = match openat(&current, *part, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            // O_NOFOLLOW|O_DIRECTORY on a symlink fails with ENOTDIR (or ELOOP): tell which.
+            Err(e @ (Errno::ENOTDIR | Errno::ELOOP)) => {
+                let is_link = nix::sys::stat::fstatat(&current, *part, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+                    .is_ok_and(|s| file_type(&s) == SFlag::S_IFLNK);
+                return if is_link { Err(ReadError::Link { path: path.clone(), what }) } else { refused(e) };
+            }
+            Err(e) => return refused(e),
+        };
+    }
+    match openat(&current, *last, flags, Mode::empty()) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(e) => refused(e),
+    }
+}
+
+fn file_type(stat: &FileStat) -> SFlag {
+    SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits())
+}
+
+fn kind_name(stat: &FileStat) -> &'static str {
+    match file_type(stat) {
+        SFlag::S_IFDIR => "a directory",
+        SFlag::S_IFLNK => "a symbolic link",
+        SFlag::S_IFIFO => "a named pipe",
+        SFlag::S_IFSOCK => "a socket",
+        SFlag::S_IFCHR => "a character device",
+        SFlag::S_IFBLK => "a block device",
+        _ => "a special file",
+    }
+}
+
+/// Type, size and (inside a service directory) the hard-link rule, from one `fstat`.
+fn check(stat: &FileStat, path: &Path, rule: Rule, in_service_dir: bool) -> Result<(), ReadError> {
+    match file_type(stat) {
+        SFlag::S_IFREG => {}
+        SFlag::S_IFLNK => return Err(ReadError::Link { path: path.to_path_buf(), what: rule.what }),
+        _ => return Err(ReadError::NotRegular { path: path.to_path_buf(), kind: kind_name(stat), what: rule.what }),
+    }
+    let size = stat.st_size.max(0) as u64;
+    if size > rule.max_bytes {
+        return Err(ReadError::TooLarge { path: path.to_path_buf(), size, max: rule.max_bytes, what: rule.what });
+    }
+    if in_service_dir {
+        shared_private(stat).map_err(|links| ReadError::PrivateHardLink { path: path.to_path_buf(), links })?;
+    }
+    Ok(())
+}
+
+/// Reads `file` if it is the inode `expected` describes, at most `rule.max_bytes` (a file that
+/// grew past the cap after the check is refused, never read to its end).
+fn read_same<F: Into<File>>(file: F, expected: &FileStat, path: &Path, rule: Rule) -> Result<Vec<u8>, ReadError> {
+    let file: File = file.into();
+    let now = fstat(&file).map_err(|e| io_error("stat", path, e))?;
+    if now.st_dev != expected.st_dev || now.st_ino != expected.st_ino || file_type(&now) != SFlag::S_IFREG {
+        return Err(ReadError::Changed { path: path.to_path_buf() });
+    }
+    let mut bytes = Vec::with_capacity((now.st_size.max(0) as u64).min(rule.max_bytes) as usize);
+    file.take(rule.max_bytes + 1).read_to_end(&mut bytes).map_err(|source| ReadError::Io {
+        op: "read",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if bytes.len() as u64 > rule.max_bytes {
+        return Err(ReadError::TooLarge {
+            path: path.to_path_buf(),
+            size: bytes.len() as u64,
+            max: rule.max_bytes,
+            what: rule.what,
+        });
+    }
+    Ok(bytes)
+}
+
+fn utf8(bytes: Vec<u8>, path: PathBuf, rule: Rule) -> Result<String, ReadError> {
+    // The decoder's message would quote the offending bytes' position only, but say nothing of
+    // the content either way: keep it out entirely.
+    String::from_utf8(bytes).map_err(|_| ReadError::NotUtf8 { path, what: rule.what })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    const RULE: Rule = Rule { what: "test file", max_bytes: 64 };
+
+    fn both(test: impl Fn(Resolver)) {
+        test(Resolver::Openat2);
+        test(Resolver::PerComponent);
+    }
+
+    #[test]
+    fn reads_a_regular_file_and_reports_absence() {
+        both(|r| {
+            let d = tempfile::tempdir().unwrap();
+            fs::create_dir(d.path().join("sub")).unwrap();
+            fs::write(d.path().join("sub/a.yaml"), "x: 1\n").unwrap();
+            assert_eq!(read_with(d.path(), "sub/a.yaml", RULE, r).unwrap().unwrap(), b"x: 1\n");
+            assert_eq!(read_with(d.path(), "./sub/a.yaml", RULE, r).unwrap().unwrap(), b"x: 1\n");
+            assert!(read_with(d.path(), "missing.yaml", RULE, r).unwrap().is_none());
+            assert!(read_with(d.path(), "nodir/a.yaml", RULE, r).unwrap().is_none());
+        });
+    }
+
+    #[test]
+    fn links_anywhere_on_the_path_are_refused_without_reading_the_target() {
+        both(|r| {
+            let d = tempfile::tempdir().unwrap();
+            let outside = tempfile::tempdir().unwrap();
+            fs::write(outside.path().join("secret"), "top secret content").unwrap();
+            symlink(outside.path().join("secret"), d.path().join("service.yaml")).unwrap();
+            symlink(outside.path(), d.path().join("linkdir")).unwrap();
+            symlink("service.yaml", d.path().join("relative.yaml")).unwrap();
+            for rel in ["service.yaml", "linkdir/secret", "relative.yaml"] {
+                let e = read_with(d.path(), rel, RULE, r).unwrap_err();
+                assert!(matches!(e, ReadError::Link { .. }), "{r:?} {rel}: {e:?}");
+                assert!(!e.to_string().contains("top secret"), "{e}");
+            }
+            assert_eq!(kind_with(d.path(), "service.yaml", r).unwrap(), Some(EntryKind::Symlink));
+            assert!(matches!(kind_with(d.path(), "linkdir/secret", r), Err(ReadError::Link { .. })));
+        });
+    }
+
+    #[test]
+    fn paths_leaving_the_directory_are_refused() {
+        both(|r| {
+            let d = tempfile::tempdir().unwrap();
+            for rel in ["../x", "/etc/passwd", "a/../../x", ""] {
+                let e = read_with(d.path(), rel, RULE, r).unwrap_err();
+                assert!(matches!(e, ReadError::Outside { .. }), "{rel}: {e:?}");
+            }
+        });
+    }
+
+    #[test]
+    fn a_named_pipe_is_refused_at_once_and_never_blocks() {
+        both(|r| {
+            let d = tempfile::tempdir().unwrap();
+            nix::unistd::mkfifo(&d.path().join("fifo"), Mode::from_bits_truncate(0o644)).unwrap();
+            let e = read_with(d.path(), "fifo", RULE, r).unwrap_err();
+            assert!(e.to_string().contains("is a named pipe; a test file must be a regular file"), "{e}");
+            assert_eq!(kind_with(d.path(), "fifo", r).unwrap(), Some(EntryKind::Special));
+        });
+    }
+
+    #[test]
+    fn oversized_files_are_refused_before_reading() {
+        both(|r| {
+            let d = tempfile::tempdir().unwrap();
+            fs::write(d.path().join("big"), vec![b'a'; 65]).unwrap();
+            let e = read_with(d.path(), "big", RULE, r).unwrap_err();
+            assert!(e.to_string().contains("is 65 bytes; a test file may have at most 64 bytes"), "{e}");
+            fs::write(d.path().join("ok"), vec![b'a'; 64]).unwrap();
+            assert_eq!(read_with(d.path(), "ok", RULE, r).unwrap().unwrap().len(), 64);
+        });
+    }
+
+    #[test]
+    fn a_private_file_with_a_second_link_is_refused_a_public_one_is_read() {
+        both(|r| {
+            let d = tempfile::tempdir().unwrap();
+            let elsewhere = tempfile::tempdir().unwrap();
+            let private = elsewhere.path().join("private");
+            fs::write(&private, "root-only content").unwrap();
+            fs::set_permissions(&private, fs::Permissions::from_mode(0o640)).unwrap();
+            fs::hard_link(&private, d.path().join("service.yaml")).unwrap();
+            let e = read_with(d.path(), "service.yaml", RULE, r).unwrap_err();
+            assert!(matches!(e, ReadError::PrivateHardLink { links: 2, .. }), "{e:?}");
+            assert!(!e.to_string().contains("root-only"), "{e}");
+
+            let public = elsewhere.path().join("public");
+            fs::write(&public, "shared").unwrap();
+            fs::set_permissions(&public, fs::Permissions::from_mode(0o644)).unwrap();
+            fs::hard_link(&public, d.path().join("public")).unwrap();
+            assert_eq!(read_with(d.path(), "public", RULE, r).unwrap().unwrap(), b"shared");
+
+            // A private file with one link is the directory's own.
+            fs::write(d.path().join("own"), "mine").unwrap();
+            fs::set_permissions(d.path().join("own"), fs::Permissions::from_mode(0o600)).unwrap();
+            assert_eq!(read_with(d.path(), "own", RULE, r).unwrap().unwrap(), b"mine");
+        });
+    }
+
+    #[test]
+    fn text_must_be_utf8_and_the_error_quotes_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("bin"), b"secret\xff\xfe").unwrap();
+        let e = read_text(d.path(), "bin", RULE).unwrap_err().to_string();
+        assert!(e.contains("is not UTF-8 text") && !e.contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn operator_files_may_be_links_but_must_be_regular_and_small() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("real"), "{}").unwrap();
+        symlink(d.path().join("real"), d.path().join("link")).unwrap();
+        assert_eq!(read_operator_file(&d.path().join("link"), RULE).unwrap(), b"{}");
+        nix::unistd::mkfifo(&d.path().join("fifo"), Mode::from_bits_truncate(0o644)).unwrap();
+        let e = read_operator_file(&d.path().join("fifo"), RULE).unwrap_err().to_string();
+        assert!(e.contains("named pipe"), "{e}");
+        symlink("/dev/zero", d.path().join("zero")).unwrap();
+        let e = read_operator_file(&d.path().join("zero"), RULE).unwrap_err().to_string();
+        assert!(e.contains("character device"), "{e}");
+    }
+}
