@@ -311,7 +311,7 @@ fn validate_runtime_spec(spec: &str) -> Result<(), String> {
 
 fn detect_entry(dir: &Path) -> Result<String, ServiceError> {
     for candidate in DEFAULT_ENTRIES {
-        if dir.join(candidate).is_file() {
+        if matches!(svcdir::target_kind(dir, candidate), Ok(Some(svcdir::EntryKind::File))) {
             return Ok((*candidate).to_string());
         }
     }
@@ -319,7 +319,9 @@ fn detect_entry(dir: &Path) -> Result<String, ServiceError> {
 }
 
 /// The entry must name a regular file inside the service directory, also after symlinks
-/// are resolved: the directory is what the sandbox sees at /app, nothing else.
+/// are resolved: the directory is what the sandbox sees at /app, nothing else. Resolved beneath
+/// the directory ([`svcdir::target_kind`]), so a link that leads out is refused the same way
+/// whatever it points to on the host: the answer is no probe of host paths.
 fn validate_entry(dir: &Path, entry: &str) -> Result<String, String> {
     if entry.is_empty() {
         return Err("must not be empty".into());
@@ -344,19 +346,18 @@ fn validate_entry(dir: &Path, entry: &str) -> Result<String, String> {
     if normal.as_os_str().is_empty() {
         return Err(format!("must name a file (got {entry:?})"));
     }
+    let rel = normal.to_string_lossy().into_owned();
     let full = dir.join(&normal);
-    let real = full.canonicalize().map_err(|e| format!("{} does not exist or cannot be read: {e}", full.display()))?;
-    if !real.starts_with(dir) {
-        return Err(format!(
-            "resolves to {} through a symlink, outside the service directory {}",
-            real.display(),
-            dir.display()
-        ));
+    match svcdir::target_kind(dir, &rel) {
+        Ok(Some(svcdir::EntryKind::File)) => Ok(rel),
+        Ok(Some(_)) => Err(format!("{} is not a regular file", full.display())),
+        Ok(None) => Err(format!("{} does not exist", full.display())),
+        Err(ReadError::Outside { .. }) => Err(format!(
+            "{} leads outside the service directory through a symbolic link; the entry must be a file inside it",
+            full.display()
+        )),
+        Err(e) => Err(e.to_string()),
     }
-    if !real.is_file() {
-        return Err(format!("{} is not a regular file", full.display()));
-    }
-    Ok(normal.to_string_lossy().into_owned())
 }
 
 fn validate_env_name(key: &str) -> Result<(), String> {
@@ -650,7 +651,8 @@ mod tests {
         let d = svc_dir("service:\n  name: a\n  entry: link.ts\n");
         std::os::unix::fs::symlink(outside.path().join("x.ts"), d.path().join("link.ts")).unwrap();
         let e = load(d.path(), true, &Overrides::default(), &no_env()).unwrap_err().to_string();
-        assert!(e.contains("through a symlink, outside"), "{e}");
+        assert!(e.contains("leads outside the service directory through a symbolic link"), "{e}");
+        assert!(!e.contains(&outside.path().display().to_string()), "the host path is not echoed: {e}");
 
         let d = svc_dir("service:\n  name: a\n  entry: sub\n");
         fs::create_dir(d.path().join("sub")).unwrap();

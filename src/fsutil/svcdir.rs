@@ -110,6 +110,36 @@ pub fn kind_of(dir: &Path, rel: &str) -> Result<Option<EntryKind>, ReadError> {
     kind_with(dir, rel, Resolver::Openat2)
 }
 
+/// What `rel` leads to beneath `dir` when links inside the directory are followed (an entry
+/// file may be a link to another file of the service): a link or `..` that leads out is
+/// [`ReadError::Outside`] however its target looks on the host, so the answer says nothing about
+/// host paths; `None` when the target does not exist inside.
+pub fn target_kind(dir: &Path, rel: &str) -> Result<Option<EntryKind>, ReadError> {
+    let path = dir.join(rel);
+    let parts = components(dir, rel, "path")?;
+    let base = open_dir(dir)?;
+    let rel_path: PathBuf = parts.iter().collect();
+    // RESOLVE_BENEATH refuses an absolute link or a `..` that climbs out when it meets it,
+    // before anything beyond the directory is looked up.
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let fd = match openat2(&base, &rel_path, how) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT | Errno::ENOTDIR) => return Ok(None),
+        Err(Errno::EXDEV | Errno::ELOOP) => return Err(ReadError::Outside { path, what: "path" }),
+        // Kernels before 5.6: links are not followed at all there.
+        Err(Errno::ENOSYS) => return kind_of(dir, rel),
+        Err(e) => return Err(io_error("open", &path, e)),
+    };
+    let stat = fstat(&fd).map_err(|e| io_error("stat", &path, e))?;
+    Ok(Some(match file_type(&stat) {
+        SFlag::S_IFDIR => EntryKind::Dir,
+        SFlag::S_IFREG => EntryKind::File,
+        _ => EntryKind::Special,
+    }))
+}
+
 /// Reads a file the operator named (it may be a link: the path is the operator's own), with the
 /// same rules otherwise: regular file, opened without blocking, at most `rule.max_bytes`.
 pub fn read_operator_file(path: &Path, rule: Rule) -> Result<Vec<u8>, ReadError> {
@@ -376,6 +406,26 @@ mod tests {
             assert_eq!(kind_with(d.path(), "service.yaml", r).unwrap(), Some(EntryKind::Symlink));
             assert!(matches!(kind_with(d.path(), "linkdir/secret", r), Err(ReadError::Link { .. })));
         });
+    }
+
+    #[test]
+    fn targets_inside_are_found_through_links_and_every_way_out_looks_the_same() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir(d.path().join("src")).unwrap();
+        fs::write(d.path().join("src/main.ts"), "").unwrap();
+        symlink("src/main.ts", d.path().join("index.ts")).unwrap();
+        assert_eq!(target_kind(d.path(), "index.ts").unwrap(), Some(EntryKind::File));
+        assert_eq!(target_kind(d.path(), "src").unwrap(), Some(EntryKind::Dir));
+        assert_eq!(target_kind(d.path(), "nothing.ts").unwrap(), None);
+        // Out to a host file that exists, and to one that does not: the same answer.
+        symlink("/etc/passwd", d.path().join("abs-existing.ts")).unwrap();
+        symlink("/does/not/exist", d.path().join("abs-missing.ts")).unwrap();
+        symlink("../../../../../../etc/passwd", d.path().join("rel-existing.ts")).unwrap();
+        symlink("../../../../../../nope", d.path().join("rel-missing.ts")).unwrap();
+        for name in ["abs-existing.ts", "abs-missing.ts", "rel-existing.ts", "rel-missing.ts"] {
+            let e = target_kind(d.path(), name).unwrap_err();
+            assert!(matches!(e, ReadError::Outside { .. }), "{name}: {e:?}");
+        }
     }
 
     #[test]
