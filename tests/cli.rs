@@ -93,7 +93,7 @@ fn bad_package_json_is_a_precise_error() {
     fails_with(&["--print-spec"], d.path(), &["`dependencies.mine`", "local path"]);
     std::fs::remove_file(d.path().join("package.json")).unwrap();
     std::os::unix::fs::symlink("/etc/passwd", d.path().join("package.json")).unwrap();
-    fails_with(&["--print-spec"], d.path(), &["package.json", "symlink"]);
+    fails_with(&["--print-spec"], d.path(), &["package.json", "symbolic link"]);
 }
 
 #[test]

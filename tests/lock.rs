@@ -433,7 +433,7 @@ fn malformed_or_missing_lock_files_are_precise_errors() {
     fails(&["ignite.lock", "line"]);
     std::fs::remove_file(&lock_file).unwrap();
     symlink("/etc/passwd", &lock_file).unwrap();
-    fails(&["ignite.lock", "is a symlink"]);
+    fails(&["ignite.lock", "is a symbolic link"]);
     // Writing replaces a linked lock file with a regular one, and never writes through it.
     let before = std::fs::read("/etc/passwd").unwrap();
     let out = lock(&sb, &dir, &[]);

@@ -862,16 +862,21 @@ fn read_input(spec: Option<&str>, service_dir: &Path) -> anyhow::Result<String> 
         Some(s) => match s.strip_prefix('@') {
             Some(file) => {
                 let p = Path::new(file);
+                if p.is_absolute() && std::fs::symlink_metadata(p).is_err() {
+                    bail!("--input @{file}: no such file");
+                }
                 if p.is_absolute() || std::fs::symlink_metadata(p).is_ok() {
-                    svcdir::read_operator_text(p, rule)?
+                    svcdir::read_operator_text(p, rule).with_context(|| format!("--input @{file}"))?
                 } else {
-                    svcdir::read_text(service_dir, file, rule)?.ok_or_else(|| {
-                        anyhow!(
-                            "--input @{file}: no such file (looked in {} and {})",
-                            p.display(),
-                            service_dir.join(p).display()
-                        )
-                    })?
+                    svcdir::read_text(service_dir, file, rule).with_context(|| format!("--input @{file}"))?.ok_or_else(
+                        || {
+                            anyhow!(
+                                "--input @{file}: no such file (looked in {} and {})",
+                                p.display(),
+                                service_dir.join(p).display()
+                            )
+                        },
+                    )?
                 }
             }
             None => s.to_string(),
