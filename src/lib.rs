@@ -1,7 +1,7 @@
 //! Ignite: run untrusted JavaScript/TypeScript services in hardened OCI containers.
 //!
 //! Layering (a module uses only modules listed after it):
-//! `server`, `bench` → `engine`, `inventory`, `doctor`, `envinfo` → `lock`, `template`, `deps`, `grants` → `supervisor`, `netns` → `audit`, `oci`, `spec`, `bundle`, `stage`, `cgroup` →
+//! `server`, `bench` → `server_dirs`, `engine`, `inventory`, `doctor`, `envinfo` → `lock`, `template`, `deps`, `grants` → `supervisor`, `netns` → `audit`, `oci`, `spec`, `bundle`, `stage`, `cgroup` →
 //! `service`, `policy`, `runtime`, `report`, `run_report`, `preflight`, `init_proto`, `spawn_guard` → `bpf`, `sys`.
 
 pub mod audit;
@@ -30,6 +30,7 @@ pub mod report;
 pub mod run_report;
 pub mod runtime;
 pub mod server;
+pub mod server_dirs;
 pub mod service;
 pub mod spawn_guard;
 pub mod spec;

@@ -67,7 +67,10 @@ impl Server {
     /// Without `--pool…` arguments the warm pool is off, so that a test sees only the
     /// sandboxes of its own requests; the pool's tests (at the end) turn it on.
     fn start(sb: &Sandbox, services: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut cmd = sb.cmd();
+        Server::start_from(sb.cmd(), services, args, env)
+    }
+
+    fn start_from(mut cmd: std::process::Command, services: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         cmd.arg("serve").arg("--services").arg(services).args(["--port", "0"]).args(args);
         if !args.iter().any(|a| a.starts_with("--pool")) {
             cmd.args(["--pool-min", "0", "--pool-max", "0"]);
@@ -1881,5 +1884,75 @@ fn a_parked_sandbox_killed_from_outside_is_replaced() {
 
     let (status, log) = srv.stop();
     assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}
+
+/// `ignite cleanup` after a `kill -9` of the server removes everything it left — its session's
+/// tmpfs workspace, the directory of an inline run in flight, the run's container and state —
+/// and leaves the session of a live server on the same state dir alone (as does the killed
+/// server's own start).
+#[test]
+fn cleanup_after_a_killed_server_removes_what_it_left_but_not_a_live_servers_sessions() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let live = Server::start(&sb, &dir, &[], &[]);
+    let r = live.post("/v1/sessions", None, "");
+    assert_eq!(r.status, 201, "{}", r.body);
+    let kept = r.json()["id"].as_str().unwrap().to_string();
+    let kept_dir = sb.state.path().join("sessions").join(&kept);
+    let run_in_kept = |code: &str| {
+        let body = json!({ "runtime": "bun", "code": code, "input": { "note": "kept" } });
+        let r = live.post(&format!("/v1/sessions/{kept}/execute"), Some("application/json"), &body.to_string());
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["stdout"].as_str().unwrap().to_string()
+    };
+    assert_eq!(run_in_kept(WRITE_NOTE), "written\n");
+
+    // A second server on the same state dir: starting, it must not take the live one's session.
+    let mut crashed = Server::start(&sb, &dir, &[], &[]);
+    assert!(mounted(&kept_dir), "a starting server unmounted a live server's session");
+    let r = crashed.post("/v1/sessions", None, "");
+    assert_eq!(r.status, 201, "{}", r.body);
+    let dead_dir = sb.state.path().join("sessions").join(r.json()["id"].as_str().unwrap());
+    let url = format!("{}/v1/execute", crashed.base);
+    let inflight = std::thread::spawn(move || {
+        let body = json!({ "runtime": "bun", "code": WAIT_FOR_RELEASE }).to_string();
+        agent().post(url).header("Content-Type", "application/json").send(body).is_err()
+    });
+    crashed.wait_sandbox(&sb);
+    crashed.child.kill().expect("SIGKILL");
+    crashed.child.wait().expect("wait");
+    assert!(inflight.join().unwrap(), "the killed server answered");
+    assert!(mounted(&dead_dir), "the killed server left its session's workspace (else this proves nothing)");
+    assert_eq!(inline_dirs(&sb).len(), 1, "the killed server left its inline run's directory");
+    assert_eq!(container_ids(&sb).len(), 1, "the killed server left its sandbox");
+
+    let out = sb.cmd().arg("cleanup").output().expect("run ignite cleanup");
+    let err = common::stderr_of(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("removed 1 leftover run(s)"), "{err}");
+    assert!(err.contains("removed 1 session workspace(s)") && err.contains("1 inline code directory"), "{err}");
+    assert!(!mounted(&dead_dir) && !dead_dir.exists(), "the dead server's workspace remains");
+    assert!(inline_dirs(&sb).is_empty(), "{:?}", inline_dirs(&sb));
+    assert!(container_ids(&sb).is_empty(), "{:?}", container_ids(&sb));
+    let runs: Vec<_> = std::fs::read_dir(sb.state.path().join("runs")).unwrap().flatten().collect();
+    assert!(runs.is_empty(), "{runs:?}");
+
+    // The live server's session is untouched: still mounted, its file still there.
+    assert!(mounted(&kept_dir), "cleanup unmounted a live server's session");
+    assert_eq!(run_in_kept(READ_NOTE), "kept note.txt\n");
+    let out = sb.cmd().arg("cleanup").output().expect("run ignite cleanup");
+    assert!(common::stderr_of(&out).contains("removed 0 session workspace(s)"), "{}", common::stderr_of(&out));
+    assert!(mounted(&kept_dir));
+
+    let (status, log) = live.stop();
+    assert!(status.success(), "{log}");
+    assert!(session_dirs(&sb).is_empty(), "{:?}", session_dirs(&sb));
+    let owners: Vec<_> =
+        std::fs::read_dir(sb.state.path().join("session-owners")).into_iter().flatten().flatten().collect();
+    assert!(owners.is_empty(), "{owners:?}");
     sb.assert_no_leaks();
 }
