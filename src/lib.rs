@@ -2,7 +2,7 @@
 //!
 //! Layering (a module uses only modules listed after it):
 //! `server`, `bench` → `server_dirs`, `engine`, `inventory`, `doctor`, `envinfo` → `lock`, `template`, `deps`, `grants` → `supervisor`, `netns` → `audit`, `oci`, `spec`, `bundle`, `stage`, `cgroup` →
-//! `service`, `policy`, `runtime`, `report`, `run_report`, `preflight`, `init_proto`, `spawn_guard` → `bpf`, `sys`.
+//! `service`, `policy`, `runtime`, `report`, `run_report`, `preflight`, `init_proto`, `spawn_guard` → `bpf`, `sys`, `nofile`.
 
 pub mod audit;
 pub mod audit_gate;
@@ -22,6 +22,7 @@ pub mod init_proto;
 pub mod inventory;
 pub mod lock;
 pub mod netns;
+pub mod nofile;
 pub mod oci;
 pub mod policy;
 pub mod pool;

@@ -1887,6 +1887,76 @@ fn a_parked_sandbox_killed_from_outside_is_replaced() {
     sb.assert_no_leaks();
 }
 
+/// Prints the program's own open-file limits (soft hard), as the kernel has them.
+const NOFILE_PROBE: &str = r#"import { readFileSync } from "node:fs";
+const line = readFileSync("/proc/self/limits", "utf8").split("\n").find((l) => l.startsWith("Max open files"))!;
+console.log(line.split(/\s+/).slice(3, 5).join(" "));
+"#;
+
+/// Under a hard open-file limit below the 4096 a sandbox asks for (which the OCI runtime may
+/// not be allowed to exceed), runs get what the host allows; below the minimum they are refused
+/// with the limit and the remedy, and /ready says why. `ignite run` and `ignite serve` alike.
+#[test]
+fn a_low_open_file_limit_is_fitted_or_refused_and_ready_says_so() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let svc = sb.service(
+        "svc/nofile",
+        &[("service.yaml", "service:\n  name: nofile\n  entry: index.ts\n"), ("index.ts", NOFILE_PROBE)],
+    );
+    let run = |cmd: &mut std::process::Command| cmd.arg("run").arg(&svc).arg("--json").output().expect("run ignite");
+
+    let out = run(&mut sb.cmd());
+    assert!(out.status.success(), "{}", common::stderr_of(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let own_hard: u64 = std::fs::read_to_string("/proc/self/limits")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4).map(|v| v.parse().unwrap_or(u64::MAX)))
+        .unwrap();
+    if own_hard >= 4096 {
+        assert_eq!(report["stdout"], "4096 4096\n", "{report:#}");
+    }
+
+    let out = run(&mut sb.cmd_with_nofile(1024));
+    assert!(out.status.success(), "under a hard limit of 1024: {}", common::stderr_of(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["stdout"], "1024 1024\n", "{report:#}");
+
+    let out = run(&mut sb.cmd_with_nofile(128));
+    let err = common::stderr_of(&out);
+    assert!(!out.status.success(), "{err}");
+    for needle in ["RLIMIT_NOFILE", "is 128", "below the 256", "ulimit -Hn 4096"] {
+        assert!(err.contains(needle), "expected {needle:?} in: {err}");
+    }
+
+    let srv = Server::start_from(sb.cmd_with_nofile(1024), &dir, &[], &[]);
+    let ready = srv.get("/ready", None);
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    let r = srv.execute("nofile", json!({}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["stdout"], "1024 1024\n", "{}", r.body);
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+
+    let srv = Server::start_from(sb.cmd_with_nofile(128), &dir, &[], &[]);
+    let ready = srv.get("/ready", None);
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    let body = ready.json();
+    assert_eq!(body["ready"], false);
+    assert!(body["missing"].to_string().contains("open-file limit (RLIMIT_NOFILE) of ignite is 128"), "{body:#}");
+    let r = srv.execute("nofile", json!({}));
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.body.contains("RLIMIT_NOFILE") && r.body.contains("ulimit -Hn 4096"), "{}", r.body);
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}
+
 /// `ignite cleanup` after a `kill -9` of the server removes everything it left — its session's
 /// tmpfs workspace, the directory of an inline run in flight, the run's container and state —
 /// and leaves the session of a live server on the same state dir alone (as does the killed

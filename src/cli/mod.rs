@@ -538,6 +538,15 @@ pub fn main() -> ExitCode {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     // A server's request log is its normal output; other commands only say what went wrong.
     init_tracing(if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" });
+    // Commands that start sandboxes hold descriptors per connection, run and pipe: they get all
+    // the open files the host allows them (the sandboxes' own limit fits under it).
+    if matches!(
+        cli.command,
+        Command::Serve(_) | Command::Run { .. } | Command::Exec { .. } | Command::Install { .. } | Command::Bench(_)
+    ) && let Err(e) = ignite::nofile::raise_soft_to_hard()
+    {
+        tracing::warn!(error = %e, "keeping the open-file limit as it is");
+    }
     let json = match &cli.command {
         Command::Run { run, .. } | Command::Exec { run, .. } => run.json,
         Command::Install { json, .. }

@@ -68,6 +68,8 @@ pub enum InstallError {
     #[error(transparent)]
     Net(#[from] NetError),
     #[error(transparent)]
+    Nofile(#[from] crate::nofile::NofileError),
+    #[error(transparent)]
     Bundle(#[from] BundleError),
     #[error(transparent)]
     Spec(#[from] SpecError),
@@ -229,6 +231,7 @@ impl<R: OciRuntime> Installer<'_, R> {
         }
         let mut limits = Limits::new(INSTALL_MEMORY_MB, INSTALL_CPUS);
         limits.pids = INSTALL_PIDS;
+        limits.nofile = crate::nofile::sandbox_limit_now()?;
         let input = SpecInput {
             rootfs: rootfs.path,
             app_dir: ws.scratch().join("app"),

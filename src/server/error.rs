@@ -67,6 +67,10 @@ impl From<EngineError> for ApiError {
             EngineError::Deps(crate::deps::DepsError::Manifest { .. }) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "service_error")
             }
+            // The host cannot start sandboxes until its operator raises a limit (/ready says so).
+            EngineError::Nofile(crate::nofile::NofileError::TooLow { .. }) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "not_ready")
+            }
             // Every run uid is taken by a live run: capacity, like a full admission queue.
             EngineError::Identity(crate::identity::IdentityError::Exhausted { .. }) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "busy")
