@@ -236,6 +236,8 @@ impl Engine {
     /// Resolves, fetches and checks everything a run needs, and builds the spec.
     pub fn prepare(&self, job: &Job, progress: &dyn Progress) -> Result<Prepared, EngineError> {
         let svc = &job.service;
+        // Before anything is fetched or staged: no sandbox starts under too low a limit.
+        let nofile = crate::nofile::sandbox_limit_now()?;
         let runtime = self.registry.resolve(&svc.runtime).map_err(|source| EngineError::ServiceRuntime {
             service: svc.name.clone(),
             spec: svc.runtime.clone(),
@@ -280,7 +282,7 @@ impl Engine {
         spawn_guard::check_supported(&spawn)?;
         let mut limits = Limits::new(svc.memory_mb, svc.cpu_limit);
         // Never above ignite's own hard limit, which the OCI runtime may be unable to exceed.
-        limits.nofile = crate::nofile::sandbox_limit_now()?;
+        limits.nofile = nofile;
         limits.pids = i64::from(job.policy.max_processes);
         limits.tmp_bytes = u64::from(job.policy.tmp_mb) * 1024 * 1024;
         let timeout = Duration::from_millis(svc.timeout_ms);
