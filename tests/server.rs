@@ -1954,6 +1954,7 @@ fn a_low_open_file_limit_is_fitted_or_refused_and_ready_says_so() {
     assert!(r.body.contains("RLIMIT_NOFILE") && r.body.contains("ulimit -Hn 4096"), "{}", r.body);
     let (status, log) = srv.stop();
     assert!(status.success(), "{log}");
+    assert!(log.contains("no sandbox can start"), "the server said nothing at start: {log}");
     sb.assert_no_leaks();
 }
 

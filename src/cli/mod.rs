@@ -547,6 +547,12 @@ pub fn main() -> ExitCode {
     {
         tracing::warn!(error = %e, "keeping the open-file limit as it is");
     }
+    // A server under too low a limit still starts (and /ready says why), but says so at once.
+    if matches!(cli.command, Command::Serve(_))
+        && let Err(e) = ignite::nofile::sandbox_limit_now()
+    {
+        tracing::warn!(error = %e, "no sandbox can start");
+    }
     let json = match &cli.command {
         Command::Run { run, .. } | Command::Exec { run, .. } => run.json,
         Command::Install { json, .. }
