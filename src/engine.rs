@@ -75,6 +75,8 @@ pub enum EngineError {
     Identity(#[from] IdentityError),
     #[error("{service}: a sandbox started ahead cannot serve a job that needs {why}")]
     NotWarm { service: String, why: &'static str },
+    #[error(transparent)]
+    Nofile(#[from] crate::nofile::NofileError),
 }
 
 /// Host-level settings, resolved once by the edge (CLI flags, environment, defaults).
@@ -234,6 +236,8 @@ impl Engine {
     /// Resolves, fetches and checks everything a run needs, and builds the spec.
     pub fn prepare(&self, job: &Job, progress: &dyn Progress) -> Result<Prepared, EngineError> {
         let svc = &job.service;
+        // Before anything is fetched or staged: no sandbox starts under too low a limit.
+        let nofile = crate::nofile::sandbox_limit_now()?;
         let runtime = self.registry.resolve(&svc.runtime).map_err(|source| EngineError::ServiceRuntime {
             service: svc.name.clone(),
             spec: svc.runtime.clone(),
@@ -277,6 +281,8 @@ impl Engine {
         // The entrypoint checks again inside the sandbox; this says it before anything starts.
         spawn_guard::check_supported(&spawn)?;
         let mut limits = Limits::new(svc.memory_mb, svc.cpu_limit);
+        // Never above ignite's own hard limit, which the OCI runtime may be unable to exceed.
+        limits.nofile = nofile;
         limits.pids = i64::from(job.policy.max_processes);
         limits.tmp_bytes = u64::from(job.policy.tmp_mb) * 1024 * 1024;
         let timeout = Duration::from_millis(svc.timeout_ms);
@@ -598,6 +604,9 @@ impl Engine {
         }
         if !self.settings.init_binary.is_file() {
             missing.push(format!("sandbox entrypoint {} not found", self.settings.init_binary.display()));
+        }
+        if let Err(e) = crate::nofile::sandbox_limit_now() {
+            missing.push(e.to_string());
         }
         match self.registry.resolve(crate::service::DEFAULT_RUNTIME) {
             Ok(rt) if self.store.present(&rt).is_none() => missing.push(format!(

@@ -1,8 +1,8 @@
 //! Ignite: run untrusted JavaScript/TypeScript services in hardened OCI containers.
 //!
 //! Layering (a module uses only modules listed after it):
-//! `server`, `bench` → `engine`, `inventory`, `doctor`, `envinfo` → `lock`, `template`, `deps`, `grants` → `supervisor`, `netns` → `audit`, `oci`, `spec`, `bundle`, `stage`, `cgroup` →
-//! `service`, `policy`, `runtime`, `report`, `run_report`, `preflight`, `init_proto`, `spawn_guard` → `bpf`, `sys`.
+//! `server`, `bench` → `server_dirs`, `engine`, `inventory`, `doctor`, `envinfo` → `lock`, `template`, `deps`, `grants` → `supervisor`, `netns` → `audit`, `oci`, `spec`, `bundle`, `stage`, `cgroup` →
+//! `service`, `policy`, `runtime`, `report`, `run_report`, `preflight`, `init_proto`, `spawn_guard` → `bpf`, `sys`, `nofile`.
 
 pub mod audit;
 pub mod audit_gate;
@@ -22,6 +22,7 @@ pub mod init_proto;
 pub mod inventory;
 pub mod lock;
 pub mod netns;
+pub mod nofile;
 pub mod oci;
 pub mod policy;
 pub mod pool;
@@ -30,6 +31,7 @@ pub mod report;
 pub mod run_report;
 pub mod runtime;
 pub mod server;
+pub mod server_dirs;
 pub mod service;
 pub mod spawn_guard;
 pub mod spec;

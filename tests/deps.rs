@@ -561,3 +561,36 @@ fn runs_stay_offline_even_with_installed_dependencies() {
     assert_eq!(stdout_line(&r), "offline 4.17.21", "{r}");
     sb.assert_no_leaks();
 }
+
+/// Local, tarball, git and URL dependency specs are refused before anything is installed or
+/// started, with the dependency, its spec and the rule; a registry spec beside them is fine.
+#[test]
+fn non_registry_dependency_specs_are_refused_before_any_sandbox() {
+    let sb = sandbox_test!();
+    for (spec, what) in [
+        ("evil.tgz", "a tarball file"),
+        ("file:../x", "a local path"),
+        ("link:../x", "a local path"),
+        ("git+https://github.com/lodash/lodash.git", "a git repository"),
+        ("github:lodash/lodash", "a git repository"),
+        ("lodash/lodash", "GitHub repository"),
+        ("https://registry.npmjs.org/lodash/-/lodash-4.17.21.tgz", "a URL"),
+        ("npm:lodash@github:lodash/lodash", "a git repository"),
+    ] {
+        let dir = sb.ts_service("nonreg", "", "console.log('ran');\n");
+        std::fs::write(dir.join("package.json"), package_json(&format!(r#""lodash":"^4","x":"{spec}""#), "")).unwrap();
+        for command in ["run", "install"] {
+            let out = sb.cmd().arg(command).arg(&dir).output().expect("spawn ignite");
+            let err = stderr_of(&out);
+            assert!(!out.status.success(), "{command} {spec}: {err}");
+            for needle in ["package.json", "`dependencies.x`", &format!("{spec:?}"), what, "npm registry"] {
+                assert!(err.contains(needle), "{command} {spec}: expected {needle:?} in: {err}");
+            }
+            assert!(!err.contains("installing"), "{command} {spec}: an install started: {err}");
+            assert!(!stdout_of(&out).contains("ran"), "{command} {spec}: the service ran");
+        }
+    }
+    // No install workspace, container or mount was ever made.
+    sb.assert_no_leaks();
+    assert!(!sb.state.path().join("installs").exists(), "an install workspace was created");
+}

@@ -67,7 +67,10 @@ impl Server {
     /// Without `--pool…` arguments the warm pool is off, so that a test sees only the
     /// sandboxes of its own requests; the pool's tests (at the end) turn it on.
     fn start(sb: &Sandbox, services: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut cmd = sb.cmd();
+        Server::start_from(sb.cmd(), services, args, env)
+    }
+
+    fn start_from(mut cmd: std::process::Command, services: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         cmd.arg("serve").arg("--services").arg(services).args(["--port", "0"]).args(args);
         if !args.iter().any(|a| a.starts_with("--pool")) {
             cmd.args(["--pool-min", "0", "--pool-max", "0"]);
@@ -1881,5 +1884,146 @@ fn a_parked_sandbox_killed_from_outside_is_replaced() {
 
     let (status, log) = srv.stop();
     assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}
+
+/// Prints the program's own open-file limits (soft hard), as the kernel has them.
+const NOFILE_PROBE: &str = r#"import { readFileSync } from "node:fs";
+const line = readFileSync("/proc/self/limits", "utf8").split("\n").find((l) => l.startsWith("Max open files"))!;
+console.log(line.split(/\s+/).slice(3, 5).join(" "));
+"#;
+
+/// Under a hard open-file limit below the 4096 a sandbox asks for (which the OCI runtime may
+/// not be allowed to exceed), runs get what the host allows; below the minimum they are refused
+/// with the limit and the remedy, and /ready says why. `ignite run` and `ignite serve` alike.
+#[test]
+fn a_low_open_file_limit_is_fitted_or_refused_and_ready_says_so() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let svc = sb.service(
+        "svc/nofile",
+        &[("service.yaml", "service:\n  name: nofile\n  entry: index.ts\n"), ("index.ts", NOFILE_PROBE)],
+    );
+    let run = |cmd: &mut std::process::Command| cmd.arg("run").arg(&svc).arg("--json").output().expect("run ignite");
+
+    let out = run(&mut sb.cmd());
+    assert!(out.status.success(), "{}", common::stderr_of(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let own_hard: u64 = std::fs::read_to_string("/proc/self/limits")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4).map(|v| v.parse().unwrap_or(u64::MAX)))
+        .unwrap();
+    if own_hard >= 4096 {
+        assert_eq!(report["stdout"], "4096 4096\n", "{report:#}");
+    }
+
+    let out = run(&mut sb.cmd_with_nofile(1024));
+    assert!(out.status.success(), "under a hard limit of 1024: {}", common::stderr_of(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["stdout"], "1024 1024\n", "{report:#}");
+
+    let out = run(&mut sb.cmd_with_nofile(128));
+    let err = common::stderr_of(&out);
+    assert!(!out.status.success(), "{err}");
+    for needle in ["RLIMIT_NOFILE", "is 128", "below the 256", "ulimit -Hn 4096"] {
+        assert!(err.contains(needle), "expected {needle:?} in: {err}");
+    }
+
+    let srv = Server::start_from(sb.cmd_with_nofile(1024), &dir, &[], &[]);
+    let ready = srv.get("/ready", None);
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    let r = srv.execute("nofile", json!({}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["stdout"], "1024 1024\n", "{}", r.body);
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+
+    let srv = Server::start_from(sb.cmd_with_nofile(128), &dir, &[], &[]);
+    let ready = srv.get("/ready", None);
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    let body = ready.json();
+    assert_eq!(body["ready"], false);
+    assert!(body["missing"].to_string().contains("open-file limit (RLIMIT_NOFILE) of ignite is 128"), "{body:#}");
+    let r = srv.execute("nofile", json!({}));
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.body.contains("RLIMIT_NOFILE") && r.body.contains("ulimit -Hn 4096"), "{}", r.body);
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("no sandbox can start"), "the server said nothing at start: {log}");
+    sb.assert_no_leaks();
+}
+
+/// `ignite cleanup` after a `kill -9` of the server removes everything it left — its session's
+/// tmpfs workspace, the directory of an inline run in flight, the run's container and state —
+/// and leaves the session of a live server on the same state dir alone (as does the killed
+/// server's own start).
+#[test]
+fn cleanup_after_a_killed_server_removes_what_it_left_but_not_a_live_servers_sessions() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let live = Server::start(&sb, &dir, &[], &[]);
+    let r = live.post("/v1/sessions", None, "");
+    assert_eq!(r.status, 201, "{}", r.body);
+    let kept = r.json()["id"].as_str().unwrap().to_string();
+    let kept_dir = sb.state.path().join("sessions").join(&kept);
+    let run_in_kept = |code: &str| {
+        let body = json!({ "runtime": "bun", "code": code, "input": { "note": "kept" } });
+        let r = live.post(&format!("/v1/sessions/{kept}/execute"), Some("application/json"), &body.to_string());
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["stdout"].as_str().unwrap().to_string()
+    };
+    assert_eq!(run_in_kept(WRITE_NOTE), "written\n");
+
+    // A second server on the same state dir: starting, it must not take the live one's session.
+    let mut crashed = Server::start(&sb, &dir, &[], &[]);
+    assert!(mounted(&kept_dir), "a starting server unmounted a live server's session");
+    let r = crashed.post("/v1/sessions", None, "");
+    assert_eq!(r.status, 201, "{}", r.body);
+    let dead_dir = sb.state.path().join("sessions").join(r.json()["id"].as_str().unwrap());
+    let url = format!("{}/v1/execute", crashed.base);
+    let inflight = std::thread::spawn(move || {
+        let body = json!({ "runtime": "bun", "code": WAIT_FOR_RELEASE }).to_string();
+        agent().post(url).header("Content-Type", "application/json").send(body).is_err()
+    });
+    crashed.wait_sandbox(&sb);
+    crashed.child.kill().expect("SIGKILL");
+    crashed.child.wait().expect("wait");
+    assert!(inflight.join().unwrap(), "the killed server answered");
+    assert!(mounted(&dead_dir), "the killed server left its session's workspace (else this proves nothing)");
+    assert_eq!(inline_dirs(&sb).len(), 1, "the killed server left its inline run's directory");
+    assert_eq!(container_ids(&sb).len(), 1, "the killed server left its sandbox");
+
+    let out = sb.cmd().arg("cleanup").output().expect("run ignite cleanup");
+    let err = common::stderr_of(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("removed 1 leftover run(s)"), "{err}");
+    assert!(err.contains("removed 1 session workspace(s)") && err.contains("1 inline code directory"), "{err}");
+    assert!(!mounted(&dead_dir) && !dead_dir.exists(), "the dead server's workspace remains");
+    assert!(inline_dirs(&sb).is_empty(), "{:?}", inline_dirs(&sb));
+    assert!(container_ids(&sb).is_empty(), "{:?}", container_ids(&sb));
+    let runs: Vec<_> = std::fs::read_dir(sb.state.path().join("runs")).unwrap().flatten().collect();
+    assert!(runs.is_empty(), "{runs:?}");
+
+    // The live server's session is untouched: still mounted, its file still there.
+    assert!(mounted(&kept_dir), "cleanup unmounted a live server's session");
+    assert_eq!(run_in_kept(READ_NOTE), "kept note.txt\n");
+    let out = sb.cmd().arg("cleanup").output().expect("run ignite cleanup");
+    assert!(common::stderr_of(&out).contains("removed 0 session workspace(s)"), "{}", common::stderr_of(&out));
+    assert!(mounted(&kept_dir));
+
+    let (status, log) = live.stop();
+    assert!(status.success(), "{log}");
+    assert!(session_dirs(&sb).is_empty(), "{:?}", session_dirs(&sb));
+    let owners: Vec<_> =
+        std::fs::read_dir(sb.state.path().join("session-owners")).into_iter().flatten().flatten().collect();
+    assert!(owners.is_empty(), "{owners:?}");
     sb.assert_no_leaks();
 }

@@ -271,8 +271,9 @@ enum Command {
     /// cold/warm, with percentiles, overhead vs the bare runtime and per-phase times.
     #[command(after_help = bench::BENCH_HELP)]
     Bench(bench::BenchArgs),
-    /// Remove containers, cgroups, install scratch mounts and state left behind by ignite processes
-    /// that crashed, and staged TypeScript copies no run is using.
+    /// Remove containers, cgroups, install scratch mounts, session workspaces, inline code
+    /// directories and state left behind by ignite processes that crashed, and staged TypeScript
+    /// copies no run is using.
     #[command(after_help = CLEANUP_HELP)]
     Cleanup,
     /// Internal: an OCI hook the runtime runs (`loopback-up`), with the container state on stdin.
@@ -398,7 +399,8 @@ EXAMPLES:
   ignite runtime pull node@22              # ahead of the first run (download, verify, build, unpack)";
 
 const CLEANUP_HELP: &str = "\
-Needs root. Runs of a live ignite process are never touched.
+Needs root. Runs, sessions and inline code of a live ignite process (or server) are never
+touched; those of one that died (even by SIGKILL) are removed.
 
 EXAMPLES:
   ignite cleanup";
@@ -550,6 +552,21 @@ pub fn main() -> ExitCode {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     // A server's request log is its normal output; other commands only say what went wrong.
     init_tracing(if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" });
+    // Commands that start sandboxes hold descriptors per connection, run and pipe: they get all
+    // the open files the host allows them (the sandboxes' own limit fits under it).
+    if matches!(
+        cli.command,
+        Command::Serve(_) | Command::Run { .. } | Command::Exec { .. } | Command::Install { .. } | Command::Bench(_)
+    ) && let Err(e) = ignite::nofile::raise_soft_to_hard()
+    {
+        tracing::warn!(error = %e, "keeping the open-file limit as it is");
+    }
+    // A server under too low a limit still starts (and /ready says why), but says so at once.
+    if matches!(cli.command, Command::Serve(_))
+        && let Err(e) = ignite::nofile::sandbox_limit_now()
+    {
+        tracing::warn!(error = %e, "no sandbox can start");
+    }
     let json = match &cli.command {
         Command::Run { run, .. } | Command::Exec { run, .. } => run.json,
         Command::Install { json, .. }
@@ -658,6 +675,16 @@ fn dispatch(cli: Cli, matches: &ArgMatches) -> anyhow::Result<i32> {
             let engine = Engine::new(Settings { runtimes_dirs: Vec::new(), ..settings(&cli.global)? })?;
             let reaped = tokio_rt()?.block_on(engine.reap_stale());
             eprintln!("ignite: removed {} leftover run(s){}", reaped.len(), list_suffix(&reaped));
+            // After the containers, which may still have had them mounted.
+            let left = ignite::server_dirs::reap_stale(engine.state_dir());
+            eprintln!(
+                "ignite: removed {} session workspace(s){} and {} inline code director{}{}",
+                left.sessions.len(),
+                list_suffix(&left.sessions),
+                left.inline.len(),
+                if left.inline.len() == 1 { "y" } else { "ies" },
+                list_suffix(&left.inline)
+            );
             let staged = engine.clear_staged();
             eprintln!("ignite: removed {staged} staged TypeScript cop{}", if staged == 1 { "y" } else { "ies" });
             Ok(0)

@@ -68,6 +68,8 @@ pub enum InstallError {
     #[error(transparent)]
     Net(#[from] NetError),
     #[error(transparent)]
+    Nofile(#[from] crate::nofile::NofileError),
+    #[error(transparent)]
     Bundle(#[from] BundleError),
     #[error(transparent)]
     Spec(#[from] SpecError),
@@ -201,8 +203,10 @@ impl<R: OciRuntime> Installer<'_, R> {
         progress: &dyn Progress,
         cancel: &CancellationToken,
     ) -> Result<InstallRecord, InstallError> {
-        // Fail on a missing tool before anything is set up.
+        // Fail on a missing tool, or an open-file limit no sandbox can start under, before
+        // anything is set up.
         let tools = Tools::find("the dependency install")?;
+        let nofile = crate::nofile::sandbox_limit_now()?;
         let rootfs = self.store.ensure(&plan.installer, progress)?;
         let started = Instant::now();
         let noun = if plan.direct == 1 { "dependency" } else { "dependencies" };
@@ -229,6 +233,7 @@ impl<R: OciRuntime> Installer<'_, R> {
         }
         let mut limits = Limits::new(INSTALL_MEMORY_MB, INSTALL_CPUS);
         limits.pids = INSTALL_PIDS;
+        limits.nofile = nofile;
         let input = SpecInput {
             rootfs: rootfs.path,
             app_dir: ws.scratch().join("app"),

@@ -4,12 +4,14 @@
 //! - [`plan`] (this file): reads package.json and the lockfile, decides whether anything is
 //!   installed, and computes the key;
 //! - [`cache`]: `<cache>/deps/sha256-<key>/node_modules`, locks, leases held by runs, LRU prune;
+//! - [`specs`]: which dependency specs are installed (registry packages only);
 //! - [`tree`]: copies what an install produced into a root-owned, normalised tree;
 //! - [`install`]: the install step itself, in its own sandbox with a user-mode network
 //!   ([`crate::netns`]), torn down on every path.
 
 pub mod cache;
 pub mod install;
+pub mod specs;
 pub mod tree;
 
 use std::path::{Path, PathBuf};
@@ -221,23 +223,16 @@ fn count_dependencies(manifest: &[u8], path: &Path) -> Result<usize, DepsError> 
         let deps = deps.as_object().ok_or_else(|| bad(format!("field `{field}` must be an object")))?;
         for (name, spec) in deps {
             let spec = spec.as_str().ok_or_else(|| bad(format!("field `{field}.{name}` must be a version string")))?;
-            if is_local_spec(spec) {
+            if let Err(what) = specs::classify(spec) {
                 return Err(bad(format!(
-                    "field `{field}.{name}`: {spec:?} refers to a local path; the install step sees only package.json and the lockfile, so dependencies must come from the npm registry"
+                    "field `{field}.{name}`: {spec:?} is {}; ignite installs dependencies only from the npm registry (a version, a range, a dist-tag, or an npm: alias of a registry package), never from local paths, tarballs, git or URLs; publish the package to the registry or vendor it in node_modules/",
+                    what.describe()
                 )));
             }
         }
         count += deps.len();
     }
     Ok(count)
-}
-
-/// Dependency specs that name something on the local disk rather than in the registry.
-fn is_local_spec(spec: &str) -> bool {
-    let s = spec.trim();
-    ["file:", "link:", "workspace:", "portal:", "./", "../", "/", "~/"].iter().any(|p| s.starts_with(p))
-        || s == "."
-        || s == ".."
 }
 
 #[cfg(test)]

@@ -81,6 +81,7 @@ pub fn evaluate(f: &Facts) -> Vec<Check> {
     ];
     checks.extend(f.disks.iter().map(disk));
     checks.push(bundles(f));
+    checks.push(open_files(f));
     checks.push(kernel(f));
     checks
 }
@@ -120,6 +121,39 @@ fn privileges(f: &Facts) -> Check {
             "run ignite on the host, or in a container that has CAP_SYS_ADMIN (e.g. docker run --privileged)",
         ),
         Probed::Found(_) => ok(NAME, EVERY_RUN, "root with CAP_SYS_ADMIN"),
+    }
+}
+
+/// ignite's hard open-file limit bounds each sandbox's (see [`crate::nofile`]): below 4096 the
+/// sandboxes get less; below the minimum none starts.
+fn open_files(f: &Facts) -> Check {
+    use crate::nofile::{MIN_SANDBOX_NOFILE, Nofile, REMEDY, SANDBOX_NOFILE, sandbox_limit};
+    const NAME: &str = "open-files";
+    let shown = |v: u64| if v == u64::MAX { "unlimited".to_string() } else { v.to_string() };
+    match &f.open_files {
+        Probed::Failed { error } => {
+            not_ok(NAME, Status::Warn, EVERY_RUN, error.clone(), "run ignite on a host with /proc mounted")
+        }
+        Probed::Found(l) => {
+            let found = format!("soft {}, hard {}", shown(l.soft), shown(l.hard));
+            match sandbox_limit(Nofile { soft: l.soft, hard: l.hard }) {
+                Err(_) => not_ok(
+                    NAME,
+                    Status::Fail,
+                    EVERY_RUN,
+                    format!("{found}: below the {MIN_SANDBOX_NOFILE} a sandbox needs, no sandbox starts"),
+                    REMEDY,
+                ),
+                Ok(n) if n < SANDBOX_NOFILE => not_ok(
+                    NAME,
+                    Status::Warn,
+                    EVERY_RUN,
+                    format!("{found}: sandboxes get {n} open files instead of {SANDBOX_NOFILE}"),
+                    REMEDY,
+                ),
+                Ok(n) => ok(NAME, EVERY_RUN, format!("{found}: sandboxes get {n}")),
+            }
+        }
     }
 }
 

@@ -56,6 +56,15 @@ pub struct Facts {
     /// The bundle cache and the state directory.
     pub disks: Vec<Disk>,
     pub bundles: Probed<Vec<BundleFact>>,
+    /// ignite's own open-file limits (`/proc/self/limits`), which bound every sandbox's.
+    pub open_files: Probed<OpenFiles>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenFiles {
+    pub soft: u64,
+    pub hard: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

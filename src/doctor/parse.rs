@@ -32,6 +32,20 @@ pub struct KernelController {
     pub enabled: bool,
 }
 
+/// Soft and hard open-file limits from `/proc/<pid>/limits` (`unlimited` is `u64::MAX`).
+pub fn parse_nofile_limits(content: &str) -> Result<(u64, u64), ParseError> {
+    for (idx, line) in content.lines().enumerate() {
+        let Some(rest) = line.strip_prefix("Max open files") else { continue };
+        let bad = || ParseError::at(idx + 1, line, "expected `Max open files SOFT HARD files`");
+        let value = |w: &str| if w == "unlimited" { Some(u64::MAX) } else { w.parse().ok() };
+        let mut words = rest.split_whitespace();
+        let soft = words.next().and_then(value).ok_or_else(bad)?;
+        let hard = words.next().and_then(value).ok_or_else(bad)?;
+        return Ok((soft, hard));
+    }
+    Err(ParseError::at(0, "", "no `Max open files` line"))
+}
+
 /// Parses `/proc/cgroups` (`#subsys_name hierarchy num_cgroups enabled`).
 pub fn parse_proc_cgroups(content: &str) -> Result<Vec<KernelController>, ParseError> {
     let mut controllers = Vec::new();

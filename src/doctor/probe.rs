@@ -75,6 +75,9 @@ pub fn gather(opts: &DoctorOptions) -> Facts {
             .into();
         let disks = vec![disk("cache", &opts.cache_dir), disk("state", &opts.state_dir)];
         let bundles = bundle_facts(&opts.cache_dir).into();
+        let open_files = read_parsed(root, "proc/self/limits", parse::parse_nofile_limits)
+            .map(|(soft, hard)| OpenFiles { soft, hard })
+            .into();
         Facts {
             kernel,
             privileges,
@@ -92,6 +95,7 @@ pub fn gather(opts: &DoctorOptions) -> Facts {
             tools: tools.join().unwrap_or_default(),
             disks,
             bundles,
+            open_files,
         }
     })
 }

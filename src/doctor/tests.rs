@@ -64,6 +64,47 @@ fn scenario(name: &str, landlock: LandlockSupport) -> Scenario {
     Scenario { opts, _bin: bin, _scratch: scratch }
 }
 
+#[test]
+fn open_file_limits_bound_the_sandboxes_and_say_what_to_do() {
+    let s = scenario("hybrid-debian12", LandlockSupport::Available { abi: 7 });
+    let facts = probe::gather(&s.opts);
+    assert_eq!(facts.open_files, Probed::Found(OpenFiles { soft: 20000, hard: 20000 }));
+    let d = judge(facts.clone());
+    let c = assert_status(&d, "open-files", Status::Ok);
+    assert_eq!(c.value, "soft 20000, hard 20000: sandboxes get 4096");
+
+    let with = |soft, hard| judge(Facts { open_files: Probed::Found(OpenFiles { soft, hard }), ..facts.clone() });
+    let d = with(1024, 1024);
+    let c = assert_status(&d, "open-files", Status::Warn);
+    assert_eq!(c.value, "soft 1024, hard 1024: sandboxes get 1024 open files instead of 4096");
+    assert!(c.remedy.as_deref().unwrap().contains("ulimit -Hn 4096"), "{c:#?}");
+    assert!(d.ok, "a lower limit still runs sandboxes");
+
+    let d = with(128, 128);
+    let c = assert_status(&d, "open-files", Status::Fail);
+    assert!(c.value.contains("hard 128") && c.value.contains("256"), "{c:#?}");
+    assert!(c.remedy.as_deref().unwrap().contains("LimitNOFILE"), "{c:#?}");
+    assert!(!d.ok);
+
+    let d = with(u64::MAX, u64::MAX);
+    let c = assert_status(&d, "open-files", Status::Ok);
+    assert_eq!(c.value, "soft unlimited, hard unlimited: sandboxes get 4096");
+
+    // The container fixture: its hard limit is 1024.
+    let s = scenario("rootless-container", LandlockSupport::Disabled);
+    assert_status(&run(&s.opts), "open-files", Status::Warn);
+}
+
+#[test]
+fn nofile_limits_parse_from_proc_limits() {
+    let text = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                Max processes             96367                96367                processes \n\
+                Max open files            1024                 unlimited            files     \n";
+    assert_eq!(parse::parse_nofile_limits(text), Ok((1024, u64::MAX)));
+    assert!(parse::parse_nofile_limits("Max open files  x  1 files\n").is_err());
+    assert!(parse::parse_nofile_limits("Max processes 1 1 processes\n").is_err());
+}
+
 fn check<'a>(d: &'a Doctor, name: &str) -> &'a Check {
     d.checks.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no check {name}: {:#?}", d.checks))
 }

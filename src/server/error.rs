@@ -63,6 +63,14 @@ impl From<EngineError> for ApiError {
             | EngineError::MissingDependency { .. }
             | EngineError::Unreadable { .. }
             | EngineError::Stage(_) => (StatusCode::UNPROCESSABLE_ENTITY, "service_error"),
+            // A package.json the installer must not see: the service's to fix.
+            EngineError::Deps(crate::deps::DepsError::Manifest { .. }) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "service_error")
+            }
+            // The host cannot start sandboxes until its operator raises a limit (/ready says so).
+            EngineError::Nofile(crate::nofile::NofileError::TooLow { .. }) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "not_ready")
+            }
             // Every run uid is taken by a live run: capacity, like a full admission queue.
             EngineError::Identity(crate::identity::IdentityError::Exhausted { .. }) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "busy")

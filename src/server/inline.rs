@@ -27,7 +27,7 @@ use super::routes::{json_rejection, run_job, shutting_down};
 use super::stream::Format;
 use crate::deps::{self, Modules};
 use crate::engine::{DEFAULT_GRACE, Job};
-use crate::fsutil::{Cleanup, remove_any, temp_name};
+use crate::fsutil::{Cleanup, temp_name};
 use crate::identity::UidLease;
 use crate::policy;
 use crate::report::Report;
@@ -36,8 +36,7 @@ use crate::service::{self, CPU_LIMIT_RANGE, MEMORY_MB_RANGE, Overrides, RawServi
 
 /// The service name of every inline run (container hostname, report's `service`).
 pub const INLINE_NAME: &str = "inline";
-/// Subdirectory of the state dir holding the per-run directories.
-pub const INLINE_DIR: &str = "inline";
+pub use crate::server_dirs::INLINE_DIR;
 pub const MAX_FILES: usize = 256;
 pub const MAX_TOTAL_BYTES: usize = 4 * 1024 * 1024;
 pub const MAX_PATH_BYTES: usize = 512;
@@ -220,18 +219,6 @@ fn write_run_dir(parent: &Path, files: &BTreeMap<String, &str>) -> std::io::Resu
         fs::set_permissions(&full, fs::Permissions::from_mode(0o644))?;
     }
     Ok(guard)
-}
-
-/// Removes per-run directories left by a process that died (their name carries its pid).
-pub(super) fn reap_stale(state_dir: &Path) {
-    let Ok(entries) = fs::read_dir(state_dir.join(INLINE_DIR)) else { return };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let pid = name.strip_prefix("run-").and_then(|r| r.split('-').next()).and_then(|p| p.parse::<u32>().ok());
-        if pid.is_none_or(|p| !Path::new(&format!("/proc/{p}")).exists()) {
-            remove_any(&e.path());
-        }
-    }
 }
 
 fn busy() -> ApiError {

@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use nix::mount::{MntFlags, MsFlags};
+use nix::mount::MsFlags;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
@@ -28,10 +28,10 @@ use super::stream::Format;
 use crate::fsutil::remove_any;
 use crate::identity::{self, IdentityError, UidLease};
 use crate::report::{Report, rfc3339};
+use crate::server_dirs::{self, OwnerError, SessionOwner};
 use crate::spec::WORKSPACE_DIR;
 
-/// Subdirectory of the state dir holding the workspaces' mount points.
-pub const SESSIONS_DIR: &str = "sessions";
+pub use crate::server_dirs::SESSIONS_DIR;
 /// Files (inodes) a workspace may hold: the byte quota alone would let tiny files exhaust memory.
 const MAX_INODES: u64 = 16 * 1024;
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -58,6 +58,8 @@ struct Session {
     /// The uid every run of the session has, which owns the workspace; released after the
     /// workspace is gone (the field drops after `destroy` unmounts it).
     identity: Arc<UidLease>,
+    /// Marks the workspace as this server's (see [`server_dirs`]): dropped after `destroy`.
+    _owner: SessionOwner,
 }
 
 pub struct Sessions {
@@ -76,6 +78,8 @@ pub enum SessionError {
     Io { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    #[error(transparent)]
+    Owner(#[from] OwnerError),
 }
 
 fn new_id() -> std::io::Result<String> {
@@ -115,6 +119,8 @@ impl Sessions {
         std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
         let identity = Arc::new(identity::allocate(&self.state)?);
         let id = new_id().map_err(io(&self.root))?;
+        // Before the workspace exists: a reaper never sees it without its live owner.
+        let mark = server_dirs::own_session(&self.state, &id)?;
         let dir = self.root.join(&id);
         std::fs::create_dir(&dir).map_err(io(&dir))?;
         let data = format!(
@@ -138,7 +144,15 @@ impl Sessions {
         }
         map.insert(
             id.clone(),
-            Session { owner, dir, created: now, expires, runs: Arc::new(tokio::sync::Mutex::new(())), identity },
+            Session {
+                owner,
+                dir,
+                created: now,
+                expires,
+                runs: Arc::new(tokio::sync::Mutex::new(())),
+                identity,
+                _owner: mark,
+            },
         );
         Ok((id, now, expires))
     }
@@ -200,21 +214,7 @@ async fn destroy(s: Session) {
 }
 
 fn unmount(dir: &Path) {
-    // Detached: a mount that is still busy goes away once its last user does.
-    if let Err(e) = nix::mount::umount2(dir, MntFlags::MNT_DETACH)
-        && e != nix::errno::Errno::EINVAL
-    {
-        tracing::warn!(dir = %dir.display(), error = %e, "failed to unmount a session workspace");
-    }
-    remove_any(dir);
-}
-
-/// Unmounts and removes workspaces left by a process that died.
-pub fn reap_stale(state_dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(state_dir.join(SESSIONS_DIR)) else { return };
-    for e in entries.flatten() {
-        unmount(&e.path());
-    }
+    server_dirs::unmount_workspace(dir);
 }
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
@@ -281,7 +281,7 @@ pub(super) async fn create(
             SessionError::Identity(IdentityError::Exhausted { .. }) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()).retry_after(1)
             }
-            SessionError::Io { .. } | SessionError::Identity(_) => {
+            SessionError::Io { .. } | SessionError::Identity(_) | SessionError::Owner(_) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
             }
         })?;

@@ -161,6 +161,17 @@ impl Sandbox {
         c
     }
 
+    /// [`cmd`](Self::cmd) with the open-file limit (soft and hard) lowered to `limit` first: a
+    /// shell sets it and execs ignite, so the child's pid is ignite's.
+    pub fn cmd_with_nofile(&self, limit: u64) -> Command {
+        let mut c = Command::new("sh");
+        c.arg("-c").arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\"")).arg(ignite_bin());
+        c.env("IGNITE_STATE_DIR", self.state.path());
+        c.env("IGNITE_OCI_RUNTIME", &self.oci_runtime);
+        c.env_remove("IGNITE_LOG");
+        c
+    }
+
     /// Writes a service directory `name` with the given files (path, content).
     pub fn service(&self, name: &str, files: &[(&str, &str)]) -> PathBuf {
         let dir = self.work.path().join(name);
