@@ -229,8 +229,8 @@ impl<R: OciRuntime> Supervisor<R> {
             Ok(launched) => Ok(launched),
             Err((e, id, lock)) => {
                 self.cleanup(&id).await;
-                drop(lock);
                 remove_run_files(&self.state, &id);
+                drop(lock);
                 Err(e)
             }
         }
@@ -536,8 +536,9 @@ impl<R: OciRuntime> Supervisor<R> {
         if may_remain {
             self.cleanup(&t.id).await;
         }
-        drop(t.lock);
+        // Removed while the lock is held: a scan by another run never sees it unlocked.
         remove_run_files(&self.state, &t.id);
+        drop(t.lock);
         ms_since(started)
     }
 
@@ -648,8 +649,8 @@ impl<R: OciRuntime> Supervisor<R> {
             };
             tracing::info!("removing leftovers of run {id}");
             self.cleanup(&id).await;
-            drop(lock);
             remove_run_files(&self.state, &id);
+            drop(lock);
             reaped.push(id);
         }
         reaped
@@ -665,11 +666,10 @@ fn ms_since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
 
+/// Removes a run's state; called with the run's lock still held (see [`owned::remove`]).
 fn remove_run_files(state: &StateDir, id: &str) {
     let dir = state.run_dir(id);
-    if let Err(e) = std::fs::remove_dir_all(&dir)
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
+    if let Err(e) = owned::remove(&dir) {
         tracing::warn!("failed to remove {}: {e}", dir.display());
     }
     let _ = std::fs::remove_file(state.log_path(id));

@@ -2027,3 +2027,336 @@ fn cleanup_after_a_killed_server_removes_what_it_left_but_not_a_live_servers_ses
     assert!(owners.is_empty(), "{owners:?}");
     sb.assert_no_leaks();
 }
+
+/// Resident memory of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS");
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Raises this test process's open-file soft limit to its hard limit (it opens thousands of
+/// sockets).
+fn raise_nofile() -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+    hard
+}
+
+/// Opens a TCP connection from `from` (another loopback address, so the server sees another
+/// peer) to `to` without waiting for the server to accept it, and sends nothing.
+fn bare_connection(from: std::net::Ipv4Addr, to: std::net::SocketAddr) -> std::os::fd::OwnedFd {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, socket};
+    let fd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC, None)
+        .expect("socket");
+    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(std::net::SocketAddrV4::new(from, 0))).expect("bind");
+    let std::net::SocketAddr::V4(to) = to else { panic!("not IPv4: {to}") };
+    match connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(to)) {
+        Ok(()) | Err(nix::errno::Errno::EINPROGRESS) => fd,
+        Err(e) => panic!("connect from {from}: {e}"),
+    }
+}
+
+impl Server {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn addr(&self) -> std::net::SocketAddr {
+        self.base.trim_start_matches("http://").parse().unwrap()
+    }
+
+    /// Like `get`, but gives up after `secs` instead of waiting for ever.
+    fn get_within(&self, path: &str, secs: u64) -> Result<Resp, ureq::Error> {
+        let a: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .proxy(None)
+            .timeout_global(Some(std::time::Duration::from_secs(secs)))
+            .build()
+            .into();
+        a.get(format!("{}{path}", self.base)).call().map(|r| response(Ok(r)))
+    }
+}
+
+/// Reads from a raw connection until the server closes it; `Err` if it is still open after
+/// `secs`. Whatever the server sent before closing is returned.
+fn read_until_closed(conn: &mut std::net::TcpStream, secs: u64) -> Result<String, String> {
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(secs))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) => return Ok(String::from_utf8_lossy(&got).into_owned()),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Ok(String::from_utf8_lossy(&got).into_owned());
+            }
+            Err(e) => return Err(format!("still open after {secs} s ({e}); got {:?}", String::from_utf8_lossy(&got))),
+        }
+    }
+}
+
+#[test]
+fn thousands_of_bare_connections_from_one_peer_leave_health_and_execute_answering() {
+    if !require_sandbox() {
+        return;
+    }
+    assert!(raise_nofile() >= 10_000, "this test needs a hard open-file limit of at least 10000");
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let srv = Server::start(&sb, &dir, &["--rate-limit", "0"], &[]);
+    // The open-file limit the issue was found with: without caps, 4,096 connections are all
+    // the server can hold, and nobody else gets in.
+    let out = std::process::Command::new("prlimit")
+        .arg(format!("--pid={}", srv.pid()))
+        .arg("--nofile=4096:4096")
+        .output()
+        .expect("prlimit");
+    assert!(out.status.success(), "{}", common::stderr_of(&out));
+    let rss_before = rss_kib(srv.pid());
+    let attacker = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    let mut conns = Vec::new();
+    for i in 0..4200 {
+        conns.push(bare_connection(attacker, srv.addr()));
+        // Paced, so the connections reach the server rather than overflow its accept queue
+        // (an overflowed handshake looks established to the client only).
+        if i % 50 == 49 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+    // Answers from 127.0.0.1 while the 4,200 connections are still open on the client side.
+    let health = srv.get_within("/health", 20).expect("GET /health while 4,200 bare connections are open");
+    assert_eq!(health.status, 200, "{}", health.body);
+    let report = srv.execute("echo", json!({ "input": { "n": 1 } }));
+    assert_eq!(report.status, 200, "{}", report.body);
+    assert_eq!(report.json()["stdout"], "got {\"n\":1}\n", "{}", report.body);
+    let rss_during = rss_kib(srv.pid());
+    eprintln!("server RSS with 4,200 bare connections: {rss_before} KiB before, {rss_during} KiB during");
+    drop(conns);
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    let warnings = log.lines().filter(|l| l.contains("refusing connections")).count();
+    assert!(warnings >= 1, "no log line says connections were refused:\n{log}");
+    assert!(warnings <= 5, "{warnings} warning lines: one per connection instead of rate-limited");
+    assert!(log.contains("max-connections-per-peer"), "{log}");
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn idle_keep_alive_half_sent_heads_and_bare_connections_are_closed_but_a_long_run_is_not() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let srv = Server::start(&sb, &dir, &["--idle-timeout", "1", "--header-timeout", "2", "--rate-limit", "0"], &[]);
+    use std::io::Write as _;
+    // Kept alive after a complete exchange, then idle: closed after --idle-timeout.
+    let mut idle = std::net::TcpStream::connect(srv.addr()).unwrap();
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: ignite\r\n\r\n").unwrap();
+    let got = read_until_closed(&mut idle, 20).expect("an idle keep-alive connection is closed");
+    assert!(got.starts_with("HTTP/1.1 200"), "the request itself was answered: {got:?}");
+    // Half a head, then nothing: closed after --header-timeout.
+    let mut half = std::net::TcpStream::connect(srv.addr()).unwrap();
+    half.write_all(b"GET /health HTTP/1.1\r\nHost: ig").unwrap();
+    read_until_closed(&mut half, 20).expect("a half-sent head is closed");
+    // Nothing at all: closed after --header-timeout too.
+    let mut bare = std::net::TcpStream::connect(srv.addr()).unwrap();
+    assert_eq!(read_until_closed(&mut bare, 20).expect("a bare connection is closed"), "");
+    // A request in flight is not idle, however long its execution takes.
+    let waiting = srv.execute_in_background("waiter");
+    srv.wait_sandbox(&sb);
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    std::fs::write(dir.join("waiter/release"), "").unwrap();
+    let r = waiting.join().unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["stdout"], "released\n", "{}", r.body);
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn a_flood_of_requests_to_one_session_waits_in_the_queue_up_to_its_cap_and_memory_stays_bounded() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let srv = Server::start(
+        &sb,
+        &dir,
+        &["--session-max-waiting", "2", "--rate-limit", "0", "--max-concurrent", "2", "--max-body", "2000000"],
+        &[],
+    );
+    let id = srv.post("/v1/sessions", None, "").json()["id"].as_str().unwrap().to_string();
+    let url = format!("{}/v1/sessions/{id}/execute", srv.base);
+    // Holds the session's turn until the host writes the release file into its workspace.
+    let waiter = r#"import { existsSync } from "node:fs";
+while (!existsSync("/tmp/workspace/release")) await new Promise((r) => setTimeout(r, 20));
+console.log("released");"#;
+    let first = {
+        let url = url.clone();
+        let body = json!({ "runtime": "bun", "code": waiter, "limits": { "timeoutMs": 120_000 } }).to_string();
+        std::thread::spawn(move || response(agent().post(&url).header("Content-Type", "application/json").send(&body)))
+    };
+    srv.wait_sandbox(&sb);
+    let rss_before = rss_kib(srv.pid());
+    // 300 requests of ≈ 900 KB each, 16 at a time.
+    let code = format!("console.log('late');\n//{}", "x".repeat(900 * 1024));
+    let body = std::sync::Arc::new(json!({ "runtime": "bun", "code": code }).to_string());
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let refused = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let workers: Vec<_> = (0..16)
+        .map(|_| {
+            let (url, body, next, refused) = (url.clone(), body.clone(), next.clone(), refused.clone());
+            std::thread::spawn(move || {
+                let mut statuses = Vec::new();
+                while next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 300 {
+                    let r = response(agent().post(&url).header("Content-Type", "application/json").send(body.as_str()));
+                    if r.status == 429 {
+                        r.assert_error(429, "session_busy");
+                        assert!(r.header("retry-after").is_some());
+                        refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    statuses.push(r.status);
+                }
+                statuses
+            })
+        })
+        .collect();
+    // Beyond the cap, refused while the first run still holds the turn (it waits for a file
+    // nobody has written yet): not queued behind it.
+    for _ in 0..6000 {
+        if refused.load(std::sync::atomic::Ordering::SeqCst) >= 298 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(
+        refused.load(std::sync::atomic::Ordering::SeqCst),
+        298,
+        "requests beyond --session-max-waiting were not refused at once"
+    );
+    let metrics = parse_metrics(&srv.get("/metrics", None).body);
+    assert_eq!(metrics.get("ignite_queue_depth").copied(), Some(2.0), "the waiters are counted by the queue");
+    let rss_during = rss_kib(srv.pid());
+    eprintln!("server RSS: {rss_before} KiB with one run, {rss_during} KiB after 300 × 900 KB requests to its session");
+    assert!(
+        rss_during < rss_before + 128 * 1024,
+        "RSS grew from {rss_before} KiB to {rss_during} KiB: bodies of refused requests are kept"
+    );
+    // Release the first run: the two waiters run in turn.
+    let workspace = sb.state.path().join("sessions").join(&id);
+    std::fs::write(workspace.join("release"), "").unwrap();
+    assert_eq!(first.join().unwrap().json()["stdout"], "released\n");
+    let statuses: Vec<u16> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    assert_eq!(statuses.len(), 300);
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 2, "{statuses:?}");
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}
+
+/// Two API keys (printable, ≥ 16 characters) whose 8-hex-digit ids (the first 4 bytes of
+/// their SHA-256) are the same: a birthday search over ≈ 65k candidates.
+fn colliding_keys() -> (String, String) {
+    use sha2::Digest as _;
+    let mut seen = std::collections::HashMap::new();
+    for i in 0u64..10_000_000 {
+        let key = format!("collision-key-{i:010}");
+        let d = sha2::Sha256::digest(key.as_bytes());
+        let short = [d[0], d[1], d[2], d[3]];
+        if let Some(other) = seen.insert(short, key.clone()) {
+            return (other, key);
+        }
+    }
+    panic!("no collision found");
+}
+
+#[test]
+fn keys_whose_short_ids_collide_are_separate_tenants() {
+    if !require_sandbox() {
+        return;
+    }
+    let (a, b) = colliding_keys();
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let keys = format!("{a},{b}");
+    let srv = Server::start(&sb, &dir, &["--rate-limit", "5"], &[("IGNITE_API_KEYS", keys.as_str())]);
+    let created = srv.call("POST", "/v1/sessions", &a, None);
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    let path = format!("/v1/sessions/{id}");
+    srv.call("GET", &path, &b, None).assert_error(404, "not_found");
+    let code = json!({ "runtime": "bun", "code": "console.log('in')" });
+    srv.call("POST", &format!("{path}/execute"), &b, Some(code)).assert_error(404, "not_found");
+    srv.call("DELETE", &path, &b, None).assert_error(404, "not_found");
+    assert_eq!(srv.call("GET", &path, &a, None).status, 200, "the owner still has its session");
+    // Separate rate-limit buckets: `a` spends its 5 requests, `b` (3 spent) still has some.
+    for _ in 0..3 {
+        assert_eq!(srv.call("GET", "/services", &a, None).status, 200);
+    }
+    srv.call("GET", "/services", &a, None).assert_error(429, "rate_limited");
+    assert_eq!(srv.call("GET", "/services", &b, None).status, 200, "the other key has its own bucket");
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    assert!(!log.contains(&a) && !log.contains(&b), "a key in the log");
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn a_key_at_its_session_cap_is_refused_while_another_key_still_creates_sessions() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let (a, b) = ("per-key-cap-key-a-0123456789", "per-key-cap-key-b-0123456789");
+    let keys = format!("{a},{b}");
+    let srv = Server::start(&sb, &dir, &["--max-sessions-per-key", "2"], &[("IGNITE_API_KEYS", keys.as_str())]);
+    for _ in 0..2 {
+        assert_eq!(srv.call("POST", "/v1/sessions", a, None).status, 201);
+    }
+    let refused = srv.call("POST", "/v1/sessions", a, None);
+    refused.assert_error(429, "key_sessions_full");
+    assert!(refused.json()["error"]["message"].as_str().unwrap().contains("--max-sessions-per-key"));
+    let other = srv.call("POST", "/v1/sessions", b, None);
+    assert_eq!(other.status, 201, "another key is not locked out: {}", other.body);
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn a_busy_server_never_takes_its_own_runs_for_leftovers() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let srv = Server::start(&sb, &dir, &["--rate-limit", "0", "--max-concurrent", "4"], &[]);
+    let url = format!("{}/v1/execute", srv.base);
+    let workers: Vec<_> = (0..6)
+        .map(|w| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                (0..12)
+                    .map(|i| {
+                        let body = json!({ "runtime": "bun", "code": format!("console.log('{w}-{i}')") }).to_string();
+                        response(agent().post(&url).header("Content-Type", "application/json").send(&body)).status
+                    })
+                    .collect::<Vec<u16>>()
+            })
+        })
+        .collect();
+    for w in workers {
+        assert!(w.join().unwrap().iter().all(|s| *s == 200));
+    }
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    let leftovers: Vec<&str> = log.lines().filter(|l| l.contains("leftovers")).collect();
+    assert!(leftovers.is_empty(), "the server took its own runs for leftovers:\n{}", leftovers.join("\n"));
+    sb.assert_no_leaks();
+}

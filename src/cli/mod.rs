@@ -458,6 +458,28 @@ struct ServeArgs {
     /// Sessions open at once; more are refused with 503.
     #[arg(long, value_name = "N", default_value_t = 16)]
     max_sessions: usize,
+    /// Sessions one API key may hold at once; more are refused with 429 (without keys only
+    /// --max-sessions applies).
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    max_sessions_per_key: usize,
+    /// Requests that may wait for a session's turn while one of its runs goes on; more are
+    /// refused at once with 429. Waiting requests also count against --queue.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    session_max_waiting: usize,
+    /// Connections open at once, all clients together; more are closed at once (logged).
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    max_connections: usize,
+    /// Connections open at once from one client address (behind a proxy: the proxy's);
+    /// more are closed at once (logged).
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    max_connections_per_peer: usize,
+    /// Seconds a client has to send a request's head: from connecting, or on a kept-alive
+    /// connection from the head's first byte; then the connection is closed.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    header_timeout: u64,
+    /// Seconds a kept-alive connection may wait idle for its next request before it is closed.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    idle_timeout: u64,
     /// Warm sandboxes each service keeps parked (started at launch); 0 starts them on demand.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pool_min: usize,
@@ -779,6 +801,14 @@ fn serve(g: &GlobalArgs, a: ServeArgs) -> anyhow::Result<i32> {
             max_ttl: std::time::Duration::from_secs(a.session_max_ttl),
             quota_mb: a.session_quota_mb,
             max_sessions: a.max_sessions,
+            max_per_key: a.max_sessions_per_key,
+            max_waiting: a.session_max_waiting,
+        },
+        connections: ignite::server::ConnLimits {
+            max_connections: a.max_connections,
+            max_per_peer: a.max_connections_per_peer,
+            header_timeout: std::time::Duration::from_secs(a.header_timeout),
+            idle_timeout: std::time::Duration::from_secs(a.idle_timeout),
         },
         pool,
     };

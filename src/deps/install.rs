@@ -468,7 +468,9 @@ impl Drop for Workspace {
                 tracing::warn!("failed to unmount {}: {e}", scratch.display());
             }
         }
-        if let Err(e) = fs::remove_dir_all(&self.dir) {
+        // Renamed away first (the lock is dropped after this): a scan by another install
+        // never sees it unlocked.
+        if let Err(e) = owned::remove(&self.dir) {
             tracing::warn!("failed to remove {}: {e}", self.dir.display());
         }
     }

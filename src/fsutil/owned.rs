@@ -1,8 +1,9 @@
 //! Directories owned by a live ignite process (a run's state, its policy grants, an install
 //! workspace): each holds a lock file that its owner keeps flock'ed for its whole life, so a
 //! crashed owner is recognised by a lock anyone can take. A directory is prepared under a
-//! hidden name and renamed into place with its lock already held, so a concurrent
-//! [`leftovers`] scan never sees a live directory unlocked.
+//! hidden name and renamed into place with its lock already held, and its owner takes it out
+//! of place again (renamed to a hidden name) before it lets go of the lock, so a concurrent
+//! [`leftovers`] scan never sees a live directory unlocked, not even one being removed.
 
 use std::fs::{self, File};
 use std::os::unix::fs::DirBuilderExt;
@@ -51,6 +52,34 @@ pub fn create(
     result
 }
 
+/// Removes an owned directory; its owner calls this while still holding its lock. The
+/// directory is first renamed to a hidden name, so a [`leftovers`] scan that runs meanwhile
+/// (another run of the same process starting) never finds it unlocked or half-deleted and
+/// takes it for a dead owner's.
+pub fn remove(dir: &Path) -> std::io::Result<()> {
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let retired = dir.with_file_name(format!("{HIDDEN_PREFIX}{name}.removed"));
+    let target = match fs::rename(dir, &retired) {
+        Ok(()) => retired,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        // Not renamable (e.g. a mount point): removed in place, as before.
+        Err(_) => dir.to_path_buf(),
+    };
+    match fs::remove_dir_all(&target) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Whether the locked file is still the one at `path` (not renamed away or replaced).
+fn still_at(lock: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (lock.metadata(), fs::symlink_metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
 /// A directory under a parent that no live process owns.
 #[derive(Debug)]
 pub enum Leftover {
@@ -84,11 +113,18 @@ pub fn leftovers(parent: &Path) -> Vec<Leftover> {
             }
             continue;
         }
-        let lock = match File::open(dir.join(LOCK_FILE)) {
+        let path = dir.join(LOCK_FILE);
+        let lock = match File::open(&path) {
             Ok(f) => match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
-                Ok(l) => Some(l),
+                // Free, but its owner may have renamed the directory away (see [`remove`])
+                // after this scan opened the file: only a lock file still in place is proof
+                // that the owner died.
+                Ok(l) if still_at(&l, &path) => Some(l),
+                Ok(_) => continue,
                 Err(_) => continue, // Locked: its owner is alive.
             },
+            // Renamed away by its owner since the directory was listed.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && fs::symlink_metadata(&dir).is_err() => continue,
             Err(_) => None,
         };
         found.push(Leftover::Dead { name, dir, lock });
@@ -128,6 +164,38 @@ mod tests {
         assert_eq!(names(&leftovers(d.path())), ["dead:damaged:false", "dead:dead:true"]);
         drop(_held);
         assert_eq!(names(&leftovers(d.path())), ["dead:damaged:false", "dead:dead:true", "dead:live:true"]);
+    }
+
+    /// An owner removing its directories while another thread of the same process scans
+    /// (what every run start of a busy server does) is never taken for a dead one.
+    #[test]
+    fn directories_their_owner_removes_are_never_leftovers() {
+        let d = tempfile::tempdir().unwrap();
+        let parent = d.path().to_path_buf();
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let owner = {
+            let (parent, done) = (parent.clone(), done.clone());
+            std::thread::spawn(move || {
+                for i in 0..2000 {
+                    let (dir, lock) = create(&parent, &format!("run-{i}"), 0o700, |tmp| {
+                        fs::write(tmp.join("data"), "x").map_err(|e| ("write", tmp.to_path_buf(), e))
+                    })
+                    .unwrap();
+                    remove(&dir).unwrap();
+                    drop(lock);
+                }
+                done.store(true, std::sync::atomic::Ordering::SeqCst);
+            })
+        };
+        let mut scans = 0;
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            let found = leftovers(&parent);
+            assert!(found.is_empty(), "a live owner's directory was taken for a leftover: {found:?}");
+            scans += 1;
+        }
+        owner.join().unwrap();
+        assert!(scans > 0);
+        assert_eq!(fs::read_dir(&parent).unwrap().count(), 0, "everything was removed");
     }
 
     #[test]

@@ -167,9 +167,9 @@ fn remove_dir(dir: &Path, unmounted: bool) {
         tracing::warn!("{} still has a mount; leaving it for `ignite cleanup`", dir.display());
         return;
     }
-    if let Err(e) = fs::remove_dir_all(dir)
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
+    // Renamed away first (its lock is still held): a scan by another run never sees it
+    // unlocked.
+    if let Err(e) = owned::remove(dir) {
         tracing::warn!("failed to remove {}: {e}", dir.display());
     }
 }

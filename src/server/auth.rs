@@ -39,7 +39,14 @@ fn digest(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
 }
 
-/// How a key is named in logs: 8 hex digits of its digest, never the key.
+/// Who a key is to the server: the full SHA-256 digest in hex. Sessions belong to it and
+/// rate-limit buckets are named by it; a shortened digest would let two keys collide.
+pub fn key_digest(key: &str) -> String {
+    hex::encode(digest(key))
+}
+
+/// How a key is named in logs: 8 hex digits of its digest, never the key. Only for people
+/// reading logs: two keys may share it, so nothing is keyed by it.
 pub fn key_id(key: &str) -> String {
     hex::encode(&digest(key)[..4])
 }
@@ -130,6 +137,13 @@ mod tests {
         std::fs::write(&file, "# only a comment\n").unwrap();
         assert!(Keys::load(Some(&file), None).unwrap_err().to_string().contains("holds no API key"));
         assert!(Keys::load(None, Some("good-key-0123456789,")).unwrap_err().to_string().contains("entry 2"));
+    }
+
+    #[test]
+    fn key_digest_is_the_whole_digest() {
+        let d = key_digest("first-key-0123456789");
+        assert_eq!(d.len(), 64);
+        assert!(d.starts_with(&key_id("first-key-0123456789")));
     }
 
     #[test]

@@ -221,7 +221,16 @@ fn write_run_dir(parent: &Path, files: &BTreeMap<String, &str>) -> std::io::Resu
     Ok(guard)
 }
 
-fn busy() -> ApiError {
+/// A session run's share of [`run`]: its workspace and uid, its turn, and its execution slot
+/// when it already waited for one (a run that had to wait for its turn was admitted first).
+pub(super) struct SessionTurn {
+    pub workspace: PathBuf,
+    pub identity: Arc<UidLease>,
+    pub turn: OwnedMutexGuard<()>,
+    pub permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+pub(super) fn busy() -> ApiError {
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "all execution slots and the queue are taken").retry_after(1)
 }
 
@@ -258,7 +267,7 @@ pub(super) async fn execute(
 pub(super) async fn run(
     st: &Arc<AppState>,
     req: InlineRequest,
-    session: Option<(PathBuf, Arc<UidLease>, OwnedMutexGuard<()>)>,
+    session: Option<SessionTurn>,
     format: Option<Format>,
 ) -> Result<Response, ApiError> {
     let runtime = st.engine.registry().resolve(&req.runtime).map_err(|e| invalid(format!("runtime: {e}")))?;
@@ -359,14 +368,17 @@ pub(super) async fn run(
     if st.draining.load(Ordering::SeqCst) {
         return Err(shutting_down());
     }
-    let permit = st.admission.admit().await.map_err(|_| busy())?;
+    let (workspace, identity, turn, admitted) = match session {
+        Some(s) => (Some(s.workspace), Some(s.identity), Some(s.turn), s.permit),
+        None => (None, None, None, None),
+    };
+    let permit = match admitted {
+        Some(permit) => permit,
+        None => st.admission.admit().await.map_err(|_| busy())?,
+    };
     if st.draining.load(Ordering::SeqCst) {
         return Err(shutting_down());
     }
-    let (workspace, identity, turn) = match session {
-        Some((workspace, identity, turn)) => (Some(workspace), Some(identity), Some(turn)),
-        None => (None, None, None),
-    };
     // Never a policy file from the request's own files: inline code gets the built-in policy.
     let audit = req.audit.unwrap_or(true);
     let policy = policy::builtin_only(audit)

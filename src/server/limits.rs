@@ -92,12 +92,36 @@ impl Admission {
         self.slots.clone().acquire_owned().await.map_err(|_| QueueFull)
     }
 
+    /// Takes a place in the queue without a slot, for a request that must first wait for
+    /// something else (its session's turn): it is counted and bounded by the queue like any
+    /// waiter, from the start of its wait until it has a slot. Refused when the queue is full.
+    pub fn reserve(&self) -> Result<Reservation, QueueFull> {
+        self.waiting
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| (w < self.queue).then_some(w + 1))
+            .map_err(|_| QueueFull)?;
+        Ok(Reservation { _waiting: Waiting(self.waiting.clone()), slots: self.slots.clone() })
+    }
+
     pub fn running(&self) -> usize {
         self.max - self.slots.available_permits()
     }
 
     pub fn queued(&self) -> usize {
         self.waiting.load(Ordering::SeqCst)
+    }
+}
+
+/// A place in the queue (see [`Admission::reserve`]); given up when dropped or admitted.
+pub struct Reservation {
+    _waiting: Waiting,
+    slots: Arc<Semaphore>,
+}
+
+impl Reservation {
+    /// Waits for a slot, still counted as queued until it has one.
+    pub async fn admit(self) -> Result<OwnedSemaphorePermit, QueueFull> {
+        // The semaphore is never closed, so acquiring only ends with a permit.
+        self.slots.clone().acquire_owned().await.map_err(|_| QueueFull)
     }
 }
 
@@ -131,5 +155,21 @@ mod tests {
         drop(first);
         assert_eq!(waiter.await.unwrap(), Ok(()));
         assert_eq!(adm.queued(), 0);
+    }
+
+    #[tokio::test]
+    async fn reservations_count_and_share_the_queue() {
+        let adm = Admission::new(1, 2);
+        let first = adm.admit().await.unwrap();
+        let r1 = adm.reserve().unwrap();
+        let _r2 = adm.reserve().unwrap();
+        assert_eq!(adm.queued(), 2);
+        assert!(adm.reserve().is_err(), "the queue is full");
+        assert_eq!(adm.admit().await.err(), Some(QueueFull));
+        drop(first);
+        let permit = r1.admit().await.unwrap();
+        assert_eq!(adm.queued(), 1, "an admitted reservation leaves the queue");
+        assert_eq!(adm.running(), 1);
+        drop(permit);
     }
 }

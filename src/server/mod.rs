@@ -3,6 +3,7 @@
 
 mod auth;
 mod catalog;
+mod conn;
 mod error;
 mod inline;
 mod limits;
@@ -22,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use auth::{KeyError, Keys};
+pub use conn::ConnLimits;
 pub use sessions::SessionConfig;
 
 use crate::engine::{DEFAULT_GRACE, Engine, Job};
@@ -58,6 +60,8 @@ pub struct Config {
     /// cancelled.
     pub shutdown_timeout: Duration,
     pub sessions: SessionConfig,
+    /// Caps on connections and the deadlines of their requests' heads and idle waits.
+    pub connections: ConnLimits,
     /// Warm sandboxes for `POST /services/{name}/execute` (inline code and sessions run cold).
     pub pool: PoolConfig,
 }
@@ -76,8 +80,6 @@ pub enum ServeError {
     Bind { addr: SocketAddr, error: std::io::Error },
     #[error("{0}")]
     Invalid(String),
-    #[error("server failed: {0}")]
-    Serve(std::io::Error),
 }
 
 /// What every handler shares.
@@ -124,6 +126,16 @@ pub async fn serve(config: Config, engine: Engine) -> Result<(), ServeError> {
     }
     if sc.quota_mb == 0 || sc.max_sessions == 0 {
         return Err(ServeError::Invalid("--session-quota-mb and --max-sessions must be at least 1".into()));
+    }
+    if sc.max_per_key == 0 {
+        return Err(ServeError::Invalid("--max-sessions-per-key must be at least 1".into()));
+    }
+    let cl = &config.connections;
+    if cl.max_connections == 0 || cl.max_per_peer == 0 {
+        return Err(ServeError::Invalid("--max-connections and --max-connections-per-peer must be at least 1".into()));
+    }
+    if cl.header_timeout.is_zero() || cl.idle_timeout.is_zero() {
+        return Err(ServeError::Invalid("--header-timeout and --idle-timeout must be at least 1 second".into()));
     }
     config.pool.check().map_err(|e| ServeError::Invalid(e.to_string()))?;
     let dir = config
@@ -180,9 +192,7 @@ pub async fn serve(config: Config, engine: Engine) -> Result<(), ServeError> {
     let stop_accepting = CancellationToken::new();
     let sweeper = tokio::spawn(state.sessions.clone().sweep());
     let signals = tokio::spawn(watch_signals(signals, state.clone(), stop_accepting.clone(), config.shutdown_timeout));
-    let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
-        .await;
+    conn::serve(listener, app, config.connections.clone(), stop_accepting.clone()).await;
     // Runs whose client went away are still going: they too finish (or are cancelled) first.
     state.runs.close();
     state.runs.wait().await;
@@ -190,7 +200,6 @@ pub async fn serve(config: Config, engine: Engine) -> Result<(), ServeError> {
     state.pool.shutdown().await;
     state.sessions.remove_all().await;
     signals.abort();
-    served.map_err(ServeError::Serve)?;
     tracing::info!("ignite serve stopped");
     Ok(())
 }

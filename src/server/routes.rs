@@ -18,7 +18,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::auth::key_id;
+use super::auth::{key_digest, key_id};
 use super::catalog::{Lookup, ServiceInfo};
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::stream::{self, Event, Format, StreamSink};
@@ -55,14 +55,18 @@ pub(super) fn router(state: Arc<AppState>, max_body: usize) -> Router {
         .with_state(state)
 }
 
-/// The key id of the request (`None` without keys), for handlers that keep per-key state.
+/// The full key digest of the request (`None` without keys), for handlers that keep per-key
+/// state.
 #[derive(Debug, Clone)]
 pub(super) struct Owner(pub Option<String>);
 
 /// Who is asking, for rate limits and logs.
 struct Client {
-    /// Rate-limit bucket: `key:<id>` or `addr:<ip>`.
+    /// Rate-limit bucket: `key:<full digest>` or `addr:<ip>`.
     bucket: String,
+    /// The full digest of the key: what owns sessions.
+    owner: Option<String>,
+    /// The short id, for log lines only.
     key_id: Option<String>,
 }
 
@@ -77,7 +81,7 @@ async fn gate(State(st): St, ConnectInfo(peer): ConnectInfo<SocketAddr>, mut req
         Err(e) => (None, Some(e)),
     };
     if let Some(c) = &client {
-        req.extensions_mut().insert(Owner(c.key_id.clone()));
+        req.extensions_mut().insert(Owner(c.owner.clone()));
     }
     // Failed authentications count against the peer's address, so guessing keys is limited too.
     let bucket = match &client {
@@ -130,8 +134,8 @@ fn identify(st: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Result<Clie
         if !st.keys.accepts(token) {
             return Err(unauthorized("invalid API key"));
         }
-        let id = key_id(token);
-        return Ok(Client { bucket: format!("key:{id}"), key_id: Some(id) });
+        let digest = key_digest(token);
+        return Ok(Client { bucket: format!("key:{digest}"), owner: Some(digest), key_id: Some(key_id(token)) });
     }
     // The last entry is the one our proxy appended; earlier ones are whatever the client sent.
     let forwarded = st
@@ -141,7 +145,7 @@ fn identify(st: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Result<Clie
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.rsplit(',').next())
         .and_then(|ip| ip.trim().parse::<std::net::IpAddr>().ok());
-    Ok(Client { bucket: format!("addr:{}", forwarded.unwrap_or(peer.ip())), key_id: None })
+    Ok(Client { bucket: format!("addr:{}", forwarded.unwrap_or(peer.ip())), owner: None, key_id: None })
 }
 
 #[derive(Serialize, ToSchema)]

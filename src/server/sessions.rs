@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -23,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::error::ApiError;
 use super::inline::{self, InlineRequest};
-use super::routes::{Owner, json_rejection};
+use super::routes::{Owner, json_rejection, shutting_down};
 use super::stream::Format;
 use crate::fsutil::remove_any;
 use crate::identity::{self, IdentityError, UidLease};
@@ -45,16 +46,24 @@ pub struct SessionConfig {
     pub quota_mb: u64,
     /// Sessions alive at once; more are refused with 503.
     pub max_sessions: usize,
+    /// Sessions one key may hold at once; more are refused with 429, so one key cannot take
+    /// every session of the server. (Without keys there are no tenants: only the global cap.)
+    pub max_per_key: usize,
+    /// Requests that may wait for a session's turn while one of its runs goes on; more are
+    /// refused at once with 429.
+    pub max_waiting: usize,
 }
 
 struct Session {
-    /// The key id that created it (`None` when the server has no keys).
+    /// The full digest of the key that created it (`None` when the server has no keys).
     owner: Option<String>,
     dir: PathBuf,
     created: SystemTime,
     expires: SystemTime,
     /// Held by the session's running execution: runs are serialised.
     runs: Arc<tokio::sync::Mutex<()>>,
+    /// Requests waiting for their turn (bounded by `max_waiting`).
+    waiting: Arc<AtomicUsize>,
     /// The uid every run of the session has, which owns the workspace; released after the
     /// workspace is gone (the field drops after `destroy` unmounts it).
     identity: Arc<UidLease>,
@@ -74,6 +83,10 @@ pub struct Sessions {
 pub enum SessionError {
     #[error("{0} sessions are open, the server's limit; delete one or wait for one to expire")]
     Full(usize),
+    #[error(
+        "this key holds {0} sessions, the limit per key (--max-sessions-per-key); delete one or wait for one to expire"
+    )]
+    KeyFull(usize),
     #[error("failed to create the workspace {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
@@ -113,9 +126,7 @@ impl Sessions {
             let path = path.to_path_buf();
             move |source| SessionError::Io { path, source }
         };
-        if self.lock().len() >= self.config.max_sessions {
-            return Err(SessionError::Full(self.config.max_sessions));
-        }
+        self.check_room(&self.lock(), &owner)?;
         std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
         let identity = Arc::new(identity::allocate(&self.state)?);
         let id = new_id().map_err(io(&self.root))?;
@@ -137,24 +148,27 @@ impl Sessions {
         let now = SystemTime::now();
         let expires = now + ttl;
         let mut map = self.lock();
-        if map.len() >= self.config.max_sessions {
+        // Checked again: others may have been created while the workspace was mounted.
+        if let Err(e) = self.check_room(&map, &owner) {
             drop(map);
             unmount(&dir);
+            return Err(e);
+        }
+        let runs = Arc::new(tokio::sync::Mutex::new(()));
+        let waiting = Arc::new(AtomicUsize::new(0));
+        map.insert(id.clone(), Session { owner, dir, created: now, expires, runs, waiting, identity, _owner: mark });
+        Ok((id, now, expires))
+    }
+
+    /// Whether one more session fits, in all and for `owner`'s key.
+    fn check_room(&self, map: &HashMap<String, Session>, owner: &Option<String>) -> Result<(), SessionError> {
+        if map.len() >= self.config.max_sessions {
             return Err(SessionError::Full(self.config.max_sessions));
         }
-        map.insert(
-            id.clone(),
-            Session {
-                owner,
-                dir,
-                created: now,
-                expires,
-                runs: Arc::new(tokio::sync::Mutex::new(())),
-                identity,
-                _owner: mark,
-            },
-        );
-        Ok((id, now, expires))
+        if owner.is_some() && map.values().filter(|s| s.owner == *owner).count() >= self.config.max_per_key {
+            return Err(SessionError::KeyFull(self.config.max_per_key));
+        }
+        Ok(())
     }
 
     /// The live session `id` of `owner`; another owner's session is as absent as a missing one.
@@ -247,7 +261,8 @@ type St = State<Arc<AppState>>;
 
 /// The body is optional: empty means defaults.
 #[utoipa::path(post, path = "/v1/sessions", request_body(content = CreateRequest, description = "optional"), responses(
-    (status = 201, body = SessionInfo), (status = 400, body = super::error::ErrorBody), (status = 503, body = super::error::ErrorBody),
+    (status = 201, body = SessionInfo), (status = 400, body = super::error::ErrorBody),
+    (status = 429, body = super::error::ErrorBody), (status = 503, body = super::error::ErrorBody),
 ))]
 pub(super) async fn create(
     State(st): St,
@@ -277,6 +292,10 @@ pub(super) async fn create(
         .map_err(|e| match e {
             SessionError::Full(_) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "sessions_full", e.to_string()).retry_after(1)
+            }
+            // The key's own quota, like its rate limit: 429, not the server's capacity.
+            SessionError::KeyFull(_) => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "key_sessions_full", e.to_string()).retry_after(1)
             }
             SessionError::Identity(IdentityError::Exhausted { .. }) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()).retry_after(1)
@@ -349,7 +368,8 @@ pub(super) async fn delete(
             `chunk` events (Chunk) as the program writes, then one `report` (Report) or `error` (ErrorBody) event",
             content((Report = "application/json"), (String = "text/event-stream"), (String = "application/x-ndjson"))),
         (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
-        (status = 413, body = super::error::ErrorBody), (status = 503, body = super::error::ErrorBody),
+        (status = 413, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody),
+        (status = 503, body = super::error::ErrorBody),
     ))]
 pub(super) async fn execute(
     State(st): St,
@@ -360,14 +380,60 @@ pub(super) async fn execute(
 ) -> Result<Response, ApiError> {
     let id = session_id(path)?;
     let Json(req) = body.map_err(json_rejection)?;
-    let (dir, runs, identity) = st
+    let (workspace, runs, waiting, identity) = st
         .sessions
-        .find(&id, &owner.0, |s| (s.dir.clone(), s.runs.clone(), s.identity.clone()))
+        .find(&id, &owner.0, |s| (s.dir.clone(), s.runs.clone(), s.waiting.clone(), s.identity.clone()))
         .ok_or_else(|| no_session(&id))?;
-    let turn = runs.lock_owned().await;
+    if st.draining.load(Ordering::SeqCst) {
+        return Err(shutting_down());
+    }
+    let (turn, permit) = match runs.clone().try_lock_owned() {
+        // Its turn now: admitted like any run, in `inline::run`.
+        Ok(turn) => (turn, None),
+        // Another run of the session goes on. Waiting for the turn holds this request (and
+        // its parsed body), so it is bounded twice before it waits: by the session's own cap,
+        // then by the server's queue, where it is counted until it has a slot.
+        Err(_) => {
+            let max = st.sessions.config.max_waiting;
+            let _waiter = Waiter::enter(&waiting, max).ok_or_else(|| session_busy(&id, max))?;
+            let reservation = st.admission.reserve().map_err(|_| inline::busy())?;
+            let turn = runs.lock_owned().await;
+            drop(_waiter);
+            let permit = reservation.admit().await.map_err(|_| inline::busy())?;
+            (turn, Some(permit))
+        }
+    };
     // Deleted or expired while this request waited for its turn.
     if st.sessions.find(&id, &owner.0, |_| ()).is_none() {
         return Err(no_session(&id));
     }
-    inline::run(&st, req, Some((dir, identity, turn)), Format::from_accept(&headers)).await
+    let session = inline::SessionTurn { workspace, identity, turn, permit };
+    inline::run(&st, req, Some(session), Format::from_accept(&headers)).await
+}
+
+/// A request counted among its session's waiters while it waits for the turn.
+struct Waiter(Arc<AtomicUsize>);
+
+impl Waiter {
+    fn enter(waiting: &Arc<AtomicUsize>, max: usize) -> Option<Waiter> {
+        waiting.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| (w < max).then_some(w + 1)).ok()?;
+        Some(Waiter(waiting.clone()))
+    }
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn session_busy(id: &str, max: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "session_busy",
+        format!(
+            "session {id:?} is running and {max} more request(s) already wait for their turn (--session-max-waiting); retry when its runs are done"
+        ),
+    )
+    .retry_after(1)
 }
