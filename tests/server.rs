@@ -25,7 +25,17 @@ if (input.fail) { console.error("failing on purpose"); process.exit(3); }
 struct Server {
     child: Child,
     base: String,
-    stderr: std::thread::JoinHandle<String>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+/// A test that panics before `stop` must not leave its server running.
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 struct Resp {
@@ -93,7 +103,7 @@ impl Server {
             panic!("no listening line (got {line:?}); stderr:\n{}", stderr.join().unwrap_or_default());
         };
         let addr = v["listening"].as_str().expect("listening address").to_string();
-        Server { child, base: format!("http://{addr}"), stderr }
+        Server { child, base: format!("http://{addr}"), stderr: Some(stderr) }
     }
 
     fn get(&self, path: &str, key: Option<&str>) -> Resp {
@@ -165,7 +175,7 @@ impl Server {
     fn stop(mut self) -> (std::process::ExitStatus, String) {
         self.sigterm();
         let status = self.child.wait().expect("wait");
-        (status, self.stderr.join().unwrap_or_default())
+        (status, self.stderr.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default())
     }
 }
 
@@ -2358,5 +2368,45 @@ fn a_busy_server_never_takes_its_own_runs_for_leftovers() {
     assert!(status.success(), "{log}");
     let leftovers: Vec<&str> = log.lines().filter(|l| l.contains("leftovers")).collect();
     assert!(leftovers.is_empty(), "the server took its own runs for leftovers:\n{}", leftovers.join("\n"));
+    sb.assert_no_leaks();
+}
+
+/// A server whose stderr was closed (its supervisor went away) still drains and exits on
+/// SIGTERM: a failed log write must not take the signal handling down with it.
+#[test]
+fn a_server_with_a_closed_stderr_still_stops_on_sigterm() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let mut child = sb
+        .cmd()
+        .arg("serve")
+        .arg("--services")
+        .arg(&dir)
+        .args(["--port", "0", "--pool-min", "0", "--pool-max", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ignite serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
+    assert!(line.contains("listening"), "{line}");
+    drop(child.stderr.take());
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGTERM).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server ignored SIGTERM once its stderr was closed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
     sb.assert_no_leaks();
 }

@@ -641,12 +641,29 @@ fn error_text(err: &anyhow::Error) -> String {
     text
 }
 
+/// stderr for log lines, whose write errors are dropped: a server whose stderr was closed (its
+/// supervisor went away) must still drain on SIGTERM, and a failed log write would otherwise be
+/// reported by a panic inside whichever task logged.
+struct LogWriter(std::io::Stderr);
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = self.0.write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = self.0.flush();
+        Ok(())
+    }
+}
+
 fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("IGNITE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| LogWriter(std::io::stderr()))
         .with_target(false)
         // Escape codes only for a person at a terminal, not in a server's log files.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
