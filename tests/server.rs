@@ -156,9 +156,16 @@ impl Server {
     fn wait_sandbox(&self, sb: &Sandbox) {
         self.wait_running(1);
         let root = sb.state.path().join("oci").join("runc");
+        // Started, not merely being created: a creation cut short (the server killed meanwhile)
+        // is undone by runc itself.
         for _ in 0..3000 {
-            let out = std::process::Command::new("runc").arg("--root").arg(&root).args(["list", "-q"]).output();
-            if out.is_ok_and(|o| !o.stdout.trim_ascii().is_empty()) {
+            let out =
+                std::process::Command::new("runc").arg("--root").arg(&root).args(["list", "--format", "json"]).output();
+            let running = out
+                .ok()
+                .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok())
+                .is_some_and(|v| v.as_array().is_some_and(|list| list.iter().any(|c| c["status"] == "running")));
+            if running {
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));

@@ -930,7 +930,10 @@ fn find_init() -> anyhow::Result<PathBuf> {
 /// the operator's own; one found only in the service directory is read the safe way (no link,
 /// no pipe). Either is capped at the largest input a program can receive.
 fn read_input(spec: Option<&str>, service_dir: &Path) -> anyhow::Result<String> {
-    let rule = svcdir::Rule { what: "--input file", max_bytes: ignite::server::MAX_INPUT_LIMIT as u64 };
+    let rule = svcdir::Rule {
+        what: "--input file (the program receives it in IGNITE_INPUT, one environment variable)",
+        max_bytes: ignite::server::MAX_INPUT_LIMIT as u64,
+    };
     let text = match spec {
         None => return Ok("{}".to_string()),
         Some(s) => match s.strip_prefix('@') {

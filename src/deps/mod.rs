@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::fsutil::svcdir::{self, EntryKind, ReadError, Rule};
+use crate::fsutil::svcdir::{self, ReadError, Rule};
 use crate::runtime::{Registry, ResolvedRuntime, RuntimeError};
 use crate::service::Service;
 
@@ -102,15 +102,10 @@ pub struct Plan {
 /// Decides what a service's runs see as `node_modules`, reading package.json and the lockfile.
 pub fn plan(svc: &Service, registry: &Registry) -> Result<Modules, DepsError> {
     let vendored = svc.dir.join("node_modules");
-    let kind = svcdir::kind_of(&svc.dir, "node_modules")?;
-    if let Some(kind) = kind {
-        if kind != EntryKind::Dir {
-            // A link would make ignite's own checks look at whatever it points to on the host.
-            return Err(DepsError::Manifest {
-                path: vendored,
-                reason: "is not a directory (a symbolic link or a file); a service's own node_modules must be a directory inside the service directory".into(),
-            });
-        }
+    // Whatever it is (a link too): it is the service's own and is used as it is inside the
+    // sandbox, where a link resolves against the sandbox's filesystem. Host code never looks
+    // through it (see `check_dependencies` in the engine) and never mounts it.
+    if svcdir::kind_of(&svc.dir, "node_modules")?.is_some() {
         if svc.install_scripts {
             return Err(DepsError::ScriptsWithVendored { path: svc.dir.join(crate::service::SERVICE_FILE) });
         }
