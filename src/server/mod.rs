@@ -4,6 +4,7 @@
 mod auth;
 mod catalog;
 mod error;
+mod fields;
 mod inline;
 mod limits;
 mod metrics;
