@@ -433,7 +433,8 @@ pub(super) fn parse_object<T: DeserializeOwned>(headers: &HeaderMap, bytes: &[u8
         ));
     }
     let Json(value) = Json::<T>::from_bytes(bytes).map_err(json_rejection)?;
-    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+    // JSON's whitespace: the parser above accepted the text, so its first token follows it.
+    if bytes.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r')) == Some(&b'[') {
         return Err(ApiError::bad_request("invalid_request", "the body must be a JSON object, not an array"));
     }
     Ok(value)

@@ -247,7 +247,7 @@ pub(super) struct SessionInfo {
 
 type St = State<Arc<AppState>>;
 
-/// The body is optional: none (or only whitespace, or `null`) means defaults; one that is there is JSON,
+/// The body is optional: none (or `null`) means defaults; one that is there is JSON,
 /// held to the same rules as every other route's (415, 413, `malformed_json`).
 #[utoipa::path(post, path = "/v1/sessions", request_body(content = Option<CreateRequest>, description = "Optional: no body means defaults"),
     responses(
@@ -261,7 +261,9 @@ pub(super) async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(bytes_rejection)?;
-    let req: CreateRequest = if body.iter().all(u8::is_ascii_whitespace) {
+    // Only an empty body is no body: anything else, whitespace or a stray form feed included, is
+    // held to JSON (the document says: no body, or a CreateRequest, or null).
+    let req: CreateRequest = if body.is_empty() {
         CreateRequest::default()
     } else {
         // `null` is a body too (the document's schema allows it): defaults, like no body.
