@@ -1580,6 +1580,94 @@ fn openapi_document_is_public_and_covers_every_route_and_the_report() {
     sb.assert_no_leaks();
 }
 
+/// A request with a key and an explicit content type (or none) and raw body.
+fn raw_post(srv: &Server, path: &str, key: &str, content_type: Option<&str>, body: &[u8]) -> Resp {
+    let mut req = agent().post(format!("{}{path}", srv.base)).header("Authorization", format!("Bearer {key}"));
+    if let Some(ct) = content_type {
+        req = req.header("Content-Type", ct);
+    }
+    response(req.send(body))
+}
+
+#[test]
+fn every_body_route_answers_415_413_and_malformed_json_with_the_json_error_body() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let key = "body-rules-key-0123456789";
+    let srv = Server::start(&sb, &dir, &["--max-body", "4096", "--max-input", "1024"], &[("IGNITE_API_KEYS", key)]);
+    let json = Some("application/json");
+    let big = format!(r#"{{"input": "{}"}}"#, "x".repeat(8192));
+    let session = srv.call("POST", "/v1/sessions", key, None);
+    assert_eq!(session.status, 201, "{}", session.body);
+    let id = session.json()["id"].as_str().unwrap().to_string();
+    let session_execute = format!("/v1/sessions/{id}/execute");
+    for path in ["/v1/sessions", "/services/echo/execute", "/v1/execute", session_execute.as_str()] {
+        let r = raw_post(&srv, path, key, Some("text/plain"), b"{}");
+        r.assert_error(415, "unsupported_media_type");
+        let r = raw_post(&srv, path, key, json, b"{\"ttl");
+        r.assert_error(400, "malformed_json");
+        let r = raw_post(&srv, path, key, json, big.as_bytes());
+        r.assert_error(413, "body_too_large");
+        assert_eq!(r.header("content-type"), Some("application/json"), "{path}");
+        // serde would fill a struct from an array by position; the document says object.
+        let r = raw_post(&srv, path, key, json, b"[]");
+        assert_eq!(r.status, 400, "{path}: {}", r.body);
+        assert_eq!(r.json()["error"]["code"], "invalid_request", "{path}: {}", r.body);
+    }
+    // The session body is optional: none and `null` are the defaults. Anything else is JSON or
+    // refused: whitespace alone, or a form feed (not JSON whitespace; found by the fuzzer).
+    for body in [&b""[..], b"null", b" null\n"] {
+        let r = raw_post(&srv, "/v1/sessions", key, json, body);
+        assert_eq!(r.status, 201, "{:?}: {}", String::from_utf8_lossy(body), r.body);
+    }
+    for body in [&b"  \n"[..], b"\x0c", b"\x0c{}"] {
+        raw_post(&srv, "/v1/sessions", key, json, body).assert_error(400, "malformed_json");
+    }
+    let r = raw_post(&srv, "/v1/sessions", key, None, b"");
+    assert_eq!(r.status, 201, "no body, no content type: {}", r.body);
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn integral_floats_are_integers_and_ranges_match_the_served_document() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let key = "integers-key-0123456789";
+    let srv =
+        Server::start(&sb, &dir, &["--session-ttl", "60", "--session-max-ttl", "90"], &[("IGNITE_API_KEYS", key)]);
+    let doc = srv.get("/openapi.json", None).json();
+    let ttl = &doc["components"]["schemas"]["CreateRequest"]["properties"]["ttlSeconds"];
+    assert_eq!((ttl["minimum"].as_u64(), ttl["maximum"].as_u64()), (Some(1), Some(90)), "{ttl}");
+    // JSON Schema's `integer` includes 60.0: so does the server.
+    let r = srv.call("POST", "/v1/sessions", key, Some(json!({ "ttlSeconds": 60.0 })));
+    assert_eq!(r.status, 201, "{}", r.body);
+    srv.call("POST", "/v1/sessions", key, Some(json!({ "ttlSeconds": 91 }))).assert_error(400, "invalid_request");
+    srv.call("POST", "/v1/sessions", key, Some(json!({ "ttlSeconds": 1.5 }))).assert_error(400, "invalid_request");
+    // Integral floats reach the range check (not a type error); the ranges are the documented ones.
+    let timeout = &doc["components"]["schemas"]["ExecuteRequest"]["properties"]["timeoutMs"];
+    let min = timeout["minimum"].as_u64().expect("timeoutMs minimum");
+    let execute = |body: Value| srv.call("POST", "/services/echo/execute", key, Some(body));
+    let below = execute(json!({ "timeoutMs": (min - 1) as f64 }));
+    below.assert_error(400, "invalid_request");
+    assert!(below.json()["error"]["message"].as_str().unwrap().contains("must be between"), "{}", below.body);
+    let ok = execute(json!({ "timeoutMs": 5000.0, "memoryMb": 128.0 }));
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_eq!(ok.json()["status"], "ok", "{}", ok.body);
+    let r = srv.post("/v1/execute", Some("application/json"), "{}");
+    r.assert_error(401, "unauthorized");
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}
+
 #[test]
 fn sessions_beyond_max_sessions_are_refused_until_one_is_deleted() {
     if !require_sandbox() {

@@ -11,19 +11,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use axum::Router;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::post;
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde::de::{MapAccess, Visitor};
 use tokio::sync::OwnedMutexGuard;
 
 use super::AppState;
-use super::error::ApiError;
-use super::routes::{json_rejection, run_job, shutting_down};
+use super::error::{ApiError, ErrorBody};
+use super::routes::{JsonObject, run_job, shutting_down};
 use super::stream::Format;
 use crate::deps::{self, Modules};
 use crate::engine::{DEFAULT_GRACE, Job};
@@ -48,16 +47,16 @@ const MAX_COMPONENT_BYTES: usize = 255;
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct InlineRequest {
     /// A runtime spec: `bun`, `node@22`, `deno`, `quickjs`, or a custom runtime.
+    #[schema(min_length = 1, example = "bun")]
     runtime: String,
-    /// Relative path → file content.
-    #[schema(value_type = Option<BTreeMap<String, String>>)]
+    #[schema(schema_with = super::fields::files)]
     files: Option<Files>,
     /// One entry file's content (shorthand for `files`).
+    #[schema(example = "console.log(JSON.stringify({ ok: true }))")]
     code: Option<String>,
     /// The file to run; defaults as documented.
     entry: Option<String>,
-    /// Given to the program as `IGNITE_INPUT` (JSON).
-    #[schema(value_type = Option<Object>)]
+    /// Any JSON value, given to the program as `IGNITE_INPUT`. Default `{}`.
     input: Option<serde_json::Value>,
     limits: Option<InlineLimits>,
     /// Audit mode (default true): the report's `securityAudit` lists what the kernel reported.
@@ -67,8 +66,13 @@ pub(super) struct InlineRequest {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct InlineLimits {
+    #[serde(default, deserialize_with = "super::fields::integer")]
+    #[schema(schema_with = super::fields::timeout_ms)]
     timeout_ms: Option<u64>,
+    #[serde(default, deserialize_with = "super::fields::integer")]
+    #[schema(schema_with = super::fields::memory_mb)]
     memory_mb: Option<u32>,
+    #[schema(schema_with = super::fields::cpu)]
     cpu: Option<f64>,
 }
 
@@ -248,16 +252,15 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
     (status = 200, description = "The report; with `Accept: text/event-stream` or `application/x-ndjson`, \
         `chunk` events (Chunk) as the program writes, then one `report` (Report) or `error` (ErrorBody) event",
         content((Report = "application/json"), (String = "text/event-stream"), (String = "application/x-ndjson"))),
-    (status = 400, body = super::error::ErrorBody),
-    (status = 413, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody),
-    (status = 503, body = super::error::ErrorBody),
+    (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+    (status = 422, body = ErrorBody), (status = 500, body = ErrorBody), (status = 503, body = ErrorBody),
 ))]
 pub(super) async fn execute(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Result<Json<InlineRequest>, JsonRejection>,
+    body: Result<JsonObject<InlineRequest>, ApiError>,
 ) -> Result<Response, ApiError> {
-    let Json(req) = body.map_err(json_rejection)?;
+    let JsonObject(req) = body?;
     run(&st, req, None, Format::from_accept(&headers)).await
 }
 

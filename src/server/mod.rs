@@ -5,6 +5,7 @@ mod auth;
 mod catalog;
 mod conn;
 mod error;
+mod fields;
 mod inline;
 mod limits;
 mod metrics;

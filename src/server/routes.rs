@@ -7,12 +7,14 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::OwnedSemaphorePermit;
 use utoipa::ToSchema;
@@ -176,7 +178,7 @@ pub(super) struct Readiness {
 
 /// Whether the host can run a sandbox now (503 when not).
 #[utoipa::path(get, path = "/ready", responses(
-    (status = 200, body = Readiness), (status = 503, body = Readiness)
+    (status = 200, body = Readiness), (status = 500, body = ErrorBody), (status = 503, body = Readiness)
 ))]
 async fn ready(State(st): St) -> Result<Response, ApiError> {
     let engine = st.engine.clone();
@@ -194,7 +196,7 @@ pub(super) struct ServiceList {
 }
 
 /// Every service directory, those that do not load included (with their error).
-#[utoipa::path(get, path = "/services", responses((status = 200, body = ServiceList)))]
+#[utoipa::path(get, path = "/services", responses((status = 200, body = ServiceList), (status = 500, body = ErrorBody)))]
 async fn list_services(State(st): St) -> Result<Json<ServiceList>, ApiError> {
     let st2 = st.clone();
     let list = tokio::task::spawn_blocking(move || st2.catalog.list()).await.map_err(internal)?.map_err(|e| {
@@ -210,7 +212,8 @@ fn service_name(path: Result<Path<String>, PathRejection>) -> Result<String, Api
 
 /// One service and its settings.
 #[utoipa::path(get, path = "/services/{name}", params(("name" = String, Path)), responses(
-    (status = 200, body = ServiceInfo), (status = 404, body = ErrorBody)
+    (status = 200, body = ServiceInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 500, body = ErrorBody),
 ))]
 async fn get_service(State(st): St, path: Result<Path<String>, PathRejection>) -> Result<Json<ServiceInfo>, ApiError> {
     let name = service_name(path)?;
@@ -226,7 +229,8 @@ async fn get_service(State(st): St, path: Result<Path<String>, PathRejection>) -
 /// The service's preflight: the same document as `ignite preflight --json`. Reads only —
 /// nothing is downloaded, built or started.
 #[utoipa::path(get, path = "/services/{name}/preflight", params(("name" = String, Path)), responses(
-    (status = 200, body = PreflightReport), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)
+    (status = 200, body = PreflightReport), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 422, body = ErrorBody), (status = 500, body = ErrorBody),
 ))]
 async fn preflight(
     State(st): St,
@@ -264,7 +268,11 @@ pub(super) fn internal(e: tokio::task::JoinError) -> ApiError {
 pub(super) struct ExecuteRequest {
     /// Any JSON value; the program reads it from `IGNITE_INPUT`. Default `{}`.
     input: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "super::fields::integer")]
+    #[schema(schema_with = super::fields::timeout_ms)]
     timeout_ms: Option<u64>,
+    #[serde(default, deserialize_with = "super::fields::integer")]
+    #[schema(schema_with = super::fields::memory_mb)]
     memory_mb: Option<u32>,
     /// Audit mode (default true): the strictest policy unless the service's policy file relaxes
     /// it, and the report's `securityAudit` lists what the kernel reported.
@@ -279,16 +287,17 @@ pub(super) struct ExecuteRequest {
             `chunk` events (Chunk) as the program writes, then one `report` (Report) or `error` (ErrorBody) event",
             content((Report = "application/json"), (String = "text/event-stream"), (String = "application/x-ndjson"))),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 500, body = ErrorBody),
+        (status = 503, body = ErrorBody),
     ))]
 async fn execute(
     State(st): St,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
-    body: Result<Json<ExecuteRequest>, JsonRejection>,
+    body: Result<JsonObject<ExecuteRequest>, ApiError>,
 ) -> Result<Response, ApiError> {
     let name = service_name(path)?;
-    let Json(req) = body.map_err(json_rejection)?;
+    let JsonObject(req) = body?;
     // The same ranges as service.yaml, named as the request spells them.
     if let Some(v) = req.memory_mb {
         service::check_range(v, MEMORY_MB_RANGE, "MiB")
@@ -406,7 +415,56 @@ pub(super) fn shutting_down() -> ApiError {
         .retry_after(BUSY_RETRY_SECS)
 }
 
-pub(super) fn json_rejection(e: JsonRejection) -> ApiError {
+/// A request body that is a JSON object, read with `Json`'s own checks and error codes (415,
+/// 413, `malformed_json`, `invalid_request`) on every route. An array is refused although serde
+/// would fill a struct from one by position: the document says `object`.
+pub(super) struct JsonObject<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonObject<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let headers = req.headers().clone();
+        let bytes = Bytes::from_request(req, state).await.map_err(bytes_rejection)?;
+        parse_object(&headers, &bytes).map(JsonObject)
+    }
+}
+
+/// The body as [`JsonObject`] reads it, for a handler that has looked at the bytes first
+/// (already within `--max-body`).
+pub(super) fn parse_object<T: DeserializeOwned>(headers: &HeaderMap, bytes: &[u8]) -> Result<T, ApiError> {
+    if !json_content_type(headers) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "expected `Content-Type: application/json`",
+        ));
+    }
+    let Json(value) = Json::<T>::from_bytes(bytes).map_err(json_rejection)?;
+    // JSON's whitespace: the parser above accepted the text, so its first token follows it.
+    if bytes.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r')) == Some(&b'[') {
+        return Err(ApiError::bad_request("invalid_request", "the body must be a JSON object, not an array"));
+    }
+    Ok(value)
+}
+
+/// `application/json` or `application/<something>+json`, parameters ignored: what the `Json`
+/// extractor accepts.
+fn json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+pub(super) fn bytes_rejection(e: BytesRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", e.body_text())
+    } else {
+        ApiError::bad_request("invalid_body", e.body_text())
+    }
+}
+
+fn json_rejection(e: JsonRejection) -> ApiError {
     let message = e.body_text();
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", message);

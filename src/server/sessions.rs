@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
-use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Extension, Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -22,9 +22,9 @@ use nix::mount::MsFlags;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::inline::{self, InlineRequest};
-use super::routes::{Owner, json_rejection, shutting_down};
+use super::routes::{JsonObject, Owner, bytes_rejection, parse_object, shutting_down};
 use super::stream::Format;
 use crate::fsutil::remove_any;
 use crate::identity::{self, IdentityError, UidLease};
@@ -241,6 +241,8 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct CreateRequest {
+    #[serde(default, deserialize_with = "super::fields::integer")]
+    #[schema(schema_with = super::fields::ttl_seconds)]
     ttl_seconds: Option<u64>,
 }
 
@@ -259,20 +261,28 @@ pub(super) struct SessionInfo {
 
 type St = State<Arc<AppState>>;
 
-/// The body is optional: empty means defaults.
-#[utoipa::path(post, path = "/v1/sessions", request_body(content = CreateRequest, description = "optional"), responses(
-    (status = 201, body = SessionInfo), (status = 400, body = super::error::ErrorBody),
-    (status = 429, body = super::error::ErrorBody), (status = 503, body = super::error::ErrorBody),
-))]
+/// The body is optional: none (or `null`) means defaults; one that is there is JSON,
+/// held to the same rules as every other route's (415, 413, `malformed_json`).
+#[utoipa::path(post, path = "/v1/sessions", request_body(content = Option<CreateRequest>, description = "Optional: no body means defaults"),
+    responses(
+        (status = 201, body = SessionInfo), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 429, body = ErrorBody), (status = 500, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ))]
 pub(super) async fn create(
     State(st): St,
     Extension(owner): Extension<Owner>,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let req: CreateRequest = if body.iter().all(u8::is_ascii_whitespace) {
+    let body = body.map_err(bytes_rejection)?;
+    // Only an empty body is no body: anything else, whitespace or a stray form feed included, is
+    // held to JSON (the document says: no body, or a CreateRequest, or null).
+    let req: CreateRequest = if body.is_empty() {
         CreateRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?
+        // `null` is a body too (the document's schema allows it): defaults, like no body.
+        parse_object::<Option<CreateRequest>>(&headers, &body)?.unwrap_or_default()
     };
     let cfg = &st.sessions.config;
     let ttl = match req.ttl_seconds {
@@ -326,7 +336,7 @@ fn no_session(id: &str) -> ApiError {
 }
 
 #[utoipa::path(get, path = "/v1/sessions/{id}", params(("id" = String, Path)), responses(
-    (status = 200, body = SessionInfo), (status = 404, body = super::error::ErrorBody),
+    (status = 200, body = SessionInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
 ))]
 pub(super) async fn show(
     State(st): St,
@@ -349,7 +359,7 @@ pub(super) async fn show(
 
 /// Waits for a running execution of the session to end, then removes the workspace.
 #[utoipa::path(delete, path = "/v1/sessions/{id}", params(("id" = String, Path)), responses(
-    (status = 204, description = "removed"), (status = 404, body = super::error::ErrorBody),
+    (status = 204, description = "removed"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
 ))]
 pub(super) async fn delete(
     State(st): St,
@@ -367,19 +377,19 @@ pub(super) async fn delete(
         (status = 200, description = "The report; with `Accept: text/event-stream` or `application/x-ndjson`, \
             `chunk` events (Chunk) as the program writes, then one `report` (Report) or `error` (ErrorBody) event",
             content((Report = "application/json"), (String = "text/event-stream"), (String = "application/x-ndjson"))),
-        (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
-        (status = 413, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody),
-        (status = 503, body = super::error::ErrorBody),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 500, body = ErrorBody), (status = 503, body = ErrorBody),
     ))]
 pub(super) async fn execute(
     State(st): St,
     Extension(owner): Extension<Owner>,
     path: Result<UrlPath<String>, PathRejection>,
     headers: HeaderMap,
-    body: Result<Json<InlineRequest>, JsonRejection>,
+    body: Result<JsonObject<InlineRequest>, ApiError>,
 ) -> Result<Response, ApiError> {
     let id = session_id(path)?;
-    let Json(req) = body.map_err(json_rejection)?;
+    let JsonObject(req) = body?;
     let (workspace, runs, waiting, identity) = st
         .sessions
         .find(&id, &owner.0, |s| (s.dir.clone(), s.runs.clone(), s.waiting.clone(), s.identity.clone()))
