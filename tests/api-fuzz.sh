@@ -75,7 +75,7 @@ server=$!
 
 addr=
 for _ in $(seq 300); do
-  addr=$(sed -n 's/^{"listening":"\(.*\)"}$/\1/p' "$work/stdout" | head -1)
+  addr=$(sed -n 's/^{"listening":"\(.*\)"}$/\1/p' "$work/stdout" | sed -n 1p)
   [[ -n "$addr" ]] && break
   kill -0 "$server" 2>/dev/null || { echo "api-fuzz: the server exited before listening" >&2; exit 1; }
   sleep 0.1
