@@ -5,6 +5,9 @@
 //! source: the JSON is derived from it at each build, and a unit test checks that both
 //! forms load to the same values.
 
+// A build script reports a broken input by panicking: cargo shows the message and stops.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use std::path::Path;
 
 /// Built-in YAML files (relative to the crate root) converted to `$OUT_DIR/<same path>.json`.

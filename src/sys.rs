@@ -1,5 +1,8 @@
 //! The only home of `unsafe` and raw libc calls; every block states why it is sound.
 
+// The crate denies `unsafe_code` (Cargo.toml [lints]); this module is the one exception.
+#![allow(unsafe_code)]
+
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::process::Command;
 
