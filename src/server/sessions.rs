@@ -266,8 +266,10 @@ type St = State<Arc<AppState>>;
 #[utoipa::path(post, path = "/v1/sessions", request_body(content = Option<CreateRequest>, description = "Optional: no body means defaults"),
     responses(
         (status = 201, body = SessionInfo), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody),
-        (status = 415, body = ErrorBody), (status = 429, body = ErrorBody), (status = 500, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 500, body = ErrorBody),
         (status = 503, body = ErrorBody),
+        (status = 429, body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait")),
+            description = "Past the rate limit (`rate_limited`), or this key holds --max-sessions-per-key sessions (`key_sessions_full`)"),
     ))]
 pub(super) async fn create(
     State(st): St,
@@ -378,8 +380,10 @@ pub(super) async fn delete(
             `chunk` events (Chunk) as the program writes, then one `report` (Report) or `error` (ErrorBody) event",
             content((Report = "application/json"), (String = "text/event-stream"), (String = "application/x-ndjson"))),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
-        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 500, body = ErrorBody), (status = 503, body = ErrorBody),
+        (status = 429, body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait")),
+            description = "Past the rate limit (`rate_limited`), or --session-max-waiting requests already wait for this session's turn (`session_busy`)"),
     ))]
 pub(super) async fn execute(
     State(st): St,
