@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Per-runtime costs, printed as the markdown tables of the README's "Runtimes" benchmark:
+# Per-runtime costs, printed as the markdown tables of docs/performance.md, "Per runtime":
 #   1. start: the runtime binary running hello directly on the host ("bare", the same binary,
 #      arguments and environment ignite's spec uses) vs `ignite run` of the same service
 #      (warm bundle cache), medians over RUNS runs with hyperfine;

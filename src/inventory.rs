@@ -1,7 +1,7 @@
 //! What `ignite runtime list` reports: every runtime and pinned version in the registry, where
 //! its definition came from, and which bundles the cache holds. The serialised shape is the
-//! documented `ignite runtime list --json` output (README, "Listing runtimes"): fields may be
-//! added, existing ones keep their name and meaning.
+//! documented `ignite runtime list --json` output (docs/runtimes.md, "Listing runtimes"):
+//! fields may be added, existing ones keep their name and meaning.
 
 use std::path::PathBuf;
 

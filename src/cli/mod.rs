@@ -256,7 +256,7 @@ enum Command {
         #[command(subcommand)]
         command: RuntimeCommand,
     },
-    /// Serve the services of a directory over HTTP (see "HTTP API" in the README).
+    /// Serve the services of a directory over HTTP (see docs/http-api.md).
     #[command(after_help = SERVE_HELP)]
     Serve(ServeArgs),
     /// Check that this host can run sandboxes: OCI runtime, cgroups, seccomp, Landlock, user

@@ -25,7 +25,7 @@ Checks, without starting or downloading anything:
   dependencies  package.json dependencies + optionalDependencies: warn above 50, fail above 200
   runtime       the runtime resolves and its bundle is in the store, built from the pinned
                 package and the current recipe
-Thresholds: `preflight:` in service.yaml (see the README). The analysis goes to stderr;
+Thresholds: `preflight:` in service.yaml (see docs/service-yaml.md). The analysis goes to stderr;
 --json prints one JSON document on stdout instead. `ignite run` and `ignite exec` run the same
 checks first, print only warnings and failures, and refuse to start on a failure (exit 125)
 unless --skip-preflight.

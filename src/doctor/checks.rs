@@ -44,7 +44,7 @@ pub struct Check {
 const EVERY_RUN: &str = "every run";
 
 /// Below this much free space in the bundle cache, pulling one runtime (≈ 50 MB download plus
-/// ≈ 100–130 MB unpacked, see the README's bundle table) fails.
+/// ≈ 100–130 MB unpacked, see the bundle table in docs/performance.md) fails.
 pub const CACHE_FAIL_BYTES: u64 = 256 << 20;
 /// Room for several more bundles and dependency installs.
 pub const CACHE_WARN_BYTES: u64 = 2 << 30;
@@ -681,8 +681,9 @@ fn landlock(f: &Facts) -> Check {
 
 /// `security.filesystem.readOnly: false` puts a writable overlay over the read-only root.
 const WRITABLE_ROOT: &str = "writable-root policies";
-/// Each run has a host uid of its own (200000..265535) without a user namespace today (README,
-/// "Limits, plainly"); the check says whether the host could give them one.
+/// Each run has a host uid of its own (200000..265535) without a user namespace today
+/// (docs/security-model.md, "Limits, plainly"); the check says whether the host could give
+/// them one.
 const USER_NAMESPACES: &str = "user-namespace isolation (not used yet)";
 
 fn user_namespaces(f: &Facts) -> Check {

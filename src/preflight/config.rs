@@ -68,7 +68,7 @@ pub struct RawDependencies {
 }
 
 /// Validated thresholds. The meaning of each is stated where it is used ([`super::evaluate`])
-/// and in the README.
+/// and in docs/service-yaml.md ("Preflight").
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Replaces the runtime's `baseMemoryMb` in the estimate.
