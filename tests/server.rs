@@ -1597,7 +1597,14 @@ fn every_body_route_answers_415_413_and_malformed_json_with_the_json_error_body(
     let sb = Sandbox::new();
     let dir = services(&sb);
     let key = "body-rules-key-0123456789";
-    let srv = Server::start(&sb, &dir, &["--max-body", "4096", "--max-input", "1024"], &[("IGNITE_API_KEYS", key)]);
+    // Five sessions are created below with one key: above the default per-key cap (4), which
+    // has a test of its own.
+    let srv = Server::start(
+        &sb,
+        &dir,
+        &["--max-body", "4096", "--max-input", "1024", "--max-sessions-per-key", "8"],
+        &[("IGNITE_API_KEYS", key)],
+    );
     let json = Some("application/json");
     let big = format!(r#"{{"input": "{}"}}"#, "x".repeat(8192));
     let session = srv.call("POST", "/v1/sessions", key, None);
