@@ -99,7 +99,7 @@ fn text(path: &EntryPath<'_>) -> Result<String, LockError> {
 impl From<WalkError> for LockError {
     fn from(e: WalkError) -> Self {
         match e {
-            WalkError::Io { op, path, source } => LockError::Io { op, path, source },
+            WalkError::Io(e) => LockError::Io(e),
             WalkError::TooManyEntries { dir, limit } => LockError::TooManyFiles { dir, limit },
             WalkError::TooLarge { dir, limit } => LockError::TooLarge { dir, limit },
             WalkError::TooDeep { path, limit } => LockError::TooDeep { path, limit },

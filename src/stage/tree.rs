@@ -134,7 +134,7 @@ impl Visitor for Reader {
 impl From<WalkError> for StageError {
     fn from(e: WalkError) -> Self {
         match e {
-            WalkError::Io { op, path, source } => StageError::Io { op, path, source },
+            WalkError::Io(e) => StageError::Io(e),
             WalkError::TooManyEntries { dir, limit } => StageError::TooManyFiles { dir, limit },
             WalkError::TooLarge { dir, limit } => StageError::TooLarge { dir, limit },
             WalkError::TooDeep { path, limit } => StageError::TooDeep { path, limit },
