@@ -62,6 +62,51 @@ pub enum WalkError {
     TooDeep { path: PathBuf, limit: usize },
 }
 
+/// Why a service directory is walked, for [`LimitError`]'s messages: what the entry limit
+/// counts, why the count and the bytes matter for this walk, and what the operator can do.
+/// Both walks that use it (the lock's fingerprint, the TypeScript stage) leave node_modules
+/// and .git out, and the messages say so.
+#[derive(Debug)]
+pub struct Purpose {
+    /// What the entry limit counts ("files and directories").
+    pub entries: &'static str,
+    /// Why every entry matters ("a lock file records each of them").
+    pub per_entry: &'static str,
+    /// Why the bytes matter ("a lock file hashes all of them").
+    pub per_byte: &'static str,
+    /// What to do about it ("remove what the service does not need").
+    pub remedy: &'static str,
+}
+
+/// A walk limit that a service directory exceeded, saying what the walk was for.
+#[derive(Debug, thiserror::Error)]
+pub enum LimitError {
+    #[error(
+        "{dir} holds more than {limit} {} (node_modules and .git not counted); {}: {}",
+        purpose.entries, purpose.per_entry, purpose.remedy
+    )]
+    TooManyFiles { dir: PathBuf, limit: usize, purpose: &'static Purpose },
+    #[error(
+        "{dir} holds more than {} MiB of files (node_modules and .git not counted); {}: {}",
+        limit / (1024 * 1024), purpose.per_byte, purpose.remedy
+    )]
+    TooLarge { dir: PathBuf, limit: u64, purpose: &'static Purpose },
+    #[error("{path} is nested more than {limit} directories deep in the service directory")]
+    TooDeep { path: PathBuf, limit: usize },
+}
+
+impl WalkError {
+    /// The limit this error reports, told what the walk was for; any other error comes back.
+    pub fn into_limit(self, purpose: &'static Purpose) -> Result<LimitError, WalkError> {
+        match self {
+            WalkError::TooManyEntries { dir, limit } => Ok(LimitError::TooManyFiles { dir, limit, purpose }),
+            WalkError::TooLarge { dir, limit } => Ok(LimitError::TooLarge { dir, limit, purpose }),
+            WalkError::TooDeep { path, limit } => Ok(LimitError::TooDeep { path, limit }),
+            other => Err(other),
+        }
+    }
+}
+
 /// An entry's type as `fstatat` saw it, without following a symlink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

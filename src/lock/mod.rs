@@ -24,7 +24,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::bundle::{BundleError, BundleStore, Progress};
 use crate::fsutil::svcdir::{self, Rule};
-use crate::fsutil::walk::WalkError;
+use crate::fsutil::walk::{LimitError, WalkError};
 use crate::fsutil::{At, IoError};
 use crate::fsutil::{Cleanup, temp_name};
 use crate::runtime::{ResolvedRuntime, Version};
@@ -71,16 +71,9 @@ pub enum LockError {
     Walk(WalkError),
     #[error("{path}: its {what} is not UTF-8, which a lock file cannot record; rename it")]
     NotUtf8 { path: PathBuf, what: &'static str },
-    #[error(
-        "{dir} holds more than {limit} files, directories and symlinks (node_modules and .git not counted); a lock file records each of them: remove what the service does not need"
-    )]
-    TooManyFiles { dir: PathBuf, limit: usize },
-    #[error(
-        "{dir} holds more than {} MiB of files (node_modules and .git not counted); a lock file hashes all of them: remove what the service does not need", limit / (1024 * 1024)
-    )]
-    TooLarge { dir: PathBuf, limit: u64 },
-    #[error("{path} is nested more than {limit} directories deep in the service directory")]
-    TooDeep { path: PathBuf, limit: usize },
+    /// The service directory is too large to lock.
+    #[error(transparent)]
+    Limit(LimitError),
     #[error(transparent)]
     Service(#[from] ServiceError),
     /// A file of the service directory that may not be read (a link, a pipe, too large).

@@ -38,7 +38,7 @@ use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use sha2::{Digest, Sha256};
 
-use crate::fsutil::walk::WalkError;
+use crate::fsutil::walk::{LimitError, WalkError};
 use crate::fsutil::{At, IoError};
 use crate::fsutil::{Cleanup, remove_any, temp_name};
 use strip::{Kind, kind_of};
@@ -64,16 +64,9 @@ pub enum StageError {
     /// The directory changed while it was read, or holds a special file.
     #[error(transparent)]
     Walk(WalkError),
-    #[error(
-        "{dir} holds more than {limit} files and directories (node_modules and .git not counted); ignite copies the directory to strip TypeScript types: remove what the service does not need, or use a runtime that runs TypeScript itself (bun, deno)"
-    )]
-    TooManyFiles { dir: PathBuf, limit: usize },
-    #[error(
-        "{dir} holds more than {} MiB of files (node_modules and .git not counted); ignite copies the directory to strip TypeScript types: remove what the service does not need, or use a runtime that runs TypeScript itself (bun, deno)", limit / (1024 * 1024)
-    )]
-    TooLarge { dir: PathBuf, limit: u64 },
-    #[error("{path} is nested more than {limit} directories deep in the service directory")]
-    TooDeep { path: PathBuf, limit: usize },
+    /// The service directory is too large to stage.
+    #[error(transparent)]
+    Limit(LimitError),
     #[error("{path} is not UTF-8 text: TypeScript sources must be UTF-8")]
     NotUtf8 { path: PathBuf },
     #[error(
