@@ -203,11 +203,14 @@ pub fn download(url: &str, integrity: &Integrity, dest: &Path, progress: &dyn Pr
 /// Copies a local package file (a custom runtime's `file:` package) to `dest`, verifying
 /// `integrity` on the way exactly as a download is verified. Returns the size.
 pub fn copy_local(src: &Path, integrity: &Integrity, dest: &Path, progress: &dyn Progress) -> Result<u64, FetchError> {
-    let io_err = |op, source| FetchError::from(IoError::new(op, src, source));
     if !src.is_absolute() {
         // Loading a runtimes directory makes every file: package absolute; a relative one
         // here would silently depend on the current directory.
-        return Err(io_err("open", io::Error::other("a package file path must be absolute")));
+        return Err(FetchError::from(IoError::new(
+            "open",
+            src,
+            io::Error::other("a package file path must be absolute"),
+        )));
     }
     let file = File::open(src).at("open", src)?;
     let total = file.metadata().at("stat", src)?.len();
@@ -217,10 +220,12 @@ pub fn copy_local(src: &Path, integrity: &Integrity, dest: &Path, progress: &dyn
         FetchError::IntegrityMismatch { expected, actual, .. } => {
             FetchError::LocalIntegrityMismatch { path: src.to_path_buf(), expected, actual }
         }
-        FetchError::Body { source, .. } => io_err("read", source),
-        FetchError::TooLarge { limit, .. } => {
-            io_err("copy", io::Error::other(format!("the file is larger than {limit} bytes")))
-        }
+        FetchError::Body { source, .. } => FetchError::from(IoError::new("read", src, source)),
+        FetchError::TooLarge { limit, .. } => FetchError::from(IoError::new(
+            "copy",
+            src,
+            io::Error::other(format!("the file is larger than {limit} bytes")),
+        )),
         other => other,
     })
 }

@@ -84,8 +84,6 @@ pub enum InstallError {
     Tree { service: String, source: TreeError },
     #[error(transparent)]
     Io(#[from] IoError),
-    #[error("failed to {op} the install's scratch directory {path}: {source}")]
-    Mount { op: &'static str, path: PathBuf, source: nix::Error },
     #[error(
         "{service}: package.json does not match {lockfile}, and the install uses the lockfile as it is (frozen); update {lockfile} with your package manager (e.g. `bun install`) and try again. The installer said:\n{output}"
     )]
@@ -423,7 +421,7 @@ impl Workspace {
         }
         let data = format!("size={INSTALL_SCRATCH_MB}m,mode=0700,uid={uid},gid={gid}");
         nix::mount::mount(Some("tmpfs"), &path, Some("tmpfs"), flags, Some(data.as_str()))
-            .map_err(|source| InstallError::Mount { op: "mount", path: path.clone(), source })?;
+            .at("mount the install's scratch directory", &path)?;
         self.mounted = true;
         Ok(())
     }
