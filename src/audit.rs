@@ -26,6 +26,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::audit_gate::{Caller, Decision, SpawnGate, Step};
+use crate::fsutil::{At, IoError};
 use crate::report::{AuditStatus, SecurityAudit, SecurityEvent, Verdict};
 use crate::spec::seccomp::{FilterMode, SeccompProfile, Syscall};
 use crate::sys;
@@ -54,8 +55,9 @@ pub enum AuditError {
         "audit mode needs a unix socket at {path}, whose path is {len} bytes long (the limit is {MAX_SOCKET_PATH}); use a shorter --state-dir"
     )]
     PathTooLong { path: PathBuf, len: usize },
-    #[error("failed to {action} the audit listener at {path}: {source}")]
-    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    /// The operation names the listener ("bind the audit listener at").
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error(
         "this kernel's seccomp notification structures differ from the ones ignite was built for; audit mode cannot listen here"
     )]
@@ -164,18 +166,15 @@ impl Listener {
     /// Binds the socket (the run directory must exist) and starts the thread. `origin` is the
     /// instant event times count from.
     pub fn start(plan: &AuditPlan, origin: Instant) -> Result<Listener, AuditError> {
-        let io = |action| {
-            let path = plan.socket.clone();
-            move |source| AuditError::Io { action, path, source }
-        };
-        if !sys::seccomp_notif_sizes_match().map_err(io("check the kernel for"))? {
+        // Every step names the listener: "failed to bind the audit listener at PATH: ...".
+        if !sys::seccomp_notif_sizes_match().at("check the kernel for the audit listener at", &plan.socket)? {
             return Err(AuditError::KernelMismatch);
         }
         let _ = std::fs::remove_file(&plan.socket);
-        let listener = UnixListener::bind(&plan.socket).map_err(io("bind"))?;
-        listener.set_nonblocking(true).map_err(io("configure"))?;
+        let listener = UnixListener::bind(&plan.socket).at("bind the audit listener at", &plan.socket)?;
+        listener.set_nonblocking(true).at("configure the audit listener at", &plan.socket)?;
         let (stop_r, stop_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|e| io("create a pipe for")(std::io::Error::from(e)))?;
+            .at("create a pipe for the audit listener at", &plan.socket)?;
         let pins = Arc::new(PinSlot::default());
         let origin = Arc::new(Mutex::new(origin));
         let worker = Worker {
@@ -188,7 +187,7 @@ impl Listener {
         let thread = std::thread::Builder::new()
             .name("ignite-audit".into())
             .spawn(move || worker.serve(listener, stop_r))
-            .map_err(io("start a thread for"))?;
+            .at("start a thread for the audit listener at", &plan.socket)?;
         Ok(Listener { stop: Some(stop_w), thread: Some(thread), socket: plan.socket.clone(), pins, origin })
     }
 

@@ -2,11 +2,15 @@
 //! dependencies): unique temp names, removal that never follows a planted symlink, and a guard
 //! that removes a temp path on every early return; [`walk`] is the bounded, symlink-safe walk
 //! of a service directory; [`svcdir`] is the one way to read a file from a service directory;
-//! [`owned`] marks directories that a live ignite process owns.
+//! [`owned`] marks directories that a live ignite process owns; [`IoError`] is the crate's one
+//! I/O error, built with [`At::at`].
 
+mod io_error;
 pub mod owned;
 pub mod svcdir;
 pub mod walk;
+
+pub use io_error::{At, IoError};
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -23,6 +23,7 @@ use std::io::Read as _;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::fsutil::{At, IoError};
 use nix::fcntl::{Flock, FlockArg};
 
 /// First uid handed to runs. Far above the ranges distributions give to users (1000..60000)
@@ -41,8 +42,8 @@ pub fn is_run_uid(uid: u32) -> bool {
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
-    #[error("failed to {op} {path}: {source}")]
-    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error(
         "all {UID_COUNT} run uids ({FIRST_UID}..={LAST_UID}) are in use by runs alive on this host (locks in {dir}); wait for some to finish"
     )]
@@ -87,10 +88,6 @@ impl UidLease {
         );
         let group = format!("root:x:0:\nnobody:x:65534:\n{USER_NAME}:x:{uid}:\n");
         for (path, text) in [(self.passwd(), passwd), (self.group(), group)] {
-            let io = |op: &'static str| {
-                let path = path.clone();
-                move |source| IdentityError::Io { op, path, source }
-            };
             let _ = fs::remove_file(&path); // A dead holder's; ours now.
             let mut f = OpenOptions::new()
                 .write(true)
@@ -98,8 +95,8 @@ impl UidLease {
                 .mode(0o644)
                 .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
                 .open(&path)
-                .map_err(io("create"))?;
-            std::io::Write::write_all(&mut f, text.as_bytes()).map_err(io("write"))?;
+                .at("create", &path)?;
+            std::io::Write::write_all(&mut f, text.as_bytes()).at("write", &path)?;
         }
         Ok(())
     }
@@ -143,7 +140,6 @@ fn random_offset() -> u32 {
 
 /// Takes the lock on `path` if it is free and still the file at `path`.
 fn try_lock(path: &Path) -> Result<Option<Flock<File>>, IdentityError> {
-    let io = |op| move |source| IdentityError::Io { op, path: path.to_path_buf(), source };
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -152,19 +148,19 @@ fn try_lock(path: &Path) -> Result<Option<Flock<File>>, IdentityError> {
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)
-        .map_err(io("open"))?;
+        .at("open", path)?;
     let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => lock,
         Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Ok(None),
-        Err((_, e)) => return Err(io("lock")(e.into())),
+        Err((_, e)) => return Err(IoError::new("lock", path, e).into()),
     };
-    let held = lock.metadata().map_err(io("inspect"))?;
+    let held = lock.metadata().at("inspect", path)?;
     match fs::symlink_metadata(path) {
         Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => Ok(Some(lock)),
         // Released (and removed) between our open and our lock: someone may hold a new file.
         Ok(_) => Ok(None),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io("inspect")(e)),
+        Err(e) => Err(IoError::new("inspect", path, e).into()),
     }
 }
 
@@ -176,11 +172,7 @@ pub fn allocate(state_root: &Path) -> Result<UidLease, IdentityError> {
 /// [`allocate`] from `first..first + count` (tests use a small range).
 fn allocate_in(state_root: &Path, first: u32, count: u32) -> Result<UidLease, IdentityError> {
     let dir = uids_dir(state_root);
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(|source| IdentityError::Io {
-        op: "create",
-        path: dir.clone(),
-        source,
-    })?;
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).at("create", &dir)?;
     let start = random_offset() % count;
     for i in 0..count {
         let uid = first + (start + i) % count;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::fsutil::{At, IoError};
 use crate::preflight::{Level as CheckLevel, PreflightReport};
 use crate::report::{Report, Status};
 
@@ -250,13 +251,8 @@ pub fn render(r: &RunReport) -> String {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportStoreError {
-    #[error("failed to {op} {path}: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error(
         "{path} is not a report this version of ignite can read ({reason}); the next run of the service replaces it"
     )]
@@ -284,11 +280,7 @@ impl LastReports {
 
     /// Replaces the last report of `service_dir`, atomically.
     pub fn save(&self, service_dir: &Path, report: &RunReport) -> Result<PathBuf, ReportStoreError> {
-        let io = |op, path: &Path| {
-            let path = path.to_path_buf();
-            move |source| ReportStoreError::Io { op, path, source }
-        };
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir).map_err(io("create", &self.dir))?;
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir).at("create", &self.dir)?;
         let path = self.path(service_dir);
         let temp = crate::fsutil::Cleanup::new(self.dir.join(crate::fsutil::temp_name(".report")));
         let mut file = fs::OpenOptions::new()
@@ -296,11 +288,11 @@ impl LastReports {
             .create_new(true)
             .mode(0o600)
             .open(temp.path())
-            .map_err(io("create", temp.path()))?;
+            .at("create", temp.path())?;
         let json = serde_json::to_vec_pretty(report)
             .map_err(|e| ReportStoreError::Invalid { path: path.clone(), reason: e.to_string() })?;
-        file.write_all(&json).and_then(|()| file.write_all(b"\n")).map_err(io("write", temp.path()))?;
-        fs::rename(temp.path(), &path).map_err(io("rename into place", &path))?;
+        file.write_all(&json).and_then(|()| file.write_all(b"\n")).at("write", temp.path())?;
+        fs::rename(temp.path(), &path).at("rename into place", &path)?;
         temp.keep();
         Ok(path)
     }
@@ -311,7 +303,7 @@ impl LastReports {
         let bytes = match fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(ReportStoreError::Io { op: "read", path, source }),
+            Err(source) => return Err(ReportStoreError::from(IoError::new("read", path, source))),
         };
         serde_json::from_slice(&bytes).map(Some).map_err(|e| ReportStoreError::Invalid { path, reason: e.to_string() })
     }

@@ -18,6 +18,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest as _, Sha256};
 
+use crate::fsutil::IoError;
 use crate::policy::Policy;
 
 /// Built-in runtime definitions: (origin shown in errors, YAML text).
@@ -82,13 +83,8 @@ pub enum RuntimeError {
         "invalid runtime definition {origin}: field `recipe`: {recipe:?} is neither a built-in recipe ({known}) nor a script path ending in .sh"
     )]
     UnknownRecipe { origin: String, recipe: String, known: String },
-    #[error("failed to {op} {path}: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     /// A runtimes directory or a file in it is not laid out or protected as required.
     #[error("{path}: {problem}")]
     Layout { path: PathBuf, problem: String },

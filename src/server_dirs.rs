@@ -53,7 +53,7 @@ impl Drop for SessionOwner {
 /// is created, and keep the value until the workspace is unmounted.
 pub fn own_session(state_dir: &Path, id: &str) -> Result<SessionOwner, OwnerError> {
     let (dir, lock) = owned::create(&state_dir.join(SESSION_OWNERS_DIR), id, 0o700, |_| Ok(()))
-        .map_err(|(step, path, source)| OwnerError { step, path, source })?;
+        .map_err(|e| OwnerError { step: e.op, path: e.path, source: e.source })?;
     Ok(SessionOwner { dir, _lock: lock })
 }
 

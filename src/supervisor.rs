@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::audit::{self, AuditPlan, Listener};
 use crate::cgroup::{self, CgroupPaths, CgroupStats};
 use crate::fsutil::owned::{self, Leftover};
+use crate::fsutil::{At, IoError};
 use crate::init_proto::{InitEvent, JobMessage, MAX_REPORT_BYTES, parse_events};
 use crate::oci::{CreateIo, Foreground, OciError, OciRuntime};
 use crate::report::{Metrics, Phases, Report, Status, rfc3339, signal_name};
@@ -30,8 +31,8 @@ use crate::sys::monotonic_ns;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SupervisorError {
-    #[error("failed to {action} {path}: {source}")]
-    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("failed to create a pipe: {0}")]
     Pipe(nix::Error),
     #[error(transparent)]
@@ -44,10 +45,6 @@ pub enum SupervisorError {
     NotReady(String),
     #[error("failed to hand the job to the warm sandbox: {0}")]
     Handover(String),
-}
-
-fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> SupervisorError + 'a {
-    move |source| SupervisorError::Io { action, path: path.to_path_buf(), source }
 }
 
 /// Which stream a chunk of live output belongs to.
@@ -217,7 +214,7 @@ impl<R: OciRuntime> Supervisor<R> {
     /// [`crate::spec::JOB_FD`]. On error nothing is left behind.
     pub async fn launch(&self, plan: RunPlan, wait_job: bool) -> Result<Launched, SupervisorError> {
         let run_dir = self.state.run_dir(&plan.id);
-        std::fs::create_dir_all(self.state.runs()).map_err(io_err("create", &self.state.runs()))?;
+        std::fs::create_dir_all(self.state.runs()).at("create", self.state.runs())?;
         let lock = match self.create_locked_run_dir(&run_dir) {
             Ok(lock) => lock,
             Err(e) => {
@@ -547,8 +544,7 @@ impl<R: OciRuntime> Supervisor<R> {
     /// directory whose lock is not yet taken.
     fn create_locked_run_dir(&self, run_dir: &Path) -> Result<Flock<File>, SupervisorError> {
         let name = run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let (_, lock) = owned::create(&self.state.runs(), &name, 0o755, |_| Ok(()))
-            .map_err(|(action, path, source)| SupervisorError::Io { action, path, source })?;
+        let (_, lock) = owned::create(&self.state.runs(), &name, 0o755, |_| Ok(()))?;
         Ok(lock)
     }
 

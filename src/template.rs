@@ -8,6 +8,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::fsutil::Cleanup;
+use crate::fsutil::{At, IoError};
 use crate::runtime::{Registry, RuntimeError};
 use crate::service::validate_dns_label;
 
@@ -67,13 +68,8 @@ pub enum TemplateError {
     NoTemplate { runtime: String, available: String },
     #[error("{path} already exists; choose another name or remove it")]
     Exists { path: PathBuf },
-    #[error("failed to {op} {path}: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
 }
 
 /// The template of a runtime, by name.
@@ -110,15 +106,11 @@ pub fn scaffold(
     match fs::create_dir(&dir) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(TemplateError::Exists { path: dir }),
-        Err(source) => return Err(TemplateError::Io { op: "create", path: dir, source }),
+        Err(source) => return Err(TemplateError::from(IoError::new("create", dir, source))),
     }
     let created = Cleanup::new(dir.clone());
     // The sandbox user reads the service directory: make it readable whatever the umask.
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).map_err(|source| TemplateError::Io {
-        op: "set permissions of",
-        path: dir.clone(),
-        source,
-    })?;
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).at("set permissions of", &dir)?;
     for (file, text) in template.files {
         let path = dir.join(file);
         let text = text.replace(NAME, name).replace(RUNTIME, runtime_spec);
@@ -131,7 +123,7 @@ pub fn scaffold(
                 f.set_permissions(fs::Permissions::from_mode(0o644))?;
                 f.write_all(text.as_bytes())
             })
-            .map_err(|source| TemplateError::Io { op: "write", path: path.clone(), source })?;
+            .at("write", &path)?;
     }
     created.keep();
     Ok(Scaffolded { dir, runtime: runtime.key(), files: template.files.iter().map(|(f, _)| *f).collect() })

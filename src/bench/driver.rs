@@ -23,6 +23,7 @@ use crate::audit::{AuditError, Listener};
 use crate::bundle::NoProgress;
 use crate::engine::{Engine, EngineError, Job};
 use crate::fsutil::owned;
+use crate::fsutil::{At, IoError};
 use crate::init_proto::InitEvent;
 use crate::oci::{CliRuntime, CreateIo, OciError, OciRuntime};
 use crate::spec::APP_DIR;
@@ -46,8 +47,8 @@ pub enum RunError {
     Oci(#[from] OciError),
     #[error(transparent)]
     Audit(#[from] AuditError),
-    #[error("failed to {action} {path}: {source}")]
-    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("failed to create a pipe: {0}")]
     Pipe(std::io::Error),
     #[error("the program did not finish within {} s", RUN_TIMEOUT.as_secs())]
@@ -114,9 +115,8 @@ pub(super) async fn run_sandboxed(
     let id = prepared.id.clone();
     let (run_dir, lock) = owned::create(&ctx.state.runs(), &id, 0o755, |tmp| {
         let path = tmp.join("config.json");
-        spec.save(&path).map_err(|e| ("write", path, std::io::Error::other(e)))
-    })
-    .map_err(|(action, path, source)| RunError::Io { action, path, source })?;
+        spec.save(&path).map_err(std::io::Error::other).at("write", &path)
+    })?;
     let mut deleted = false;
     let result = drive(ctx, &id, &run_dir, prepared.audit.as_ref(), t0, cancel, &mut deleted).await;
     if !deleted {
@@ -311,12 +311,12 @@ pub(super) async fn run_bare(cmd: &BareCommand, expect: &str, cancel: &Cancellat
         .process_group(0)
         .kill_on_drop(true);
     let t0 = Instant::now();
-    let mut child = c.spawn().map_err(|source| RunError::Io { action: "start", path: cmd.program.clone(), source })?;
+    let mut child = c.spawn().at("start", &cmd.program)?;
     let spawned = Instant::now();
     let out_task = child.stdout.take().map(|o| tokio::spawn(collect(o)));
     let err_task = child.stderr.take().map(|e| tokio::spawn(collect(e)));
     let status = tokio::select! {
-        s = child.wait() => s.map_err(|source| RunError::Io { action: "wait for", path: cmd.program.clone(), source })?,
+        s = child.wait() => s.at("wait for", &cmd.program)?,
         _ = tokio::time::sleep(RUN_TIMEOUT) => return Err(RunError::Timeout),
         _ = cancel.cancelled() => return Err(RunError::Cancelled),
     };

@@ -26,6 +26,7 @@ pub use output::{BenchReport, CellResult, CellStatus, Mode, PhaseSummaries};
 use crate::bundle::{BundleStore, NoProgress};
 use crate::engine::{DEFAULT_GRACE, Engine, EngineError, Job, Settings};
 use crate::fsutil::owned::{self, Leftover};
+use crate::fsutil::{At, IoError};
 use crate::oci::{CliRuntime, OciKind};
 use crate::policy::{self, PolicyError};
 use crate::runtime::RuntimeError;
@@ -52,8 +53,8 @@ pub enum BenchError {
     Service(#[from] ServiceError),
     #[error(transparent)]
     Policy(#[from] PolicyError),
-    #[error("failed to {action} {path}: {source}")]
-    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error(
         "no runtime bundle is present in {cache}: pull one first (`ignite runtime pull bun`), or name runtimes with --runtime"
     )]
@@ -143,18 +144,16 @@ pub async fn run(config: BenchConfig, cancel: CancellationToken) -> Result<Bench
     let (dir, lock) =
         owned::create(&state.root.join(BENCH_DIR), &format!("run-{}", std::process::id()), 0o755, |tmp| {
             let svc = tmp.join("hello");
-            let step = |action, path: PathBuf| move |e| (action, path, e);
-            std::fs::create_dir(&svc).map_err(step("create", svc.clone()))?;
-            std::fs::write(svc.join("hello.js"), PROGRAM).map_err(step("write", svc.join("hello.js")))?;
+            std::fs::create_dir(&svc).at("create", &svc)?;
+            std::fs::write(svc.join("hello.js"), PROGRAM).at("write", svc.join("hello.js"))?;
             std::fs::write(
                 svc.join("service.yaml"),
                 "service:\n  name: bench\n  entry: hello.js\n  timeoutMs: 30000\n",
             )
-            .map_err(step("write", svc.join("service.yaml")))?;
+            .at("write", svc.join("service.yaml"))?;
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&svc, std::fs::Permissions::from_mode(0o755)).map_err(step("chmod", svc.clone()))
-        })
-        .map_err(|(action, path, source)| BenchError::Io { action, path, source })?;
+            std::fs::set_permissions(&svc, std::fs::Permissions::from_mode(0o755)).at("chmod", &svc)
+        })?;
     let result = measure(&config, &state, &ocis, &base, &dir.join("hello"), &cancel).await;
     drop(lock);
     let _ = std::fs::remove_dir_all(&dir);

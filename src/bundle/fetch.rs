@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha512};
 
+use crate::fsutil::{At, IoError};
 use crate::runtime::Integrity;
 
 /// Larger than any runtime package; stops a misbehaving server from filling the disk before
@@ -180,13 +181,8 @@ pub enum FetchError {
         "package file {path} does not match its pinned integrity: expected {expected}, found {actual}; restore the file, or pin the new file's integrity in the runtime's definition"
     )]
     LocalIntegrityMismatch { path: PathBuf, expected: String, actual: String },
-    #[error("failed to {op} {path}: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
 }
 
 /// Downloads `url` to `dest`, verifying `integrity`. The bytes go to a temp file in `dest`'s
@@ -207,24 +203,29 @@ pub fn download(url: &str, integrity: &Integrity, dest: &Path, progress: &dyn Pr
 /// Copies a local package file (a custom runtime's `file:` package) to `dest`, verifying
 /// `integrity` on the way exactly as a download is verified. Returns the size.
 pub fn copy_local(src: &Path, integrity: &Integrity, dest: &Path, progress: &dyn Progress) -> Result<u64, FetchError> {
-    let io_err = |op, source| FetchError::Io { op, path: src.to_path_buf(), source };
     if !src.is_absolute() {
         // Loading a runtimes directory makes every file: package absolute; a relative one
         // here would silently depend on the current directory.
-        return Err(io_err("open", io::Error::other("a package file path must be absolute")));
+        return Err(FetchError::from(IoError::new(
+            "open",
+            src,
+            io::Error::other("a package file path must be absolute"),
+        )));
     }
-    let file = File::open(src).map_err(|e| io_err("open", e))?;
-    let total = file.metadata().map_err(|e| io_err("stat", e))?.len();
+    let file = File::open(src).at("open", src)?;
+    let total = file.metadata().at("stat", src)?.len();
     let url = format!("file:{}", src.display());
     let mut reader = io::BufReader::with_capacity(1 << 16, file);
     save_verified(&mut reader, &url, integrity, dest, Some(total), progress).map_err(|e| match e {
         FetchError::IntegrityMismatch { expected, actual, .. } => {
             FetchError::LocalIntegrityMismatch { path: src.to_path_buf(), expected, actual }
         }
-        FetchError::Body { source, .. } => io_err("read", source),
-        FetchError::TooLarge { limit, .. } => {
-            io_err("copy", io::Error::other(format!("the file is larger than {limit} bytes")))
-        }
+        FetchError::Body { source, .. } => FetchError::from(IoError::new("read", src, source)),
+        FetchError::TooLarge { limit, .. } => FetchError::from(IoError::new(
+            "copy",
+            src,
+            io::Error::other(format!("the file is larger than {limit} bytes")),
+        )),
         other => other,
     })
 }
@@ -305,7 +306,7 @@ fn save_verified(
             return Err(FetchError::TooLarge { url: url.to_string(), limit: MAX_PACKAGE_BYTES });
         }
         hasher.update(&buf[..n]);
-        file.write_all(&buf[..n]).map_err(|source| temp.io_err("write", source))?;
+        file.write_all(&buf[..n]).at("write", &temp.path)?;
         progress.bytes(done, total);
     }
     let actual: [u8; 64] = hasher.finalize().into();
@@ -316,7 +317,7 @@ fn save_verified(
             actual: Integrity::from_sha512(actual).to_string(),
         });
     }
-    file.sync_all().map_err(|source| temp.io_err("sync", source))?;
+    file.sync_all().at("sync", &temp.path)?;
     temp.persist(dest)?;
     Ok(done)
 }
@@ -346,24 +347,12 @@ impl TempFile {
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
-        let file = OpenOptions::new().write(true).create_new(true).open(&path).map_err(|source| FetchError::Io {
-            op: "create",
-            path: path.clone(),
-            source,
-        })?;
+        let file = OpenOptions::new().write(true).create_new(true).open(&path).at("create", &path)?;
         Ok(TempFile { path, file, keep: false })
     }
 
-    fn io_err(&self, op: &'static str, source: io::Error) -> FetchError {
-        FetchError::Io { op, path: self.path.clone(), source }
-    }
-
     fn persist(mut self, dest: &Path) -> Result<(), FetchError> {
-        fs::rename(&self.path, dest).map_err(|source| FetchError::Io {
-            op: "rename into place",
-            path: dest.to_path_buf(),
-            source,
-        })?;
+        fs::rename(&self.path, dest).at("rename into place", dest)?;
         self.keep = true;
         Ok(())
     }

@@ -7,6 +7,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 
+use crate::fsutil::{At, IoError};
 use crate::runtime::Recipe;
 
 /// How much of a failed recipe's stderr goes into the error (its end says what went wrong).
@@ -30,13 +31,8 @@ pub enum RecipeError {
     BadFiles { problem: String },
     #[error("recipe {recipe} exited successfully but did not write {path}")]
     NoOutput { recipe: String, path: PathBuf },
-    #[error("failed to {op} {path}: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
 }
 
 /// The tarball a recipe built.
@@ -50,29 +46,28 @@ pub struct Built {
 /// Runs `recipe` on `package`, using `work` (an existing empty directory the caller removes
 /// afterwards) for the scripts, the scratch space and the output tarball.
 pub fn run(recipe: &Recipe, package: &Path, work: &Path) -> Result<Built, RecipeError> {
-    let io_err = |op, path: &Path, source| RecipeError::Io { op, path: path.to_path_buf(), source };
     // Checked before anything is written: a path must not leave the recipe's directory.
     recipe.check_files().map_err(|problem| RecipeError::BadFiles { problem })?;
     let scripts = work.join("scripts");
     let scratch = work.join("scratch");
     let out = work.join("rootfs.tar.gz");
     for dir in [&scripts, &scratch] {
-        fs::create_dir(dir).map_err(|e| io_err("create", dir, e))?;
+        fs::create_dir(dir).at("create", dir)?;
     }
     // The recipe sources lib.sh from its own directory and finds its files in <name>/ beside
     // itself, exactly as in the source tree (rootfs-scripts/<name>.sh, rootfs-scripts/<name>/).
     let lib = scripts.join("lib.sh");
     let script = scripts.join(format!("{}.sh", recipe.name));
     let files = scripts.join(&recipe.name);
-    fs::write(&lib, recipe.lib.as_bytes()).map_err(|e| io_err("write", &lib, e))?;
-    fs::write(&script, recipe.script.as_bytes()).map_err(|e| io_err("write", &script, e))?;
-    fs::create_dir(&files).map_err(|e| io_err("create", &files, e))?;
+    fs::write(&lib, recipe.lib.as_bytes()).at("write", &lib)?;
+    fs::write(&script, recipe.script.as_bytes()).at("write", &script)?;
+    fs::create_dir(&files).at("create", &files)?;
     for file in &recipe.files {
         let path = files.join(&file.path);
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(|e| io_err("create", parent, e))?;
+            fs::create_dir_all(parent).at("create", parent)?;
         }
-        fs::write(&path, &file.contents).map_err(|e| io_err("write", &path, e))?;
+        fs::write(&path, &file.contents).at("write", &path)?;
     }
 
     let path = std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into());
@@ -107,7 +102,7 @@ pub fn run(recipe: &Recipe, package: &Path, work: &Path) -> Result<Built, Recipe
             return Err(RecipeError::NoOutput { recipe: recipe.name.clone(), path: out });
         }
     }
-    let digest = super::sha256_file(&out).map_err(|e| io_err("hash", &out, e))?;
+    let digest = super::sha256_file(&out).at("hash", &out)?;
     Ok(Built { path: out, digest })
 }
 

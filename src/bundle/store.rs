@@ -31,6 +31,7 @@ use super::HashingReader;
 use super::fetch::{self, FetchError, Progress};
 use super::recipe::{self, RecipeError};
 use super::unpack::{UnpackError, UnpackLimits, unpack_tar_gz};
+use crate::fsutil::{At, IoError};
 use crate::fsutil::{Cleanup, remove_any, temp_name, unix_now};
 use crate::runtime::{Package, PackageSource, ResolvedRuntime};
 
@@ -82,13 +83,8 @@ pub enum BundleStatus {
 /// Errors from the bundle store.
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
-    #[error("failed to {op} {path}: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("failed to lock {path}: {source}")]
     Lock {
         path: PathBuf,
@@ -111,11 +107,6 @@ pub enum BundleError {
     },
     #[error("bundle {path} is corrupt: expected {expected}, found {actual}; it was removed, run again to rebuild it")]
     Corrupt { path: PathBuf, expected: String, actual: String },
-}
-
-fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> BundleError {
-    let path = path.to_path_buf();
-    move |source| BundleError::Io { op, path, source }
 }
 
 /// How a bundle came to be.
@@ -317,19 +308,16 @@ impl BundleStore {
 
         let temp = Cleanup::new(self.root.join("bundles").join(temp_name(&format!(".import-{key}"))));
         let (digest, size) = {
-            let src = File::open(tarball).map_err(io_err("open", tarball))?;
+            let src = File::open(tarball).at("open", tarball)?;
             let mut reader = HashingReader::<_, Sha256>::new(BufReader::with_capacity(1 << 16, src));
-            let mut dst = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(temp.path())
-                .map_err(io_err("create", temp.path()))?;
-            io::copy(&mut reader, &mut dst).map_err(io_err("copy", tarball))?;
-            let (digest, size) = reader.finish().map_err(io_err("read", tarball))?;
+            let mut dst =
+                OpenOptions::new().write(true).create_new(true).open(temp.path()).at("create", temp.path())?;
+            io::copy(&mut reader, &mut dst).at("copy", tarball)?;
+            let (digest, size) = reader.finish().at("read", tarball)?;
             (format!("sha256:{}", hex::encode(digest)), size)
         };
         let bundle = self.bundle_path(&digest);
-        fs::rename(temp.path(), &bundle).map_err(io_err("rename into place", &bundle))?;
+        fs::rename(temp.path(), &bundle).at("rename into place", &bundle)?;
         temp.keep();
         timings.import = Some(started.elapsed());
 
@@ -404,13 +392,13 @@ impl BundleStore {
         progress.phase(&format!("building {rt} rootfs (recipe {})", rt.recipe.name));
         let t = Instant::now();
         let work = Cleanup::new(self.root.join("tmp").join(temp_name(&format!("build-{}", rt.key()))));
-        fs::create_dir(work.path()).map_err(io_err("create", work.path()))?;
+        fs::create_dir(work.path()).at("create", work.path())?;
         let built = recipe::run(&rt.recipe, &package, work.path())
             .map_err(|source| BundleError::Recipe { runtime: rt.to_string(), source })?;
         let bundle = self.bundle_path(&built.digest);
         // Same name means same bytes: replacing an existing tarball changes nothing.
-        fs::rename(&built.path, &bundle).map_err(io_err("rename into place", &bundle))?;
-        let size = fs::metadata(&bundle).map_err(io_err("stat", &bundle))?.len();
+        fs::rename(&built.path, &bundle).at("rename into place", &bundle)?;
+        let size = fs::metadata(&bundle).at("stat", &bundle)?.len();
         drop(work);
         let elapsed = t.elapsed();
         timings.build = Some(elapsed);
@@ -435,12 +423,12 @@ impl BundleStore {
         if !package.is_file() {
             return Ok(false);
         }
-        let actual = fetch::file_integrity(package).map_err(io_err("hash", package))?;
+        let actual = fetch::file_integrity(package).at("hash", package)?;
         if actual == rt.package.integrity {
             return Ok(true);
         }
         tracing::warn!(path = %package.display(), expected = %rt.package.integrity, %actual, "cached package is damaged; downloading it again");
-        fs::remove_file(package).map_err(io_err("remove", package))?;
+        fs::remove_file(package).at("remove", package)?;
         Ok(false)
     }
 
@@ -465,17 +453,16 @@ impl BundleStore {
         progress.phase(&format!("unpacking {rt}"));
         let t = Instant::now();
         let temp = Cleanup::new(self.root.join("rootfs").join(temp_name(&format!(".tmp-{}", rt.key()))));
-        fs::create_dir(temp.path()).map_err(io_err("create", temp.path()))?;
+        fs::create_dir(temp.path()).at("create", temp.path())?;
         // The container's "/" must be traversable by its unprivileged user.
-        fs::set_permissions(temp.path(), fs::Permissions::from_mode(0o755))
-            .map_err(io_err("set mode of", temp.path()))?;
+        fs::set_permissions(temp.path(), fs::Permissions::from_mode(0o755)).at("set mode of", temp.path())?;
 
-        let file = File::open(&bundle).map_err(io_err("open", &bundle))?;
+        let file = File::open(&bundle).at("open", &bundle)?;
         let mut reader = HashingReader::<_, Sha256>::new(BufReader::with_capacity(1 << 16, file));
         let unpacked = unpack_tar_gz(&mut reader, temp.path(), &self.limits);
         // Check the digest even when unpacking failed: a corrupt tarball usually shows up as a
         // gzip or tar error first, and "corrupt" is the useful diagnosis.
-        let (actual, _) = reader.finish().map_err(io_err("read", &bundle))?;
+        let (actual, _) = reader.finish().at("read", &bundle)?;
         let actual = format!("sha256:{}", hex::encode(actual));
         if actual != record.digest {
             let _ = fs::remove_file(&bundle);
@@ -492,7 +479,7 @@ impl BundleStore {
             // identical, ours is removed when `temp` drops.
             Err(_) if final_dir.is_dir() => {}
             Err(source) => {
-                return Err(BundleError::Io { op: "rename into place", path: final_dir, source });
+                return Err(BundleError::from(IoError::new("rename into place", final_dir, source)));
             }
         }
         timings.unpack = Some(t.elapsed());
@@ -508,7 +495,7 @@ impl BundleStore {
     fn create_layout(&self) -> Result<(), BundleError> {
         for dir in ["packages", "bundles", "index", "rootfs", "locks", "tmp"] {
             let path = self.root.join(dir);
-            fs::create_dir_all(&path).map_err(io_err("create", &path))?;
+            fs::create_dir_all(&path).at("create", &path)?;
         }
         Ok(())
     }
@@ -516,12 +503,8 @@ impl BundleStore {
     /// Takes `locks/<key>.lock`, telling the user when another process holds it.
     fn lock(&self, key: &str, progress: &dyn Progress) -> Result<Flock<File>, BundleError> {
         let path = self.root.join("locks").join(format!("{key}.lock"));
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_err("open lock file", &path))?;
+        let file =
+            OpenOptions::new().create(true).truncate(false).write(true).open(&path).at("open lock file", &path)?;
         let mut file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => return Ok(lock),
             Err((file, Errno::EWOULDBLOCK)) => {
@@ -572,14 +555,10 @@ impl BundleStore {
     fn write_index(&self, rt: &ResolvedRuntime, record: &IndexRecord) -> Result<(), BundleError> {
         let path = self.index_path(rt);
         let temp = Cleanup::new(path.with_file_name(temp_name(&format!(".{}", rt.key()))));
-        let mut json = serde_json::to_vec_pretty(record).map_err(|e| BundleError::Io {
-            op: "serialize",
-            path: path.clone(),
-            source: io::Error::other(e),
-        })?;
+        let mut json = serde_json::to_vec_pretty(record).map_err(io::Error::other).at("serialize", &path)?;
         json.push(b'\n');
-        fs::write(temp.path(), &json).map_err(io_err("write", temp.path()))?;
-        fs::rename(temp.path(), &path).map_err(io_err("rename into place", &path))?;
+        fs::write(temp.path(), &json).at("write", temp.path())?;
+        fs::rename(temp.path(), &path).at("rename into place", &path)?;
         temp.keep();
         Ok(())
     }

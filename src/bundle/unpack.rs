@@ -31,6 +31,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+use crate::fsutil::{At, IoError};
 use flate2::read::GzDecoder;
 use tar::EntryType;
 
@@ -111,13 +112,8 @@ pub enum UnpackError {
     },
     #[error("destination {path} must be an existing empty directory")]
     DestinationNotEmpty { path: PathBuf },
-    #[error("failed to {op} {path}: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
 }
 
 /// What a path in the destination is, as far as this unpack created it.
@@ -135,11 +131,7 @@ pub fn unpack_tar_gz<R: Read>(reader: R, dest: &Path, limits: &UnpackLimits) -> 
 
 /// Unpacks an uncompressed tar stream into `dest`, which must be an existing empty directory.
 pub fn unpack_tar<R: Read>(reader: R, dest: &Path, limits: &UnpackLimits) -> Result<UnpackStats, UnpackError> {
-    let mut entries_dir = fs::read_dir(dest).map_err(|source| UnpackError::Io {
-        op: "read destination",
-        path: dest.to_path_buf(),
-        source,
-    })?;
+    let mut entries_dir = fs::read_dir(dest).at("read destination", dest)?;
     if entries_dir.next().is_some() {
         return Err(UnpackError::DestinationNotEmpty { path: dest.to_path_buf() });
     }
@@ -237,11 +229,7 @@ impl Unpacker<'_> {
                 let link = entry.link_name_bytes().ok_or_else(|| reject(Rejection::MissingLinkTarget))?.into_owned();
                 let link = PathBuf::from(OsStr::from_bytes(&link));
                 check_symlink_target(&rel, &link).map_err(reject)?;
-                std::os::unix::fs::symlink(&link, &target).map_err(|source| UnpackError::Io {
-                    op: "create symlink",
-                    path: target.clone(),
-                    source,
-                })?;
+                std::os::unix::fs::symlink(&link, &target).at("create symlink", &target)?;
                 self.seen.insert(rel, Kind::Symlink(link));
             }
             EntryType::Link => {
@@ -252,11 +240,7 @@ impl Unpacker<'_> {
                     .ok()
                     .filter(|p| self.seen.get(p) == Some(&Kind::File))
                     .ok_or_else(|| reject(Rejection::HardLinkTarget(shown)))?;
-                fs::hard_link(self.dest.join(&source_rel), &target).map_err(|source| UnpackError::Io {
-                    op: "create hard link",
-                    path: target.clone(),
-                    source,
-                })?;
+                fs::hard_link(self.dest.join(&source_rel), &target).at("create hard link", &target)?;
                 self.seen.insert(rel, Kind::File);
             }
             _ => {
@@ -265,7 +249,6 @@ impl Unpacker<'_> {
                 if self.stats.bytes > self.limits.max_bytes {
                     return Err(UnpackError::TooLarge { limit: self.limits.max_bytes });
                 }
-                let io_err = |op, source| UnpackError::Io { op, path: target.clone(), source };
                 // create_new (O_EXCL) and O_NOFOLLOW: never write through anything already there.
                 let mut file = OpenOptions::new()
                     .write(true)
@@ -273,7 +256,7 @@ impl Unpacker<'_> {
                     .mode(0o600)
                     .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
                     .open(&target)
-                    .map_err(|e| io_err("create file", e))?;
+                    .at("create file", &target)?;
                 let written =
                     io::copy(&mut (&mut entry).take(size), &mut file).map_err(|source| UnpackError::Read { source })?;
                 if written != size {
@@ -286,7 +269,7 @@ impl Unpacker<'_> {
                 }
                 // fchmod on the open file: the umask must not decide the mode, and no path is
                 // looked up again.
-                file.set_permissions(Permissions::from_mode(kept)).map_err(|e| io_err("set mode of", e))?;
+                file.set_permissions(Permissions::from_mode(kept)).at("set mode of", &target)?;
                 self.seen.insert(rel, Kind::File);
             }
         }
@@ -379,29 +362,21 @@ impl Unpacker<'_> {
         dirs.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
         for (rel, mode) in dirs {
             let path = self.dest.join(&rel);
-            let io_err = |op, source| UnpackError::Io { op, path: path.clone(), source };
             let dir = OpenOptions::new()
                 .read(true)
                 .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
                 .open(&path)
-                .map_err(|e| io_err("open directory", e))?;
-            dir.set_permissions(Permissions::from_mode(mode)).map_err(|e| io_err("set mode of", e))?;
+                .at("open directory", &path)?;
+            dir.set_permissions(Permissions::from_mode(mode)).at("set mode of", &path)?;
         }
         Ok(())
     }
 }
 
 fn mkdir(path: &Path) -> Result<(), UnpackError> {
-    fs::create_dir(path).map_err(|source| UnpackError::Io {
-        op: "create directory",
-        path: path.to_path_buf(),
-        source,
-    })?;
-    fs::set_permissions(path, Permissions::from_mode(0o755)).map_err(|source| UnpackError::Io {
-        op: "set mode of",
-        path: path.to_path_buf(),
-        source,
-    })
+    fs::create_dir(path).at("create directory", path)?;
+    fs::set_permissions(path, Permissions::from_mode(0o755)).at("set mode of", path)?;
+    Ok(())
 }
 
 /// An archive name as a relative path: no leading `/`, no `..`, `.` and empty components dropped.

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::fsutil::remove_any;
+use crate::fsutil::{At, IoError};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
@@ -32,14 +33,10 @@ const MODULES: &str = "node_modules";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
-    #[error("failed to {op} {path}: {source}")]
-    Io { op: &'static str, path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("failed to lock {path}: {source}")]
     Lock { path: PathBuf, source: Errno },
-}
-
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> CacheError + 'a {
-    move |source| CacheError::Io { op, path: path.to_path_buf(), source }
 }
 
 /// `install.json`: what a tree is and how it came to be.
@@ -129,7 +126,7 @@ impl DepsCache {
 
     fn create_layout(&self) -> Result<(), CacheError> {
         for dir in [self.root.clone(), self.root.join("locks"), self.root.join("tmp")] {
-            fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+            fs::create_dir_all(&dir).at("create", &dir)?;
         }
         Ok(())
     }
@@ -139,12 +136,8 @@ impl DepsCache {
     pub fn try_lock(&self, key: &str, mode: LockMode) -> Result<Option<Flock<File>>, CacheError> {
         self.create_layout()?;
         let path = self.lock_path(key);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_err("open lock file", &path))?;
+        let file =
+            OpenOptions::new().create(true).truncate(false).write(true).open(&path).at("open lock file", &path)?;
         let arg = match mode {
             LockMode::Shared => FlockArg::LockSharedNonblock,
             LockMode::Exclusive => FlockArg::LockExclusiveNonblock,
@@ -182,25 +175,22 @@ impl DepsCache {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = self.root.join("tmp").join(format!(".tmp-{key}-{}-{n}", std::process::id()));
-        fs::create_dir(&dir).map_err(io_err("create", &dir))?;
+        fs::create_dir(&dir).at("create", &dir)?;
         Ok(Staging { dir, committed: false })
     }
 
     /// Records how the staged tree was made and renames it into place as the tree of `key`.
     pub fn commit(&self, mut staging: Staging, record: &InstallRecord) -> Result<(), CacheError> {
-        let json = serde_json::to_vec_pretty(record).map_err(|e| CacheError::Io {
-            op: "serialise",
-            path: staging.dir.join(RECORD),
-            source: e.into(),
-        })?;
+        let json =
+            serde_json::to_vec_pretty(record).map_err(io::Error::from).at("serialise", staging.dir.join(RECORD))?;
         let record_path = staging.dir.join(RECORD);
-        fs::write(&record_path, json).map_err(io_err("write", &record_path))?;
+        fs::write(&record_path, json).at("write", &record_path)?;
         let entry = self.entry_dir(&record.key);
         // A damaged entry (e.g. install.json lost) is replaced whole.
         if fs::symlink_metadata(&entry).is_ok() {
             remove_any(&entry);
         }
-        fs::rename(&staging.dir, &entry).map_err(io_err("rename into place", &entry))?;
+        fs::rename(&staging.dir, &entry).at("rename into place", &entry)?;
         staging.committed = true;
         Ok(())
     }

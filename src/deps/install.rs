@@ -31,6 +31,7 @@ use super::{Lease, Plan, REGISTRY};
 use crate::bundle::{BundleError, BundleStore, Progress};
 use crate::fsutil::owned::{self, Leftover};
 use crate::fsutil::unix_now;
+use crate::fsutil::{At, IoError};
 use crate::identity::{self, IdentityError};
 use crate::netns::{NetError, Tools, UserNet};
 use crate::oci::OciRuntime;
@@ -81,10 +82,8 @@ pub enum InstallError {
     Identity(#[from] IdentityError),
     #[error("{service}: the dependency install produced a tree ignite does not accept: {source}")]
     Tree { service: String, source: TreeError },
-    #[error("failed to {op} {path}: {source}")]
-    Io { op: &'static str, path: PathBuf, source: std::io::Error },
-    #[error("failed to {op} the install's scratch directory {path}: {source}")]
-    Mount { op: &'static str, path: PathBuf, source: nix::Error },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error(
         "{service}: package.json does not match {lockfile}, and the install uses the lockfile as it is (frozen); update {lockfile} with your package manager (e.g. `bun install`) and try again. The installer said:\n{output}"
     )]
@@ -101,10 +100,6 @@ pub enum InstallError {
     NetnsChanged,
     #[error("dependency tree sha256-{key} disappeared right after it was installed; try again")]
     Vanished { key: String },
-}
-
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> InstallError + 'a {
-    move |source| InstallError::Io { op, path: path.to_path_buf(), source }
 }
 
 /// A tree ready for a run: the lease keeps it from being pruned while the run uses it.
@@ -326,7 +321,7 @@ impl<R: OciRuntime> Installer<'_, R> {
         } else {
             // Everything optional and skipped for this platform: an empty tree.
             let m = staging.modules();
-            fs::DirBuilder::new().mode(0o755).create(&m).map_err(io_err("create", &m))?;
+            fs::DirBuilder::new().mode(0o755).create(&m).at("create", &m)?;
             Default::default()
         };
         drop(ws);
@@ -408,9 +403,8 @@ impl Workspace {
     fn create(installs: &Path, id: &str) -> Result<Workspace, InstallError> {
         let (dir, lock) = owned::create(installs, id, 0o700, |tmp| {
             let scratch = tmp.join(SCRATCH);
-            fs::DirBuilder::new().mode(0o700).create(&scratch).map_err(|e| ("create", scratch, e))
-        })
-        .map_err(|(op, path, source)| InstallError::Io { op, path, source })?;
+            fs::DirBuilder::new().mode(0o700).create(&scratch).at("create", &scratch)
+        })?;
         Ok(Workspace { dir, _lock: lock, mounted: false })
     }
 
@@ -427,7 +421,7 @@ impl Workspace {
         }
         let data = format!("size={INSTALL_SCRATCH_MB}m,mode=0700,uid={uid},gid={gid}");
         nix::mount::mount(Some("tmpfs"), &path, Some("tmpfs"), flags, Some(data.as_str()))
-            .map_err(|source| InstallError::Mount { op: "mount", path: path.clone(), source })?;
+            .at("mount the install's scratch directory", &path)?;
         self.mounted = true;
         Ok(())
     }
@@ -436,13 +430,13 @@ impl Workspace {
     /// Returns whether CA certificates were passed in.
     fn populate(&self, plan: &Plan, ca_file: Option<&Path>, uid: u32, gid: u32) -> Result<bool, InstallError> {
         let app = self.scratch().join("app");
-        fs::DirBuilder::new().mode(0o755).create(&app).map_err(io_err("create", &app))?;
+        fs::DirBuilder::new().mode(0o755).create(&app).at("create", &app)?;
         nix::unistd::chown(&app, Some(nix::unistd::Uid::from_raw(uid)), Some(nix::unistd::Gid::from_raw(gid)))
-            .map_err(|e| InstallError::Io { op: "chown", path: app.clone(), source: e.into() })?;
+            .at("chown", &app)?;
         let write = |name: &str, bytes: &[u8]| {
             let p = app.join(name);
-            fs::write(&p, bytes).map_err(io_err("write", &p))?;
-            fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).map_err(io_err("set mode of", &p))
+            fs::write(&p, bytes).at("write", &p)?;
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).at("set mode of", &p)
         };
         write(super::MANIFEST, &plan.manifest)?;
         if let Some(lock) = &plan.lockfile {
@@ -454,8 +448,8 @@ impl Workspace {
         let pem =
             certificates(ca_file).map_err(|problem| InstallError::CaFile { path: ca_file.to_path_buf(), problem })?;
         let p = self.scratch().join(CA_FILE);
-        fs::write(&p, pem).map_err(io_err("write", &p))?;
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).map_err(io_err("set mode of", &p))?;
+        fs::write(&p, pem).at("write", &p)?;
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).at("set mode of", &p)?;
         Ok(true)
     }
 }

@@ -6,6 +6,7 @@
 //! The source is walked without following any symlink. It cannot change under the walk: the
 //! sandbox that wrote it is gone, and its parent directory is reachable only by root.
 
+use crate::fsutil::{At, IoError};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt, PermissionsExt};
@@ -13,8 +14,8 @@ use std::path::{Component, Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TreeError {
-    #[error("failed to {op} {path}: {source}")]
-    Io { op: &'static str, path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("the install produced {kind} at {path}; only files, directories and symlinks are kept")]
     Special { path: PathBuf, kind: &'static str },
     #[error("the install produced a symlink {path} -> {target} that leaves node_modules")]
@@ -49,10 +50,6 @@ pub struct TreeStats {
     pub packages: u64,
 }
 
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> TreeError + 'a {
-    move |source| TreeError::Io { op, path: path.to_path_buf(), source }
-}
-
 /// Whether `path` is a directory — itself, not through a symlink. `Ok(false)` if it does not
 /// exist; an error if it is anything else (the sandbox may have replaced it with a link).
 pub fn real_dir(path: &Path) -> Result<bool, TreeError> {
@@ -60,7 +57,7 @@ pub fn real_dir(path: &Path) -> Result<bool, TreeError> {
         Ok(m) if m.is_dir() => Ok(true),
         Ok(_) => Err(TreeError::Special { path: path.to_path_buf(), kind: "something other than a directory" }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(TreeError::Io { op: "stat", path: path.to_path_buf(), source: e }),
+        Err(e) => Err(TreeError::from(IoError::new("stat", path, e))),
     }
 }
 
@@ -76,9 +73,9 @@ pub fn copy_tree(src: &Path, dst: &Path, limits: &TreeLimits) -> Result<TreeStat
     while let Some((rel, depth)) = stack.pop() {
         let from_dir = src.join(&rel);
         let mut names: Vec<_> = fs::read_dir(&from_dir)
-            .map_err(io_err("read directory", &from_dir))?
+            .at("read directory", &from_dir)?
             .collect::<Result<Vec<_>, _>>()
-            .map_err(io_err("read directory", &from_dir))?;
+            .at("read directory", &from_dir)?;
         names.sort_by_key(|e| e.file_name());
         for entry in names {
             entries_seen += 1;
@@ -89,7 +86,7 @@ pub fn copy_tree(src: &Path, dst: &Path, limits: &TreeLimits) -> Result<TreeStat
             let from = src.join(&rel_child);
             let to = dst.join(&rel_child);
             // DirEntry::file_type does not follow symlinks.
-            let ft = entry.file_type().map_err(io_err("stat", &from))?;
+            let ft = entry.file_type().at("stat", &from)?;
             if ft.is_dir() {
                 if depth + 1 > limits.max_depth {
                     return Err(TreeError::TooLarge { what: "levels of directories", limit: limits.max_depth as u64 });
@@ -107,11 +104,11 @@ pub fn copy_tree(src: &Path, dst: &Path, limits: &TreeLimits) -> Result<TreeStat
                     return Err(TreeError::TooLarge { what: "bytes", limit: limits.max_bytes });
                 }
             } else if ft.is_symlink() {
-                let target = fs::read_link(&from).map_err(io_err("read link", &from))?;
+                let target = fs::read_link(&from).at("read link", &from)?;
                 if !stays_inside(&rel_child, &target) {
                     return Err(TreeError::EscapingLink { path: from, target });
                 }
-                std::os::unix::fs::symlink(&target, &to).map_err(io_err("create symlink", &to))?;
+                std::os::unix::fs::symlink(&target, &to).at("create symlink", &to)?;
                 stats.symlinks += 1;
             } else {
                 let kind = if ft.is_block_device() || ft.is_char_device() {
@@ -131,28 +128,25 @@ pub fn copy_tree(src: &Path, dst: &Path, limits: &TreeLimits) -> Result<TreeStat
 }
 
 fn make_dir(path: &Path) -> Result<(), TreeError> {
-    fs::DirBuilder::new().mode(0o755).create(path).map_err(io_err("create", path))?;
+    fs::DirBuilder::new().mode(0o755).create(path).at("create", path)?;
     // The umask may have narrowed the mode; the sandbox user must be able to traverse.
-    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).map_err(io_err("set mode of", path))
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).at("set mode of", path)?;
+    Ok(())
 }
 
 /// Copies the bytes of a regular file into a new file with a normalised mode: 0755 if the
 /// source had any execute bit, else 0644. Returns the bytes copied.
 fn copy_file(from: &Path, to: &Path) -> Result<u64, TreeError> {
-    let mut src = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(from)
-        .map_err(io_err("open", from))?;
-    let meta = src.metadata().map_err(io_err("stat", from))?;
+    let mut src =
+        OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(from).at("open", from)?;
+    let meta = src.metadata().at("stat", from)?;
     if !meta.is_file() {
         return Err(TreeError::Special { path: from.to_path_buf(), kind: "a special file" });
     }
     let mode = if meta.permissions().mode() & 0o111 != 0 { 0o755 } else { 0o644 };
-    let mut dst: File =
-        OpenOptions::new().write(true).create_new(true).mode(mode).open(to).map_err(io_err("create", to))?;
-    let n = io::copy(&mut src, &mut dst).map_err(io_err("copy", from))?;
-    dst.set_permissions(fs::Permissions::from_mode(mode)).map_err(io_err("set mode of", to))?;
+    let mut dst: File = OpenOptions::new().write(true).create_new(true).mode(mode).open(to).at("create", to)?;
+    let n = io::copy(&mut src, &mut dst).at("copy", from)?;
+    dst.set_permissions(fs::Permissions::from_mode(mode)).at("set mode of", to)?;
     Ok(n)
 }
 

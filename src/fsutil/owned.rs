@@ -19,8 +19,7 @@ pub const HIDDEN_PREFIX: &str = ".new-";
 /// A hidden directory this old was left by a process that died while preparing it.
 const ABANDONED_AFTER: Duration = Duration::from_secs(60);
 
-/// A failed step: what was done (`create`, `lock`, `rename`), to which path, and why.
-pub type StepError = (&'static str, PathBuf, std::io::Error);
+use super::{At, IoError};
 
 /// Creates `<parent>/<name>/` with `mode`, already holding its lock. `prepare` fills the hidden
 /// directory before the rename; on any failure the hidden directory is removed.
@@ -28,22 +27,18 @@ pub fn create(
     parent: &Path,
     name: &str,
     mode: u32,
-    prepare: impl FnOnce(&Path) -> Result<(), StepError>,
-) -> Result<(PathBuf, Flock<File>), StepError> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(parent)
-        .map_err(|e| ("create", parent.to_path_buf(), e))?;
+    prepare: impl FnOnce(&Path) -> Result<(), IoError>,
+) -> Result<(PathBuf, Flock<File>), IoError> {
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(parent).at("create", parent)?;
     let tmp = parent.join(format!("{HIDDEN_PREFIX}{name}"));
-    fs::DirBuilder::new().mode(mode).create(&tmp).map_err(|e| ("create", tmp.clone(), e))?;
+    fs::DirBuilder::new().mode(mode).create(&tmp).at("create", &tmp)?;
     let result = (|| {
         let path = tmp.join(LOCK_FILE);
-        let file = File::create(&path).map_err(|e| ("create", path.clone(), e))?;
-        let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| ("lock", path, e.into()))?;
+        let file = File::create(&path).at("create", &path)?;
+        let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| e).at("lock", &path)?;
         prepare(&tmp)?;
         let dir = parent.join(name);
-        fs::rename(&tmp, &dir).map_err(|e| ("rename", tmp.clone(), e))?;
+        fs::rename(&tmp, &dir).at("rename", &tmp)?;
         Ok((dir, lock))
     })();
     if result.is_err() {
@@ -151,10 +146,8 @@ mod tests {
     #[test]
     fn live_and_fresh_directories_are_left_alone() {
         let d = tempfile::tempdir().unwrap();
-        let (live, _held) = create(d.path(), "live", 0o700, |tmp| {
-            fs::write(tmp.join("x"), "1").map_err(|e| ("write", tmp.to_path_buf(), e))
-        })
-        .unwrap();
+        let (live, _held) =
+            create(d.path(), "live", 0o700, |tmp| fs::write(tmp.join("x"), "1").at("write", tmp)).unwrap();
         assert!(live.join("x").exists() && live.join(LOCK_FILE).exists());
         fs::create_dir(d.path().join("dead")).unwrap();
         fs::write(d.path().join("dead").join(LOCK_FILE), "").unwrap();
@@ -178,7 +171,7 @@ mod tests {
             std::thread::spawn(move || {
                 for i in 0..2000 {
                     let (dir, lock) = create(&parent, &format!("run-{i}"), 0o700, |tmp| {
-                        fs::write(tmp.join("data"), "x").map_err(|e| ("write", tmp.to_path_buf(), e))
+                        fs::write(tmp.join("data"), "x").at("write", tmp)
                     })
                     .unwrap();
                     remove(&dir).unwrap();
@@ -201,10 +194,9 @@ mod tests {
     #[test]
     fn a_failed_preparation_leaves_nothing() {
         let d = tempfile::tempdir().unwrap();
-        let err =
-            create(d.path(), "x", 0o700, |tmp| Err(("prepare", tmp.to_path_buf(), std::io::Error::other("boom"))))
-                .unwrap_err();
-        assert_eq!(err.0, "prepare");
+        let err = create(d.path(), "x", 0o700, |tmp| Err(IoError::new("prepare", tmp, std::io::Error::other("boom"))))
+            .unwrap_err();
+        assert_eq!(err.op, "prepare");
         assert_eq!(fs::read_dir(d.path()).unwrap().count(), 0);
     }
 

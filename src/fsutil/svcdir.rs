@@ -20,10 +20,11 @@
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
 
+use crate::fsutil::{At, IoError};
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, open, openat, openat2};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat};
@@ -49,13 +50,8 @@ pub enum EntryKind {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("failed to {op} {path}: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error(
         "{path} is a symbolic link or lies behind one; ignite reads nothing from a service directory through a link: put the {what} itself there"
     )]
@@ -80,7 +76,7 @@ impl ReadError {
     /// The file the error is about.
     pub fn path(&self) -> &Path {
         match self {
-            ReadError::Io { path, .. }
+            ReadError::Io(IoError { path, .. })
             | ReadError::Link { path, .. }
             | ReadError::Outside { path, .. }
             | ReadError::NotRegular { path, .. }
@@ -130,9 +126,9 @@ pub fn target_kind(dir: &Path, rel: &str) -> Result<Option<EntryKind>, ReadError
         Err(Errno::EXDEV | Errno::ELOOP) => return Err(ReadError::Outside { path, what: "path" }),
         // Kernels before 5.6: links are not followed at all there.
         Err(Errno::ENOSYS) => return kind_of(dir, rel),
-        Err(e) => return Err(io_error("open", &path, e)),
+        Err(e) => return Err(IoError::new("open", &path, e).into()),
     };
-    let stat = fstat(&fd).map_err(|e| io_error("stat", &path, e))?;
+    let stat = fstat(&fd).at("stat", &path)?;
     Ok(Some(match file_type(&stat) {
         SFlag::S_IFDIR => EntryKind::Dir,
         SFlag::S_IFREG => EntryKind::File,
@@ -143,11 +139,10 @@ pub fn target_kind(dir: &Path, rel: &str) -> Result<Option<EntryKind>, ReadError
 /// Reads a file the operator named (it may be a link: the path is the operator's own), with the
 /// same rules otherwise: regular file, opened without blocking, at most `rule.max_bytes`.
 pub fn read_operator_file(path: &Path, rule: Rule) -> Result<Vec<u8>, ReadError> {
-    let io_err = |op, e: Errno| ReadError::Io { op, path: path.to_path_buf(), source: io::Error::from(e) };
-    let fd = open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).map_err(|e| io_err("open", e))?;
-    let stat = fstat(&fd).map_err(|e| io_err("stat", e))?;
+    let fd = open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).at("open", path)?;
+    let stat = fstat(&fd).at("stat", path)?;
     check(&stat, path, rule, false)?;
-    let file = open(path, read_flags(), Mode::empty()).map_err(|e| io_err("open", e))?;
+    let file = open(path, read_flags(), Mode::empty()).at("open", path)?;
     read_same(file, &stat, path, rule)
 }
 
@@ -178,7 +173,7 @@ enum Resolver {
 fn read_with(dir: &Path, rel: &str, rule: Rule, resolver: Resolver) -> Result<Option<Vec<u8>>, ReadError> {
     let path = dir.join(rel);
     let Some(fd) = open_beneath(dir, rel, rule.what, resolver)? else { return Ok(None) };
-    let stat = fstat(&fd).map_err(|e| io_error("stat", &path, e))?;
+    let stat = fstat(&fd).at("stat", &path)?;
     check(&stat, &path, rule, true)?;
     // Reopened for reading through the O_PATH descriptor's own proc entry would need /proc;
     // resolving again (same rules) and comparing the inode is enough: a swap is refused.
@@ -192,7 +187,7 @@ fn read_with(dir: &Path, rel: &str, rule: Rule, resolver: Resolver) -> Result<Op
 fn kind_with(dir: &Path, rel: &str, resolver: Resolver) -> Result<Option<EntryKind>, ReadError> {
     let path = dir.join(rel);
     let Some(fd) = open_beneath(dir, rel, "path", resolver)? else { return Ok(None) };
-    let stat = fstat(&fd).map_err(|e| io_error("stat", &path, e))?;
+    let stat = fstat(&fd).at("stat", &path)?;
     Ok(Some(match file_type(&stat) {
         SFlag::S_IFDIR => EntryKind::Dir,
         SFlag::S_IFREG => EntryKind::File,
@@ -205,10 +200,6 @@ fn read_flags() -> OFlag {
     // O_NONBLOCK: a named pipe opens at once instead of waiting for a writer (and is refused
     // by the inode check); O_NOCTTY: a terminal is never adopted.
     OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC
-}
-
-fn io_error(op: &'static str, path: &Path, e: Errno) -> ReadError {
-    ReadError::Io { op, path: path.to_path_buf(), source: io::Error::from(e) }
 }
 
 /// The components of `rel`, or why it cannot be a path beneath the directory.
@@ -232,7 +223,8 @@ fn components<'a>(dir: &Path, rel: &'a str, what: &'static str) -> Result<Vec<&'
 
 fn open_dir(dir: &Path) -> Result<OwnedFd, ReadError> {
     open(dir, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(|e| io_error("open", dir, e))
+        .at("open", dir)
+        .map_err(ReadError::Io)
 }
 
 /// An `O_PATH` descriptor of `rel` itself (a final symlink is opened as the link), or `None`
@@ -265,7 +257,7 @@ fn resolve(
             Errno::ENOENT | Errno::ENOTDIR => Ok(None),
             Errno::ELOOP => Err(ReadError::Link { path: path.clone(), what }),
             Errno::EXDEV => Err(ReadError::Outside { path: path.clone(), what }),
-            e => Err(io_error("open", &path, e)),
+            e => Err(IoError::new("open", &path, e).into()),
         }
     };
     if resolver == Resolver::Openat2 {
@@ -336,16 +328,12 @@ fn check(stat: &FileStat, path: &Path, rule: Rule, in_service_dir: bool) -> Resu
 /// grew past the cap after the check is refused, never read to its end).
 fn read_same<F: Into<File>>(file: F, expected: &FileStat, path: &Path, rule: Rule) -> Result<Vec<u8>, ReadError> {
     let file: File = file.into();
-    let now = fstat(&file).map_err(|e| io_error("stat", path, e))?;
+    let now = fstat(&file).at("stat", path)?;
     if now.st_dev != expected.st_dev || now.st_ino != expected.st_ino || file_type(&now) != SFlag::S_IFREG {
         return Err(ReadError::Changed { path: path.to_path_buf() });
     }
     let mut bytes = Vec::with_capacity((now.st_size.max(0) as u64).min(rule.max_bytes) as usize);
-    file.take(rule.max_bytes + 1).read_to_end(&mut bytes).map_err(|source| ReadError::Io {
-        op: "read",
-        path: path.to_path_buf(),
-        source,
-    })?;
+    file.take(rule.max_bytes + 1).read_to_end(&mut bytes).at("read", path)?;
     if bytes.len() as u64 > rule.max_bytes {
         return Err(ReadError::TooLarge {
             path: path.to_path_buf(),

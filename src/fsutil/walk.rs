@@ -18,6 +18,7 @@ use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use crate::fsutil::{At, IoError};
 use nix::dir::Dir;
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, openat, readlinkat};
@@ -39,13 +40,8 @@ pub struct Limits {
 /// the directory is for and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum WalkError {
-    #[error("failed to {op} {path}: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("{path} changed while ignite was reading it ({source}); run again")]
     Changed {
         path: PathBuf,
@@ -64,6 +60,51 @@ pub enum WalkError {
     TooLarge { dir: PathBuf, limit: u64 },
     #[error("{path} is nested more than {limit} directories deep")]
     TooDeep { path: PathBuf, limit: usize },
+}
+
+/// Why a service directory is walked, for [`LimitError`]'s messages: what the entry limit
+/// counts, why the count and the bytes matter for this walk, and what the operator can do.
+/// Both walks that use it (the lock's fingerprint, the TypeScript stage) leave node_modules
+/// and .git out, and the messages say so.
+#[derive(Debug)]
+pub struct Purpose {
+    /// What the entry limit counts ("files and directories").
+    pub entries: &'static str,
+    /// Why every entry matters ("a lock file records each of them").
+    pub per_entry: &'static str,
+    /// Why the bytes matter ("a lock file hashes all of them").
+    pub per_byte: &'static str,
+    /// What to do about it ("remove what the service does not need").
+    pub remedy: &'static str,
+}
+
+/// A walk limit that a service directory exceeded, saying what the walk was for.
+#[derive(Debug, thiserror::Error)]
+pub enum LimitError {
+    #[error(
+        "{dir} holds more than {limit} {} (node_modules and .git not counted); {}: {}",
+        purpose.entries, purpose.per_entry, purpose.remedy
+    )]
+    TooManyFiles { dir: PathBuf, limit: usize, purpose: &'static Purpose },
+    #[error(
+        "{dir} holds more than {} MiB of files (node_modules and .git not counted); {}: {}",
+        limit / (1024 * 1024), purpose.per_byte, purpose.remedy
+    )]
+    TooLarge { dir: PathBuf, limit: u64, purpose: &'static Purpose },
+    #[error("{path} is nested more than {limit} directories deep in the service directory")]
+    TooDeep { path: PathBuf, limit: usize },
+}
+
+impl WalkError {
+    /// The limit this error reports, told what the walk was for; any other error comes back.
+    pub fn into_limit(self, purpose: &'static Purpose) -> Result<LimitError, WalkError> {
+        match self {
+            WalkError::TooManyEntries { dir, limit } => Ok(LimitError::TooManyFiles { dir, limit, purpose }),
+            WalkError::TooLarge { dir, limit } => Ok(LimitError::TooLarge { dir, limit, purpose }),
+            WalkError::TooDeep { path, limit } => Ok(LimitError::TooDeep { path, limit }),
+            other => Err(other),
+        }
+    }
 }
 
 /// An entry's type as `fstatat` saw it, without following a symlink.
@@ -127,7 +168,7 @@ impl OpenFile<'_> {
                 Ok(0) => return Ok(()),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => return Err(WalkError::Io { op: "read", path: self.path.host(), source }),
+                Err(source) => return Err(WalkError::from(IoError::new("read", self.path.host(), source))),
             };
             *self.bytes += n as u64;
             if *self.bytes > self.max_bytes {
@@ -170,9 +211,8 @@ pub trait Visitor {
 /// first), within `limits`, handing every entry not skipped to `visitor`. Returns the root's
 /// `st_mode`.
 pub fn walk<V: Visitor>(root: &Path, limits: Limits, visitor: &mut V) -> Result<u32, V::Error> {
-    let io_err = |op, errno: Errno| WalkError::Io { op, path: root.to_path_buf(), source: io::Error::from(errno) };
-    let mut dir = Dir::open(root, dir_flags(), Mode::empty()).map_err(|e| io_err("open", e))?;
-    let stat = fstat(&dir).map_err(|e| io_err("stat", e))?;
+    let mut dir = Dir::open(root, dir_flags(), Mode::empty()).at("open", root).map_err(WalkError::Io)?;
+    let stat = fstat(&dir).at("stat", root).map_err(WalkError::Io)?;
     Walker { root, limits, visitor, entries: 0, bytes: 0 }.walk(&mut dir, &[], 0)?;
     Ok(stat.st_mode)
 }
@@ -211,7 +251,7 @@ impl<V: Visitor> Walker<'_, V> {
     fn walk(&mut self, dir: &mut Dir, rel: &[u8], depth: usize) -> Result<(), V::Error> {
         let mut names: Vec<CString> = Vec::new();
         for entry in dir.iter() {
-            let entry = entry.map_err(|e| self.io("read directory", rel, e))?;
+            let entry = entry.at("read directory", host_path(self.root, rel)).map_err(WalkError::Io)?;
             let name = entry.file_name();
             if name != c"." && name != c".." {
                 names.push(name.to_owned());
@@ -231,7 +271,9 @@ impl<V: Visitor> Walker<'_, V> {
 
     fn entry(&mut self, dir: &mut Dir, name: &CStr, rel: &[u8], depth: usize) -> Result<(), V::Error> {
         let path = EntryPath { root: self.root, rel, name: name.to_bytes(), depth };
-        let stat = fstatat(&*dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(|e| self.io("stat", rel, e))?;
+        let stat = fstatat(&*dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+            .at("stat", host_path(self.root, rel))
+            .map_err(WalkError::Io)?;
         let ftype = file_type(&stat);
         let kind = match ftype {
             SFlag::S_IFDIR => Kind::Dir,
@@ -259,7 +301,7 @@ impl<V: Visitor> Walker<'_, V> {
                 let flags =
                     OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
                 let fd = openat(&*dir, name, flags, Mode::empty()).map_err(|e| changed(&path, e))?;
-                let opened = fstat(&fd).map_err(|e| self.io("stat", rel, e))?;
+                let opened = fstat(&fd).at("stat", host_path(self.root, rel)).map_err(WalkError::Io)?;
                 if file_type(&opened) != SFlag::S_IFREG {
                     return Err(changed(&path, Errno::EINVAL).into());
                 }
@@ -274,7 +316,8 @@ impl<V: Visitor> Walker<'_, V> {
             }
             Kind::Symlink => {
                 self.count()?;
-                let target = readlinkat(&*dir, name).map_err(|e| self.io("read link", rel, e))?;
+                let target =
+                    readlinkat(&*dir, name).at("read link", host_path(self.root, rel)).map_err(WalkError::Io)?;
                 self.visitor.visit(&path, Entry::Symlink { target })
             }
             Kind::Special => Err(WalkError::Special { path: path.host(), kind: special_kind(ftype) }.into()),
@@ -287,10 +330,6 @@ impl<V: Visitor> Walker<'_, V> {
             return Err(WalkError::TooManyEntries { dir: self.root.to_path_buf(), limit: self.limits.max_entries });
         }
         Ok(())
-    }
-
-    fn io(&self, op: &'static str, rel: &[u8], errno: Errno) -> WalkError {
-        WalkError::Io { op, path: host_path(self.root, rel), source: io::Error::from(errno) }
     }
 }
 
@@ -400,7 +439,7 @@ mod tests {
         let link = outside.path().join("svc");
         symlink(t.path(), &link).expect("symlink");
         let err = walk(&link, limits(), &mut Record::default()).expect_err("symlinked root");
-        assert!(matches!(err, WalkError::Io { op: "open", .. }), "{err}");
+        assert!(matches!(err, WalkError::Io(IoError { op: "open", .. })), "{err}");
     }
 
     /// An entry swapped between `fstatat` and `open` fails the walk, and nothing behind a

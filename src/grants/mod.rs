@@ -23,6 +23,7 @@ use std::time::Instant;
 use nix::fcntl::Flock;
 
 use crate::fsutil::owned::{self, Leftover};
+use crate::fsutil::{At, IoError};
 use crate::netns::{self, NetError, Tools, UserNet};
 use crate::policy::Policy;
 use crate::spec::NetworkAttach;
@@ -41,14 +42,10 @@ pub enum GrantError {
     Net(#[from] NetError),
     #[error(transparent)]
     Layer(#[from] LayerError),
-    #[error("failed to {op} {path}: {source}")]
-    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("the run's network namespace changed before the sandbox started; refusing to run it")]
     NetnsChanged,
-}
-
-fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> GrantError + 'a {
-    move |source| GrantError::Io { op, path: path.to_path_buf(), source }
 }
 
 /// `<state>/grants/<id>/`.
@@ -101,7 +98,7 @@ impl RunGrants {
             let layer = grants.dir.join(LAYER_DIR);
             let root = grants.dir.join(ROOT_DIR);
             for d in [&layer, &root] {
-                fs::DirBuilder::new().mode(0o700).create(d).map_err(io("create", d))?;
+                fs::DirBuilder::new().mode(0o700).create(d).at("create", d)?;
             }
             grants.layer = Some(Layer::mount(&layer, &root, rootfs, policy.writable_mb)?);
             tracing::debug!(ms = started.elapsed().as_secs_f64() * 1000.0, "writable layer mounted");
@@ -177,7 +174,7 @@ fn remove_dir(dir: &Path, unmounted: bool) {
 /// Creates `<parent>/<id>/` already holding its lock: it is prepared under a hidden name and
 /// renamed into place, so a concurrent [`reap_stale`] never sees it unlocked.
 fn create_locked(parent: &Path, id: &str) -> Result<(PathBuf, Flock<File>), GrantError> {
-    owned::create(parent, id, 0o700, |_| Ok(())).map_err(|(op, path, source)| GrantError::Io { op, path, source })
+    owned::create(parent, id, 0o700, |_| Ok(())).map_err(Into::into)
 }
 
 /// Unmounts and removes the grants of runs whose ignite died (their lock is free). Call it

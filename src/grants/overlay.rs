@@ -17,6 +17,7 @@ use std::fs;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::fsutil::{At, IoError};
 use nix::mount::{MntFlags, MsFlags};
 
 /// Directories of a rootfs mirrored into the upper layer at most (a runtime's rootfs has a
@@ -30,8 +31,8 @@ const WORK: &str = "work";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LayerError {
-    #[error("failed to {op} {path}: {source}")]
-    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("failed to mount {what} at {path}: {source}")]
     Mount { what: &'static str, path: PathBuf, source: nix::Error },
     #[error(
@@ -42,10 +43,6 @@ pub enum LayerError {
     TooManyDirs { path: PathBuf },
     #[error("{path} is not the overlay ignite mounted for this run; refusing to start the run on it")]
     NotOverlay { path: PathBuf },
-}
-
-fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> LayerError + 'a {
-    move |source| LayerError::Io { op, path: path.to_path_buf(), source }
 }
 
 /// A mounted writable layer: the tmpfs at `layer` (upper and work directories) and the overlay
@@ -89,16 +86,16 @@ impl Layer {
         })?;
         this.tmpfs_mounted = true;
 
-        fs::DirBuilder::new().mode(0o700).create(&work).map_err(io("create", &work))?;
-        fs::DirBuilder::new().mode(0o700).create(&upper).map_err(io("create", &upper))?;
+        fs::DirBuilder::new().mode(0o700).create(&work).at("create", &work)?;
+        fs::DirBuilder::new().mode(0o700).create(&upper).at("create", &upper)?;
         for (rel, meta) in &dirs {
             let dest = if rel.as_os_str().is_empty() { upper.clone() } else { upper.join(rel) };
             if !rel.as_os_str().is_empty() {
-                fs::DirBuilder::new().mode(0o700).create(&dest).map_err(io("create", &dest))?;
+                fs::DirBuilder::new().mode(0o700).create(&dest).at("create", &dest)?;
             }
-            std::os::unix::fs::lchown(&dest, Some(meta.uid()), Some(meta.gid())).map_err(io("chown", &dest))?;
+            std::os::unix::fs::lchown(&dest, Some(meta.uid()), Some(meta.gid())).at("chown", &dest)?;
             fs::set_permissions(&dest, fs::Permissions::from_mode(writable_mode(meta.mode())))
-                .map_err(io("set the mode of", &dest))?;
+                .at("set the mode of", &dest)?;
         }
 
         let options = format!("lowerdir={},upperdir={},workdir={}", lower.display(), upper.display(), work.display());
@@ -180,15 +177,15 @@ fn writable_mode(mode: u32) -> u32 {
 /// Every directory of `root` (relative paths, `""` for `root` itself) with its metadata,
 /// parents before children; symlinks are not followed.
 fn directories(root: &Path) -> Result<Vec<(PathBuf, fs::Metadata)>, LayerError> {
-    let meta = fs::symlink_metadata(root).map_err(io("read", root))?;
+    let meta = fs::symlink_metadata(root).at("read", root)?;
     let mut out = vec![(PathBuf::new(), meta)];
     let mut i = 0;
     while i < out.len() {
         let rel = out[i].0.clone();
         let dir = root.join(&rel);
-        for entry in fs::read_dir(&dir).map_err(io("read", &dir))? {
-            let entry = entry.map_err(io("read", &dir))?;
-            let meta = fs::symlink_metadata(entry.path()).map_err(io("read", &entry.path()))?;
+        for entry in fs::read_dir(&dir).at("read", &dir)? {
+            let entry = entry.at("read", &dir)?;
+            let meta = fs::symlink_metadata(entry.path()).at("read", entry.path())?;
             if meta.is_dir() {
                 if out.len() >= MAX_DIRS {
                     return Err(LayerError::TooManyDirs { path: root.to_path_buf() });

@@ -16,7 +16,7 @@ pub mod walk;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -24,7 +24,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::bundle::{BundleError, BundleStore, Progress};
 use crate::fsutil::svcdir::{self, Rule};
-use crate::fsutil::walk::WalkError;
+use crate::fsutil::walk::{LimitError, WalkError};
+use crate::fsutil::{At, IoError};
 use crate::fsutil::{Cleanup, temp_name};
 use crate::runtime::{ResolvedRuntime, Version};
 use crate::service::{self, DEFAULT_RUNTIME, SERVICE_FILE, ServiceError};
@@ -63,28 +64,16 @@ pub enum LockError {
         "{path}: lock file format version {found} is not one this ignite reads (it reads version {FORMAT_VERSION}); use the ignite that wrote it, or lock again with `ignite lock {dir}`"
     )]
     UnsupportedVersion { path: PathBuf, found: String, dir: String },
-    #[error("failed to {op} {path}: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     /// The directory changed while it was read, or holds a special file.
     #[error(transparent)]
     Walk(WalkError),
     #[error("{path}: its {what} is not UTF-8, which a lock file cannot record; rename it")]
     NotUtf8 { path: PathBuf, what: &'static str },
-    #[error(
-        "{dir} holds more than {limit} files, directories and symlinks (node_modules and .git not counted); a lock file records each of them: remove what the service does not need"
-    )]
-    TooManyFiles { dir: PathBuf, limit: usize },
-    #[error(
-        "{dir} holds more than {} MiB of files (node_modules and .git not counted); a lock file hashes all of them: remove what the service does not need", limit / (1024 * 1024)
-    )]
-    TooLarge { dir: PathBuf, limit: u64 },
-    #[error("{path} is nested more than {limit} directories deep in the service directory")]
-    TooDeep { path: PathBuf, limit: usize },
+    /// The service directory is too large to lock.
+    #[error(transparent)]
+    Limit(LimitError),
     #[error(transparent)]
     Service(#[from] ServiceError),
     /// A file of the service directory that may not be read (a link, a pipe, too large).
@@ -387,10 +376,6 @@ pub fn write(dir: &Path, lock: &LockFile) -> Result<Written, LockError> {
     if same {
         return Ok(Written { path, changed: false });
     }
-    let io_err = |op, p: &Path| {
-        let p = p.to_path_buf();
-        move |source| LockError::Io { op, path: p, source }
-    };
     let temp = Cleanup::new(dir.join(temp_name(TEMP_PREFIX)));
     let mut file = OpenOptions::new()
         .write(true)
@@ -398,13 +383,13 @@ pub fn write(dir: &Path, lock: &LockFile) -> Result<Written, LockError> {
         .mode(0o644)
         .custom_flags(libc::O_NOFOLLOW)
         .open(temp.path())
-        .map_err(io_err("create", temp.path()))?;
-    file.write_all(text.as_bytes()).map_err(io_err("write", temp.path()))?;
-    file.sync_all().map_err(io_err("sync", temp.path()))?;
+        .at("create", temp.path())?;
+    file.write_all(text.as_bytes()).at("write", temp.path())?;
+    file.sync_all().at("sync", temp.path())?;
     drop(file);
-    fs::rename(temp.path(), &path).map_err(io_err("rename into place", &path))?;
+    fs::rename(temp.path(), &path).at("rename into place", &path)?;
     temp.keep();
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err("sync", dir))?;
+    File::open(dir).and_then(|d| d.sync_all()).at("sync", dir)?;
     Ok(Written { path, changed: true })
 }
 

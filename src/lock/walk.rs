@@ -11,7 +11,7 @@ use std::path::Path;
 
 use sha2::{Digest as _, Sha256};
 
-use crate::fsutil::walk::{self, EntryPath, Visitor, WalkError};
+use crate::fsutil::walk::{self, EntryPath, Purpose, Visitor, WalkError};
 
 use super::{Digest, LOCK_FILE, LockError, TEMP_PREFIX};
 
@@ -96,16 +96,19 @@ fn text(path: &EntryPath<'_>) -> Result<String, LockError> {
     String::from_utf8(path.rel.to_vec()).map_err(|_| LockError::NotUtf8 { path: path.host(), what: "name" })
 }
 
+/// What the lock's walk is for, in its limit errors.
+const PURPOSE: Purpose = Purpose {
+    entries: "files, directories and symlinks",
+    per_entry: "a lock file records each of them",
+    per_byte: "a lock file hashes all of them",
+    remedy: "remove what the service does not need",
+};
+
 impl From<WalkError> for LockError {
     fn from(e: WalkError) -> Self {
         match e {
-            WalkError::Io { op, path, source } => LockError::Io { op, path, source },
-            WalkError::TooManyEntries { dir, limit } => LockError::TooManyFiles { dir, limit },
-            WalkError::TooLarge { dir, limit } => LockError::TooLarge { dir, limit },
-            WalkError::TooDeep { path, limit } => LockError::TooDeep { path, limit },
-            e @ (WalkError::Changed { .. } | WalkError::Special { .. } | WalkError::PrivateHardLink { .. }) => {
-                LockError::Walk(e)
-            }
+            WalkError::Io(e) => LockError::Io(e),
+            e => e.into_limit(&PURPOSE).map_or_else(LockError::Walk, LockError::Limit),
         }
     }
 }
@@ -113,6 +116,7 @@ impl From<WalkError> for LockError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fsutil::walk::LimitError;
     use nix::sys::stat::Mode;
     use std::ffi::OsStr;
     use std::os::unix::ffi::OsStrExt;
@@ -183,13 +187,26 @@ mod tests {
             write(t.path(), &format!("f{i}.js"), "0123456789");
         }
         let err = walk(t.path(), &WalkLimits { max_entries: 4, ..WalkLimits::default() }).expect_err("too many");
-        assert!(matches!(err, LockError::TooManyFiles { limit: 4, .. }), "{err}");
+        assert!(matches!(err, LockError::Limit(LimitError::TooManyFiles { limit: 4, .. })), "{err}");
+        let dir = t.path().display();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{dir} holds more than 4 files, directories and symlinks (node_modules and .git not counted); a lock file records each of them: remove what the service does not need"
+            )
+        );
         walk(t.path(), &WalkLimits { max_entries: 5, ..WalkLimits::default() }).expect("exactly at the limit");
         let err = walk(t.path(), &WalkLimits { max_bytes: 49, ..WalkLimits::default() }).expect_err("too large");
-        assert!(matches!(err, LockError::TooLarge { limit: 49, .. }), "{err}");
+        assert!(matches!(err, LockError::Limit(LimitError::TooLarge { limit: 49, .. })), "{err}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{dir} holds more than 0 MiB of files (node_modules and .git not counted); a lock file hashes all of them: remove what the service does not need"
+            )
+        );
         walk(t.path(), &WalkLimits { max_bytes: 50, ..WalkLimits::default() }).expect("exactly at the byte limit");
         write(t.path(), "a/b/c/d.js", "");
         let err = walk(t.path(), &WalkLimits { max_depth: 2, ..WalkLimits::default() }).expect_err("too deep");
-        assert!(matches!(err, LockError::TooDeep { limit: 2, .. }), "{err}");
+        assert!(matches!(err, LockError::Limit(LimitError::TooDeep { limit: 2, .. })), "{err}");
     }
 }

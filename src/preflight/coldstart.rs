@@ -8,6 +8,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::fsutil::{At, IoError};
 use serde::{Deserialize, Serialize};
 
 /// Below the cache directory.
@@ -17,13 +18,8 @@ const MAX_BYTES: u64 = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ColdStartError {
-    #[error("failed to {op} {path}: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("{path} is not a cold-start measurement ({reason}); the next run replaces it")]
     Invalid { path: PathBuf, reason: String },
     #[error("runtime key {0:?} cannot name a file")]
@@ -71,12 +67,12 @@ impl ColdStarts {
         let meta = match fs::symlink_metadata(&path) {
             Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(ColdStartError::Io { op: "stat", path, source }),
+            Err(source) => return Err(ColdStartError::from(IoError::new("stat", path, source))),
         };
         if !meta.is_file() || meta.len() > MAX_BYTES {
             return Err(ColdStartError::Invalid { path, reason: "not a small regular file".into() });
         }
-        let bytes = fs::read(&path).map_err(|source| ColdStartError::Io { op: "read", path: path.clone(), source })?;
+        let bytes = fs::read(&path).at("read", &path)?;
         let m: ColdStart = serde_json::from_slice(&bytes)
             .map_err(|e| ColdStartError::Invalid { path: path.clone(), reason: e.to_string() })?;
         if m.runtime != runtime || !m.ms.is_finite() || m.ms < 0.0 {
@@ -91,24 +87,12 @@ impl ColdStarts {
     /// Replaces the measurement of `m.runtime`.
     pub fn record(&self, m: &ColdStart) -> Result<(), ColdStartError> {
         let path = self.path(&m.runtime)?;
-        fs::create_dir_all(&self.dir).map_err(|source| ColdStartError::Io {
-            op: "create",
-            path: self.dir.clone(),
-            source,
-        })?;
+        fs::create_dir_all(&self.dir).at("create", &self.dir)?;
         let temp = crate::fsutil::Cleanup::new(self.dir.join(crate::fsutil::temp_name(&format!(".{}", m.runtime))));
         let json =
             serde_json::to_vec(m).map_err(|e| ColdStartError::Invalid { path: path.clone(), reason: e.to_string() })?;
-        fs::write(temp.path(), json).map_err(|source| ColdStartError::Io {
-            op: "write",
-            path: temp.path().to_path_buf(),
-            source,
-        })?;
-        fs::rename(temp.path(), &path).map_err(|source| ColdStartError::Io {
-            op: "rename into place",
-            path,
-            source,
-        })?;
+        fs::write(temp.path(), json).at("write", temp.path())?;
+        fs::rename(temp.path(), &path).at("rename into place", &path)?;
         temp.keep();
         Ok(())
     }

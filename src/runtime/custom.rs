@@ -12,6 +12,7 @@
 //! Everything is checked when the directory is loaded, so a broken definition fails every
 //! command with an error naming its file, not the first run that happens to use it.
 
+use crate::fsutil::{At, IoError};
 use std::borrow::Cow;
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Read};
@@ -37,17 +38,17 @@ pub fn load_dir(registry: &mut Registry, dir: &Path) -> Result<(), RuntimeError>
             path: dir.to_path_buf(),
             problem: "runtimes directory does not exist; create it, or stop naming it in --runtimes-dir / IGNITE_RUNTIMES_DIR".into(),
         },
-        _ => RuntimeError::Io { op: "open runtimes directory", path: dir.to_path_buf(), source },
+        _ => RuntimeError::from(IoError::new("open runtimes directory", dir, source)),
     })?;
-    let meta = fs::metadata(&root).map_err(io_err("stat", &root))?;
+    let meta = fs::metadata(&root).at("stat", &root)?;
     if !meta.is_dir() {
         return Err(layout(&root, "is not a directory (a runtimes directory holds one directory per runtime)"));
     }
     check_protected(&root, &meta)?;
 
     let mut names = Vec::new();
-    for entry in fs::read_dir(&root).map_err(io_err("read runtimes directory", &root))? {
-        let entry = entry.map_err(io_err("read runtimes directory", &root))?;
+    for entry in fs::read_dir(&root).at("read runtimes directory", &root)? {
+        let entry = entry.at("read runtimes directory", &root)?;
         names.push(entry.file_name());
     }
     names.sort();
@@ -59,7 +60,7 @@ pub fn load_dir(registry: &mut Registry, dir: &Path) -> Result<(), RuntimeError>
         if name.starts_with('.') {
             continue;
         }
-        let meta = fs::metadata(&path).map_err(io_err("stat", &path))?;
+        let meta = fs::metadata(&path).at("stat", &path)?;
         if !meta.is_dir() {
             let hint = if name.ends_with(".yaml") || name.ends_with(".yml") {
                 format!("; move it to {}/<runtime name>/{DEFINITION_FILE}", root.display())
@@ -86,13 +87,13 @@ fn load_runtime(registry: &mut Registry, dir: &Path, dir_name: &str) -> Result<(
             "directory name must be its runtime's name: lower-case letters, digits and '-', starting with a letter",
         ));
     }
-    let rdir = fs::canonicalize(dir).map_err(io_err("open", dir))?;
-    let meta = fs::metadata(&rdir).map_err(io_err("stat", &rdir))?;
+    let rdir = fs::canonicalize(dir).at("open", dir)?;
+    let meta = fs::metadata(&rdir).at("stat", &rdir)?;
     check_protected(&rdir, &meta)?;
 
     let yaml_path = rdir.join(DEFINITION_FILE);
     let text = match read_protected_text(&yaml_path) {
-        Err(RuntimeError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+        Err(RuntimeError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
             return Err(layout(
                 &rdir,
                 &format!(
@@ -154,7 +155,7 @@ fn resolve_inside(rdir: &Path, relative: &str, origin: &str, field: &str) -> Res
         rdir.join(Path::new(relative).components().filter(|c| *c != Component::CurDir).collect::<PathBuf>());
     let path = fs::canonicalize(&joined).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => invalid(format!("{relative:?}: {} does not exist", joined.display())),
-        _ => RuntimeError::Io { op: "resolve", path: joined.clone(), source: e },
+        _ => RuntimeError::from(IoError::new("resolve", &joined, e)),
     })?;
     if !path.starts_with(rdir) {
         return Err(invalid(format!(
@@ -163,7 +164,7 @@ fn resolve_inside(rdir: &Path, relative: &str, origin: &str, field: &str) -> Res
             rdir.display()
         )));
     }
-    let meta = fs::metadata(&path).map_err(io_err("stat", &path))?;
+    let meta = fs::metadata(&path).at("stat", &path)?;
     if !meta.is_file() {
         return Err(invalid(format!("{relative:?} ({}) is not a regular file", path.display())));
     }
@@ -182,9 +183,9 @@ fn read_protected_text(path: &Path) -> Result<String, RuntimeError> {
                 path,
                 "is a symbolic link; a definition and its recipe must be regular files in the runtime's directory (symlink the whole directory instead)",
             ),
-            _ => RuntimeError::Io { op: "read", path: path.to_path_buf(), source },
+            _ => RuntimeError::from(IoError::new("read", path, source)),
         })?;
-    let meta = file.metadata().map_err(io_err("stat", path))?;
+    let meta = file.metadata().at("stat", path)?;
     if !meta.is_file() {
         return Err(layout(path, "is not a regular file"));
     }
@@ -194,7 +195,7 @@ fn read_protected_text(path: &Path) -> Result<String, RuntimeError> {
 
 fn read_text(file: File, path: &Path) -> Result<String, RuntimeError> {
     let mut bytes = Vec::new();
-    file.take(MAX_TEXT_BYTES + 1).read_to_end(&mut bytes).map_err(io_err("read", path))?;
+    file.take(MAX_TEXT_BYTES + 1).read_to_end(&mut bytes).at("read", path)?;
     if bytes.len() as u64 > MAX_TEXT_BYTES {
         return Err(layout(path, &format!("is larger than {MAX_TEXT_BYTES} bytes")));
     }
@@ -231,11 +232,6 @@ fn check_protected(path: &Path, meta: &Metadata) -> Result<(), RuntimeError> {
 
 fn layout(path: &Path, problem: &str) -> RuntimeError {
     RuntimeError::Layout { path: path.to_path_buf(), problem: problem.to_string() }
-}
-
-fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> RuntimeError {
-    let path = path.to_path_buf();
-    move |source| RuntimeError::Io { op, path, source }
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ use super::error::{ApiError, ErrorBody};
 use super::inline::{self, InlineRequest};
 use super::routes::{JsonObject, Owner, bytes_rejection, parse_object, shutting_down};
 use super::stream::Format;
-use crate::fsutil::remove_any;
+use crate::fsutil::{At, IoError, remove_any};
 use crate::identity::{self, IdentityError, UidLease};
 use crate::report::{Report, rfc3339};
 use crate::server_dirs::{self, OwnerError, SessionOwner};
@@ -87,8 +87,9 @@ pub enum SessionError {
         "this key holds {0} sessions, the limit per key (--max-sessions-per-key); delete one or wait for one to expire"
     )]
     KeyFull(usize),
-    #[error("failed to create the workspace {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    /// The operation names the workspace ("create the workspace").
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error(transparent)]
     Identity(#[from] IdentityError),
     #[error(transparent)]
@@ -122,18 +123,15 @@ impl Sessions {
         owner: Option<String>,
         ttl: Duration,
     ) -> Result<(String, SystemTime, SystemTime), SessionError> {
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| SessionError::Io { path, source }
-        };
+        const CREATE: &str = "create the workspace";
         self.check_room(&self.lock(), &owner)?;
-        std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
+        std::fs::create_dir_all(&self.root).at(CREATE, &self.root)?;
         let identity = Arc::new(identity::allocate(&self.state)?);
-        let id = new_id().map_err(io(&self.root))?;
+        let id = new_id().at(CREATE, &self.root)?;
         // Before the workspace exists: a reaper never sees it without its live owner.
         let mark = server_dirs::own_session(&self.state, &id)?;
         let dir = self.root.join(&id);
-        std::fs::create_dir(&dir).map_err(io(&dir))?;
+        std::fs::create_dir(&dir).at(CREATE, &dir)?;
         let data = format!(
             "size={}k,nr_inodes={MAX_INODES},mode=0700,uid={},gid={}",
             self.config.quota_mb * 1024,
@@ -143,7 +141,7 @@ impl Sessions {
         let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
         if let Err(e) = nix::mount::mount(Some("tmpfs"), &dir, Some("tmpfs"), flags, Some(data.as_str())) {
             remove_any(&dir);
-            return Err(SessionError::Io { path: dir, source: e.into() });
+            return Err(IoError::new(CREATE, dir, e).into());
         }
         let now = SystemTime::now();
         let expires = now + ttl;

@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write as _};
+use std::io::Write as _;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
@@ -38,7 +38,8 @@ use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use sha2::{Digest, Sha256};
 
-use crate::fsutil::walk::WalkError;
+use crate::fsutil::walk::{LimitError, WalkError};
+use crate::fsutil::{At, IoError};
 use crate::fsutil::{Cleanup, remove_any, temp_name};
 use strip::{Kind, kind_of};
 pub use tree::{Entry, Node, Snapshot, StageLimits};
@@ -58,26 +59,14 @@ const MAX_DIAGNOSTICS: usize = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
-    #[error("failed to {op} {path}: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     /// The directory changed while it was read, or holds a special file.
     #[error(transparent)]
     Walk(WalkError),
-    #[error(
-        "{dir} holds more than {limit} files and directories (node_modules and .git not counted); ignite copies the directory to strip TypeScript types: remove what the service does not need, or use a runtime that runs TypeScript itself (bun, deno)"
-    )]
-    TooManyFiles { dir: PathBuf, limit: usize },
-    #[error(
-        "{dir} holds more than {} MiB of files (node_modules and .git not counted); ignite copies the directory to strip TypeScript types: remove what the service does not need, or use a runtime that runs TypeScript itself (bun, deno)", limit / (1024 * 1024)
-    )]
-    TooLarge { dir: PathBuf, limit: u64 },
-    #[error("{path} is nested more than {limit} directories deep in the service directory")]
-    TooDeep { path: PathBuf, limit: usize },
+    /// The service directory is too large to stage.
+    #[error(transparent)]
+    Limit(LimitError),
     #[error("{path} is not UTF-8 text: TypeScript sources must be UTF-8")]
     NotUtf8 { path: PathBuf },
     #[error(
@@ -96,11 +85,6 @@ pub enum StageError {
         #[source]
         source: Errno,
     },
-}
-
-fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StageError {
-    let path = path.to_path_buf();
-    move |source| StageError::Io { op, path, source }
 }
 
 /// Whether a `strip` runtime needs the service staged for this entry: a TypeScript file (or a
@@ -170,7 +154,7 @@ impl Stager {
         let snapshot = tree::snapshot(service_dir, &self.limits)?;
         let plan = plan(&snapshot, service_dir)?;
         let key = key(&snapshot);
-        fs::create_dir_all(&self.root).map_err(io_err("create", &self.root))?;
+        fs::create_dir_all(&self.root).at("create", &self.root)?;
         let lock = self.lock_shared(&key)?;
         let dir = self.entry_dir(&key);
         let cached = fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir());
@@ -208,7 +192,7 @@ impl Stager {
                 .write(true)
                 .mode(0o600)
                 .open(&path)
-                .map_err(io_err("open lock file", &path))?;
+                .at("open lock file", &path)?;
             let mut pending = file;
             let locked = loop {
                 match Flock::lock(pending, FlockArg::LockShared) {
@@ -260,12 +244,12 @@ impl Stager {
         tracing::debug!(files = sources.len(), elapsed = ?started.elapsed(), "stripped TypeScript types");
 
         let temp = Cleanup::new(self.root.join(temp_name(".tmp")));
-        fs::create_dir(temp.path()).map_err(io_err("create", temp.path()))?;
+        fs::create_dir(temp.path()).at("create", temp.path())?;
         for (i, p) in plan.iter().enumerate() {
             let path = temp.path().join(OsStr::from_bytes(&p.staged));
             match &p.entry.node {
                 Node::Dir { mode } => {
-                    fs::create_dir(&path).map_err(io_err("create", &path))?;
+                    fs::create_dir(&path).at("create", &path)?;
                     set_mode(&path, *mode)?;
                 }
                 Node::File { mode, bytes } => {
@@ -276,13 +260,13 @@ impl Stager {
                     write_file(&path, content, *mode)?;
                 }
                 Node::Symlink { target } => {
-                    symlink(OsStr::from_bytes(&link_target(target)), &path).map_err(io_err("create symlink", &path))?;
+                    symlink(OsStr::from_bytes(&link_target(target)), &path).at("create symlink", &path)?;
                 }
             }
         }
         if snapshot.node_modules {
             let mount_point = temp.path().join("node_modules");
-            fs::create_dir(&mount_point).map_err(io_err("create", &mount_point))?;
+            fs::create_dir(&mount_point).at("create", &mount_point)?;
             set_mode(&mount_point, 0o755)?;
         }
         set_mode(temp.path(), snapshot.root_mode)?;
@@ -293,7 +277,7 @@ impl Stager {
             }
             // Another ignite built the same content meanwhile: same key, same bytes.
             Err(_) if dir.is_dir() => Ok(()),
-            Err(source) => Err(StageError::Io { op: "rename into place", path: dir.to_path_buf(), source }),
+            Err(source) => Err(StageError::from(IoError::new("rename into place", dir, source))),
         }
     }
 
@@ -491,15 +475,16 @@ fn same_file(file: &File, path: &Path) -> bool {
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<(), StageError> {
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io_err("set mode of", path))
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).at("set mode of", path)?;
+    Ok(())
 }
 
 fn write_file(path: &Path, content: &[u8], mode: u32) -> Result<(), StageError> {
-    let mut file =
-        OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io_err("create", path))?;
-    file.write_all(content).map_err(io_err("write", path))?;
+    let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).at("create", path)?;
+    file.write_all(content).at("write", path)?;
     // Set after writing: the umask must not decide what the sandbox user can read.
-    file.set_permissions(fs::Permissions::from_mode(mode)).map_err(io_err("set mode of", path))
+    file.set_permissions(fs::Permissions::from_mode(mode)).at("set mode of", path)?;
+    Ok(())
 }
 
 #[cfg(test)]

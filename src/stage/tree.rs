@@ -8,7 +8,7 @@
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
-use crate::fsutil::walk::{self, EntryPath, Visitor, WalkError};
+use crate::fsutil::walk::{self, EntryPath, Purpose, Visitor, WalkError};
 
 use super::StageError;
 use super::strip::{Kind, kind_of};
@@ -131,16 +131,19 @@ impl Visitor for Reader {
     }
 }
 
+/// What the stage's walk is for, in its limit errors.
+const PURPOSE: Purpose = Purpose {
+    entries: "files and directories",
+    per_entry: "ignite copies the directory to strip TypeScript types",
+    per_byte: "ignite copies the directory to strip TypeScript types",
+    remedy: "remove what the service does not need, or use a runtime that runs TypeScript itself (bun, deno)",
+};
+
 impl From<WalkError> for StageError {
     fn from(e: WalkError) -> Self {
         match e {
-            WalkError::Io { op, path, source } => StageError::Io { op, path, source },
-            WalkError::TooManyEntries { dir, limit } => StageError::TooManyFiles { dir, limit },
-            WalkError::TooLarge { dir, limit } => StageError::TooLarge { dir, limit },
-            WalkError::TooDeep { path, limit } => StageError::TooDeep { path, limit },
-            e @ (WalkError::Changed { .. } | WalkError::Special { .. } | WalkError::PrivateHardLink { .. }) => {
-                StageError::Walk(e)
-            }
+            WalkError::Io(e) => StageError::Io(e),
+            e => e.into_limit(&PURPOSE).map_or_else(StageError::Walk, StageError::Limit),
         }
     }
 }
@@ -148,6 +151,7 @@ impl From<WalkError> for StageError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fsutil::walk::LimitError;
     use nix::sys::stat::Mode;
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::{PermissionsExt, symlink};
@@ -213,16 +217,29 @@ mod tests {
         }
         let limits = StageLimits { max_entries: 4, ..StageLimits::default() };
         let err = snapshot(t.path(), &limits).expect_err("too many");
-        assert!(matches!(err, StageError::TooManyFiles { limit: 4, .. }), "{err}");
+        assert!(matches!(err, StageError::Limit(LimitError::TooManyFiles { limit: 4, .. })), "{err}");
+        let dir = t.path().display();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{dir} holds more than 4 files and directories (node_modules and .git not counted); ignite copies the directory to strip TypeScript types: remove what the service does not need, or use a runtime that runs TypeScript itself (bun, deno)"
+            )
+        );
         let limits = StageLimits { max_bytes: 45, ..StageLimits::default() };
         let err = snapshot(t.path(), &limits).expect_err("too large");
-        assert!(matches!(err, StageError::TooLarge { limit: 45, .. }), "{err}");
+        assert!(matches!(err, StageError::Limit(LimitError::TooLarge { limit: 45, .. })), "{err}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{dir} holds more than 0 MiB of files (node_modules and .git not counted); ignite copies the directory to strip TypeScript types: remove what the service does not need, or use a runtime that runs TypeScript itself (bun, deno)"
+            )
+        );
         let limits = StageLimits { max_bytes: 50, ..StageLimits::default() };
         snapshot(t.path(), &limits).expect("exactly at the byte limit");
         write(t.path(), "a/b/c/d.js", "");
         let limits = StageLimits { max_depth: 2, ..StageLimits::default() };
         let err = snapshot(t.path(), &limits).expect_err("too deep");
-        assert!(matches!(err, StageError::TooDeep { limit: 2, .. }), "{err}");
+        assert!(matches!(err, StageError::Limit(LimitError::TooDeep { limit: 2, .. })), "{err}");
     }
 
     #[test]
