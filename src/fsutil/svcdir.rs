@@ -129,11 +129,7 @@ pub fn target_kind(dir: &Path, rel: &str) -> Result<Option<EntryKind>, ReadError
         Err(e) => return Err(IoError::new("open", &path, e).into()),
     };
     let stat = fstat(&fd).at("stat", &path)?;
-    Ok(Some(match file_type(&stat) {
-        SFlag::S_IFDIR => EntryKind::Dir,
-        SFlag::S_IFREG => EntryKind::File,
-        _ => EntryKind::Special,
-    }))
+    Ok(Some(entry_kind(&stat)))
 }
 
 /// Reads a file the operator named (it may be a link: the path is the operator's own), with the
@@ -151,12 +147,14 @@ pub fn read_operator_text(path: &Path, rule: Rule) -> Result<String, ReadError> 
     utf8(read_operator_file(path, rule)?, path.to_path_buf(), rule)
 }
 
-/// The hard-link rule on its own, for the walk of a service directory
-/// ([`crate::fsutil::walk`]): `Err(links)` for a file with more than one link that not
-/// everyone may read.
-pub fn shared_private(stat: &FileStat) -> Result<(), u64> {
+/// The hard-link rule, here and in the walk of a service directory ([`crate::fsutil::walk`]):
+/// a file with more than one link that not everyone may read is refused.
+pub(crate) fn check_links(stat: &FileStat, path: &Path) -> Result<(), ReadError> {
     let links = stat.st_nlink;
-    if links > 1 && stat.st_mode & libc::S_IROTH == 0 { Err(links) } else { Ok(()) }
+    if links > 1 && stat.st_mode & libc::S_IROTH == 0 {
+        return Err(ReadError::PrivateHardLink { path: path.to_path_buf(), links });
+    }
+    Ok(())
 }
 
 /// How paths are resolved beneath the directory: `openat2` where the kernel has it (5.6+),
@@ -172,13 +170,15 @@ enum Resolver {
 
 fn read_with(dir: &Path, rel: &str, rule: Rule, resolver: Resolver) -> Result<Option<Vec<u8>>, ReadError> {
     let path = dir.join(rel);
-    let Some(fd) = open_beneath(dir, rel, rule.what, resolver)? else { return Ok(None) };
+    let base = open_dir(dir)?;
+    let path_only = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let Some(fd) = resolve(&base, dir, rel, rule.what, resolver, path_only)? else { return Ok(None) };
     let stat = fstat(&fd).at("stat", &path)?;
     check(&stat, &path, rule, true)?;
     // Reopened for reading through the O_PATH descriptor's own proc entry would need /proc;
     // resolving again (same rules) and comparing the inode is enough: a swap is refused.
-    let file = match open_beneath_for_read(dir, rel, rule.what, resolver)? {
-        Some(file) => file,
+    let file = match resolve(&base, dir, rel, rule.what, resolver, read_flags() | OFlag::O_NOFOLLOW)? {
+        Some(fd) => File::from(fd),
         None => return Err(ReadError::Changed { path }),
     };
     read_same(file, &stat, &path, rule).map(Some)
@@ -186,14 +186,21 @@ fn read_with(dir: &Path, rel: &str, rule: Rule, resolver: Resolver) -> Result<Op
 
 fn kind_with(dir: &Path, rel: &str, resolver: Resolver) -> Result<Option<EntryKind>, ReadError> {
     let path = dir.join(rel);
-    let Some(fd) = open_beneath(dir, rel, "path", resolver)? else { return Ok(None) };
+    let base = open_dir(dir)?;
+    // A final symlink is opened as the link itself (O_PATH|O_NOFOLLOW), and reported as one.
+    let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let Some(fd) = resolve(&base, dir, rel, "path", resolver, flags)? else { return Ok(None) };
     let stat = fstat(&fd).at("stat", &path)?;
-    Ok(Some(match file_type(&stat) {
+    Ok(Some(entry_kind(&stat)))
+}
+
+fn entry_kind(stat: &FileStat) -> EntryKind {
+    match file_type(stat) {
         SFlag::S_IFDIR => EntryKind::Dir,
         SFlag::S_IFREG => EntryKind::File,
         SFlag::S_IFLNK => EntryKind::Symlink,
         _ => EntryKind::Special,
-    }))
+    }
 }
 
 fn read_flags() -> OFlag {
@@ -227,22 +234,10 @@ fn open_dir(dir: &Path) -> Result<OwnedFd, ReadError> {
         .map_err(ReadError::Io)
 }
 
-/// An `O_PATH` descriptor of `rel` itself (a final symlink is opened as the link), or `None`
-/// when it does not exist.
-fn open_beneath(dir: &Path, rel: &str, what: &'static str, resolver: Resolver) -> Result<Option<OwnedFd>, ReadError> {
-    resolve(dir, rel, what, resolver, OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
-}
-
-fn open_beneath_for_read(
-    dir: &Path,
-    rel: &str,
-    what: &'static str,
-    resolver: Resolver,
-) -> Result<Option<File>, ReadError> {
-    Ok(resolve(dir, rel, what, resolver, read_flags() | OFlag::O_NOFOLLOW)?.map(File::from))
-}
-
+/// Opens `rel` beneath the directory `base` (`dir` is its path, for messages) with `flags`,
+/// following no link; `None` when it does not exist.
 fn resolve(
+    base: &OwnedFd,
     dir: &Path,
     rel: &str,
     what: &'static str,
@@ -251,7 +246,6 @@ fn resolve(
 ) -> Result<Option<OwnedFd>, ReadError> {
     let parts = components(dir, rel, what)?;
     let path = dir.join(rel);
-    let base = open_dir(dir)?;
     let refused = |e: Errno| -> Result<Option<OwnedFd>, ReadError> {
         match e {
             Errno::ENOENT | Errno::ENOTDIR => Ok(None),
@@ -263,29 +257,30 @@ fn resolve(
     if resolver == Resolver::Openat2 {
         let rel_path: PathBuf = parts.iter().collect();
         let how = OpenHow::new().flags(flags).resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
-        match openat2(&base, &rel_path, how) {
+        match openat2(base, &rel_path, how) {
             Ok(fd) => return Ok(Some(fd)),
             // Kernels before 5.6 (or a seccomp profile that hides openat2): per component.
             Err(Errno::ENOSYS) => {}
             Err(e) => return refused(e),
         }
     }
-    let mut current = base;
+    let mut current: Option<OwnedFd> = None;
     let (last, parents) = parts.split_last().ok_or_else(|| ReadError::Outside { path: path.clone(), what })?;
     for part in parents {
+        let parent = current.as_ref().unwrap_or(base);
         let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        current = match openat(&current, *part, flags, Mode::empty()) {
+        current = Some(match openat(parent, *part, flags, Mode::empty()) {
             Ok(fd) => fd,
             // O_NOFOLLOW|O_DIRECTORY on a symlink fails with ENOTDIR (or ELOOP): tell which.
             Err(e @ (Errno::ENOTDIR | Errno::ELOOP)) => {
-                let is_link = nix::sys::stat::fstatat(&current, *part, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+                let is_link = nix::sys::stat::fstatat(parent, *part, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
                     .is_ok_and(|s| file_type(&s) == SFlag::S_IFLNK);
                 return if is_link { Err(ReadError::Link { path: path.clone(), what }) } else { refused(e) };
             }
             Err(e) => return refused(e),
-        };
+        });
     }
-    match openat(&current, *last, flags, Mode::empty()) {
+    match openat(current.as_ref().unwrap_or(base), *last, flags, Mode::empty()) {
         Ok(fd) => Ok(Some(fd)),
         Err(e) => refused(e),
     }
@@ -295,8 +290,9 @@ fn file_type(stat: &FileStat) -> SFlag {
     SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits())
 }
 
-fn kind_name(stat: &FileStat) -> &'static str {
-    match file_type(stat) {
+/// What a file type is called in messages ("a named pipe"), here and in the walk.
+pub(crate) fn kind_name(ftype: SFlag) -> &'static str {
+    match ftype {
         SFlag::S_IFDIR => "a directory",
         SFlag::S_IFLNK => "a symbolic link",
         SFlag::S_IFIFO => "a named pipe",
@@ -312,14 +308,20 @@ fn check(stat: &FileStat, path: &Path, rule: Rule, in_service_dir: bool) -> Resu
     match file_type(stat) {
         SFlag::S_IFREG => {}
         SFlag::S_IFLNK => return Err(ReadError::Link { path: path.to_path_buf(), what: rule.what }),
-        _ => return Err(ReadError::NotRegular { path: path.to_path_buf(), kind: kind_name(stat), what: rule.what }),
+        _ => {
+            return Err(ReadError::NotRegular {
+                path: path.to_path_buf(),
+                kind: kind_name(file_type(stat)),
+                what: rule.what,
+            });
+        }
     }
     let size = stat.st_size.max(0) as u64;
     if size > rule.max_bytes {
         return Err(ReadError::TooLarge { path: path.to_path_buf(), size, max: rule.max_bytes, what: rule.what });
     }
     if in_service_dir {
-        shared_private(stat).map_err(|links| ReadError::PrivateHardLink { path: path.to_path_buf(), links })?;
+        check_links(stat, path)?;
     }
     Ok(())
 }

@@ -50,10 +50,9 @@ pub enum WalkError {
     },
     #[error("{path} is {kind}: a service directory may hold only files, directories and symlinks")]
     Special { path: PathBuf, kind: &'static str },
-    #[error(
-        "{path} has {links} hard links and is not readable by everyone, so it may be another file's second name: ignite does not read it; replace it with a copy (cp --remove-destination SOURCE {path}) or make it world-readable"
-    )]
-    PrivateHardLink { path: PathBuf, links: u64 },
+    /// A file the rule of [`super::svcdir`] refuses (a second hard link to a private file).
+    #[error(transparent)]
+    Refused(super::svcdir::ReadError),
     #[error("{dir} holds more than {limit} files, directories and symlinks")]
     TooManyEntries { dir: PathBuf, limit: usize },
     #[error("{dir} holds more than {limit} bytes of files")]
@@ -237,16 +236,6 @@ fn file_type(stat: &FileStat) -> SFlag {
     SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits())
 }
 
-fn special_kind(ftype: SFlag) -> &'static str {
-    match ftype {
-        SFlag::S_IFIFO => "a named pipe",
-        SFlag::S_IFSOCK => "a socket",
-        SFlag::S_IFCHR => "a character device",
-        SFlag::S_IFBLK => "a block device",
-        _ => "a special file",
-    }
-}
-
 impl<V: Visitor> Walker<'_, V> {
     fn walk(&mut self, dir: &mut Dir, rel: &[u8], depth: usize) -> Result<(), V::Error> {
         let mut names: Vec<CString> = Vec::new();
@@ -306,9 +295,7 @@ impl<V: Visitor> Walker<'_, V> {
                     return Err(changed(&path, Errno::EINVAL).into());
                 }
                 // The same rule as every other read from a service directory (fsutil::svcdir).
-                if let Err(links) = super::svcdir::shared_private(&opened) {
-                    return Err(WalkError::PrivateHardLink { path: path.host(), links }.into());
-                }
+                super::svcdir::check_links(&opened, &path.host()).map_err(WalkError::Refused)?;
                 let max_bytes = self.limits.max_bytes;
                 let file =
                     OpenFile { mode: opened.st_mode, file: File::from(fd), path, bytes: &mut self.bytes, max_bytes };
@@ -320,7 +307,9 @@ impl<V: Visitor> Walker<'_, V> {
                     readlinkat(&*dir, name).at("read link", host_path(self.root, rel)).map_err(WalkError::Io)?;
                 self.visitor.visit(&path, Entry::Symlink { target })
             }
-            Kind::Special => Err(WalkError::Special { path: path.host(), kind: special_kind(ftype) }.into()),
+            Kind::Special => {
+                Err(WalkError::Special { path: path.host(), kind: super::svcdir::kind_name(ftype) }.into())
+            }
         }
     }
 
@@ -505,7 +494,10 @@ mod tests {
         std::fs::hard_link(&secret, t.path().join("copy")).expect("link");
         let mut v = Record { read: true, ..Record::default() };
         let err = walk(t.path(), limits(), &mut v).expect_err("private hard link");
-        assert!(matches!(err, WalkError::PrivateHardLink { links: 2, .. }), "{err}");
+        assert!(
+            matches!(err, WalkError::Refused(super::super::svcdir::ReadError::PrivateHardLink { links: 2, .. })),
+            "{err}"
+        );
         assert!(!v.seen.iter().any(|l| l.contains("root:")), "{:?}", v.seen);
         std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         walk(t.path(), limits(), &mut Record::default()).expect("a world-readable file may be linked");
