@@ -591,6 +591,13 @@ impl Engine {
         ids
     }
 
+    /// Removes the session workspaces and inline code directories of `ignite serve` processes
+    /// that are gone (never a live server's). Call it after [`reap_stale`](Self::reap_stale):
+    /// a dead server's containers may still have had them mounted.
+    pub fn reap_server_dirs(&self) -> crate::server_dirs::Reaped {
+        crate::server_dirs::reap_stale(&self.state.root)
+    }
+
     /// What keeps this host from running the default runtime now, one sentence each; empty
     /// when it is ready. Looks only: nothing is fetched or started.
     pub fn readiness(&self) -> Vec<String> {

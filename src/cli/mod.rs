@@ -714,8 +714,7 @@ fn dispatch(cli: Cli, matches: &ArgMatches) -> anyhow::Result<i32> {
             let engine = Engine::new(Settings { runtimes_dirs: Vec::new(), ..settings(&cli.global)? })?;
             let reaped = tokio_rt()?.block_on(engine.reap_stale());
             eprintln!("ignite: removed {} leftover run(s){}", reaped.len(), list_suffix(&reaped));
-            // After the containers, which may still have had them mounted.
-            let left = ignite::server_dirs::reap_stale(engine.state_dir());
+            let left = engine.reap_server_dirs();
             eprintln!(
                 "ignite: removed {} session workspace(s){} and {} inline code director{}{}",
                 left.sessions.len(),
@@ -772,10 +771,7 @@ fn doctor(g: &GlobalArgs, json: bool) -> anyhow::Result<i32> {
 
 fn serve(g: &GlobalArgs, a: ServeArgs) -> anyhow::Result<i32> {
     require_root()?;
-    let env_keys = std::env::var("IGNITE_API_KEYS").ok().filter(|v| !v.trim().is_empty());
-    // Read once, then gone from the environment: no child process (the OCI runtime, hooks,
-    // slirp4netns, the install step) inherits the tenants' keys.
-    ignite::sys::scrub_env_var("IGNITE_API_KEYS").context("failed to remove IGNITE_API_KEYS from the environment")?;
+    let env_keys = ignite::server::Keys::take_env()?;
     let keys = ignite::server::Keys::load(a.api_key_file.as_deref(), env_keys.as_deref())?;
     let pass_env = g.passed_env()?;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -939,10 +935,11 @@ fn read_input(spec: Option<&str>, service_dir: &Path) -> anyhow::Result<String> 
         Some(s) => match s.strip_prefix('@') {
             Some(file) => {
                 let p = Path::new(file);
-                if p.is_absolute() && std::fs::symlink_metadata(p).is_err() {
+                let from_here = std::fs::symlink_metadata(p).is_ok();
+                if p.is_absolute() && !from_here {
                     bail!("--input @{file}: no such file");
                 }
-                if p.is_absolute() || std::fs::symlink_metadata(p).is_ok() {
+                if from_here {
                     svcdir::read_operator_text(p, rule).with_context(|| format!("--input @{file}"))?
                 } else {
                     svcdir::read_text(service_dir, file, rule).with_context(|| format!("--input @{file}"))?.ok_or_else(

@@ -17,6 +17,8 @@ pub enum KeyError {
     Read { path: PathBuf, error: std::io::Error },
     #[error(transparent)]
     File(svcdir::ReadError),
+    #[error("failed to remove {KEYS_ENV} from the environment: {0}")]
+    Scrub(std::io::Error),
     #[error("{origin}: API key {what}")]
     Invalid { origin: String, what: String },
     #[error("{0} holds no API key (one key per line; lines starting with # are comments)")]
@@ -62,7 +64,20 @@ fn check(origin: String, key: &str) -> Result<(), KeyError> {
     Err(KeyError::Invalid { origin, what })
 }
 
+/// Where keys may also come from: comma-separated, read once by [`Keys::take_env`].
+pub const KEYS_ENV: &str = "IGNITE_API_KEYS";
+
 impl Keys {
+    /// The value of [`KEYS_ENV`] (`None` when unset or blank), which is then overwritten and
+    /// removed from this process's environment: no child process (the OCI runtime, hooks,
+    /// slirp4netns, the install step) inherits the tenants' keys. Call it before any thread
+    /// starts.
+    pub fn take_env() -> Result<Option<String>, KeyError> {
+        let value = std::env::var(KEYS_ENV).ok().filter(|v| !v.trim().is_empty());
+        crate::sys::scrub_env_var(KEYS_ENV).map_err(KeyError::Scrub)?;
+        Ok(value)
+    }
+
     /// Keys from `--api-key-file` (one a line, `#` comments) and `IGNITE_API_KEYS`
     /// (comma-separated); both sources add up.
     pub fn load(file: Option<&Path>, env: Option<&str>) -> Result<Keys, KeyError> {

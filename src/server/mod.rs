@@ -146,17 +146,17 @@ pub async fn serve(config: Config, engine: Engine) -> Result<(), ServeError> {
         .map_err(|error| ServeError::ServicesDir { path: config.services_dir.clone(), error })?;
 
     let engine = Arc::new(engine);
-    let left = crate::server_dirs::reap_stale(engine.state_dir());
+    let reaped = engine.reap_stale().await;
+    if !reaped.is_empty() {
+        tracing::info!(count = reaped.len(), ids = %reaped.join(","), "removed sandboxes left by an earlier process");
+    }
+    let left = engine.reap_server_dirs();
     if !left.sessions.is_empty() || !left.inline.is_empty() {
         tracing::info!(
             sessions = left.sessions.len(),
             inline = left.inline.len(),
             "removed workspaces and code directories left by an earlier process"
         );
-    }
-    let reaped = engine.reap_stale().await;
-    if !reaped.is_empty() {
-        tracing::info!(count = reaped.len(), ids = %reaped.join(","), "removed sandboxes left by an earlier process");
     }
 
     let sessions = Arc::new(sessions::Sessions::new(engine.state_dir(), config.sessions.clone()));
