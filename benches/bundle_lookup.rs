@@ -9,8 +9,8 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use ignite::bundle::BundleStore;
-use ignite::runtime::Registry;
+use ignite::data::runtime::Registry;
+use ignite::store::bundle::BundleStore;
 
 fn bench(c: &mut Criterion) {
     let registry = Registry::load(&[]).expect("built-in runtimes");

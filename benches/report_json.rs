@@ -5,7 +5,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use ignite::report::{Metrics, Phases, Report, Status};
+use ignite::data::report::{Metrics, Phases, Report, Status};
 
 fn report(stdout: String) -> Report {
     Report {

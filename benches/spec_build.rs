@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use ignite::spawn_guard::SpawnRule;
-use ignite::spec::seccomp::SeccompProfile;
-use ignite::spec::{self, Limits, RunUser, SpecInput};
+use ignite::sandbox::spawn_guard::SpawnRule;
+use ignite::sandbox::spec::seccomp::SeccompProfile;
+use ignite::sandbox::spec::{self, Limits, RunUser, SpecInput};
 
 fn input() -> SpecInput {
     let seccomp = SeccompProfile::builtin().and_then(|p| p.to_oci()).expect("the built-in seccomp profile");

@@ -288,7 +288,7 @@ fn custom_runtimes_get_the_same_hardening() {
         // Each run has a uid of its own: the same hardening means the same spec up to that
         // number (the user, /tmp's and /dev/shm's owner, the run's passwd and group files).
         let uid = spec["process"]["user"]["uid"].as_u64().unwrap() as u32;
-        assert!(ignite::identity::is_run_uid(uid), "{}", spec["process"]["user"]);
+        assert!(ignite::sandbox::identity::is_run_uid(uid), "{}", spec["process"]["user"]);
         normalise_uid(&mut spec, uid);
         spec
     };

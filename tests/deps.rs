@@ -204,12 +204,13 @@ fn lockfile_that_does_not_match_is_an_error_and_leaves_nothing() {
 /// The cache key ignite derives for a service directory (the library's own function, so the
 /// test can look for exactly this service's artefacts in the shared cache).
 fn key_of(dir: &Path, scripts: bool) -> String {
-    let installer = ignite::runtime::Registry::builtin().unwrap().resolve(ignite::deps::INSTALLER).unwrap().key();
+    let installer =
+        ignite::data::runtime::Registry::builtin().unwrap().resolve(ignite::store::deps::INSTALLER).unwrap().key();
     let manifest = std::fs::read(dir.join("package.json")).unwrap();
-    let lockfile = ignite::deps::LOCKFILES
+    let lockfile = ignite::store::deps::LOCKFILES
         .iter()
-        .find_map(|name| std::fs::read(dir.join(name)).ok().map(|bytes| ignite::deps::Lockfile { name, bytes }));
-    ignite::deps::cache_key(&installer, scripts, &manifest, lockfile.as_ref())
+        .find_map(|name| std::fs::read(dir.join(name)).ok().map(|bytes| ignite::store::deps::Lockfile { name, bytes }));
+    ignite::store::deps::cache_key(&installer, scripts, &manifest, lockfile.as_ref())
 }
 
 /// Neither an installed tree nor a staging directory for `key` in the cache.
@@ -538,7 +539,7 @@ fs.writeFileSync("node_modules/inside.json", JSON.stringify({ uid: f("Uid"), cap
     // A uid of the install's own, like a run's: real, effective, saved and filesystem uid.
     let uids: Vec<u32> = v["uid"].as_str().unwrap().split_whitespace().map(|u| u.parse().unwrap()).collect();
     assert_eq!(uids.len(), 4, "{v}");
-    assert!(uids.iter().all(|&u| u == uids[0] && ignite::identity::is_run_uid(u)), "{v}");
+    assert!(uids.iter().all(|&u| u == uids[0] && ignite::sandbox::identity::is_run_uid(u)), "{v}");
     assert_eq!(v["capEff"], "0000000000000000", "{v}");
     assert_eq!(v["capBnd"], "0000000000000000", "{v}");
     assert_eq!(v["nnp"], "1", "{v}");

@@ -693,10 +693,10 @@ fn unprivileged(o: &[Outcome]) {
     let [one] = o else { panic!("one run") };
     assert_eq!((one.status(), one.exit), ("ok", Some(0)), "the attack did not finish normally: {:#}", one.report);
     let mut f = one.findings();
-    // Real, effective, saved and filesystem ids: all the run's own uid (see ignite::identity),
+    // Real, effective, saved and filesystem ids: all the run's own uid (see ignite::sandbox::identity),
     // and the gid the same number.
     let uid = f["Uid"][0].as_str().and_then(|u| u.parse::<u32>().ok()).unwrap_or_else(|| panic!("{f}"));
-    assert!(ignite::identity::is_run_uid(uid), "uid {uid} is not a run uid: {f}");
+    assert!(ignite::sandbox::identity::is_run_uid(uid), "uid {uid} is not a run uid: {f}");
     let id = json!([uid.to_string(), uid.to_string(), uid.to_string(), uid.to_string()]);
     assert_eq!((&f["Uid"], &f["Gid"]), (&id, &id), "{f}");
     let object = f.as_object_mut().expect("object");
@@ -732,7 +732,7 @@ fn fills_up_to_64_mib(o: &[Outcome]) {
 }
 
 fn host_masked_paths() -> Vec<&'static str> {
-    ignite::spec::MASKED_PATHS.iter().copied().filter(|p| Path::new(p).exists()).collect()
+    ignite::sandbox::spec::MASKED_PATHS.iter().copied().filter(|p| Path::new(p).exists()).collect()
 }
 
 /// Every attack file is in the table and says what it tries and why it must fail; every row's

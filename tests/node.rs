@@ -137,14 +137,14 @@ fn features_work_in_the_sandbox(major: &str) {
     let r = run_on(&sb, &format!("node@{major}"), &dir);
     assert_eq!(r["status"], "ok", "{r}");
     let stdout = r["stdout"].as_str().unwrap_or_default();
-    // The run's own uid (see ignite::identity), named `ignite` in its /etc/passwd; the
+    // The run's own uid (see ignite::sandbox::identity), named `ignite` in its /etc/passwd; the
     // forked child has the same.
     let uid = stdout
         .lines()
         .find_map(|l| l.strip_prefix("user=ignite "))
         .and_then(|rest| rest.split(' ').next()?.parse::<u32>().ok())
         .unwrap_or_else(|| panic!("no user=ignite <uid> line: {r}"));
-    assert!(ignite::identity::is_run_uid(uid), "uid {uid} is not a run uid");
+    assert!(ignite::sandbox::identity::is_run_uid(uid), "uid {uid} is not a run uid");
     let (fork, user) = (format!("fork=child {uid}"), format!("user=ignite {uid} /tmp /tmp"));
     let expected = [
         "worker=42",

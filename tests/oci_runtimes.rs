@@ -174,7 +174,7 @@ fn hardening_seen_from_inside_is_the_same_under_youki() {
     assert_eq!(out.status.code(), Some(0), "{r}\n{}", stderr_of(&out));
     ran_under_youki(&out, &r);
     let v = stdout_json(&r);
-    assert!(ignite::identity::is_run_uid(v["uid"].as_u64().unwrap() as u32), "{v}");
+    assert!(ignite::sandbox::identity::is_run_uid(v["uid"].as_u64().unwrap() as u32), "{v}");
     for caps in ["capEff", "capBnd", "capPrm"] {
         assert_eq!(v[caps], "0000000000000000", "{caps}: {v}");
     }

@@ -8,9 +8,9 @@ use std::path::Path;
 use common::*;
 use serde_json::{Value, json};
 
-use ignite::preflight::{self, BundleFact, ColdStart, Config, Facts, RuntimeFact};
-use ignite::report::{InstallReport, Metrics, Report, Status};
-use ignite::run_report::{Limits, RunReport};
+use ignite::data::preflight::{self, BundleFact, ColdStart, Config, Facts, RuntimeFact};
+use ignite::data::report::full::{Limits, RunReport};
+use ignite::data::report::{InstallReport, Metrics, Report, Status};
 
 fn schema() -> Value {
     serde_json::from_str(&std::fs::read_to_string(repo().join("docs/report.schema.json")).unwrap()).unwrap()
@@ -94,7 +94,7 @@ fn execution(status: Status) -> Report {
         }),
         // The timed-out run was audited: a syscall event, a cgroup event and the stop.
         security_audit: (status == Status::Timeout).then(|| {
-            use ignite::report::{AuditStatus, SecurityAudit, SecurityEvent, Verdict};
+            use ignite::data::report::{AuditStatus, SecurityAudit, SecurityEvent, Verdict};
             let event = |kind: &str, syscall: Option<&str>, count: Option<u64>, verdict| SecurityEvent {
                 time_ms: 12.5,
                 kind: kind.into(),

@@ -12,7 +12,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use ignite::runtime::Integrity;
+use ignite::data::runtime::Integrity;
 
 macro_rules! sandbox_test {
     () => {{
@@ -54,7 +54,7 @@ fn install_npm_package(url: &str, integrity: &str, dest: &Path) {
     let integrity: Integrity = integrity.parse().expect("integrity");
     let tgz = tempfile::NamedTempFile::new().expect("temp file");
     let path = tgz.path().to_path_buf();
-    ignite::bundle::fetch::download(url, &integrity, &path, &ignite::bundle::NoProgress)
+    ignite::store::bundle::fetch::download(url, &integrity, &path, &ignite::store::bundle::NoProgress)
         .unwrap_or_else(|e| panic!("this test downloads {url} from the npm registry: {e}"));
     let file = fs::File::open(&path).expect("open tarball");
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
@@ -487,7 +487,7 @@ console.log(JSON.stringify(results));
 fn pinned_versions_report_the_engine_they_were_built_from() {
     let sb = sandbox_test!();
     let dir = service(&sb, "version", "index.js", &[("index.js", "console.log(process.versions.quickjs);\n")]);
-    let registry = ignite::runtime::Registry::builtin().expect("registry");
+    let registry = ignite::data::runtime::Registry::builtin().expect("registry");
     for rt in registry.list().into_iter().filter(|rt| rt.name == "quickjs") {
         let (out, r) = sb.run_json(&dir, &["--runtime", &rt.key()]);
         assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));

@@ -76,7 +76,7 @@ console.log(JSON.stringify({
     let dir = sb.ts_service("ident", "", code);
     // Docker's masked paths that exist on this kernel must read as empty inside.
     let masked: Vec<&str> =
-        ignite::spec::MASKED_PATHS.iter().copied().filter(|p| std::path::Path::new(p).exists()).collect();
+        ignite::sandbox::spec::MASKED_PATHS.iter().copied().filter(|p| std::path::Path::new(p).exists()).collect();
     assert!(!masked.is_empty());
     let input = serde_json::json!({ "masked": masked }).to_string();
     let (out, r) = sb.run_json(&dir, &["--input", &input]);
@@ -84,7 +84,7 @@ console.log(JSON.stringify({
     let v: serde_json::Value = serde_json::from_str(r["stdout"].as_str().unwrap().trim()).unwrap();
     // A uid (and gid) of the run's own, from the range no host user has.
     let uid = v["uid"].as_u64().expect("uid") as u32;
-    assert!(ignite::identity::is_run_uid(uid), "{v}");
+    assert!(ignite::sandbox::identity::is_run_uid(uid), "{v}");
     assert_eq!(v["gid"], v["uid"], "{v}");
     assert_eq!(v["capEff"], "0000000000000000");
     assert_eq!(v["capBnd"], "0000000000000000");
@@ -447,7 +447,7 @@ fn print_spec_shows_the_hardened_config() {
     assert_eq!(spec["root"]["readonly"], true);
     assert_eq!(spec["process"]["noNewPrivileges"], true);
     let uid = spec["process"]["user"]["uid"].as_u64().expect("uid") as u32;
-    assert!(ignite::identity::is_run_uid(uid), "{}", spec["process"]["user"]);
+    assert!(ignite::sandbox::identity::is_run_uid(uid), "{}", spec["process"]["user"]);
     assert_eq!(spec["process"]["user"]["gid"], spec["process"]["user"]["uid"]);
     assert_eq!(spec["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
     assert_eq!(spec["linux"]["resources"]["memory"]["limit"], 64 * 1024 * 1024);

@@ -821,7 +821,7 @@ catch (e) { console.log((e as NodeJS.ErrnoException).code); }"#;
     sb.assert_no_leaks();
 }
 
-/// Each run has a uid of its own (see ignite::identity); a session's runs share one, which owns
+/// Each run has a uid of its own (see ignite::sandbox::identity); a session's runs share one, which owns
 /// its workspace, for the session's life, and no other run has it meanwhile.
 #[test]
 fn a_sessions_runs_keep_one_uid_that_owns_the_workspace_and_no_other_run_has() {
@@ -842,7 +842,7 @@ console.log(uid, ws);"#;
         let out = r.json()["stdout"].as_str().unwrap().trim().to_string();
         let (uid, ws) = out.split_once(' ').unwrap_or_else(|| panic!("{out}"));
         let uid: u32 = uid.parse().unwrap();
-        assert!(ignite::identity::is_run_uid(uid), "uid {uid} is not a run uid");
+        assert!(ignite::sandbox::identity::is_run_uid(uid), "uid {uid} is not a run uid");
         (uid, ws.to_string())
     };
     let create = || {

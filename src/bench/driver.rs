@@ -1,6 +1,6 @@
 //! One timed benchmark run. A sandboxed run drives the OCI runtime step by step — create,
 //! start, wait for the entrypoint's exit report (fd 3; fd 4 is the release pipe, as in
-//! [`crate::supervisor`]), delete — so that each step has its own time; a bare run starts the
+//! [`crate::engine::supervisor`]), delete — so that each step has its own time; a bare run starts the
 //! runtime binary from the unpacked rootfs as a plain host process. Both check that the
 //! program printed what it should and exited 0: a level that broke the program is an error,
 //! not a fast sample.
@@ -19,15 +19,15 @@ use tokio::net::unix::pipe;
 use tokio_util::sync::CancellationToken;
 
 use super::levels::{self, Level};
-use crate::audit::{AuditError, Listener};
-use crate::bundle::NoProgress;
+use crate::engine::supervisor::StateDir;
 use crate::engine::{Engine, EngineError, Job};
 use crate::fsutil::owned;
 use crate::fsutil::{At, IoError};
-use crate::init_proto::InitEvent;
-use crate::oci::{CliRuntime, CreateIo, OciError, OciRuntime};
-use crate::spec::APP_DIR;
-use crate::supervisor::StateDir;
+use crate::sandbox::audit::{AuditError, Listener};
+use crate::sandbox::init_proto::InitEvent;
+use crate::sandbox::oci::{CliRuntime, CreateIo, OciError, OciRuntime};
+use crate::sandbox::spec::APP_DIR;
+use crate::store::bundle::NoProgress;
 
 /// A run that has not finished by then is stopped and counted as failed.
 const RUN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -144,7 +144,7 @@ async fn drive(
     ctx: &Sandboxed<'_>,
     id: &str,
     run_dir: &Path,
-    audit: Option<&crate::audit::AuditPlan>,
+    audit: Option<&crate::sandbox::audit::AuditPlan>,
     t0: Instant,
     cancel: &CancellationToken,
     deleted: &mut bool,
@@ -158,7 +158,7 @@ async fn drive(
     let out_task = tokio::spawn(collect(out_r));
     let err_task = tokio::spawn(collect(err_r));
     let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(crate::supervisor::read_events(rep_r, ev_tx));
+    tokio::spawn(crate::engine::supervisor::read_events(rep_r, ev_tx));
 
     let spec_done = Instant::now();
     ctx.live.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_string());

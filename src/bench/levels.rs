@@ -10,7 +10,7 @@ use std::str::FromStr;
 use oci_spec::runtime::Spec;
 use serde::Serialize;
 
-use crate::spawn_guard::{ALLOW_EXEC_FLAG, SPAWN_FLAG, SpawnRule};
+use crate::sandbox::spawn_guard::{ALLOW_EXEC_FLAG, SPAWN_FLAG, SpawnRule};
 
 /// How much of ignite's sandbox a benchmark run gets, from nothing to everything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

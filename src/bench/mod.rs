@@ -23,15 +23,15 @@ pub use driver::{PhaseTimes, RunError, Sample};
 pub use levels::Level;
 pub use output::{BenchReport, CellResult, CellStatus, Mode, PhaseSummaries};
 
-use crate::bundle::{BundleStore, NoProgress};
+use crate::data::policy::{self, PolicyError};
+use crate::data::runtime::RuntimeError;
+use crate::data::service::{self, Overrides, ServiceError};
+use crate::engine::supervisor::StateDir;
 use crate::engine::{DEFAULT_GRACE, Engine, EngineError, Job, Settings};
 use crate::fsutil::owned::{self, Leftover};
 use crate::fsutil::{At, IoError};
-use crate::oci::{CliRuntime, OciKind};
-use crate::policy::{self, PolicyError};
-use crate::runtime::RuntimeError;
-use crate::service::{self, Overrides, ServiceError};
-use crate::supervisor::StateDir;
+use crate::sandbox::oci::{CliRuntime, OciKind};
+use crate::store::bundle::{BundleStore, NoProgress};
 use driver::{BareCommand, Sandboxed};
 use warm::WarmRunner;
 
@@ -418,7 +418,7 @@ mod tests {
                 hook_binary: "/h".into(),
                 runtimes_dirs: vec![],
                 ca_file: None,
-                stripper: crate::stage::Stripper::Subprocess { exe: "/x".into() },
+                stripper: crate::store::stage::Stripper::Subprocess { exe: "/x".into() },
             },
             runtimes: vec![],
             levels,

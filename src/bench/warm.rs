@@ -1,4 +1,4 @@
-//! Warm mode of `ignite bench`: runs served by a warm pool ([`crate::pool::Pool`]), one
+//! Warm mode of `ignite bench`: runs served by a warm pool ([`crate::engine::pool::Pool`]), one
 //! sandbox created and started ahead, its entrypoint waiting for the job. Each cell has a pool
 //! of its own holding one sandbox; before every measured run the benchmark waits (untimed)
 //! until the replacement of the previous run is parked, so every sample is a warm hit, as a
@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::driver::{PhaseTimes, RunError, Sample};
+use crate::engine::pool::{Pool, PoolConfig, Sizing};
+use crate::engine::supervisor::{OutputSink, Stream};
 use crate::engine::{Engine, Job};
-use crate::pool::{Pool, PoolConfig, Sizing};
-use crate::supervisor::{OutputSink, Stream};
 
 /// How long a run waits (untimed) for the cell's sandbox to be parked.
 const PARK_WAIT: Duration = Duration::from_secs(30);

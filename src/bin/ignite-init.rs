@@ -11,11 +11,11 @@
 //! copy) and is complete when the exit is reported.
 //!
 //! Right before the exec it applies what the program may start (`--spawn`, see
-//! `ignite::spawn_guard`): a seccomp filter stacked on the OCI runtime's profile, or Landlock
+//! `ignite::sandbox::spawn_guard`): a seccomp filter stacked on the OCI runtime's profile, or Landlock
 //! execute rules. The program is exec'd with arguments pinned at secret addresses, the one
 //! exec the filter lets through. In audit mode with spawning off (`--spawn none-audited`) it
 //! stacks nothing and reports those addresses instead: ignite's seccomp listener denies every
-//! exec and fork but the runtime's start (see `ignite::audit_gate`).
+//! exec and fork but the runtime's start (see `ignite::sandbox::audit::gate`).
 //!
 //! A warm sandbox (`--wait-job`) is started ahead of its job: after its set-up and the
 //! confinement check the entrypoint reports `ready` and blocks on the job pipe (fd 7) for one
@@ -30,9 +30,9 @@ use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitCode};
 
-use ignite::init_proto::{INPUT_VAR, InitEvent, JobMessage, MAX_JOB_BYTES};
-use ignite::spawn_guard::{ALLOW_EXEC_FLAG, SPAWN_FLAG, SpawnRule};
-use ignite::spec::{JOB_FD, RELEASE_FD, REPORT_FD, STDERR_FD, STDOUT_FD, WAIT_JOB_FLAG};
+use ignite::sandbox::init_proto::{INPUT_VAR, InitEvent, JobMessage, MAX_JOB_BYTES};
+use ignite::sandbox::spawn_guard::{ALLOW_EXEC_FLAG, SPAWN_FLAG, SpawnRule};
+use ignite::sandbox::spec::{JOB_FD, RELEASE_FD, REPORT_FD, STDERR_FD, STDOUT_FD, WAIT_JOB_FLAG};
 use ignite::sys::{monotonic_ns, take_inherited_fd};
 use nix::sys::resource::{UsageWho, getrusage};
 use nix::sys::signal::{SigSet, Signal, kill};
@@ -131,7 +131,7 @@ fn main() -> ExitCode {
     if let Err(e) = handled.thread_block() {
         return fail(&format!("failed to block signals: {e}"));
     }
-    let problems = ignite::confinement::violations();
+    let problems = ignite::sandbox::confinement::violations();
     if !problems.is_empty() {
         let message = format!("refusing to start the program: the sandbox is not confined ({})", problems.join("; "));
         emit(InitEvent::SpawnFailed { message: message.clone() });
@@ -174,7 +174,7 @@ fn main() -> ExitCode {
     // Everything the child needs is prepared here, before the fork: between fork and exec it
     // only makes system calls. A rule that cannot be enforced stops the run.
     let env = std::env::vars_os().chain(job_env);
-    let confined = match ignite::spawn_guard::prepare(&spawn, program, rest, env) {
+    let confined = match ignite::sandbox::spawn_guard::prepare(&spawn, program, rest, env) {
         Ok(c) => c,
         Err(e) => {
             let message = format!("refusing to start the program: {e}");

@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::{GlobalArgs, error_text, print_stdout, require_root, settings, with_signals};
 use ignite::bench::{self, BenchConfig, Level, Mode, OciChoice};
-use ignite::doctor::select;
+use ignite::host::doctor::select;
 
 pub const BENCH_HELP: &str = "\
 Every run executes the same one-line program (console.log) on each runtime. Levels, from least

@@ -1,5 +1,5 @@
 //! `ignite env [DIR]`: where each setting came from (flag, environment, default); the probing
-//! and the report are `ignite::envinfo`.
+//! and the report are `ignite::host::envinfo`.
 
 use std::path::PathBuf;
 
@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::ArgMatches;
 use clap::parser::ValueSource;
 
-use ignite::envinfo::{self, Inputs, Source};
+use ignite::host::envinfo::{self, Inputs, Source};
 
 use super::{GlobalArgs, RUNTIMES_DIR_ENV, SYSTEM_CA_FILE, find_init, print_stdout, runtimes_dirs};
 
@@ -40,7 +40,7 @@ pub fn env(g: &GlobalArgs, matches: &ArgMatches, dir: Option<PathBuf>, json: boo
         cache_dir: (g.cache_dir.clone(), source("cache_dir")),
         oci_runtime: (g.oci_runtime.clone(), source("oci_runtime")),
         // Resolved without writing the version cache: `env` only looks.
-        oci_binary: ignite::doctor::select::resolve(&g.oci_runtime, std::env::var_os("PATH").as_deref(), None)
+        oci_binary: ignite::host::doctor::select::resolve(&g.oci_runtime, std::env::var_os("PATH").as_deref(), None)
             .map(|s| s.path)
             .map_err(|e| e.to_string()),
         init_binary: find_init().map_err(|e| e.to_string()),

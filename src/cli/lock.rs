@@ -1,14 +1,14 @@
 //! `ignite lock DIR [--check]` and the `--locked` gate of `run`/`exec`; the logic is in
-//! `ignite::lock`.
+//! `ignite::store::lock`.
 
 use std::path::Path;
 
 use anyhow::{Context, bail};
 
-use ignite::bundle::{BundleStore, Progress};
-use ignite::lock::{self, BundleCheck};
-use ignite::runtime::Registry;
-use ignite::service::Service;
+use ignite::data::runtime::Registry;
+use ignite::data::service::Service;
+use ignite::store::bundle::{BundleStore, Progress};
+use ignite::store::lock::{self, BundleCheck};
 
 use super::{GlobalArgs, print_stdout, runtimes_dirs};
 

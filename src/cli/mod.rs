@@ -17,15 +17,15 @@ use anyhow::{Context, anyhow, bail};
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use ignite::bundle::{NoProgress, Progress, StderrProgress};
+use ignite::data::policy;
+use ignite::data::report::EXIT_IGNITE_ERROR;
+use ignite::data::service::{self, Overrides};
+use ignite::engine::supervisor::{OutputSink, Stream};
 use ignite::engine::{DEFAULT_GRACE, Engine, Job, Settings};
 use ignite::fsutil::svcdir;
-use ignite::oci::OciKind;
-use ignite::policy;
-use ignite::report::EXIT_IGNITE_ERROR;
-use ignite::service::{self, Overrides};
-use ignite::stage::Stripper;
-use ignite::supervisor::{OutputSink, Stream};
+use ignite::sandbox::oci::OciKind;
+use ignite::store::bundle::{NoProgress, Progress, StderrProgress};
+use ignite::store::stage::Stripper;
 
 macro_rules! exit_codes {
     () => {
@@ -277,10 +277,10 @@ enum Command {
     #[command(after_help = CLEANUP_HELP)]
     Cleanup,
     /// Internal: an OCI hook the runtime runs (`loopback-up`), with the container state on stdin.
-    #[command(name = ignite::oci::hook::HOOK_COMMAND, hide = true)]
+    #[command(name = ignite::sandbox::oci::hook::HOOK_COMMAND, hide = true)]
     OciHook { name: String },
     /// Internal: strips TypeScript types for a parent ignite process (a request on stdin).
-    #[command(name = ignite::stage::WORKER_COMMAND, hide = true)]
+    #[command(name = ignite::store::stage::WORKER_COMMAND, hide = true)]
     StripWorker,
 }
 
@@ -579,13 +579,13 @@ pub fn main() -> ExitCode {
     if matches!(
         cli.command,
         Command::Serve(_) | Command::Run { .. } | Command::Exec { .. } | Command::Install { .. } | Command::Bench(_)
-    ) && let Err(e) = ignite::nofile::raise_soft_to_hard()
+    ) && let Err(e) = ignite::sandbox::nofile::raise_soft_to_hard()
     {
         tracing::warn!(error = %e, "keeping the open-file limit as it is");
     }
     // A server under too low a limit still starts (and /ready says why), but says so at once.
     if matches!(cli.command, Command::Serve(_))
-        && let Err(e) = ignite::nofile::sandbox_limit_now()
+        && let Err(e) = ignite::sandbox::nofile::sandbox_limit_now()
     {
         tracing::warn!(error = %e, "no sandbox can start");
     }
@@ -603,7 +603,7 @@ pub fn main() -> ExitCode {
     };
     let result = dispatch(cli, &matches);
     // The report is out; slirp4netns processes stopped on the way are reaped before exiting.
-    ignite::netns::wait_for_exits();
+    ignite::sandbox::netns::wait_for_exits();
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(err) => {
@@ -728,9 +728,9 @@ fn dispatch(cli: Cli, matches: &ArgMatches) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Doctor { json } => doctor(&cli.global, json),
-        Command::StripWorker => Ok(ignite::stage::serve_worker()),
+        Command::StripWorker => Ok(ignite::store::stage::serve_worker()),
         Command::OciHook { name } => {
-            ignite::oci::hook::run(&name, &mut std::io::stdin().lock(), std::path::Path::new("/proc"))?;
+            ignite::sandbox::oci::hook::run(&name, &mut std::io::stdin().lock(), std::path::Path::new("/proc"))?;
             Ok(0)
         }
         Command::Serve(args) => serve(&cli.global, args),
@@ -748,18 +748,18 @@ fn dispatch(cli: Cli, matches: &ArgMatches) -> anyhow::Result<i32> {
 fn doctor(g: &GlobalArgs, json: bool) -> anyhow::Result<i32> {
     // Resolved but not judged: the doctor's own checks say what this host does to it.
     let path_env = std::env::var_os("PATH");
-    let oci = ignite::doctor::select::resolve(&g.oci_runtime, path_env.as_deref(), None)
+    let oci = ignite::host::doctor::select::resolve(&g.oci_runtime, path_env.as_deref(), None)
         .map(|s| (s.kind, s.path))
         .map_err(|e| e.to_string());
     let entrypoint = find_init().map_err(|e| error_text(&e));
-    let opts = ignite::doctor::DoctorOptions::host(
+    let opts = ignite::host::doctor::DoctorOptions::host(
         g.cache_dir.clone(),
         g.state_dir.clone(),
         g.oci_runtime.clone(),
         oci,
         entrypoint,
     );
-    let report = ignite::doctor::run(&opts);
+    let report = ignite::host::doctor::run(&opts);
     let text = if json {
         serde_json::to_string_pretty(&report).context("failed to serialise the doctor's report")? + "\n"
     } else {
@@ -780,18 +780,18 @@ fn serve(g: &GlobalArgs, a: ServeArgs) -> anyhow::Result<i32> {
     }
     let mut overrides = std::collections::BTreeMap::new();
     for text in &a.pool_overrides {
-        let (name, sizing) = ignite::pool::parse_override(text)?;
+        let (name, sizing) = ignite::engine::pool::parse_override(text)?;
         overrides.insert(name, sizing);
     }
     let memory_budget_mb = match a.pool_memory_mb {
         Some(mb) => mb,
         None => {
             let meminfo = std::fs::read_to_string("/proc/meminfo").context("failed to read /proc/meminfo")?;
-            ignite::pool::default_budget_mb(&meminfo)
+            ignite::engine::pool::default_budget_mb(&meminfo)
         }
     };
-    let pool = ignite::pool::PoolConfig {
-        default: ignite::pool::Sizing { min: a.pool_min, max: a.pool_max },
+    let pool = ignite::engine::pool::PoolConfig {
+        default: ignite::engine::pool::Sizing { min: a.pool_min, max: a.pool_max },
         overrides,
         idle_ttl: std::time::Duration::from_secs(a.pool_idle_ttl),
         memory_budget_mb,
@@ -848,7 +848,7 @@ fn settings(g: &GlobalArgs) -> anyhow::Result<Settings> {
         Some(p) if !p.as_os_str().is_empty() => {
             // Named explicitly: a missing or empty file is an error now, not an install that
             // fails later for lack of the certificate.
-            ignite::deps::install::check_certificates(p).map_err(|problem| {
+            ignite::store::deps::install::check_certificates(p).map_err(|problem| {
                 anyhow!("CA certificate file {} (--install-ca-file / NODE_EXTRA_CA_CERTS) {problem}", p.display())
             })?;
             Some(p.clone())
@@ -897,8 +897,12 @@ fn engine(g: &GlobalArgs) -> anyhow::Result<Engine> {
 /// before anything is prepared, when this host is known to break it.
 fn resolve_oci(g: &GlobalArgs) -> anyhow::Result<(OciKind, PathBuf)> {
     let path_env = std::env::var_os("PATH");
-    let selected =
-        ignite::doctor::select::select(&g.oci_runtime, path_env.as_deref(), &g.state_dir, std::path::Path::new("/"))?;
+    let selected = ignite::host::doctor::select::select(
+        &g.oci_runtime,
+        path_env.as_deref(),
+        &g.state_dir,
+        std::path::Path::new("/"),
+    )?;
     Ok((selected.kind, selected.path))
 }
 
@@ -1097,9 +1101,9 @@ fn install_service(g: &GlobalArgs, dir: &Path, json: bool, quiet: bool) -> anyho
         Err(e) => return interrupted_or(e, signal),
     };
     let kind = match &modules {
-        ignite::deps::Modules::None => "none",
-        ignite::deps::Modules::Vendored(_) => "vendored",
-        ignite::deps::Modules::Install(_) => "installed",
+        ignite::store::deps::Modules::None => "none",
+        ignite::store::deps::Modules::Vendored(_) => "vendored",
+        ignite::store::deps::Modules::Install(_) => "installed",
     };
     if json {
         let v = serde_json::json!({ "service": svc.name, "modules": kind, "install": report });
@@ -1114,7 +1118,7 @@ fn install_service(g: &GlobalArgs, dir: &Path, json: bool, quiet: bool) -> anyho
                 r.lockfile.as_ref().map(|l| format!(" from {l}")).unwrap_or_default(),
                 r.installer
             ),
-            (ignite::deps::Modules::Vendored(p), None) => {
+            (ignite::store::deps::Modules::Vendored(p), None) => {
                 format!("uses its own {} as it is; nothing to install", p.display())
             }
             _ => "no dependencies to install".to_string(),
@@ -1141,8 +1145,8 @@ async fn watch_signals(cancel: CancellationToken) -> Option<i32> {
 
 fn runtime_command(g: &GlobalArgs, cmd: RuntimeCommand) -> anyhow::Result<i32> {
     let dirs = runtimes_dirs(g);
-    let registry = ignite::runtime::Registry::load(&dirs)?;
-    let store = ignite::bundle::BundleStore::new(g.cache_dir.clone());
+    let registry = ignite::data::runtime::Registry::load(&dirs)?;
+    let store = ignite::store::bundle::BundleStore::new(g.cache_dir.clone());
     match cmd {
         RuntimeCommand::Pull { spec } => {
             let rt = registry.resolve(&spec)?;
@@ -1151,7 +1155,7 @@ fn runtime_command(g: &GlobalArgs, cmd: RuntimeCommand) -> anyhow::Result<i32> {
             Ok(0)
         }
         RuntimeCommand::List { json } => {
-            let inventory = ignite::inventory::inventory(&registry, &store, &dirs);
+            let inventory = ignite::host::inventory::inventory(&registry, &store, &dirs);
             let text = if json {
                 serde_json::to_string_pretty(&inventory).context("failed to serialise the list")? + "\n"
             } else {
@@ -1173,7 +1177,7 @@ fn print_stdout(text: &str) -> anyhow::Result<()> {
 }
 
 /// `ignite runtime list` for people: one row per version, then where the list came from.
-fn runtime_table(inv: &ignite::inventory::Inventory) -> String {
+fn runtime_table(inv: &ignite::host::inventory::Inventory) -> String {
     let mut rows = vec![["RUNTIME", "VERSION", "DEFAULT", "TYPESCRIPT", "LOCAL BUNDLE", "ORIGIN"].map(String::from)];
     for rt in &inv.runtimes {
         let typescript = serde_json::to_value(rt.typescript).ok().and_then(|v| v.as_str().map(String::from));

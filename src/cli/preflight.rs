@@ -4,12 +4,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
 
-use ignite::bundle::BundleStore;
+use ignite::data::preflight::{Level, PreflightReport, render, render_problems};
+use ignite::data::report::full::{LastReports, Limits, RunReport};
+use ignite::data::report::{Report, rfc3339};
+use ignite::data::service::{self, Overrides, Service};
 use ignite::engine::Engine;
-use ignite::preflight::{Level, PreflightReport, render, render_problems};
-use ignite::report::{Report, rfc3339};
-use ignite::run_report::{LastReports, Limits, RunReport};
-use ignite::service::{self, Overrides, Service};
+use ignite::store::bundle::BundleStore;
 
 use super::{GlobalArgs, print_stdout, runtimes_dirs};
 
@@ -84,7 +84,7 @@ pub(super) fn preflight_command(
     strict: bool,
 ) -> anyhow::Result<i32> {
     let svc = service::load(dir, false, overrides, &g.passed_env()?)?;
-    let registry = ignite::runtime::Registry::load(&runtimes_dirs(g))?;
+    let registry = ignite::data::runtime::Registry::load(&runtimes_dirs(g))?;
     let store = BundleStore::new(g.cache_dir.clone());
     let report = ignite::engine::preflight(&svc, &registry, &store)?;
     if json {
@@ -172,7 +172,7 @@ pub(super) fn report_command(g: &GlobalArgs, dir: &Path, json: bool) -> anyhow::
         let text = serde_json::to_string_pretty(&report).context("failed to serialise the report")?;
         print_stdout(&(text + "\n"))?;
     } else {
-        eprint!("{}", ignite::run_report::render(&report));
+        eprint!("{}", ignite::data::report::full::render(&report));
     }
     Ok(0)
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::service::{self, Overrides, PassEnv, SERVICE_FILE, Service};
+use crate::data::service::{self, Overrides, PassEnv, SERVICE_FILE, Service};
 
 /// What `GET /services` and `GET /services/{name}` show of one service.
 #[derive(Debug, Serialize, utoipa::ToSchema)]

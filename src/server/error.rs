@@ -64,15 +64,15 @@ impl From<EngineError> for ApiError {
             | EngineError::Unreadable { .. }
             | EngineError::Stage(_) => (StatusCode::UNPROCESSABLE_ENTITY, "service_error"),
             // A package.json the installer must not see: the service's to fix.
-            EngineError::Deps(crate::deps::DepsError::Manifest { .. }) => {
+            EngineError::Deps(crate::store::deps::DepsError::Manifest { .. }) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "service_error")
             }
             // The host cannot start sandboxes until its operator raises a limit (/ready says so).
-            EngineError::Nofile(crate::nofile::NofileError::TooLow { .. }) => {
+            EngineError::Nofile(crate::sandbox::nofile::NofileError::TooLow { .. }) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "not_ready")
             }
             // Every run uid is taken by a live run: capacity, like a full admission queue.
-            EngineError::Identity(crate::identity::IdentityError::Exhausted { .. }) => {
+            EngineError::Identity(crate::sandbox::identity::IdentityError::Exhausted { .. }) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "busy")
             }
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "engine_error"),

@@ -7,7 +7,7 @@ use serde::de::{Deserializer, Error as _};
 use utoipa::openapi::schema::{KnownFormat, Object, SchemaFormat, SchemaType, Type};
 
 use super::inline::{MAX_FILES, MAX_TOTAL_BYTES};
-use crate::service::{CPU_LIMIT_RANGE, MEMORY_MB_RANGE, TIMEOUT_MS_RANGE};
+use crate::data::service::{CPU_LIMIT_RANGE, MEMORY_MB_RANGE, TIMEOUT_MS_RANGE};
 
 /// An optional non-negative integer that also accepts integral floats (`2000.0`): JSON Schema's
 /// `integer` type does, so a client that validates against the document may send them. A

@@ -24,18 +24,18 @@ use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::routes::{JsonObject, run_job, shutting_down};
 use super::stream::Format;
-use crate::deps::{self, Modules};
+use crate::data::policy;
+use crate::data::report::Report;
+use crate::data::runtime::TypeScript;
+use crate::data::service::{self, CPU_LIMIT_RANGE, MEMORY_MB_RANGE, Overrides, RawService, TIMEOUT_MS_RANGE};
 use crate::engine::{DEFAULT_GRACE, Job};
 use crate::fsutil::{Cleanup, temp_name};
-use crate::identity::UidLease;
-use crate::policy;
-use crate::report::Report;
-use crate::runtime::TypeScript;
-use crate::service::{self, CPU_LIMIT_RANGE, MEMORY_MB_RANGE, Overrides, RawService, TIMEOUT_MS_RANGE};
+use crate::sandbox::identity::UidLease;
+use crate::store::deps::{self, Modules};
 
 /// The service name of every inline run (container hostname, report's `service`).
 pub const INLINE_NAME: &str = "inline";
-pub use crate::server_dirs::INLINE_DIR;
+pub use crate::engine::workdirs::INLINE_DIR;
 pub const MAX_FILES: usize = 256;
 pub const MAX_TOTAL_BYTES: usize = 4 * 1024 * 1024;
 pub const MAX_PATH_BYTES: usize = 512;

@@ -27,8 +27,8 @@ pub use auth::{KeyError, Keys};
 pub use conn::ConnLimits;
 pub use sessions::SessionConfig;
 
+use crate::engine::pool::{Pool, PoolConfig};
 use crate::engine::{DEFAULT_GRACE, Engine, Job};
-use crate::pool::{Pool, PoolConfig};
 use catalog::Catalog;
 use limits::{Admission, RateLimiter};
 
@@ -43,7 +43,7 @@ pub struct Config {
     pub addr: SocketAddr,
     pub keys: Keys,
     /// The host variables a service's `${NAME}` may read (never ignite's own).
-    pub pass_env: crate::service::PassEnv,
+    pub pass_env: crate::data::service::PassEnv,
     /// Allows serving a non-loopback address without keys.
     pub insecure_no_auth: bool,
     /// Take the client address from the last `X-Forwarded-For` entry (the one the proxy added).
@@ -222,7 +222,7 @@ fn prestart(state: &AppState) {
             continue;
         }
         let catalog::Lookup::Found(service) = state.catalog.lookup(&info.name, &Default::default()) else { continue };
-        let Ok(policy) = crate::policy::resolve(&service.dir, None, true) else { continue };
+        let Ok(policy) = crate::data::policy::resolve(&service.dir, None, true) else { continue };
         let job = Job {
             service: *service,
             input: String::new(),

@@ -120,7 +120,7 @@ pub(super) async fn document(State(st): State<Arc<AppState>>) -> Json<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::{CPU_LIMIT_RANGE, MEMORY_MB_RANGE, TIMEOUT_MS_RANGE};
+    use crate::data::service::{CPU_LIMIT_RANGE, MEMORY_MB_RANGE, TIMEOUT_MS_RANGE};
 
     const ERROR_REF: &str = "#/components/schemas/ErrorBody";
 

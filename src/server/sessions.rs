@@ -26,13 +26,13 @@ use super::error::{ApiError, ErrorBody};
 use super::inline::{self, InlineRequest};
 use super::routes::{JsonObject, Owner, bytes_rejection, parse_object, shutting_down};
 use super::stream::Format;
+use crate::data::report::{Report, rfc3339};
+use crate::engine::workdirs::{self, OwnerError, SessionOwner};
 use crate::fsutil::{At, IoError, remove_any};
-use crate::identity::{self, IdentityError, UidLease};
-use crate::report::{Report, rfc3339};
-use crate::server_dirs::{self, OwnerError, SessionOwner};
-use crate::spec::WORKSPACE_DIR;
+use crate::sandbox::identity::{self, IdentityError, UidLease};
+use crate::sandbox::spec::WORKSPACE_DIR;
 
-pub use crate::server_dirs::SESSIONS_DIR;
+pub use crate::engine::workdirs::SESSIONS_DIR;
 /// Files (inodes) a workspace may hold: the byte quota alone would let tiny files exhaust memory.
 const MAX_INODES: u64 = 16 * 1024;
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -67,7 +67,7 @@ struct Session {
     /// The uid every run of the session has, which owns the workspace; released after the
     /// workspace is gone (the field drops after `destroy` unmounts it).
     identity: Arc<UidLease>,
-    /// Marks the workspace as this server's (see [`server_dirs`]): dropped after `destroy`.
+    /// Marks the workspace as this server's (see [`workdirs`](crate::engine::workdirs)): dropped after `destroy`.
     _owner: SessionOwner,
 }
 
@@ -129,7 +129,7 @@ impl Sessions {
         let identity = Arc::new(identity::allocate(&self.state)?);
         let id = new_id().at(CREATE, &self.root)?;
         // Before the workspace exists: a reaper never sees it without its live owner.
-        let mark = server_dirs::own_session(&self.state, &id)?;
+        let mark = workdirs::own_session(&self.state, &id)?;
         let dir = self.root.join(&id);
         std::fs::create_dir(&dir).at(CREATE, &dir)?;
         let data = format!(
@@ -226,7 +226,7 @@ async fn destroy(s: Session) {
 }
 
 fn unmount(dir: &Path) {
-    server_dirs::unmount_workspace(dir);
+    workdirs::unmount_workspace(dir);
 }
 
 pub(super) fn routes() -> Router<Arc<AppState>> {

@@ -14,8 +14,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::error::ApiError;
-use crate::report::Report;
-use crate::supervisor::{OutputSink, Stream};
+use crate::data::report::Report;
+use crate::engine::supervisor::{OutputSink, Stream};
 
 pub const SSE: &str = "text/event-stream";
 pub const NDJSON: &str = "application/x-ndjson";

@@ -1,0 +1,1083 @@
+//! The pure spec builder: service + runtime + limits → `oci_spec::runtime::Spec`, and
+//! `validate`, which refuses any spec that lost a hardening property.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::network::{NetnsGrant, NetworkAttach, RESOLV_CONF};
+use crate::sandbox::spawn_guard::SpawnRule;
+use oci_spec::runtime::{
+    Capabilities, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
+    LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder,
+    LinuxSeccomp, LinuxSeccompAction, Mount, MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder,
+    RootBuilder, Spec, SpecBuilder, UserBuilder,
+};
+
+/// `nobody`, which owns no file in the rootfs or /app. Sandboxes never use it (each gets a uid
+/// of its own, see [`crate::sandbox::identity`]); the host-side TypeScript stripper does.
+pub const NOBODY_UID: u32 = 65534;
+pub const NOBODY_GID: u32 = 65534;
+/// Where the service directory appears inside the sandbox.
+pub const APP_DIR: &str = "/app";
+/// Where the service's installed npm dependencies appear (read-only). Module resolution walks up
+/// from `/app` to `/`, so `import "lodash"` finds `/node_modules/lodash` unless the service
+/// directory has its own `node_modules`.
+pub const NODE_MODULES_DIR: &str = "/node_modules";
+/// Where a session's workspace appears: the one writable bind mount a run may have. Under
+/// `/tmp` (a per-run tmpfs) so runc creates its mount point there, not in the shared rootfs.
+pub const WORKSPACE_DIR: &str = "/tmp/workspace";
+/// Where ignite's static entrypoint is bind-mounted (an empty placeholder in every rootfs).
+pub const INIT_PATH: &str = "/.ignite/init";
+/// Descriptor number of the entrypoint's private report pipe inside the container.
+pub const REPORT_FD: i32 = 3;
+/// Descriptor of the release pipe: after reporting the exit, the entrypoint keeps the
+/// container (and its cgroup) alive until the host closes this pipe.
+pub const RELEASE_FD: i32 = 4;
+/// Descriptors of the program's stdout and stderr pipes. The entrypoint makes them its own
+/// stdout and stderr (the program inherits them), so output reaches ignite directly, not
+/// through the OCI runtime's copy of the container's stdio, whose lag would race the exit
+/// report: once the entrypoint reports the exit, all output is in these pipes.
+pub const STDOUT_FD: i32 = 5;
+pub const STDERR_FD: i32 = 6;
+/// Descriptor of a warm sandbox's job pipe: the entrypoint reports `ready` and then reads one
+/// job message here (see [`crate::sandbox::init_proto::JobMessage`]) before it starts anything.
+pub const JOB_FD: i32 = 7;
+/// The entrypoint's flag for a warm sandbox: wait for the job on [`JOB_FD`].
+pub const WAIT_JOB_FLAG: &str = "--wait-job";
+pub const SANDBOX_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+pub const SANDBOX_HOME: &str = "/tmp";
+/// Linux refuses a single environment string longer than 32 pages (MAX_ARG_STRLEN).
+pub const MAX_ENV_STRING: usize = 32 * 4096 - 1;
+
+const CPU_PERIOD_US: u64 = 100_000;
+
+/// `/proc` and `/sys` paths hidden from the sandbox (Docker's list): kernel memory, keys,
+/// timing side channels, firmware and power-capping interfaces.
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    // Kernel symbol addresses help exploits; hidden whatever the host's kptr_restrict says.
+    "/proc/kallsyms",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// `/proc` paths the sandbox may read but never write (Docker's list).
+pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
+/// Namespaces every sandbox gets, all new. The one exception: a sandbox granted a network
+/// (a run whose policy enables it, the dependency install step) joins the network namespace
+/// ignite created for it with a user-mode network (see [`Grants::netns`]); without that grant
+/// a path would join an existing (e.g. the host's) namespace, and is refused.
+pub const NAMESPACES: &[LinuxNamespaceType] = &[
+    LinuxNamespaceType::Pid,
+    LinuxNamespaceType::Ipc,
+    LinuxNamespaceType::Uts,
+    LinuxNamespaceType::Mount,
+    LinuxNamespaceType::Network,
+    LinuxNamespaceType::Cgroup,
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("failed to build the OCI spec: {0}")]
+    Build(#[from] oci_spec::OciSpecError),
+    #[error("refusing an unsafe OCI spec: {0}")]
+    Unsafe(String),
+    #[error("environment variable {name} is {len} bytes; the kernel limit for one variable is {MAX_ENV_STRING} bytes")]
+    EnvTooLarge { name: String, len: usize },
+}
+
+/// Resource limits, already converted to the units the kernel uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    pub memory_bytes: u64,
+    /// CPUs as a fraction (1.5 = one and a half cores).
+    pub cpu_limit: f64,
+    pub pids: i64,
+    pub tmp_bytes: u64,
+    pub nofile: u64,
+}
+
+impl Limits {
+    pub const DEFAULT_PIDS: i64 = 128;
+    pub const DEFAULT_TMP_MB: u64 = 64;
+    pub const DEFAULT_NOFILE: u64 = 4096;
+
+    pub fn new(memory_mb: u32, cpu_limit: f64) -> Limits {
+        Limits {
+            memory_bytes: u64::from(memory_mb) * 1024 * 1024,
+            cpu_limit,
+            pids: Self::DEFAULT_PIDS,
+            tmp_bytes: Self::DEFAULT_TMP_MB * 1024 * 1024,
+            nofile: Self::DEFAULT_NOFILE,
+        }
+    }
+
+    fn cpu_quota_us(&self) -> i64 {
+        ((self.cpu_limit * CPU_PERIOD_US as f64).round() as i64).max(1000)
+    }
+}
+
+/// The run's own user ([`crate::sandbox::identity`]): its uid and gid, which also own `/tmp` and
+/// `/dev/shm`, and the host files bound read-only at `/etc/passwd` and `/etc/group` that name it.
+#[derive(Debug, Clone)]
+pub struct RunUser {
+    pub uid: u32,
+    pub gid: u32,
+    pub passwd: PathBuf,
+    pub group: PathBuf,
+}
+
+/// Everything the builder needs; all of it already validated by its owner.
+#[derive(Debug, Clone)]
+pub struct SpecInput {
+    /// Unpacked, shared, read-only rootfs of the runtime bundle; or, with `writable_root`, the
+    /// writable overlay ignite mounted over it for this one run.
+    pub rootfs: PathBuf,
+    /// The root is mounted read-write (a policy's `readOnly: false`). Only for an overlay that
+    /// ignite built for the run: such a spec passes [`validate_run`] with that path granted.
+    pub writable_root: bool,
+    /// A user-mode network to join instead of a loopback-only namespace (a policy's
+    /// `network.enabled: true`, or the install step); its resolv.conf is bound read-only.
+    pub network: Option<NetworkAttach>,
+    /// Mounted read-only at `/app`: the service directory, or a staged copy of it (e.g. with
+    /// TypeScript already stripped).
+    pub app_dir: PathBuf,
+    /// Installed dependencies, mounted read-only at [`NODE_MODULES_DIR`].
+    pub node_modules: Option<PathBuf>,
+    /// The service's own `node_modules`, mounted read-only at `/app/node_modules` when `app_dir`
+    /// is a staged copy (which has an empty directory there and does not copy packages).
+    pub app_node_modules: Option<PathBuf>,
+    /// A session's workspace (a host directory), mounted read-write, nosuid, nodev, noexec at
+    /// [`WORKSPACE_DIR`]; such a spec passes [`validate_session`] only.
+    pub workspace: Option<PathBuf>,
+    /// Host path of the static `ignite-init` binary.
+    pub init_binary: PathBuf,
+    /// Who the program runs as.
+    pub user: RunUser,
+    /// The runtime command, e.g. `["/usr/local/bin/bun", "run", "/app/index.ts"]`.
+    pub argv: Vec<String>,
+    /// Final environment, `KEY=VALUE` (see [`compose_env`]).
+    pub env: Vec<String>,
+    pub limits: Limits,
+    pub hostname: String,
+    /// cgroup path given to the OCI runtime (absolute: `/ignite/<id>`).
+    pub cgroups_path: String,
+    /// Entrypoint's backstop: it SIGKILLs the program this long after start even if the
+    /// host-side supervisor is gone.
+    pub kill_after_ms: u64,
+    /// What the program may start; the entrypoint enforces it right before it execs the runtime.
+    pub spawn: SpawnRule,
+    pub seccomp: LinuxSeccomp,
+    /// A warm sandbox: started ahead of its job, the entrypoint waits for the input on
+    /// [`JOB_FD`]; the spec then has no `IGNITE_INPUT` (it arrives with the job) and is
+    /// otherwise the one a cold run of the same job gets.
+    pub wait_job: bool,
+}
+
+/// Composes the sandbox environment. Later sources win: runtime defaults, then the
+/// service's env, then ignite's own variables (which the service cannot override).
+pub fn compose_env(
+    runtime_env: &BTreeMap<String, String>,
+    service_env: &BTreeMap<String, String>,
+    input: &str,
+) -> Result<Vec<String>, SpecError> {
+    let mut env: BTreeMap<&str, &str> = BTreeMap::new();
+    for (k, v) in runtime_env.iter().chain(service_env) {
+        env.insert(k, v);
+    }
+    env.insert("PATH", SANDBOX_PATH);
+    env.insert("HOME", SANDBOX_HOME);
+    env.insert(crate::sandbox::init_proto::INPUT_VAR, input);
+    env.into_iter()
+        .map(|(k, v)| {
+            let s = format!("{k}={v}");
+            if s.len() > MAX_ENV_STRING {
+                Err(SpecError::EnvTooLarge { name: k.to_string(), len: s.len() })
+            } else {
+                Ok(s)
+            }
+        })
+        .collect()
+}
+
+pub(super) fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount, SpecError> {
+    Ok(MountBuilder::default()
+        .destination(dest)
+        .typ(typ)
+        .source(source)
+        .options(options.iter().map(|s| (*s).to_string()).collect::<Vec<_>>())
+        .build()?)
+}
+
+/// Builds the spec. Pure: no I/O, same input → same output.
+pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
+    let l = &input.limits;
+    let tmp_size = format!("size={}k", l.tmp_bytes.div_ceil(1024));
+    // runc gives a tmpfs the mode of the directory it covers (0755 in the rootfs), so
+    // the writable mounts are owned by the sandbox user rather than made world-writable.
+    let user = &input.user;
+    // One option per array entry, as the OCI spec has them: runc joins the entries with commas
+    // anyway, but youki rejects a tmpfs whose single entry holds `uid=…,gid=…` (EINVAL).
+    let (tmp_uid, tmp_gid) = (format!("uid={}", user.uid), format!("gid={}", user.gid));
+    let mut mounts = vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
+        mount("/dev", "tmpfs", "tmpfs", &["nosuid", "noexec", "strictatime", "mode=755", "size=64k"])?,
+        mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", &tmp_size, &tmp_uid, &tmp_gid])?,
+        mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", "ro"])?,
+        // The only writable place; noexec so nothing written can be executed.
+        mount("/tmp", "tmpfs", "tmpfs", &["nosuid", "nodev", "noexec", "mode=1777", &tmp_size, &tmp_uid, &tmp_gid])?,
+        mount(APP_DIR, "bind", &input.app_dir.to_string_lossy(), &["bind", "ro", "nosuid", "nodev"])?,
+        mount(INIT_PATH, "bind", &input.init_binary.to_string_lossy(), &["bind", "ro", "nosuid", "nodev"])?,
+        mount("/etc/passwd", "bind", &user.passwd.to_string_lossy(), &["bind", "ro", "nosuid", "nodev", "noexec"])?,
+        mount("/etc/group", "bind", &user.group.to_string_lossy(), &["bind", "ro", "nosuid", "nodev", "noexec"])?,
+    ];
+    if let Some(modules) = &input.app_node_modules {
+        // After the /app mount, which holds its mount point.
+        let dest = format!("{APP_DIR}/node_modules");
+        mounts.push(mount(&dest, "bind", &modules.to_string_lossy(), &["bind", "ro", "nosuid", "nodev"])?);
+    }
+    if let Some(modules) = &input.node_modules {
+        mounts.push(mount(NODE_MODULES_DIR, "bind", &modules.to_string_lossy(), &["bind", "ro", "nosuid", "nodev"])?);
+    }
+    if let Some(ws) = &input.workspace {
+        // After /tmp, which holds its mount point.
+        mounts.push(mount(WORKSPACE_DIR, "bind", &ws.to_string_lossy(), &["bind", "rw", "nosuid", "nodev", "noexec"])?);
+    }
+    if let Some(net) = &input.network {
+        let source = net.resolv_conf.to_string_lossy();
+        mounts.push(mount(RESOLV_CONF, "bind", &source, &["bind", "ro", "nosuid", "nodev", "noexec"])?);
+    }
+
+    let mut args = vec![INIT_PATH.to_string(), "--kill-after-ms".to_string(), input.kill_after_ms.to_string()];
+    args.extend(input.spawn.to_args());
+    if input.wait_job {
+        args.push(WAIT_JOB_FLAG.into());
+    }
+    args.push("--".into());
+    args.extend(input.argv.iter().cloned());
+
+    let no_caps = Capabilities::new();
+    let capabilities = LinuxCapabilitiesBuilder::default()
+        .bounding(no_caps.clone())
+        .effective(no_caps.clone())
+        .inheritable(no_caps.clone())
+        .permitted(no_caps.clone())
+        .ambient(no_caps)
+        .build()?;
+
+    let rlimits = vec![
+        PosixRlimitBuilder::default().typ(PosixRlimitType::RlimitNofile).hard(l.nofile).soft(l.nofile).build()?,
+        PosixRlimitBuilder::default().typ(PosixRlimitType::RlimitCore).hard(0u64).soft(0u64).build()?,
+    ];
+
+    let process = ProcessBuilder::default()
+        .terminal(false)
+        .user(UserBuilder::default().uid(user.uid).gid(user.gid).additional_gids(Vec::<u32>::new()).build()?)
+        .args(args)
+        .env(if input.wait_job {
+            let input_var = format!("{}=", crate::sandbox::init_proto::INPUT_VAR);
+            input.env.iter().filter(|e| !e.starts_with(&input_var)).cloned().collect()
+        } else {
+            input.env.clone()
+        })
+        .cwd(APP_DIR)
+        .capabilities(capabilities)
+        .rlimits(rlimits)
+        .no_new_privileges(true)
+        // Under host memory pressure the sandbox is the first thing the kernel kills.
+        .oom_score_adj(1000)
+        .build()?;
+
+    let memory = LinuxMemoryBuilder::default()
+        .limit(l.memory_bytes as i64)
+        // swap == limit means "no swap": the limit is the program's real memory.
+        .swap(l.memory_bytes as i64)
+        .build()?;
+    let cpu = LinuxCpuBuilder::default().quota(l.cpu_quota_us()).period(CPU_PERIOD_US).build()?;
+    let resources = LinuxResourcesBuilder::default()
+        // Deny every device; the OCI runtime re-adds only null, zero, full, (u)random, tty.
+        .devices(vec![LinuxDeviceCgroupBuilder::default().allow(false).access("rwm").build()?])
+        .memory(memory)
+        .cpu(cpu)
+        .pids(LinuxPidsBuilder::default().limit(l.pids).build()?)
+        .build()?;
+
+    let namespaces = NAMESPACES
+        .iter()
+        .map(|t| {
+            let mut ns = LinuxNamespaceBuilder::default().typ(*t).build()?;
+            if *t == LinuxNamespaceType::Network
+                && let Some(net) = &input.network
+            {
+                ns.set_path(Some(net.netns.path.clone()));
+            }
+            Ok(ns)
+        })
+        .collect::<Result<Vec<_>, oci_spec::OciSpecError>>()?;
+
+    let linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .resources(resources)
+        .cgroups_path(PathBuf::from(&input.cgroups_path))
+        .seccomp(input.seccomp.clone())
+        .masked_paths(MASKED_PATHS.iter().map(|s| (*s).to_string()).collect::<Vec<_>>())
+        .readonly_paths(READONLY_PATHS.iter().map(|s| (*s).to_string()).collect::<Vec<_>>())
+        .rootfs_propagation("private")
+        .build()?;
+
+    Ok(SpecBuilder::default()
+        .version("1.0.2")
+        .root(RootBuilder::default().path(&input.rootfs).readonly(!input.writable_root).build()?)
+        .hostname(input.hostname.clone())
+        .mounts(mounts)
+        .process(process)
+        .linux(linux)
+        .build()?)
+}
+
+fn unsafe_spec(msg: impl Into<String>) -> SpecError {
+    SpecError::Unsafe(msg.into())
+}
+
+/// Checks every hardening property ignite promises. Runs on each spec before any
+/// privileged step, so a builder regression can never reach the OCI runtime.
+pub fn validate(spec: &Spec) -> Result<(), SpecError> {
+    validate_run(spec, &Grants::default())
+}
+
+/// [`validate`], except that `workspace` may be bind-mounted read-write (still nosuid, nodev,
+/// noexec) at [`WORKSPACE_DIR`]; any other writable bind is refused as before.
+pub fn validate_session(spec: &Spec, workspace: &Path) -> Result<(), SpecError> {
+    validate_run(spec, &Grants { workspace: Some(workspace), ..Grants::default() })
+}
+
+/// What a run's spec may have beyond the default sandbox, each tied to one exact thing ignite
+/// set up for this run. Everything not granted is refused as in [`validate`].
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Grants<'a> {
+    /// The network namespace joins exactly this one (which must not be the host's), instead of
+    /// a new loopback-only namespace: `security.network.enabled: true`.
+    pub netns: Option<&'a NetnsGrant>,
+    /// The root may be read-write when its path is exactly this one, the overlay ignite mounted
+    /// for the run: `security.filesystem.readOnly: false`.
+    pub writable_root: Option<&'a Path>,
+    /// [`WORKSPACE_DIR`] may be a read-write (nosuid, nodev, noexec) bind of this directory.
+    pub workspace: Option<&'a Path>,
+}
+
+/// [`validate`] with the departures `grants` allows, and only those.
+pub fn validate_run(spec: &Spec, grants: &Grants) -> Result<(), SpecError> {
+    validate_with(
+        spec,
+        &Allowances {
+            netns: grants.netns,
+            writable_tmp: None,
+            workspace: grants.workspace,
+            writable_root: grants.writable_root,
+        },
+    )
+}
+
+/// The only departures from a run's spec that [`validate_with`] accepts, each tied to one
+/// exact path: a run's [`Grants`], and the install step's writable `/tmp` (see `spec::install`).
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Allowances<'a> {
+    /// The network namespace must join exactly this one (one ignite created).
+    pub netns: Option<&'a NetnsGrant>,
+    /// `/tmp` may be a read-write (still nosuid, nodev) bind mount of this host directory.
+    pub writable_tmp: Option<&'a Path>,
+    /// [`WORKSPACE_DIR`] may be a read-write (nosuid, nodev, noexec) bind of this directory.
+    pub workspace: Option<&'a Path>,
+    /// The root may be read-write at exactly this path.
+    pub writable_root: Option<&'a Path>,
+}
+
+/// A granted namespace must be one ignite created, never the host's, and the spec must join
+/// exactly it: a sandbox that was granted a network never silently runs without it, nor in
+/// another namespace.
+fn check_netns_grant(spec: &Spec, grant: &NetnsGrant) -> Result<(), SpecError> {
+    if grant.host.is_empty() {
+        return Err(unsafe_spec(
+            "the host's network namespace is unknown, so the sandbox's cannot be told apart from it",
+        ));
+    }
+    if grant.host.contains(&grant.id) {
+        return Err(unsafe_spec(format!("network namespace {} is the host's", grant.path.display())));
+    }
+    let joins = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .and_then(|ns| ns.iter().find(|n| n.typ() == LinuxNamespaceType::Network))
+        .and_then(|n| n.path().clone());
+    if joins.as_deref() != Some(grant.path.as_path()) {
+        return Err(unsafe_spec("the network namespace is not the one ignite created for this sandbox"));
+    }
+    Ok(())
+}
+
+pub(super) fn validate_with(spec: &Spec, allow: &Allowances) -> Result<(), SpecError> {
+    let root = spec.root().as_ref().ok_or_else(|| unsafe_spec("no root"))?;
+    if root.readonly() != Some(true) {
+        match allow.writable_root {
+            Some(granted) if root.path() == granted => {}
+            Some(granted) => {
+                return Err(unsafe_spec(format!(
+                    "root filesystem {} is writable, and it is not the writable layer ignite built for this run ({})",
+                    root.path().display(),
+                    granted.display()
+                )));
+            }
+            None => return Err(unsafe_spec("root filesystem is not read-only")),
+        }
+    }
+    let process = spec.process().as_ref().ok_or_else(|| unsafe_spec("no process"))?;
+    if process.user().uid() == 0 || process.user().gid() == 0 {
+        return Err(unsafe_spec("process runs as root"));
+    }
+    // Only a uid of the run's own: one shared with anything else shares its per-user limits.
+    if !crate::sandbox::identity::is_run_uid(process.user().uid())
+        || !crate::sandbox::identity::is_run_uid(process.user().gid())
+    {
+        return Err(unsafe_spec(format!(
+            "process runs as uid {} gid {}, outside the range of run uids ({}..={})",
+            process.user().uid(),
+            process.user().gid(),
+            crate::sandbox::identity::FIRST_UID,
+            crate::sandbox::identity::LAST_UID
+        )));
+    }
+    if process.user().additional_gids().as_ref().is_some_and(|g| g.contains(&0)) {
+        return Err(unsafe_spec("process has supplementary group 0"));
+    }
+    if process.no_new_privileges() != Some(true) {
+        return Err(unsafe_spec("no_new_privileges is not set"));
+    }
+    if process.terminal() == Some(true) {
+        return Err(unsafe_spec("a terminal is attached"));
+    }
+    let caps = process.capabilities().as_ref().ok_or_else(|| unsafe_spec("capability sets are not set explicitly"))?;
+    for (set, name) in [
+        (caps.bounding(), "bounding"),
+        (caps.effective(), "effective"),
+        (caps.inheritable(), "inheritable"),
+        (caps.permitted(), "permitted"),
+        (caps.ambient(), "ambient"),
+    ] {
+        match set {
+            Some(s) if s.is_empty() => {}
+            _ => return Err(unsafe_spec(format!("{name} capability set is not empty"))),
+        }
+    }
+    let rlimits = process.rlimits().as_deref().unwrap_or(&[]);
+    if rlimits.iter().any(|r| r.typ() == PosixRlimitType::RlimitAs) {
+        return Err(unsafe_spec("RLIMIT_AS is set (V8 reserves large address ranges; use the memory cgroup)"));
+    }
+    if !rlimits.iter().any(|r| r.typ() == PosixRlimitType::RlimitCore && r.hard() == 0) {
+        return Err(unsafe_spec("core dumps are not disabled"));
+    }
+    if !rlimits.iter().any(|r| r.typ() == PosixRlimitType::RlimitNofile) {
+        return Err(unsafe_spec("RLIMIT_NOFILE is not set"));
+    }
+
+    let linux = spec.linux().as_ref().ok_or_else(|| unsafe_spec("no linux section"))?;
+    let namespaces = linux.namespaces().as_deref().unwrap_or(&[]);
+    for want in NAMESPACES {
+        match namespaces.iter().find(|n| n.typ() == *want) {
+            None => return Err(unsafe_spec(format!("{want:?} namespace is missing"))),
+            Some(n) => match n.path() {
+                None => {}
+                Some(p) if *want == LinuxNamespaceType::Network && allow.netns.is_some_and(|g| g.path == *p) => {}
+                Some(p) => {
+                    return Err(unsafe_spec(format!(
+                        "{want:?} namespace joins an existing namespace ({})",
+                        p.display()
+                    )));
+                }
+            },
+        }
+    }
+    if let Some(grant) = allow.netns {
+        check_netns_grant(spec, grant)?;
+    }
+    let res = linux.resources().as_ref().ok_or_else(|| unsafe_spec("no resource limits"))?;
+    let mem = res.memory().as_ref().ok_or_else(|| unsafe_spec("no memory limit"))?;
+    match (mem.limit(), mem.swap()) {
+        (Some(l), Some(s)) if l > 0 && l == s => {}
+        _ => return Err(unsafe_spec("memory limit missing or swap differs from it")),
+    }
+    if res.pids().as_ref().is_none_or(|p| p.limit() <= 0) {
+        return Err(unsafe_spec("no pids limit"));
+    }
+    if !res.cpu().as_ref().is_some_and(|c| c.quota().is_some_and(|q| q > 0) && c.period().is_some()) {
+        return Err(unsafe_spec("no CPU quota"));
+    }
+    let seccomp = linux.seccomp().as_ref().ok_or_else(|| unsafe_spec("no seccomp profile"))?;
+    if matches!(seccomp.default_action(), LinuxSeccompAction::ScmpActAllow | LinuxSeccompAction::ScmpActLog) {
+        return Err(unsafe_spec("seccomp default action allows unknown syscalls"));
+    }
+    let masked = linux.masked_paths().as_deref().unwrap_or(&[]);
+    for p in MASKED_PATHS {
+        if !masked.iter().any(|m| m == p) {
+            return Err(unsafe_spec(format!("{p} is not masked")));
+        }
+    }
+    let ro = linux.readonly_paths().as_deref().unwrap_or(&[]);
+    for p in READONLY_PATHS {
+        if !ro.iter().any(|m| m == p) {
+            return Err(unsafe_spec(format!("{p} is not read-only")));
+        }
+    }
+
+    for m in spec.mounts().as_deref().unwrap_or(&[]) {
+        let opts = m.options().as_deref().unwrap_or(&[]);
+        let has = |o: &str| opts.iter().any(|x| x == o);
+        let dest = m.destination();
+        let is_bind = has("bind") || has("rbind");
+        let writable_ok = allow.writable_tmp.is_some_and(|src| {
+            dest == Path::new("/tmp") && m.source().as_deref() == Some(src) && has("bind") && !has("rbind")
+        });
+        let workspace_ok = allow.workspace.is_some_and(|src| {
+            dest == Path::new(WORKSPACE_DIR)
+                && m.source().as_deref() == Some(src)
+                && has("bind")
+                && !has("rbind")
+                && has("noexec")
+        });
+        if is_bind && !(has("nosuid") && has("nodev") && (has("ro") || writable_ok || workspace_ok)) {
+            return Err(unsafe_spec(format!("bind mount {} is not ro,nosuid,nodev", dest.display())));
+        }
+        if !is_bind && !has("nosuid") {
+            return Err(unsafe_spec(format!("mount {} is not nosuid", dest.display())));
+        }
+        if dest == Path::new("/sys") && !has("ro") {
+            return Err(unsafe_spec("/sys is writable"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::LinuxSeccompBuilder;
+
+    fn input() -> SpecInput {
+        SpecInput {
+            rootfs: "/var/lib/ignite/rootfs/sha256-ab".into(),
+            app_dir: "/srv/hello".into(),
+            node_modules: None,
+            app_node_modules: None,
+            workspace: None,
+            writable_root: false,
+            network: None,
+            init_binary: "/usr/local/bin/ignite-init".into(),
+            user: RunUser {
+                uid: 200_123,
+                gid: 200_123,
+                passwd: "/run/ignite/uids/200123.passwd".into(),
+                group: "/run/ignite/uids/200123.group".into(),
+            },
+            argv: vec!["/usr/local/bin/bun".into(), "run".into(), "/app/index.ts".into()],
+            env: compose_env(&BTreeMap::new(), &BTreeMap::new(), "{}").unwrap(),
+            limits: Limits::new(64, 0.5),
+            hostname: "hello".into(),
+            cgroups_path: "/ignite/ig-1".into(),
+            kill_after_ms: 7000,
+            wait_job: false,
+            spawn: SpawnRule::NoSpawn,
+            seccomp: LinuxSeccompBuilder::default().default_action(LinuxSeccompAction::ScmpActErrno).build().unwrap(),
+        }
+    }
+
+    fn built() -> Spec {
+        build(&input()).unwrap()
+    }
+
+    #[test]
+    fn generated_spec_validates() {
+        validate(&built()).unwrap();
+    }
+
+    #[test]
+    fn root_is_read_only_and_app_is_a_read_only_bind() {
+        let s = built();
+        assert_eq!(s.root().as_ref().unwrap().readonly(), Some(true));
+        let app = s.mounts().as_ref().unwrap().iter().find(|m| m.destination() == Path::new("/app")).unwrap();
+        assert_eq!(app.source().as_deref(), Some(Path::new("/srv/hello")));
+        let o = app.options().as_ref().unwrap();
+        for want in ["bind", "ro", "nosuid", "nodev"] {
+            assert!(o.iter().any(|x| x == want), "{want} missing: {o:?}");
+        }
+    }
+
+    #[test]
+    fn node_modules_is_mounted_read_only_only_when_given() {
+        let find = |s: &Spec| {
+            s.mounts().as_ref().unwrap().iter().find(|m| m.destination() == Path::new(NODE_MODULES_DIR)).cloned()
+        };
+        assert!(find(&built()).is_none());
+        let mut i = input();
+        i.node_modules = Some("/var/lib/ignite/deps/sha256-cd/node_modules".into());
+        let s = build(&i).unwrap();
+        validate(&s).unwrap();
+        let m = find(&s).expect("node_modules mount");
+        assert_eq!(m.source().as_deref(), Some(Path::new("/var/lib/ignite/deps/sha256-cd/node_modules")));
+        let o = m.options().as_ref().unwrap();
+        for want in ["bind", "ro", "nosuid", "nodev"] {
+            assert!(o.iter().any(|x| x == want), "{want} missing: {o:?}");
+        }
+    }
+
+    #[test]
+    fn app_node_modules_is_mounted_read_only_after_app() {
+        let dest = Path::new("/app/node_modules");
+        assert!(built().mounts().as_ref().unwrap().iter().all(|m| m.destination() != dest));
+        let mut i = input();
+        i.app_node_modules = Some("/srv/hello/node_modules".into());
+        let s = build(&i).unwrap();
+        validate(&s).unwrap();
+        let mounts = s.mounts().as_ref().unwrap();
+        let at = |d: &Path| mounts.iter().position(|m| m.destination() == d).expect("mount");
+        assert!(at(dest) > at(Path::new(APP_DIR)), "mounted before its mount point exists");
+        let m = &mounts[at(dest)];
+        assert_eq!(m.source().as_deref(), Some(Path::new("/srv/hello/node_modules")));
+        let o = m.options().as_ref().unwrap();
+        for want in ["bind", "ro", "nosuid", "nodev"] {
+            assert!(o.iter().any(|x| x == want), "{want} missing: {o:?}");
+        }
+    }
+
+    #[test]
+    fn only_a_session_spec_may_bind_its_workspace_read_write() {
+        let ws = Path::new("/var/lib/ignite-state/sessions/s1");
+        let mut i = input();
+        i.workspace = Some(ws.to_path_buf());
+        let s = build(&i).unwrap();
+        let m = s.mounts().as_ref().unwrap().iter().find(|m| m.destination() == Path::new(WORKSPACE_DIR)).unwrap();
+        let o = m.options().as_ref().unwrap();
+        for want in ["bind", "rw", "nosuid", "nodev", "noexec"] {
+            assert!(o.iter().any(|x| x == want), "{want} missing: {o:?}");
+        }
+        validate_session(&s, ws).unwrap();
+        validate_session(&built(), ws).unwrap();
+        assert!(validate(&s).unwrap_err().to_string().contains("not ro,nosuid,nodev"));
+        assert!(validate_session(&s, Path::new("/elsewhere")).is_err(), "another source");
+
+        type Mutation = Box<dyn Fn(&mut Mount)>;
+        let cases: Vec<(&str, Mutation)> = vec![
+            (
+                "other destination",
+                Box::new(|m: &mut Mount| {
+                    m.set_destination("/app/ws".into());
+                }),
+            ),
+            (
+                "exec",
+                Box::new(|m: &mut Mount| {
+                    m.set_options(Some(vec!["bind".into(), "nosuid".into(), "nodev".into()]));
+                }),
+            ),
+            (
+                "rbind",
+                Box::new(|m: &mut Mount| {
+                    m.set_options(Some(vec!["rbind".into(), "nosuid".into(), "nodev".into(), "noexec".into()]));
+                }),
+            ),
+            (
+                "suid",
+                Box::new(|m: &mut Mount| {
+                    m.set_options(Some(vec!["bind".into(), "nodev".into(), "noexec".into()]));
+                }),
+            ),
+        ];
+        for (what, mutate) in cases {
+            let mut s = build(&i).unwrap();
+            for m in s.mounts_mut().as_mut().unwrap().iter_mut() {
+                if m.destination() == Path::new(WORKSPACE_DIR) {
+                    mutate(m);
+                }
+            }
+            assert!(validate_session(&s, ws).is_err(), "{what} accepted");
+        }
+        // Any other read-write bind stays refused in a session spec.
+        let mut s = build(&i).unwrap();
+        for m in s.mounts_mut().as_mut().unwrap().iter_mut() {
+            if m.destination() == Path::new(APP_DIR) {
+                m.set_options(Some(vec!["bind".into(), "nosuid".into(), "nodev".into(), "noexec".into()]));
+            }
+        }
+        assert!(validate_session(&s, ws).is_err(), "a writable /app was accepted");
+    }
+
+    #[test]
+    fn a_writable_root_passes_only_as_the_granted_overlay() {
+        let layer = Path::new("/run/ignite/grants/ig-1/root");
+        let mut i = input();
+        i.rootfs = layer.to_path_buf();
+        i.writable_root = true;
+        let s = build(&i).unwrap();
+        assert_eq!(s.root().as_ref().unwrap().readonly(), Some(false));
+        validate_run(&s, &Grants { writable_root: Some(layer), ..Grants::default() }).unwrap();
+        // Not granted: the plain validator and a session's refuse it.
+        assert!(validate(&s).unwrap_err().to_string().contains("root filesystem is not read-only"));
+        assert!(validate_session(&s, Path::new("/ws")).is_err());
+        // Granted for another path (e.g. the spec names the shared rootfs itself).
+        let e = validate_run(
+            &s,
+            &Grants { writable_root: Some(Path::new("/run/ignite/grants/ig-2/root")), ..Grants::default() },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("not the writable layer ignite built"), "{e}");
+        let mut shared = input();
+        shared.writable_root = true;
+        let e = validate_run(&build(&shared).unwrap(), &Grants { writable_root: Some(layer), ..Grants::default() })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sha256-ab is writable"), "{e}");
+        // A grant does not oblige: a read-only root still passes with it.
+        validate_run(&built(), &Grants { writable_root: Some(layer), ..Grants::default() }).unwrap();
+    }
+
+    fn network() -> NetworkAttach {
+        NetworkAttach {
+            netns: NetnsGrant {
+                path: "/proc/77/task/78/ns/net".into(),
+                id: crate::sandbox::spec::NsId { dev: 4, ino: 4026532177 },
+                host: vec![crate::sandbox::spec::NsId { dev: 4, ino: 4026531833 }],
+            },
+            resolv_conf: "/run/ignite/grants/ig-1/resolv.conf".into(),
+        }
+    }
+
+    fn netns_path(s: &Spec) -> Option<PathBuf> {
+        let ns = s.linux().as_ref().unwrap().namespaces().as_ref().unwrap();
+        ns.iter().find(|n| n.typ() == LinuxNamespaceType::Network).unwrap().path().clone()
+    }
+
+    #[test]
+    fn a_network_joins_only_the_granted_namespace_and_gets_its_resolver() {
+        let net = network();
+        let mut i = input();
+        i.network = Some(net.clone());
+        let s = build(&i).unwrap();
+        assert_eq!(netns_path(&s).as_deref(), Some(Path::new("/proc/77/task/78/ns/net")));
+        let resolv = s.mounts().as_ref().unwrap().iter().find(|m| m.destination() == Path::new(RESOLV_CONF)).unwrap();
+        assert_eq!(resolv.source().as_deref(), Some(net.resolv_conf.as_path()));
+        let o = resolv.options().as_ref().unwrap();
+        for want in ["bind", "ro", "nosuid", "nodev", "noexec"] {
+            assert!(o.iter().any(|x| x == want), "{want} missing: {o:?}");
+        }
+        validate_run(&s, &Grants { netns: Some(&net.netns), ..Grants::default() }).unwrap();
+        assert!(validate(&s).unwrap_err().to_string().contains("joins an existing namespace"));
+
+        // The grant names the host's namespace (by identity, whatever the path says).
+        let mut host = net.netns.clone();
+        host.id = host.host[0];
+        let e = validate_run(&s, &Grants { netns: Some(&host), ..Grants::default() }).unwrap_err().to_string();
+        assert!(e.contains("is the host's"), "{e}");
+        // The host's namespace is unknown.
+        let mut unknown = net.netns.clone();
+        unknown.host.clear();
+        assert!(validate_run(&s, &Grants { netns: Some(&unknown), ..Grants::default() }).is_err());
+        // Granted, but the spec does not join it (a run that asked for a network never
+        // silently runs without one).
+        let e =
+            validate_run(&built(), &Grants { netns: Some(&net.netns), ..Grants::default() }).unwrap_err().to_string();
+        assert!(e.contains("not the one ignite created"), "{e}");
+        // Granted, but the spec joins another one.
+        let mut other = i.clone();
+        other.network.as_mut().unwrap().netns.path = "/proc/1/ns/net".into();
+        let e = validate_run(&build(&other).unwrap(), &Grants { netns: Some(&net.netns), ..Grants::default() })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("joins an existing namespace (/proc/1/ns/net)"), "{e}");
+    }
+
+    #[test]
+    fn tmp_is_a_capped_noexec_tmpfs() {
+        let s = built();
+        let tmp = s.mounts().as_ref().unwrap().iter().find(|m| m.destination() == Path::new("/tmp")).unwrap();
+        assert_eq!(tmp.typ().as_deref(), Some("tmpfs"));
+        let o = tmp.options().as_ref().unwrap();
+        assert!(o.contains(&"size=65536k".to_string()), "{o:?}");
+        assert!(o.contains(&"noexec".to_string()) && o.contains(&"nosuid".to_string()));
+        // Writable by the sandbox user although runc copies the rootfs dir's 0755 mode.
+        assert!(o.contains(&"uid=200123".to_string()) && o.contains(&"gid=200123".to_string()), "{o:?}");
+    }
+
+    #[test]
+    fn all_namespaces_are_new() {
+        let s = built();
+        let ns = s.linux().as_ref().unwrap().namespaces().as_ref().unwrap();
+        for t in NAMESPACES {
+            let n = ns.iter().find(|n| n.typ() == *t).unwrap_or_else(|| panic!("{t:?} missing"));
+            assert!(n.path().is_none());
+        }
+        assert!(ns.iter().any(|n| n.typ() == LinuxNamespaceType::Network));
+    }
+
+    #[test]
+    fn no_capabilities_no_new_privs_non_root() {
+        let s = built();
+        let p = s.process().as_ref().unwrap();
+        let c = p.capabilities().as_ref().unwrap();
+        assert!(c.bounding().as_ref().unwrap().is_empty());
+        assert!(c.effective().as_ref().unwrap().is_empty());
+        assert!(c.permitted().as_ref().unwrap().is_empty());
+        assert!(c.ambient().as_ref().unwrap().is_empty());
+        assert!(c.inheritable().as_ref().unwrap().is_empty());
+        assert_eq!(p.no_new_privileges(), Some(true));
+        assert_eq!(p.user().uid(), 200_123);
+        assert_eq!(p.user().gid(), 200_123);
+        assert_ne!(p.user().uid(), 0);
+    }
+
+    #[test]
+    fn only_a_run_uid_passes() {
+        for (uid, gid, why) in [
+            (0, 200_123, "process runs as root"),
+            (200_123, 0, "process runs as root"),
+            (NOBODY_UID, NOBODY_GID, "outside the range of run uids"),
+            (1000, 200_123, "outside the range of run uids"),
+            (200_123, crate::sandbox::identity::LAST_UID + 1, "outside the range of run uids"),
+        ] {
+            let mut i = input();
+            (i.user.uid, i.user.gid) = (uid, gid);
+            let e = validate(&build(&i).unwrap()).unwrap_err().to_string();
+            assert!(e.contains(why), "{uid}:{gid}: {e}");
+        }
+        let mut i = input();
+        (i.user.uid, i.user.gid) = (crate::sandbox::identity::LAST_UID, crate::sandbox::identity::FIRST_UID);
+        validate(&build(&i).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn limits_are_applied() {
+        let s = built();
+        let r = s.linux().as_ref().unwrap().resources().as_ref().unwrap();
+        let m = r.memory().as_ref().unwrap();
+        assert_eq!(m.limit(), Some(64 * 1024 * 1024));
+        assert_eq!(m.swap(), Some(64 * 1024 * 1024));
+        let cpu = r.cpu().as_ref().unwrap();
+        assert_eq!(cpu.quota(), Some(50_000));
+        assert_eq!(cpu.period(), Some(100_000));
+        assert_eq!(r.pids().as_ref().unwrap().limit(), Limits::DEFAULT_PIDS);
+        let rl = s.process().as_ref().unwrap().rlimits().as_ref().unwrap();
+        assert!(rl.iter().any(|r| r.typ() == PosixRlimitType::RlimitCore && r.hard() == 0 && r.soft() == 0));
+        assert!(rl.iter().any(|r| r.typ() == PosixRlimitType::RlimitNofile && r.hard() == 4096));
+        assert!(!rl.iter().any(|r| r.typ() == PosixRlimitType::RlimitAs));
+    }
+
+    #[test]
+    fn masked_and_readonly_paths() {
+        let s = built();
+        let l = s.linux().as_ref().unwrap();
+        assert!(l.masked_paths().as_ref().unwrap().contains(&"/proc/kcore".to_string()));
+        assert!(l.readonly_paths().as_ref().unwrap().contains(&"/proc/sysrq-trigger".to_string()));
+    }
+
+    #[test]
+    fn entrypoint_wraps_the_runtime_command() {
+        let s = built();
+        let args = s.process().as_ref().unwrap().args().as_ref().unwrap();
+        assert_eq!(args[0], INIT_PATH);
+        assert_eq!(&args[1..6], &["--kill-after-ms", "7000", "--spawn", "none", "--"]);
+        assert_eq!(&args[6..], &["/usr/local/bin/bun", "run", "/app/index.ts"]);
+    }
+
+    #[test]
+    fn a_warm_spec_is_the_cold_one_without_the_input_and_with_the_job_flag() {
+        let cold = built();
+        let mut i = input();
+        i.wait_job = true;
+        let warm = build(&i).unwrap();
+        validate(&warm).unwrap();
+        let (cp, wp) = (cold.process().as_ref().unwrap(), warm.process().as_ref().unwrap());
+        let mut want_args = cp.args().clone().unwrap();
+        let end = want_args.iter().position(|a| a == "--").unwrap();
+        want_args.insert(end, WAIT_JOB_FLAG.to_string());
+        assert_eq!(wp.args().as_ref().unwrap(), &want_args);
+        let want_env: Vec<String> =
+            cp.env().clone().unwrap().into_iter().filter(|e| !e.starts_with("IGNITE_INPUT=")).collect();
+        assert_eq!(wp.env().as_ref().unwrap(), &want_env);
+        assert!(want_env.len() + 1 == cp.env().as_ref().unwrap().len());
+        // Everything else is identical: the same protections, limits and mounts.
+        let mut same = warm.clone();
+        let mut p = wp.clone();
+        p.set_args(cp.args().clone());
+        p.set_env(cp.env().clone());
+        same.set_process(Some(p));
+        assert_eq!(serde_json::to_value(&same).unwrap(), serde_json::to_value(&cold).unwrap());
+    }
+
+    #[test]
+    fn the_spawn_rule_reaches_the_entrypoint_before_the_program() {
+        let mut i = input();
+        i.spawn = SpawnRule::Commands(vec!["/usr/local/bin/bun".into(), "/app/tool".into()]);
+        let s = build(&i).unwrap();
+        let args = s.process().as_ref().unwrap().args().clone().unwrap();
+        let end = args.iter().position(|a| a == "--").unwrap();
+        assert_eq!(
+            &args[3..end],
+            &["--spawn", "commands", "--allow-exec", "/usr/local/bin/bun", "--allow-exec", "/app/tool"]
+        );
+        assert_eq!(&args[end + 1..], &["/usr/local/bin/bun", "run", "/app/index.ts"]);
+    }
+
+    #[test]
+    fn env_has_input_path_home_and_ignite_wins() {
+        let mut svc = BTreeMap::new();
+        svc.insert("DEBUG".to_string(), "1".to_string());
+        let mut rt = BTreeMap::new();
+        rt.insert("DEBUG".to_string(), "0".to_string());
+        rt.insert("PATH".to_string(), "/evil".to_string());
+        let env = compose_env(&rt, &svc, "{\"a\":1}").unwrap();
+        assert!(env.contains(&"DEBUG=1".to_string()));
+        assert!(env.contains(&"IGNITE_INPUT={\"a\":1}".to_string()));
+        assert!(env.contains(&format!("PATH={SANDBOX_PATH}")));
+        assert!(env.contains(&format!("HOME={SANDBOX_HOME}")));
+        let big = "x".repeat(MAX_ENV_STRING);
+        assert!(matches!(compose_env(&rt, &svc, &big), Err(SpecError::EnvTooLarge { .. })));
+    }
+
+    #[test]
+    fn validate_rejects_each_lost_property() {
+        // Each mutation removes one property; validate must notice every one.
+        type Mutation = Box<dyn Fn(&mut Spec)>;
+        let mut cases: Vec<(&str, Mutation)> = vec![];
+        cases.push((
+            "read-only",
+            Box::new(|s: &mut Spec| {
+                s.root_mut().as_mut().unwrap().set_readonly(Some(false));
+            }),
+        ));
+        cases.push((
+            "root",
+            Box::new(|s: &mut Spec| {
+                s.process_mut().as_mut().unwrap().user_mut().set_uid(0);
+            }),
+        ));
+        cases.push((
+            "no_new_privileges",
+            Box::new(|s: &mut Spec| {
+                s.process_mut().as_mut().unwrap().set_no_new_privileges(Some(false));
+            }),
+        ));
+        cases.push((
+            "bounding",
+            Box::new(|s: &mut Spec| {
+                let mut caps = Capabilities::new();
+                caps.insert(oci_spec::runtime::Capability::SysAdmin);
+                let p = s.process_mut().as_mut().unwrap();
+                let mut c = p.capabilities().clone().unwrap();
+                c.set_bounding(Some(caps));
+                p.set_capabilities(Some(c));
+            }),
+        ));
+        cases.push((
+            "Network",
+            Box::new(|s: &mut Spec| {
+                let l = s.linux_mut().as_mut().unwrap();
+                let ns: Vec<_> = l
+                    .namespaces()
+                    .clone()
+                    .unwrap()
+                    .into_iter()
+                    .filter(|n| n.typ() != LinuxNamespaceType::Network)
+                    .collect();
+                l.set_namespaces(Some(ns));
+            }),
+        ));
+        cases.push((
+            "joins",
+            Box::new(|s: &mut Spec| {
+                let l = s.linux_mut().as_mut().unwrap();
+                let mut ns = l.namespaces().clone().unwrap();
+                for n in &mut ns {
+                    if n.typ() == LinuxNamespaceType::Network {
+                        n.set_path(Some("/proc/1/ns/net".into()));
+                    }
+                }
+                l.set_namespaces(Some(ns));
+            }),
+        ));
+        cases.push((
+            "swap",
+            Box::new(|s: &mut Spec| {
+                let r = s.linux_mut().as_mut().unwrap().resources_mut().as_mut().unwrap();
+                r.memory_mut().as_mut().unwrap().set_swap(Some(-1));
+            }),
+        ));
+        cases.push((
+            "pids",
+            Box::new(|s: &mut Spec| {
+                s.linux_mut().as_mut().unwrap().resources_mut().as_mut().unwrap().set_pids(None);
+            }),
+        ));
+        cases.push((
+            "seccomp",
+            Box::new(|s: &mut Spec| {
+                s.linux_mut().as_mut().unwrap().set_seccomp(None);
+            }),
+        ));
+        cases.push((
+            "allows unknown",
+            Box::new(|s: &mut Spec| {
+                let sc =
+                    LinuxSeccompBuilder::default().default_action(LinuxSeccompAction::ScmpActAllow).build().unwrap();
+                s.linux_mut().as_mut().unwrap().set_seccomp(Some(sc));
+            }),
+        ));
+        cases.push((
+            "RLIMIT_AS",
+            Box::new(|s: &mut Spec| {
+                let p = s.process_mut().as_mut().unwrap();
+                let mut rl = p.rlimits().clone().unwrap();
+                rl.push(
+                    PosixRlimitBuilder::default()
+                        .typ(PosixRlimitType::RlimitAs)
+                        .hard(1u64 << 30)
+                        .soft(1u64 << 30)
+                        .build()
+                        .unwrap(),
+                );
+                p.set_rlimits(Some(rl));
+            }),
+        ));
+        cases.push((
+            "masked",
+            Box::new(|s: &mut Spec| {
+                s.linux_mut().as_mut().unwrap().set_masked_paths(Some(vec![]));
+            }),
+        ));
+        cases.push((
+            "ro,nosuid,nodev",
+            Box::new(|s: &mut Spec| {
+                let mounts = s.mounts_mut().as_mut().unwrap();
+                for m in mounts.iter_mut() {
+                    if m.destination() == Path::new("/app") {
+                        m.set_options(Some(vec!["bind".into(), "nosuid".into(), "nodev".into()]));
+                    }
+                }
+            }),
+        ));
+        for (want, mutate) in cases {
+            let mut s = built();
+            mutate(&mut s);
+            let err = validate(&s).expect_err(want).to_string();
+            assert!(err.contains(want), "expected {want:?} in {err:?}");
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! What ignite keeps on disk between runs: runtime bundles and their unpacked root
+//! filesystems, installed npm dependency trees, staged (type-stripped) copies of services, and
+//! `ignite.lock` fingerprints of a service directory.
+
+pub mod bundle;
+pub mod deps;
+pub mod lock;
+pub mod stage;
