@@ -848,7 +848,7 @@ fn settings(g: &GlobalArgs) -> anyhow::Result<Settings> {
         Some(p) if !p.as_os_str().is_empty() => {
             // Named explicitly: a missing or empty file is an error now, not an install that
             // fails later for lack of the certificate.
-            ignite::store::deps::install::check_certificates(p).map_err(|problem| {
+            ignite::engine::install::check_certificates(p).map_err(|problem| {
                 anyhow!("CA certificate file {} (--install-ca-file / NODE_EXTRA_CA_CERTS) {problem}", p.display())
             })?;
             Some(p.clone())

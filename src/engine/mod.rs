@@ -2,6 +2,7 @@
 //! It resolves the runtime, makes sure its bundle and the service's npm dependencies are
 //! present, builds and validates the spec, and hands the run to the supervisor.
 
+pub mod install;
 pub mod pool;
 pub mod supervisor;
 pub mod workdirs;
@@ -19,6 +20,7 @@ use crate::data::report::rfc3339;
 use crate::data::report::{InstallReport, Report};
 use crate::data::runtime::{Registry, ResolvedRuntime, RuntimeError, TypeScript};
 use crate::data::service::Service;
+use crate::engine::install::{InstallError, Installer};
 use crate::engine::supervisor::{
     Launched, OutputSink, RunPlan, StateDir, Supervisor, SupervisorError, Teardown, new_run_id,
 };
@@ -31,7 +33,7 @@ use crate::sandbox::spawn_guard::{self, SpawnRule};
 use crate::sandbox::spec::seccomp::{SeccompError, SeccompProfile};
 use crate::sandbox::spec::{self, Limits, SpecError, SpecInput};
 use crate::store::bundle::{BundleError, BundleStatus, BundleStore, Progress, resident};
-use crate::store::deps::{self, DepsCache, DepsError, Installer, Lease, Modules};
+use crate::store::deps::{self, DepsCache, DepsError, Lease, Modules};
 use crate::store::stage::{self, StageError, StagedApp, Stager, Stripper};
 
 /// Time between SIGTERM and SIGKILL at the time limit.
@@ -67,6 +69,8 @@ pub enum EngineError {
     MissingDependency { service: String, name: String, problem: String },
     #[error(transparent)]
     Deps(#[from] DepsError),
+    #[error(transparent)]
+    Install(#[from] InstallError),
     #[error(transparent)]
     Spawn(#[from] spawn_guard::GuardError),
     #[error(transparent)]
@@ -570,7 +574,7 @@ impl Engine {
                     init_binary: &self.settings.init_binary,
                     ca_file: self.settings.ca_file.as_deref(),
                 };
-                let outcome = installer.ensure(plan, progress, cancel).await.map_err(DepsError::from)?;
+                let outcome = installer.ensure(plan, progress, cancel).await?;
                 (Some(outcome.lease), Some(outcome.report))
             }
             Modules::None | Modules::Vendored(_) => (None, None),
@@ -589,7 +593,7 @@ impl Engine {
                 ids.push(id);
             }
         }
-        ids.extend(deps::install::reap_stale(&self.state));
+        ids.extend(install::reap_stale(&self.state));
         self.deps.reap_temps();
         // Last: the uids of dead runs are free already (their locks died with them); this
         // removes their files.

@@ -10,7 +10,6 @@
 //!   ([`crate::sandbox::netns`]), torn down on every path.
 
 pub mod cache;
-pub mod install;
 pub mod specs;
 pub mod tree;
 
@@ -23,7 +22,6 @@ use crate::data::service::Service;
 use crate::fsutil::svcdir::{self, ReadError, Rule};
 
 pub use cache::{DepsCache, Lease};
-pub use install::{InstallOutcome, Installer};
 
 /// The runtime whose package manager installs dependencies (`bun install`): the default
 /// version of the built-in Bun, whichever runtime the service itself runs on.
@@ -57,8 +55,6 @@ pub enum DepsError {
     File(#[from] ReadError),
     #[error(transparent)]
     Cache(#[from] cache::CacheError),
-    #[error(transparent)]
-    Install(#[from] install::InstallError),
 }
 
 /// Which `node_modules` a run of a service sees.

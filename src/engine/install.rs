@@ -25,9 +25,6 @@ use nix::mount::{MntFlags, MsFlags};
 use oci_spec::runtime::LinuxSeccomp;
 use tokio_util::sync::CancellationToken;
 
-use super::cache::{CacheError, DepsCache, InstallRecord, LockMode};
-use super::tree::{TreeError, TreeLimits, copy_tree, real_dir};
-use super::{Lease, Plan, REGISTRY};
 use crate::data::report::{InstallReport, Status};
 use crate::engine::supervisor::{RunPlan, StateDir, Supervisor, SupervisorError, new_run_id};
 use crate::fsutil::owned::{self, Leftover};
@@ -39,6 +36,9 @@ use crate::sandbox::oci::OciRuntime;
 use crate::sandbox::spawn_guard::SpawnRule;
 use crate::sandbox::spec::{self, INSTALL_SCRATCH_DIR, InstallSandbox, Limits, SpecError, SpecInput};
 use crate::store::bundle::{BundleError, BundleStore, Progress};
+use crate::store::deps::cache::{CacheError, DepsCache, InstallRecord, LockMode};
+use crate::store::deps::tree::{TreeError, TreeLimits, copy_tree, real_dir};
+use crate::store::deps::{Lease, Plan, REGISTRY};
 
 /// Memory for the install, including what it writes: the scratch directory is a tmpfs whose
 /// pages are charged to the install's cgroup (node_modules, Bun's download cache, Bun itself).
@@ -438,7 +438,7 @@ impl Workspace {
             fs::write(&p, bytes).at("write", &p)?;
             fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).at("set mode of", &p)
         };
-        write(super::MANIFEST, &plan.manifest)?;
+        write(crate::store::deps::MANIFEST, &plan.manifest)?;
         if let Some(lock) = &plan.lockfile {
             write(lock.name, &lock.bytes)?;
         }
@@ -601,7 +601,7 @@ mod tests {
         }
         assert!(!argv.iter().any(|a| a == "--frozen-lockfile"), "{argv:?}");
         plan.scripts = true;
-        plan.lockfile = Some(super::super::Lockfile { name: "bun.lock", bytes: vec![] });
+        plan.lockfile = Some(crate::store::deps::Lockfile { name: "bun.lock", bytes: vec![] });
         let argv = install_argv(&plan);
         assert!(!argv.iter().any(|a| a == "--ignore-scripts"), "{argv:?}");
         assert!(argv.iter().any(|a| a == "--frozen-lockfile"), "{argv:?}");
