@@ -2,10 +2,26 @@
 //! It resolves the runtime, makes sure its bundle and the service's npm dependencies are
 //! present, builds and validates the spec, and hands the run to the supervisor.
 
+pub mod host_env;
+pub mod inline;
 pub mod install;
+mod kind;
 pub mod pool;
+pub mod session;
 pub mod supervisor;
 pub mod workdirs;
+
+// What the edges use, named here so that they need not know which module owns it.
+pub use crate::store::bundle::NoProgress;
+pub use host_env::{OperatorFileError, read_operator_text, take_env_var};
+pub use inline::{
+    FilesError, INLINE_NAME, InlineDir, InlineError, InlineProgram, InlineSource, MAX_FILES, MAX_TOTAL_BYTES,
+    materialise as materialise_inline,
+};
+pub use kind::ErrorKind;
+pub use pool::{Pool, PoolConfig, PoolStats, ServiceStats};
+pub use session::{WORKSPACE_DIR, Workspace, WorkspaceError};
+pub use supervisor::{OutputSink, Stream};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,9 +37,7 @@ use crate::data::report::{InstallReport, Report};
 use crate::data::runtime::{Registry, ResolvedRuntime, RuntimeError, TypeScript};
 use crate::data::service::Service;
 use crate::engine::install::{InstallError, Installer};
-use crate::engine::supervisor::{
-    Launched, OutputSink, RunPlan, StateDir, Supervisor, SupervisorError, Teardown, new_run_id,
-};
+use crate::engine::supervisor::{Launched, RunPlan, StateDir, Supervisor, SupervisorError, Teardown, new_run_id};
 use crate::sandbox::audit::{AuditError, AuditPlan};
 use crate::sandbox::grants::{self, GrantError, RunGrants};
 use crate::sandbox::identity::{self, IdentityError, UidLease};

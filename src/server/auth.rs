@@ -4,8 +4,9 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::fsutil::svcdir;
 use subtle::ConstantTimeEq;
+
+use crate::engine::{OperatorFileError, read_operator_text, take_env_var};
 
 /// Shorter keys are guessable; this catches placeholders like `changeme`.
 pub const MIN_KEY_LEN: usize = 16;
@@ -16,7 +17,7 @@ pub enum KeyError {
     #[error("failed to read API key file {path}: {error}")]
     Read { path: PathBuf, error: std::io::Error },
     #[error(transparent)]
-    File(svcdir::ReadError),
+    File(OperatorFileError),
     #[error("failed to remove {KEYS_ENV} from the environment: {0}")]
     Scrub(std::io::Error),
     #[error("{origin}: API key {what}")]
@@ -73,9 +74,8 @@ impl Keys {
     /// slirp4netns, the install step) inherits the tenants' keys. Call it before any thread
     /// starts.
     pub fn take_env() -> Result<Option<String>, KeyError> {
-        let value = std::env::var(KEYS_ENV).ok().filter(|v| !v.trim().is_empty());
-        crate::sys::scrub_env_var(KEYS_ENV).map_err(KeyError::Scrub)?;
-        Ok(value)
+        let value = take_env_var(KEYS_ENV).map_err(KeyError::Scrub)?;
+        Ok(value.filter(|v| !v.trim().is_empty()))
     }
 
     /// Keys from `--api-key-file` (one a line, `#` comments) and `IGNITE_API_KEYS`
@@ -85,8 +85,7 @@ impl Keys {
         if let Some(path) = file {
             // Regular file, opened without blocking, at most 1 MiB: a pipe or /dev/zero named
             // by mistake fails at once instead of hanging or filling memory.
-            let rule = svcdir::Rule { what: "API key file", max_bytes: 1024 * 1024 };
-            let text = svcdir::read_operator_text(path, rule).map_err(KeyError::File)?;
+            let text = read_operator_text(path, "API key file", 1024 * 1024).map_err(KeyError::File)?;
             let before = keys.digests.len();
             for (i, line) in text.lines().enumerate() {
                 let key = line.trim();

@@ -3,7 +3,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::engine::EngineError;
+use crate::engine::{EngineError, ErrorKind, InlineError};
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -55,29 +55,30 @@ pub struct ErrorDetail {
 /// to fix, not a server fault; a failing host step is.
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> ApiError {
-        let (status, code) = match &e {
-            EngineError::Runtime(_)
-            | EngineError::ServiceRuntime { .. }
-            | EngineError::Jsx { .. }
-            | EngineError::EntryType { .. }
-            | EngineError::MissingDependency { .. }
-            | EngineError::Unreadable { .. }
-            | EngineError::Stage(_) => (StatusCode::UNPROCESSABLE_ENTITY, "service_error"),
-            // A package.json the installer must not see: the service's to fix.
-            EngineError::Deps(crate::store::deps::DepsError::Manifest { .. }) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "service_error")
-            }
+        let (status, code) = match e.kind() {
+            ErrorKind::Service => (StatusCode::UNPROCESSABLE_ENTITY, "service_error"),
             // The host cannot start sandboxes until its operator raises a limit (/ready says so).
-            EngineError::Nofile(crate::sandbox::nofile::NofileError::TooLow { .. }) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "not_ready")
-            }
+            ErrorKind::HostNotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             // Every run uid is taken by a live run: capacity, like a full admission queue.
-            EngineError::Identity(crate::sandbox::identity::IdentityError::Exhausted { .. }) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "busy")
-            }
-            _ => (StatusCode::INTERNAL_SERVER_ERROR, "engine_error"),
+            ErrorKind::Capacity => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "engine_error"),
         };
         ApiError::new(status, code, e.to_string())
+    }
+}
+
+/// An inline program that cannot run as sent is the caller's to fix; a run directory the host
+/// cannot write is not.
+impl From<InlineError> for ApiError {
+    fn from(e: InlineError) -> ApiError {
+        match &e {
+            InlineError::Invalid(_) => ApiError::bad_request("invalid_request", e.to_string()),
+            InlineError::Files(f) if f.is_too_large() => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "files_too_large", e.to_string())
+            }
+            InlineError::Files(_) => ApiError::bad_request("invalid_files", e.to_string()),
+            InlineError::RunDir(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+        }
     }
 }
 

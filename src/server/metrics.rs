@@ -38,7 +38,7 @@ struct Inner {
 pub struct Gauges {
     pub running: usize,
     pub queued: usize,
-    pub pool: crate::engine::pool::PoolStats,
+    pub pool: crate::engine::PoolStats,
 }
 
 impl Metrics {
@@ -203,9 +203,8 @@ mod tests {
         m.execution("ok", Duration::from_millis(70));
         m.execution("ok", Duration::from_secs(1000));
         m.execution("timeout", Duration::from_secs(2));
-        let mut pool = crate::engine::pool::PoolStats { reserved_mb: 128, budget_mb: 1024, ..Default::default() };
-        pool.services
-            .insert("hello".into(), crate::engine::pool::ServiceStats { parked: 2, hits: 5, ..Default::default() });
+        let mut pool = crate::engine::PoolStats { reserved_mb: 128, budget_mb: 1024, ..Default::default() };
+        pool.services.insert("hello".into(), crate::engine::ServiceStats { parked: 2, hits: 5, ..Default::default() });
         let text = m.render(&Gauges { running: 1, queued: 0, pool });
         assert!(text.contains("ignite_pool_sandboxes{service=\"hello\",state=\"parked\"} 2\n"), "{text}");
         assert!(text.contains("ignite_pool_requests_total{service=\"hello\",result=\"hit\"} 5\n"), "{text}");

@@ -27,8 +27,8 @@ pub use auth::{KeyError, Keys};
 pub use conn::ConnLimits;
 pub use sessions::SessionConfig;
 
-use crate::engine::pool::{Pool, PoolConfig};
 use crate::engine::{DEFAULT_GRACE, Engine, Job};
+use crate::engine::{Pool, PoolConfig};
 use catalog::Catalog;
 use limits::{Admission, RateLimiter};
 

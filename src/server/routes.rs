@@ -28,8 +28,8 @@ use crate::data::policy;
 use crate::data::preflight::PreflightReport;
 use crate::data::report::Report;
 use crate::data::service::{self, MEMORY_MB_RANGE, Overrides, TIMEOUT_MS_RANGE};
+use crate::engine::NoProgress;
 use crate::engine::{DEFAULT_GRACE, Job};
-use crate::store::bundle::NoProgress;
 
 /// Seconds a client is told to wait when all slots and the queue are taken.
 const BUSY_RETRY_SECS: u64 = 1;
@@ -382,7 +382,7 @@ pub(super) async fn run_job<H: Send + 'static>(
         let _permit = permit;
         let _held = held;
         let started = Instant::now();
-        let out: Option<Arc<dyn crate::engine::supervisor::OutputSink>> = sink2.map(|s| s as _);
+        let out: Option<Arc<dyn crate::engine::OutputSink>> = sink2.map(|s| s as _);
         let result = if pooled {
             handle.block_on(pool.execute(job, out, cancel2))
         } else {

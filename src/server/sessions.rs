@@ -1,11 +1,10 @@
-//! Sessions: a writable workspace shared by the runs of one session and nothing else. Each
-//! workspace is a tmpfs of its own, mounted on the host under `STATE_DIR/sessions/<id>` with
-//! `size=` (its quota, enforced by the kernel: writing beyond it fails with ENOSPC) and bind-mounted
-//! into the session's runs. A session belongs to the key that created it, and is removed on
-//! DELETE, when its TTL runs out (a sweeper), and at shutdown. Its runs are serialised.
+//! Sessions: a writable workspace shared by the runs of one session and nothing else. The
+//! workspace (a tmpfs with its quota, and its uid) is the engine's [`Workspace`]; this module
+//! keeps the bookkeeping: ids, owners, TTLs, turns and limits. A session belongs to the key that
+//! created it, and is removed on DELETE, when its TTL runs out (a sweeper), and at shutdown. Its
+//! runs are serialised.
 
 use std::collections::HashMap;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,7 +17,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use nix::mount::MsFlags;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
@@ -27,14 +25,8 @@ use super::inline::{self, InlineRequest};
 use super::routes::{JsonObject, Owner, bytes_rejection, parse_object, shutting_down};
 use super::stream::Format;
 use crate::data::report::{Report, rfc3339};
-use crate::engine::workdirs::{self, OwnerError, SessionOwner};
-use crate::fsutil::{At, IoError, remove_any};
-use crate::sandbox::identity::{self, IdentityError, UidLease};
-use crate::sandbox::spec::WORKSPACE_DIR;
+use crate::engine::{ErrorKind, WORKSPACE_DIR, Workspace, WorkspaceError};
 
-pub use crate::engine::workdirs::SESSIONS_DIR;
-/// Files (inodes) a workspace may hold: the byte quota alone would let tiny files exhaust memory.
-const MAX_INODES: u64 = 16 * 1024;
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// Resolved session settings of `ignite serve`.
@@ -57,24 +49,20 @@ pub struct SessionConfig {
 struct Session {
     /// The full digest of the key that created it (`None` when the server has no keys).
     owner: Option<String>,
-    dir: PathBuf,
     created: SystemTime,
     expires: SystemTime,
     /// Held by the session's running execution: runs are serialised.
     runs: Arc<tokio::sync::Mutex<()>>,
     /// Requests waiting for their turn (bounded by `max_waiting`).
     waiting: Arc<AtomicUsize>,
-    /// The uid every run of the session has, which owns the workspace; released after the
-    /// workspace is gone (the field drops after `destroy` unmounts it).
-    identity: Arc<UidLease>,
-    /// Marks the workspace as this server's (see [`workdirs`](crate::engine::workdirs)): dropped after `destroy`.
-    _owner: SessionOwner,
+    /// The mounted workspace and its uid: unmounted by `destroy`, its uid released when the
+    /// last run holding it is over.
+    workspace: Arc<Workspace>,
 }
 
 pub struct Sessions {
-    /// The state dir, where uids are allocated.
+    /// The state dir, where workspaces are mounted and uids allocated.
     state: PathBuf,
-    root: PathBuf,
     pub config: SessionConfig,
     map: Mutex<HashMap<String, Session>>,
 }
@@ -87,29 +75,13 @@ pub enum SessionError {
         "this key holds {0} sessions, the limit per key (--max-sessions-per-key); delete one or wait for one to expire"
     )]
     KeyFull(usize),
-    /// The operation names the workspace ("create the workspace").
     #[error(transparent)]
-    Io(#[from] IoError),
-    #[error(transparent)]
-    Identity(#[from] IdentityError),
-    #[error(transparent)]
-    Owner(#[from] OwnerError),
-}
-
-fn new_id() -> std::io::Result<String> {
-    let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(hex::encode(bytes))
+    Workspace(#[from] WorkspaceError),
 }
 
 impl Sessions {
     pub fn new(state_dir: &Path, config: SessionConfig) -> Sessions {
-        Sessions {
-            state: state_dir.to_path_buf(),
-            root: state_dir.join(SESSIONS_DIR),
-            config,
-            map: Mutex::new(HashMap::new()),
-        }
+        Sessions { state: state_dir.to_path_buf(), config, map: Mutex::new(HashMap::new()) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
@@ -123,38 +95,22 @@ impl Sessions {
         owner: Option<String>,
         ttl: Duration,
     ) -> Result<(String, SystemTime, SystemTime), SessionError> {
-        const CREATE: &str = "create the workspace";
         self.check_room(&self.lock(), &owner)?;
-        std::fs::create_dir_all(&self.root).at(CREATE, &self.root)?;
-        let identity = Arc::new(identity::allocate(&self.state)?);
-        let id = new_id().at(CREATE, &self.root)?;
-        // Before the workspace exists: a reaper never sees it without its live owner.
-        let mark = workdirs::own_session(&self.state, &id)?;
-        let dir = self.root.join(&id);
-        std::fs::create_dir(&dir).at(CREATE, &dir)?;
-        let data = format!(
-            "size={}k,nr_inodes={MAX_INODES},mode=0700,uid={},gid={}",
-            self.config.quota_mb * 1024,
-            identity.uid(),
-            identity.gid()
-        );
-        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-        if let Err(e) = nix::mount::mount(Some("tmpfs"), &dir, Some("tmpfs"), flags, Some(data.as_str())) {
-            remove_any(&dir);
-            return Err(IoError::new(CREATE, dir, e).into());
-        }
+        let workspace = Arc::new(Workspace::create(&self.state, self.config.quota_mb)?);
         let now = SystemTime::now();
         let expires = now + ttl;
         let mut map = self.lock();
         // Checked again: others may have been created while the workspace was mounted.
         if let Err(e) = self.check_room(&map, &owner) {
             drop(map);
-            unmount(&dir);
+            // Unmounted, then its uid and mark released.
+            drop(workspace);
             return Err(e);
         }
         let runs = Arc::new(tokio::sync::Mutex::new(()));
         let waiting = Arc::new(AtomicUsize::new(0));
-        map.insert(id.clone(), Session { owner, dir, created: now, expires, runs, waiting, identity, _owner: mark });
+        let id = workspace.id().to_string();
+        map.insert(id.clone(), Session { owner, created: now, expires, runs, waiting, workspace });
         Ok((id, now, expires))
     }
 
@@ -213,7 +169,7 @@ impl Sessions {
         loop {
             tokio::time::sleep(SWEEP_EVERY).await;
             for s in self.take_expired(SystemTime::now()) {
-                tracing::info!(dir = %s.dir.display(), "session expired");
+                tracing::info!(dir = %s.workspace.dir().display(), "session expired");
                 tokio::spawn(destroy(s));
             }
         }
@@ -222,11 +178,7 @@ impl Sessions {
 
 async fn destroy(s: Session) {
     let _running = s.runs.lock().await;
-    unmount(&s.dir);
-}
-
-fn unmount(dir: &Path) {
-    workdirs::unmount_workspace(dir);
+    s.workspace.close();
 }
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
@@ -299,7 +251,7 @@ pub(super) async fn create(
     let created = tokio::task::spawn_blocking(move || st2.sessions.create(owner.0, ttl))
         .await
         .map_err(super::routes::internal)?
-        .map_err(|e| match e {
+        .map_err(|e| match &e {
             SessionError::Full(_) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "sessions_full", e.to_string()).retry_after(1)
             }
@@ -307,12 +259,11 @@ pub(super) async fn create(
             SessionError::KeyFull(_) => {
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, "key_sessions_full", e.to_string()).retry_after(1)
             }
-            SessionError::Identity(IdentityError::Exhausted { .. }) => {
+            // Every run uid is taken by a live run: capacity, like a full admission queue.
+            SessionError::Workspace(w) if w.kind() == ErrorKind::Capacity => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()).retry_after(1)
             }
-            SessionError::Io { .. } | SessionError::Identity(_) | SessionError::Owner(_) => {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-            }
+            SessionError::Workspace(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
         })?;
     let (id, created, expires) = created;
     let info = SessionInfo {
@@ -344,9 +295,9 @@ pub(super) async fn show(
     path: Result<UrlPath<String>, PathRejection>,
 ) -> Result<Json<SessionInfo>, ApiError> {
     let id = session_id(path)?;
-    let found = st.sessions.find(&id, &owner.0, |s| (s.dir.clone(), s.created, s.expires));
-    let (dir, created, expires) = found.ok_or_else(|| no_session(&id))?;
-    let used = nix::sys::statvfs::statvfs(&dir).ok().map(|v| (v.blocks() - v.blocks_free()) * v.fragment_size());
+    let found = st.sessions.find(&id, &owner.0, |s| (s.workspace.clone(), s.created, s.expires));
+    let (workspace, created, expires) = found.ok_or_else(|| no_session(&id))?;
+    let used = workspace.used_bytes();
     Ok(Json(SessionInfo {
         id,
         created_at: rfc3339(created),
@@ -392,9 +343,9 @@ pub(super) async fn execute(
 ) -> Result<Response, ApiError> {
     let id = session_id(path)?;
     let JsonObject(req) = body?;
-    let (workspace, runs, waiting, identity) = st
+    let (workspace, runs, waiting) = st
         .sessions
-        .find(&id, &owner.0, |s| (s.dir.clone(), s.runs.clone(), s.waiting.clone(), s.identity.clone()))
+        .find(&id, &owner.0, |s| (s.workspace.clone(), s.runs.clone(), s.waiting.clone()))
         .ok_or_else(|| no_session(&id))?;
     if st.draining.load(Ordering::SeqCst) {
         return Err(shutting_down());
@@ -419,7 +370,7 @@ pub(super) async fn execute(
     if st.sessions.find(&id, &owner.0, |_| ()).is_none() {
         return Err(no_session(&id));
     }
-    let session = inline::SessionTurn { workspace, identity, turn, permit };
+    let session = inline::SessionTurn { workspace, turn, permit };
     inline::run(&st, req, Some(session), Format::from_accept(&headers)).await
 }
 

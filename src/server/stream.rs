@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::ApiError;
 use crate::data::report::Report;
-use crate::engine::supervisor::{OutputSink, Stream};
+use crate::engine::{OutputSink, Stream};
 
 pub const SSE: &str = "text/event-stream";
 pub const NDJSON: &str = "application/x-ndjson";
