@@ -110,8 +110,8 @@ pub(super) async fn run_sandboxed(
 ) -> Result<Sample, RunError> {
     let t0 = Instant::now();
     // Held to the end: it owns the run's uid lease (and a staged copy, if any).
-    let mut prepared = ctx.engine.prepare(job, &NoProgress)?;
-    let spec = levels::reduce(std::mem::take(&mut prepared.spec), level);
+    let prepared = ctx.engine.runner().prepare(job, &NoProgress)?;
+    let spec = levels::reduce(ctx.engine.runner().preview_spec(&prepared, job)?, level);
     let id = prepared.id.clone();
     let (run_dir, lock) = owned::create(&ctx.state.runs(), &id, 0o755, |tmp| {
         let path = tmp.join("config.json");

@@ -216,8 +216,9 @@ fn subjects(config: &BenchConfig, base: &Engine, svc_dir: &Path) -> Result<Vec<S
         };
         let job_plain = job(false)?;
         // The uid lease and anything else prepared is released right away.
-        let prepared = base.prepare(&job_plain, &NoProgress)?;
-        let bare = driver::bare_command(&prepared.spec, &svc.dir)
+        let prepared = base.runner().prepare(&job_plain, &NoProgress)?;
+        let spec = base.runner().preview_spec(&prepared, &job_plain)?;
+        let bare = driver::bare_command(&spec, &svc.dir)
             .map_err(|source| BenchError::Bare { runtime: rt.key(), source: Box::new(source) })?;
         out.push(Subject { key: prepared.runtime.key(), audit_job: job(true)?, job: job_plain, bare });
     }

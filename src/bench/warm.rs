@@ -46,7 +46,7 @@ impl WarmRunner {
             // in the background) and the one in use.
             memory_budget_mb: 3 * u64::from(job.service.memory_mb),
         };
-        let pool = Pool::new(engine.clone(), config);
+        let pool = Pool::new(engine.runner().clone(), config);
         if pool.warm_up(job, 1) == 0 {
             return Err(RunError::Unavailable(
                 "this job cannot be served warm (it needs per-run resources)".to_string(),

@@ -1,12 +1,11 @@
-//! `ignite lock DIR [--check]` and the `--locked` gate of `run`/`exec`; the logic is in
-//! `ignite::store::lock`.
+//! `ignite lock DIR [--check]`; the logic is in `ignite::store::lock` (the `--locked` gate of
+//! `run`/`exec` is the engine's).
 
 use std::path::Path;
 
 use anyhow::{Context, bail};
 
 use ignite::data::runtime::Registry;
-use ignite::data::service::Service;
 use ignite::store::bundle::{BundleStore, Progress};
 use ignite::store::lock::{self, BundleCheck};
 
@@ -50,12 +49,4 @@ pub fn lock(
         eprintln!("ignite: {what} {} ({})", written.path.display(), locked.summary());
     }
     Ok(0)
-}
-
-/// `--locked`: refuses (an error, so exit 125) unless the service matches its lock file.
-pub fn enforce(svc: &Service, registry: &Registry, cache_dir: &Path, progress: &dyn Progress) -> anyhow::Result<()> {
-    let rt =
-        registry.resolve(&svc.runtime).with_context(|| format!("service {}: runtime {:?}", svc.name, svc.runtime))?;
-    lock::enforce(&svc.dir, &rt, &BundleStore::new(cache_dir.to_path_buf()), progress)?;
-    Ok(())
 }

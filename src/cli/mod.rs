@@ -20,12 +20,10 @@ use tokio_util::sync::CancellationToken;
 use ignite::data::policy;
 use ignite::data::report::EXIT_IGNITE_ERROR;
 use ignite::data::service::{self, Overrides};
-use ignite::engine::supervisor::{OutputSink, Stream};
-use ignite::engine::{DEFAULT_GRACE, Engine, Job, Settings};
-use ignite::fsutil::svcdir;
-use ignite::sandbox::oci::OciKind;
-use ignite::store::bundle::{NoProgress, Progress, StderrProgress};
-use ignite::store::stage::Stripper;
+use ignite::engine::{
+    Engine, HostChoice, Input, LockCheck, NoProgress, OutputSink, PolicyChoice, PreflightGate, Program, Progress,
+    Request, RunError, Settings, StderrProgress, Stream,
+};
 
 macro_rules! exit_codes {
     () => {
@@ -123,11 +121,7 @@ impl GlobalArgs {
     }
 }
 
-/// Environment variable naming custom runtimes directories when `--runtimes-dir` is not given.
-const RUNTIMES_DIR_ENV: &str = "IGNITE_RUNTIMES_DIR";
-
-/// The host's CA bundle on Debian/Ubuntu (and the default of `--install-ca-file`).
-const SYSTEM_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
+use ignite::engine::{RUNTIMES_DIR_ENV, SYSTEM_CA_FILE};
 
 #[derive(Subcommand, Debug)]
 enum Command {
@@ -579,13 +573,13 @@ pub fn main() -> ExitCode {
     if matches!(
         cli.command,
         Command::Serve(_) | Command::Run { .. } | Command::Exec { .. } | Command::Install { .. } | Command::Bench(_)
-    ) && let Err(e) = ignite::sandbox::nofile::raise_soft_to_hard()
+    ) && let Err(e) = ignite::engine::raise_open_files()
     {
         tracing::warn!(error = %e, "keeping the open-file limit as it is");
     }
     // A server under too low a limit still starts (and /ready says why), but says so at once.
     if matches!(cli.command, Command::Serve(_))
-        && let Err(e) = ignite::sandbox::nofile::sandbox_limit_now()
+        && let Err(e) = ignite::engine::sandbox_open_files()
     {
         tracing::warn!(error = %e, "no sandbox can start");
     }
@@ -603,15 +597,15 @@ pub fn main() -> ExitCode {
     };
     let result = dispatch(cli, &matches);
     // The report is out; slirp4netns processes stopped on the way are reaped before exiting.
-    ignite::sandbox::netns::wait_for_exits();
+    ignite::engine::wait_for_helpers();
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(err) => {
             if json {
-                let v = match err.downcast_ref::<preflight::PreflightFailed>() {
-                    Some(f) => serde_json::json!({
+                let v = match err.downcast_ref::<RunError>().and_then(RunError::preflight) {
+                    Some(checks) => serde_json::json!({
                         "error": { "code": "preflight_failed", "message": error_text(&err) },
-                        "preflight": f.report,
+                        "preflight": checks,
                     }),
                     None => serde_json::json!({ "error": { "code": "ignite_error", "message": error_text(&err) } }),
                 };
@@ -843,126 +837,31 @@ fn tokio_rt() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn settings(g: &GlobalArgs) -> anyhow::Result<Settings> {
-    let (oci_kind, oci_binary) = resolve_oci(g)?;
-    let ca_file = match &g.install_ca_file {
-        Some(p) if !p.as_os_str().is_empty() => {
-            // Named explicitly: a missing or empty file is an error now, not an install that
-            // fails later for lack of the certificate.
-            ignite::engine::install::check_certificates(p).map_err(|problem| {
-                anyhow!("CA certificate file {} (--install-ca-file / NODE_EXTRA_CA_CERTS) {problem}", p.display())
-            })?;
-            Some(p.clone())
-        }
-        _ => Some(PathBuf::from(SYSTEM_CA_FILE)).filter(|p| p.is_file()),
-    };
-    Ok(Settings {
-        state_dir: g.state_dir.clone(),
-        cache_dir: g.cache_dir.clone(),
-        oci_kind,
-        oci_binary,
-        // The running binary, for the OCI runtime's hooks: `/proc/self/exe` would name the
-        // runtime itself when the runtime runs it.
-        hook_binary: std::env::current_exe().context("failed to locate the ignite binary")?,
-        init_binary: find_init()?,
-        runtimes_dirs: runtimes_dirs(g),
-        ca_file,
-        // The running binary itself, whatever happens to its file meanwhile.
-        stripper: Stripper::Subprocess { exe: PathBuf::from("/proc/self/exe") },
-    })
+    Ok(Settings::detect(&host_choice(g))?)
 }
 
-/// The custom runtimes directories: the first of `--runtimes-dir`, `$IGNITE_RUNTIMES_DIR`, the
-/// per-user config directory that is given. One source replaces the next rather than adding to
-/// it, so a command line or an environment states exactly which runtimes exist.
+fn host_choice(g: &GlobalArgs) -> HostChoice {
+    HostChoice {
+        state_dir: g.state_dir.clone(),
+        cache_dir: g.cache_dir.clone(),
+        oci_runtime: g.oci_runtime.clone(),
+        runtimes_dirs: g.runtimes_dirs.clone(),
+        install_ca_file: g.install_ca_file.clone(),
+    }
+}
+
+/// The custom runtimes directories the engine would use (see [`ignite::engine::runtimes_dirs`]).
 fn runtimes_dirs(g: &GlobalArgs) -> Vec<PathBuf> {
-    if !g.runtimes_dirs.is_empty() {
-        return g.runtimes_dirs.clone();
-    }
-    if let Some(value) = std::env::var_os(RUNTIMES_DIR_ENV) {
-        return std::env::split_paths(&value).filter(|p| !p.as_os_str().is_empty()).collect();
-    }
-    let config = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config")));
-    // The per-user directory is optional; a directory named explicitly is not.
-    config.map(|c| c.join("ignite").join("runtimes")).filter(|d| d.symlink_metadata().is_ok()).into_iter().collect()
+    ignite::engine::runtimes_dirs(&g.runtimes_dirs)
 }
 
 fn engine(g: &GlobalArgs) -> anyhow::Result<Engine> {
     Ok(Engine::new(settings(g)?)?)
 }
 
-/// The OCI runtime `--oci-runtime` names, its kind told by its `--version`; refused here,
-/// before anything is prepared, when this host is known to break it.
-fn resolve_oci(g: &GlobalArgs) -> anyhow::Result<(OciKind, PathBuf)> {
-    let path_env = std::env::var_os("PATH");
-    let selected = ignite::host::doctor::select::select(
-        &g.oci_runtime,
-        path_env.as_deref(),
-        &g.state_dir,
-        std::path::Path::new("/"),
-    )?;
-    Ok((selected.kind, selected.path))
-}
-
 /// The entrypoint ships beside the `ignite` binary; `IGNITE_INIT` overrides.
 fn find_init() -> anyhow::Result<PathBuf> {
-    if let Some(p) = std::env::var_os("IGNITE_INIT") {
-        let p = PathBuf::from(p);
-        if !p.is_file() {
-            bail!("IGNITE_INIT={} does not exist", p.display());
-        }
-        return Ok(p);
-    }
-    let exe = std::env::current_exe().context("failed to locate the ignite binary")?;
-    let p = exe.with_file_name("ignite-init");
-    if !p.is_file() {
-        bail!(
-            "the sandbox entrypoint {} is missing; install it beside ignite (cargo build --release builds both binaries) or set IGNITE_INIT",
-            p.display()
-        );
-    }
-    Ok(p)
-}
-
-/// `--input`: JSON text, or `@FILE`. A FILE found from the current directory (or absolute) is
-/// the operator's own; one found only in the service directory is read the safe way (no link,
-/// no pipe). Either is capped at the largest input a program can receive.
-fn read_input(spec: Option<&str>, service_dir: &Path) -> anyhow::Result<String> {
-    let rule = svcdir::Rule {
-        what: "--input file (the program receives it in IGNITE_INPUT, one environment variable)",
-        max_bytes: ignite::server::MAX_INPUT_LIMIT as u64,
-    };
-    let text = match spec {
-        None => return Ok("{}".to_string()),
-        Some(s) => match s.strip_prefix('@') {
-            Some(file) => {
-                let p = Path::new(file);
-                let from_here = std::fs::symlink_metadata(p).is_ok();
-                if p.is_absolute() && !from_here {
-                    bail!("--input @{file}: no such file");
-                }
-                if from_here {
-                    svcdir::read_operator_text(p, rule).with_context(|| format!("--input @{file}"))?
-                } else {
-                    svcdir::read_text(service_dir, file, rule).with_context(|| format!("--input @{file}"))?.ok_or_else(
-                        || {
-                            anyhow!(
-                                "--input @{file}: no such file (looked in {} and {})",
-                                p.display(),
-                                service_dir.join(p).display()
-                            )
-                        },
-                    )?
-                }
-            }
-            None => s.to_string(),
-        },
-    };
-    serde_json::from_str::<serde_json::Value>(&text)
-        .map_err(|e| anyhow!("--input is not valid JSON ({e}); pass JSON text or @file.json"))?;
-    Ok(text)
+    ignite::engine::find_init().map_err(|e| anyhow!(e))
 }
 
 fn parse_env(pairs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
@@ -1001,46 +900,46 @@ fn run_service(g: &GlobalArgs, dir: &Path, required: bool, entry: Option<String>
         cpu_limit: a.cpu,
         env: parse_env(&a.env)?,
     };
-    let svc = service::load(dir, required, &overrides, &g.passed_env()?)?;
-    let input = read_input(a.input.as_deref(), &svc.dir)?;
-    let mut effective = policy::resolve(&svc.dir, a.policy.as_deref(), a.audit)?;
-    if let Some(bytes) = a.output_limit {
-        effective.set_output_max_bytes(bytes, "--output-limit")?;
-    }
-    let job = Job {
-        service: svc,
-        input,
-        policy: effective.policy,
-        grace: DEFAULT_GRACE,
-        workspace: None,
-        audit: a.audit,
-        identity: None,
-    };
     let engine = engine(g)?;
-    let progress: Box<dyn Progress> = if a.quiet { Box::new(NoProgress) } else { Box::new(StderrProgress::new()) };
-    if a.locked {
-        lock::enforce(&job.service, engine.registry(), &g.cache_dir, progress.as_ref())?;
-    }
-
+    let progress: Arc<dyn Progress> = if a.quiet { Arc::new(NoProgress) } else { Arc::new(StderrProgress::new()) };
+    let mut req = Request::new(Program::Dir { dir: dir.to_path_buf(), required, overrides, pass_env: g.passed_env()? });
+    req.input = match a.input.as_deref() {
+        None => Input::Json("{}".to_string()),
+        Some(s) => match s.strip_prefix('@') {
+            Some(file) => Input::File(PathBuf::from(file)),
+            None => Input::Json(s.to_string()),
+        },
+    };
+    req.policy = PolicyChoice::Service { file: a.policy.clone() };
+    req.audit = a.audit;
+    req.output_limit = a.output_limit.map(|bytes| (bytes, "--output-limit"));
+    req.lock = if a.locked { LockCheck::Required } else { LockCheck::Off };
+    req.progress = progress;
     if a.print_spec {
-        let prepared = engine.prepare(&job, progress.as_ref())?;
-        let text = serde_json::to_string_pretty(&prepared.spec).context("failed to serialise the spec")?;
+        let spec = engine.spec(req)?;
+        let text = serde_json::to_string_pretty(&spec).context("failed to serialise the spec")?;
         println!("{text}");
         return Ok(0);
     }
     require_root()?;
-    let checked = match preflight::gate(&engine, &job.service, a.skip_preflight, a.quiet)? {
-        preflight::Gate::Go(checked) => checked,
-        preflight::Gate::Stop(failed) => return preflight::refuse(g, &job.service, failed, a.report.as_deref()),
-    };
-
-    let sink: Option<Arc<dyn OutputSink>> = if a.json { None } else { Some(Arc::new(LiveOutput)) };
-    let (report, signal) = with_signals(|cancel| engine.execute(&job, progress.as_ref(), sink, cancel))?;
-    let report = match report {
-        Ok(r) => r,
+    req.preflight = if a.skip_preflight { PreflightGate::Skip } else { PreflightGate::Enforce };
+    if !a.quiet {
+        req.on_preflight = Some(Box::new(preflight::print_warnings));
+    }
+    if !a.json {
+        req.sink = Some(Arc::new(LiveOutput));
+    }
+    let (outcome, signal) = with_signals(|cancel| engine.run(req, cancel))?;
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(RunError::Preflight { full }) => {
+            preflight::write_report_file(&full, a.report.as_deref())?;
+            return Err(RunError::Preflight { full }.into());
+        }
         Err(e) => return interrupted_or(e, signal),
     };
-    preflight::keep_report(g, &job.service, checked, Some(report.clone()), a.report.as_deref())?;
+    preflight::write_report_file(&outcome.full, a.report.as_deref())?;
+    let report = outcome.report;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report).context("failed to serialise the report")?);
     } else if !a.quiet {

@@ -1,15 +1,12 @@
-//! `ignite preflight`, `ignite report`, and the preflight gate and report keeping of `run`.
+//! `ignite preflight`, `ignite report`, and how `run` shows its preflight and writes `--report`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
 
 use ignite::data::preflight::{Level, PreflightReport, render, render_problems};
-use ignite::data::report::full::{LastReports, Limits, RunReport};
-use ignite::data::report::{Report, rfc3339};
-use ignite::data::service::{self, Overrides, Service};
-use ignite::engine::Engine;
-use ignite::store::bundle::BundleStore;
+use ignite::data::report::full::{LastReports, RunReport};
+use ignite::data::service::{self, Overrides};
 
 use super::{GlobalArgs, print_stdout, runtimes_dirs};
 
@@ -53,28 +50,6 @@ EXAMPLES:
   ignite run svc/ --input '{\"n\":1}' && ignite report svc/
   ignite report svc/ --json | jq '.warnings'";
 
-/// A failed preflight stops a run; `main` gives it its own error code in `--json` mode.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub(super) struct PreflightFailed {
-    pub message: String,
-    pub report: Box<PreflightReport>,
-}
-
-impl PreflightFailed {
-    fn new(report: PreflightReport) -> PreflightFailed {
-        let reasons = render_problems(&report, &[Level::Fail]);
-        PreflightFailed {
-            message: format!(
-                "preflight failed for {}; the run was not started:\n{}",
-                report.service,
-                reasons.trim_end()
-            ),
-            report: Box::new(report),
-        }
-    }
-}
-
 /// `ignite preflight DIR`.
 pub(super) fn preflight_command(
     g: &GlobalArgs,
@@ -84,9 +59,7 @@ pub(super) fn preflight_command(
     strict: bool,
 ) -> anyhow::Result<i32> {
     let svc = service::load(dir, false, overrides, &g.passed_env()?)?;
-    let registry = ignite::data::runtime::Registry::load(&runtimes_dirs(g))?;
-    let store = BundleStore::new(g.cache_dir.clone());
-    let report = ignite::engine::preflight(&svc, &registry, &store)?;
+    let report = ignite::engine::preflight(&svc, &runtimes_dirs(g), &g.cache_dir)?;
     if json {
         let text = serde_json::to_string_pretty(&report).context("failed to serialise the preflight report")?;
         print_stdout(&(text + "\n"))?;
@@ -100,60 +73,22 @@ pub(super) fn preflight_command(
     })
 }
 
-/// Before a run: the checks, their warnings on stderr (unless quiet), and a refusal on a failure.
-pub(super) fn gate(engine: &Engine, svc: &Service, skip: bool, quiet: bool) -> anyhow::Result<Gate> {
-    if skip {
-        return Ok(Gate::Go(None));
+/// Before a run: the warnings of its preflight checks, on stderr.
+pub(super) fn print_warnings(report: &PreflightReport) {
+    let warnings = render_problems(report, &[Level::Warn]);
+    if !warnings.is_empty() {
+        eprint!("ignite: preflight warnings for {}:\n{warnings}", report.service);
     }
-    let report = engine.preflight(svc)?;
-    let warnings = render_problems(&report, &[Level::Warn]);
-    if !quiet && !warnings.is_empty() {
-        eprint!("ignite: preflight warnings for {}:\n{warnings}", svc.name);
-    }
-    Ok(if report.status == Level::Fail { Gate::Stop(report) } else { Gate::Go(Some(report)) })
 }
 
-pub(super) enum Gate {
-    /// Run; with the preflight report unless it was skipped.
-    Go(Option<PreflightReport>),
-    Stop(PreflightReport),
-}
-
-fn limits(svc: &Service) -> Limits {
-    Limits { timeout_ms: svc.timeout_ms, cold_start_warn_ratio: svc.preflight.cold_start_warn_ratio }
-}
-
-/// Keeps the full report of a run (or of a run preflight refused) as the service's last one,
-/// and writes it to `--report FILE`. Failing to keep the last one is logged; failing to write
-/// the file that was asked for is an error.
-pub(super) fn keep_report(
-    g: &GlobalArgs,
-    svc: &Service,
-    preflight: Option<PreflightReport>,
-    execution: Option<Report>,
-    file: Option<&Path>,
-) -> anyhow::Result<()> {
-    let report = RunReport::new(&svc.name, rfc3339(std::time::SystemTime::now()), preflight, execution, limits(svc));
-    if let Err(e) = LastReports::new(&g.cache_dir).save(&svc.dir, &report) {
-        tracing::warn!(error = %e, "failed to keep the report for `ignite report`");
-    }
+/// `--report FILE`: the full report of the run (or of the run preflight refused).
+pub(super) fn write_report_file(report: &RunReport, file: Option<&Path>) -> anyhow::Result<()> {
     if let Some(path) = file {
-        let mut text = serde_json::to_string_pretty(&report).context("failed to serialise the report")?;
+        let mut text = serde_json::to_string_pretty(report).context("failed to serialise the report")?;
         text.push('\n');
         std::fs::write(path, text).with_context(|| format!("failed to write the report to {}", path.display()))?;
     }
     Ok(())
-}
-
-/// What stops a run when preflight failed: its report is kept first, like a run's.
-pub(super) fn refuse(
-    g: &GlobalArgs,
-    svc: &Service,
-    report: PreflightReport,
-    file: Option<&Path>,
-) -> anyhow::Result<i32> {
-    keep_report(g, svc, Some(report.clone()), None, file)?;
-    Err(PreflightFailed::new(report).into())
 }
 
 /// `ignite report DIR`.

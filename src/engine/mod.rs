@@ -1,18 +1,59 @@
-//! The façade the CLI (and later the HTTP server) calls: `Engine::execute(Job) -> Report`.
-//! It resolves the runtime, makes sure its bundle and the service's npm dependencies are
-//! present, builds and validates the spec, and hands the run to the supervisor.
+//! The façade every run goes through: [`Engine::run`] takes a [`Request`] — from the command
+//! line (`ignite run`, `ignite exec`), any HTTP execute route, `ignite bench`, or a program that
+//! embeds ignite — and does, in one order, everything between the request and its report.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use ignite::engine::{Engine, HostChoice, Input, Program, Request, Settings};
+//! let engine = Engine::new(Settings::detect(&HostChoice {
+//!     state_dir: "/run/ignite".into(),
+//!     cache_dir: "/var/lib/ignite".into(),
+//!     oci_runtime: "runc".into(),
+//!     ..Default::default()
+//! })?)?;
+//! let mut req = Request::new(Program::Dir {
+//!     dir: "examples/hello".into(),
+//!     required: true,
+//!     overrides: Default::default(),
+//!     pass_env: ignite::data::service::PassEnv::none(),
+//! });
+//! req.input = Input::Json(r#"{"name":"world"}"#.into());
+//! let outcome = engine.run(req, Default::default()).await?;
+//! println!("{}", outcome.report.stdout);
+//! # Ok(()) }
+//! ```
+//!
+//! Below the façade: [`runner`] turns one job into a sandbox (runtime, bundle, dependencies,
+//! staging, grants, the spec, the supervisor), [`pool`] keeps sandboxes launched ahead of their
+//! jobs, [`supervisor`] drives one container's lifecycle, [`install`] is the sandboxed npm
+//! install, [`workdirs`] owns what runs keep on the host besides their containers.
 
 pub mod host_env;
 pub mod inline;
 pub mod install;
 mod kind;
 pub mod pool;
+mod request;
+pub mod runner;
 pub mod session;
+mod settings;
 pub mod supervisor;
 pub mod workdirs;
 
-// What the edges use, named here so that they need not know which module owns it.
-pub use crate::store::bundle::NoProgress;
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::data::policy;
+use crate::data::preflight::{Level, PreflightReport};
+use crate::data::report::full::{LastReports, Limits, RunReport};
+use crate::data::report::{Report, rfc3339};
+use crate::data::service::{self, Service};
+use crate::store::bundle::BundleStore;
+use crate::store::lock;
+
+pub use crate::store::bundle::{NoProgress, Progress, StderrProgress};
 pub use host_env::{OperatorFileError, read_operator_text, take_env_var};
 pub use inline::{
     FilesError, INLINE_NAME, InlineDir, InlineError, InlineProgram, InlineSource, MAX_FILES, MAX_TOTAL_BYTES,
@@ -20,757 +61,242 @@ pub use inline::{
 };
 pub use kind::ErrorKind;
 pub use pool::{Pool, PoolConfig, PoolStats, ServiceStats};
+pub use request::{
+    Input, LockCheck, MAX_INPUT_BYTES, Outcome, PolicyChoice, PreflightGate, Program, Request, RunError,
+};
+pub use runner::{DEFAULT_GRACE, EngineError, Job, Runner};
 pub use session::{WORKSPACE_DIR, Workspace, WorkspaceError};
+pub use settings::{HostChoice, RUNTIMES_DIR_ENV, SYSTEM_CA_FILE, Settings, SettingsError, find_init, runtimes_dirs};
 pub use supervisor::{OutputSink, Stream};
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
-
-use oci_spec::runtime::{LinuxSeccomp, Spec};
-use tokio_util::sync::CancellationToken;
-
-use crate::data::policy::Policy;
-use crate::data::preflight::{self, BundleFact, ColdStart, ColdStarts, Facts, PreflightReport, RuntimeFact};
-use crate::data::report::rfc3339;
-use crate::data::report::{InstallReport, Report};
-use crate::data::runtime::{Registry, ResolvedRuntime, RuntimeError, TypeScript};
-use crate::data::service::Service;
-use crate::engine::install::{InstallError, Installer};
-use crate::engine::supervisor::{Launched, RunPlan, StateDir, Supervisor, SupervisorError, Teardown, new_run_id};
-use crate::sandbox::audit::{AuditError, AuditPlan};
-use crate::sandbox::grants::{self, GrantError, RunGrants};
-use crate::sandbox::identity::{self, IdentityError, UidLease};
-use crate::sandbox::init_proto::JobMessage;
-use crate::sandbox::oci::{CliRuntime, OciKind};
-use crate::sandbox::spawn_guard::{self, SpawnRule};
-use crate::sandbox::spec::seccomp::{SeccompError, SeccompProfile};
-use crate::sandbox::spec::{self, Limits, SpecError, SpecInput};
-use crate::store::bundle::{BundleError, BundleStatus, BundleStore, Progress, resident};
-use crate::store::deps::{self, DepsCache, DepsError, Lease, Modules};
-use crate::store::stage::{self, StageError, StagedApp, Stager, Stripper};
-
-/// Time between SIGTERM and SIGKILL at the time limit.
-pub const DEFAULT_GRACE: Duration = Duration::from_millis(500);
-/// Extra time the in-container backstop waits beyond timeout + grace before it kills.
-const BACKSTOP_SLACK: Duration = Duration::from_secs(2);
-
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error(transparent)]
-    Runtime(#[from] RuntimeError),
-    #[error("service {service}: runtime {spec:?}")]
-    ServiceRuntime { service: String, spec: String, source: Box<RuntimeError> },
-    #[error(transparent)]
-    Bundle(#[from] BundleError),
-    #[error(transparent)]
-    Spec(#[from] SpecError),
-    #[error(transparent)]
-    Seccomp(#[from] SeccompError),
-    #[error(transparent)]
-    Audit(#[from] AuditError),
-    #[error(transparent)]
-    Supervisor(#[from] SupervisorError),
-    #[error(transparent)]
-    Stage(#[from] StageError),
-    #[error(
-        "{service}: entry {entry:?} is JSX, which {runtime} does not run: it gets TypeScript with the types stripped, and JSX is not type syntax; use bun or deno, or compile the JSX first"
-    )]
-    Jsx { service: String, entry: String, runtime: String },
-    #[error("{service}: entry {entry:?} is not a file {runtime} runs (expected one of: {expected})")]
-    EntryType { service: String, entry: String, runtime: String, expected: String },
-    #[error("{service}: dependency {name:?} is declared in service.yaml, but {problem}")]
-    MissingDependency { service: String, name: String, problem: String },
-    #[error(transparent)]
-    Deps(#[from] DepsError),
-    #[error(transparent)]
-    Install(#[from] InstallError),
-    #[error(transparent)]
-    Spawn(#[from] spawn_guard::GuardError),
-    #[error(transparent)]
-    Grant(#[from] GrantError),
-    #[error(
-        "{path} is not readable by the sandbox user (each run has a uid of its own, in {first}..={last}, which owns no file): the sandbox could not load it; make it world-readable (chmod o+r, and o+x on directories)",
-        first = identity::FIRST_UID,
-        last = identity::LAST_UID
-    )]
-    Unreadable { path: PathBuf },
-    #[error(transparent)]
-    Identity(#[from] IdentityError),
-    #[error("{service}: a sandbox started ahead cannot serve a job that needs {why}")]
-    NotWarm { service: String, why: &'static str },
-    #[error(transparent)]
-    Nofile(#[from] crate::sandbox::nofile::NofileError),
-}
-
-/// Host-level settings, resolved once by the edge (CLI flags, environment, defaults).
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// Runtime state: per-run bundle dirs, the OCI runtime's `--root`. Cleared on reboot.
-    pub state_dir: PathBuf,
-    /// Downloaded packages, built bundles, unpacked root filesystems.
-    pub cache_dir: PathBuf,
-    pub oci_kind: OciKind,
-    pub oci_binary: PathBuf,
-    /// This `ignite` binary, which the OCI runtime runs as a hook where it needs one.
-    pub hook_binary: PathBuf,
-    /// The static `ignite-init` binary bind-mounted into every sandbox.
-    pub init_binary: PathBuf,
-    /// Directories of custom runtimes, loaded beside the built-in ones.
-    pub runtimes_dirs: Vec<PathBuf>,
-    /// CA certificates the dependency install trusts besides the installer's own (e.g. those
-    /// of a TLS-inspecting proxy); only its PEM certificate blocks are passed in.
-    pub ca_file: Option<PathBuf>,
-    /// Where TypeScript is stripped for runtimes that run JavaScript only.
-    pub stripper: Stripper,
-}
-
-/// One execution request.
-#[derive(Debug, Clone)]
-pub struct Job {
-    pub service: Service,
-    /// Passed to the program as `IGNITE_INPUT`.
-    pub input: String,
-    /// The effective security policy (see [`crate::data::policy`]); every field is enforced.
-    pub policy: Policy,
-    pub grace: Duration,
-    /// A session's workspace directory, mounted read-write at [`spec::WORKSPACE_DIR`].
-    pub workspace: Option<PathBuf>,
-    /// Audit mode: the seccomp profile's audited syscalls notify ignite, which denies and
-    /// records them, and the report gets a `securityAudit` (see [`crate::sandbox::audit`]). The policy
-    /// is resolved separately (`policy::resolve(.., audit)`).
-    pub audit: bool,
-    /// The uid the program runs as, for a session whose workspace it owns across runs;
-    /// `None` allocates one for this run alone (see [`crate::sandbox::identity`]).
-    pub identity: Option<Arc<UidLease>>,
-}
-
-/// A job turned into what the OCI runtime will see; `--print-spec` shows `spec`.
-#[derive(Debug)]
-pub struct Prepared {
-    pub runtime: ResolvedRuntime,
-    pub spec: Spec,
-    pub id: String,
-    pub limits: Limits,
-    /// Which node_modules the run sees; an `Install` tree may still have to be installed
-    /// (the spec already mounts where it will be).
-    pub modules: Modules,
-    /// The staged copy mounted at /app, for runtimes that get stripped TypeScript; holding it
-    /// keeps it from being pruned while the run uses it.
-    pub staged: Option<StagedApp>,
-    /// Audit mode's listener plan (the spec's filter notifies it).
-    pub audit: Option<AuditPlan>,
-    /// What `spec` was built from. With a network granted, `spec` shows a placeholder for the
-    /// namespace, which exists only once the run sets it up; the run rebuilds the spec then.
-    input: SpecInput,
-    /// The runtime's shared rootfs (the lower layer of a writable root).
-    rootfs: PathBuf,
-    /// The uid `spec` runs as, held until the run is over (its container and everything the
-    /// uid owned are gone).
-    identity: Arc<UidLease>,
-    /// The page-cache walk of the rootfs, waited for before the container starts.
-    residency: resident::Background,
-}
-
-/// A sandbox launched ahead of its job (see [`crate::engine::pool`]): container started, entrypoint
-/// set up and confined, waiting for the job. It holds what its container uses until it is
-/// gone ([`Engine::finish_warm`], [`Engine::discard_warm`]).
-pub struct WarmSandbox {
-    launched: Launched,
-    held: Held,
-}
-
-/// What a run's container uses besides its spec, released only after the container is gone:
-/// the dependency tree's lease, the staged copy of the app, the uid.
-struct Held {
-    _modules: Option<Lease>,
-    _staged: Option<StagedApp>,
-    _identity: Arc<UidLease>,
-}
-
-/// What is left of a warm run once its report is out (see [`Engine::finish_warm`]).
-pub struct WarmTeardown {
-    teardown: Teardown,
-    held: Held,
-}
-
-/// Why a job cannot be served by a sandbox started ahead of it: it needs something made for
-/// that one run (a session's workspace, a network, a writable root overlay, a uid of its own).
-pub fn cold_only(job: &Job) -> Option<&'static str> {
-    if job.workspace.is_some() {
-        Some("a session workspace")
-    } else if job.policy.network {
-        Some("a network")
-    } else if !job.policy.read_only {
-        Some("a writable root")
-    } else if job.identity.is_some() {
-        Some("a uid of its own")
-    } else {
-        None
-    }
-}
-
-/// The job message a warm sandbox gets for `job`: its input and the same backstop a cold run's
-/// entrypoint gets on its command line.
-pub fn job_message(job: &Job) -> JobMessage {
-    let timeout = Duration::from_millis(job.service.timeout_ms);
-    JobMessage { input: job.input.clone(), kill_after_ms: (timeout + job.grace + BACKSTOP_SLACK).as_millis() as u64 }
-}
-
+/// Ignite's engine: one per process. Cheap to share behind an `Arc`.
 pub struct Engine {
-    registry: Registry,
-    store: BundleStore,
-    deps: DepsCache,
-    stager: Stager,
-    seccomp: LinuxSeccomp,
-    /// The profile `seccomp` came from, for audit mode's filters and event kinds.
-    profile: Arc<SeccompProfile>,
-    settings: Settings,
-    state: StateDir,
-    supervisor: Supervisor<CliRuntime>,
+    runner: Arc<Runner>,
+    /// Sandboxes launched ahead of their jobs (`ignite serve`); `None` runs everything cold.
+    pool: Option<Pool>,
+    cache_dir: std::path::PathBuf,
 }
 
 impl Engine {
+    /// An engine with the host settings an edge resolved (see [`Settings::detect`]); loads the
+    /// runtime definitions and the seccomp profile. Starts nothing.
     pub fn new(settings: Settings) -> Result<Engine, EngineError> {
-        let registry = Registry::load(&settings.runtimes_dirs)?;
-        let profile = Arc::new(SeccompProfile::builtin()?);
-        // In the dialect of the OCI runtime in use, so that the profile means the same under each.
-        let seccomp = settings.oci_kind.adapt_seccomp(profile.to_oci()?)?;
-        let state = StateDir { root: settings.state_dir.clone() };
-        let oci = CliRuntime::new(
-            settings.oci_kind,
-            settings.oci_binary.clone(),
-            state.oci_root(settings.oci_kind.as_str()),
-            state.runs(),
-        )
-        .with_hook_binary(settings.hook_binary.clone());
-        Ok(Engine {
-            registry,
-            store: BundleStore::new(settings.cache_dir.clone()),
-            deps: DepsCache::new(&settings.cache_dir),
-            stager: Stager::new(&settings.cache_dir, settings.stripper.clone()),
-            seccomp,
-            profile,
-            supervisor: Supervisor::new(oci, state.clone()),
-            state,
-            settings,
-        })
+        let cache_dir = settings.cache_dir.clone();
+        Ok(Engine { runner: Arc::new(Runner::new(settings)?), pool: None, cache_dir })
     }
 
-    /// Resolves, fetches and checks everything a run needs, and builds the spec.
-    pub fn prepare(&self, job: &Job, progress: &dyn Progress) -> Result<Prepared, EngineError> {
-        let svc = &job.service;
-        // Before anything is fetched or staged: no sandbox starts under too low a limit.
-        let nofile = crate::sandbox::nofile::sandbox_limit_now()?;
-        let runtime = self.registry.resolve(&svc.runtime).map_err(|source| EngineError::ServiceRuntime {
+    /// This engine with a warm pool: requests with `warm` set may then run in a sandbox
+    /// launched ahead of them.
+    pub fn with_pool(mut self, config: PoolConfig) -> Engine {
+        self.pool = Some(Pool::new(self.runner.clone(), config));
+        self
+    }
+
+    /// Runs one request to its report. The order is the point of this function:
+    ///
+    /// 1. resolve the service (load its directory, or take it as given) and the policy;
+    /// 2. the lock check: the service must match its `ignite.lock`, if asked;
+    /// 3. the preflight gate: a failing check refuses the run, and the refusal is kept as the
+    ///    service's last report;
+    /// 4. the run itself — staging and dependencies, a warm sandbox or a cold one, the grants,
+    ///    the one spec, the supervisor — in [`Runner::execute`] or the [`pool`];
+    /// 5. keep the full report as the service's last one and the cold start for the next
+    ///    preflight.
+    pub async fn run(&self, req: Request, cancel: CancellationToken) -> Result<Outcome, RunError> {
+        // 1. The service, its input and its policy.
+        let job = resolve(req.program, &req.input, &req.policy, req.audit, req.output_limit)?;
+        // 2. The lock file.
+        self.check_lock(&job.service, req.lock, req.progress.as_ref())?;
+        // 3. Preflight: reads only, so it is cheap enough for every run.
+        let checked = match req.preflight {
+            PreflightGate::Skip => None,
+            PreflightGate::Enforce => {
+                let report = self.runner.preflight(&job.service)?;
+                if report.status == Level::Fail {
+                    let full = self.keep(&job.service, Some(report), None);
+                    return Err(RunError::Preflight { full: Box::new(full) });
+                }
+                if let Some(tell) = req.on_preflight {
+                    tell(&report);
+                }
+                Some(report)
+            }
+        };
+        // 4. The run: warm when the request allows it and a sandbox of its kind is parked,
+        //    otherwise cold.
+        let service = job.service.clone();
+        let report = match (&self.pool, req.warm) {
+            (Some(pool), true) => pool.execute(job, req.sink, cancel).await?,
+            _ => self.runner.execute(&job, req.progress.as_ref(), req.sink, cancel).await?,
+        };
+        // 5. What the next preflight and `ignite report` read.
+        if !report.metrics.warm {
+            self.runner.record_cold_start(&report);
+        }
+        let full = self.keep(&service, checked, Some(report.clone()));
+        Ok(Outcome { report, full })
+    }
+
+    /// The spec a request would run with, validated, nothing started: `--print-spec`. What
+    /// only a run creates (its network namespace, its writable root) appears under the paths
+    /// the run would give it. No gate applies.
+    pub fn spec(&self, req: Request) -> Result<oci_spec::runtime::Spec, RunError> {
+        let job = resolve(req.program, &req.input, &req.policy, req.audit, req.output_limit)?;
+        self.check_lock(&job.service, req.lock, req.progress.as_ref())?;
+        let prepared = self.runner.prepare(&job, req.progress.as_ref())?;
+        Ok(self.runner.preview_spec(&prepared, &job)?)
+    }
+
+    fn check_lock(&self, svc: &Service, check: LockCheck, progress: &dyn Progress) -> Result<(), RunError> {
+        let present = || svc.dir.join(lock::LOCK_FILE).symlink_metadata().is_ok();
+        match check {
+            LockCheck::Off => return Ok(()),
+            LockCheck::IfPresent if !present() => return Ok(()),
+            LockCheck::IfPresent | LockCheck::Required => {}
+        }
+        let rt = self.runner.registry().resolve(&svc.runtime).map_err(|source| EngineError::ServiceRuntime {
             service: svc.name.clone(),
             spec: svc.runtime.clone(),
             source: Box::new(source),
         })?;
-        let is_jsx = svc.entry.ends_with(".tsx") || svc.entry.ends_with(".jsx");
-        if runtime.typescript == TypeScript::Strip && is_jsx {
-            return Err(EngineError::Jsx {
-                service: svc.name.clone(),
-                entry: svc.entry.clone(),
-                runtime: runtime.key(),
-            });
+        lock::enforce(&svc.dir, &rt, &BundleStore::new(self.cache_dir.clone()), progress)?;
+        Ok(())
+    }
+
+    /// Keeps the full report of a run (or of a run preflight refused) as the service's last
+    /// one. Failing to keep it costs `ignite report` that run, not the run.
+    fn keep(&self, svc: &Service, preflight: Option<PreflightReport>, execution: Option<Report>) -> RunReport {
+        let limits = Limits { timeout_ms: svc.timeout_ms, cold_start_warn_ratio: svc.preflight.cold_start_warn_ratio };
+        let full = RunReport::new(&svc.name, rfc3339(std::time::SystemTime::now()), preflight, execution, limits);
+        if let Err(e) = LastReports::new(&self.cache_dir).save(&svc.dir, &full) {
+            tracing::warn!(error = %e, "failed to keep the report for `ignite report`");
         }
-        if !runtime.accepts_entry(&svc.entry) {
-            return Err(EngineError::EntryType {
-                service: svc.name.clone(),
-                entry: svc.entry.clone(),
-                runtime: runtime.key(),
-                expected: runtime.entry_extensions.iter().map(|e| format!(".{e}")).collect::<Vec<_>>().join(", "),
-            });
-        }
-        check_readable(&svc.dir, &svc.dir.join(&svc.entry))?;
-        // Before the bundle: a source that does not parse fails fast, without a download.
-        let staged = if runtime.typescript == TypeScript::Strip && stage::needs_staging(&svc.entry) {
-            Some(self.stager.stage(&svc.dir, &svc.entry, &runtime.key())?)
-        } else {
-            None
-        };
-        let entry = staged.as_ref().map_or(svc.entry.as_str(), |s| s.entry.as_str());
-        let argv = runtime.command_with_policy(entry, &job.policy)?;
-        let modules = deps::plan(svc, &self.registry)?;
-        let rootfs = self.store.ensure_unpacked(&runtime, progress)?;
-        // Every page of the rootfs is read in by ignite, charged to ignite, before the sandbox
-        // starts (see bundle::resident); the rest of the set-up proceeds meanwhile, and
-        // `execute` waits for the walk before it starts the container.
-        let residency = resident::Background::start(&rootfs.path);
-
-        let spawn = SpawnRule::from_policy(&job.policy);
-        // In audit mode the listener enforces allowSpawn false, so that attempts become events.
-        let spawn = if job.audit { spawn.audited() } else { spawn };
-        // The entrypoint checks again inside the sandbox; this says it before anything starts.
-        spawn_guard::check_supported(&spawn)?;
-        let mut limits = Limits::new(svc.memory_mb, svc.cpu_limit);
-        // Never above ignite's own hard limit, which the OCI runtime may be unable to exceed.
-        limits.nofile = nofile;
-        limits.pids = i64::from(job.policy.max_processes);
-        limits.tmp_bytes = u64::from(job.policy.tmp_mb) * 1024 * 1024;
-        let timeout = Duration::from_millis(svc.timeout_ms);
-        let id = new_run_id();
-        let identity = match &job.identity {
-            Some(lease) => lease.clone(),
-            None => Arc::new(identity::allocate(&self.state.root)?),
-        };
-        let audit = if job.audit {
-            Some(AuditPlan::new(self.profile.clone(), job.policy.network, spawn.notified(), &self.state.run_dir(&id))?)
-        } else {
-            None
-        };
-        let seccomp = match &audit {
-            Some(plan) => self.settings.oci_kind.adapt_seccomp(self.profile.to_oci_audit(
-                job.policy.network,
-                spawn.notified(),
-                &plan.socket,
-            )?)?,
-            None => self.seccomp.clone(),
-        };
-        let writable_root = !job.policy.read_only;
-        let input = SpecInput {
-            // A writable root is the overlay the run mounts over the shared rootfs.
-            rootfs: if writable_root { grants::root_path(&self.state.root, &id) } else { rootfs.path.clone() },
-            writable_root,
-            network: job
-                .policy
-                .network
-                .then(|| crate::sandbox::netns::preview_attach(grants::resolv_conf_path(&self.state.root, &id))),
-            app_dir: staged.as_ref().map_or_else(|| svc.dir.clone(), |s| s.dir.clone()),
-            node_modules: match &modules {
-                Modules::Install(plan) => Some(self.deps.modules_dir(&plan.key)),
-                Modules::None | Modules::Vendored(_) => None,
-            },
-            // A staged copy holds no packages: the service's own node_modules is mounted into it.
-            app_node_modules: staged.as_ref().and_then(|s| s.node_modules.clone()),
-            workspace: job.workspace.clone(),
-            init_binary: self.settings.init_binary.clone(),
-            user: spec::RunUser {
-                uid: identity.uid(),
-                gid: identity.gid(),
-                passwd: identity.passwd(),
-                group: identity.group(),
-            },
-            argv,
-            env: spec::compose_env(&runtime.env, &svc.env, &job.input)?,
-            limits: limits.clone(),
-            hostname: svc.name.clone(),
-            cgroups_path: format!("/ignite/{id}"),
-            kill_after_ms: (timeout + job.grace + BACKSTOP_SLACK).as_millis() as u64,
-            wait_job: false,
-            spawn,
-            seccomp,
-        };
-        let root_grant = writable_root.then(|| grants::root_path(&self.state.root, &id));
-        let spec = build_validated(
-            &input,
-            &spec::Grants {
-                netns: input.network.as_ref().map(|n| &n.netns),
-                writable_root: root_grant.as_deref(),
-                workspace: job.workspace.as_deref(),
-            },
-        )?;
-        Ok(Prepared {
-            runtime,
-            spec,
-            id,
-            limits,
-            modules,
-            staged,
-            audit,
-            input,
-            rootfs: rootfs.path,
-            identity,
-            residency,
-        })
+        full
     }
 
-    /// Runs a job to its report. Leftovers of crashed earlier runs are removed first.
-    pub async fn execute(
-        &self,
-        job: &Job,
-        progress: &dyn Progress,
-        sink: Option<Arc<dyn OutputSink>>,
-        cancel: CancellationToken,
-    ) -> Result<Report, EngineError> {
-        let prepared = self.prepare(job, progress)?;
-        // Before anything is installed or mounted: a missing network tool is said at once.
-        let tools = grants::tools_for(&job.policy)?;
-        // Held until the run is over: the staged directory must outlive the container.
-        let _staged = prepared.staged;
-        // Declared before the grants and the run, so released after them: dropped last.
-        let _identity = prepared.identity;
-        self.supervisor.reap_stale().await;
-        grants::reap_stale(&self.state.root);
-        identity::reap_stale(&self.state.root);
-        // Held until the run is over: the tree cannot be pruned while it is mounted.
-        let (_lease, install) = self.ensure_modules(&job.service, &prepared.modules, progress, &cancel).await?;
-        // Torn down when dropped, after the supervisor has removed the container (or on any
-        // early return): the network and the writable layer never outlive the run.
-        let run_grants =
-            RunGrants::setup(&self.state.root, &prepared.id, &job.policy, tools.as_ref(), &prepared.rootfs).await?;
-        let spec = match &run_grants {
-            Some(g) => {
-                let mut input = prepared.input;
-                let network = g.network();
-                input.network = network.clone();
-                if let Some(root) = g.writable_root() {
-                    input.rootfs = root.to_path_buf();
-                }
-                let granted = spec::Grants {
-                    netns: network.as_ref().map(|n| &n.netns),
-                    writable_root: g.writable_root(),
-                    workspace: job.workspace.as_deref(),
-                };
-                let spec = build_validated(&input, &granted)?;
-                g.verify()?;
-                spec
-            }
-            None => prepared.spec,
-        };
-        let plan = RunPlan {
-            id: prepared.id,
-            spec,
-            timeout: Duration::from_millis(job.service.timeout_ms),
-            grace: job.grace,
-            output_limit: usize::try_from(job.policy.output_max_bytes).unwrap_or(usize::MAX),
-            memory_limit_mb: job.service.memory_mb,
-            pids_limit: prepared.limits.pids,
-            service: job.service.name.clone(),
-            runtime: prepared.runtime.key(),
-            audit: prepared.audit,
-        };
-        // The sandbox must not be the first to fault in its runtime's pages.
-        prepared.residency.wait();
-        let report = self.supervisor.run(plan, sink, cancel).await;
-        drop(run_grants);
-        let mut report = report?;
-        report.install = install;
-        self.record_cold_start(&report);
-        Ok(report)
-    }
-
-    /// Prepares a warm sandbox for jobs like `job`: the spec a cold run of it gets, without the
-    /// input and with the entrypoint told to wait for its job. Synchronous like [`Engine::prepare`].
-    pub fn prepare_warm(&self, job: &Job) -> Result<Prepared, EngineError> {
-        if let Some(why) = cold_only(job) {
-            return Err(EngineError::NotWarm { service: job.service.name.clone(), why });
-        }
-        let mut prepared = self.prepare(job, &crate::store::bundle::NoProgress)?;
-        if prepared.staged.is_some() {
-            // A staged copy is a snapshot of the sources: a sandbox parked with it would run
-            // code that may have changed since.
-            return Err(EngineError::NotWarm {
-                service: job.service.name.clone(),
-                why: "a staged copy of its sources",
-            });
-        }
-        prepared.input.wait_job = true;
-        prepared.spec = build_validated(&prepared.input, &spec::Grants::default())?;
-        Ok(prepared)
-    }
-
-    /// Launches a prepared warm sandbox and waits until its entrypoint is ready for the job.
-    pub async fn launch_warm(
-        &self,
-        prepared: Prepared,
-        job: &Job,
-        cancel: &CancellationToken,
-    ) -> Result<WarmSandbox, EngineError> {
-        let (modules, _) =
-            self.ensure_modules(&job.service, &prepared.modules, &crate::store::bundle::NoProgress, cancel).await?;
-        let held = Held { _modules: modules, _staged: prepared.staged, _identity: prepared.identity };
-        let plan = RunPlan {
-            id: prepared.id,
-            spec: prepared.spec,
-            timeout: Duration::from_millis(job.service.timeout_ms),
-            grace: job.grace,
-            output_limit: usize::try_from(job.policy.output_max_bytes).unwrap_or(usize::MAX),
-            memory_limit_mb: job.service.memory_mb,
-            pids_limit: prepared.limits.pids,
-            service: job.service.name.clone(),
-            runtime: prepared.runtime.key(),
-            audit: prepared.audit,
-        };
-        let mut launched = self.supervisor.launch(plan, true).await?;
-        if let Err(e) = self.supervisor.wait_ready(&mut launched).await {
-            self.supervisor.discard(launched).await;
-            return Err(e.into());
-        }
-        Ok(WarmSandbox { launched, held })
-    }
-
-    /// Resolves when a parked sandbox can no longer serve (its entrypoint or runtime died);
-    /// says why. Cancel-safe.
-    pub async fn warm_failure(&self, sandbox: &mut WarmSandbox) -> String {
-        self.supervisor.parked_failure(&mut sandbox.launched).await
-    }
-
-    /// Runs `job` in a warm sandbox launched for jobs like it. The report comes as soon as the
-    /// program's exit and the final counters are in; the [`WarmTeardown`] must then be given to
-    /// [`Engine::finish_warm`].
-    pub async fn run_warm(
-        &self,
-        sandbox: WarmSandbox,
-        job: &Job,
-        sink: Option<Arc<dyn OutputSink>>,
-        cancel: CancellationToken,
-    ) -> (Result<Report, EngineError>, WarmTeardown) {
-        let wall = std::time::Instant::now();
-        let started_at = rfc3339(std::time::SystemTime::now());
-        let WarmSandbox { mut launched, held } = sandbox;
-        // The time limit is the request's (a request may lower or raise it).
-        launched.set_timeout(Duration::from_millis(job.service.timeout_ms), job.grace);
-        let message = job_message(job);
-        let (report, teardown) = self.supervisor.drive(launched, Some(&message), sink, cancel, wall, started_at).await;
-        (report.map_err(EngineError::from), WarmTeardown { teardown, held })
-    }
-
-    /// Releases a warm run's sandbox and removes it (container, cgroup, run directory, uid).
-    pub async fn finish_warm(&self, t: WarmTeardown) {
-        self.supervisor.finish(t.teardown).await;
-        drop(t.held);
-    }
-
-    /// Removes a warm sandbox that never ran a job.
-    pub async fn discard_warm(&self, sandbox: WarmSandbox) {
-        self.supervisor.discard(sandbox.launched).await;
-        drop(sandbox.held);
-    }
-
-    /// Preflight of a service against this engine's registry and cache; no side effects.
+    /// The preflight checks of a service against this engine's runtimes and bundle store;
+    /// reads only.
     pub fn preflight(&self, svc: &Service) -> Result<PreflightReport, EngineError> {
-        preflight(svc, &self.registry, &self.store)
+        self.runner.preflight(svc)
     }
 
-    /// Keeps this run's cold start for the next preflight of its runtime (in any process). A
-    /// failure to write it only costs that information, not the run.
-    fn record_cold_start(&self, report: &Report) {
-        let Some(ms) = report.metrics.init_time_ms else { return };
-        let m = ColdStart { runtime: report.runtime.clone(), ms, measured_at: report.started_at.clone() };
-        if let Err(e) = ColdStarts::new(&self.settings.cache_dir).record(&m) {
-            tracing::warn!(error = %e, "failed to record the cold start");
+    /// How many OCI specs this engine has built: exactly one per run (and per warm sandbox),
+    /// plus one per [`Engine::spec`].
+    pub fn specs_built(&self) -> u64 {
+        self.runner.specs_built()
+    }
+
+    /// The job runner below the façade (the benchmark's reduced isolation levels drive it).
+    pub fn runner(&self) -> &Arc<Runner> {
+        &self.runner
+    }
+
+    /// The warm pool's counters, when the engine has one.
+    pub fn pool_stats(&self) -> Option<PoolStats> {
+        self.pool.as_ref().map(Pool::stats)
+    }
+
+    /// The warm pool, when the engine has one.
+    pub fn pool(&self) -> Option<&Pool> {
+        self.pool.as_ref()
+    }
+
+    /// Removes every sandbox of the warm pool (waits for their removal).
+    pub async fn shutdown(&self) {
+        if let Some(pool) = &self.pool {
+            pool.shutdown().await;
         }
     }
 
-    /// Only the dependency step of a service (`ignite install`): what a run would see as
-    /// node_modules, installed into the cache if needed; no report when nothing is installed.
+    /// Only the dependency step of a service (`ignite install`).
     pub async fn install(
         &self,
         svc: &Service,
         progress: &dyn Progress,
         cancel: CancellationToken,
-    ) -> Result<(Modules, Option<InstallReport>), EngineError> {
-        let modules = deps::plan(svc, &self.registry)?;
-        self.supervisor.reap_stale().await;
-        let (_lease, report) = self.ensure_modules(svc, &modules, progress, &cancel).await?;
-        Ok((modules, report))
+    ) -> Result<(crate::store::deps::Modules, Option<crate::data::report::InstallReport>), EngineError> {
+        self.runner.install(svc, progress, cancel).await
     }
 
-    /// Installs the tree of an `Install` plan if the cache lacks it, and checks the names in
-    /// service.yaml's `dependencies:` against the node_modules the run will see.
-    async fn ensure_modules(
-        &self,
-        svc: &Service,
-        modules: &Modules,
-        progress: &dyn Progress,
-        cancel: &CancellationToken,
-    ) -> Result<(Option<Lease>, Option<InstallReport>), EngineError> {
-        let (lease, report) = match modules {
-            Modules::Install(plan) => {
-                let installer = Installer {
-                    supervisor: &self.supervisor,
-                    state: &self.state,
-                    store: &self.store,
-                    cache: &self.deps,
-                    seccomp: &self.seccomp,
-                    init_binary: &self.settings.init_binary,
-                    ca_file: self.settings.ca_file.as_deref(),
-                };
-                let outcome = installer.ensure(plan, progress, cancel).await?;
-                (Some(outcome.lease), Some(outcome.report))
-            }
-            Modules::None | Modules::Vendored(_) => (None, None),
-        };
-        check_dependencies(svc, modules, lease.as_ref())?;
-        Ok((lease, report))
-    }
-
-    /// Removes what crashed ignite processes left behind (containers, cgroups, install
-    /// scratch mounts, half-built dependency trees); returns the run and install ids cleaned.
+    /// Removes what crashed ignite processes left behind; returns the run and install ids.
     pub async fn reap_stale(&self) -> Vec<String> {
-        let mut ids = self.supervisor.reap_stale().await;
-        // After the containers: a crashed run's writable root may still be their root.
-        for id in grants::reap_stale(&self.state.root) {
-            if !ids.contains(&id) {
-                ids.push(id);
-            }
-        }
-        ids.extend(install::reap_stale(&self.state));
-        self.deps.reap_temps();
-        // Last: the uids of dead runs are free already (their locks died with them); this
-        // removes their files.
-        identity::reap_stale(&self.state.root);
-        ids
+        self.runner.reap_stale().await
     }
 
-    /// Removes the session workspaces and inline code directories of `ignite serve` processes
-    /// that are gone (never a live server's). Call it after [`reap_stale`](Self::reap_stale):
-    /// a dead server's containers may still have had them mounted.
-    pub fn reap_server_dirs(&self) -> crate::engine::workdirs::Reaped {
-        crate::engine::workdirs::reap_stale(&self.state.root)
+    /// Removes the session workspaces and inline code directories of dead `ignite serve`
+    /// processes; call after [`Engine::reap_stale`].
+    pub fn reap_server_dirs(&self) -> workdirs::Reaped {
+        self.runner.reap_server_dirs()
     }
 
-    /// What keeps this host from running the default runtime now, one sentence each; empty
-    /// when it is ready. Looks only: nothing is fetched or started.
+    /// What keeps this host from running the default runtime now; empty when ready.
     pub fn readiness(&self) -> Vec<String> {
-        let mut missing = Vec::new();
-        if !nix::unistd::geteuid().is_root() {
-            missing
-                .push("not running as root: the OCI runtime needs root to create namespaces and cgroups".to_string());
-        }
-        if !self.settings.oci_binary.is_file() {
-            missing.push(format!("OCI runtime {} not found", self.settings.oci_binary.display()));
-        }
-        if !self.settings.init_binary.is_file() {
-            missing.push(format!("sandbox entrypoint {} not found", self.settings.init_binary.display()));
-        }
-        if let Err(e) = crate::sandbox::nofile::sandbox_limit_now() {
-            missing.push(e.to_string());
-        }
-        match self.registry.resolve(crate::data::service::DEFAULT_RUNTIME) {
-            Ok(rt) if self.store.present(&rt).is_none() => missing.push(format!(
-                "bundle of the default runtime {} is not in {}; run `ignite runtime pull {}`",
-                rt.key(),
-                self.store.root().display(),
-                crate::data::service::DEFAULT_RUNTIME
-            )),
-            Ok(_) => {}
-            Err(e) => missing.push(format!("default runtime: {e}")),
-        }
-        missing
+        self.runner.readiness()
     }
 
     /// The runtimes this engine knows (built-in and custom).
-    pub fn registry(&self) -> &Registry {
-        &self.registry
+    pub fn registry(&self) -> &crate::data::runtime::Registry {
+        self.runner.registry()
     }
 
     /// Runtime state: per-run directories live below it.
     pub fn state_dir(&self) -> &Path {
-        &self.settings.state_dir
+        self.runner.state_dir()
     }
 
     /// Removes the staged TypeScript copies no run is using; returns how many.
     pub fn clear_staged(&self) -> usize {
-        self.stager.clear()
+        self.runner.clear_staged()
     }
 }
 
-/// Gathers what preflight checks — the runtime and what the bundle store records for it, the
-/// service's dependencies, the last cold start — and evaluates it with the service's
-/// thresholds. Reads only: nothing is downloaded, built, unpacked, installed or written, and
-/// neither root nor an OCI runtime is needed.
-pub fn preflight(svc: &Service, registry: &Registry, store: &BundleStore) -> Result<PreflightReport, EngineError> {
-    let runtime = registry.resolve(&svc.runtime).map(|rt| {
-        let bundle = match store.status(&rt) {
-            BundleStatus::Present { digest, bytes } => BundleFact::Present { digest, bytes },
-            BundleStatus::Packed { digest, bytes } => BundleFact::Packed { digest, bytes },
-            BundleStatus::Stale { digest, bytes, reason } => BundleFact::Stale { digest, bytes, reason },
-            BundleStatus::Absent => BundleFact::Absent,
-        };
-        RuntimeFact { key: rt.key(), base_memory_mb: rt.base_memory_mb, recipe_digest: rt.recipe.digest(), bundle }
-    });
-    let (count, source) = match deps::plan(svc, registry)? {
-        Modules::Install(plan) => (Some(plan.direct), Some(deps::MANIFEST.to_string())),
-        Modules::None | Modules::Vendored(_) => {
-            let declared = deps::declared_dependencies(&svc.dir)?;
-            (declared, declared.map(|_| deps::MANIFEST.to_string()))
-        }
+/// Step 1 of a run: the service (loaded, or as given), its input and its effective policy, as
+/// the job the runner and the pool take.
+fn resolve(
+    program: Program,
+    input: &Input,
+    choice: &PolicyChoice,
+    audit: bool,
+    output_limit: Option<(u64, &'static str)>,
+) -> Result<Job, RunError> {
+    let service = match program {
+        Program::Dir { dir, required, overrides, pass_env } => service::load(&dir, required, &overrides, &pass_env)?,
+        Program::Service(svc) => *svc,
     };
-    let cold_start = match &runtime {
-        Ok(rt) => ColdStarts::new(store.root()).last(&rt.key).map_err(|e| e.to_string()),
-        Err(_) => Ok(None),
+    let input = input.read(&service.dir)?;
+    let mut effective = match choice {
+        PolicyChoice::Service { file } => policy::resolve(&service.dir, file.as_deref(), audit)?,
+        PolicyChoice::Builtin => policy::builtin_only(audit)?,
     };
-    let facts = Facts {
-        service: svc.name.clone(),
-        runtime_spec: svc.runtime.clone(),
-        // Worded as a run would say it, so a refused run reads the same as a failed one.
-        runtime: runtime.map_err(|e| format!("service {}: runtime {:?}: {e}", svc.name, svc.runtime)),
-        memory_mb: svc.memory_mb,
-        timeout_ms: svc.timeout_ms,
-        dependencies: count.unwrap_or(0) as u64,
-        dependencies_source: source,
-        cold_start,
-    };
-    Ok(preflight::evaluate(&facts, &svc.preflight))
+    if let Some((bytes, origin)) = output_limit {
+        effective.set_output_max_bytes(bytes, origin)?;
+    }
+    Ok(Job { service, input, policy: effective.policy, grace: DEFAULT_GRACE, workspace: None, audit, identity: None })
 }
 
-/// A name in service.yaml's `dependencies:` must be in the node_modules the run sees (the
-/// installed tree, or the service's own node_modules/), or the program would fail at import
-/// time with a less helpful message from inside the sandbox.
-fn check_dependencies(svc: &Service, modules: &Modules, lease: Option<&Lease>) -> Result<(), EngineError> {
-    for name in &svc.dependencies {
-        let problem = match (modules, lease) {
-            // The installed tree is ignite's own copy: look without following any link.
-            (Modules::Install(_), Some(lease)) => {
-                let found = std::fs::symlink_metadata(lease.modules.join(name)).is_ok_and(|m| m.is_dir());
-                (!found).then(|| {
-                    format!(
-                        "the dependencies installed from {} do not include it; add it to `dependencies` in package.json",
-                        svc.dir.join(deps::MANIFEST).display()
-                    )
-                })
-            }
-            // The service's own node_modules: looked up beneath the service directory without
-            // following any link, so a linked package cannot make this an oracle for host paths.
-            (Modules::Vendored(dir), _) => {
-                let found = crate::fsutil::svcdir::kind_of(&svc.dir, &format!("node_modules/{name}"));
-                match found {
-                    Ok(Some(crate::fsutil::svcdir::EntryKind::Dir)) => None,
-                    Ok(Some(_)) => Some(format!(
-                        "{} is not a directory (a link or a file); a vendored package must be a directory inside the service directory",
-                        dir.join(name).display()
-                    )),
-                    Ok(None) => Some(format!(
-                        "{} is missing; the service's own node_modules/ is used as it is (remove it to let ignite install package.json)",
-                        dir.join(name).display()
-                    )),
-                    Err(e) => Some(e.to_string()),
-                }
-            }
-            _ => Some(format!(
-                "{} lists no dependencies to install; add it to `dependencies` in package.json",
-                svc.dir.join(deps::MANIFEST).display()
-            )),
-        };
-        if let Some(problem) = problem {
-            return Err(EngineError::MissingDependency { service: svc.name.clone(), name: name.clone(), problem });
-        }
-    }
-    Ok(())
+/// Preflight of a service without an engine: neither root nor an OCI runtime is needed, and
+/// nothing is downloaded, built or written (`ignite preflight`).
+pub fn preflight(
+    svc: &Service,
+    runtimes_dirs: &[std::path::PathBuf],
+    cache_dir: &Path,
+) -> Result<PreflightReport, EngineError> {
+    let registry = crate::data::runtime::Registry::load(runtimes_dirs)?;
+    runner::preflight(svc, &registry, &BundleStore::new(cache_dir.to_path_buf()))
 }
 
-/// The program runs as an unprivileged uid; a root-only entry would fail inside the
-/// sandbox with EACCES. Say so before starting anything.
-fn check_readable(dir: &Path, entry: &Path) -> Result<(), EngineError> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode()).unwrap_or(0);
-    if mode(dir) & 0o005 != 0o005 {
-        return Err(EngineError::Unreadable { path: dir.to_path_buf() });
-    }
-    if mode(entry) & 0o004 == 0 {
-        return Err(EngineError::Unreadable { path: entry.to_path_buf() });
-    }
-    Ok(())
+/// For a process that will start sandboxes: raises its soft open-file limit to the hard one
+/// (connections, runs and pipes each hold descriptors; each sandbox's own limit fits under it).
+pub fn raise_open_files() -> Result<crate::sandbox::nofile::Nofile, crate::sandbox::nofile::NofileError> {
+    crate::sandbox::nofile::raise_soft_to_hard()
 }
 
-/// Builds the spec and validates it with exactly the departures granted: a writable root only
-/// at the run's own overlay, a network namespace only the one ignite created for it, a
-/// session's workspace.
-fn build_validated(input: &SpecInput, grants: &spec::Grants) -> Result<Spec, EngineError> {
-    let spec = spec::build(input)?;
-    spec::validate_run(&spec, grants)?;
-    Ok(spec)
+/// Whether a sandbox can start under this process's open-file limit now (`Err` says why not).
+pub fn sandbox_open_files() -> Result<u64, crate::sandbox::nofile::NofileError> {
+    crate::sandbox::nofile::sandbox_limit_now()
+}
+
+/// Before the process exits: waits for the user-mode network helpers runs stopped on the way.
+pub fn wait_for_helpers() {
+    crate::sandbox::netns::wait_for_exits();
 }

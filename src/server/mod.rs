@@ -160,7 +160,7 @@ pub async fn serve(config: Config, engine: Engine) -> Result<(), ServeError> {
     }
 
     let sessions = Arc::new(sessions::Sessions::new(engine.state_dir(), config.sessions.clone()));
-    let pool = Arc::new(Pool::new(engine.clone(), config.pool.clone()));
+    let pool = Arc::new(Pool::new(engine.runner().clone(), config.pool.clone()));
     let state = Arc::new(AppState {
         engine,
         catalog: Catalog::new(dir, config.pass_env.clone()),

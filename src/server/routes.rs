@@ -386,7 +386,7 @@ pub(super) async fn run_job<H: Send + 'static>(
         let result = if pooled {
             handle.block_on(pool.execute(job, out, cancel2))
         } else {
-            handle.block_on(engine.execute(&job, &NoProgress, out, cancel2))
+            handle.block_on(engine.runner().execute(&job, &NoProgress, out, cancel2))
         };
         let status = result.as_ref().map_or("failed", |r| r.status.as_str());
         st2.metrics.execution(status, started.elapsed());

@@ -4,7 +4,7 @@
 //! Sandboxes are kept per kind — everything their spec depends on (service, runtime, limits,
 //! policy, audit mode, the service's dependency files) — and sized per service (min, max, idle
 //! TTL) within a memory budget that running jobs count against too. A job that needs something
-//! made for it alone (see [`crate::engine::cold_only`]), or that finds no sandbox of its kind
+//! made for it alone (see [`crate::engine::runner::cold_only`]), or that finds no sandbox of its kind
 //! parked, runs cold.
 
 mod sizing;
@@ -22,8 +22,8 @@ use sizing::{Census, retire_idle, to_start};
 pub use sizing::{PoolConfig, Sizing, SizingError, default_budget_mb, mem_available_mb, parse_override};
 
 use crate::data::report::Report;
+use crate::engine::runner::{EngineError, Job, Runner, WarmSandbox, cold_only, job_message};
 use crate::engine::supervisor::{OutputSink, SupervisorError};
-use crate::engine::{Engine, EngineError, Job, WarmSandbox, cold_only, job_message};
 use crate::store::bundle::NoProgress;
 
 /// Wait before replacing a sandbox that died while parked, so that a kind of sandbox that
@@ -63,7 +63,7 @@ pub struct Pool {
 }
 
 struct Inner {
-    engine: Arc<Engine>,
+    engine: Arc<Runner>,
     config: PoolConfig,
     state: Mutex<State>,
     /// Every sandbox's task (launch, park, run, removal), awaited at shutdown.
@@ -134,7 +134,7 @@ impl Drop for Reservation {
 }
 
 impl Pool {
-    pub fn new(engine: Arc<Engine>, config: PoolConfig) -> Pool {
+    pub fn new(engine: Arc<Runner>, config: PoolConfig) -> Pool {
         Pool {
             inner: Arc::new(Inner {
                 engine,

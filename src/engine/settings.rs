@@ -1,0 +1,134 @@
+//! Host-level settings of an engine — where state and caches live, which OCI runtime and
+//! entrypoint binary, custom runtimes directories, the install's CA file — and how they are
+//! found from what an operator chose (flags, environment, defaults).
+
+use std::path::PathBuf;
+
+use crate::host::doctor::select::{self, SelectError};
+use crate::sandbox::oci::OciKind;
+use crate::store::stage::Stripper;
+
+/// Environment variable naming custom runtimes directories when none is given explicitly.
+pub const RUNTIMES_DIR_ENV: &str = "IGNITE_RUNTIMES_DIR";
+
+/// The host's CA bundle on Debian/Ubuntu (the default CA file of the dependency install).
+pub const SYSTEM_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// Host-level settings, resolved once by the edge (CLI flags, environment, defaults).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Runtime state: per-run bundle dirs, the OCI runtime's `--root`. Cleared on reboot.
+    pub state_dir: PathBuf,
+    /// Downloaded packages, built bundles, unpacked root filesystems.
+    pub cache_dir: PathBuf,
+    pub oci_kind: OciKind,
+    pub oci_binary: PathBuf,
+    /// This `ignite` binary, which the OCI runtime runs as a hook where it needs one.
+    pub hook_binary: PathBuf,
+    /// The static `ignite-init` binary bind-mounted into every sandbox.
+    pub init_binary: PathBuf,
+    /// Directories of custom runtimes, loaded beside the built-in ones.
+    pub runtimes_dirs: Vec<PathBuf>,
+    /// CA certificates the dependency install trusts besides the installer's own (e.g. those
+    /// of a TLS-inspecting proxy); only its PEM certificate blocks are passed in.
+    pub ca_file: Option<PathBuf>,
+    /// Where TypeScript is stripped for runtimes that run JavaScript only.
+    pub stripper: Stripper,
+}
+
+/// What the operator chose; [`Settings::detect`] turns it into [`Settings`].
+#[derive(Debug, Clone, Default)]
+pub struct HostChoice {
+    pub state_dir: PathBuf,
+    pub cache_dir: PathBuf,
+    /// `runc`, `crun`, `youki` (looked up in PATH) or a path to one of them.
+    pub oci_runtime: String,
+    /// Custom runtimes directories named explicitly; empty: see [`runtimes_dirs`].
+    pub runtimes_dirs: Vec<PathBuf>,
+    /// The install's CA file named explicitly (an empty path counts as not named).
+    pub install_ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error(transparent)]
+    Oci(#[from] SelectError),
+    #[error("CA certificate file {path} (--install-ca-file / NODE_EXTRA_CA_CERTS) {problem}")]
+    CaFile { path: PathBuf, problem: String },
+    #[error("{0}")]
+    Init(String),
+    #[error("failed to locate the ignite binary: {0}")]
+    Exe(std::io::Error),
+}
+
+impl Settings {
+    /// Resolves `choice` on this host: the OCI runtime by its `--version` (refused here when
+    /// this host is known to break it), the entrypoint beside this binary, the CA file.
+    pub fn detect(choice: &HostChoice) -> Result<Settings, SettingsError> {
+        let path_env = std::env::var_os("PATH");
+        let selected =
+            select::select(&choice.oci_runtime, path_env.as_deref(), &choice.state_dir, std::path::Path::new("/"))?;
+        let ca_file = match &choice.install_ca_file {
+            Some(p) if !p.as_os_str().is_empty() => {
+                // Named explicitly: a missing or empty file is an error now, not an install
+                // that fails later for lack of the certificate.
+                crate::engine::install::check_certificates(p)
+                    .map_err(|problem| SettingsError::CaFile { path: p.clone(), problem })?;
+                Some(p.clone())
+            }
+            _ => Some(PathBuf::from(SYSTEM_CA_FILE)).filter(|p| p.is_file()),
+        };
+        Ok(Settings {
+            state_dir: choice.state_dir.clone(),
+            cache_dir: choice.cache_dir.clone(),
+            oci_kind: selected.kind,
+            oci_binary: selected.path,
+            // The running binary, for the OCI runtime's hooks: `/proc/self/exe` would name the
+            // runtime itself when the runtime runs it.
+            hook_binary: std::env::current_exe().map_err(SettingsError::Exe)?,
+            init_binary: find_init().map_err(SettingsError::Init)?,
+            runtimes_dirs: runtimes_dirs(&choice.runtimes_dirs),
+            ca_file,
+            // The running binary itself, whatever happens to its file meanwhile.
+            stripper: Stripper::Subprocess { exe: PathBuf::from("/proc/self/exe") },
+        })
+    }
+}
+
+/// The custom runtimes directories: the first of `explicit`, `$IGNITE_RUNTIMES_DIR`, the
+/// per-user config directory that is given. One source replaces the next rather than adding
+/// to it, so a command line or an environment states exactly which runtimes exist.
+pub fn runtimes_dirs(explicit: &[PathBuf]) -> Vec<PathBuf> {
+    if !explicit.is_empty() {
+        return explicit.to_vec();
+    }
+    if let Some(value) = std::env::var_os(RUNTIMES_DIR_ENV) {
+        return std::env::split_paths(&value).filter(|p| !p.as_os_str().is_empty()).collect();
+    }
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config")));
+    // The per-user directory is optional; a directory named explicitly is not.
+    config.map(|c| c.join("ignite").join("runtimes")).filter(|d| d.symlink_metadata().is_ok()).into_iter().collect()
+}
+
+/// The entrypoint ships beside the `ignite` binary; `IGNITE_INIT` overrides.
+pub fn find_init() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("IGNITE_INIT") {
+        let p = PathBuf::from(p);
+        if !p.is_file() {
+            return Err(format!("IGNITE_INIT={} does not exist", p.display()));
+        }
+        return Ok(p);
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("failed to locate the ignite binary: {e}"))?;
+    let p = exe.with_file_name("ignite-init");
+    if !p.is_file() {
+        return Err(format!(
+            "the sandbox entrypoint {} is missing; install it beside ignite (cargo build --release builds both binaries) or set IGNITE_INIT",
+            p.display()
+        ));
+    }
+    Ok(p)
+}
