@@ -1455,6 +1455,102 @@ fn preflight_endpoint_is_the_cli_document_and_has_no_side_effects() {
     sb.assert_no_leaks();
 }
 
+/// A service whose preflight fails (bun's base is 24 MiB: 16 is below it).
+const TIGHT: &str = "service:\n  name: tight\n  memoryMb: 16\n  entry: index.ts\n";
+
+#[test]
+fn http_executions_are_preflighted_unless_the_server_skips_preflight() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    sb.service("svc/tight", &[("service.yaml", TIGHT), ("index.ts", ECHO)]);
+    let srv = Server::start(&sb, &dir, &[], &[]);
+
+    // The seed's "always preflight in production": refused with the checks, nothing started.
+    let refused = srv.execute("tight", json!({}));
+    refused.assert_error(422, "preflight_failed");
+    let body = refused.json();
+    let memory = &body["preflight"]["checks"][0];
+    assert_eq!((memory["name"].clone(), memory["status"].clone()), (json!("memory"), json!("fail")), "{body}");
+    assert_eq!(body["preflight"], srv.get("/services/tight/preflight", None).json(), "the preflight document");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("preflight failed for tight"), "{message}");
+    assert!(container_ids(&sb).is_empty(), "a refused execution starts no sandbox");
+    // A request's own limit is checked as the service's would be.
+    srv.execute("echo", json!({ "memoryMb": 16 })).assert_error(422, "preflight_failed");
+    // Streamed, the refusal has its status too: the stream begins only once a run does.
+    let streamed = response(
+        agent()
+            .post(format!("{}/services/tight/execute", srv.base))
+            .header("Content-Type", "application/json")
+            .header("Accept", "text/event-stream")
+            .send("{}"),
+    );
+    streamed.assert_error(422, "preflight_failed");
+    assert_eq!(streamed.json()["preflight"]["status"], "fail");
+    // Inline code and sessions go through the same gate.
+    let inline = json!({ "runtime": "bun", "code": "console.log(1)", "limits": { "memoryMb": 16 } });
+    srv.inline(inline.clone()).assert_error(422, "preflight_failed");
+    assert!(inline_dirs(&sb).is_empty(), "{:?}", inline_dirs(&sb));
+    let session = srv.post("/v1/sessions", None, "").json()["id"].as_str().unwrap().to_string();
+    let in_session =
+        srv.post(&format!("/v1/sessions/{session}/execute"), Some("application/json"), &inline.to_string());
+    in_session.assert_error(422, "preflight_failed");
+    // What passes runs as before.
+    let ok = srv.execute("echo", json!({ "input": { "n": 2 } }));
+    assert_eq!((ok.status, ok.json()["stdout"].clone()), (200, json!("got {\"n\":2}\n")), "{}", ok.body);
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+
+    // The operator turned the checks off: the same service runs (whatever the limit does to it).
+    let srv = Server::start(&sb, &dir, &["--skip-preflight"], &[]);
+    let ran = srv.execute("tight", json!({}));
+    assert_eq!(ran.status, 200, "{}", ran.body);
+    assert!(ran.json()["containerId"].is_string(), "{}", ran.body);
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn a_service_that_drifted_from_its_lock_is_refused_only_when_serving_locked() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let locked = sb.service(
+        "svc/locked",
+        &[("service.yaml", "service:\n  name: locked\n  entry: index.ts\n"), ("index.ts", ECHO)],
+    );
+    let out = sb.cmd().arg("lock").arg(&locked).arg("--quiet").output().expect("spawn ignite lock");
+    assert!(out.status.success(), "ignite lock: {}", common::stderr_of(&out));
+    let srv = Server::start(&sb, &dir, &["--locked"], &[]);
+
+    // Up to date, and a service without a lock file: both run.
+    assert_eq!(srv.execute("locked", json!({})).status, 200);
+    assert_eq!(srv.execute("echo", json!({})).status, 200);
+    std::fs::write(locked.join("index.ts"), format!("{ECHO}// changed after locking\n")).unwrap();
+    let refused = srv.execute("locked", json!({}));
+    refused.assert_error(409, "lock_drift");
+    let message = refused.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("index.ts") && message.contains("ignite lock locked"), "{message}");
+    assert!(!message.contains(&*sb.work.path().to_string_lossy()), "paths relative to DIR: {message}");
+    assert!(container_ids(&sb).is_empty(), "a refused execution starts no sandbox");
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+
+    // Without --locked the lock file is not looked at.
+    let srv = Server::start(&sb, &dir, &[], &[]);
+    let ran = srv.execute("locked", json!({}));
+    assert_eq!((ran.status, ran.json()["success"].clone()), (200, json!(true)), "{}", ran.body);
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}
+
 #[test]
 fn openapi_document_is_public_and_covers_every_route_and_the_report() {
     if !require_sandbox() {

@@ -333,11 +333,17 @@ beyond the min go after --pool-idle-ttl. Every sandbox (parked or running, warm 
 its memory limit; none is started ahead beyond --pool-memory-mb. Jobs that need a network, a
 writable root or a session run cold, as do inline code and sessions.
 
+Every execution is preflighted first, like `ignite run`: a failing check refuses it with 422
+`preflight_failed` and the checks in the body (--skip-preflight turns the checks off). With
+--locked, a service that has an ignite.lock runs only while it matches it: 409 `lock_drift`
+lists what changed.
+
 EXAMPLES:
   ignite serve --services ./services
   ignite serve --services ./services --pool-min 2 --pool-max 8 --pool hello=4:16 --pool batch=0:0
   IGNITE_API_KEYS=$(openssl rand -hex 24) ignite serve --services /srv/svc --host 0.0.0.0
-  ignite serve --services ./services --api-key-file /etc/ignite/keys --rate-limit 120";
+  ignite serve --services ./services --api-key-file /etc/ignite/keys --rate-limit 120
+  ignite serve --services /srv/svc --locked           # production: locked services stay as locked";
 
 const INIT_HELP: &str = "\
 Templates are TypeScript for every runtime: bun and deno run it as it is, node and quickjs get it
@@ -490,6 +496,14 @@ struct ServeArgs {
     /// Per-service sizing, SERVICE=MIN:MAX (repeatable), e.g. --pool hello=2:8.
     #[arg(long = "pool", value_name = "SERVICE=MIN:MAX")]
     pool_overrides: Vec<String>,
+    /// Execute without the preflight checks (see `ignite preflight --help`); by default an
+    /// execution whose check fails is refused with 422 `preflight_failed` and the checks.
+    #[arg(long)]
+    skip_preflight: bool,
+    /// Execute a service that has an ignite.lock only while it matches it (see `ignite lock
+    /// --help`); one that drifted is refused with 409 `lock_drift`. Services without one run.
+    #[arg(long)]
+    locked: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -818,6 +832,8 @@ fn serve(g: &GlobalArgs, a: ServeArgs) -> anyhow::Result<i32> {
             idle_timeout: std::time::Duration::from_secs(a.idle_timeout),
         },
         pool,
+        skip_preflight: a.skip_preflight,
+        locked: a.locked,
     };
     let engine = engine(g)?;
     let rt = tokio::runtime::Builder::new_multi_thread()

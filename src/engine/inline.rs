@@ -1,7 +1,7 @@
 //! Inline programs: code sent as files (or one `code` string) instead of a service directory.
 //! Owns their validation (paths, counts, sizes, entry, limits, no npm install) and the fresh
-//! per-run directory under `STATE/inline` they run from, removed when its [`InlineDir`] drops,
-//! whatever the run's outcome.
+//! per-run directory under `STATE/inline` they run from, removed when the run is over,
+//! whatever its outcome.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -83,7 +83,7 @@ pub enum InlineError {
 
 /// The per-run directory an inline program runs from; removed when dropped.
 #[derive(Debug)]
-pub struct InlineDir(Cleanup);
+pub(crate) struct InlineDir(Cleanup);
 
 impl InlineDir {
     pub fn path(&self) -> &Path {
@@ -178,7 +178,8 @@ fn invalid(message: impl Into<String>) -> InlineError {
 
 impl InlineProgram {
     /// Everything about the program that can be checked without writing it: the runtime, the
-    /// limits, the files and the entry, in that order. [`materialise`] checks it again.
+    /// limits, the files and the entry, in that order. [`Engine::run`](crate::engine::Engine::run)
+    /// checks it again before it writes it.
     pub fn check(&self, registry: &Registry) -> Result<(), InlineError> {
         self.checked(registry).map(|_| ())
     }
@@ -236,7 +237,7 @@ impl InlineProgram {
 /// Checks `program`, writes it into a fresh directory under `STATE/inline`, and resolves the
 /// service it runs as (named [`INLINE_NAME`], no policy file, no host variables). The directory
 /// is removed when the returned [`InlineDir`] drops: hold it until the run is over.
-pub fn materialise(
+pub(crate) fn materialise(
     program: &InlineProgram,
     registry: &Registry,
     state_root: &Path,

@@ -26,7 +26,8 @@
 //! Below the façade: [`runner`] turns one job into a sandbox (runtime, bundle, dependencies,
 //! staging, grants, the spec, the supervisor), [`pool`] keeps sandboxes launched ahead of their
 //! jobs, [`supervisor`] drives one container's lifecycle, [`install`] is the sandboxed npm
-//! install, [`workdirs`] owns what runs keep on the host besides their containers.
+//! install, [`workdirs`] owns what runs keep on the host besides their containers: inline
+//! programs' directories ([`inline`]) and session workspaces ([`session`]).
 
 pub mod host_env;
 pub mod inline;
@@ -55,19 +56,19 @@ use crate::store::lock;
 
 pub use crate::store::bundle::{NoProgress, Progress, StderrProgress};
 pub use host_env::{OperatorFileError, read_operator_text, take_env_var};
-pub use inline::{
-    FilesError, INLINE_NAME, InlineDir, InlineError, InlineProgram, InlineSource, MAX_FILES, MAX_TOTAL_BYTES,
-    materialise as materialise_inline,
-};
+pub use inline::{FilesError, INLINE_NAME, InlineError, InlineProgram, InlineSource, MAX_FILES, MAX_TOTAL_BYTES};
 pub use kind::ErrorKind;
-pub use pool::{Pool, PoolConfig, PoolStats, ServiceStats};
+pub use pool::{PoolConfig, PoolStats, ServiceStats};
 pub use request::{
-    Input, LockCheck, MAX_INPUT_BYTES, Outcome, PolicyChoice, PreflightGate, Program, Request, RunError,
+    Input, LockCheck, MAX_INPUT_BYTES, OnPreflight, OnStart, Outcome, PolicyChoice, PreflightGate, Program, Request,
+    RunError,
 };
 pub use runner::{DEFAULT_GRACE, EngineError, Job, Runner};
 pub use session::{WORKSPACE_DIR, Workspace, WorkspaceError};
 pub use settings::{HostChoice, RUNTIMES_DIR_ENV, SYSTEM_CA_FILE, Settings, SettingsError, find_init, runtimes_dirs};
 pub use supervisor::{OutputSink, Stream};
+
+use pool::Pool;
 
 /// Ignite's engine: one per process. Cheap to share behind an `Arc`.
 pub struct Engine {
@@ -103,17 +104,29 @@ impl Engine {
     /// 5. keep the full report as the service's last one and the cold start for the next
     ///    preflight.
     pub async fn run(&self, req: Request, cancel: CancellationToken) -> Result<Outcome, RunError> {
-        // 1. The service, its input and its policy.
-        let job = resolve(req.program, &req.input, &req.policy, req.audit, req.output_limit)?;
+        // 1. The service, its input and its policy. Inline code is written to a directory of
+        //    its own first, which `_code` removes when the run is over.
+        let (service, _code) = self.resolve(req.program)?;
+        let inline = _code.is_some();
+        let input = req.input.read(&service.dir)?;
+        let mut effective = match &req.policy {
+            // Never a policy file from the request's own files.
+            _ if inline => policy::builtin_only(req.audit)?,
+            PolicyChoice::Service { file } => policy::resolve(&service.dir, file.as_deref(), req.audit)?,
+            PolicyChoice::Builtin => policy::builtin_only(req.audit)?,
+        };
+        if let Some((bytes, origin)) = req.output_limit {
+            effective.set_output_max_bytes(bytes, origin)?;
+        }
         // 2. The lock file.
-        self.check_lock(&job.service, req.lock, req.progress.as_ref())?;
+        self.check_lock(&service, req.lock, req.progress.as_ref())?;
         // 3. Preflight: reads only, so it is cheap enough for every run.
         let checked = match req.preflight {
             PreflightGate::Skip => None,
             PreflightGate::Enforce => {
-                let report = self.runner.preflight(&job.service)?;
+                let report = self.runner.preflight(&service)?;
                 if report.status == Level::Fail {
-                    let full = self.keep(&job.service, Some(report), None);
+                    let full = self.keep(&service, Some(report), None, !inline);
                     return Err(RunError::Preflight { full: Box::new(full) });
                 }
                 if let Some(tell) = req.on_preflight {
@@ -122,29 +135,95 @@ impl Engine {
                 Some(report)
             }
         };
+        if let Some(start) = req.on_start {
+            start();
+        }
         // 4. The run: warm when the request allows it and a sandbox of its kind is parked,
-        //    otherwise cold.
-        let service = job.service.clone();
-        let report = match (&self.pool, req.warm) {
-            (Some(pool), true) => pool.execute(job, req.sink, cancel).await?,
+        //    otherwise cold. Inline code and session runs are always cold: a sandbox started
+        //    ahead could not have their directory.
+        let mut job = Job {
+            service,
+            input,
+            policy: effective.policy,
+            grace: DEFAULT_GRACE,
+            workspace: None,
+            audit: req.audit,
+            identity: None,
+        };
+        if let Some(ws) = &req.workspace {
+            ws.attach(&mut job);
+        }
+        let warm = req.warm && !inline && req.workspace.is_none();
+        let report = match (&self.pool, warm) {
+            (Some(pool), true) => pool.execute(job.clone(), req.sink, cancel).await?,
             _ => self.runner.execute(&job, req.progress.as_ref(), req.sink, cancel).await?,
         };
-        // 5. What the next preflight and `ignite report` read.
+        // 5. What the next preflight and `ignite report` read (inline code has no directory
+        //    of the operator's to keep a report for).
         if !report.metrics.warm {
             self.runner.record_cold_start(&report);
         }
-        let full = self.keep(&service, checked, Some(report.clone()));
+        let full = self.keep(&job.service, checked, Some(report.clone()), !inline);
         Ok(Outcome { report, full })
+    }
+
+    /// The service a program runs as; for inline code also the directory it was written to,
+    /// to be held until the run is over.
+    fn resolve(&self, program: Program) -> Result<(Service, Option<inline::InlineDir>), RunError> {
+        Ok(match program {
+            Program::Dir { dir, required, overrides, pass_env } => {
+                (service::load(&dir, required, &overrides, &pass_env)?, None)
+            }
+            Program::Service(svc) => (*svc, None),
+            Program::Inline(program) => {
+                let (svc, dir) = inline::materialise(&program, self.registry(), self.state_dir())?;
+                (svc, Some(dir))
+            }
+        })
     }
 
     /// The spec a request would run with, validated, nothing started: `--print-spec`. What
     /// only a run creates (its network namespace, its writable root) appears under the paths
     /// the run would give it. No gate applies.
     pub fn spec(&self, req: Request) -> Result<oci_spec::runtime::Spec, RunError> {
-        let job = resolve(req.program, &req.input, &req.policy, req.audit, req.output_limit)?;
-        self.check_lock(&job.service, req.lock, req.progress.as_ref())?;
+        let (service, _code) = self.resolve(req.program)?;
+        let input = req.input.read(&service.dir)?;
+        let effective = match &req.policy {
+            _ if _code.is_some() => policy::builtin_only(req.audit)?,
+            PolicyChoice::Service { file } => policy::resolve(&service.dir, file.as_deref(), req.audit)?,
+            PolicyChoice::Builtin => policy::builtin_only(req.audit)?,
+        };
+        self.check_lock(&service, req.lock, req.progress.as_ref())?;
+        let mut job = Job {
+            service,
+            input,
+            policy: effective.policy,
+            grace: DEFAULT_GRACE,
+            workspace: None,
+            audit: req.audit,
+            identity: None,
+        };
+        if let Some(ws) = &req.workspace {
+            ws.attach(&mut job);
+        }
         let prepared = self.runner.prepare(&job, req.progress.as_ref())?;
         Ok(self.runner.preview_spec(&prepared, &job)?)
+    }
+
+    /// Starts the warm pool's `min` sandboxes for `service`, made for the runs a request with
+    /// `audit` and the service's own policy file gets. `None` when the engine has no pool or
+    /// the service's min is 0; otherwise how many started (fewer within the memory budget,
+    /// none for a service whose runs cannot be warm).
+    pub fn warm_up(&self, service: Service, audit: bool) -> Result<Option<usize>, RunError> {
+        let Some(pool) = &self.pool else { return Ok(None) };
+        let min = pool.config().sizing(&service.name).min;
+        if min == 0 {
+            return Ok(None);
+        }
+        let policy = policy::resolve(&service.dir, None, audit)?.policy;
+        let job =
+            Job { service, input: String::new(), policy, grace: DEFAULT_GRACE, workspace: None, audit, identity: None };
+        Ok(Some(pool.warm_up(&job, min)))
     }
 
     fn check_lock(&self, svc: &Service, check: LockCheck, progress: &dyn Progress) -> Result<(), RunError> {
@@ -165,9 +244,19 @@ impl Engine {
 
     /// Keeps the full report of a run (or of a run preflight refused) as the service's last
     /// one. Failing to keep it costs `ignite report` that run, not the run.
-    fn keep(&self, svc: &Service, preflight: Option<PreflightReport>, execution: Option<Report>) -> RunReport {
+    /// With `save` false (inline code) the report is only returned.
+    fn keep(
+        &self,
+        svc: &Service,
+        preflight: Option<PreflightReport>,
+        execution: Option<Report>,
+        save: bool,
+    ) -> RunReport {
         let limits = Limits { timeout_ms: svc.timeout_ms, cold_start_warn_ratio: svc.preflight.cold_start_warn_ratio };
         let full = RunReport::new(&svc.name, rfc3339(std::time::SystemTime::now()), preflight, execution, limits);
+        if !save {
+            return full;
+        }
         if let Err(e) = LastReports::new(&self.cache_dir).save(&svc.dir, &full) {
             tracing::warn!(error = %e, "failed to keep the report for `ignite report`");
         }
@@ -248,30 +337,6 @@ impl Engine {
     pub fn clear_staged(&self) -> usize {
         self.runner.clear_staged()
     }
-}
-
-/// Step 1 of a run: the service (loaded, or as given), its input and its effective policy, as
-/// the job the runner and the pool take.
-fn resolve(
-    program: Program,
-    input: &Input,
-    choice: &PolicyChoice,
-    audit: bool,
-    output_limit: Option<(u64, &'static str)>,
-) -> Result<Job, RunError> {
-    let service = match program {
-        Program::Dir { dir, required, overrides, pass_env } => service::load(&dir, required, &overrides, &pass_env)?,
-        Program::Service(svc) => *svc,
-    };
-    let input = input.read(&service.dir)?;
-    let mut effective = match choice {
-        PolicyChoice::Service { file } => policy::resolve(&service.dir, file.as_deref(), audit)?,
-        PolicyChoice::Builtin => policy::builtin_only(audit)?,
-    };
-    if let Some((bytes, origin)) = output_limit {
-        effective.set_output_max_bytes(bytes, origin)?;
-    }
-    Ok(Job { service, input, policy: effective.policy, grace: DEFAULT_GRACE, workspace: None, audit, identity: None })
 }
 
 /// Preflight of a service without an engine: neither root nor an OCI runtime is needed, and

@@ -1,6 +1,7 @@
 //! What an edge asks of [`Engine::run`](super::Engine::run), and what it gets back: the program
 //! (a service directory, a service already loaded, or files sent with the request), its input,
-//! which policy applies, which checks gate the run, where the output streams.
+//! which policy applies, which checks gate the run, a session's workspace, where the output
+//! streams.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use crate::data::report::Report;
 use crate::data::report::full::RunReport;
 use crate::data::service::{Overrides, PassEnv, Service, ServiceError};
 use crate::engine::supervisor::OutputSink;
-use crate::engine::{EngineError, Progress};
+use crate::engine::{EngineError, InlineError, InlineProgram, Progress, Workspace};
 use crate::fsutil::svcdir::{self, Rule};
 use crate::store::lock::LockError;
 
@@ -21,6 +22,10 @@ pub const MAX_INPUT_BYTES: usize = 128 * 1024 - 64;
 
 /// Called with the preflight checks of a run that passed them, before it starts.
 pub type OnPreflight = Box<dyn FnOnce(&PreflightReport) + Send>;
+
+/// Called once a request passed every check (service, policy, lock, preflight), right before
+/// its run starts.
+pub type OnStart = Box<dyn FnOnce() + Send>;
 
 /// One run, as an edge asks for it. Build it with [`Request::new`] and set what differs.
 pub struct Request {
@@ -35,14 +40,21 @@ pub struct Request {
     pub output_limit: Option<(u64, &'static str)>,
     pub lock: LockCheck,
     pub preflight: PreflightGate,
-    /// May run in a sandbox of the warm pool, if the engine has one and a sandbox fits.
+    /// May run in a sandbox of the warm pool, if the engine has one and a sandbox fits (inline
+    /// programs and session runs never do: their directories are made for the one run).
     pub warm: bool,
+    /// A session's workspace, mounted read-write at [`WORKSPACE_DIR`](super::WORKSPACE_DIR);
+    /// the run has the session's uid, which owns it.
+    pub workspace: Option<Arc<Workspace>>,
     /// Receives the program's output as it is written (the report has it too).
     pub sink: Option<Arc<dyn OutputSink>>,
     /// Told about downloads, builds and installs the run waits for.
     pub progress: Arc<dyn Progress>,
     /// Told the preflight checks before the run starts (an edge prints their warnings).
     pub on_preflight: Option<OnPreflight>,
+    /// Told when the checks are passed and the run starts: an edge that streams the output
+    /// commits to its response then, so that a refusal still gets its own status.
+    pub on_start: Option<OnStart>,
 }
 
 impl Request {
@@ -58,9 +70,11 @@ impl Request {
             lock: LockCheck::Off,
             preflight: PreflightGate::Enforce,
             warm: false,
+            workspace: None,
             sink: None,
             progress: Arc::new(crate::store::bundle::NoProgress),
             on_preflight: None,
+            on_start: None,
         }
     }
 }
@@ -72,6 +86,10 @@ pub enum Program {
     Dir { dir: PathBuf, required: bool, overrides: Overrides, pass_env: PassEnv },
     /// A service already loaded (an edge that resolved it itself, e.g. by name).
     Service(Box<Service>),
+    /// Files sent with the request (`POST /v1/execute`): checked, written to a directory of
+    /// their own under the state dir for this run, and removed when it is over. Gets the
+    /// built-in policy whatever [`Request::policy`] says, and no last report is kept for it.
+    Inline(Box<InlineProgram>),
 }
 
 /// The program's input (`IGNITE_INPUT`), which must be JSON.
@@ -128,6 +146,8 @@ pub enum RunError {
     Policy(#[from] PolicyError),
     #[error("--input {what}")]
     Input { what: String },
+    #[error(transparent)]
+    Inline(#[from] InlineError),
     #[error(transparent)]
     Lock(#[from] LockError),
     /// A preflight check failed; nothing was started. `full` has the checks (and was kept as

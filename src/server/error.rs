@@ -3,7 +3,8 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::engine::{EngineError, ErrorKind, InlineError};
+use crate::data::preflight::PreflightReport;
+use crate::engine::{EngineError, ErrorKind, InlineError, RunError};
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -12,11 +13,13 @@ pub struct ApiError {
     pub message: String,
     /// Seconds for `Retry-After` (429, 503).
     pub retry_after: Option<u64>,
+    /// The checks of a run that preflight refused (422 `preflight_failed`).
+    pub preflight: Option<Box<PreflightReport>>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), retry_after: None }
+        ApiError { status, code, message: message.into(), retry_after: None, preflight: None }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -33,7 +36,46 @@ impl ApiError {
     }
 
     pub fn body(&self) -> ErrorBody {
-        ErrorBody { error: ErrorDetail { code: self.code.to_string(), message: self.message.clone() } }
+        ErrorBody {
+            error: ErrorDetail { code: self.code.to_string(), message: self.message.clone() },
+            preflight: self.preflight.clone(),
+        }
+    }
+
+    /// A run that produced no report. `relative` names the service's files relative to the
+    /// services directory, as every service error does: clients need the service's file, not
+    /// the host's layout.
+    pub fn from_run(e: RunError, relative: &dyn Fn(&str) -> String) -> ApiError {
+        let kind = e.kind();
+        match e {
+            RunError::Engine(e) => e.into(),
+            RunError::Inline(e) => e.into(),
+            RunError::Input { .. } => ApiError::bad_request("invalid_request", e.to_string()),
+            RunError::Service(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "service_invalid", relative(&e.to_string()))
+            }
+            RunError::Policy(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "policy_invalid", relative(&e.to_string()))
+            }
+            // The seed's "always preflight in production": the checks come with the refusal.
+            RunError::Preflight { .. } => {
+                let preflight = e.preflight().cloned().map(Box::new);
+                ApiError {
+                    preflight,
+                    ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "preflight_failed", relative(&e.to_string()))
+                }
+            }
+            RunError::Lock(_) => {
+                let (status, code) = match kind {
+                    // The service's files changed since they were locked: a conflict with the
+                    // lock file the operator asked (`--locked`) to hold them to.
+                    ErrorKind::LockDrift => (StatusCode::CONFLICT, "lock_drift"),
+                    ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "engine_error"),
+                    _ => (StatusCode::UNPROCESSABLE_ENTITY, "service_error"),
+                };
+                ApiError::new(status, code, relative(&e.to_string()))
+            }
+        }
     }
 }
 
@@ -41,6 +83,10 @@ impl ApiError {
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
+    /// With `preflight_failed` only: the checks, as `GET /services/{name}/preflight` shows them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub preflight: Option<Box<PreflightReport>>,
 }
 
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -61,7 +107,9 @@ impl From<EngineError> for ApiError {
             ErrorKind::HostNotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             // Every run uid is taken by a live run: capacity, like a full admission queue.
             ErrorKind::Capacity => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
-            ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "engine_error"),
+            ErrorKind::Internal | ErrorKind::LockDrift | ErrorKind::PreflightFailed => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "engine_error")
+            }
         };
         ApiError::new(status, code, e.to_string())
     }

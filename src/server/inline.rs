@@ -1,6 +1,7 @@
 //! `POST /v1/execute`: code sent in the request (files or one `code` string) runs in the same
-//! sandbox as a service, from a fresh per-run directory under the state dir that is removed
-//! when the run is over, whatever its outcome.
+//! sandbox as a service. This module reads the request; the engine checks the program, writes
+//! it to a fresh per-run directory (removed when the run is over, whatever its outcome) and
+//! runs it (see [`InlineProgram`]).
 
 use std::fmt;
 use std::sync::Arc;
@@ -19,9 +20,8 @@ use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::routes::{JsonObject, run_job, shutting_down};
 use super::stream::Format;
-use crate::data::policy;
 use crate::data::report::Report;
-use crate::engine::{DEFAULT_GRACE, InlineProgram, InlineSource, Job, Workspace};
+use crate::engine::{InlineProgram, InlineSource, Input, PolicyChoice, Program, Request as RunRequest, Workspace};
 pub use crate::engine::{MAX_FILES, MAX_TOTAL_BYTES};
 
 /// `POST /v1/execute`: code that is not on disk. Exactly one of `files` and `code`.
@@ -110,7 +110,9 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         `chunk` events (Chunk) as the program writes, then one `report` (Report) or `error` (ErrorBody) event",
         content((Report = "application/json"), (String = "text/event-stream"), (String = "application/x-ndjson"))),
     (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
-    (status = 422, body = ErrorBody), (status = 500, body = ErrorBody), (status = 503, body = ErrorBody),
+    (status = 422, body = ErrorBody, description = "The runtime cannot run the entry (`service_error`), or a \
+        preflight check failed (`preflight_failed`, with the checks in `preflight`; not with --skip-preflight)"),
+    (status = 500, body = ErrorBody), (status = 503, body = ErrorBody),
 ))]
 pub(super) async fn execute(
     State(st): State<Arc<AppState>>,
@@ -145,7 +147,8 @@ pub(super) async fn run(
         timeout_ms: limits.timeout_ms,
         cpu: limits.cpu,
     };
-    // Checked before the input, and written after it: the request's faults in that order.
+    // Checked before the input (and written by the engine after it): the request's faults in
+    // the order they always had.
     program.check(st.engine.registry())?;
     let input = req.input.as_ref().map_or_else(|| "{}".to_string(), |v| v.to_string());
     if input.len() > st.max_input {
@@ -155,7 +158,6 @@ pub(super) async fn run(
             format!("input is {} bytes serialised; the limit is {}", input.len(), st.max_input),
         ));
     }
-    let (service, dir) = crate::engine::materialise_inline(&program, st.engine.registry(), st.engine.state_dir())?;
 
     if st.draining.load(Ordering::SeqCst) {
         return Err(shutting_down());
@@ -171,14 +173,14 @@ pub(super) async fn run(
     if st.draining.load(Ordering::SeqCst) {
         return Err(shutting_down());
     }
-    // Never a policy file from the request's own files: inline code gets the built-in policy.
-    let audit = req.audit.unwrap_or(true);
-    let policy = policy::builtin_only(audit)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
-        .policy;
-    let mut job = Job { service, input, policy, grace: DEFAULT_GRACE, workspace: None, audit, identity: None };
-    if let Some(ws) = &workspace {
-        ws.attach(&mut job);
-    }
-    run_job(st, job, permit, (dir, turn, workspace), format, false).await
+    // The engine writes the files to a directory of their own for this run, and gives the code
+    // the built-in policy only (never a policy file from the request's own files).
+    let mut run = RunRequest::new(Program::Inline(Box::new(program)));
+    run.input = Input::Json(input);
+    run.policy = PolicyChoice::Builtin;
+    run.audit = req.audit.unwrap_or(true);
+    run.preflight = st.preflight;
+    run.workspace = workspace.clone();
+    run.warm = true;
+    run_job(st, run, permit, (turn, workspace), format).await
 }

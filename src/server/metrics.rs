@@ -172,7 +172,11 @@ impl Metrics {
 /// Prometheus metrics: executions, durations, slots, queue, rejections.
 #[utoipa::path(get, path = "/metrics", responses((status = 200, body = String, content_type = "text/plain; version=0.0.4")))]
 pub(super) async fn scrape(State(st): State<Arc<AppState>>) -> impl IntoResponse {
-    let gauges = Gauges { running: st.admission.running(), queued: st.admission.queued(), pool: st.pool.stats() };
+    let gauges = Gauges {
+        running: st.admission.running(),
+        queued: st.admission.queued(),
+        pool: st.engine.pool_stats().unwrap_or_default(),
+    };
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], st.metrics.render(&gauges))
 }
 

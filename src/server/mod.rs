@@ -1,5 +1,6 @@
 //! `ignite serve`: the HTTP API over [`Engine`]. Routes, DTOs, auth, limits and the mapping of
-//! errors to statuses live here; everything about sandboxes stays behind `Engine::execute`.
+//! errors to statuses live here; everything about sandboxes (warm or cold, inline directories,
+//! session workspaces, the lock and preflight gates) stays behind [`Engine::run`].
 
 mod auth;
 mod catalog;
@@ -27,8 +28,7 @@ pub use auth::{KeyError, Keys};
 pub use conn::ConnLimits;
 pub use sessions::SessionConfig;
 
-use crate::engine::{DEFAULT_GRACE, Engine, Job};
-use crate::engine::{Pool, PoolConfig};
+use crate::engine::{Engine, LockCheck, PoolConfig, PreflightGate};
 use catalog::Catalog;
 use limits::{Admission, RateLimiter};
 
@@ -65,6 +65,12 @@ pub struct Config {
     pub connections: ConnLimits,
     /// Warm sandboxes for `POST /services/{name}/execute` (inline code and sessions run cold).
     pub pool: PoolConfig,
+    /// `--skip-preflight`: executions start without the preflight checks; by default a failing
+    /// check refuses the execution (422 `preflight_failed`, with the checks).
+    pub skip_preflight: bool,
+    /// `--locked`: a service with an `ignite.lock` runs only while it matches it (409
+    /// `lock_drift` otherwise); services without one run.
+    pub locked: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,7 +106,9 @@ pub(crate) struct AppState {
     runs: TaskTracker,
     sessions: Arc<sessions::Sessions>,
     metrics: metrics::Metrics,
-    pool: Arc<Pool>,
+    /// The gates every execution passes (`--skip-preflight`, `--locked`).
+    preflight: PreflightGate,
+    lock: LockCheck,
 }
 
 /// Serves until SIGTERM/SIGINT, then drains: no new connections, running executions get
@@ -145,7 +153,7 @@ pub async fn serve(config: Config, engine: Engine) -> Result<(), ServeError> {
         .and_then(|d| std::fs::read_dir(&d).map(|_| d))
         .map_err(|error| ServeError::ServicesDir { path: config.services_dir.clone(), error })?;
 
-    let engine = Arc::new(engine);
+    let engine = Arc::new(engine.with_pool(config.pool.clone()));
     let reaped = engine.reap_stale().await;
     if !reaped.is_empty() {
         tracing::info!(count = reaped.len(), ids = %reaped.join(","), "removed sandboxes left by an earlier process");
@@ -160,7 +168,6 @@ pub async fn serve(config: Config, engine: Engine) -> Result<(), ServeError> {
     }
 
     let sessions = Arc::new(sessions::Sessions::new(engine.state_dir(), config.sessions.clone()));
-    let pool = Arc::new(Pool::new(engine.runner().clone(), config.pool.clone()));
     let state = Arc::new(AppState {
         engine,
         catalog: Catalog::new(dir, config.pass_env.clone()),
@@ -174,7 +181,8 @@ pub async fn serve(config: Config, engine: Engine) -> Result<(), ServeError> {
         runs: TaskTracker::new(),
         sessions,
         metrics: metrics::Metrics::default(),
-        pool,
+        preflight: if config.skip_preflight { PreflightGate::Skip } else { PreflightGate::Enforce },
+        lock: if config.locked { LockCheck::IfPresent } else { LockCheck::Off },
     });
     let app = routes::router(state.clone(), config.max_body);
 
@@ -198,16 +206,16 @@ pub async fn serve(config: Config, engine: Engine) -> Result<(), ServeError> {
     state.runs.close();
     state.runs.wait().await;
     sweeper.abort();
-    state.pool.shutdown().await;
+    state.engine.shutdown().await;
     state.sessions.remove_all().await;
     signals.abort();
     tracing::info!("ignite serve stopped");
     Ok(())
 }
 
-/// Starts each catalog service's `min` warm sandboxes, for the job an HTTP execute without
-/// options makes (audit on, the service's own limits). Services that do not load, or whose
-/// jobs cannot run warm, are skipped: their requests say why when they come.
+/// Starts each catalog service's `min` warm sandboxes, for the runs an HTTP execute without
+/// options makes (audit on, the service's own limits and policy). Services that do not load,
+/// or whose runs cannot be warm, are skipped: their requests say why when they come.
 fn prestart(state: &AppState) {
     let services = match state.catalog.list() {
         Ok(s) => s,
@@ -217,23 +225,10 @@ fn prestart(state: &AppState) {
         }
     };
     for info in services.into_iter().filter(|s| s.valid) {
-        let min = state.pool.config().sizing(&info.name).min;
-        if min == 0 {
-            continue;
-        }
         let catalog::Lookup::Found(service) = state.catalog.lookup(&info.name, &Default::default()) else { continue };
-        let Ok(policy) = crate::data::policy::resolve(&service.dir, None, true) else { continue };
-        let job = Job {
-            service: *service,
-            input: String::new(),
-            policy: policy.policy,
-            grace: DEFAULT_GRACE,
-            workspace: None,
-            audit: true,
-            identity: None,
-        };
-        let started = state.pool.warm_up(&job, min);
-        tracing::info!(service = %info.name, started, "starting warm sandboxes");
+        if let Ok(Some(started)) = state.engine.warm_up(*service, true) {
+            tracing::info!(service = %info.name, started, "starting warm sandboxes");
+        }
     }
 }
 

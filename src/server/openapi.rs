@@ -211,6 +211,21 @@ mod tests {
     }
 
     #[test]
+    fn the_refusals_of_the_execution_gates_are_documented() {
+        let doc = served(3600);
+        let body = &doc["components"]["schemas"]["ErrorBody"];
+        assert_eq!(body["required"], json!(["error"]), "the checks come only with preflight_failed");
+        assert_eq!(body["properties"]["preflight"]["$ref"], "#/components/schemas/PreflightReport");
+        let responses = |path: &str| doc["paths"][path]["post"]["responses"].clone();
+        let drift = responses("/services/{name}/execute")["409"]["description"].clone();
+        assert!(drift.as_str().is_some_and(|d| d.contains("lock_drift")), "{drift}");
+        for path in ["/services/{name}/execute", "/v1/execute", "/v1/sessions/{id}/execute"] {
+            let refused = responses(path)["422"]["description"].clone();
+            assert!(refused.as_str().is_some_and(|d| d.contains("preflight_failed")), "{path}: {refused}");
+        }
+    }
+
+    #[test]
     fn only_the_session_body_is_optional() {
         let doc = served(3600);
         for (method, path, op) in operations(&doc) {

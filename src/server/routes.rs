@@ -24,12 +24,10 @@ use super::auth::{key_digest, key_id};
 use super::catalog::{Lookup, ServiceInfo};
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::stream::{self, Event, Format, StreamSink};
-use crate::data::policy;
 use crate::data::preflight::PreflightReport;
 use crate::data::report::Report;
 use crate::data::service::{self, MEMORY_MB_RANGE, Overrides, TIMEOUT_MS_RANGE};
-use crate::engine::NoProgress;
-use crate::engine::{DEFAULT_GRACE, Job};
+use crate::engine::{Input, OutputSink, PolicyChoice, Program, Request as RunRequest};
 
 /// Seconds a client is told to wait when all slots and the queue are taken.
 const BUSY_RETRY_SECS: u64 = 1;
@@ -287,8 +285,13 @@ pub(super) struct ExecuteRequest {
             `chunk` events (Chunk) as the program writes, then one `report` (Report) or `error` (ErrorBody) event",
             content((Report = "application/json"), (String = "text/event-stream"), (String = "application/x-ndjson"))),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
-        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 500, body = ErrorBody),
-        (status = 503, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "The server runs with --locked and the service no longer \
+            matches its ignite.lock (`lock_drift`); the message lists what changed"),
+        (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "The service cannot run as it is (`service_invalid`, \
+            `policy_invalid`, `service_error`), or a preflight check failed (`preflight_failed`, with the checks \
+            in `preflight`; not with --skip-preflight)"),
+        (status = 500, body = ErrorBody), (status = 503, body = ErrorBody),
     ))]
 async fn execute(
     State(st): St,
@@ -343,38 +346,39 @@ async fn execute(
 
     // The operator's policy file in the service directory applies to API runs too.
     // Audit mode is the API's default: its strict base applies unless the policy file relaxes it.
-    let audit = req.audit.unwrap_or(true);
-    let policy = policy::resolve(&service.dir, None, audit)
-        // Named relative to the services directory, as service errors are: clients need the
-        // service's file, not the host's layout.
-        .map_err(|e| {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "policy_invalid", st.catalog.relative(&e.to_string()))
-        })?
-        .policy;
-    let job = Job { service, input, policy, grace: DEFAULT_GRACE, workspace: None, audit, identity: None };
-    run_job(&st, job, permit, (), Format::from_accept(&headers), true).await
+    let mut run = RunRequest::new(Program::Service(Box::new(service)));
+    run.input = Input::Json(input);
+    run.policy = PolicyChoice::Service { file: None };
+    run.audit = req.audit.unwrap_or(true);
+    run.lock = st.lock;
+    run.preflight = st.preflight;
+    run.warm = true;
+    run_job(&st, run, permit, (), Format::from_accept(&headers)).await
 }
 
-/// Runs `job` and answers with its report, or with `format` streams its output and then the
-/// report (see [`stream`]). `pooled`: through the warm pool (a parked sandbox if one fits,
-/// else cold); otherwise always cold. The slot (`permit`) and `held` (a per-run directory, a session's
-/// turn) stay with the run until it ends, not with the response, so a client that hangs up
-/// neither frees a slot whose sandbox is still running nor removes what the sandbox uses.
+/// Runs `req` through the engine and answers with its report, or with `format` streams its
+/// output and then the report (see [`stream`]). The engine decides where it runs (a warm
+/// sandbox or a cold one). The slot (`permit`) and `held` (a session's turn and workspace) stay
+/// with the run until it ends, not with the response, so a client that hangs up neither frees
+/// a slot whose sandbox is still running nor removes what the sandbox uses.
 pub(super) async fn run_job<H: Send + 'static>(
     st: &Arc<AppState>,
-    job: Job,
+    mut req: RunRequest,
     permit: OwnedSemaphorePermit,
     held: H,
     format: Option<Format>,
-    pooled: bool,
 ) -> Result<Response, ApiError> {
     let engine = st.engine.clone();
-    let pool = st.pool.clone();
     let cancel = st.cancel_runs.child_token();
     let handle = tokio::runtime::Handle::current();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let sink = format.map(|_| Arc::new(StreamSink::new(tx)));
     let (st2, sink2, cancel2) = (st.clone(), sink.clone(), cancel.clone());
+    req.sink = sink2.map(|s| s as Arc<dyn OutputSink>);
+    let (started, start) = tokio::sync::oneshot::channel();
+    req.on_start = Some(Box::new(move || {
+        let _ = started.send(());
+    }));
     // The engine's preparation is synchronous (bundle and staging locks, file copies,
     // unpacking): the whole run is driven from a blocking-pool thread so no runtime worker is
     // ever held by it.
@@ -382,15 +386,10 @@ pub(super) async fn run_job<H: Send + 'static>(
         let _permit = permit;
         let _held = held;
         let started = Instant::now();
-        let out: Option<Arc<dyn crate::engine::OutputSink>> = sink2.map(|s| s as _);
-        let result = if pooled {
-            handle.block_on(pool.execute(job, out, cancel2))
-        } else {
-            handle.block_on(engine.runner().execute(&job, &NoProgress, out, cancel2))
-        };
+        let result = handle.block_on(engine.run(req, cancel2)).map(|outcome| outcome.report);
         let status = result.as_ref().map_or("failed", |r| r.status.as_str());
         st2.metrics.execution(status, started.elapsed());
-        result
+        result.map_err(|e| ApiError::from_run(e, &|m| st2.catalog.relative(m)))
     });
     let Some((format, sink)) = format.zip(sink) else {
         // The server drops this future when the client goes away before the report is ready:
@@ -400,8 +399,19 @@ pub(super) async fn run_job<H: Send + 'static>(
         abandon.disarm();
         return Ok(Json(report).into_response());
     };
+    // A refusal before the run starts (the policy, the lock, preflight) is answered with its
+    // own status, as without streaming; the stream begins once the run does.
+    let abandon = cancel.clone().drop_guard();
+    if start.await.is_err() {
+        let result = run.await.map_err(internal)?;
+        abandon.disarm();
+        let report = result?;
+        sink.finish(Event::Report(Box::new(report)));
+        return Ok(stream::response(rx, format, cancel));
+    }
+    abandon.disarm();
     st.runs.spawn(async move {
-        let last = match run.await.map_err(internal).and_then(|r| r.map_err(ApiError::from)) {
+        let last = match run.await.map_err(internal).and_then(|r| r) {
             Ok(report) => Event::Report(Box::new(report)),
             Err(e) => Event::Error(e),
         };

@@ -329,7 +329,9 @@ pub(super) async fn delete(
             `chunk` events (Chunk) as the program writes, then one `report` (Report) or `error` (ErrorBody) event",
             content((Report = "application/json"), (String = "text/event-stream"), (String = "application/x-ndjson"))),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
-        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "The runtime cannot run the entry (`service_error`), or a \
+            preflight check failed (`preflight_failed`, with the checks in `preflight`; not with --skip-preflight)"),
         (status = 500, body = ErrorBody), (status = 503, body = ErrorBody),
         (status = 429, body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait")),
             description = "Past the rate limit (`rate_limited`), or --session-max-waiting requests already wait for this session's turn (`session_busy`)"),
