@@ -95,29 +95,16 @@ impl Engine {
     ///    preflight.
     pub async fn run(&self, req: Request, cancel: CancellationToken) -> Result<Outcome, RunError> {
         // 1. The service, its input and its policy.
-        let service = match req.program {
-            request::Program::Dir { dir, required, overrides, pass_env } => {
-                service::load(&dir, required, &overrides, &pass_env)?
-            }
-            request::Program::Service(svc) => *svc,
-        };
-        let input = req.input.read(&service.dir)?;
-        let mut effective = match &req.policy {
-            PolicyChoice::Service { file } => policy::resolve(&service.dir, file.as_deref(), req.audit)?,
-            PolicyChoice::Builtin => policy::builtin_only(req.audit)?,
-        };
-        if let Some((bytes, origin)) = req.output_limit {
-            effective.set_output_max_bytes(bytes, origin)?;
-        }
+        let job = resolve(req.program, &req.input, &req.policy, req.audit, req.output_limit)?;
         // 2. The lock file.
-        self.check_lock(&service, req.lock, req.progress.as_ref())?;
+        self.check_lock(&job.service, req.lock, req.progress.as_ref())?;
         // 3. Preflight: reads only, so it is cheap enough for every run.
         let checked = match req.preflight {
             PreflightGate::Skip => None,
             PreflightGate::Enforce => {
-                let report = self.runner.preflight(&service)?;
+                let report = self.runner.preflight(&job.service)?;
                 if report.status == Level::Fail {
-                    let full = self.keep(&service, Some(report), None);
+                    let full = self.keep(&job.service, Some(report), None);
                     return Err(RunError::Preflight { full: Box::new(full) });
                 }
                 if let Some(tell) = req.on_preflight {
@@ -128,24 +115,16 @@ impl Engine {
         };
         // 4. The run: warm when the request allows it and a sandbox of its kind is parked,
         //    otherwise cold.
-        let job = Job {
-            service,
-            input,
-            policy: effective.policy,
-            grace: DEFAULT_GRACE,
-            workspace: None,
-            audit: req.audit,
-            identity: None,
-        };
+        let service = job.service.clone();
         let report = match (&self.pool, req.warm) {
-            (Some(pool), true) => pool.execute(job.clone(), req.sink, cancel).await?,
+            (Some(pool), true) => pool.execute(job, req.sink, cancel).await?,
             _ => self.runner.execute(&job, req.progress.as_ref(), req.sink, cancel).await?,
         };
         // 5. What the next preflight and `ignite report` read.
         if !report.metrics.warm {
             self.runner.record_cold_start(&report);
         }
-        let full = self.keep(&job.service, checked, Some(report.clone()));
+        let full = self.keep(&service, checked, Some(report.clone()));
         Ok(Outcome { report, full })
     }
 
@@ -153,27 +132,8 @@ impl Engine {
     /// only a run creates (its network namespace, its writable root) appears under the paths
     /// the run would give it. No gate applies.
     pub fn spec(&self, req: Request) -> Result<oci_spec::runtime::Spec, RunError> {
-        let service = match req.program {
-            request::Program::Dir { dir, required, overrides, pass_env } => {
-                service::load(&dir, required, &overrides, &pass_env)?
-            }
-            request::Program::Service(svc) => *svc,
-        };
-        let input = req.input.read(&service.dir)?;
-        let effective = match &req.policy {
-            PolicyChoice::Service { file } => policy::resolve(&service.dir, file.as_deref(), req.audit)?,
-            PolicyChoice::Builtin => policy::builtin_only(req.audit)?,
-        };
-        self.check_lock(&service, req.lock, req.progress.as_ref())?;
-        let job = Job {
-            service,
-            input,
-            policy: effective.policy,
-            grace: DEFAULT_GRACE,
-            workspace: None,
-            audit: req.audit,
-            identity: None,
-        };
+        let job = resolve(req.program, &req.input, &req.policy, req.audit, req.output_limit)?;
+        self.check_lock(&job.service, req.lock, req.progress.as_ref())?;
         let prepared = self.runner.prepare(&job, req.progress.as_ref())?;
         Ok(self.runner.preview_spec(&prepared, &job)?)
     }
@@ -279,6 +239,30 @@ impl Engine {
     pub fn clear_staged(&self) -> usize {
         self.runner.clear_staged()
     }
+}
+
+/// Step 1 of a run: the service (loaded, or as given), its input and its effective policy, as
+/// the job the runner and the pool take.
+fn resolve(
+    program: Program,
+    input: &Input,
+    choice: &PolicyChoice,
+    audit: bool,
+    output_limit: Option<(u64, &'static str)>,
+) -> Result<Job, RunError> {
+    let service = match program {
+        Program::Dir { dir, required, overrides, pass_env } => service::load(&dir, required, &overrides, &pass_env)?,
+        Program::Service(svc) => *svc,
+    };
+    let input = input.read(&service.dir)?;
+    let mut effective = match choice {
+        PolicyChoice::Service { file } => policy::resolve(&service.dir, file.as_deref(), audit)?,
+        PolicyChoice::Builtin => policy::builtin_only(audit)?,
+    };
+    if let Some((bytes, origin)) = output_limit {
+        effective.set_output_max_bytes(bytes, origin)?;
+    }
+    Ok(Job { service, input, policy: effective.policy, grace: DEFAULT_GRACE, workspace: None, audit, identity: None })
 }
 
 /// Preflight of a service without an engine: neither root nor an OCI runtime is needed, and
