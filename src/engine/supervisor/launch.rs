@@ -24,7 +24,7 @@ impl<R: OciRuntime> Supervisor<R> {
     /// Creates the run directory (locked) and launches the container: one foreground OCI
     /// runtime process (`run`) creates, starts and finally removes it. With `wait_job` the
     /// spec must be a warm one (`--wait-job`): the entrypoint then waits for its job on
-    /// [`crate::sandbox::spec::JOB_FD`]. On error nothing is left behind.
+    /// [`crate::sandbox::abi::JOB_FD`]. On error nothing is left behind.
     pub async fn launch(&self, plan: RunPlan, wait_job: bool) -> Result<Launched, SupervisorError> {
         let run_dir = self.state.run_dir(&plan.id);
         std::fs::create_dir_all(self.state.runs()).at("create", self.state.runs())?;
