@@ -553,35 +553,8 @@ pub(super) fn validate_with(spec: &Spec, allow: &Allowances) -> Result<(), SpecE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sandbox::spec::fixtures::{input, netns_path};
     use oci_spec::runtime::LinuxSeccompBuilder;
-
-    fn input() -> SpecInput {
-        SpecInput {
-            rootfs: "/var/lib/ignite/rootfs/sha256-ab".into(),
-            app_dir: "/srv/hello".into(),
-            node_modules: None,
-            app_node_modules: None,
-            workspace: None,
-            writable_root: false,
-            network: None,
-            init_binary: "/usr/local/bin/ignite-init".into(),
-            user: RunUser {
-                uid: 200_123,
-                gid: 200_123,
-                passwd: "/run/ignite/uids/200123.passwd".into(),
-                group: "/run/ignite/uids/200123.group".into(),
-            },
-            argv: vec!["/usr/local/bin/bun".into(), "run".into(), "/app/index.ts".into()],
-            env: compose_env(&BTreeMap::new(), &BTreeMap::new(), "{}").unwrap(),
-            limits: Limits::new(64, 0.5),
-            hostname: "hello".into(),
-            cgroups_path: "/ignite/ig-1".into(),
-            kill_after_ms: 7000,
-            wait_job: false,
-            spawn: SpawnRule::NoSpawn,
-            seccomp: LinuxSeccompBuilder::default().default_action(LinuxSeccompAction::ScmpActErrno).build().unwrap(),
-        }
-    }
 
     fn built() -> Spec {
         build(&input()).unwrap()
@@ -742,11 +715,6 @@ mod tests {
             },
             resolv_conf: "/run/ignite/grants/ig-1/resolv.conf".into(),
         }
-    }
-
-    fn netns_path(s: &Spec) -> Option<PathBuf> {
-        let ns = s.linux().as_ref().unwrap().namespaces().as_ref().unwrap();
-        ns.iter().find(|n| n.typ() == LinuxNamespaceType::Network).unwrap().path().clone()
     }
 
     #[test]
