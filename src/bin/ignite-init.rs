@@ -30,9 +30,9 @@ use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitCode};
 
-use ignite::sandbox::init_proto::{INPUT_VAR, InitEvent, JobMessage, MAX_JOB_BYTES};
+use ignite::sandbox::abi::{INPUT_VAR, JOB_FD, RELEASE_FD, REPORT_FD, STDERR_FD, STDOUT_FD, WAIT_JOB_FLAG};
+use ignite::sandbox::init_proto::{InitEvent, JobMessage, MAX_JOB_BYTES};
 use ignite::sandbox::spawn_guard::{ALLOW_EXEC_FLAG, SPAWN_FLAG, SpawnRule};
-use ignite::sandbox::spec::{JOB_FD, RELEASE_FD, REPORT_FD, STDERR_FD, STDOUT_FD, WAIT_JOB_FLAG};
 use ignite::sys::{monotonic_ns, take_inherited_fd};
 use nix::sys::resource::{UsageWho, getrusage};
 use nix::sys::signal::{SigSet, Signal, kill};

@@ -863,6 +863,7 @@ fn host_choice(g: &GlobalArgs) -> HostChoice {
         oci_runtime: g.oci_runtime.clone(),
         runtimes_dirs: g.runtimes_dirs.clone(),
         install_ca_file: g.install_ca_file.clone(),
+        ignite_binary: None,
     }
 }
 

@@ -768,4 +768,38 @@ mod tests {
         assert!(expand_vars("${}", &l).unwrap_err().contains("invalid"));
         assert!(expand_vars("${B}", &l).unwrap_err().contains("B is not set"));
     }
+
+    #[test]
+    fn defaults_pass_every_builtin_runtime_at_the_default_limits() {
+        use crate::data::preflight::{BundleFact, ColdStart, Facts, Level, RawConfig, RuntimeFact, evaluate};
+        const MIB_U: u64 = 1024 * 1024;
+        let registry = crate::data::runtime::Registry::builtin().unwrap();
+        let config = RawConfig::default().validate().unwrap();
+        assert_eq!(config, crate::data::preflight::Config::default());
+        for rt in registry.list().into_iter().filter(|r| r.is_default) {
+            let base = rt.base_memory_mb.unwrap_or_else(|| panic!("{} has no baseMemoryMb", rt.key()));
+            let mut f = Facts {
+                service: "s".into(),
+                runtime_spec: rt.name.clone(),
+                runtime: Ok(RuntimeFact {
+                    key: rt.key(),
+                    base_memory_mb: Some(base),
+                    recipe_digest: rt.recipe.digest(),
+                    // The largest built-in bundle is about 55 MiB compressed.
+                    bundle: BundleFact::Present { digest: "sha256:b".into(), bytes: 60 * MIB_U },
+                }),
+                memory_mb: DEFAULT_MEMORY_MB,
+                timeout_ms: DEFAULT_TIMEOUT_MS,
+                dependencies: 0,
+                dependencies_source: None,
+                // A cold start as slow as a loaded host makes them (a few hundred ms) still passes.
+                cold_start: Ok(Some(ColdStart { runtime: rt.key(), ms: 500.0, measured_at: "t".into() })),
+            };
+            let r = evaluate(&f, &config);
+            assert_eq!(r.status, Level::Pass, "{}: {r:#?}", rt.key());
+            // And so does a service with no measurement yet.
+            f.cold_start = Ok(None);
+            assert_eq!(evaluate(&f, &config).status, Level::Pass, "{}", rt.key());
+        }
+    }
 }

@@ -95,7 +95,8 @@ impl Engine {
 
     /// Runs one request to its report. The order is the point of this function:
     ///
-    /// 1. resolve the service (load its directory, or take it as given) and the policy;
+    /// 1. resolve the service (load its directory, take it as given, or write inline code to a
+    ///    directory of its own) and the policy;
     /// 2. the lock check: the service must match its `ignite.lock`, if asked;
     /// 3. the preflight gate: a failing check refuses the run, and the refusal is kept as the
     ///    service's last report;
@@ -104,29 +105,22 @@ impl Engine {
     /// 5. keep the full report as the service's last one and the cold start for the next
     ///    preflight.
     pub async fn run(&self, req: Request, cancel: CancellationToken) -> Result<Outcome, RunError> {
-        // 1. The service, its input and its policy. Inline code is written to a directory of
-        //    its own first, which `_code` removes when the run is over.
-        let (service, _code) = self.resolve(req.program)?;
-        let inline = _code.is_some();
-        let input = req.input.read(&service.dir)?;
-        let mut effective = match &req.policy {
-            // Never a policy file from the request's own files.
-            _ if inline => policy::builtin_only(req.audit)?,
-            PolicyChoice::Service { file } => policy::resolve(&service.dir, file.as_deref(), req.audit)?,
-            PolicyChoice::Builtin => policy::builtin_only(req.audit)?,
-        };
-        if let Some((bytes, origin)) = req.output_limit {
-            effective.set_output_max_bytes(bytes, origin)?;
-        }
+        // 1. The service, its input and its policy (and a session's workspace); inline code is
+        //    written to a directory of its own first, which `code_dir` removes when the run is
+        //    over.
+        let workspace = req.workspace.as_deref();
+        let (job, code_dir) =
+            self.resolve(req.program, &req.input, &req.policy, req.audit, req.output_limit, workspace)?;
+        let inline = code_dir.is_some();
         // 2. The lock file.
-        self.check_lock(&service, req.lock, req.progress.as_ref())?;
+        self.check_lock(&job.service, req.lock, req.progress.as_ref())?;
         // 3. Preflight: reads only, so it is cheap enough for every run.
         let checked = match req.preflight {
             PreflightGate::Skip => None,
             PreflightGate::Enforce => {
-                let report = self.runner.preflight(&service)?;
+                let report = self.runner.preflight(&job.service)?;
                 if report.status == Level::Fail {
-                    let full = self.keep(&service, Some(report), None, !inline);
+                    let full = self.keep(&job.service, Some(report), None, !inline);
                     return Err(RunError::Preflight { full: Box::new(full) });
                 }
                 if let Some(tell) = req.on_preflight {
@@ -141,21 +135,10 @@ impl Engine {
         // 4. The run: warm when the request allows it and a sandbox of its kind is parked,
         //    otherwise cold. Inline code and session runs are always cold: a sandbox started
         //    ahead could not have their directory.
-        let mut job = Job {
-            service,
-            input,
-            policy: effective.policy,
-            grace: DEFAULT_GRACE,
-            workspace: None,
-            audit: req.audit,
-            identity: None,
-        };
-        if let Some(ws) = &req.workspace {
-            ws.attach(&mut job);
-        }
         let warm = req.warm && !inline && req.workspace.is_none();
+        let service = job.service.clone();
         let report = match (&self.pool, warm) {
-            (Some(pool), true) => pool.execute(job.clone(), req.sink, cancel).await?,
+            (Some(pool), true) => pool.execute(job, req.sink, cancel).await?,
             _ => self.runner.execute(&job, req.progress.as_ref(), req.sink, cancel).await?,
         };
         // 5. What the next preflight and `ignite report` read (inline code has no directory
@@ -163,14 +146,37 @@ impl Engine {
         if !report.metrics.warm {
             self.runner.record_cold_start(&report);
         }
-        let full = self.keep(&job.service, checked, Some(report.clone()), !inline);
+        let full = self.keep(&service, checked, Some(report.clone()), !inline);
         Ok(Outcome { report, full })
     }
 
-    /// The service a program runs as; for inline code also the directory it was written to,
-    /// to be held until the run is over.
-    fn resolve(&self, program: Program) -> Result<(Service, Option<inline::InlineDir>), RunError> {
-        Ok(match program {
+    /// The spec a request would run with, validated, nothing started: `--print-spec`. What
+    /// only a run creates (its network namespace, its writable root) appears under the paths
+    /// the run would give it. No gate applies.
+    pub fn spec(&self, req: Request) -> Result<oci_spec::runtime::Spec, RunError> {
+        let workspace = req.workspace.as_deref();
+        let (job, _code_dir) =
+            self.resolve(req.program, &req.input, &req.policy, req.audit, req.output_limit, workspace)?;
+        self.check_lock(&job.service, req.lock, req.progress.as_ref())?;
+        let prepared = self.runner.prepare(&job, req.progress.as_ref())?;
+        Ok(self.runner.preview_spec(&prepared, &job)?)
+    }
+
+    /// Step 1 of a run (and of [`Engine::spec`]): the service (loaded, given, or written from
+    /// inline code), its input, its policy and a session's workspace, as the job the runner and
+    /// the pool take. Inline code gets the built-in policy whatever was asked (never a policy
+    /// file from the request's own files), and comes with the directory it was written to, to
+    /// be held until the run is over.
+    fn resolve(
+        &self,
+        program: Program,
+        input: &Input,
+        choice: &PolicyChoice,
+        audit: bool,
+        output_limit: Option<(u64, &'static str)>,
+        workspace: Option<&Workspace>,
+    ) -> Result<(Job, Option<inline::InlineDir>), RunError> {
+        let (service, code) = match program {
             Program::Dir { dir, required, overrides, pass_env } => {
                 (service::load(&dir, required, &overrides, &pass_env)?, None)
             }
@@ -179,35 +185,29 @@ impl Engine {
                 let (svc, dir) = inline::materialise(&program, self.registry(), self.state_dir())?;
                 (svc, Some(dir))
             }
-        })
-    }
-
-    /// The spec a request would run with, validated, nothing started: `--print-spec`. What
-    /// only a run creates (its network namespace, its writable root) appears under the paths
-    /// the run would give it. No gate applies.
-    pub fn spec(&self, req: Request) -> Result<oci_spec::runtime::Spec, RunError> {
-        let (service, _code) = self.resolve(req.program)?;
-        let input = req.input.read(&service.dir)?;
-        let effective = match &req.policy {
-            _ if _code.is_some() => policy::builtin_only(req.audit)?,
-            PolicyChoice::Service { file } => policy::resolve(&service.dir, file.as_deref(), req.audit)?,
-            PolicyChoice::Builtin => policy::builtin_only(req.audit)?,
         };
-        self.check_lock(&service, req.lock, req.progress.as_ref())?;
+        let input = input.read(&service.dir)?;
+        let mut effective = match choice {
+            _ if code.is_some() => policy::builtin_only(audit)?,
+            PolicyChoice::Service { file } => policy::resolve(&service.dir, file.as_deref(), audit)?,
+            PolicyChoice::Builtin => policy::builtin_only(audit)?,
+        };
+        if let Some((bytes, origin)) = output_limit {
+            effective.set_output_max_bytes(bytes, origin)?;
+        }
         let mut job = Job {
             service,
             input,
             policy: effective.policy,
             grace: DEFAULT_GRACE,
             workspace: None,
-            audit: req.audit,
+            audit,
             identity: None,
         };
-        if let Some(ws) = &req.workspace {
+        if let Some(ws) = workspace {
             ws.attach(&mut job);
         }
-        let prepared = self.runner.prepare(&job, req.progress.as_ref())?;
-        Ok(self.runner.preview_spec(&prepared, &job)?)
+        Ok((job, code))
     }
 
     /// Starts the warm pool's `min` sandboxes for `service`, made for the runs a request with

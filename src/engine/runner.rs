@@ -372,18 +372,7 @@ impl Runner {
         if let Some(g) = &run_grants {
             g.verify()?;
         }
-        let plan = RunPlan {
-            id: prepared.id,
-            spec,
-            timeout: Duration::from_millis(job.service.timeout_ms),
-            grace: job.grace,
-            output_limit: usize::try_from(job.policy.output_max_bytes).unwrap_or(usize::MAX),
-            memory_limit_mb: job.service.memory_mb,
-            pids_limit: prepared.limits.pids,
-            service: job.service.name.clone(),
-            runtime: prepared.runtime.key(),
-            audit: prepared.audit,
-        };
+        let plan = run_plan(job, prepared.id, spec, &prepared.limits, &prepared.runtime, prepared.audit);
         // The sandbox must not be the first to fault in its runtime's pages.
         prepared.residency.wait();
         let report = self.supervisor.run(plan, sink, cancel).await;
@@ -423,18 +412,7 @@ impl Runner {
             self.ensure_modules(&job.service, &prepared.modules, &crate::store::bundle::NoProgress, cancel).await?;
         let spec = self.build(&prepared.input, &spec::Grants::default())?;
         let held = Held { _modules: modules, _staged: prepared.staged, _identity: prepared.identity };
-        let plan = RunPlan {
-            id: prepared.id,
-            spec,
-            timeout: Duration::from_millis(job.service.timeout_ms),
-            grace: job.grace,
-            output_limit: usize::try_from(job.policy.output_max_bytes).unwrap_or(usize::MAX),
-            memory_limit_mb: job.service.memory_mb,
-            pids_limit: prepared.limits.pids,
-            service: job.service.name.clone(),
-            runtime: prepared.runtime.key(),
-            audit: prepared.audit,
-        };
+        let plan = run_plan(job, prepared.id, spec, &prepared.limits, &prepared.runtime, prepared.audit);
         let mut launched = self.supervisor.launch(plan, true).await?;
         if let Err(e) = self.supervisor.wait_ready(&mut launched).await {
             self.supervisor.discard(launched).await;
@@ -637,6 +615,29 @@ impl Runner {
     /// Removes the staged TypeScript copies no run is using; returns how many.
     pub fn clear_staged(&self) -> usize {
         self.stager.clear()
+    }
+}
+
+/// What the supervisor gets for one run of `job` (cold, or in a warm sandbox) with `spec`.
+fn run_plan(
+    job: &Job,
+    id: String,
+    spec: Spec,
+    limits: &Limits,
+    runtime: &ResolvedRuntime,
+    audit: Option<AuditPlan>,
+) -> RunPlan {
+    RunPlan {
+        id,
+        spec,
+        timeout: Duration::from_millis(job.service.timeout_ms),
+        grace: job.grace,
+        output_limit: usize::try_from(job.policy.output_max_bytes).unwrap_or(usize::MAX),
+        memory_limit_mb: job.service.memory_mb,
+        pids_limit: limits.pids,
+        service: job.service.name.clone(),
+        runtime: runtime.key(),
+        audit,
     }
 }
 

@@ -47,6 +47,10 @@ pub struct HostChoice {
     pub runtimes_dirs: Vec<PathBuf>,
     /// The install's CA file named explicitly (an empty path counts as not named).
     pub install_ca_file: Option<PathBuf>,
+    /// The `ignite` binary, which the OCI runtime runs as a hook and which strips TypeScript
+    /// in a child process; `ignite-init` is looked for beside it. `None`: this process is
+    /// `ignite`. A program that embeds the engine names the installed binary here.
+    pub ignite_binary: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +61,8 @@ pub enum SettingsError {
     CaFile { path: PathBuf, problem: String },
     #[error("{0}")]
     Init(String),
+    #[error("the ignite binary {0} does not exist")]
+    Binary(PathBuf),
     #[error("failed to locate the ignite binary: {0}")]
     Exe(std::io::Error),
 }
@@ -78,19 +84,25 @@ impl Settings {
             }
             _ => Some(PathBuf::from(SYSTEM_CA_FILE)).filter(|p| p.is_file()),
         };
+        let (hook_binary, strip_exe) = match &choice.ignite_binary {
+            Some(p) if p.is_file() => (p.clone(), p.clone()),
+            Some(p) => return Err(SettingsError::Binary(p.clone())),
+            // The running binary for the OCI runtime's hooks (`/proc/self/exe` would name the
+            // runtime itself when the runtime runs it); for the stripper, the running binary
+            // itself, whatever happens to its file meanwhile.
+            None => (std::env::current_exe().map_err(SettingsError::Exe)?, PathBuf::from("/proc/self/exe")),
+        };
+        let init_binary = find_init_beside(&hook_binary).map_err(SettingsError::Init)?;
         Ok(Settings {
             state_dir: choice.state_dir.clone(),
             cache_dir: choice.cache_dir.clone(),
             oci_kind: selected.kind,
             oci_binary: selected.path,
-            // The running binary, for the OCI runtime's hooks: `/proc/self/exe` would name the
-            // runtime itself when the runtime runs it.
-            hook_binary: std::env::current_exe().map_err(SettingsError::Exe)?,
-            init_binary: find_init().map_err(SettingsError::Init)?,
+            hook_binary,
+            init_binary,
             runtimes_dirs: runtimes_dirs(&choice.runtimes_dirs),
             ca_file,
-            // The running binary itself, whatever happens to its file meanwhile.
-            stripper: Stripper::Subprocess { exe: PathBuf::from("/proc/self/exe") },
+            stripper: Stripper::Subprocess { exe: strip_exe },
         })
     }
 }
@@ -113,8 +125,14 @@ pub fn runtimes_dirs(explicit: &[PathBuf]) -> Vec<PathBuf> {
     config.map(|c| c.join("ignite").join("runtimes")).filter(|d| d.symlink_metadata().is_ok()).into_iter().collect()
 }
 
-/// The entrypoint ships beside the `ignite` binary; `IGNITE_INIT` overrides.
+/// The entrypoint ships beside the running `ignite` binary; `IGNITE_INIT` overrides.
 pub fn find_init() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("failed to locate the ignite binary: {e}"))?;
+    find_init_beside(&exe)
+}
+
+/// `ignite-init` beside the `ignite` binary `exe`; `IGNITE_INIT` overrides.
+fn find_init_beside(exe: &std::path::Path) -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os("IGNITE_INIT") {
         let p = PathBuf::from(p);
         if !p.is_file() {
@@ -122,7 +140,6 @@ pub fn find_init() -> Result<PathBuf, String> {
         }
         return Ok(p);
     }
-    let exe = std::env::current_exe().map_err(|e| format!("failed to locate the ignite binary: {e}"))?;
     let p = exe.with_file_name("ignite-init");
     if !p.is_file() {
         return Err(format!(

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::sandbox::abi::{INPUT_VAR, MAX_ENV_STRING};
+
 /// Upper bound on what the supervisor reads from the report pipe. The entrypoint writes a
 /// few hundred bytes; anything beyond this is not from the entrypoint.
 pub const MAX_REPORT_BYTES: usize = 64 * 1024;
@@ -38,10 +40,7 @@ impl InitEvent {
 
 /// Largest job message the entrypoint accepts: the input, JSON-escaped (at most six bytes per
 /// input byte), within one environment string, plus the envelope.
-pub const MAX_JOB_BYTES: usize = 6 * crate::sandbox::spec::MAX_ENV_STRING + 1024;
-
-/// The name under which the program finds its input.
-pub const INPUT_VAR: &str = "IGNITE_INPUT";
+pub const MAX_JOB_BYTES: usize = 6 * MAX_ENV_STRING + 1024;
 
 /// What a warm sandbox is given at handover: the run's input (becomes `IGNITE_INPUT`) and the
 /// backstop after which the entrypoint kills the program even if the host is gone. One JSON
@@ -93,7 +92,7 @@ impl JobMessage {
     }
 
     fn check(&self) -> Result<(), JobError> {
-        let max = crate::sandbox::spec::MAX_ENV_STRING - INPUT_VAR.len() - 1;
+        let max = MAX_ENV_STRING - INPUT_VAR.len() - 1;
         if self.input.len() > max {
             return Err(JobError::InputTooLarge { len: self.input.len(), max });
         }
@@ -137,7 +136,7 @@ mod tests {
         let line = job.to_line().unwrap();
         assert_eq!(JobMessage::parse(line.as_bytes()).unwrap(), job);
         // The worst case for escaping still fits.
-        let max = crate::sandbox::spec::MAX_ENV_STRING - INPUT_VAR.len() - 1;
+        let max = MAX_ENV_STRING - INPUT_VAR.len() - 1;
         let ctl = JobMessage { input: "\u{1}".repeat(max), kill_after_ms: 1 };
         let line = ctl.to_line().unwrap();
         assert_eq!(JobMessage::parse(line.as_bytes()).unwrap(), ctl);

@@ -1,8 +1,10 @@
 //! The sandbox mechanisms: the OCI spec and its validator, the OCI runtime drivers, cgroup
 //! counters, per-run uids, network and writable-root grants, audit mode's seccomp listener, the
 //! entrypoint's spawn guard and confinement self-check, and the protocol between ignite and the
-//! in-container entrypoint. The engine composes them; the edges never name them.
+//! in-container entrypoint (with [`abi`], the numbers and names both sides share). The engine
+//! composes them; the edges never name them.
 
+pub mod abi;
 pub mod audit;
 pub mod bpf;
 pub mod cgroup;

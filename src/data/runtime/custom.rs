@@ -19,9 +19,10 @@ use std::io::{self, Read};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 
+use super::recipe::builtin_recipe_names;
+use super::schema::{is_name, is_script_path};
 use super::{
     FILE_SCHEME, Origin, PackageSource, RECIPE_LIB, Recipe, Registry, RuntimeDef, RuntimeError, builtin_recipe,
-    builtin_recipe_names, is_name, is_script_path,
 };
 
 /// The definition file inside each runtime's directory.
@@ -113,7 +114,7 @@ fn load_runtime(registry: &mut Registry, dir: &Path, dir_name: &str) -> Result<(
         });
     }
     // Said before anything else about the file: the fix is a rename, whatever else is wrong.
-    if registry.runtimes.get(&def.name).is_some_and(|e| matches!(e.origin, Origin::BuiltIn(_))) {
+    if registry.is_builtin(&def.name) {
         return Err(RuntimeError::ShadowsBuiltin { name: def.name, path: yaml_path });
     }
 

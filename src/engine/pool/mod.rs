@@ -96,6 +96,19 @@ struct Kind {
 }
 
 impl Kind {
+    /// A kind with nothing launched yet, for jobs like `job`.
+    fn new(job: &Job) -> Kind {
+        Kind {
+            service: job.service.name.clone(),
+            audit: job.audit,
+            template: job.clone(),
+            memory_mb: u64::from(job.service.memory_mb),
+            parked: VecDeque::new(),
+            starting: 0,
+            cold_only: false,
+        }
+    }
+
     fn census(&self) -> Census {
         Census { parked: self.parked.len(), starting: self.starting }
     }
@@ -171,15 +184,7 @@ impl Pool {
                 Ok(None)
             } else {
                 st.current.insert((name.clone(), job.audit), key.clone());
-                let kind = st.kinds.entry(key.clone()).or_insert_with(|| Kind {
-                    service: name.clone(),
-                    audit: job.audit,
-                    template: job.clone(),
-                    memory_mb: u64::from(job.service.memory_mb),
-                    parked: VecDeque::new(),
-                    starting: 0,
-                    cold_only: false,
-                });
+                let kind = st.kinds.entry(key.clone()).or_insert_with(|| Kind::new(&job));
                 if kind.cold_only {
                     st.stats.entry(name.clone()).or_default().cold_only += 1;
                     break 'taken Err(());
@@ -222,15 +227,7 @@ impl Pool {
             return 0;
         }
         st.current.insert((job.service.name.clone(), job.audit), key.clone());
-        st.kinds.entry(key.clone()).or_insert_with(|| Kind {
-            service: job.service.name.clone(),
-            audit: job.audit,
-            template: job.clone(),
-            memory_mb: u64::from(job.service.memory_mb),
-            parked: VecDeque::new(),
-            starting: 0,
-            cold_only: false,
-        });
+        st.kinds.entry(key.clone()).or_insert_with(|| Kind::new(job));
         self.inner.start_locked(&mut st, &key, n)
     }
 

@@ -74,6 +74,26 @@ impl CliRuntime {
         Ok(Stdio::from(read))
     }
 
+    /// `<runtime> create|run --bundle B --pid-file B/init.pid [--preserve-fds N] ID`, with an
+    /// empty stdin and the `extra_fds` passed as fds 3, 4, … of the container's init.
+    fn container_command(
+        &self,
+        op: &str,
+        id: &str,
+        bundle: &Path,
+        extra_fds: &[std::os::fd::OwnedFd],
+    ) -> Result<std::process::Command, OciError> {
+        let mut cmd = self.base(Some(id));
+        cmd.arg(op).arg("--bundle").arg(bundle).arg("--pid-file").arg(bundle.join("init.pid"));
+        cmd.stdin(self.empty_stdin()?);
+        if !extra_fds.is_empty() {
+            cmd.arg("--preserve-fds").arg(extra_fds.len().to_string());
+        }
+        cmd.arg(id);
+        crate::sys::pass_fds(&mut cmd, extra_fds);
+        Ok(cmd)
+    }
+
     fn spawn_err(&self, source: std::io::Error) -> OciError {
         OciError::Spawn { binary: self.binary.display().to_string(), source }
     }
@@ -176,14 +196,7 @@ impl OciRuntime for CliRuntime {
 
     async fn create(&self, id: &str, bundle: &Path, io: CreateIo) -> Result<u32, OciError> {
         let pid_file = bundle.join("init.pid");
-        let mut cmd = self.base(Some(id));
-        cmd.arg("create").arg("--bundle").arg(bundle).arg("--pid-file").arg(&pid_file);
-        cmd.stdin(self.empty_stdin()?);
-        if !io.extra_fds.is_empty() {
-            cmd.arg("--preserve-fds").arg(io.extra_fds.len().to_string());
-        }
-        cmd.arg(id);
-        crate::sys::pass_fds(&mut cmd, &io.extra_fds);
+        let mut cmd = self.container_command("create", id, bundle, &io.extra_fds)?;
         // The container's init inherits these: they are its stdout and stderr.
         cmd.stdout(Stdio::from(io.stdout)).stderr(Stdio::from(io.stderr));
         let log_start = self.log_len(id);
@@ -207,14 +220,7 @@ impl OciRuntime for CliRuntime {
     }
 
     fn run(&self, id: &str, bundle: &Path, io: CreateIo) -> Result<Foreground, OciError> {
-        let mut cmd = self.base(Some(id));
-        cmd.arg("run").arg("--bundle").arg(bundle).arg("--pid-file").arg(bundle.join("init.pid"));
-        cmd.stdin(self.empty_stdin()?);
-        if !io.extra_fds.is_empty() {
-            cmd.arg("--preserve-fds").arg(io.extra_fds.len().to_string());
-        }
-        cmd.arg(id);
-        crate::sys::pass_fds(&mut cmd, &io.extra_fds);
+        let mut cmd = self.container_command("run", id, bundle, &io.extra_fds)?;
         cmd.stdout(Stdio::from(io.stdout)).stderr(Stdio::from(io.stderr));
         // Own process group: a Ctrl-C at the terminal reaches ignite, which decides; the
         // runtime would otherwise forward it into the container on its own.

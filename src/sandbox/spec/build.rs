@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::network::{NetnsGrant, NetworkAttach, RESOLV_CONF};
+use crate::sandbox::abi::{INPUT_VAR, MAX_ENV_STRING, WAIT_JOB_FLAG};
 use crate::sandbox::spawn_guard::SpawnRule;
 use oci_spec::runtime::{
     Capabilities, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
@@ -28,26 +29,8 @@ pub const NODE_MODULES_DIR: &str = "/node_modules";
 pub const WORKSPACE_DIR: &str = "/tmp/workspace";
 /// Where ignite's static entrypoint is bind-mounted (an empty placeholder in every rootfs).
 pub const INIT_PATH: &str = "/.ignite/init";
-/// Descriptor number of the entrypoint's private report pipe inside the container.
-pub const REPORT_FD: i32 = 3;
-/// Descriptor of the release pipe: after reporting the exit, the entrypoint keeps the
-/// container (and its cgroup) alive until the host closes this pipe.
-pub const RELEASE_FD: i32 = 4;
-/// Descriptors of the program's stdout and stderr pipes. The entrypoint makes them its own
-/// stdout and stderr (the program inherits them), so output reaches ignite directly, not
-/// through the OCI runtime's copy of the container's stdio, whose lag would race the exit
-/// report: once the entrypoint reports the exit, all output is in these pipes.
-pub const STDOUT_FD: i32 = 5;
-pub const STDERR_FD: i32 = 6;
-/// Descriptor of a warm sandbox's job pipe: the entrypoint reports `ready` and then reads one
-/// job message here (see [`crate::sandbox::init_proto::JobMessage`]) before it starts anything.
-pub const JOB_FD: i32 = 7;
-/// The entrypoint's flag for a warm sandbox: wait for the job on [`JOB_FD`].
-pub const WAIT_JOB_FLAG: &str = "--wait-job";
 pub const SANDBOX_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 pub const SANDBOX_HOME: &str = "/tmp";
-/// Linux refuses a single environment string longer than 32 pages (MAX_ARG_STRLEN).
-pub const MAX_ENV_STRING: usize = 32 * 4096 - 1;
 
 const CPU_PERIOD_US: u64 = 100_000;
 
@@ -179,8 +162,8 @@ pub struct SpecInput {
     pub spawn: SpawnRule,
     pub seccomp: LinuxSeccomp,
     /// A warm sandbox: started ahead of its job, the entrypoint waits for the input on
-    /// [`JOB_FD`]; the spec then has no `IGNITE_INPUT` (it arrives with the job) and is
-    /// otherwise the one a cold run of the same job gets.
+    /// [`JOB_FD`](crate::sandbox::abi::JOB_FD); the spec then has no `IGNITE_INPUT` (it arrives
+    /// with the job) and is otherwise the one a cold run of the same job gets.
     pub wait_job: bool,
 }
 
@@ -197,7 +180,7 @@ pub fn compose_env(
     }
     env.insert("PATH", SANDBOX_PATH);
     env.insert("HOME", SANDBOX_HOME);
-    env.insert(crate::sandbox::init_proto::INPUT_VAR, input);
+    env.insert(INPUT_VAR, input);
     env.into_iter()
         .map(|(k, v)| {
             let s = format!("{k}={v}");
@@ -285,7 +268,7 @@ pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
         .user(UserBuilder::default().uid(user.uid).gid(user.gid).additional_gids(Vec::<u32>::new()).build()?)
         .args(args)
         .env(if input.wait_job {
-            let input_var = format!("{}=", crate::sandbox::init_proto::INPUT_VAR);
+            let input_var = format!("{}=", INPUT_VAR);
             input.env.iter().filter(|e| !e.starts_with(&input_var)).cloned().collect()
         } else {
             input.env.clone()
@@ -570,35 +553,8 @@ pub(super) fn validate_with(spec: &Spec, allow: &Allowances) -> Result<(), SpecE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sandbox::spec::fixtures::{input, netns_path};
     use oci_spec::runtime::LinuxSeccompBuilder;
-
-    fn input() -> SpecInput {
-        SpecInput {
-            rootfs: "/var/lib/ignite/rootfs/sha256-ab".into(),
-            app_dir: "/srv/hello".into(),
-            node_modules: None,
-            app_node_modules: None,
-            workspace: None,
-            writable_root: false,
-            network: None,
-            init_binary: "/usr/local/bin/ignite-init".into(),
-            user: RunUser {
-                uid: 200_123,
-                gid: 200_123,
-                passwd: "/run/ignite/uids/200123.passwd".into(),
-                group: "/run/ignite/uids/200123.group".into(),
-            },
-            argv: vec!["/usr/local/bin/bun".into(), "run".into(), "/app/index.ts".into()],
-            env: compose_env(&BTreeMap::new(), &BTreeMap::new(), "{}").unwrap(),
-            limits: Limits::new(64, 0.5),
-            hostname: "hello".into(),
-            cgroups_path: "/ignite/ig-1".into(),
-            kill_after_ms: 7000,
-            wait_job: false,
-            spawn: SpawnRule::NoSpawn,
-            seccomp: LinuxSeccompBuilder::default().default_action(LinuxSeccompAction::ScmpActErrno).build().unwrap(),
-        }
-    }
 
     fn built() -> Spec {
         build(&input()).unwrap()
@@ -759,11 +715,6 @@ mod tests {
             },
             resolv_conf: "/run/ignite/grants/ig-1/resolv.conf".into(),
         }
-    }
-
-    fn netns_path(s: &Spec) -> Option<PathBuf> {
-        let ns = s.linux().as_ref().unwrap().namespaces().as_ref().unwrap();
-        ns.iter().find(|n| n.typ() == LinuxNamespaceType::Network).unwrap().path().clone()
     }
 
     #[test]

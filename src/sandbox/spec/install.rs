@@ -70,24 +70,18 @@ pub fn validate_install(spec: &Spec, sandbox: &InstallSandbox) -> Result<(), Spe
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::spec::{Limits, NetnsGrant, NsId, RESOLV_CONF, compose_env, validate};
+    use crate::sandbox::spec::fixtures::{self, mount_opts, netns_path};
+    use crate::sandbox::spec::{Limits, NetnsGrant, NsId, RESOLV_CONF, validate};
     use oci_spec::runtime::LinuxNamespaceType;
-    use oci_spec::runtime::{LinuxSeccompAction, LinuxSeccompBuilder};
-    use std::collections::BTreeMap;
 
     const HOST: NsId = NsId { dev: 4, ino: 4026531833 };
     const OURS: NsId = NsId { dev: 4, ino: 4026532177 };
 
+    /// The install step's input: the run fixture with the installer's command, limits and
+    /// no spawn restriction.
     fn input() -> SpecInput {
         SpecInput {
-            rootfs: "/var/lib/ignite/rootfs/sha256-ab".into(),
             app_dir: "/srv/svc".into(),
-            node_modules: None,
-            app_node_modules: None,
-            workspace: None,
-            writable_root: false,
-            network: None,
-            init_binary: "/usr/local/bin/ignite-init".into(),
             user: crate::sandbox::spec::RunUser {
                 uid: 201_000,
                 gid: 201_000,
@@ -95,14 +89,12 @@ mod tests {
                 group: "/run/ignite/uids/201000.group".into(),
             },
             argv: vec!["/usr/local/bin/bun".into(), "install".into()],
-            env: compose_env(&BTreeMap::new(), &BTreeMap::new(), "{}").unwrap(),
             limits: Limits::new(1024, 2.0),
             hostname: "svc".into(),
             cgroups_path: "/ignite/ig-2".into(),
             kill_after_ms: 300_000,
-            wait_job: false,
             spawn: crate::sandbox::spawn_guard::SpawnRule::Any,
-            seccomp: LinuxSeccompBuilder::default().default_action(LinuxSeccompAction::ScmpActErrno).build().unwrap(),
+            ..fixtures::input()
         }
     }
 
@@ -115,20 +107,6 @@ mod tests {
                 resolv_conf: "/run/ignite/installs/ig-2/resolv.conf".into(),
             },
         }
-    }
-
-    fn mount_opts(spec: &Spec, dest: &str) -> Option<Vec<String>> {
-        spec.mounts()
-            .as_ref()
-            .unwrap()
-            .iter()
-            .find(|m| m.destination() == Path::new(dest))
-            .map(|m| m.options().clone().unwrap_or_default())
-    }
-
-    fn netns_path(spec: &Spec) -> Option<PathBuf> {
-        let ns = spec.linux().as_ref().unwrap().namespaces().as_ref().unwrap();
-        ns.iter().find(|n| n.typ() == LinuxNamespaceType::Network).unwrap().path().clone()
     }
 
     #[test]

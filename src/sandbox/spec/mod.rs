@@ -3,6 +3,8 @@
 //! from `policies/`.
 
 mod build;
+#[cfg(test)]
+mod fixtures;
 mod install;
 mod network;
 pub mod seccomp;

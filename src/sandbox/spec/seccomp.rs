@@ -28,9 +28,9 @@
 //!
 //! `audit: KIND` marks a rule whose calls are high-signal: in audit mode the rule's action
 //! becomes `SCMP_ACT_NOTIFY`, so the kernel suspends the calling thread and hands the call to
-//! ignite's listener, which records an event of that kind and always answers EPERM (see
-//! `crate::sandbox::audit`). Outside audit mode the rule keeps its action; a marked rule whose action is
-//! the default one exists only for audit mode and is left out of the filter.
+//! ignite's audit listener, which records an event of that kind and always answers EPERM.
+//! Outside audit mode the rule keeps its action; a marked rule whose action is the default one
+//! exists only for audit mode and is left out of the filter.
 //!
 //! `onlyIn` / `notIn: auditSpawnOff` give audit runs whose policy forbids spawning their own
 //! version of some rules: there exec and process creation are notified (kind `process`) instead
