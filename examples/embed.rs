@@ -14,7 +14,7 @@
 use std::path::PathBuf;
 
 use ignite::data::service::{Overrides, PassEnv};
-use ignite::engine::{Engine, HostChoice, Input, Program, Request, Settings};
+use ignite::engine::{Engine, HostChoice, InlineProgram, InlineSource, Input, Program, Request, Settings};
 use tokio_util::sync::CancellationToken;
 
 fn ignite_binary() -> Result<PathBuf, Box<dyn std::error::Error>> {
@@ -53,6 +53,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         outcome.report.metrics.wall_time_ms,
         outcome.report.stdout.trim()
     );
+
+    // 2. A program sent as files (model output, a CI step): written to a directory of its own
+    //    for the run, the built-in policy only, removed when the run is over.
+    const INDEX: &str = "import { greet } from \"./lib/greet.ts\";
+console.log(greet(JSON.parse(process.env.IGNITE_INPUT!).name));
+";
+    const GREET: &str = "export const greet = (name: string) => `hello, ${name}`;\n";
+    let files = vec![("index.ts".to_string(), INDEX.to_string()), ("lib/greet.ts".to_string(), GREET.to_string())];
+    let program = InlineProgram {
+        runtime: "bun".into(),
+        source: InlineSource::Files(files),
+        entry: None,
+        memory_mb: Some(128),
+        timeout_ms: Some(5_000),
+        cpu: None,
+    };
+    let mut req = Request::new(Program::Inline(Box::new(program)));
+    req.input = Input::Json(r#"{"name":"inline code"}"#.into());
+    req.audit = true;
+    let outcome = engine.run(req, CancellationToken::new()).await?;
+    println!("inline: {}: {}", outcome.report.status.as_str(), outcome.report.stdout.trim());
 
     Ok(())
 }

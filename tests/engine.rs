@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use common::{Sandbox, ignite_bin, require_sandbox, shared_cache, stderr_of, test_oci_runtime};
 use ignite::data::service::{Overrides, PassEnv};
 use ignite::engine::{
-    Engine, HostChoice, Input, LockCheck, PolicyChoice, PreflightGate, Program, Request, RunError, Settings,
+    Engine, HostChoice, InlineProgram, InlineSource, Input, LockCheck, PolicyChoice, PreflightGate, Program, Request,
+    RunError, Settings,
 };
 
 fn engine(sb: &Sandbox) -> Engine {
@@ -136,5 +137,52 @@ fn the_lock_check_applies_when_asked_and_if_present_only_with_a_lock_file() {
     }
     assert_eq!(engine.specs_built(), before, "a refused run prepares nothing");
     assert!(run(&engine, request(LockCheck::Off)).is_ok());
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn inline_code_runs_from_a_directory_of_its_own_with_the_builtin_policy_only() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let engine = engine(&sb);
+    let files = [
+        ("index.ts", "import { n } from \"./lib/n.ts\";\nprocess.stdout.write(\"x\".repeat(n));\n"),
+        ("lib/n.ts", "export const n = 4096;\n"),
+        // Would stop the run at 1 KiB if the request's own files could choose its policy.
+        ("ignite.policy.yaml", "security:\n  output:\n    maxBytes: 1024\n"),
+    ];
+    let program = InlineProgram {
+        runtime: "bun".into(),
+        source: InlineSource::Files(files.iter().map(|(p, c)| (p.to_string(), c.to_string())).collect()),
+        entry: None,
+        memory_mb: None,
+        timeout_ms: None,
+        cpu: None,
+    };
+    let mut req = Request::new(Program::Inline(Box::new(program)));
+    // Asked for, not given: inline code gets the built-in policy whatever the request says.
+    req.policy = PolicyChoice::Service { file: None };
+    let before = engine.specs_built();
+    let outcome = run(&engine, req).expect("inline run");
+    assert!(outcome.report.success, "{:?}", outcome.report);
+    assert_eq!((outcome.report.service.as_str(), outcome.report.stdout.len()), ("inline", 4096));
+    assert_eq!(engine.specs_built() - before, 1, "specs built for one run");
+    let left: Vec<_> = std::fs::read_dir(sb.state.path().join("inline")).expect("inline dir").flatten().collect();
+    assert!(left.is_empty(), "the run's directory goes with the run: {left:?}");
+
+    // A program that cannot run as sent is refused before anything is written or started.
+    let bad = InlineProgram {
+        runtime: "bun".into(),
+        source: InlineSource::Files(vec![("../escape.ts".into(), String::new())]),
+        entry: None,
+        memory_mb: None,
+        timeout_ms: None,
+        cpu: None,
+    };
+    let err = run(&engine, Request::new(Program::Inline(Box::new(bad)))).expect_err("refused");
+    assert!(matches!(err, RunError::Inline(_)), "{err}");
+    assert_eq!(engine.specs_built() - before, 1);
     sb.assert_no_leaks();
 }
