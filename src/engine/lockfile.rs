@@ -95,3 +95,40 @@ fn resolve(
     })?;
     Ok((dir, rt, store))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::bundle::NoProgress;
+
+    /// Fails before any bundle is looked at: the cache directory is never touched.
+    fn write(dir: &Path, runtime: Option<&str>) -> LockfileError {
+        write_lock(dir, runtime, &[], Path::new("/nonexistent-cache"), &NoProgress).unwrap_err()
+    }
+
+    #[test]
+    fn a_missing_directory_is_named_as_given() {
+        let e = write(Path::new("/nonexistent-service"), None);
+        assert!(matches!(e, LockfileError::Open { .. }), "{e:?}");
+        assert_eq!(e.to_string(), "failed to open service directory /nonexistent-service");
+    }
+
+    #[test]
+    fn a_file_is_not_a_service_directory() {
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("f");
+        std::fs::write(&file, "").unwrap();
+        let e = verify_lock(&file, None, &[], Path::new("/nonexistent-cache"), &NoProgress).unwrap_err();
+        assert!(matches!(e, LockfileError::NotDir { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn an_unknown_runtime_names_the_directory_and_the_spec() {
+        let d = tempfile::tempdir().unwrap();
+        let e = write(d.path(), Some("nosuch@1"));
+        let dir = d.path().canonicalize().unwrap();
+        assert_eq!(e.to_string(), format!("{}: runtime \"nosuch@1\"", dir.display()));
+        let source = std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default();
+        assert!(source.contains("unknown runtime \"nosuch\""), "{source}");
+    }
+}
