@@ -29,9 +29,12 @@
 //! install, [`workdirs`] owns what runs keep on the host besides their containers.
 
 pub mod install;
+pub mod internal;
+mod lockfile;
 pub mod pool;
 mod request;
 pub mod runner;
+mod runtimes;
 mod settings;
 pub mod supervisor;
 pub mod workdirs;
@@ -50,11 +53,15 @@ use crate::store::bundle::BundleStore;
 use crate::store::lock;
 
 pub use crate::store::bundle::{NoProgress, Progress, StderrProgress};
+pub use crate::store::deps::Modules;
+pub use lockfile::{LockFile, LockStatus, Locked, LockfileError, Verified, verify_lock, write_lock};
 pub use pool::{PoolConfig, PoolStats};
+pub use pool::{Sizing, SizingError, default_budget_mb, parse_override};
 pub use request::{
     Input, LockCheck, MAX_INPUT_BYTES, Outcome, PolicyChoice, PreflightGate, Program, Request, RunError,
 };
 pub use runner::{DEFAULT_GRACE, EngineError, Job, Runner};
+pub use runtimes::{Pulled, pull_runtime, runtime_inventory};
 pub use settings::{HostChoice, RUNTIMES_DIR_ENV, SYSTEM_CA_FILE, Settings, SettingsError, find_init, runtimes_dirs};
 pub use supervisor::{OutputSink, Stream};
 
