@@ -357,7 +357,7 @@ pub fn read(dir: &Path) -> Result<LockFile, LockError> {
     }
 }
 
-/// What [`write`] did.
+/// What [`write()`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Written {
     pub path: PathBuf,
