@@ -2,7 +2,7 @@
 //!
 //! The crate is grouped into districts; a district uses only those listed after it:
 //!
-//! - edges — [`server`] (the HTTP API) and [`bench`] (`ignite bench`); the command line lives in
+//! - edges — [`server`] (the HTTP API) and [`bench`](mod@bench) (`ignite bench`); the command line lives in
 //!   the `ignite` binary. They call the [`engine`] façade and use the data types only.
 //! - [`engine`] — the façade every run goes through, the warm pool, the supervisor of one run's
 //!   lifecycle, the per-run host directories.

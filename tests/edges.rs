@@ -27,8 +27,6 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("src/bench/host.rs", &["sandbox"]),
     ("src/bench/mod.rs", &["engine::supervisor", "fsutil", "sandbox", "store"]),
     ("src/bench/warm.rs", &["engine::pool", "engine::supervisor"]),
-    ("src/cli/lock.rs", &["store"]),
-    ("src/cli/mod.rs", &["engine::pool", "sandbox", "store"]),
 ];
 
 /// One mechanism module named at a place in a file.

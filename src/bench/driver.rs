@@ -19,6 +19,7 @@ use tokio::net::unix::pipe;
 use tokio_util::sync::CancellationToken;
 
 use super::levels::{self, Level};
+use crate::data::runtime::APP_DIR;
 use crate::engine::supervisor::StateDir;
 use crate::engine::{Engine, EngineError, Job};
 use crate::fsutil::owned;
@@ -26,7 +27,6 @@ use crate::fsutil::{At, IoError};
 use crate::sandbox::audit::{AuditError, Listener};
 use crate::sandbox::init_proto::InitEvent;
 use crate::sandbox::oci::{CliRuntime, CreateIo, OciError, OciRuntime};
-use crate::sandbox::spec::APP_DIR;
 use crate::store::bundle::NoProgress;
 
 /// A run that has not finished by then is stopped and counted as failed.

@@ -2,7 +2,7 @@
 //! ([`Level`]) × OCI runtime × cold/warm runs of one small program, each cell run N times
 //! (rounds interleave the cells, so drift on a busy host spreads over all of them), within a
 //! time budget; summarised as percentiles, overhead against the bare runtime, and per-phase
-//! times. The reduced isolation levels exist only here (see [`levels`]).
+//! times. The reduced isolation levels exist only here (see `levels`).
 
 pub mod chart;
 mod driver;

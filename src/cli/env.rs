@@ -7,9 +7,10 @@ use anyhow::Context;
 use clap::ArgMatches;
 use clap::parser::ValueSource;
 
+use ignite::engine::{RUNTIMES_DIR_ENV, SYSTEM_CA_FILE};
 use ignite::host::envinfo::{self, Inputs, Source};
 
-use super::{GlobalArgs, RUNTIMES_DIR_ENV, SYSTEM_CA_FILE, find_init, print_stdout, runtimes_dirs};
+use super::{GlobalArgs, find_init, print_stdout, runtimes_dirs};
 
 pub fn env(g: &GlobalArgs, matches: &ArgMatches, dir: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
     let source = |id: &str| match matches.value_source(id) {

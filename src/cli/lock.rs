@@ -1,13 +1,11 @@
-//! `ignite lock DIR [--check]`; the logic is in `ignite::store::lock` (the `--locked` gate of
-//! `run`/`exec` is the engine's).
+//! `ignite lock DIR [--check]`; the logic is the engine's `write_lock` and `verify_lock` (the
+//! `--locked` gate of `run`/`exec` is the engine's too).
 
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
-use ignite::data::runtime::Registry;
-use ignite::store::bundle::{BundleStore, Progress};
-use ignite::store::lock::{self, BundleCheck};
+use ignite::engine::Progress;
 
 use super::{GlobalArgs, print_stdout, runtimes_dirs};
 
@@ -21,32 +19,25 @@ pub fn lock(
     json: bool,
     progress: &dyn Progress,
 ) -> anyhow::Result<i32> {
-    let dir = dir.canonicalize().with_context(|| format!("failed to open service directory {}", dir.display()))?;
-    if !dir.is_dir() {
-        bail!("{} is not a directory", dir.display());
-    }
-    let registry = Registry::load(&runtimes_dirs(g))?;
-    let store = BundleStore::new(g.cache_dir.clone());
-    let spec = lock::runtime_spec(&dir, runtime)?;
-    let rt = registry.resolve(&spec).with_context(|| format!("{}: runtime {spec:?}", dir.display()))?;
+    let dirs = runtimes_dirs(g);
     if check {
-        let result = lock::check(&dir, &rt, &store, BundleCheck::Ensure(progress))?;
+        let verified = ignite::engine::verify_lock(dir, runtime, &dirs, &g.cache_dir, progress)?;
+        let result = verified.status;
         let text = if json {
             serde_json::to_string_pretty(&result).context("failed to serialise the check")? + "\n"
         } else {
-            result.render(&dir)
+            result.render(&verified.dir)
         };
         print_stdout(&text)?;
         return Ok(if result.up_to_date { 0 } else { 1 });
     }
-    let locked = lock::snapshot(&dir, &rt, &store, progress)?;
-    let written = lock::write(&dir, &locked)?;
+    let locked = ignite::engine::write_lock(dir, runtime, &dirs, &g.cache_dir, progress)?;
     if json {
-        let v = serde_json::json!({ "lockFile": written.path, "written": written.changed, "lock": locked });
+        let v = serde_json::json!({ "lockFile": locked.path, "written": locked.changed, "lock": locked.lock });
         print_stdout(&(serde_json::to_string_pretty(&v).context("failed to serialise the lock")? + "\n"))?;
     } else {
-        let what = if written.changed { "wrote" } else { "unchanged:" };
-        eprintln!("ignite: {what} {} ({})", written.path.display(), locked.summary());
+        let what = if locked.changed { "wrote" } else { "unchanged:" };
+        eprintln!("ignite: {what} {} ({})", locked.path.display(), locked.lock.summary());
     }
     Ok(0)
 }

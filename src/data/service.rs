@@ -68,7 +68,7 @@ struct ServiceFile {
 }
 
 /// The `service:` mapping exactly as written; every field optional so that defaults and
-/// command-line overrides are applied in one place ([`ServiceBuilder`]).
+/// command-line overrides are applied in one place ([`resolve`]).
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawService {

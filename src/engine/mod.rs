@@ -32,10 +32,13 @@
 pub mod host_env;
 pub mod inline;
 pub mod install;
+pub mod internal;
 mod kind;
+mod lockfile;
 pub mod pool;
 mod request;
 pub mod runner;
+mod runtimes;
 pub mod session;
 mod settings;
 pub mod supervisor;
@@ -55,15 +58,19 @@ use crate::store::bundle::BundleStore;
 use crate::store::lock;
 
 pub use crate::store::bundle::{NoProgress, Progress, StderrProgress};
+pub use crate::store::deps::Modules;
 pub use host_env::{OperatorFileError, read_operator_text, take_env_var};
 pub use inline::{FilesError, INLINE_NAME, InlineError, InlineProgram, InlineSource, MAX_FILES, MAX_TOTAL_BYTES};
 pub use kind::ErrorKind;
+pub use lockfile::{LockFile, LockStatus, Locked, LockfileError, Verified, verify_lock, write_lock};
 pub use pool::{PoolConfig, PoolStats, ServiceStats};
+pub use pool::{Sizing, SizingError, default_budget_mb, parse_override};
 pub use request::{
     Input, LockCheck, MAX_INPUT_BYTES, OnPreflight, OnStart, Outcome, PolicyChoice, PreflightGate, Program, Request,
     RunError,
 };
 pub use runner::{DEFAULT_GRACE, EngineError, Job, Runner};
+pub use runtimes::{Pulled, pull_runtime, runtime_inventory};
 pub use session::{WORKSPACE_DIR, Workspace, WorkspaceError};
 pub use settings::{HostChoice, RUNTIMES_DIR_ENV, SYSTEM_CA_FILE, Settings, SettingsError, find_init, runtimes_dirs};
 pub use supervisor::{OutputSink, Stream};

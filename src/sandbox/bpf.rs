@@ -26,7 +26,7 @@ const BPF_JGE: u16 = 0x30;
 const BPF_JSET: u16 = 0x40;
 const BPF_TAX: u16 = 0x00;
 
-/// Size of `struct seccomp_data` on every architecture: nr, arch, instruction_pointer, args[6].
+/// Size of `struct seccomp_data` on every architecture: nr, arch, instruction_pointer, `args[6]`.
 pub const SECCOMP_DATA_SIZE: u32 = 64;
 /// Offsets into `struct seccomp_data`.
 pub const OFF_NR: u32 = 0;

@@ -69,7 +69,7 @@ fn check(origin: String, key: &str) -> Result<(), KeyError> {
 pub const KEYS_ENV: &str = "IGNITE_API_KEYS";
 
 impl Keys {
-    /// The value of [`KEYS_ENV`] (`None` when unset or blank), which is then overwritten and
+    /// The value of `KEYS_ENV` (`None` when unset or blank), which is then overwritten and
     /// removed from this process's environment: no child process (the OCI runtime, hooks,
     /// slirp4netns, the install step) inherits the tenants' keys. Call it before any thread
     /// starts.

@@ -342,7 +342,7 @@ pub struct OciVersion {
 }
 
 /// Asks the OCI runtime at `path` for its version (`<path> --version`, killed after
-/// [`VERSION_TIMEOUT`]): what `ignite doctor` judges and `ignite env` shows.
+/// `VERSION_TIMEOUT`): what `ignite doctor` judges and `ignite env` shows.
 pub fn oci_version(path: &Path) -> Result<OciVersion, DoctorError> {
     let out = run_version(path, &["--version"])?;
     let line = parse::first_line(&out).unwrap_or_default();
@@ -371,7 +371,7 @@ fn tool_facts(path_env: Option<&OsStr>) -> Vec<Tool> {
 }
 
 /// Runs `program args…` with no stdin and returns its stdout, or why it failed. A program that
-/// does not exit within [`VERSION_TIMEOUT`] is killed.
+/// does not exit within `VERSION_TIMEOUT` is killed.
 pub fn run_version(program: &Path, args: &[&str]) -> Result<String, DoctorError> {
     run_version_within(program, args, VERSION_TIMEOUT)
 }

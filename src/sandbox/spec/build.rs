@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::network::{NetnsGrant, NetworkAttach, RESOLV_CONF};
+use crate::data::runtime::APP_DIR;
 use crate::sandbox::abi::{INPUT_VAR, MAX_ENV_STRING, WAIT_JOB_FLAG};
 use crate::sandbox::spawn_guard::SpawnRule;
 use oci_spec::runtime::{
@@ -18,8 +19,6 @@ use oci_spec::runtime::{
 /// of its own, see [`crate::sandbox::identity`]); the host-side TypeScript stripper does.
 pub const NOBODY_UID: u32 = 65534;
 pub const NOBODY_GID: u32 = 65534;
-/// Where the service directory appears inside the sandbox.
-pub const APP_DIR: &str = "/app";
 /// Where the service's installed npm dependencies appear (read-only). Module resolution walks up
 /// from `/app` to `/`, so `import "lodash"` finds `/node_modules/lodash` unless the service
 /// directory has its own `node_modules`.

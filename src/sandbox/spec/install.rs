@@ -37,7 +37,10 @@ pub fn build_install(input: &SpecInput, sandbox: &InstallSandbox) -> Result<Spec
         .clone()
         .unwrap_or_default()
         .into_iter()
-        .filter(|m| m.destination() != Path::new(INSTALL_SCRATCH_DIR) && m.destination() != Path::new(super::APP_DIR))
+        .filter(|m| {
+            m.destination() != Path::new(INSTALL_SCRATCH_DIR)
+                && m.destination() != Path::new(crate::data::runtime::APP_DIR)
+        })
         .collect();
     let mut scratch_opts = vec!["bind", "rw", "nosuid", "nodev"];
     if !sandbox.exec {

@@ -29,7 +29,7 @@ use crate::fsutil::walk::{LimitError, WalkError};
 use crate::fsutil::{At, IoError};
 use crate::fsutil::{Cleanup, temp_name};
 use crate::store::bundle::{BundleError, BundleStore, Progress};
-pub use walk::{Tree, WalkLimits};
+pub use walk::{LIMITS, Tree};
 
 /// File name of the lock file, at the top of the service directory.
 pub const LOCK_FILE: &str = "ignite.lock";
@@ -201,7 +201,7 @@ impl Sources {
     }
 
     /// Reads the service directory.
-    pub fn read(dir: &Path, limits: &WalkLimits) -> Result<Sources, LockError> {
+    pub fn read(dir: &Path, limits: &crate::fsutil::walk::Limits) -> Result<Sources, LockError> {
         Ok(Sources::from_tree(walk::walk(dir, limits)?))
     }
 }
@@ -357,7 +357,7 @@ pub fn read(dir: &Path) -> Result<LockFile, LockError> {
     }
 }
 
-/// What [`write`] did.
+/// What [`write()`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Written {
     pub path: PathBuf,
@@ -415,7 +415,7 @@ pub fn snapshot(
     store: &BundleStore,
     progress: &dyn Progress,
 ) -> Result<LockFile, LockError> {
-    let sources = Sources::read(dir, &WalkLimits::default())?;
+    let sources = Sources::read(dir, &LIMITS)?;
     let bundle = bundle_digest(runtime, store.ensure(runtime, progress)?.digest)?;
     Ok(LockFile::new(runtime, bundle, sources))
 }
@@ -458,7 +458,7 @@ pub fn check(
     bundle: BundleCheck<'_>,
 ) -> Result<Check, LockError> {
     let locked = read(dir)?;
-    let sources = Sources::read(dir, &WalkLimits::default())?;
+    let sources = Sources::read(dir, &LIMITS)?;
     let same_runtime = locked.runtime.name == runtime.name && locked.runtime.version == runtime.version;
     // A bundle is only worth fetching when the runtime still matches: another version's
     // bundle differs anyway, and that drift is already said.

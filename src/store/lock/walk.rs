@@ -15,30 +15,10 @@ use crate::fsutil::walk::{self, EntryPath, Purpose, Visitor, WalkError};
 
 use super::{Digest, LOCK_FILE, LockError, TEMP_PREFIX};
 
-/// Caps on what a directory may hold to be locked (`node_modules` and `.git` excluded).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WalkLimits {
-    /// Files, directories and symlinks together.
-    pub max_entries: usize,
-    /// Total size of the regular files hashed.
-    pub max_bytes: u64,
-    /// Directory nesting below the service directory.
-    pub max_depth: usize,
-}
-
-impl Default for WalkLimits {
-    /// The entry and depth caps of staging; bytes are hashed as they stream by rather than
-    /// held, so the byte cap only bounds the time a check takes (about 2 s per GiB here).
-    fn default() -> Self {
-        WalkLimits { max_entries: 10_000, max_bytes: 1024 * 1024 * 1024, max_depth: 32 }
-    }
-}
-
-impl From<WalkLimits> for walk::Limits {
-    fn from(l: WalkLimits) -> Self {
-        walk::Limits { max_entries: l.max_entries, max_bytes: l.max_bytes, max_depth: l.max_depth }
-    }
-}
+/// Caps on what a lock file fingerprints (`node_modules` and `.git` excluded): the entry and
+/// depth caps of staging; bytes are hashed as they stream by rather than held, so the byte cap
+/// only bounds the time a check takes (about 2 s per GiB here).
+pub const LIMITS: walk::Limits = walk::Limits { max_entries: 10_000, max_bytes: 1024 * 1024 * 1024, max_depth: 32 };
 
 /// Names skipped wherever they appear: installed packages and version-control data are not
 /// the service's sources.
@@ -52,9 +32,9 @@ pub struct Tree {
 }
 
 /// Fingerprints the directory `root` (which must not itself be a symlink), within `limits`.
-pub fn walk(root: &Path, limits: &WalkLimits) -> Result<Tree, LockError> {
+pub fn walk(root: &Path, limits: &walk::Limits) -> Result<Tree, LockError> {
     let mut fingerprint = Fingerprint(Tree::default());
-    walk::walk(root, (*limits).into(), &mut fingerprint)?;
+    walk::walk(root, *limits, &mut fingerprint)?;
     Ok(fingerprint.0)
 }
 
@@ -146,7 +126,7 @@ mod tests {
         write(t.path(), ".env.example", "");
         std::fs::create_dir(t.path().join("empty")).expect("mkdir");
         symlink("../index.ts", t.path().join("lib/alias.ts")).expect("symlink");
-        let tree = walk(t.path(), &WalkLimits::default()).expect("walk");
+        let tree = walk(t.path(), &LIMITS).expect("walk");
         let files: Vec<&str> = tree.files.keys().map(String::as_str).collect();
         assert_eq!(files, [".env.example", "index.ts", "lib/ignite.lock", "lib/types.d.ts"]);
         assert_eq!(tree.files["index.ts"], sha("a"));
@@ -159,24 +139,24 @@ mod tests {
         let outside = tempfile::tempdir().expect("outside");
         write(outside.path(), "secret/a.txt", "secret");
         symlink(outside.path().join("secret"), t.path().join("leak")).expect("symlink");
-        let tree = walk(t.path(), &WalkLimits::default()).expect("walk");
+        let tree = walk(t.path(), &LIMITS).expect("walk");
         assert!(tree.files.is_empty(), "nothing behind the link was read: {tree:?}");
         assert_eq!(tree.symlinks["leak"], outside.path().join("secret").display().to_string());
         // A directory that is itself a symlink is refused (callers canonicalise first).
         let link = outside.path().join("svc");
         symlink(t.path(), &link).expect("symlink");
-        assert!(matches!(walk(&link, &WalkLimits::default()), Err(LockError::Io { .. })));
+        assert!(matches!(walk(&link, &LIMITS), Err(LockError::Io { .. })));
     }
 
     #[test]
     fn special_files_and_non_utf8_names_are_refused() {
         let t = tempfile::tempdir().expect("tempdir");
         nix::unistd::mkfifo(&t.path().join("pipe"), Mode::from_bits_truncate(0o644)).expect("mkfifo");
-        let err = walk(t.path(), &WalkLimits::default()).expect_err("fifo");
+        let err = walk(t.path(), &LIMITS).expect_err("fifo");
         assert!(err.to_string().contains("named pipe") && err.to_string().contains("pipe"), "{err}");
         let t = tempfile::tempdir().expect("tempdir");
         std::fs::write(t.path().join(OsStr::from_bytes(b"bad\xff.ts")), "x").expect("write");
-        let err = walk(t.path(), &WalkLimits::default()).expect_err("not utf-8");
+        let err = walk(t.path(), &LIMITS).expect_err("not utf-8");
         assert!(matches!(err, LockError::NotUtf8 { what: "name", .. }), "{err}");
     }
 
@@ -186,7 +166,7 @@ mod tests {
         for i in 0..5 {
             write(t.path(), &format!("f{i}.js"), "0123456789");
         }
-        let err = walk(t.path(), &WalkLimits { max_entries: 4, ..WalkLimits::default() }).expect_err("too many");
+        let err = walk(t.path(), &walk::Limits { max_entries: 4, ..LIMITS }).expect_err("too many");
         assert!(matches!(err, LockError::Limit(LimitError::TooManyFiles { limit: 4, .. })), "{err}");
         let dir = t.path().display();
         assert_eq!(
@@ -195,8 +175,8 @@ mod tests {
                 "{dir} holds more than 4 files, directories and symlinks (node_modules and .git not counted); a lock file records each of them: remove what the service does not need"
             )
         );
-        walk(t.path(), &WalkLimits { max_entries: 5, ..WalkLimits::default() }).expect("exactly at the limit");
-        let err = walk(t.path(), &WalkLimits { max_bytes: 49, ..WalkLimits::default() }).expect_err("too large");
+        walk(t.path(), &walk::Limits { max_entries: 5, ..LIMITS }).expect("exactly at the limit");
+        let err = walk(t.path(), &walk::Limits { max_bytes: 49, ..LIMITS }).expect_err("too large");
         assert!(matches!(err, LockError::Limit(LimitError::TooLarge { limit: 49, .. })), "{err}");
         assert_eq!(
             err.to_string(),
@@ -204,9 +184,9 @@ mod tests {
                 "{dir} holds more than 0 MiB of files (node_modules and .git not counted); a lock file hashes all of them: remove what the service does not need"
             )
         );
-        walk(t.path(), &WalkLimits { max_bytes: 50, ..WalkLimits::default() }).expect("exactly at the byte limit");
+        walk(t.path(), &walk::Limits { max_bytes: 50, ..LIMITS }).expect("exactly at the byte limit");
         write(t.path(), "a/b/c/d.js", "");
-        let err = walk(t.path(), &WalkLimits { max_depth: 2, ..WalkLimits::default() }).expect_err("too deep");
+        let err = walk(t.path(), &walk::Limits { max_depth: 2, ..LIMITS }).expect_err("too deep");
         assert!(matches!(err, LockError::Limit(LimitError::TooDeep { limit: 2, .. })), "{err}");
     }
 }

@@ -42,7 +42,7 @@ use crate::fsutil::walk::{LimitError, WalkError};
 use crate::fsutil::{At, IoError};
 use crate::fsutil::{Cleanup, remove_any, temp_name};
 use strip::{Kind, kind_of};
-pub use tree::{Entry, Node, Snapshot, StageLimits};
+pub use tree::{Entry, LIMITS, Node, Snapshot};
 use worker::{Failure, Source};
 pub use worker::{Stripper, WORKER_COMMAND, serve as serve_worker};
 
@@ -123,7 +123,7 @@ impl std::fmt::Debug for StagedApp {
 #[derive(Debug, Clone)]
 pub struct Stager {
     root: PathBuf,
-    limits: StageLimits,
+    limits: crate::fsutil::walk::Limits,
     stripper: Stripper,
 }
 
@@ -136,11 +136,11 @@ struct Planned<'a> {
 impl Stager {
     /// A stager keeping its directories under `<cache_dir>/apps`.
     pub fn new(cache_dir: &Path, stripper: Stripper) -> Stager {
-        Stager { root: cache_dir.join(APPS_DIR), limits: StageLimits::default(), stripper }
+        Stager { root: cache_dir.join(APPS_DIR), limits: LIMITS, stripper }
     }
 
     /// Replaces the size limits.
-    pub fn with_limits(mut self, limits: StageLimits) -> Stager {
+    pub fn with_limits(mut self, limits: crate::fsutil::walk::Limits) -> Stager {
         self.limits = limits;
         self
     }

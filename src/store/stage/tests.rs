@@ -177,7 +177,7 @@ fn non_utf8_sources_are_refused() {
 #[test]
 fn limits_apply_before_anything_is_written() {
     let f = Fixture::new(&[("index.ts", MAIN), ("lib/math.ts", MATH)]);
-    let stager = f.stager().with_limits(StageLimits { max_entries: 2, ..StageLimits::default() });
+    let stager = f.stager().with_limits(crate::fsutil::walk::Limits { max_entries: 2, ..LIMITS });
     let err = stager.stage(f.svc.path(), "index.ts", "node").expect_err("limit");
     assert!(err.to_string().contains("more than 2 files"), "{err}");
     assert!(!f.cache.path().join(APPS_DIR).exists());

@@ -14,27 +14,7 @@ use super::StageError;
 use super::strip::{Kind, kind_of};
 
 /// Caps on what a service directory may hold to be staged (`node_modules` and `.git` excluded).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StageLimits {
-    /// Files, directories and symlinks together.
-    pub max_entries: usize,
-    /// Total size of the regular files.
-    pub max_bytes: u64,
-    /// Directory nesting below the service directory.
-    pub max_depth: usize,
-}
-
-impl Default for StageLimits {
-    fn default() -> Self {
-        StageLimits { max_entries: 10_000, max_bytes: 64 * 1024 * 1024, max_depth: 32 }
-    }
-}
-
-impl From<StageLimits> for walk::Limits {
-    fn from(l: StageLimits) -> Self {
-        walk::Limits { max_entries: l.max_entries, max_bytes: l.max_bytes, max_depth: l.max_depth }
-    }
-}
+pub const LIMITS: walk::Limits = walk::Limits { max_entries: 10_000, max_bytes: 64 * 1024 * 1024, max_depth: 32 };
 
 /// Directories that are never staged: version-control data, and installed packages (the
 /// top-level `node_modules` is mounted as it is, see [`Snapshot::node_modules`]).
@@ -84,9 +64,9 @@ pub fn staged_mode(source_mode: u32, is_dir: bool) -> u32 {
 }
 
 /// Reads the service directory `root` into memory, within `limits`.
-pub fn snapshot(root: &Path, limits: &StageLimits) -> Result<Snapshot, StageError> {
+pub fn snapshot(root: &Path, limits: &walk::Limits) -> Result<Snapshot, StageError> {
     let mut reader = Reader { entries: Vec::new(), node_modules: false };
-    let root_mode = walk::walk(root, (*limits).into(), &mut reader)?;
+    let root_mode = walk::walk(root, *limits, &mut reader)?;
     Ok(Snapshot { root_mode: staged_mode(root_mode, true), entries: reader.entries, node_modules: reader.node_modules })
 }
 
@@ -176,7 +156,7 @@ mod tests {
         write(t.path(), "node_modules/lodash/index.js", "x");
         write(t.path(), "lib/node_modules/x/index.js", "x");
         write(t.path(), "c.json", "{}");
-        let s = snapshot(t.path(), &StageLimits::default()).expect("snapshot");
+        let s = snapshot(t.path(), &LIMITS).expect("snapshot");
         assert_eq!(paths(&s), ["a", "a/z.ts", "b.ts", "c.json", "lib"]);
         assert!(s.node_modules);
         assert_eq!(s.entries[1].node, Node::File { mode: 0o644, bytes: b"z".to_vec() });
@@ -189,7 +169,7 @@ mod tests {
         write(outside.path(), "secret.txt", "secret");
         symlink(outside.path().join("secret.txt"), t.path().join("leak.txt")).expect("symlink");
         symlink(outside.path(), t.path().join("leakdir")).expect("symlink");
-        let s = snapshot(t.path(), &StageLimits::default()).expect("snapshot");
+        let s = snapshot(t.path(), &LIMITS).expect("snapshot");
         let target = outside.path().join("secret.txt");
         assert_eq!(s.entries[0].node, Node::Symlink { target: target.as_os_str().as_bytes().to_vec() });
         assert!(matches!(s.entries[1].node, Node::Symlink { .. }));
@@ -197,14 +177,14 @@ mod tests {
         // A service directory that is itself a symlink is refused (it was canonicalised before).
         let link = outside.path().join("svc");
         symlink(t.path(), &link).expect("symlink");
-        assert!(matches!(snapshot(&link, &StageLimits::default()), Err(StageError::Io { .. })));
+        assert!(matches!(snapshot(&link, &LIMITS), Err(StageError::Io { .. })));
     }
 
     #[test]
     fn special_files_are_refused() {
         let t = tempfile::tempdir().expect("tempdir");
         nix::unistd::mkfifo(&t.path().join("pipe"), Mode::from_bits_truncate(0o644)).expect("mkfifo");
-        let err = snapshot(t.path(), &StageLimits::default()).expect_err("fifo");
+        let err = snapshot(t.path(), &LIMITS).expect_err("fifo");
         assert!(err.to_string().contains("named pipe"), "{err}");
         assert!(err.to_string().contains("pipe"), "{err}");
     }
@@ -215,7 +195,7 @@ mod tests {
         for i in 0..5 {
             write(t.path(), &format!("f{i}.js"), "0123456789");
         }
-        let limits = StageLimits { max_entries: 4, ..StageLimits::default() };
+        let limits = walk::Limits { max_entries: 4, ..LIMITS };
         let err = snapshot(t.path(), &limits).expect_err("too many");
         assert!(matches!(err, StageError::Limit(LimitError::TooManyFiles { limit: 4, .. })), "{err}");
         let dir = t.path().display();
@@ -225,7 +205,7 @@ mod tests {
                 "{dir} holds more than 4 files and directories (node_modules and .git not counted); ignite copies the directory to strip TypeScript types: remove what the service does not need, or use a runtime that runs TypeScript itself (bun, deno)"
             )
         );
-        let limits = StageLimits { max_bytes: 45, ..StageLimits::default() };
+        let limits = walk::Limits { max_bytes: 45, ..LIMITS };
         let err = snapshot(t.path(), &limits).expect_err("too large");
         assert!(matches!(err, StageError::Limit(LimitError::TooLarge { limit: 45, .. })), "{err}");
         assert_eq!(
@@ -234,10 +214,10 @@ mod tests {
                 "{dir} holds more than 0 MiB of files (node_modules and .git not counted); ignite copies the directory to strip TypeScript types: remove what the service does not need, or use a runtime that runs TypeScript itself (bun, deno)"
             )
         );
-        let limits = StageLimits { max_bytes: 50, ..StageLimits::default() };
+        let limits = walk::Limits { max_bytes: 50, ..LIMITS };
         snapshot(t.path(), &limits).expect("exactly at the byte limit");
         write(t.path(), "a/b/c/d.js", "");
-        let limits = StageLimits { max_depth: 2, ..StageLimits::default() };
+        let limits = walk::Limits { max_depth: 2, ..LIMITS };
         let err = snapshot(t.path(), &limits).expect_err("too deep");
         assert!(matches!(err, StageError::Limit(LimitError::TooDeep { limit: 2, .. })), "{err}");
     }
@@ -254,7 +234,7 @@ mod tests {
         let t = tempfile::tempdir().expect("tempdir");
         write(t.path(), "run.sh", "#!/bin/sh");
         std::fs::set_permissions(t.path().join("run.sh"), std::fs::Permissions::from_mode(0o4775)).expect("chmod");
-        let s = snapshot(t.path(), &StageLimits::default()).expect("snapshot");
+        let s = snapshot(t.path(), &LIMITS).expect("snapshot");
         assert_eq!(s.entries[0].node, Node::File { mode: 0o755, bytes: b"#!/bin/sh".to_vec() });
     }
 }

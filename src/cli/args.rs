@@ -1,0 +1,561 @@
+//! The command line as clap parses it: the commands, their flags and their help texts (the
+//! reference for flags; `ignite completions` and `ignite man` are generated from it).
+
+use std::path::PathBuf;
+
+use anyhow::anyhow;
+use clap::{Args, Parser, Subcommand};
+
+use ignite::data::service;
+
+use super::{bench, preflight};
+
+macro_rules! exit_codes {
+    () => {
+        "\
+EXIT CODES:
+  N    the program's own exit code (0 = success)
+  124  the program hit its time limit (timeoutMs / --timeout)
+  137  the program was killed: out of memory, or over the output limit
+  128+N  the program died from signal N
+  125  ignite itself failed: bad service.yaml or flags, runtime missing, OCI runtime error;
+       or preflight failed and nothing was started (see `ignite preflight --help`)
+  130/143  ignite was interrupted (SIGINT/SIGTERM); the sandbox was removed"
+    };
+}
+
+const EXIT_CODES: &str = exit_codes!();
+
+const RUN_HELP: &str = concat!(
+    "\
+EXAMPLES:
+  ignite run examples/data-processor --input '{\"data\":[1,2,3],\"operation\":\"sum\"}'
+  ignite run svc/ --input @input.json --json > report.json
+  ignite exec --runtime bun@1.3 ./scripts --entry job.ts --timeout 2000 --memory 256
+  ignite run svc/ --runtime node@20       # same service on Node 20 (TypeScript stripped by ignite)
+  ignite run svc/ --runtime deno          # or quickjs; `ignite runtime list` shows the versions
+  ignite run svc/ --print-spec            # the OCI config.json, without running
+  ignite run svc/ --locked                # only if svc/ still matches svc/ignite.lock
+  ignite run svc/ --report report.json    # also the full report: preflight, execution, warnings
+
+",
+    exit_codes!()
+);
+
+const INSTALL_HELP: &str = "\
+Dependencies are installed once per package.json + lockfile (production dependencies only, the
+lockfile frozen, no lifecycle scripts unless service.yaml says `install: {scripts: true}`) in a
+sandbox of their own with a user-mode network, and cached; `ignite run` then mounts them
+read-only at /node_modules. Useful to warm the cache in CI.
+
+EXAMPLES:
+  ignite install svc/
+  ignite install svc/ --json     # {\"service\":…,\"modules\":\"installed\",\"install\":{…}}";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ignite",
+    version,
+    about = "Run untrusted JavaScript/TypeScript in hardened OCI containers — no Docker daemon",
+    long_about = "Run untrusted JavaScript/TypeScript in hardened OCI containers — no Docker daemon.\n\n\
+Each run gets a read-only runtime root filesystem, the service directory read-only at /app, a \
+size-capped /tmp, fresh namespaces (no network but loopback), no capabilities, a non-root user, \
+a default-deny seccomp allowlist, and memory, CPU and process limits.",
+    after_help = EXIT_CODES
+)]
+pub(super) struct Cli {
+    #[command(flatten)]
+    pub(super) global: GlobalArgs,
+    #[command(subcommand)]
+    pub(super) command: Command,
+}
+
+#[derive(Args, Debug)]
+pub(super) struct GlobalArgs {
+    /// Directory for per-run state and the OCI runtime's state.
+    #[arg(long, global = true, env = "IGNITE_STATE_DIR", default_value = "/run/ignite")]
+    pub(super) state_dir: PathBuf,
+    /// Directory for downloaded runtimes, built bundles and unpacked root filesystems.
+    #[arg(long, global = true, env = "IGNITE_CACHE_DIR", default_value = "/var/lib/ignite")]
+    pub(super) cache_dir: PathBuf,
+    /// OCI runtime: `runc`, `crun`, `youki` (looked up in PATH) or a path to one of them;
+    /// which one it is comes from its `--version`.
+    #[arg(long, global = true, env = "IGNITE_OCI_RUNTIME", default_value = "runc")]
+    pub(super) oci_runtime: String,
+    /// Directory of custom runtimes, <DIR>/<name>/runtime.yaml (repeatable). Without it:
+    /// $IGNITE_RUNTIMES_DIR (colon-separated; empty for none), else
+    /// $XDG_CONFIG_HOME/ignite/runtimes or ~/.config/ignite/runtimes if that exists.
+    #[arg(long = "runtimes-dir", global = true, value_name = "DIR")]
+    pub(super) runtimes_dirs: Vec<PathBuf>,
+    /// CA certificates (PEM) the dependency install trusts besides Bun's own, e.g. a
+    /// TLS-inspecting proxy's [default: /etc/ssl/certs/ca-certificates.crt if present].
+    #[arg(long, global = true, env = "NODE_EXTRA_CA_CERTS", value_name = "PEM")]
+    pub(super) install_ca_file: Option<PathBuf>,
+    /// Host environment variable that `${NAME}` in a service.yaml's `env:` may read
+    /// (repeatable, or comma-separated in IGNITE_PASS_ENV). Nothing else is expanded: a
+    /// service directory may come from an upload or a model, and must not be able to ask for
+    /// the host's secrets. ignite's own IGNITE_* variables can never be passed.
+    #[arg(long = "pass-env", global = true, env = "IGNITE_PASS_ENV", value_name = "NAME", value_delimiter = ',')]
+    pub(super) pass_env: Vec<String>,
+}
+
+impl GlobalArgs {
+    /// The variables `--pass-env` names, with their values now.
+    pub(super) fn passed_env(&self) -> anyhow::Result<service::PassEnv> {
+        service::PassEnv::from_process(&self.pass_env).map_err(|e| anyhow!(e))
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum Command {
+    /// Run a service directory described by its service.yaml.
+    #[command(after_help = RUN_HELP)]
+    Run {
+        /// Service directory (contains service.yaml).
+        dir: PathBuf,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Run a directory without a service.yaml: defaults plus flags (service.yaml, if present, is honoured).
+    #[command(after_help = RUN_HELP)]
+    Exec {
+        /// Directory holding the code.
+        dir: PathBuf,
+        /// Entry file relative to the directory (default: index.ts, index.js, …).
+        #[arg(long)]
+        entry: Option<String>,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Check a service's settings before running it: memory, timeout, bundle size,
+    /// dependencies, runtime bundle (no side effects).
+    #[command(after_help = preflight::PREFLIGHT_HELP)]
+    Preflight {
+        /// Service directory (service.yaml optional, as for `exec`).
+        dir: PathBuf,
+        /// Print one JSON document on stdout instead of the analysis on stderr.
+        #[arg(long)]
+        json: bool,
+        /// Exit 1 on warnings too.
+        #[arg(long)]
+        strict: bool,
+        /// Runtime to check against (overrides service.yaml), e.g. `node@22`.
+        #[arg(long, short = 'r')]
+        runtime: Option<String>,
+        /// Memory limit in MiB to check (overrides memoryMb).
+        #[arg(long, value_name = "MB")]
+        memory: Option<u32>,
+        /// Time limit in milliseconds to check (overrides timeoutMs).
+        #[arg(long, value_name = "MS")]
+        timeout: Option<u64>,
+    },
+    /// Show the full report of a service's last run (preflight, execution, warnings).
+    #[command(after_help = preflight::REPORT_HELP)]
+    Report {
+        /// Service directory.
+        dir: PathBuf,
+        /// Print one JSON document on stdout instead of text on stderr.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Install a service's npm dependencies (package.json + lockfile) into ignite's cache, without running it.
+    #[command(after_help = INSTALL_HELP)]
+    Install {
+        /// Service directory (service.yaml optional).
+        dir: PathBuf,
+        /// Print one JSON object on stdout and nothing else.
+        #[arg(long)]
+        json: bool,
+        /// Do not print progress or the summary line on stderr.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
+    /// Create a new service directory from the runtime's template (service.yaml, index.ts, …).
+    #[command(after_help = INIT_HELP)]
+    Init {
+        /// Name of the service (a DNS label); also the directory created in the current one.
+        name: String,
+        /// Runtime for the new service: bun, node, deno or quickjs, optionally @VERSION (e.g.
+        /// `node@22`, written to service.yaml as given).
+        #[arg(long, short = 'r', default_value = "bun")]
+        runtime: String,
+    },
+    /// Show a service's effective security policy and where each value comes from.
+    #[command(after_help = POLICY_HELP)]
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Write DIR/ignite.lock (runtime version, bundle digest, file digests), or check DIR against it.
+    #[command(after_help = LOCK_HELP)]
+    Lock {
+        /// Service directory (service.yaml optional, as for `exec`).
+        dir: PathBuf,
+        /// Compare instead of writing: exit 0 when up to date, 1 when something drifted.
+        #[arg(long)]
+        check: bool,
+        /// Runtime to lock or check against, as `run --runtime` takes it (overrides service.yaml).
+        #[arg(long, short = 'r')]
+        runtime: Option<String>,
+        /// Print one JSON object on stdout and nothing else.
+        #[arg(long)]
+        json: bool,
+        /// Do not show bundle download/build progress on stderr.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
+    /// Show the effective configuration (directories, OCI runtime and version, CA file, …) and,
+    /// for DIR, its runtime, bundle and lock state.
+    #[command(after_help = ENV_HELP)]
+    Env {
+        /// A service directory to describe as well.
+        dir: Option<PathBuf>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = COMPLETIONS_HELP)]
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the ignite(1) man page (roff), or write one page per command to a directory.
+    #[command(after_help = MAN_HELP)]
+    Man {
+        /// Write ignite.1, ignite-run.1, … into this directory instead.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Manage runtime bundles.
+    #[command(after_help = RUNTIME_HELP)]
+    Runtime {
+        #[command(subcommand)]
+        command: RuntimeCommand,
+    },
+    /// Serve the services of a directory over HTTP (see docs/http-api.md).
+    #[command(after_help = SERVE_HELP)]
+    Serve(ServeArgs),
+    /// Check that this host can run sandboxes: OCI runtime, cgroups, seccomp, Landlock, user
+    /// namespaces, disk space, privileges — with a remedy for each problem.
+    #[command(after_help = DOCTOR_HELP)]
+    Doctor {
+        /// Print one JSON document on stdout and nothing else.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure what isolation costs on this host: runtime × isolation level × OCI runtime ×
+    /// cold/warm, with percentiles, overhead vs the bare runtime and per-phase times.
+    #[command(after_help = bench::BENCH_HELP)]
+    Bench(bench::BenchArgs),
+    /// Remove containers, cgroups, install scratch mounts, session workspaces, inline code
+    /// directories and state left behind by ignite processes that crashed, and staged TypeScript
+    /// copies no run is using.
+    #[command(after_help = CLEANUP_HELP)]
+    Cleanup,
+    /// Internal: an OCI hook the runtime runs (`loopback-up`), with the container state on stdin.
+    #[command(name = ignite::engine::internal::hook::HOOK_COMMAND, hide = true)]
+    OciHook { name: String },
+    /// Internal: strips TypeScript types for a parent ignite process (a request on stdin).
+    #[command(name = ignite::engine::internal::strip_worker::WORKER_COMMAND, hide = true)]
+    StripWorker,
+}
+
+const POLICY_HELP: &str = "\
+A policy is layered: the built-in default (policies/default.yaml), audit mode's strict base
+(policies/audit.yaml) with --audit, then the service's policy file (ignite.policy.yaml,
+ignite.policy.yml, .ignite-policy.yaml or .ignite-policy.yml in the service directory, or
+--policy FILE), which overrides only the fields it sets. Every field is enforced.
+
+EXAMPLES:
+  ignite policy show examples/hello
+  ignite policy show svc/ --audit --json";
+
+#[derive(Subcommand, Debug)]
+pub(super) enum PolicyCommand {
+    /// Print the effective policy of DIR: each field, its value, and the file or mode it came from.
+    #[command(after_help = POLICY_HELP)]
+    Show {
+        /// Service directory.
+        dir: PathBuf,
+        /// Policy file to use instead of the directory's own.
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        /// Show the policy audit mode would apply.
+        #[arg(long)]
+        audit: bool,
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+const DOCTOR_HELP: &str = "\
+Reads /proc, /sys, PATH and the bundle cache and runs `--version` of the tools it finds; it
+starts no sandbox, downloads nothing and creates nothing. Each check says what it found, what
+needs it (every run, audit mode, allowedCommands, …) and, unless it is ok, what to do.
+
+EXIT CODES:
+  0    everything a default run needs is ok (warnings only limit optional features)
+  1    something every run needs failed
+  125  doctor itself failed
+
+EXAMPLES:
+  ignite doctor
+  ignite doctor --json | jq '.checks[] | select(.status != \"ok\")'";
+
+const SERVE_HELP: &str = "\
+Prints one line {\"listening\":\"ADDR:PORT\"} on stdout once it accepts connections (useful with
+--port 0); request logs go to stderr (IGNITE_LOG=warn quiets them). SIGTERM/SIGINT stop
+accepting, let running executions finish for --shutdown-timeout, then cancel them.
+
+POST /services/NAME/execute is served from a warm pool: sandboxes started ahead (container up,
+entrypoint confined and waiting), one job each, replaced in the background. Each service keeps
+--pool-min of them parked (started at launch) and grows up to --pool-max under load; idle ones
+beyond the min go after --pool-idle-ttl. Every sandbox (parked or running, warm or cold) reserves
+its memory limit; none is started ahead beyond --pool-memory-mb. Jobs that need a network, a
+writable root or a session run cold, as do inline code and sessions.
+
+Every execution is preflighted first, like `ignite run`: a failing check refuses it with 422
+`preflight_failed` and the checks in the body (--skip-preflight turns the checks off). With
+--locked, a service that has an ignite.lock runs only while it matches it: 409 `lock_drift`
+lists what changed.
+
+EXAMPLES:
+  ignite serve --services ./services
+  ignite serve --services ./services --pool-min 2 --pool-max 8 --pool hello=4:16 --pool batch=0:0
+  IGNITE_API_KEYS=$(openssl rand -hex 24) ignite serve --services /srv/svc --host 0.0.0.0
+  ignite serve --services ./services --api-key-file /etc/ignite/keys --rate-limit 120
+  ignite serve --services /srv/svc --locked           # production: locked services stay as locked";
+
+const INIT_HELP: &str = "\
+Templates are TypeScript for every runtime: bun and deno run it as it is, node and quickjs get it
+with the types stripped by ignite. Each reads its input from $IGNITE_INPUT and prints JSON.
+An existing path is never overwritten.
+
+EXAMPLES:
+  ignite init adder                        # bun (the default)
+  ignite init adder --runtime node@22      # service.yaml says `runtime: node@22`
+  ignite init adder --runtime deno && ignite run adder --input '{\"data\":[1,2],\"operation\":\"max\"}'";
+
+const LOCK_HELP: &str = "\
+ignite.lock records the exact runtime version the service resolves to, the digest of that
+runtime's bundle, and the sha256 of package.json/deno.json, of the lockfiles (bun.lock,
+package-lock.json, deno.lock, …) and of every other file (node_modules/ and .git/ excluded;
+symlinks recorded as links). A bundle not yet in the cache is pulled first, as a run would.
+`ignite run --locked` / `exec --locked` refuse a service that drifted (exit 125).
+
+EXIT CODES (--check):
+  0    the service matches its lock file
+  1    something drifted; each change is printed
+  125  no lock file, a malformed one, or another error
+
+EXAMPLES:
+  ignite lock svc/                         # write svc/ignite.lock
+  ignite lock svc/ --check                 # in CI: fail when svc/ changed since it was locked
+  ignite lock svc/ --check --json | jq '.drift[]'
+  ignite run svc/ --locked";
+
+const ENV_HELP: &str = "\
+Looks only: nothing is downloaded, built or started, and problems are shown as values.
+
+EXAMPLES:
+  ignite env
+  ignite env svc/                          # plus svc/'s runtime, bundle and lock state
+  IGNITE_CACHE_DIR=/srv/ignite ignite env --json | jq .cacheDir";
+
+const COMPLETIONS_HELP: &str = "\
+EXAMPLES:
+  ignite completions bash > /etc/bash_completion.d/ignite
+  ignite completions zsh > \"${fpath[1]}/_ignite\"
+  ignite completions fish > ~/.config/fish/completions/ignite.fish";
+
+const MAN_HELP: &str = "\
+EXAMPLES:
+  ignite man | man -l -
+  ignite man --out /usr/local/share/man/man1 && mandb";
+
+const RUNTIME_HELP: &str = "\
+EXAMPLES:
+  ignite runtime list
+  ignite runtime list --json | jq '.runtimes[].versions[] | select(.present)'
+  ignite runtime pull node@22              # ahead of the first run (download, verify, build, unpack)";
+
+const CLEANUP_HELP: &str = "\
+Needs root. Runs, sessions and inline code of a live ignite process (or server) are never
+touched; those of one that died (even by SIGKILL) are removed.
+
+EXAMPLES:
+  ignite cleanup";
+
+#[derive(Args, Debug)]
+pub(super) struct ServeArgs {
+    /// Directory whose subdirectories (each with a service.yaml) are the services.
+    #[arg(long, value_name = "DIR")]
+    pub(super) services: PathBuf,
+    /// Address to listen on (an IP address).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub(super) host: std::net::IpAddr,
+    /// Port to listen on; 0 picks a free one.
+    #[arg(long, default_value_t = 3000)]
+    pub(super) port: u16,
+    /// File of API keys, one per line (# comments); requests need `Authorization: Bearer KEY`.
+    /// Keys in IGNITE_API_KEYS (comma-separated) are accepted too.
+    #[arg(long, value_name = "FILE")]
+    pub(super) api_key_file: Option<PathBuf>,
+    /// Serve a non-loopback address without API keys.
+    #[arg(long)]
+    pub(super) insecure_no_auth: bool,
+    /// Take the client address for rate limits from X-Forwarded-For (last entry); only behind
+    /// a proxy that sets it.
+    #[arg(long)]
+    pub(super) trust_proxy: bool,
+    /// Requests per minute per key (per client address without keys); 0 turns it off.
+    #[arg(long, value_name = "N", default_value_t = 600)]
+    pub(super) rate_limit: u32,
+    /// Executions running at once [default: number of CPUs].
+    #[arg(long, value_name = "N")]
+    pub(super) max_concurrent: Option<usize>,
+    /// Executions waiting for a slot; beyond that requests get 503.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub(super) queue: usize,
+    /// Largest request body in bytes (413 beyond it).
+    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
+    pub(super) max_body: usize,
+    /// Largest `input` in bytes, serialised (413 beyond it; at most 131008, the kernel's limit
+    /// on the environment variable that carries it).
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
+    pub(super) max_input: usize,
+    /// Seconds running executions get to finish after SIGTERM/SIGINT before they are cancelled.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub(super) shutdown_timeout: u64,
+    /// Seconds a session lives unless its creator asks for less or more (`ttlSeconds`).
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    pub(super) session_ttl: u64,
+    /// The longest `ttlSeconds` a session may ask for.
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    pub(super) session_max_ttl: u64,
+    /// Size of each session's workspace (a tmpfs: it takes memory as it fills).
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    pub(super) session_quota_mb: u64,
+    /// Sessions open at once; more are refused with 503.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub(super) max_sessions: usize,
+    /// Sessions one API key may hold at once; more are refused with 429 (without keys only
+    /// --max-sessions applies).
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub(super) max_sessions_per_key: usize,
+    /// Requests that may wait for a session's turn while one of its runs goes on; more are
+    /// refused at once with 429. Waiting requests also count against --queue.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub(super) session_max_waiting: usize,
+    /// Connections open at once, all clients together; more are closed at once (logged).
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub(super) max_connections: usize,
+    /// Connections open at once from one client address (behind a proxy: the proxy's);
+    /// more are closed at once (logged).
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub(super) max_connections_per_peer: usize,
+    /// Seconds a client has to send a request's head: from connecting, or on a kept-alive
+    /// connection from the head's first byte; then the connection is closed.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub(super) header_timeout: u64,
+    /// Seconds a kept-alive connection may wait idle for its next request before it is closed.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub(super) idle_timeout: u64,
+    /// Warm sandboxes each service keeps parked (started at launch); 0 starts them on demand.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub(super) pool_min: usize,
+    /// Most warm sandboxes (parked or starting) per service; 0 turns the pool off.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub(super) pool_max: usize,
+    /// Seconds a warm sandbox may stay idle before it is removed (down to --pool-min).
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub(super) pool_idle_ttl: u64,
+    /// Memory the sandboxes may reserve in all (each its memory limit; running jobs count)
+    /// before no more are started ahead [default: half of MemAvailable at start].
+    #[arg(long, value_name = "MIB")]
+    pub(super) pool_memory_mb: Option<u64>,
+    /// Per-service sizing, SERVICE=MIN:MAX (repeatable), e.g. --pool hello=2:8.
+    #[arg(long = "pool", value_name = "SERVICE=MIN:MAX")]
+    pub(super) pool_overrides: Vec<String>,
+    /// Execute without the preflight checks (see `ignite preflight --help`); by default an
+    /// execution whose check fails is refused with 422 `preflight_failed` and the checks.
+    #[arg(long)]
+    pub(super) skip_preflight: bool,
+    /// Execute a service that has an ignite.lock only while it matches it (see `ignite lock
+    /// --help`); one that drifted is refused with 409 `lock_drift`. Services without one run.
+    #[arg(long)]
+    pub(super) locked: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum RuntimeCommand {
+    /// Download, verify and unpack a runtime bundle (e.g. `bun`, `bun@1.4`, `bun@1.3.14`).
+    #[command(
+        after_help = "EXAMPLES:\n  ignite runtime pull bun\n  ignite runtime pull node@22\n  ignite runtime pull quickjs@0.15.1"
+    )]
+    Pull { spec: String },
+    /// List runtimes (built-in and custom), their pinned versions, and which bundles are present locally.
+    #[command(after_help = "EXAMPLES:\n  ignite runtime list\n  ignite runtime list --json | jq '.runtimes[].name'")]
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub(super) struct RunArgs {
+    /// Input for the program, as JSON text or @FILE; the program reads it from $IGNITE_INPUT.
+    #[arg(long, short = 'i', value_name = "JSON|@FILE")]
+    pub(super) input: Option<String>,
+    /// Print one JSON report on stdout (program output is inside it) and nothing else.
+    #[arg(long)]
+    pub(super) json: bool,
+    /// Print the generated OCI config.json and exit without running.
+    #[arg(long)]
+    pub(super) print_spec: bool,
+    /// Runtime: bun, node, deno, quickjs or a custom one, optionally @MAJOR[.MINOR[.PATCH]], e.g.
+    /// `node@22` (overrides service.yaml).
+    #[arg(long, short = 'r')]
+    pub(super) runtime: Option<String>,
+    /// Memory limit in MiB (overrides memoryMb).
+    #[arg(long, value_name = "MB")]
+    pub(super) memory: Option<u32>,
+    /// Time limit in milliseconds (overrides timeoutMs).
+    #[arg(long, value_name = "MS")]
+    pub(super) timeout: Option<u64>,
+    /// CPU limit in cores, e.g. 0.5 (overrides cpuLimit).
+    #[arg(long, value_name = "CPUS")]
+    pub(super) cpu: Option<f64>,
+    /// Extra environment variable for the program (repeatable).
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
+    pub(super) env: Vec<String>,
+    /// Cap on each of stdout and stderr, in bytes; a program that exceeds it is stopped
+    /// (overrides the policy's security.output.maxBytes, 1 MiB by default).
+    #[arg(long, value_name = "BYTES")]
+    pub(super) output_limit: Option<u64>,
+    /// Security policy file (instead of the service directory's ignite.policy.yaml).
+    #[arg(long, value_name = "FILE")]
+    pub(super) policy: Option<PathBuf>,
+    /// Audit mode: the strictest policy unless a policy file relaxes it, and a securityAudit in
+    /// the report: the high-signal syscalls the kernel reported (always denied), OOM and pids
+    /// events, time and output limit stops.
+    #[arg(long)]
+    pub(super) audit: bool,
+    /// Do not print the summary line (nor preflight warnings) on stderr.
+    #[arg(long, short = 'q')]
+    pub(super) quiet: bool,
+    /// Refuse to run unless the directory matches its ignite.lock (see `ignite lock --help`).
+    #[arg(long)]
+    pub(super) locked: bool,
+    /// Start without the preflight checks (see `ignite preflight --help`); a check that fails
+    /// otherwise stops the run with exit code 125.
+    #[arg(long)]
+    pub(super) skip_preflight: bool,
+    /// Also write the full report (service, timestamp, preflight, execution, warnings) as JSON
+    /// to FILE; `ignite report DIR` shows the last one.
+    #[arg(long, value_name = "FILE")]
+    pub(super) report: Option<PathBuf>,
+}

@@ -1,0 +1,195 @@
+//! `ignite run`, `ignite exec` and `ignite install`: the flags → an engine [`Request`], the
+//! program's output streamed as it comes, the report printed; SIGINT/SIGTERM cancel the run and
+//! end it with 128+N.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow};
+use tokio_util::sync::CancellationToken;
+
+use ignite::data::service::{self, Overrides};
+use ignite::engine::{
+    Input, LockCheck, Modules, NoProgress, OutputSink, PolicyChoice, PreflightGate, Program, Progress, Request,
+    RunError, StderrProgress, Stream,
+};
+
+use super::args::RunArgs;
+use super::settings::{engine, tokio_rt};
+use super::{GlobalArgs, error_text, preflight, require_root};
+
+fn parse_env(pairs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    pairs
+        .iter()
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| anyhow!("--env {p:?}: expected KEY=VALUE"))
+        })
+        .collect()
+}
+
+/// Streams the program's output to ours as it arrives.
+struct LiveOutput;
+
+impl OutputSink for LiveOutput {
+    fn chunk(&self, stream: Stream, bytes: &[u8]) {
+        // A closed terminal or pipe must not stop the run; the report still has the output.
+        let _ = match stream {
+            Stream::Stdout => {
+                let mut o = std::io::stdout().lock();
+                o.write_all(bytes).and_then(|()| o.flush())
+            }
+            Stream::Stderr => std::io::stderr().lock().write_all(bytes),
+        };
+    }
+}
+
+pub(super) fn run_service(
+    g: &GlobalArgs,
+    dir: &Path,
+    required: bool,
+    entry: Option<String>,
+    a: RunArgs,
+) -> anyhow::Result<i32> {
+    let overrides = Overrides {
+        runtime: a.runtime.clone(),
+        entry,
+        memory_mb: a.memory,
+        timeout_ms: a.timeout,
+        cpu_limit: a.cpu,
+        env: parse_env(&a.env)?,
+    };
+    let engine = engine(g)?;
+    let progress: Arc<dyn Progress> = if a.quiet { Arc::new(NoProgress) } else { Arc::new(StderrProgress::new()) };
+    let mut req = Request::new(Program::Dir { dir: dir.to_path_buf(), required, overrides, pass_env: g.passed_env()? });
+    req.input = match a.input.as_deref() {
+        None => Input::Json("{}".to_string()),
+        Some(s) => match s.strip_prefix('@') {
+            Some(file) => Input::File(PathBuf::from(file)),
+            None => Input::Json(s.to_string()),
+        },
+    };
+    req.policy = PolicyChoice::Service { file: a.policy.clone() };
+    req.audit = a.audit;
+    req.output_limit = a.output_limit.map(|bytes| (bytes, "--output-limit"));
+    req.lock = if a.locked { LockCheck::Required } else { LockCheck::Off };
+    req.progress = progress;
+    if a.print_spec {
+        let spec = engine.spec(req)?;
+        let text = serde_json::to_string_pretty(&spec).context("failed to serialise the spec")?;
+        println!("{text}");
+        return Ok(0);
+    }
+    require_root()?;
+    req.preflight = if a.skip_preflight { PreflightGate::Skip } else { PreflightGate::Enforce };
+    if !a.quiet {
+        req.on_preflight = Some(Box::new(preflight::print_warnings));
+    }
+    if !a.json {
+        req.sink = Some(Arc::new(LiveOutput));
+    }
+    let (outcome, signal) = with_signals(|cancel| engine.run(req, cancel))?;
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(RunError::Preflight { full }) => {
+            preflight::write_report_file(&full, a.report.as_deref())?;
+            return Err(RunError::Preflight { full }.into());
+        }
+        Err(e) => return interrupted_or(e, signal),
+    };
+    preflight::write_report_file(&outcome.full, a.report.as_deref())?;
+    let report = outcome.report;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report).context("failed to serialise the report")?);
+    } else if !a.quiet {
+        eprintln!("{}", report.summary());
+    }
+    Ok(match signal {
+        Some(sig) => 128 + sig,
+        None => report.cli_exit_code(),
+    })
+}
+
+/// Runs `work` to completion with SIGINT/SIGTERM wired to its cancellation token; returns its
+/// output and the signal that cut it short, if any.
+pub(super) fn with_signals<F: std::future::Future>(
+    work: impl FnOnce(CancellationToken) -> F,
+) -> anyhow::Result<(F::Output, Option<i32>)> {
+    let rt = tokio_rt()?;
+    let cancel = CancellationToken::new();
+    Ok(rt.block_on(async {
+        let watcher = tokio::spawn(watch_signals(cancel.clone()));
+        let output = work(cancel.clone()).await;
+        let signal = if cancel.is_cancelled() { watcher.await.ok().flatten() } else { None };
+        (output, signal)
+    }))
+}
+
+/// An error from interrupted work (e.g. killed while installing dependencies) still ends with
+/// the documented 128+N, after saying what was cut short; any other error is ignite's own.
+fn interrupted_or(e: impl Into<anyhow::Error>, signal: Option<i32>) -> anyhow::Result<i32> {
+    let e = e.into();
+    match signal {
+        Some(sig) => {
+            eprintln!("ignite: {}", error_text(&e));
+            Ok(128 + sig)
+        }
+        None => Err(e),
+    }
+}
+
+/// `ignite install DIR`: only the dependency step.
+pub(super) fn install_service(g: &GlobalArgs, dir: &Path, json: bool, quiet: bool) -> anyhow::Result<i32> {
+    let svc = service::load(dir, false, &Overrides::default(), &g.passed_env()?)?;
+    require_root()?;
+    let engine = engine(g)?;
+    let progress: Box<dyn Progress> = if quiet { Box::new(NoProgress) } else { Box::new(StderrProgress::new()) };
+    let (result, signal) = with_signals(|cancel| engine.install(&svc, progress.as_ref(), cancel))?;
+    let (modules, report) = match result {
+        Ok(r) => r,
+        Err(e) => return interrupted_or(e, signal),
+    };
+    let kind = match &modules {
+        Modules::None => "none",
+        Modules::Vendored(_) => "vendored",
+        Modules::Install(_) => "installed",
+    };
+    if json {
+        let v = serde_json::json!({ "service": svc.name, "modules": kind, "install": report });
+        println!("{v}");
+    } else if !quiet {
+        let line = match (&modules, &report) {
+            (_, Some(r)) => format!(
+                "{} package{} ready ({}{}, {})",
+                r.packages,
+                if r.packages == 1 { "" } else { "s" },
+                if r.cached { "cached" } else { "installed" },
+                r.lockfile.as_ref().map(|l| format!(" from {l}")).unwrap_or_default(),
+                r.installer
+            ),
+            (Modules::Vendored(p), None) => {
+                format!("uses its own {} as it is; nothing to install", p.display())
+            }
+            _ => "no dependencies to install".to_string(),
+        };
+        eprintln!("ignite: {}: {line}", svc.name);
+    }
+    Ok(0)
+}
+
+/// Cancels the run on SIGINT or SIGTERM; returns the signal number received.
+async fn watch_signals(cancel: CancellationToken) -> Option<i32> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        return None;
+    };
+    let sig = tokio::select! {
+        _ = int.recv() => 2,
+        _ = term.recv() => 15,
+        _ = cancel.cancelled() => return None,
+    };
+    cancel.cancel();
+    Some(sig)
+}

@@ -1,0 +1,77 @@
+//! `ignite serve`: the flags → the server's configuration and the engine's warm pool, then the
+//! HTTP server until SIGTERM/SIGINT.
+
+use anyhow::Context;
+
+use ignite::engine::{PoolConfig, Sizing, default_budget_mb, parse_override};
+
+use super::args::ServeArgs;
+use super::settings::engine;
+use super::{GlobalArgs, require_root};
+
+pub(super) fn serve(g: &GlobalArgs, a: ServeArgs) -> anyhow::Result<i32> {
+    require_root()?;
+    let env_keys = ignite::server::Keys::take_env()?;
+    let keys = ignite::server::Keys::load(a.api_key_file.as_deref(), env_keys.as_deref())?;
+    let pass_env = g.passed_env()?;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if a.pool_idle_ttl == 0 {
+        anyhow::bail!("--pool-idle-ttl must be at least 1 second");
+    }
+    let mut overrides = std::collections::BTreeMap::new();
+    for text in &a.pool_overrides {
+        let (name, sizing) = parse_override(text)?;
+        overrides.insert(name, sizing);
+    }
+    let memory_budget_mb = match a.pool_memory_mb {
+        Some(mb) => mb,
+        None => {
+            let meminfo = std::fs::read_to_string("/proc/meminfo").context("failed to read /proc/meminfo")?;
+            default_budget_mb(&meminfo)
+        }
+    };
+    let pool = PoolConfig {
+        default: Sizing { min: a.pool_min, max: a.pool_max },
+        overrides,
+        idle_ttl: std::time::Duration::from_secs(a.pool_idle_ttl),
+        memory_budget_mb,
+    };
+    let config = ignite::server::Config {
+        services_dir: a.services,
+        addr: std::net::SocketAddr::new(a.host, a.port),
+        keys,
+        pass_env,
+        insecure_no_auth: a.insecure_no_auth,
+        trust_proxy: a.trust_proxy,
+        rate_limit: a.rate_limit,
+        max_concurrent: a.max_concurrent.unwrap_or(cpus),
+        queue: a.queue,
+        max_body: a.max_body,
+        max_input: a.max_input,
+        shutdown_timeout: std::time::Duration::from_secs(a.shutdown_timeout),
+        sessions: ignite::server::SessionConfig {
+            default_ttl: std::time::Duration::from_secs(a.session_ttl),
+            max_ttl: std::time::Duration::from_secs(a.session_max_ttl),
+            quota_mb: a.session_quota_mb,
+            max_sessions: a.max_sessions,
+            max_per_key: a.max_sessions_per_key,
+            max_waiting: a.session_max_waiting,
+        },
+        connections: ignite::server::ConnLimits {
+            max_connections: a.max_connections,
+            max_per_peer: a.max_connections_per_peer,
+            header_timeout: std::time::Duration::from_secs(a.header_timeout),
+            idle_timeout: std::time::Duration::from_secs(a.idle_timeout),
+        },
+        pool,
+        skip_preflight: a.skip_preflight,
+        locked: a.locked,
+    };
+    let engine = engine(g)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    rt.block_on(ignite::server::serve(config, engine))?;
+    Ok(0)
+}
