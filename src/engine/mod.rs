@@ -49,14 +49,17 @@ use crate::data::service::{self, Service};
 use crate::store::bundle::BundleStore;
 use crate::store::lock;
 
+pub use crate::fsutil::IoError;
+pub use crate::sandbox::oci::OciKind;
 pub use crate::store::bundle::{NoProgress, Progress, StderrProgress};
-pub use pool::{PoolConfig, PoolStats};
+pub use pool::{PoolConfig, PoolStats, Sizing};
 pub use request::{
     Input, LockCheck, MAX_INPUT_BYTES, Outcome, PolicyChoice, PreflightGate, Program, Request, RunError,
 };
 pub use runner::{DEFAULT_GRACE, EngineError, Job, Runner};
 pub use settings::{HostChoice, RUNTIMES_DIR_ENV, SYSTEM_CA_FILE, Settings, SettingsError, find_init, runtimes_dirs};
 pub use supervisor::{OutputSink, Stream};
+pub use workdirs::BenchDir;
 
 use pool::Pool;
 
