@@ -126,7 +126,7 @@ pub async fn run(config: BenchConfig, cancel: CancellationToken) -> Result<Bench
     for choice in &config.ocis {
         let settings = Settings { oci_kind: choice.kind, oci_binary: choice.binary.clone(), ..config.settings.clone() };
         let engine = Arc::new(Engine::new(settings.clone())?);
-        let reduced = Reduced::new(&engine, &settings);
+        let reduced = Reduced::new(&engine);
         ocis.push(Oci { name: choice.kind.as_str().to_string(), settings, engine, reduced });
     }
     // Bare runs need a spec too (the command comes from it), but no OCI runtime.

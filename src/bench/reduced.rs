@@ -1,8 +1,9 @@
 //! The reduced isolation levels' runs — the only part of the benchmark below the engine's
 //! façade, because their spec is a real run's spec with pieces taken away ([`levels::reduce`]),
 //! which no request can ask for. A reduced run is prepared as a real one ([`Runner::prepare`]),
-//! its spec reduced, and handed to the same supervisor every run has — one lifecycle, so that
-//! the levels differ only in what their spec takes away and their phases are measured alike.
+//! its spec reduced, and handed to the runner's supervisor ([`Runner::supervise`]), which every
+//! run has — one lifecycle, so that the levels differ only in what their spec takes away and
+//! their phases are measured alike.
 //! A bare run starts the runtime binary from the unpacked rootfs as a plain host process.
 
 use std::path::{Path, PathBuf};
@@ -18,10 +19,9 @@ use super::levels::{self, Level};
 use super::sample::{self, FirstOutput, PhaseTimes, RunError, Sample, ms};
 use crate::data::policy::{self, PolicyError};
 use crate::data::service::Service;
-use crate::engine::supervisor::{RunPlan, StateDir, Supervisor};
-use crate::engine::{DEFAULT_GRACE, Engine, EngineError, Job, NoProgress, Runner, Settings};
+use crate::engine::supervisor::RunPlan;
+use crate::engine::{DEFAULT_GRACE, Engine, EngineError, Job, NoProgress, Runner};
 use crate::fsutil::{At, IoError};
-use crate::sandbox::oci::CliRuntime;
 use crate::sandbox::spec::APP_DIR;
 
 /// A bare run that has not finished by then is stopped and counted as failed (a sandboxed run
@@ -42,25 +42,14 @@ pub enum ReducedError {
     NoBare(&'static str),
 }
 
-/// Runs at the reduced levels with one OCI runtime: the runner of that runtime's engine, and a
-/// supervisor of the benchmark's own (the runner's is private to its runs) over the same OCI
-/// runtime and state directory.
+/// Runs at the reduced levels with one OCI runtime: the runner below that runtime's engine.
 pub(super) struct Reduced {
     runner: Arc<Runner>,
-    supervisor: Supervisor<CliRuntime>,
 }
 
 impl Reduced {
-    pub(super) fn new(engine: &Engine, settings: &Settings) -> Reduced {
-        let state = StateDir { root: settings.state_dir.clone() };
-        let oci = CliRuntime::new(
-            settings.oci_kind,
-            settings.oci_binary.clone(),
-            state.oci_root(settings.oci_kind.as_str()),
-            state.runs(),
-        )
-        .with_hook_binary(settings.hook_binary.clone());
-        Reduced { runner: engine.runner().clone(), supervisor: Supervisor::new(oci, state) }
+    pub(super) fn new(engine: &Engine) -> Reduced {
+        Reduced { runner: engine.runner().clone() }
     }
 
     /// One run at `level` (`Namespaces` or `Cgroups`). Whatever happens, the container, its
@@ -91,13 +80,13 @@ impl Reduced {
             audit: None,
         };
         let sink = Arc::new(FirstOutput::default());
-        let report = self.supervisor.run(plan, Some(sink.clone()), cancel.clone()).await;
+        let report = self.runner.supervise(plan, Some(sink.clone()), cancel.clone()).await;
         drop(prepared);
         let ended = Instant::now();
         if cancel.is_cancelled() {
             return Err(RunError::Cancelled);
         }
-        let report = report.map_err(|e| ReducedError::Engine(e.into()))?;
+        let report = report.map_err(ReducedError::from)?;
         sample::from_report(&report, began, sink.at(), ended, expect)
     }
 }
