@@ -1,5 +1,6 @@
 //! `ignite bench` through the real binary: a tiny matrix (bun; bare and seccomp; cold and warm;
-//! 2 runs) checked in its JSON, CSV and SVG forms, and Ctrl-C in the middle of a benchmark.
+//! 2 runs) checked in its JSON, CSV and SVG forms, the reduced levels, and Ctrl-C in the middle
+//! of a benchmark.
 
 mod common;
 
@@ -90,6 +91,39 @@ fn tiny_matrix_reports_every_cell_and_leaves_nothing() {
     let bars = doc.descendants().filter(|n| n.attribute("class") == Some("bar")).count();
     assert_eq!(bars, 3, "{svg}");
 
+    sb.assert_no_leaks();
+    let bench_dir = sb.state.path().join("bench");
+    let left: Vec<_> = std::fs::read_dir(&bench_dir).into_iter().flatten().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "left in {}: {left:?}", bench_dir.display());
+}
+
+#[test]
+fn reduced_levels_are_supervised_like_real_runs_and_leave_nothing() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let out = sb
+        .cmd()
+        .args(["bench", "--runtime", "bun", "--level", "namespaces", "--level", "cgroups", "--mode", "cold"])
+        .args(["--runs", "2", "--warmup", "0", "--json", "--oci", "runc"])
+        .output()
+        .expect("spawn ignite");
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", stderr_of(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\n{}", stdout_of(&out), stderr_of(&out)));
+    let cells = r["cells"].as_array().unwrap();
+    let levels: Vec<&str> = cells.iter().map(|c| c["level"].as_str().unwrap()).collect();
+    assert_eq!(levels, ["namespaces", "cgroups"], "{r}");
+    for c in cells {
+        assert_eq!((c["runs"].as_u64(), c["status"].as_str(), c["mode"].as_str()), (Some(2), Some("ok"), Some("cold")));
+        // The same phases as a real run's: they come from the supervisor's report.
+        for phase in ["spec", "create", "start", "firstOutput", "exit", "delete"] {
+            assert!(c["phases"][phase]["p50"].as_f64().is_some_and(|v| v >= 0.0), "phase {phase}: {c}");
+        }
+        // No bare cell to compare with.
+        assert!(c["overhead"].is_null(), "{c}");
+    }
     sb.assert_no_leaks();
     let bench_dir = sb.state.path().join("bench");
     let left: Vec<_> = std::fs::read_dir(&bench_dir).into_iter().flatten().flatten().map(|e| e.file_name()).collect();

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::sandbox::cgroup::{self, CgroupMode};
+use crate::host::doctor::facts::HostCgroup;
+use crate::host::doctor::probe;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -60,14 +61,10 @@ fn short_version(name: &str, line: &str) -> String {
 pub fn gather(oci: &[(String, &Path)]) -> HostFacts {
     let kernel =
         std::fs::read_to_string("/proc/sys/kernel/osrelease").map_or_else(|_| "unknown".into(), |s| s.trim().into());
-    let mode = std::fs::read_to_string("/proc/self/mountinfo")
-        .ok()
-        .and_then(|t| cgroup::parse_cgroup_mounts(&t).ok())
-        .and_then(|m| cgroup::detect_mode(&m));
-    let cgroup = match mode {
-        Some(CgroupMode::Legacy) => "v1",
-        Some(CgroupMode::Hybrid) => "hybrid",
-        Some(CgroupMode::Unified) => "v2",
+    let cgroup = match probe::cgroup_mode(Path::new("/")) {
+        Some(HostCgroup::V1) => "v1",
+        Some(HostCgroup::Hybrid) => "hybrid",
+        Some(HostCgroup::V2) => "v2",
         None => "unknown",
     };
     let memory_mib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| {

@@ -1,5 +1,6 @@
 //! The isolation levels `ignite bench` compares, and the only place the reduced ones exist:
-//! each is the spec `Engine::prepare` produced for a real run with pieces taken away. Nothing
+//! each is the spec [`Runner::prepare`](crate::engine::Runner::prepare) produced for a real run
+//! with pieces taken away (see [`super::reduced`], which runs them). Nothing
 //! outside this module (no flag, no setting, no API field) can ask for a reduced spec, and
 //! these specs never pass through `spec::validate`: they are benchmark instruments that run
 //! ignite's own hello program, never a user's code.
@@ -31,6 +32,11 @@ pub enum Level {
 
 impl Level {
     pub const ALL: [Level; 5] = [Level::Bare, Level::Namespaces, Level::Cgroups, Level::Seccomp, Level::Audit];
+
+    /// Everything ignite's sandbox does: a real run's spec, run through the engine's façade.
+    pub fn is_full(self) -> bool {
+        matches!(self, Level::Seccomp | Level::Audit)
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {

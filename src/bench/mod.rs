@@ -2,37 +2,37 @@
 //! ([`Level`]) × OCI runtime × cold/warm runs of one small program, each cell run N times
 //! (rounds interleave the cells, so drift on a busy host spreads over all of them), within a
 //! time budget; summarised as percentiles, overhead against the bare runtime, and per-phase
-//! times. The reduced isolation levels exist only here (see `levels`).
+//! times. Cells at the full isolation levels are real runs through the engine's façade; the
+//! reduced isolation levels exist only here (see `levels`), and only their runs reach below
+//! the façade (see `reduced`).
 
 pub mod chart;
-mod driver;
+mod full;
 pub mod host;
 mod levels;
 pub mod output;
+mod reduced;
+mod sample;
 pub mod stats;
 mod warm;
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-pub use driver::{PhaseTimes, RunError, Sample};
 pub use levels::Level;
 pub use output::{BenchReport, CellResult, CellStatus, Mode, PhaseSummaries};
+pub use reduced::ReducedError;
+pub use sample::{PhaseTimes, RunError, Sample};
 
-use crate::data::policy::{self, PolicyError};
+use crate::data::preflight::{BundleState, Check};
+use crate::data::report::full::LastReports;
 use crate::data::runtime::RuntimeError;
-use crate::data::service::{self, Overrides, ServiceError};
-use crate::engine::supervisor::StateDir;
-use crate::engine::{DEFAULT_GRACE, Engine, EngineError, Job, Settings};
-use crate::fsutil::owned::{self, Leftover};
-use crate::fsutil::{At, IoError};
-use crate::sandbox::oci::{CliRuntime, OciKind};
-use crate::store::bundle::{BundleStore, NoProgress};
-use driver::{BareCommand, Sandboxed};
+use crate::data::service::{self, Overrides, Service, ServiceError};
+use crate::engine::{BenchDir, Engine, EngineError, OciKind, Program, Request, Settings};
+use reduced::{BareCommand, Reduced};
 use warm::WarmRunner;
 
 /// The runtimes benchmarked by default, when their bundle is present.
@@ -40,21 +40,18 @@ pub const DEFAULT_RUNTIMES: [&str; 4] = ["bun", "node", "deno", "quickjs"];
 /// The program every run executes: the same source on every runtime.
 const PROGRAM: &str = "console.log(\"hello from ignite bench\");\n";
 const EXPECT: &str = "hello from ignite bench";
-/// Under the state dir: the benchmark's service directory, owned by the live benchmark.
-const BENCH_DIR: &str = "bench";
-
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error(transparent)]
+    Run(#[from] crate::engine::RunError),
+    #[error(transparent)]
     Runtime(#[from] RuntimeError),
     #[error(transparent)]
     Service(#[from] ServiceError),
     #[error(transparent)]
-    Policy(#[from] PolicyError),
-    #[error(transparent)]
-    Io(#[from] IoError),
+    Io(#[from] crate::engine::IoError),
     #[error(
         "no runtime bundle is present in {cache}: pull one first (`ignite runtime pull bun`), or name runtimes with --runtime"
     )]
@@ -98,7 +95,7 @@ pub struct BenchConfig {
 struct Cell {
     runtime: usize,
     level: Level,
-    /// Index into the engines; `None` for bare runs.
+    /// Index into the OCI runtimes; `None` for bare runs.
     oci: Option<usize>,
     mode: Mode,
     samples: Vec<Sample>,
@@ -107,31 +104,30 @@ struct Cell {
     warm: Option<WarmRunner>,
 }
 
-/// A runtime under test: its exact key and everything its runs need.
+/// A runtime under test: its exact key, the service that runs on it, its bare command.
 struct Subject {
     key: String,
-    job: Job,
-    audit_job: Job,
+    service: Service,
     bare: BareCommand,
 }
 
+/// One OCI runtime: the engine of its full-level runs, and what runs its reduced levels.
 struct Oci {
     name: String,
+    settings: Settings,
     engine: Arc<Engine>,
-    driver: CliRuntime,
+    reduced: Reduced,
 }
 
 /// Runs the matrix. Ctrl-C (`cancel`) stops after cleaning up the run in flight; the report
 /// then has what was measured so far.
 pub async fn run(config: BenchConfig, cancel: CancellationToken) -> Result<BenchReport, BenchError> {
-    let state = StateDir { root: config.settings.state_dir.clone() };
     let mut ocis = Vec::new();
     for choice in &config.ocis {
         let settings = Settings { oci_kind: choice.kind, oci_binary: choice.binary.clone(), ..config.settings.clone() };
-        let engine = Arc::new(Engine::new(settings)?);
-        let driver =
-            CliRuntime::new(choice.kind, choice.binary.clone(), state.oci_root(choice.kind.as_str()), state.runs());
-        ocis.push(Oci { name: choice.kind.as_str().to_string(), engine, driver });
+        let engine = Arc::new(Engine::new(settings.clone())?);
+        let reduced = Reduced::new(&engine);
+        ocis.push(Oci { name: choice.kind.as_str().to_string(), settings, engine, reduced });
     }
     // Bare runs need a spec too (the command comes from it), but no OCI runtime.
     let base = match ocis.first() {
@@ -139,24 +135,17 @@ pub async fn run(config: BenchConfig, cancel: CancellationToken) -> Result<Bench
         None => Arc::new(Engine::new(config.settings.clone())?),
     };
     base.reap_stale().await;
-    reap_bench_dirs(&state.root);
 
-    let (dir, lock) =
-        owned::create(&state.root.join(BENCH_DIR), &format!("run-{}", std::process::id()), 0o755, |tmp| {
-            let svc = tmp.join("hello");
-            std::fs::create_dir(&svc).at("create", &svc)?;
-            std::fs::write(svc.join("hello.js"), PROGRAM).at("write", svc.join("hello.js"))?;
-            std::fs::write(
-                svc.join("service.yaml"),
-                "service:\n  name: bench\n  entry: hello.js\n  timeoutMs: 30000\n",
-            )
-            .at("write", svc.join("service.yaml"))?;
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&svc, std::fs::Permissions::from_mode(0o755)).at("chmod", &svc)
-        })?;
-    let result = measure(&config, &state, &ocis, &base, &dir.join("hello"), &cancel).await;
-    drop(lock);
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = BenchDir::create(
+        &config.settings.state_dir,
+        &[("hello.js", PROGRAM), ("service.yaml", "service:\n  name: bench\n  entry: hello.js\n  timeoutMs: 30000\n")],
+    )?;
+    let svc_dir = dir.service_dir();
+    let result = measure(&config, &ocis, &base, &svc_dir, &cancel).await;
+    // The full-level runs kept their reports as the service's last one, as every run does:
+    // this service goes with the benchmark, its report too.
+    let _ = std::fs::remove_file(LastReports::new(&config.settings.cache_dir).path(&svc_dir));
+    drop(dir);
     result
 }
 
@@ -177,58 +166,42 @@ pub fn parse_budget(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
-/// Removes benchmark directories whose benchmark died (a crash, SIGKILL).
-fn reap_bench_dirs(state_root: &Path) {
-    for leftover in owned::leftovers(&state_root.join(BENCH_DIR)) {
-        let dir = match leftover {
-            Leftover::Abandoned { dir, .. } | Leftover::Dead { dir, .. } => dir,
-        };
-        let _ = std::fs::remove_dir_all(dir);
-    }
-}
-
+/// The runtimes under test, through the façade: each resolved, its bundle looked up (as the
+/// preflight checks see it: nothing is fetched), its bare command derived from the spec a real
+/// run of it gets.
 fn subjects(config: &BenchConfig, base: &Engine, svc_dir: &Path) -> Result<Vec<Subject>, BenchError> {
-    let store = BundleStore::new(config.settings.cache_dir.clone());
+    let cache = config.settings.cache_dir.clone();
     let explicit = !config.runtimes.is_empty();
     let specs: Vec<String> =
         if explicit { config.runtimes.clone() } else { DEFAULT_RUNTIMES.iter().map(|s| s.to_string()).collect() };
     let mut out = Vec::new();
     for spec in specs {
-        let rt = base.registry().resolve(&spec)?;
-        if store.present(&rt).is_none() {
+        let key = base.registry().resolve(&spec)?.key();
+        let overrides = Overrides { runtime: Some(key.clone()), ..Overrides::default() };
+        let service = service::load(svc_dir, true, &overrides, &service::PassEnv::none())?;
+        let present = base.preflight(&service)?.checks.iter().any(|c| match c {
+            Check::Runtime(r) => r.bundle == BundleState::Present,
+            _ => false,
+        });
+        if !present {
             if explicit {
-                return Err(BenchError::BundleMissing { runtime: rt.key(), spec, cache: store.root().to_path_buf() });
+                return Err(BenchError::BundleMissing { runtime: key, spec, cache });
             }
             continue;
         }
-        let overrides = Overrides { runtime: Some(rt.key()), ..Overrides::default() };
-        let svc = service::load(svc_dir, true, &overrides, &service::PassEnv::none())?;
-        let job = |audit: bool| -> Result<Job, BenchError> {
-            Ok(Job {
-                service: svc.clone(),
-                input: "{}".into(),
-                policy: policy::resolve(svc_dir, None, audit)?.policy,
-                grace: DEFAULT_GRACE,
-                workspace: None,
-                audit,
-                identity: None,
-            })
-        };
-        let job_plain = job(false)?;
-        // The uid lease and anything else prepared is released right away.
-        let prepared = base.runner().prepare(&job_plain, &NoProgress)?;
-        let spec = base.runner().preview_spec(&prepared, &job_plain)?;
-        let bare = driver::bare_command(&spec, &svc.dir)
-            .map_err(|source| BenchError::Bare { runtime: rt.key(), source: Box::new(source) })?;
-        out.push(Subject { key: prepared.runtime.key(), audit_job: job(true)?, job: job_plain, bare });
+        // Built and validated like a run's, nothing started; its uid lease is released at once.
+        let run_spec = base.spec(Request::new(Program::Service(Box::new(service.clone()))))?;
+        let bare = reduced::bare_command(&run_spec, &service.dir)
+            .map_err(|source| BenchError::Bare { runtime: key.clone(), source: Box::new(source.into()) })?;
+        out.push(Subject { key, service, bare });
     }
     if out.is_empty() {
-        return Err(BenchError::NoRuntimes { cache: store.root().to_path_buf() });
+        return Err(BenchError::NoRuntimes { cache });
     }
     Ok(out)
 }
 
-fn cells(config: &BenchConfig, subjects: usize, ocis: usize) -> Vec<Cell> {
+fn cells(levels: &[Level], modes: &[Mode], subjects: usize, ocis: usize) -> Vec<Cell> {
     let new = |runtime, level, oci, mode| Cell {
         runtime,
         level,
@@ -241,18 +214,18 @@ fn cells(config: &BenchConfig, subjects: usize, ocis: usize) -> Vec<Cell> {
     };
     let mut out = Vec::new();
     for rt in 0..subjects {
-        for &level in &config.levels {
+        for &level in levels {
             if level == Level::Bare {
                 // Bare runs have neither an OCI runtime nor a pool.
-                if config.modes.contains(&Mode::Cold) {
+                if modes.contains(&Mode::Cold) {
                     out.push(new(rt, level, None, Mode::Cold));
                 }
                 continue;
             }
             for oci in 0..ocis {
-                for &mode in &config.modes {
+                for &mode in modes {
                     // A pool serves real runs only: the reduced levels have no warm form.
-                    if mode == Mode::Warm && !matches!(level, Level::Seccomp | Level::Audit) {
+                    if mode == Mode::Warm && !level.is_full() {
                         continue;
                     }
                     out.push(new(rt, level, Some(oci), mode));
@@ -263,21 +236,46 @@ fn cells(config: &BenchConfig, subjects: usize, ocis: usize) -> Vec<Cell> {
     out
 }
 
+/// One run of a cell.
+async fn run_cell(
+    cell: &mut Cell,
+    subject: &Subject,
+    ocis: &[Oci],
+    cancel: &CancellationToken,
+) -> Result<Sample, RunError> {
+    let audit = cell.level == Level::Audit;
+    let svc = &subject.service;
+    match (cell.oci, cell.mode) {
+        (None, _) => reduced::run_bare(&subject.bare, EXPECT, cancel).await,
+        (Some(o), Mode::Cold) if cell.level.is_full() => {
+            full::run(&ocis[o].engine, svc, audit, false, EXPECT, cancel).await.map(|(_, sample)| sample)
+        }
+        (Some(o), Mode::Cold) => ocis[o].reduced.run(svc, cell.level, EXPECT, cancel).await,
+        (Some(o), Mode::Warm) => {
+            if cell.warm.is_none() {
+                cell.warm = Some(WarmRunner::start(&ocis[o].settings, svc, audit, EXPECT, cancel).await?);
+            }
+            match &cell.warm {
+                Some(w) => w.run(svc, audit, EXPECT, cancel).await,
+                None => Err(RunError::Unavailable("no warm pool".to_string())),
+            }
+        }
+    }
+}
+
 async fn measure(
     config: &BenchConfig,
-    state: &StateDir,
     ocis: &[Oci],
-    base: &Arc<Engine>,
+    base: &Engine,
     svc_dir: &Path,
     cancel: &CancellationToken,
 ) -> Result<BenchReport, BenchError> {
     let began = Instant::now();
     let subjects = subjects(config, base, svc_dir)?;
-    let mut cells = cells(config, subjects.len(), ocis.len());
+    let mut cells = cells(&config.levels, &config.modes, subjects.len(), ocis.len());
     if cells.is_empty() {
         return Err(BenchError::Empty);
     }
-    let live = Mutex::new(BTreeSet::new());
     let rounds = config.warmup + config.runs;
     let mut stopped = None;
     'rounds: for round in 0..rounds {
@@ -308,27 +306,7 @@ async fn measure(
                 continue;
             }
             let subject = &subjects[cell.runtime];
-            let job = if cell.level == Level::Audit { &subject.audit_job } else { &subject.job };
-            let result = match (cell.oci, cell.mode) {
-                (None, _) => driver::run_bare(&subject.bare, EXPECT, cancel).await,
-                (Some(o), Mode::Cold) => {
-                    let ctx =
-                        Sandboxed { engine: &ocis[o].engine, oci: &ocis[o].driver, state, expect: EXPECT, live: &live };
-                    driver::run_sandboxed(&ctx, job, cell.level, cancel).await
-                }
-                (Some(o), Mode::Warm) => match &cell.warm {
-                    Some(w) => w.run(job, EXPECT, cancel).await,
-                    None => match WarmRunner::start(&ocis[o].engine, job) {
-                        Ok(w) => {
-                            let r = w.run(job, EXPECT, cancel).await;
-                            cell.warm = Some(w);
-                            r
-                        }
-                        Err(e) => Err(e),
-                    },
-                },
-            };
-            match result {
+            match run_cell(cell, subject, ocis, cancel).await {
                 Ok(sample) if round >= config.warmup => cell.samples.push(sample),
                 Ok(_) => {}
                 Err(RunError::Cancelled) => {
@@ -355,23 +333,14 @@ async fn measure(
             }
         }
     }
-    // A Ctrl-C at the terminal reaches the OCI runtime's own processes too: one more try for
-    // any container whose deletion did not go through.
-    let leftover: Vec<String> = live.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect();
-    for id in leftover {
-        for o in ocis {
-            let ctx = Sandboxed { engine: &o.engine, oci: &o.driver, state, expect: EXPECT, live: &live };
-            driver::remove_container(&ctx, &id).await;
-        }
-        let _ = std::fs::remove_dir_all(state.run_dir(&id));
-        let _ = std::fs::remove_file(state.log_path(&id));
-    }
-    base.reap_stale().await;
     for cell in cells.iter_mut() {
         if let Some(w) = cell.warm.take() {
             w.shutdown().await;
         }
     }
+    // Every run removed its own container; this is for a run the supervisor could not finish
+    // removing (it says so in the log), as `ignite cleanup` would.
+    base.reap_stale().await;
 
     let mut results: Vec<CellResult> = cells
         .iter()
@@ -408,31 +377,6 @@ async fn measure(
 mod tests {
     use super::*;
 
-    fn config(levels: Vec<Level>, modes: Vec<Mode>) -> BenchConfig {
-        BenchConfig {
-            settings: Settings {
-                state_dir: "/s".into(),
-                cache_dir: "/c".into(),
-                oci_kind: OciKind::Runc,
-                oci_binary: "/r".into(),
-                init_binary: "/i".into(),
-                hook_binary: "/h".into(),
-                runtimes_dirs: vec![],
-                ca_file: None,
-                stripper: crate::store::stage::Stripper::Subprocess { exe: "/x".into() },
-            },
-            runtimes: vec![],
-            levels,
-            ocis: vec![],
-            modes,
-            runs: 2,
-            warmup: 0,
-            budget: Duration::from_secs(1),
-            notes: vec![],
-            progress: false,
-        }
-    }
-
     #[test]
     fn budgets() {
         assert_eq!(parse_budget("300").unwrap(), Duration::from_secs(300));
@@ -446,12 +390,12 @@ mod tests {
 
     #[test]
     fn matrix_shape() {
-        let all = cells(&config(Level::ALL.to_vec(), vec![Mode::Cold, Mode::Warm]), 2, 2);
+        let all = cells(&Level::ALL, &[Mode::Cold, Mode::Warm], 2, 2);
         // Per runtime: bare once, then 4 levels × 2 OCI runtimes cold, and seccomp + audit warm.
         assert_eq!(all.len(), 2 * (1 + 4 * 2 + 2 * 2));
         assert!(all.iter().filter(|c| c.level == Level::Bare).all(|c| c.oci.is_none() && c.mode == Mode::Cold));
         assert!(all.iter().filter(|c| c.mode == Mode::Warm).all(|c| matches!(c.level, Level::Seccomp | Level::Audit)));
-        let warm_only = cells(&config(vec![Level::Bare, Level::Namespaces], vec![Mode::Warm]), 1, 1);
+        let warm_only = cells(&[Level::Bare, Level::Namespaces], &[Mode::Warm], 1, 1);
         assert!(warm_only.is_empty());
     }
 }

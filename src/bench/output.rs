@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::driver::PhaseTimes;
 use super::host::HostFacts;
 use super::levels::Level;
+use super::sample::PhaseTimes;
 use super::stats::{Summary, summarize};
 
 /// Cold: every run creates its sandbox from nothing. Warm: runs are served by a warm pool.
@@ -218,7 +218,7 @@ pub fn table(r: &BenchReport) -> String {
     let mut out = format!("ignite bench — {}\n", r.host.line());
     let _ = writeln!(
         out,
-        "{} measured run(s) per cell after {} warm-up run(s); times in ms; phases are medians (start, 1st out and exit count from the start of the program)\n",
+        "{} measured run(s) per cell after {} warm-up run(s); times in ms; phases are medians, from each run's report (1st out and exit count from the start of the run)\n",
         r.runs, r.warmup
     );
     for row in &rows {

@@ -22,14 +22,17 @@ to most isolation:
 The reduced levels exist only inside `ignite bench` (the spec of a real run with pieces taken
 away); no run outside it can get one.
 
-Cold runs create every sandbox from nothing; warm runs go through a warm pool (one sandbox
-started ahead, its replacement parked, untimed, before each run; a warm run's phases count from
-the request, start = job handover). Rounds interleave the cells. Times per run:
-p50/p95/p99/mean/min of the whole run
-(everything ignite does), overhead vs the runtime's bare p50, and the median of each phase:
-spec (prepare + config.json), create, start, first output and exit (both counted from the start
-of the program), delete (exit report → container gone). Containers, cgroups, run directories
-and uids are removed after each run, also on Ctrl-C (the report then has what was measured).
+Every sandboxed run is supervised as `ignite run`'s are: seccomp and audit are real runs
+through the engine, the reduced levels get the same supervisor with their reduced spec. Cold
+runs create every sandbox from nothing; warm runs go through the engine's warm pool (one sandbox
+started ahead, its replacement parked, untimed, before each run). Rounds interleave the cells.
+Times per run: p50/p95/p99/mean/min of the whole run (everything ignite does), overhead vs the
+runtime's bare p50, and the median of each phase, as the run's report records it: spec
+(ignite's work outside the supervisor: prepare, the spec, grants, keeping the report), create
+(OCI runtime launched → program exec, by the entrypoint's clock), start (the same, as ignite saw
+it; warm: job handover → exec), first output and exit (counted from the start of the run),
+delete (release → container gone). Containers, cgroups, run directories and uids are removed
+after each run, also on Ctrl-C (the report then has what was measured).
 
 EXAMPLES:
   ignite bench                                   # present bundles × all levels × runc, cold

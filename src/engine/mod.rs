@@ -57,6 +57,8 @@ use crate::data::service::{self, Service};
 use crate::store::bundle::BundleStore;
 use crate::store::lock;
 
+pub use crate::fsutil::IoError;
+pub use crate::sandbox::oci::OciKind;
 pub use crate::store::bundle::{NoProgress, Progress, StderrProgress};
 pub use crate::store::deps::Modules;
 pub use host_env::{OperatorFileError, read_operator_text, take_env_var};
@@ -74,6 +76,7 @@ pub use runtimes::{Pulled, pull_runtime, runtime_inventory};
 pub use session::{WORKSPACE_DIR, Workspace, WorkspaceError};
 pub use settings::{HostChoice, RUNTIMES_DIR_ENV, SYSTEM_CA_FILE, Settings, SettingsError, find_init, runtimes_dirs};
 pub use supervisor::{OutputSink, Stream};
+pub use workdirs::BenchDir;
 
 use pool::Pool;
 

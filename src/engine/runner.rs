@@ -484,6 +484,19 @@ impl Runner {
         )
     }
 
+    /// Supervises a plan built outside [`Runner::execute`]: for the benchmark's reduced isolation
+    /// levels, whose spec is a prepared run's ([`Runner::preview_spec`]) with pieces taken away,
+    /// which no request can ask for. Nothing is staged, granted or validated here; the container
+    /// is gone when this returns, as for every run.
+    pub async fn supervise(
+        &self,
+        plan: RunPlan,
+        sink: Option<Arc<dyn OutputSink>>,
+        cancel: CancellationToken,
+    ) -> Result<Report, EngineError> {
+        Ok(self.supervisor.run(plan, sink, cancel).await?)
+    }
+
     /// How many specs this runner has built: one per run or warm sandbox, plus previews.
     pub fn specs_built(&self) -> u64 {
         self.specs_built.load(Ordering::Relaxed)

@@ -1,6 +1,7 @@
 //! What `ignite serve` keeps under the state dir besides its runs — session workspaces (tmpfs
 //! mounts under `sessions/<id>`) and inline code directories (`inline/run-<pid>-…`) — how each
-//! is known to belong to a live server, and how a dead server's are found and removed. Both the
+//! is known to belong to a live server, and how a dead server's are found and removed (and,
+//! alike, the program directory of a live `ignite bench`, [`BenchDir`]). Both the
 //! next `ignite serve` and `ignite cleanup` call [`reap_stale`], so a `kill -9` of the server
 //! leaves nothing that `ignite cleanup` cannot remove.
 //!
@@ -17,7 +18,7 @@ use nix::fcntl::{Flock, FlockArg};
 use nix::mount::MntFlags;
 
 use crate::fsutil::owned::{self, LOCK_FILE, Leftover};
-use crate::fsutil::remove_any;
+use crate::fsutil::{At, IoError, remove_any};
 
 /// Subdirectory of the state dir holding the session workspaces' mount points.
 pub const SESSIONS_DIR: &str = "sessions";
@@ -25,6 +26,8 @@ pub const SESSIONS_DIR: &str = "sessions";
 pub const SESSION_OWNERS_DIR: &str = "session-owners";
 /// Subdirectory of the state dir holding the per-run directories of inline code.
 pub const INLINE_DIR: &str = "inline";
+/// Subdirectory of the state dir holding the program of each live `ignite bench`.
+pub const BENCH_DIR: &str = "bench";
 
 #[derive(Debug, thiserror::Error)]
 #[error("failed to {step} {path} (marking a session as owned by this server): {source}")]
@@ -67,6 +70,51 @@ pub fn unmount_workspace(dir: &Path) {
         tracing::warn!(dir = %dir.display(), error = %e, "failed to unmount a session workspace");
     }
     remove_any(dir);
+}
+
+/// The service directory `ignite bench` runs, under `<state>/bench/run-<pid>/`: written before
+/// it is visible, owned (locked) by this process for its life, removed when dropped. Those of
+/// benchmarks that died are removed when the next one creates its own.
+#[derive(Debug)]
+pub struct BenchDir {
+    root: PathBuf,
+    _lock: Flock<File>,
+}
+
+/// The service directory inside a [`BenchDir`]: the lock file beside it stays out of `/app`.
+const BENCH_SERVICE: &str = "service";
+
+impl BenchDir {
+    /// Creates the directory with `files` (name, text), readable by the sandbox's uid.
+    pub fn create(state_dir: &Path, files: &[(&str, &str)]) -> Result<BenchDir, IoError> {
+        let parent = state_dir.join(BENCH_DIR);
+        for leftover in owned::leftovers(&parent) {
+            // A dead one's lock is held (in `leftover`) until it is gone.
+            let (Leftover::Abandoned { dir, .. } | Leftover::Dead { dir, .. }) = &leftover;
+            remove_any(dir);
+        }
+        let (root, lock) = owned::create(&parent, &format!("run-{}", std::process::id()), 0o755, |tmp| {
+            use std::os::unix::fs::PermissionsExt;
+            let svc = tmp.join(BENCH_SERVICE);
+            fs::create_dir(&svc).at("create", &svc)?;
+            for (name, text) in files {
+                fs::write(svc.join(name), text).at("write", svc.join(name))?;
+            }
+            fs::set_permissions(&svc, fs::Permissions::from_mode(0o755)).at("chmod", &svc)
+        })?;
+        Ok(BenchDir { root, _lock: lock })
+    }
+
+    pub fn service_dir(&self) -> PathBuf {
+        self.root.join(BENCH_SERVICE)
+    }
+}
+
+impl Drop for BenchDir {
+    fn drop(&mut self) {
+        // Removed while the lock is still held, so no other benchmark sees it unowned meanwhile.
+        remove_any(&self.root);
+    }
 }
 
 /// What [`reap_stale`] removed: session ids and inline directory names.

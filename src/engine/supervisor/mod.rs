@@ -34,7 +34,6 @@ use crate::sandbox::audit::{self, AuditPlan, Listener};
 use crate::sandbox::init_proto::InitEvent;
 use crate::sandbox::oci::{Foreground, OciError, OciRuntime};
 
-pub(crate) use launch::read_events;
 pub use state::{StateDir, new_run_id};
 
 #[derive(Debug, thiserror::Error)]

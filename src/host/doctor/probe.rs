@@ -159,6 +159,21 @@ fn read_status(root: &Path) -> Result<ProcStatus, DoctorError> {
     read_parsed(root, "proc/self/status", parse::parse_status)
 }
 
+/// How the host mounts its cgroups (`None`: no cgroup filesystem, or mountinfo unreadable);
+/// only that, for reports that name it (`ignite bench`).
+pub fn cgroup_mode(root: &Path) -> Option<HostCgroup> {
+    let text = read(root, "proc/self/mountinfo").ok()?;
+    cgroup::detect_mode(&cgroup::parse_cgroup_mounts(&text).ok()?).map(host_cgroup)
+}
+
+fn host_cgroup(mode: CgroupMode) -> HostCgroup {
+    match mode {
+        CgroupMode::Legacy => HostCgroup::V1,
+        CgroupMode::Hybrid => HostCgroup::Hybrid,
+        CgroupMode::Unified => HostCgroup::V2,
+    }
+}
+
 /// The cgroup mounts, the controllers, where `/ignite` goes and whether swap is accounted.
 pub fn cgroup_facts(root: &Path) -> CgroupFacts {
     let mounts = read(root, "proc/self/mountinfo")
@@ -180,11 +195,7 @@ pub fn cgroup_facts(root: &Path) -> CgroupFacts {
             };
         }
     };
-    let mode = cgroup::detect_mode(&mounts).map(|m| match m {
-        CgroupMode::Legacy => HostCgroup::V1,
-        CgroupMode::Hybrid => HostCgroup::Hybrid,
-        CgroupMode::Unified => HostCgroup::V2,
-    });
+    let mode = cgroup::detect_mode(&mounts).map(host_cgroup);
     let unified = mounts.iter().find(|m| m.version == CgroupVersion::V2);
     let unified_dir = unified.map(|m| host_path(root, &m.mount_point));
     let unified_controllers = unified_dir

@@ -608,3 +608,15 @@ fn table_lists_checks_remedies_and_verdict() {
     assert!(text.contains("\nto fix:\n  cgroup-controllers (fail): mount its hierarchy"), "{text}");
     assert!(text.trim_end().ends_with("runs will fail on this host until the failures are fixed"), "{text}");
 }
+
+#[test]
+fn cgroup_mode_alone_agrees_with_the_facts() {
+    for (name, mode) in
+        [("hybrid-debian12", HostCgroup::Hybrid), ("v1-old", HostCgroup::V1), ("v2-ubuntu2404", HostCgroup::V2)]
+    {
+        let root = fixtures().join(name);
+        assert_eq!(probe::cgroup_mode(&root), Some(mode), "{name}");
+        assert_eq!(probe::cgroup_facts(&root).mode, Probed::Found(Some(mode)), "{name}");
+    }
+    assert_eq!(probe::cgroup_mode(Path::new("/nonexistent")), None);
+}
