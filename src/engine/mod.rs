@@ -48,6 +48,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::data::policy;
 use crate::data::preflight::{Level, PreflightReport};
@@ -86,6 +87,9 @@ pub struct Engine {
     /// Sandboxes launched ahead of their jobs (`ignite serve`); `None` runs everything cold.
     pool: Option<Pool>,
     cache_dir: std::path::PathBuf,
+    /// Last reports being written after their runs answered (see
+    /// [`Engine::keeping_reports_in_background`]); `None` writes them before `run` returns.
+    background: Option<TaskTracker>,
 }
 
 impl Engine {
@@ -93,7 +97,15 @@ impl Engine {
     /// runtime definitions and the seccomp profile. Starts nothing.
     pub fn new(settings: Settings) -> Result<Engine, EngineError> {
         let cache_dir = settings.cache_dir.clone();
-        Ok(Engine { runner: Arc::new(Runner::new(settings)?), pool: None, cache_dir })
+        Ok(Engine { runner: Arc::new(Runner::new(settings)?), pool: None, cache_dir, background: None })
+    }
+
+    /// This engine, for a long-lived process (`ignite serve`): a run's full report is kept as
+    /// the service's last one after the run has answered, not before; [`Engine::shutdown`]
+    /// waits for the reports still being written.
+    pub fn keeping_reports_in_background(mut self) -> Engine {
+        self.background = Some(TaskTracker::new());
+        self
     }
 
     /// This engine with a warm pool: requests with `warm` set may then run in a sandbox
@@ -267,8 +279,14 @@ impl Engine {
         if !save {
             return full;
         }
-        if let Err(e) = LastReports::new(&self.cache_dir).save(&svc.dir, &full) {
-            tracing::warn!(error = %e, "failed to keep the report for `ignite report`");
+        let store = LastReports::new(&self.cache_dir);
+        match &self.background {
+            // A server answers first; `shutdown` waits for what is still being written.
+            Some(tasks) => {
+                let (dir, kept) = (svc.dir.clone(), full.clone());
+                drop(tasks.spawn_blocking(move || save_report(&store, &dir, &kept)));
+            }
+            None => save_report(&store, &svc.dir, &full),
         }
         full
     }
@@ -304,6 +322,10 @@ impl Engine {
     pub async fn shutdown(&self) {
         if let Some(pool) = &self.pool {
             pool.shutdown().await;
+        }
+        if let Some(tasks) = &self.background {
+            tasks.close();
+            tasks.wait().await;
         }
     }
 
@@ -346,6 +368,14 @@ impl Engine {
     /// Removes the staged TypeScript copies no run is using; returns how many.
     pub fn clear_staged(&self) -> usize {
         self.runner.clear_staged()
+    }
+}
+
+/// Keeps `report` as the last one of `dir`. Failing to costs `ignite report` that run, not the
+/// run.
+fn save_report(store: &LastReports, dir: &Path, report: &RunReport) {
+    if let Err(e) = store.save(dir, report) {
+        tracing::warn!(error = %e, "failed to keep the report for `ignite report`");
     }
 }
 
