@@ -30,6 +30,9 @@ pub(super) async fn run(
     // the runtimes were chosen, and the reduced levels (below the façade) have no gate;
     // without it the levels stay comparable with each other and with earlier benchmarks.
     req.preflight = PreflightGate::Skip;
+    // Cold cells pay what `ignite run` pays (it keeps the last report); warm cells what a
+    // server's execution pays (it keeps none).
+    req.keep_report = !warm;
     let sink = Arc::new(FirstOutput::default());
     req.sink = Some(sink.clone());
     let began = Instant::now();

@@ -48,7 +48,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::data::policy;
 use crate::data::preflight::{Level, PreflightReport};
@@ -87,9 +86,6 @@ pub struct Engine {
     /// Sandboxes launched ahead of their jobs (`ignite serve`); `None` runs everything cold.
     pool: Option<Pool>,
     cache_dir: std::path::PathBuf,
-    /// Last reports being written after their runs answered (see
-    /// [`Engine::keeping_reports_in_background`]); `None` writes them before `run` returns.
-    background: Option<TaskTracker>,
 }
 
 impl Engine {
@@ -97,15 +93,7 @@ impl Engine {
     /// runtime definitions and the seccomp profile. Starts nothing.
     pub fn new(settings: Settings) -> Result<Engine, EngineError> {
         let cache_dir = settings.cache_dir.clone();
-        Ok(Engine { runner: Arc::new(Runner::new(settings)?), pool: None, cache_dir, background: None })
-    }
-
-    /// This engine, for a long-lived process (`ignite serve`): a run's full report is kept as
-    /// the service's last one after the run has answered, not before; [`Engine::shutdown`]
-    /// waits for the reports still being written.
-    pub fn keeping_reports_in_background(mut self) -> Engine {
-        self.background = Some(TaskTracker::new());
-        self
+        Ok(Engine { runner: Arc::new(Runner::new(settings)?), pool: None, cache_dir })
     }
 
     /// This engine with a warm pool: requests with `warm` set may then run in a sandbox
@@ -142,7 +130,7 @@ impl Engine {
             PreflightGate::Enforce => {
                 let report = self.runner.preflight(&job.service)?;
                 if report.status == Level::Fail {
-                    let full = self.keep(&job.service, Some(report), None, !inline);
+                    let full = self.keep(&job.service, Some(report), None, req.keep_report && !inline);
                     return Err(RunError::Preflight { full: Box::new(full) });
                 }
                 if let Some(tell) = req.on_preflight {
@@ -163,12 +151,12 @@ impl Engine {
             (Some(pool), true) => pool.execute(job, req.sink, cancel).await?,
             _ => self.runner.execute(&job, req.progress.as_ref(), req.sink, cancel).await?,
         };
-        // 5. What the next preflight and `ignite report` read (inline code has no directory
-        //    of the operator's to keep a report for).
+        // 5. What the next preflight and `ignite report` read (when the edge asks for it; inline
+        //    code has no directory of the operator's to keep a report for).
         if !report.metrics.warm {
             self.runner.record_cold_start(&report);
         }
-        let full = self.keep(&service, checked, Some(report.clone()), !inline);
+        let full = self.keep(&service, checked, Some(report.clone()), req.keep_report && !inline);
         Ok(Outcome { report, full })
     }
 
@@ -279,14 +267,8 @@ impl Engine {
         if !save {
             return full;
         }
-        let store = LastReports::new(&self.cache_dir);
-        match &self.background {
-            // A server answers first; `shutdown` waits for what is still being written.
-            Some(tasks) => {
-                let (dir, kept) = (svc.dir.clone(), full.clone());
-                drop(tasks.spawn_blocking(move || save_report(&store, &dir, &kept)));
-            }
-            None => save_report(&store, &svc.dir, &full),
+        if let Err(e) = LastReports::new(&self.cache_dir).save(&svc.dir, &full) {
+            tracing::warn!(error = %e, "failed to keep the report for `ignite report`");
         }
         full
     }
@@ -322,10 +304,6 @@ impl Engine {
     pub async fn shutdown(&self) {
         if let Some(pool) = &self.pool {
             pool.shutdown().await;
-        }
-        if let Some(tasks) = &self.background {
-            tasks.close();
-            tasks.wait().await;
         }
     }
 
@@ -368,14 +346,6 @@ impl Engine {
     /// Removes the staged TypeScript copies no run is using; returns how many.
     pub fn clear_staged(&self) -> usize {
         self.runner.clear_staged()
-    }
-}
-
-/// Keeps `report` as the last one of `dir`. Failing to costs `ignite report` that run, not the
-/// run.
-fn save_report(store: &LastReports, dir: &Path, report: &RunReport) {
-    if let Err(e) = store.save(dir, report) {
-        tracing::warn!(error = %e, "failed to keep the report for `ignite report`");
     }
 }
 

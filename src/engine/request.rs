@@ -50,6 +50,9 @@ pub struct Request {
     pub sink: Option<Arc<dyn OutputSink>>,
     /// Told about downloads, builds and installs the run waits for.
     pub progress: Arc<dyn Progress>,
+    /// Keep the full report as the service directory's last one (`ignite report DIR`); the
+    /// command line does, the HTTP API does not (a server would write a file per request).
+    pub keep_report: bool,
     /// Told the preflight checks before the run starts (an edge prints their warnings).
     pub on_preflight: Option<OnPreflight>,
     /// Told when the checks are passed and the run starts: an edge that streams the output
@@ -59,7 +62,8 @@ pub struct Request {
 
 impl Request {
     /// A cold run of `program` with the default input `{}`, the service directory's policy,
-    /// no audit, no lock check, the preflight gate enforced, no streaming, no progress.
+    /// no audit, no lock check, the preflight gate enforced, no streaming, no progress, the
+    /// report kept as the service's last one.
     pub fn new(program: Program) -> Request {
         Request {
             program,
@@ -73,6 +77,7 @@ impl Request {
             workspace: None,
             sink: None,
             progress: Arc::new(crate::store::bundle::NoProgress),
+            keep_report: true,
             on_preflight: None,
             on_start: None,
         }

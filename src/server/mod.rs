@@ -153,7 +153,7 @@ pub async fn serve(config: Config, engine: Engine) -> Result<(), ServeError> {
         .and_then(|d| std::fs::read_dir(&d).map(|_| d))
         .map_err(|error| ServeError::ServicesDir { path: config.services_dir.clone(), error })?;
 
-    let engine = Arc::new(engine.with_pool(config.pool.clone()).keeping_reports_in_background());
+    let engine = Arc::new(engine.with_pool(config.pool.clone()));
     let reaped = engine.reap_stale().await;
     if !reaped.is_empty() {
         tracing::info!(count = reaped.len(), ids = %reaped.join(","), "removed sandboxes left by an earlier process");

@@ -353,6 +353,8 @@ async fn execute(
     run.lock = st.lock;
     run.preflight = st.preflight;
     run.warm = true;
+    // `ignite report DIR` shows the command line's runs; a server would write a file per request.
+    run.keep_report = false;
     run_job(&st, run, permit, (), Format::from_accept(&headers)).await
 }
 
