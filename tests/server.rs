@@ -1113,8 +1113,11 @@ fn streamed_output_stops_at_the_output_cap() {
 
 fn container_ids(sb: &Sandbox) -> Vec<String> {
     let root = sb.state.path().join("oci").join("runc");
-    let out = std::process::Command::new("runc").arg("--root").arg(&root).args(["list", "-q"]).output();
-    out.map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().map(str::to_string).collect()).unwrap_or_default()
+    // A failing `runc list` is an error, never "no containers": leak checks rely on this.
+    let out =
+        std::process::Command::new("runc").arg("--root").arg(&root).args(["list", "-q"]).output().expect("runc list");
+    assert!(out.status.success(), "runc list --root {}: {}", root.display(), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect()
 }
 
 #[test]
@@ -2195,13 +2198,27 @@ fn cleanup_after_a_killed_server_removes_what_it_left_but_not_a_live_servers_ses
     assert!(mounted(&kept_dir), "a starting server unmounted a live server's session");
     let r = crashed.post("/v1/sessions", None, "");
     assert_eq!(r.status, 201, "{}", r.body);
-    let dead_dir = sb.state.path().join("sessions").join(r.json()["id"].as_str().unwrap());
-    let url = format!("{}/v1/execute", crashed.base);
+    let dead = r.json()["id"].as_str().unwrap().to_string();
+    let dead_dir = sb.state.path().join("sessions").join(&dead);
+    let url = format!("{}/v1/sessions/{dead}/execute", crashed.base);
+    // The program says it started in the session's workspace (on the host under dead_dir):
+    // its sandbox is then complete, not a creation that the kill would cut short and runc undo.
+    const STARTED_THEN_WAIT: &str = r#"import { existsSync, writeFileSync } from "node:fs";
+writeFileSync("/tmp/workspace/started", "1");
+while (!existsSync("/app/release")) await new Promise((r) => setTimeout(r, 20));
+"#;
     let inflight = std::thread::spawn(move || {
-        let body = json!({ "runtime": "bun", "code": WAIT_FOR_RELEASE }).to_string();
+        let body = json!({ "runtime": "bun", "code": STARTED_THEN_WAIT }).to_string();
         agent().post(url).header("Content-Type", "application/json").send(body).is_err()
     });
     crashed.wait_sandbox(&sb);
+    for _ in 0..3000 {
+        if dead_dir.join("started").exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(dead_dir.join("started").exists(), "the in-flight program never started");
     crashed.child.kill().expect("SIGKILL");
     crashed.child.wait().expect("wait");
     assert!(inflight.join().unwrap(), "the killed server answered");
