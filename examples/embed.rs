@@ -48,7 +48,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     req.input = Input::Json(r#"{"name":"embedder"}"#.into());
     let outcome = engine.run(req, CancellationToken::new()).await?;
     println!(
-        "service: {} in {} ms: {}",
+        "service: {} in {:.0} ms: {}",
         outcome.report.status.as_str(),
         outcome.report.metrics.wall_time_ms,
         outcome.report.stdout.trim()
