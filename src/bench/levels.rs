@@ -1,5 +1,5 @@
 //! The isolation levels `ignite bench` compares, and the only place the reduced ones exist:
-//! each is the spec [`Runner::prepare`](crate::engine::Runner::prepare) produced for a real run
+//! each is the spec [`Runner::prepare`](crate::engine::runner::Runner::prepare) produced for a real run
 //! with pieces taken away (see [`super::reduced`], which runs them). Nothing
 //! outside this module (no flag, no setting, no API field) can ask for a reduced spec, and
 //! these specs never pass through `spec::validate`: they are benchmark instruments that run

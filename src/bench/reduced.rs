@@ -20,8 +20,9 @@ use super::sample::{self, FirstOutput, PhaseTimes, RunError, Sample, ms};
 use crate::data::policy::{self, PolicyError};
 use crate::data::runtime::APP_DIR;
 use crate::data::service::Service;
+use crate::engine::runner::{Job, Runner};
 use crate::engine::supervisor::RunPlan;
-use crate::engine::{DEFAULT_GRACE, Engine, EngineError, Job, NoProgress, Runner};
+use crate::engine::{DEFAULT_GRACE, Engine, EngineError, NoProgress};
 use crate::fsutil::{At, IoError};
 
 /// A bare run that has not finished by then is stopped and counted as failed (a sandboxed run

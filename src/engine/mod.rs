@@ -71,7 +71,8 @@ pub use request::{
     Input, LockCheck, MAX_INPUT_BYTES, OnPreflight, OnStart, Outcome, PolicyChoice, PreflightGate, Program, Request,
     RunError,
 };
-pub use runner::{DEFAULT_GRACE, EngineError, Job, Runner};
+pub use runner::{DEFAULT_GRACE, EngineError};
+use runner::{Job, Runner};
 pub use runtimes::{Pulled, pull_runtime, runtime_inventory};
 pub use session::{WORKSPACE_DIR, Workspace, WorkspaceError};
 pub use settings::{HostChoice, RUNTIMES_DIR_ENV, SYSTEM_CA_FILE, Settings, SettingsError, find_init, runtimes_dirs};
@@ -286,7 +287,7 @@ impl Engine {
     }
 
     /// The job runner below the façade (the benchmark's reduced isolation levels drive it).
-    pub fn runner(&self) -> &Arc<Runner> {
+    pub(crate) fn runner(&self) -> &Arc<Runner> {
         &self.runner
     }
 

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::mount::MsFlags;
 
-use super::Job;
 use super::kind::ErrorKind;
+use super::runner::Job;
 use super::workdirs::{self, OwnerError, SESSIONS_DIR, SessionOwner};
 use crate::fsutil::{At, IoError, remove_any};
 use crate::sandbox::identity::{self, IdentityError, UidLease};
