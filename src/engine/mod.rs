@@ -54,6 +54,7 @@ use crate::data::preflight::{Level, PreflightReport};
 use crate::data::report::full::{LastReports, Limits, RunReport};
 use crate::data::report::{Report, rfc3339};
 use crate::data::service::{self, Service};
+use crate::fsutil::svcdir;
 use crate::store::bundle::BundleStore;
 use crate::store::lock;
 
@@ -231,24 +232,24 @@ impl Engine {
         if min == 0 {
             return Ok(None);
         }
-        let policy = policy::resolve(&service.dir, None, audit)?.policy;
-        let job =
-            Job { service, input: String::new(), policy, grace: DEFAULT_GRACE, workspace: None, audit, identity: None };
+        // The job a request with the default input would make: the pool launches sandboxes
+        // for its kind (the input is never used).
+        let default_input = Input::Json("{}".to_string());
+        let choice = PolicyChoice::Service { file: None };
+        let (job, _) = self.resolve(Program::Service(Box::new(service)), &default_input, &choice, audit, None, None)?;
         Ok(Some(pool.warm_up(&job, min)))
     }
 
     fn check_lock(&self, svc: &Service, check: LockCheck, progress: &dyn Progress) -> Result<(), RunError> {
-        let present = || svc.dir.join(lock::LOCK_FILE).symlink_metadata().is_ok();
+        // Looked up beneath the service directory without following a link, like every read
+        // of it; whatever is there (even a link) is then the lock check's to judge.
+        let present = || matches!(svcdir::kind_of(&svc.dir, lock::LOCK_FILE), Ok(Some(_)));
         match check {
             LockCheck::Off => return Ok(()),
             LockCheck::IfPresent if !present() => return Ok(()),
             LockCheck::IfPresent | LockCheck::Required => {}
         }
-        let rt = self.runner.registry().resolve(&svc.runtime).map_err(|source| EngineError::ServiceRuntime {
-            service: svc.name.clone(),
-            spec: svc.runtime.clone(),
-            source: Box::new(source),
-        })?;
+        let rt = self.runner.resolve_runtime(svc)?;
         lock::enforce(&svc.dir, &rt, &BundleStore::new(self.cache_dir.clone()), progress)?;
         Ok(())
     }

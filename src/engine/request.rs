@@ -17,7 +17,8 @@ use crate::fsutil::svcdir::{self, Rule};
 use crate::store::lock::LockError;
 
 /// The largest input a program can receive: it travels in one environment variable
-/// (`IGNITE_INPUT=`), which the kernel caps at 128 KiB.
+/// (`IGNITE_INPUT=`), and one environment string may not exceed 32 pages (MAX_ARG_STRLEN),
+/// name included.
 pub const MAX_INPUT_BYTES: usize = 128 * 1024 - 64;
 
 /// Called with the preflight checks of a run that passed them, before it starts.

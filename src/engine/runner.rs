@@ -222,16 +222,23 @@ impl Runner {
         })
     }
 
-    /// Resolves, fetches and checks everything a run needs, and builds the spec.
+    /// The runtime `svc` names, resolved in this runner's registry; an error names the service.
+    pub fn resolve_runtime(&self, svc: &Service) -> Result<ResolvedRuntime, EngineError> {
+        self.registry.resolve(&svc.runtime).map_err(|source| EngineError::ServiceRuntime {
+            service: svc.name.clone(),
+            spec: svc.runtime.clone(),
+            source: Box::new(source),
+        })
+    }
+
+    /// Resolves, fetches and checks everything a run needs, up to the spec's input: the spec
+    /// itself is built once the run has what it grants ([`Runner::execute`],
+    /// [`Runner::launch_warm`]) or for a preview ([`Runner::preview_spec`]).
     pub fn prepare(&self, job: &Job, progress: &dyn Progress) -> Result<Prepared, EngineError> {
         let svc = &job.service;
         // Before anything is fetched or staged: no sandbox starts under too low a limit.
         let nofile = crate::sandbox::nofile::sandbox_limit_now()?;
-        let runtime = self.registry.resolve(&svc.runtime).map_err(|source| EngineError::ServiceRuntime {
-            service: svc.name.clone(),
-            spec: svc.runtime.clone(),
-            source: Box::new(source),
-        })?;
+        let runtime = self.resolve_runtime(svc)?;
         let is_jsx = svc.entry.ends_with(".tsx") || svc.entry.ends_with(".jsx");
         if runtime.typescript == TypeScript::Strip && is_jsx {
             return Err(EngineError::Jsx {

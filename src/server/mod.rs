@@ -28,13 +28,9 @@ pub use auth::{KeyError, Keys};
 pub use conn::ConnLimits;
 pub use sessions::SessionConfig;
 
-use crate::engine::{Engine, LockCheck, PoolConfig, PreflightGate};
+use crate::engine::{Engine, LockCheck, MAX_INPUT_BYTES, PoolConfig, PreflightGate};
 use catalog::Catalog;
 use limits::{Admission, RateLimiter};
-
-/// The largest `IGNITE_INPUT` the kernel passes to a program: one environment string may not
-/// exceed 32 pages (MAX_ARG_STRLEN), name included.
-pub const MAX_INPUT_LIMIT: usize = 128 * 1024 - 64;
 
 /// Resolved settings of `ignite serve`.
 #[derive(Debug, Clone)]
@@ -121,9 +117,9 @@ pub async fn serve(config: Config, engine: Engine) -> Result<(), ServeError> {
     if config.max_concurrent == 0 {
         return Err(ServeError::Invalid("--max-concurrent must be at least 1".into()));
     }
-    if config.max_input == 0 || config.max_input > MAX_INPUT_LIMIT {
+    if config.max_input == 0 || config.max_input > MAX_INPUT_BYTES {
         return Err(ServeError::Invalid(format!(
-            "--max-input must be between 1 and {MAX_INPUT_LIMIT} bytes (the kernel's limit on one environment variable, which carries the input)"
+            "--max-input must be between 1 and {MAX_INPUT_BYTES} bytes (the kernel's limit on one environment variable, which carries the input)"
         )));
     }
     if config.max_body < config.max_input {
