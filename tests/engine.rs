@@ -186,3 +186,24 @@ fn inline_code_runs_from_a_directory_of_its_own_with_the_builtin_policy_only() {
     assert_eq!(engine.specs_built() - before, 1);
     sb.assert_no_leaks();
 }
+
+#[test]
+fn the_last_report_is_kept_only_when_the_request_asks() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let engine = engine(&sb);
+    let svc = echo_service(&sb, "kept", "");
+    let report = || sb.cmd().arg("report").arg(&svc).arg("--json").output().unwrap();
+    let mut req = Request::new(dir(&svc));
+    req.keep_report = false;
+    assert!(run(&engine, req).expect("run").report.success);
+    assert_eq!(report().status.code(), Some(125), "a report was kept: {}", stderr_of(&report()));
+    let outcome = run(&engine, Request::new(dir(&svc))).expect("run");
+    let out = report();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["execution"]["containerId"], outcome.report.container_id.as_str(), "{v}");
+    sb.assert_no_leaks();
+}
