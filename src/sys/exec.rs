@@ -27,6 +27,30 @@ pub fn unblock_signals_on_exec(cmd: &mut Command) {
     }
 }
 
+/// Starts the child spawned from `cmd` in a mount namespace of its own in which every mount is
+/// private: nothing it mounts or unmounts propagates back to ignite's (the host's) namespace.
+///
+/// For helpers that rearrange mounts themselves, such as slirp4netns's `--enable-sandbox`: it
+/// makes only `/` private before it pivots and lazily unmounts the old root, so on a host whose
+/// mounts are shared (systemd makes them so) that unmount would reach every shared submount of
+/// the host — /sys/fs/cgroup, /dev/pts, /dev/mqueue — and take them away.
+pub fn private_mounts_on_spawn(cmd: &mut Command) {
+    // SAFETY: the closure runs in the forked child before exec and calls only unshare and
+    // mount, which are system calls, with static C strings; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let flags = libc::MS_REC | libc::MS_PRIVATE;
+            if libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), flags, std::ptr::null()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Pages at least this far up are where pinned exec arguments go: above where the kernel
 /// places a PIE's heap, below its top-down area for libraries and the stack, so a random
 /// page rarely collides with anything (a collision just draws again).

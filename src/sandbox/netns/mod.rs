@@ -269,6 +269,9 @@ impl Slirp {
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let child_ends = [exit_r, ready_w];
         crate::sys::pass_fds(&mut cmd, &child_ends);
+        // Its sandbox pivots and lazily unmounts the old root after making only `/` private:
+        // from ignite's own namespace, that unmount would propagate to the host's shared mounts.
+        crate::sys::private_mounts_on_spawn(&mut cmd);
         let child = cmd.spawn().map_err(NetError::Spawn)?;
         // Our copies of the child's ends close now: the ready pipe then reports EOF if
         // slirp4netns dies before it is ready.
