@@ -146,6 +146,49 @@ fn network_on_resolves_and_connects_on_bun_node_and_deno() {
     }
 }
 
+/// Whether `dir` is a mount point in this process's namespace.
+fn is_mount_point(dir: &Path) -> bool {
+    let want = dir.to_str().unwrap();
+    std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().any(|l| l.split(' ').nth(4) == Some(want))
+}
+
+/// slirp4netns's sandbox pivots and lazily unmounts its old root after making only `/`
+/// private: started from ignite's own mount namespace, that unmount propagates to every host
+/// mount whose parent mount is shared. systemd makes every mount shared, and there it took
+/// /sys/fs/cgroup, /dev/pts and /dev/mqueue away, so that every later run failed. A mount
+/// below a shared mount made here shows the same on any host.
+#[test]
+fn a_network_grant_leaves_mounts_below_the_hosts_shared_mounts_alone() {
+    let sb = sandbox_test!();
+    let mnt = tempfile::tempdir().unwrap();
+    let path = mnt.path().to_path_buf();
+    let run = |args: &[&str]| {
+        let status = std::process::Command::new("mount").args(args).status().unwrap();
+        assert!(status.success(), "mount {args:?}");
+    };
+    run(&["-t", "tmpfs", "-o", "size=1m", "ignite-test-shared", path.to_str().unwrap()]);
+    /// Lazily, with what is mounted below it.
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = nix::mount::umount2(&self.0.join("child"), nix::mount::MntFlags::MNT_DETACH);
+            let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+    let _unmount = Unmount(path.clone());
+    run(&["--make-shared", path.to_str().unwrap()]);
+    let child = path.join("child");
+    std::fs::create_dir(&child).unwrap();
+    run(&["-t", "tmpfs", "-o", "size=1m", "ignite-test-child", child.to_str().unwrap()]);
+    assert!(is_mount_point(&child));
+
+    let dir = service(&sb, "net-mounts", "bun", "", NETWORK_ON, "console.log(JSON.stringify({ ok: true }));");
+    let (out, r, _) = sb.run_json_pid(&dir, &[]);
+    assert_eq!(r["status"], "ok", "{r}\n{}", stderr_of(&out));
+    assert!(is_mount_point(&child), "the run's network helper unmounted the host's mount {child:?}");
+    sb.assert_no_leaks();
+}
+
 #[test]
 fn network_on_reaches_neither_the_host_nor_private_ranges() {
     let sb = sandbox_test!();
