@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::*;
@@ -401,6 +402,82 @@ fn leftovers_of_a_killed_ignite_are_reaped() {
     std::thread::sleep(Duration::from_millis(100));
     sb.assert_cgroup_gone(&id);
     sb.assert_no_leaks();
+}
+
+/// The run's cgroup on this host with `driver`, and its memory limit file there.
+fn cgroup_of(id: &str, driver: &str) -> (PathBuf, &'static str) {
+    let (v2, systemd) = host_cgroup();
+    match (v2, driver) {
+        (false, _) => (Path::new("/sys/fs/cgroup/memory/ignite").join(id), "memory.limit_in_bytes"),
+        (true, "systemd") => {
+            (Path::new("/sys/fs/cgroup/ignite.slice").join(format!("ignite-{id}.scope")), "memory.max")
+        }
+        (true, "auto") if systemd => cgroup_of(id, "systemd"),
+        (true, _) => (Path::new("/sys/fs/cgroup/ignite").join(id), "memory.max"),
+    }
+}
+
+/// Each run's cgroup is where the cgroup driver puts it — a transient systemd scope in
+/// ignite.slice on a pure cgroup v2 host booted with systemd, /ignite/<run> elsewhere or when
+/// cgroupfs is asked for — holds the run's memory limit, and is gone after the run.
+#[test]
+fn a_runs_cgroup_is_where_the_driver_puts_it_and_gone_after() {
+    let sb = sandbox_test!();
+    let (v2, systemd) = host_cgroup();
+    let mut drivers = vec!["auto", "cgroupfs"];
+    if v2 && systemd {
+        drivers.push("systemd");
+    }
+    for driver in drivers {
+        let dir = sb.ts_service(
+            &format!("where-{driver}"),
+            "  timeoutMs: 60000\n  memoryMb: 96\n",
+            "console.log('started'); setInterval(() => {}, 1000);",
+        );
+        let mut child = sb
+            .cmd()
+            .env("IGNITE_CGROUP_DRIVER", driver)
+            .arg("run")
+            .arg(&dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut buf = [0u8; 64];
+        let n = std::io::Read::read(&mut stdout, &mut buf).unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).contains("started"), "{driver}");
+        let runs: Vec<_> =
+            std::fs::read_dir(sb.state.path().join("runs")).unwrap().flatten().filter(|e| e.path().is_dir()).collect();
+        assert_eq!(runs.len(), 1, "{driver}");
+        let id = runs[0].file_name().to_string_lossy().into_owned();
+        let (cgroup, limit_file) = cgroup_of(&id, driver);
+        let limit = std::fs::read_to_string(cgroup.join(limit_file))
+            .unwrap_or_else(|e| panic!("{driver}: {}: {e}", cgroup.display()));
+        assert_eq!(limit.trim(), (96u64 << 20).to_string(), "{driver}: {}", cgroup.display());
+        if cgroup.starts_with("/sys/fs/cgroup/ignite.slice") {
+            // systemd knows the scope: it is a unit of its own, with the limit as a property.
+            let unit = format!("ignite-{id}.scope");
+            let show =
+                std::process::Command::new("systemctl").args(["show", "-p", "MemoryMax", &unit]).output().unwrap();
+            assert_eq!(stdout_of(&show).trim(), format!("MemoryMax={}", 96u64 << 20), "{unit}");
+        }
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT)
+            .unwrap();
+        assert_eq!(child.wait().unwrap().code(), Some(130), "{driver}");
+        assert!(!cgroup.exists(), "{driver}: {} left behind", cgroup.display());
+        sb.assert_no_leaks();
+    }
+    if !(v2 && systemd) {
+        let dir = sb.ts_service("where-refused", "", "console.log('never');");
+        let out = sb.cmd().args(["--cgroup-driver", "systemd", "run"]).arg(&dir).output().unwrap();
+        assert_eq!(out.status.code(), Some(125), "{}", stderr_of(&out));
+        assert!(
+            stderr_of(&out).contains("the systemd cgroup driver needs a pure cgroup v2 host"),
+            "{}",
+            stderr_of(&out)
+        );
+    }
 }
 
 #[test]

@@ -82,6 +82,12 @@ pub(super) struct GlobalArgs {
     /// which one it is comes from its `--version`.
     #[arg(long, global = true, env = "IGNITE_OCI_RUNTIME", default_value = "runc")]
     pub(super) oci_runtime: String,
+    /// Who creates each sandbox's cgroup: `systemd` (a transient scope
+    /// ignite.slice/ignite-<run>.scope, asked for by the OCI runtime over D-Bus), `cgroupfs`
+    /// (the OCI runtime writes /ignite/<run> itself), or `auto`: systemd on a pure cgroup v2
+    /// host booted with systemd, cgroupfs elsewhere.
+    #[arg(long, global = true, env = "IGNITE_CGROUP_DRIVER", default_value = "auto", value_name = "DRIVER")]
+    pub(super) cgroup_driver: ignite::engine::DriverChoice,
     /// Directory of custom runtimes, <DIR>/<name>/runtime.yaml (repeatable). Without it:
     /// $IGNITE_RUNTIMES_DIR (colon-separated; empty for none), else
     /// $XDG_CONFIG_HOME/ignite/runtimes or ~/.config/ignite/runtimes if that exists.

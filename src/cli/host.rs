@@ -22,6 +22,7 @@ pub(super) fn doctor(g: &GlobalArgs, json: bool) -> anyhow::Result<i32> {
         g.oci_runtime.clone(),
         oci,
         entrypoint,
+        g.cgroup_driver,
     );
     let report = ignite::host::doctor::run(&opts);
     let text = if json {

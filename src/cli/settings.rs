@@ -22,6 +22,7 @@ fn host_choice(g: &GlobalArgs) -> HostChoice {
         state_dir: g.state_dir.clone(),
         cache_dir: g.cache_dir.clone(),
         oci_runtime: g.oci_runtime.clone(),
+        cgroup_driver: g.cgroup_driver,
         runtimes_dirs: g.runtimes_dirs.clone(),
         install_ca_file: g.install_ca_file.clone(),
         ignite_binary: None,

@@ -30,6 +30,7 @@ use crate::engine::supervisor::{RunPlan, StateDir, Supervisor, SupervisorError, 
 use crate::fsutil::owned::{self, Leftover};
 use crate::fsutil::unix_now;
 use crate::fsutil::{At, IoError};
+use crate::sandbox::cgroup::CgroupDriver;
 use crate::sandbox::identity::{self, IdentityError};
 use crate::sandbox::netns::{NetError, Tools, UserNet};
 use crate::sandbox::oci::OciRuntime;
@@ -117,6 +118,8 @@ pub struct Installer<'a, R: OciRuntime> {
     pub cache: &'a DepsCache,
     pub seccomp: &'a LinuxSeccomp,
     pub init_binary: &'a Path,
+    /// Where the install sandbox's cgroup is created, as for runs.
+    pub cgroup_driver: CgroupDriver,
     /// CA certificates the install trusts in addition to Bun's own (e.g. a TLS-inspecting
     /// proxy's); only the PEM certificate blocks of this file are passed in.
     pub ca_file: Option<&'a Path>,
@@ -248,7 +251,7 @@ impl<R: OciRuntime> Installer<'_, R> {
             env: spec::compose_env(&plan.installer.env, &extra_env, "{}")?,
             limits: limits.clone(),
             hostname: plan.service.clone(),
-            cgroups_path: format!("/ignite/{id}"),
+            cgroups_path: self.cgroup_driver.cgroups_path(&id),
             kill_after_ms: (INSTALL_TIMEOUT + GRACE + BACKSTOP_SLACK).as_millis() as u64,
             wait_job: false,
             // The installer is ignite's own step, not the program: lifecycle scripts, when

@@ -59,6 +59,7 @@ use crate::store::bundle::BundleStore;
 use crate::store::lock;
 
 pub use crate::fsutil::IoError;
+pub use crate::sandbox::cgroup::{CgroupDriver, DriverChoice};
 pub use crate::sandbox::oci::OciKind;
 pub use crate::store::bundle::{NoProgress, Progress, StderrProgress};
 pub use crate::store::deps::Modules;

@@ -207,7 +207,8 @@ impl Runner {
             state.oci_root(settings.oci_kind.as_str()),
             state.runs(),
         )
-        .with_hook_binary(settings.hook_binary.clone());
+        .with_hook_binary(settings.hook_binary.clone())
+        .with_systemd_cgroup(settings.cgroup_driver.systemd());
         Ok(Runner {
             registry,
             store: BundleStore::new(settings.cache_dir.clone()),
@@ -328,7 +329,7 @@ impl Runner {
             env: spec::compose_env(&runtime.env, &svc.env, &job.input)?,
             limits: limits.clone(),
             hostname: svc.name.clone(),
-            cgroups_path: format!("/ignite/{id}"),
+            cgroups_path: self.settings.cgroup_driver.cgroups_path(&id),
             kill_after_ms: (timeout + job.grace + BACKSTOP_SLACK).as_millis() as u64,
             wait_job: false,
             spawn,
@@ -556,6 +557,7 @@ impl Runner {
                     cache: &self.deps,
                     seccomp: &self.seccomp,
                     init_binary: &self.settings.init_binary,
+                    cgroup_driver: self.settings.cgroup_driver,
                     ca_file: self.settings.ca_file.as_deref(),
                 };
                 let outcome = installer.ensure(plan, progress, cancel).await?;

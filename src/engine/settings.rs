@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use crate::host::doctor::select::{self, SelectError};
+use crate::sandbox::cgroup::{CgroupDriver, DriverChoice, DriverError, DriverFacts};
 use crate::sandbox::oci::OciKind;
 use crate::store::stage::Stripper;
 
@@ -23,6 +24,8 @@ pub struct Settings {
     pub cache_dir: PathBuf,
     pub oci_kind: OciKind,
     pub oci_binary: PathBuf,
+    /// Who creates the sandboxes' cgroups: systemd (transient scopes) or the OCI runtime.
+    pub cgroup_driver: CgroupDriver,
     /// This `ignite` binary, which the OCI runtime runs as a hook where it needs one.
     pub hook_binary: PathBuf,
     /// The static `ignite-init` binary bind-mounted into every sandbox.
@@ -43,6 +46,9 @@ pub struct HostChoice {
     pub cache_dir: PathBuf,
     /// `runc`, `crun`, `youki` (looked up in PATH) or a path to one of them.
     pub oci_runtime: String,
+    /// `auto` (systemd on pure cgroup v2 hosts booted with systemd, cgroupfs elsewhere),
+    /// `systemd` or `cgroupfs`.
+    pub cgroup_driver: DriverChoice,
     /// Custom runtimes directories named explicitly; empty: see [`runtimes_dirs`].
     pub runtimes_dirs: Vec<PathBuf>,
     /// The install's CA file named explicitly (an empty path counts as not named).
@@ -57,6 +63,8 @@ pub struct HostChoice {
 pub enum SettingsError {
     #[error(transparent)]
     Oci(#[from] SelectError),
+    #[error(transparent)]
+    Cgroup(#[from] DriverError),
     #[error("CA certificate file {path} (--install-ca-file / NODE_EXTRA_CA_CERTS) {problem}")]
     CaFile { path: PathBuf, problem: String },
     #[error("{0}")]
@@ -93,11 +101,13 @@ impl Settings {
             None => (std::env::current_exe().map_err(SettingsError::Exe)?, PathBuf::from("/proc/self/exe")),
         };
         let init_binary = find_init_beside(&hook_binary).map_err(SettingsError::Init)?;
+        let cgroup_driver = choice.cgroup_driver.resolve(&DriverFacts::read(std::path::Path::new("/")))?;
         Ok(Settings {
             state_dir: choice.state_dir.clone(),
             cache_dir: choice.cache_dir.clone(),
             oci_kind: selected.kind,
             oci_binary: selected.path,
+            cgroup_driver,
             hook_binary,
             init_binary,
             runtimes_dirs: runtimes_dirs(&choice.runtimes_dirs),

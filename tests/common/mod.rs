@@ -265,6 +265,9 @@ impl Sandbox {
             let p = Path::new("/sys/fs/cgroup").join(ctrl).join("ignite").join(container_id);
             assert!(!p.exists(), "cgroup left behind: {}", p.display());
         }
+        // The systemd driver's scope (pure cgroup v2 hosts booted with systemd).
+        let scope = Path::new("/sys/fs/cgroup/ignite.slice").join(format!("ignite-{container_id}.scope"));
+        assert!(!scope.exists(), "cgroup left behind: {}", scope.display());
     }
 }
 
@@ -274,4 +277,13 @@ pub fn stderr_of(out: &Output) -> String {
 
 pub fn stdout_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// How this host keeps its cgroups: v1 controllers (the development machines' hybrid tree) or
+/// cgroup2 only (the host-matrix VM), and whether systemd is the init system.
+#[allow(dead_code)]
+pub fn host_cgroup() -> (bool, bool) {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let v1_memory = mountinfo.lines().any(|l| l.contains(" - cgroup ") && l.split(',').any(|o| o == "memory"));
+    (!v1_memory, Path::new("/run/systemd/system").is_dir())
 }

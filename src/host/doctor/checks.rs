@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::facts::*;
 use super::parse::{KernelController, Semver};
+use crate::sandbox::cgroup::{CgroupDriver, driver_names};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -70,6 +71,7 @@ pub fn evaluate(f: &Facts) -> Vec<Check> {
         cgroup_version(f),
         cgroup_controllers(f),
         cgroup_parent(f),
+        cgroup_driver(f),
         memory_swap(f),
         seccomp(f),
         seccomp_notify(f),
@@ -499,8 +501,62 @@ fn cgroup_parent(f: &Facts) -> Check {
         }
     }
     let where_: Vec<String> = parents.iter().map(|p| p.hierarchy.clone()).collect();
-    let state = if parents.iter().all(|p| p.exists) { "exists" } else { "created by the OCI runtime on the first run" };
-    ok(NAME, EVERY_RUN, format!("/{} in {}: {state}", super::probe::CGROUP_PARENT, where_.join(", ")))
+    let systemd = f.cgroup.driver.found() == Some(&CgroupDriver::Systemd);
+    let state = match (parents.iter().all(|p| p.exists), systemd) {
+        (true, _) => "exists",
+        (false, true) => "created by systemd on the first run",
+        (false, false) => "created by the OCI runtime on the first run",
+    };
+    let name = if systemd { driver_names::SLICE } else { super::probe::CGROUP_PARENT };
+    ok(NAME, EVERY_RUN, format!("/{name} in {}: {state}", where_.join(", ")))
+}
+
+/// Who creates the runs' cgroups, and whether it can: the systemd driver needs systemd as
+/// the init system and the system bus, over which the OCI runtime asks for each scope.
+fn cgroup_driver(f: &Facts) -> Check {
+    const NAME: &str = "cgroup-driver";
+    let systemd = f.cgroup.systemd;
+    match &f.cgroup.driver {
+        Probed::Failed { error } => not_ok(
+            NAME,
+            Status::Fail,
+            EVERY_RUN,
+            error.clone(),
+            "use --cgroup-driver auto (or cgroupfs), or IGNITE_CGROUP_DRIVER=auto",
+        ),
+        Probed::Found(CgroupDriver::Systemd) if !systemd.system_bus => not_ok(
+            NAME,
+            Status::Fail,
+            EVERY_RUN,
+            format!(
+                "systemd: no system bus at /{}, over which the OCI runtime asks systemd for each run's scope",
+                driver_names::SYSTEM_BUS_SOCKET
+            ),
+            "start the system bus (apt-get install dbus; systemctl start dbus), or use --cgroup-driver cgroupfs",
+        ),
+        Probed::Found(CgroupDriver::Systemd) => ok(
+            NAME,
+            EVERY_RUN,
+            format!(
+                "systemd: each run is a transient scope {}/{}-<run>.scope, asked for over the system bus",
+                driver_names::SLICE,
+                driver_names::SCOPE_PREFIX
+            ),
+        ),
+        Probed::Found(CgroupDriver::Cgroupfs) if systemd.booted && mode(f) == Some(HostCgroup::V2) => ok(
+            NAME,
+            EVERY_RUN,
+            format!(
+                "cgroupfs (asked for): the OCI runtime creates /{}/<run> itself, beside systemd's slices",
+                super::probe::CGROUP_PARENT
+            ),
+        ),
+        Probed::Found(CgroupDriver::Cgroupfs) => ok(
+            NAME,
+            EVERY_RUN,
+            format!("cgroupfs: the OCI runtime creates /{}/<run> itself", super::probe::CGROUP_PARENT),
+        ),
+    }
 }
 
 fn memory_swap(f: &Facts) -> Check {

@@ -121,7 +121,8 @@ pub struct CgroupFacts {
     pub kernel_controllers: Probed<Vec<KernelController>>,
     /// `cgroup.controllers` of the cgroup2 mount; `null` without a cgroup2 mount.
     pub unified_controllers: Option<Probed<Vec<String>>>,
-    /// Where ignite's cgroups go (`cgroupsPath: /ignite/<run>`) in each hierarchy it needs.
+    /// Where ignite's cgroups go in each hierarchy it needs: `/ignite` (cgroupfs driver) or
+    /// `ignite.slice` (systemd driver).
     pub parent: Vec<ParentDir>,
     /// The cgroup2 mount's root, when cgroup2 carries the controllers.
     pub unified_root: Option<UnifiedRoot>,
@@ -130,6 +131,21 @@ pub struct CgroupFacts {
     pub swap_accounting: Option<bool>,
     /// SwapTotal of /proc/meminfo.
     pub swap_total_kib: Probed<u64>,
+    /// Who creates the runs' cgroups here (`--cgroup-driver` resolved on this host), or why the
+    /// driver asked for cannot work here.
+    pub driver: Probed<crate::sandbox::cgroup::CgroupDriver>,
+    pub systemd: DriverSystemd,
+}
+
+/// What the systemd cgroup driver needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DriverSystemd {
+    /// systemd is the init system (`/run/systemd/system` exists).
+    pub booted: bool,
+    /// The system bus socket exists (`/run/dbus/system_bus_socket`): the OCI runtime asks
+    /// systemd for each run's scope over it.
+    pub system_bus: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

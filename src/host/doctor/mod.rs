@@ -19,6 +19,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::sandbox::cgroup::DriverChoice;
 use crate::sandbox::oci::OciKind;
 
 pub use checks::{Check, Status};
@@ -71,6 +72,8 @@ pub struct DoctorOptions {
     pub entrypoint: Result<PathBuf, String>,
     pub path_env: Option<OsString>,
     pub landlock: LandlockSupport,
+    /// `--cgroup-driver` as given.
+    pub cgroup_driver: DriverChoice,
 }
 
 impl DoctorOptions {
@@ -80,6 +83,7 @@ impl DoctorOptions {
         oci_requested: String,
         oci_selected: Result<(OciKind, PathBuf), String>,
         entrypoint: Result<PathBuf, String>,
+        cgroup_driver: DriverChoice,
     ) -> Self {
         DoctorOptions {
             root: PathBuf::from("/"),
@@ -90,6 +94,7 @@ impl DoctorOptions {
             entrypoint,
             path_env: std::env::var_os("PATH"),
             landlock: probe::landlock_support(),
+            cgroup_driver,
         }
     }
 }

@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::data::runtime::Registry;
-use crate::sandbox::cgroup::{self, CgroupMode, CgroupMount, CgroupVersion};
+use crate::sandbox::cgroup::{self, CgroupDriver, CgroupMode, CgroupMount, CgroupVersion, DriverChoice, DriverFacts};
 use crate::store::bundle::BundleStore;
 
 use super::facts::*;
@@ -21,9 +21,9 @@ use super::{DoctorError, DoctorOptions};
 /// A `--version` that has not answered by then is reported as hung; real ones take milliseconds.
 const VERSION_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The name under which ignite's cgroups are created in each hierarchy (`cgroupsPath:
-/// /ignite/<run>` in every spec ignite writes).
-pub const CGROUP_PARENT: &str = "ignite";
+/// The name under which ignite's cgroups are created in each hierarchy with the cgroupfs
+/// driver (`cgroupsPath: /ignite/<run>`).
+pub const CGROUP_PARENT: &str = cgroup::driver_names::CGROUPFS_PARENT;
 
 /// The OCI runtimes looked for on PATH, in order of preference.
 pub const OCI_RUNTIMES: [&str; 3] = ["runc", "crun", "youki"];
@@ -65,7 +65,7 @@ pub fn gather(opts: &DoctorOptions) -> Facts {
             .into(),
         };
         let kernel = read_parsed(root, "proc/sys/kernel/osrelease", parse::parse_kernel_release).into();
-        let cgroup = cgroup_facts(root);
+        let cgroup = cgroup_facts_for(root, opts.cgroup_driver);
         let landlock = LandlockFacts {
             support: opts.landlock.clone(),
             lsm: read_optional(root, "sys/kernel/security/lsm").ok().flatten().map(|t| parse::parse_lsm_list(&t)),
@@ -174,8 +174,20 @@ fn host_cgroup(mode: CgroupMode) -> HostCgroup {
     }
 }
 
-/// The cgroup mounts, the controllers, where `/ignite` goes and whether swap is accounted.
+/// The cgroup mounts, the controllers, where `/ignite` goes and whether swap is accounted,
+/// with the cgroup driver chosen automatically.
 pub fn cgroup_facts(root: &Path) -> CgroupFacts {
+    cgroup_facts_for(root, DriverChoice::Auto)
+}
+
+/// [`cgroup_facts`] with the driver the operator chose (`--cgroup-driver`).
+pub fn cgroup_facts_for(root: &Path, choice: DriverChoice) -> CgroupFacts {
+    let driver_facts = DriverFacts::read(root);
+    let driver = Probed::from(choice.resolve(&driver_facts));
+    let systemd = DriverSystemd {
+        booted: driver_facts.systemd_booted,
+        system_bus: host_path(root, cgroup::driver_names::SYSTEM_BUS_SOCKET).exists(),
+    };
     let mounts = read(root, "proc/self/mountinfo")
         .and_then(|text| cgroup::parse_cgroup_mounts(&text).map_err(|source| DoctorError::Cgroup { source }));
     let kernel_controllers = read_parsed(root, "proc/cgroups", parse::parse_proc_cgroups).into();
@@ -192,6 +204,8 @@ pub fn cgroup_facts(root: &Path) -> CgroupFacts {
                 unified_root: None,
                 swap_accounting: None,
                 swap_total_kib,
+                driver,
+                systemd,
             };
         }
     };
@@ -218,10 +232,15 @@ pub fn cgroup_facts(root: &Path) -> CgroupFacts {
         Some(HostCgroup::V2) => needed.extend(unified),
         None => {}
     }
+    // With the systemd driver the runs' scopes go into ignite.slice, which systemd creates.
+    let parent_name = match driver.found() {
+        Some(CgroupDriver::Systemd) => cgroup::driver_names::SLICE,
+        _ => CGROUP_PARENT,
+    };
     let parent = needed
         .iter()
         .map(|m| {
-            let path = host_path(root, &m.mount_point).join(CGROUP_PARENT);
+            let path = host_path(root, &m.mount_point).join(parent_name);
             let meta = std::fs::symlink_metadata(&path).ok();
             ParentDir {
                 hierarchy: if m.version == CgroupVersion::V2 { "unified".into() } else { m.controllers.join(",") },
@@ -273,6 +292,8 @@ pub fn cgroup_facts(root: &Path) -> CgroupFacts {
         unified_root,
         swap_accounting,
         swap_total_kib,
+        driver,
+        systemd,
     }
 }
 
@@ -283,7 +304,7 @@ fn v2_swap_accounting(root: &Path, unified: &Path) -> Option<bool> {
     let own = read(root, "proc/self/cgroup")
         .ok()
         .and_then(|t| cgroup::parse_proc_cgroup(&t).ok()?.into_iter().find(|e| e.is_unified()).map(|e| e.path));
-    let mut candidates = vec![unified.join(CGROUP_PARENT)];
+    let mut candidates = vec![unified.join(CGROUP_PARENT), unified.join(cgroup::driver_names::SLICE)];
     if let Some(own) = own.filter(|p| p != "/") {
         candidates.push(unified.join(own.trim_start_matches('/')));
     }

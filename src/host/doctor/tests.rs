@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::facts::*;
 use super::*;
+use crate::sandbox::cgroup::CgroupDriver;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src/host/doctor/fixtures")
@@ -60,6 +61,7 @@ fn scenario(name: &str, landlock: LandlockSupport) -> Scenario {
         entrypoint: Ok(PathBuf::from("/usr/local/bin/ignite-init")),
         path_env: bin.path_env(),
         landlock,
+        cgroup_driver: DriverChoice::Auto,
     };
     Scenario { opts, _bin: bin, _scratch: scratch }
 }
@@ -619,4 +621,73 @@ fn cgroup_mode_alone_agrees_with_the_facts() {
         assert_eq!(probe::cgroup_facts(&root).mode, Probed::Found(Some(mode)), "{name}");
     }
     assert_eq!(probe::cgroup_mode(Path::new("/nonexistent")), None);
+}
+
+/// A copy of fixture host `name` booted with systemd (its marker directory), with or without
+/// the system bus socket.
+fn booted_with_systemd(name: &str, system_bus: bool) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", fixtures().join(name).display()))
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::create_dir_all(dir.path().join("run/systemd/system")).unwrap();
+    if system_bus {
+        std::fs::create_dir_all(dir.path().join("run/dbus")).unwrap();
+        std::fs::write(dir.path().join("run/dbus/system_bus_socket"), "").unwrap();
+    }
+    dir
+}
+
+#[test]
+fn a_v2_host_booted_with_systemd_gets_scopes_in_ignite_slice() {
+    let host = booted_with_systemd("v2-ubuntu2404", true);
+    let mut s = scenario("v2-ubuntu2404", LandlockSupport::Available { abi: 4 });
+    s.opts.root = host.path().to_path_buf();
+    let d = run(&s.opts);
+    assert!(d.ok, "{}", d.table());
+    assert_eq!(d.host.cgroup.driver, Probed::Found(CgroupDriver::Systemd));
+    assert_eq!(
+        assert_status(&d, "cgroup-driver", Status::Ok).value,
+        "systemd: each run is a transient scope ignite.slice/ignite-<run>.scope, asked for over the system bus"
+    );
+    assert_eq!(
+        assert_status(&d, "cgroup-parent", Status::Ok).value,
+        "/ignite.slice in unified: created by systemd on the first run"
+    );
+
+    // Asked for cgroupfs: the OCI runtime's own directories, said to sit beside systemd's.
+    s.opts.cgroup_driver = DriverChoice::Fixed(CgroupDriver::Cgroupfs);
+    let d = run(&s.opts);
+    assert!(d.ok, "{}", d.table());
+    assert!(assert_status(&d, "cgroup-driver", Status::Ok).value.starts_with("cgroupfs (asked for)"), "{}", d.table());
+    assert_eq!(
+        assert_status(&d, "cgroup-parent", Status::Ok).value,
+        "/ignite in unified: created by the OCI runtime on the first run"
+    );
+}
+
+#[test]
+fn the_systemd_driver_without_a_system_bus_or_on_a_v1_host_fails_with_a_remedy() {
+    let host = booted_with_systemd("v2-ubuntu2404", false);
+    let mut s = scenario("v2-ubuntu2404", LandlockSupport::Available { abi: 4 });
+    s.opts.root = host.path().to_path_buf();
+    let d = run(&s.opts);
+    assert!(!d.ok);
+    let driver = assert_status(&d, "cgroup-driver", Status::Fail);
+    assert!(driver.value.contains("no system bus at /run/dbus/system_bus_socket"), "{driver:?}");
+    assert!(driver.remedy.as_deref().unwrap().contains("--cgroup-driver cgroupfs"), "{driver:?}");
+
+    let hybrid = booted_with_systemd("hybrid-debian12", true);
+    let mut s = scenario("hybrid-debian12", LandlockSupport::Available { abi: 7 });
+    s.opts.root = hybrid.path().to_path_buf();
+    assert_eq!(run(&s.opts).host.cgroup.driver, Probed::Found(CgroupDriver::Cgroupfs), "auto: cgroupfs on v1");
+    s.opts.cgroup_driver = DriverChoice::Fixed(CgroupDriver::Systemd);
+    let d = run(&s.opts);
+    assert!(!d.ok);
+    let driver = assert_status(&d, "cgroup-driver", Status::Fail);
+    assert!(driver.value.contains("keeps its controllers on cgroup v1"), "{driver:?}");
 }

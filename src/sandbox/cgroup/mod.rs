@@ -8,6 +8,7 @@
 //! Everything that parses takes `&str`; everything that touches the filesystem takes its root
 //! (`sys_root`, `proc_root`) or explicit directories, so tests run against a fake cgroupfs.
 
+mod driver;
 mod parse;
 mod paths;
 mod remove;
@@ -16,10 +17,15 @@ mod stats;
 use std::io;
 use std::path::PathBuf;
 
+pub use driver::{CgroupDriver, DriverChoice, DriverError, DriverFacts};
 pub use parse::{
     CgroupMount, CgroupVersion, MountInfoEntry, ProcCgroupEntry, flat_keyed_value, parse_cgroup_mounts, parse_limit,
     parse_mountinfo, parse_proc_cgroup, parse_u64,
 };
+/// The names the drivers use: the slice, the scope prefix, the cgroupfs parent, the markers.
+pub mod driver_names {
+    pub use super::driver::{CGROUPFS_PARENT, SCOPE_PREFIX, SLICE, SYSTEM_BUS_SOCKET, SYSTEMD_BOOTED_MARKER};
+}
 pub use paths::{CgroupMode, CgroupPaths, detect_mode};
 pub use remove::remove_cgroup_dirs;
 pub use stats::{CgroupStats, read_stats};

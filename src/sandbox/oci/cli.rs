@@ -21,17 +21,27 @@ pub struct CliRuntime {
     log_dir: PathBuf,
     /// The `ignite` binary, for the hooks a runtime needs (see [`super::hook`]).
     hook_binary: Option<PathBuf>,
+    /// `--systemd-cgroup`: cgroups are transient scopes systemd creates (see
+    /// [`crate::sandbox::cgroup::CgroupDriver`]).
+    systemd_cgroup: bool,
 }
 
 impl CliRuntime {
     pub fn new(kind: OciKind, binary: PathBuf, root: PathBuf, log_dir: PathBuf) -> Self {
-        CliRuntime { kind, binary, root, log_dir, hook_binary: None }
+        CliRuntime { kind, binary, root, log_dir, hook_binary: None, systemd_cgroup: false }
     }
 
     /// Names the `ignite` binary the runtime runs as a hook; youki cannot run sandboxes
     /// without it (its new network namespaces keep `lo` down).
     pub fn with_hook_binary(mut self, ignite: PathBuf) -> Self {
         self.hook_binary = Some(ignite);
+        self
+    }
+
+    /// Runs every command with `--systemd-cgroup` (a global option of runc, crun and youki
+    /// alike), so that create, kill and delete all go through systemd.
+    pub fn with_systemd_cgroup(mut self, on: bool) -> Self {
+        self.systemd_cgroup = on;
         self
     }
 
@@ -42,6 +52,9 @@ impl CliRuntime {
     fn base(&self, id: Option<&str>) -> std::process::Command {
         let mut cmd = std::process::Command::new(&self.binary);
         cmd.arg("--root").arg(&self.root);
+        if self.systemd_cgroup {
+            cmd.arg("--systemd-cgroup");
+        }
         if let Some(id) = id {
             cmd.arg("--log").arg(self.log_path(id)).arg("--log-format").arg("json");
         }
