@@ -141,7 +141,8 @@ impl<R: OciRuntime> Supervisor<R> {
                         {
                             teardown.runtime_exited = true;
                             if !status.success() {
-                                return (Err(self.oci.launch_failure(&plan.id, &teardown.fg).into()), teardown);
+                                let e = self.oci.launch_failure(&plan.id, &teardown.fg, Some(status));
+                                return (Err(e.into()), teardown);
                             }
                         }
                         break;
@@ -151,7 +152,8 @@ impl<R: OciRuntime> Supervisor<R> {
                     teardown.runtime_exited = true;
                     if events.is_empty() {
                         tracing::debug!("{} exited before the program started: {status:?}", self.oci.name());
-                        return (Err(self.oci.launch_failure(&plan.id, &teardown.fg).into()), teardown);
+                        let e = self.oci.launch_failure(&plan.id, &teardown.fg, status.ok());
+                        return (Err(e.into()), teardown);
                     }
                 }
                 _ = &mut deadline, if stop.is_none() => {

@@ -113,7 +113,7 @@ impl<R: OciRuntime> Supervisor<R> {
                 Some(other) => Err(SupervisorError::NotReady(format!("unexpected event before the job: {other:?}"))),
                 None => Err(SupervisorError::NotReady("the entrypoint exited before it was ready".into())),
             },
-            _ = l.fg.child.wait() => Err(self.oci.launch_failure(&l.plan.id, &l.fg).into()),
+            status = l.fg.child.wait() => Err(self.oci.launch_failure(&l.plan.id, &l.fg, status.ok()).into()),
             _ = tokio::time::sleep(LAUNCH_ALLOWANCE) => {
                 Err(SupervisorError::NotReady(format!("not ready within {} s", LAUNCH_ALLOWANCE.as_secs())))
             }

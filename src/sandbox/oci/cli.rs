@@ -11,6 +11,9 @@ use nix::sys::signal::Signal;
 
 use super::{ContainerState, CreateIo, Foreground, OciError, OciKind, OciRuntime};
 
+/// What a failed command that logged and printed nothing is said to have done.
+const NO_MESSAGE: &str = "failed without a message";
+
 #[derive(Debug, Clone)]
 pub struct CliRuntime {
     kind: OciKind,
@@ -125,7 +128,7 @@ impl CliRuntime {
             .and_then(|t| explain(self.kind, &t));
         let message = from_log
             .or_else(|| stderr.lines().rev().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_string()))
-            .unwrap_or_else(|| "failed without a message".to_string());
+            .unwrap_or_else(|| NO_MESSAGE.to_string());
         if op != "create" && (message.contains("does not exist") || message.contains("not found")) {
             return OciError::NotFound { runtime: self.name().to_string(), id: id.to_string() };
         }
@@ -244,8 +247,20 @@ impl OciRuntime for CliRuntime {
         Ok(Foreground { child, log_start })
     }
 
-    fn launch_failure(&self, id: &str, fg: &Foreground) -> OciError {
-        self.failure("run", id, fg.log_start, "")
+    fn launch_failure(&self, id: &str, fg: &Foreground, status: Option<std::process::ExitStatus>) -> OciError {
+        let mut e = self.failure("run", id, fg.log_start, "");
+        if let (OciError::Command { message, .. }, Some(status)) = (&mut e, status)
+            && message == NO_MESSAGE
+        {
+            use std::os::unix::process::ExitStatusExt;
+            let how = match (status.code(), status.signal()) {
+                (Some(code), _) => format!("it exited with status {code}"),
+                (None, Some(sig)) => format!("it was killed by signal {sig}"),
+                (None, None) => format!("{status}"),
+            };
+            *message = format!("{NO_MESSAGE}: {how}");
+        }
+        e
     }
 
     async fn start(&self, id: &str) -> Result<(), OciError> {
@@ -466,6 +481,41 @@ esac
             // The container's stdin is an empty pipe, not a file of the host.
             assert_eq!(std::fs::read(d.path().join("stdin")).unwrap(), b"");
         }
+    }
+
+    #[tokio::test]
+    async fn the_systemd_driver_puts_systemd_cgroup_on_every_command() {
+        for kind in [OciKind::Runc, OciKind::Crun, OciKind::Youki] {
+            let d = tempfile::tempdir().unwrap();
+            let rt = fake_of(d.path(), kind).with_systemd_cgroup(true);
+            rt.kill("c1", Signal::SIGKILL).await.unwrap();
+            rt.delete("c1", true).await.unwrap();
+            let _ = rt.list().await;
+            let argv = std::fs::read_to_string(d.path().join("argv")).unwrap();
+            let root = d.path().join("root").display().to_string();
+            assert_eq!(argv.lines().count(), if kind == OciKind::Youki { 2 } else { 3 }, "{argv}");
+            for line in argv.lines() {
+                assert!(line.starts_with(&format!("--root {root} --systemd-cgroup ")), "{kind}: {line}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_run_that_fails_silently_is_described_by_its_exit_status() {
+        let d = tempfile::tempdir().unwrap();
+        let script = d.path().join("silent-runc");
+        std::fs::write(&script, "#!/bin/sh\nexit 3\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let rt = CliRuntime::new(OciKind::Runc, script, d.path().join("root"), d.path().to_path_buf());
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let (r2, w2) = nix::unistd::pipe().unwrap();
+        let mut fg =
+            OciRuntime::run(&rt, "c1", d.path(), CreateIo { stdout: w, stderr: w2, extra_fds: vec![] }).unwrap();
+        let status = fg.child.wait().await.unwrap();
+        drop((r, r2));
+        let e = rt.launch_failure("c1", &fg, Some(status));
+        assert_eq!(e.to_string(), "runc run c1: failed without a message: it exited with status 3");
+        assert_eq!(rt.launch_failure("c1", &fg, None).to_string(), "runc run c1: failed without a message");
     }
 
     #[test]

@@ -66,8 +66,9 @@ pub trait OciRuntime: Send + Sync {
     /// Creates and starts the container with one runtime process that stays in the
     /// foreground and removes the container (cgroup included) before it exits.
     fn run(&self, id: &str, bundle: &Path, io: CreateIo) -> Result<Foreground, OciError>;
-    /// The runtime's own explanation after a `run` ended before the program started.
-    fn launch_failure(&self, id: &str, fg: &Foreground) -> OciError;
+    /// The runtime's own explanation after a `run` ended before the program started; its
+    /// exit status (when known) says more where the runtime logged nothing.
+    fn launch_failure(&self, id: &str, fg: &Foreground, status: Option<std::process::ExitStatus>) -> OciError;
     fn start(&self, id: &str) -> impl Future<Output = Result<(), OciError>> + Send;
     fn kill(&self, id: &str, signal: nix::sys::signal::Signal) -> impl Future<Output = Result<(), OciError>> + Send;
     /// Removes the container and its cgroup; `force` kills it first if it still runs.
