@@ -1,6 +1,6 @@
 //! `ignite bench` through the real binary: a tiny matrix (bun; bare and seccomp; cold and warm;
 //! 2 runs) checked in its JSON, CSV and SVG forms, the reduced levels, and Ctrl-C in the middle
-//! of a benchmark.
+//! of a benchmark, under the OCI runtime the tests drive (runc; crun in the host matrix).
 
 mod common;
 
@@ -8,6 +8,12 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
 use common::*;
+
+/// The OCI runtime the tests drive (`IGNITE_TEST_OCI_RUNTIME`: a name or a path), by name.
+fn oci_name() -> String {
+    let oci = test_oci_runtime();
+    oci.rsplit('/').next().unwrap_or(&oci).to_string()
+}
 
 #[test]
 fn tiny_matrix_reports_every_cell_and_leaves_nothing() {
@@ -20,7 +26,7 @@ fn tiny_matrix_reports_every_cell_and_leaves_nothing() {
     let out = sb
         .cmd()
         .args(["bench", "--runtime", "bun", "--level", "bare", "--level", "seccomp", "--runs", "2", "--warmup", "0"])
-        .args(["--json", "--oci", "runc"])
+        .args(["--json", "--oci", &test_oci_runtime()])
         .arg("--csv")
         .arg(&csv)
         .arg("--chart")
@@ -31,7 +37,8 @@ fn tiny_matrix_reports_every_cell_and_leaves_nothing() {
     let r: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\n{}", stdout_of(&out), stderr_of(&out)));
     assert!(r["host"]["kernel"].as_str().is_some_and(|k| !k.is_empty()), "{r}");
-    assert_eq!(r["host"]["ociRuntimes"][0]["name"], "runc", "{r}");
+    let oci = oci_name();
+    assert_eq!(r["host"]["ociRuntimes"][0]["name"], oci, "{r}");
     assert_eq!(r["runs"], 2);
     let cells = r["cells"].as_array().unwrap();
     let shape: Vec<(String, String, String)> = cells
@@ -55,7 +62,7 @@ fn tiny_matrix_reports_every_cell_and_leaves_nothing() {
     assert!(bare["phases"].get("create").is_none(), "a bare run has no container: {bare}");
     assert_eq!(bare["overhead"]["ratio"], 1.0, "{bare}");
 
-    assert_eq!((full["runs"].as_u64(), full["oci"].as_str()), (Some(2), Some("runc")), "{full}");
+    assert_eq!((full["runs"].as_u64(), full["oci"].as_str()), (Some(2), Some(oci.as_str())), "{full}");
     let t = &full["total"];
     let (min, p50, p95, p99) = (
         t["min"].as_f64().unwrap(),
@@ -83,8 +90,8 @@ fn tiny_matrix_reports_every_cell_and_leaves_nothing() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 4, "{csv}");
     assert!(lines[0].starts_with("runtime,level,oci,mode,status,runs,p50_ms,"), "{csv}");
-    assert!(lines[2].contains(",seccomp,runc,cold,ok,2,"), "{csv}");
-    assert!(lines[3].contains(",seccomp,runc,warm,ok,2,"), "{csv}");
+    assert!(lines[2].contains(&format!(",seccomp,{oci},cold,ok,2,")), "{csv}");
+    assert!(lines[3].contains(&format!(",seccomp,{oci},warm,ok,2,")), "{csv}");
 
     let svg = std::fs::read_to_string(&svg).unwrap();
     let doc = roxmltree::Document::parse(&svg).expect("the chart is XML");
@@ -106,7 +113,7 @@ fn reduced_levels_are_supervised_like_real_runs_and_leave_nothing() {
     let out = sb
         .cmd()
         .args(["bench", "--runtime", "bun", "--level", "namespaces", "--level", "cgroups", "--mode", "cold"])
-        .args(["--runs", "2", "--warmup", "0", "--json", "--oci", "runc"])
+        .args(["--runs", "2", "--warmup", "0", "--json", "--oci", &test_oci_runtime()])
         .output()
         .expect("spawn ignite");
     assert_eq!(out.status.code(), Some(0), "stderr:\n{}", stderr_of(&out));
@@ -139,7 +146,7 @@ fn ctrl_c_stops_cleans_up_and_still_reports() {
     let mut child = sb
         .cmd()
         .args(["bench", "--runtime", "bun", "--level", "seccomp", "--level", "audit", "--mode", "cold"])
-        .args(["--runs", "10000", "--warmup", "0", "--budget", "1h", "--json", "--oci", "runc"])
+        .args(["--runs", "10000", "--warmup", "0", "--budget", "1h", "--json", "--oci", &test_oci_runtime()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
