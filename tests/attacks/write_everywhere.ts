@@ -33,4 +33,5 @@ function visit(dir: string) {
   }
 }
 visit("/");
-console.log(JSON.stringify({ writable, errors: [...errors].sort(), checkedMoreThan10: checked > 10 }));
+// Sorted: the order directories are listed in depends on the filesystem.
+console.log(JSON.stringify({ writable: [...writable].sort(), errors: [...errors].sort(), checkedMoreThan10: checked > 10 }));
