@@ -190,13 +190,15 @@ fn program_hears_sigterm_at_the_time_limit_on_every_runtime_with_signal_handlers
     let node =
         "process.on('SIGTERM', () => { console.log('got SIGTERM'); process.exit(3); }); setInterval(() => {}, 1000);";
     let deno = "Deno.addSignalListener('SIGTERM', () => { console.log('got SIGTERM'); Deno.exit(3); }); setInterval(() => {}, 1000);";
+    // Long enough for each runtime to start and install its handler before the limit.
+    let limit = 1000 * slowdown();
     for (runtime, code) in [("bun", node), ("node", node), ("deno", deno)] {
         let dir = sb.service(
             &format!("term-{runtime}"),
             &[
                 (
                     "service.yaml",
-                    &format!("service:\n  name: term\n  entry: index.js\n  timeoutMs: 1000\n  runtime: {runtime}\n"),
+                    &format!("service:\n  name: term\n  entry: index.js\n  timeoutMs: {limit}\n  runtime: {runtime}\n"),
                 ),
                 ("index.js", code),
             ],

@@ -287,3 +287,11 @@ pub fn host_cgroup() -> (bool, bool) {
     let v1_memory = mountinfo.lines().any(|l| l.contains(" - cgroup ") && l.split(',').any(|o| o == "memory"));
     (!v1_memory, Path::new("/run/systemd/system").is_dir())
 }
+
+/// How many times slower than the development machines this host runs programs:
+/// `IGNITE_TEST_SLOWDOWN` (the host-matrix VM, under QEMU's software emulation, sets it), else
+/// 1. Tests whose time limits must leave a runtime time to start scale them by it.
+#[allow(dead_code)]
+pub fn slowdown() -> u64 {
+    std::env::var("IGNITE_TEST_SLOWDOWN").ok().and_then(|v| v.parse().ok()).filter(|&f| f >= 1).unwrap_or(1)
+}
