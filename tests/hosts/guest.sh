@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Runs inside the host-matrix VM as root (vm-run.sh copies it in as job.sh). It mounts the
+# repository (with its built test binaries) at the same path as on the build host, copies the
+# runtime bundles in, records the host's facts, then runs every test binary listed in
+# /mnt/job/tests.list under each OCI runtime in $OCIS, the way `cargo test` would (from the
+# repository's root, CI=true so a missing prerequisite fails instead of skipping). After each
+# OCI runtime it checks that nothing was left behind: no containers, no sandbox cgroups.
+set -uo pipefail
+# shellcheck source=/dev/null
+. /mnt/job/vars.sh
+mkdir -p "$REPO" /mnt/cache
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=1048576,cache=loose repo "$REPO" || exit 90
+# The binaries the tests run (`ignite` at the path compiled into them) come from this job's
+# copy, not from the repository's target directory, and are read from memory: every run
+# executes ignite and ignite-init, and reading them through 9p each time costs seconds.
+mkdir -p "$BIN_DIR" 2>/dev/null
+mount -t tmpfs -o size=2g ignite-bin "$BIN_DIR" || exit 90
+cp /mnt/job/bin/* "$BIN_DIR"/ || exit 90
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=1048576 cache /mnt/cache || exit 90
+mkdir -p /var/lib/ignite
+t=$SECONDS
+# The built bundles and their unpacked trees (unpacking them here would cost minutes).
+cp -a /mnt/cache/index /mnt/cache/bundles /mnt/cache/rootfs /var/lib/ignite/ || exit 91
+echo "bundles copied in $((SECONDS - t)) s"
+# The host's mount points, to check that no suite takes any away (a helper that unmounts in
+# the wrong namespace takes /sys/fs/cgroup with it).
+mounts() { awk '{ print $5 }' /proc/self/mountinfo | sort; }
+mounts >/tmp/mounts.before
+
+# The network (QEMU's user-mode stack, DHCP): the grants suite needs it.
+for _ in $(seq 60); do ip route | grep -q '^default' && break; sleep 0.5; done
+echo "== host facts"
+echo "kernel $(uname -r); PID 1 $(cat /proc/1/comm); $(systemctl --version | head -1)"
+echo "/sys/fs/cgroup: $(stat -fc %T /sys/fs/cgroup); controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
+echo "runc: $(runc --version | head -1); crun: $(crun --version | head -1)"
+echo "this job's cgroup: $(cat /proc/self/cgroup)"
+echo "network: $(ip -4 -brief address show scope global | tr -s ' ' | tr '\n' ';') $(ip route | grep '^default')"
+
+status=0
+mkdir -p /mnt/job/logs
+for oci in ${OCIS//,/ }; do
+  echo "== $oci"
+  while read -r name _; do
+    [[ -n $name ]] || continue
+    exe=$BIN_DIR/$name
+    t=$SECONDS
+    # Programs run 5–10 times slower under QEMU's software emulation than on the host: tests
+    # whose time limits must leave a runtime time to start scale them (IGNITE_TEST_SLOWDOWN).
+    (cd "$REPO" && CI=true IGNITE_TEST_OCI_RUNTIME=$oci IGNITE_TEST_SLOWDOWN=${SLOWDOWN:-8} RUST_BACKTRACE=1 \
+      timeout --kill-after=10 "${SUITE_TIMEOUT:-1500}" "$exe" --test-threads="${TEST_THREADS:-2}") \
+      >"/mnt/job/logs/$oci-$name.log" 2>&1
+    rc=$?
+    result=$(grep -a '^test result:' "/mnt/job/logs/$oci-$name.log" | tail -1)
+    echo "$oci $name: rc=$rc in $((SECONDS - t)) s: ${result:-no result (see logs/$oci-$name.log)}"
+    ((rc == 0)) || status=1
+    gone=$(mounts | comm -23 /tmp/mounts.before -)
+    if [[ -n $gone ]]; then
+      echo "LOST MOUNTS after $oci $name: $gone"
+      status=1
+    fi
+  done </mnt/job/tests.list
+  # Nothing may outlive the suites: no container in the runtime's state, no sandbox cgroup.
+  left=$(find /sys/fs/cgroup -name '*ig-*' -type d 2>/dev/null)
+  if [[ -n $left ]]; then
+    echo "LEFTOVER cgroups after $oci:"
+    echo "$left"
+    status=1
+  fi
+done
+exit "$status"

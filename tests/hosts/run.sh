@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# The host matrix: ignite's own integration suites on a pure cgroup v2 host with systemd as
+# PID 1 (a Debian 12 VM under QEMU), under runc and under crun. The test binaries are built
+# here and run there unchanged; the VM sees the repository read-only at the same path.
+#
+#   tests/hosts/run.sh                 every suite below, under runc and crun
+#   tests/hosts/run.sh server grants   only these suites (names of files in tests/)
+#   IGNITE_VM_OCI=crun tests/hosts/run.sh
+#
+# Prints one line per OCI runtime, `v2/runc: N passed, M failed`, and exits non-zero if any
+# test failed or anything was left behind. Needs root (the image build and the suites); the
+# first run installs QEMU and builds the image (about 2 min), later runs reuse it.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$repo"
+# What the stage covers (docs/hosts.md says which test proves what): every report status,
+# metrics, policy knobs, audit events, grants, the warm pool, sessions, cleanup, doctor and
+# `ignite bench` under each OCI runtime.
+default_suites=(sandbox escape audit spawn grants policy server engine cli doctor bench)
+suites=("$@")
+((${#suites[@]})) || suites=("${default_suites[@]}")
+ocis=${IGNITE_VM_OCI:-runc,crun}
+cache=${IGNITE_CACHE_DIR:-/var/lib/ignite}
+[[ -d $cache/bundles && -d $cache/index ]] || { echo "run.sh: no runtime bundles in $cache (ignite runtime pull bun …)" >&2; exit 2; }
+
+image=$(bash tests/hosts/vm-image.sh)
+
+echo "== host matrix: building the test binaries" >&2
+cargo build --locked --bins >&2
+args=()
+for s in "${suites[@]}"; do args+=(--test "$s"); done
+job=$(mktemp -d /tmp/ignite-vm-job.XXXXXX)
+trap 'rm -rf "$job"' EXIT
+cargo test --locked --no-run --message-format=json "${args[@]}" 2>/dev/null | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["kind"] == ["test"] and m.get("executable"):
+        print(m["target"]["name"], m["executable"])
+' >"$job/tests.list"
+for s in "${suites[@]}"; do
+  grep -q "^$s " "$job/tests.list" || { echo "run.sh: no test binary for suite '$s'" >&2; exit 2; }
+done
+
+# A copy of the binaries without their debug info (ignite 250 MB → 60 MB, ignite-init 170 MB
+# → 5 MB: every run executes both, and the guest keeps them in memory), which also means that
+# building on while the VM runs cannot change what it runs. The tests find `ignite` at the path
+# cargo compiled into them; the guest puts bin/ at that directory.
+bin_dir=$(dirname "$(grep -m1 '^[a-z]' "$job/tests.list" | cut -d' ' -f2)")/..
+bin_dir=$(cd "$bin_dir" && pwd)
+mkdir "$job/bin"
+while read -r name exe; do
+  strip --strip-debug -o "$job/bin/$name" "$exe"
+done <"$job/tests.list"
+for b in ignite ignite-init; do
+  strip --strip-debug -o "$job/bin/$b" "$bin_dir/$b"
+done
+# IGNITE_VM_GUEST: another script to run in the VM instead (same shares and variables), to
+# look into a failure by hand.
+cp "${IGNITE_VM_GUEST:-tests/hosts/guest.sh}" "$job/job.sh"
+{
+  printf 'REPO=%q\n' "$repo"
+  printf 'BIN_DIR=%q\n' "$bin_dir"
+  printf 'OCIS=%q\n' "$ocis"
+} >"$job/vars.sh"
+shares=("repo=$repo" "cache=$cache")
+
+echo "== host matrix: ${suites[*]} under ${ocis//,/ and } in the cgroup v2 VM" >&2
+set +e
+bash tests/hosts/vm-run.sh "$image" "$job" "${shares[@]}"
+rc=$?
+set -e
+cat "$job/job.out" 2>/dev/null
+# Failed tests' output, so that CI's log says why.
+for log in "$job"/logs/*.log; do
+  [[ -f $log ]] || continue
+  if grep -qa '^test result: FAILED\|^failures:' "$log" || ! grep -qa '^test result:' "$log"; then
+    echo "---- $(basename "$log" .log)"
+    sed -n '/^failures:/,$p' "$log" | head -200
+    grep -qa '^test result:' "$log" || tail -50 "$log"
+  fi
+done
+[[ -n ${IGNITE_VM_KEEP_LOGS:-} ]] && cp -a "$job/logs" "$IGNITE_VM_KEEP_LOGS"
+for oci in ${ocis//,/ }; do
+  cat "$job"/logs/"$oci"-*.log 2>/dev/null |
+    awk -v o="$oci" '/^test result:/ { p += $4; f += $6 } END { printf "v2/%s: %d passed, %d failed\n", o, p, f }'
+done
+exit "$rc"
