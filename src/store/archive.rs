@@ -20,7 +20,7 @@
 //! manifest announces, so a member the tar reader would buffer (a long name) cannot be large.
 
 use std::cell::Cell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -236,9 +236,9 @@ pub fn write<T: Serialize + Clone>(
     };
     let mut builder = tar::Builder::new(sink);
     append(&mut builder, MANIFEST, json.len() as u64, &mut &json[..]).at("write", temp.path())?;
-    let mut written: BTreeMap<&str, ()> = BTreeMap::new();
+    let mut written: BTreeSet<&str> = BTreeSet::new();
     for source in sources {
-        if written.insert(&source.member, ()).is_some() {
+        if !written.insert(&source.member) {
             continue;
         }
         let Some(entry) = entries.iter().find(|e| e.member == source.member) else {

@@ -8,6 +8,7 @@ use std::path::Path;
 use super::store::{BundleStore, IndexRecord};
 use super::{Progress, Rootfs};
 use crate::data::runtime::{Registry, ResolvedRuntime};
+use crate::fsutil::At;
 use crate::store::archive::{self, ArchiveError, Contents, Entry, Source};
 
 /// One bundle an export wrote.
@@ -66,7 +67,7 @@ pub fn export(
                 rt.key()
             )));
         }
-        let size = std::fs::metadata(&path).map_err(|e| crate::fsutil::IoError::new("stat", &path, e))?.len();
+        let size = std::fs::metadata(&path).at("stat", &path)?.len();
         let member = format!("bundles/{}", file_name(&path));
         exported.push(ExportedBundle { runtime: rt.key(), digest: record.digest.clone(), bytes: size });
         entries.push(Entry { member: member.clone(), digest: record.digest.clone(), size, record });

@@ -67,7 +67,13 @@ pub fn import(cache: &DepsCache, key: &str, service: &str, file: &Path) -> Resul
                 problem: format!("a dependency archive holds one tree, this one lists {}", entries.len()),
             });
         };
-        if entry.record.key != key || entry.member != format!("deps/sha256-{}.tar", entry.record.key) {
+        if entry.member != format!("deps/sha256-{}.tar", entry.record.key) {
+            return Err(ArchiveError::Manifest {
+                path: file.to_path_buf(),
+                problem: format!("member {:?} is not named after its key {}", entry.member, entry.record.key),
+            });
+        }
+        if entry.record.key != key {
             return Err(ArchiveError::KeyMismatch {
                 path: file.to_path_buf(),
                 service: service.to_string(),
