@@ -212,7 +212,7 @@ fn hostile_archives_are_refused_with_precise_errors() {
     let member = format!("bundles/sha256-{}.tar.gz", &digest[7..]);
     // The package this ignite pins for bun, as `runtime list` does not show it: taken from the
     // error the import gives for a wrong one.
-    let manifest = |package_integrity: &str, size: usize| {
+    let manifest_of = |package_integrity: &str, digest: &str, member: &str, size: usize| {
         serde_json::json!({
             "format": "ignite-archive/1",
             "contents": "bundles",
@@ -228,6 +228,7 @@ fn hostile_archives_are_refused_with_precise_errors() {
         })
         .to_string()
     };
+    let manifest = |package_integrity: &str, size: usize| manifest_of(package_integrity, &digest, &member, size);
     let bogus = format!("sha512-{}", "A".repeat(86) + "==");
     let import = |archive: &Path| {
         let cache = dir.path().join(format!("cache-{}", nonce()));
@@ -285,6 +286,31 @@ fn hostile_archives_are_refused_with_precise_errors() {
         let err = import(&path);
         assert!(err.contains(&needle) && err.contains("nothing was imported"), "{name}: expected {needle:?} in: {err}");
     }
+    // A bundle that matches its digest but is itself hostile (a `..` entry): the unpacker
+    // refuses it, and neither the tarball nor an index record stays.
+    let evil = {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.as_gnu_mut().unwrap().name[..9].copy_from_slice(b"../escape");
+        header.set_size(0);
+        header.set_cksum();
+        b.append(&header, &b""[..]).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&b.into_inner().unwrap()).unwrap();
+        gz.finish().unwrap()
+    };
+    let evil_digest = {
+        use sha2::Digest as _;
+        format!("sha256:{}", hex::encode(sha2::Sha256::digest(&evil)))
+    };
+    let evil_member = format!("bundles/sha256-{}.tar.gz", &evil_digest[7..]);
+    let path = dir.path().join("evil-bundle.tar");
+    let evil_manifest = manifest_of(&pinned, &evil_digest, &evil_member, evil.len());
+    hand_made(&path, &evil_manifest, &[(evil_member.as_bytes(), Regular, &evil)]);
+    let err = import(&path);
+    assert!(err.contains("refusing tar entry \"../escape\""), "{err}");
+    assert!(!dir.path().join("escape").exists());
+
     // A runtime this ignite does not define, and a dependency archive given to `runtime import`.
     let path = dir.path().join("unknown.tar");
     hand_made(
