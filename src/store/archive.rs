@@ -338,6 +338,7 @@ pub fn read<T: DeserializeOwned>(
     staging: &Path,
     check: impl FnOnce(&[Entry<T>]) -> Result<(), ArchiveError>,
 ) -> Result<ReadArchive<T>, ArchiveError> {
+    reap_stale(staging);
     let read_err = |source: io::Error| ArchiveError::Read { path: path.to_path_buf(), source };
     let mut file = File::open(path).at("open", path)?;
     let mut magic = [0u8; 2];
@@ -438,7 +439,7 @@ pub fn read<T: DeserializeOwned>(
         if member.size() != *size {
             return Err(refuse(MemberProblem::SizeMismatch { expected: *size, actual: member.size() }));
         }
-        let file = Cleanup::new(staging.join(temp_name("archive")));
+        let file = Cleanup::new(staging.join(temp_name(STAGING_PREFIX)));
         let mut dst = OpenOptions::new().write(true).create_new(true).open(file.path()).at("create", file.path())?;
         let mut reader = HashingReader::<_, Sha256>::new(&mut member);
         io::copy(&mut reader, &mut dst).map_err(read_err)?;
@@ -461,6 +462,31 @@ pub fn read<T: DeserializeOwned>(
         return Err(ArchiveError::MissingMember { path: path.to_path_buf(), member: missing.clone() });
     }
     Ok((entries, staged))
+}
+
+/// Prefix of the staging files of [`read`] (then the reading process's pid).
+const STAGING_PREFIX: &str = "archive";
+
+/// Removes the staging files that imports killed before they could clean up left in `staging`:
+/// those whose process is gone. (A live process's files, including this one's, stay.)
+pub fn reap_stale(staging: &Path) {
+    let Ok(entries) = fs::read_dir(staging) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(STAGING_PREFIX)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) == Err(nix::errno::Errno::ESRCH);
+        if pid > 0 && gone {
+            tracing::debug!(path = %entry.path().display(), "removing a stale archive staging file");
+            crate::fsutil::remove_any(&entry.path());
+        }
+    }
 }
 
 fn manifest_err(path: &Path, problem: String) -> ArchiveError {
@@ -753,6 +779,21 @@ mod tests {
             let err = refused(&with_manifest(&json));
             assert!(err.contains(needle), "expected {needle:?} in: {err}");
         }
+    }
+
+    #[test]
+    fn staging_files_of_dead_processes_are_reaped() {
+        let dir = tempfile::tempdir().unwrap();
+        // pid_max is at most 2^22: this pid is not alive.
+        let dead = dir.path().join("archive-9999999-0000-0");
+        let mine = dir.path().join(temp_name(STAGING_PREFIX));
+        let other = dir.path().join("build-bun@1.4.5-9999999-0000-0");
+        for p in [&dead, &mine, &other] {
+            fs::write(p, b"x").unwrap();
+        }
+        reap_stale(dir.path());
+        assert!(!dead.exists());
+        assert!(mine.exists() && other.exists());
     }
 
     #[test]
