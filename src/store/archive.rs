@@ -195,7 +195,7 @@ pub struct Source {
     pub path: PathBuf,
 }
 
-/// What [`write`] wrote.
+/// What [`write()`] wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Written {
     /// Size of the archive file.
