@@ -48,9 +48,16 @@ lockfile frozen, no lifecycle scripts unless service.yaml says `install: {script
 sandbox of their own with a user-mode network, and cached; `ignite run` then mounts them
 read-only at /node_modules. Useful to warm the cache in CI.
 
+To carry the installed tree to a host without registry access, export it where the registry is
+reachable and import it there: the archive holds the tree packed, its sha256 digest and the
+cache key (package.json, lockfile, installer); --import accepts only the tree of exactly this
+directory's package.json and lockfile, verifies the digest, and needs no network or sandbox.
+
 EXAMPLES:
   ignite install svc/
-  ignite install svc/ --json     # {\"service\":…,\"modules\":\"installed\",\"install\":{…}}";
+  ignite install svc/ --json     # {\"service\":…,\"modules\":\"installed\",\"install\":{…}}
+  ignite install svc/ --export svc-deps.tar.gz
+  ignite install svc/ --import svc-deps.tar.gz   # on the air-gapped host";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -175,6 +182,14 @@ pub(super) enum Command {
         /// Do not print progress or the summary line on stderr.
         #[arg(long, short = 'q')]
         quiet: bool,
+        /// After installing (or finding the tree cached), also write it to this archive (.tar,
+        /// or .tar.gz/.tgz for gzip), for `ignite install DIR --import FILE` on another host.
+        #[arg(long, value_name = "FILE", conflicts_with = "import")]
+        export: Option<PathBuf>,
+        /// Install from this archive instead of the npm registry: no network, no sandbox. It
+        /// must hold the tree of exactly this package.json and lockfile.
+        #[arg(long, value_name = "FILE")]
+        import: Option<PathBuf>,
     },
     /// Create a new service directory from the runtime's template (service.yaml, index.ts, …).
     #[command(after_help = INIT_HELP)]
@@ -385,7 +400,9 @@ const RUNTIME_HELP: &str = "\
 EXAMPLES:
   ignite runtime list
   ignite runtime list --json | jq '.runtimes[].versions[] | select(.present)'
-  ignite runtime pull node@22              # ahead of the first run (download, verify, build, unpack)";
+  ignite runtime pull node@22              # ahead of the first run (download, verify, build, unpack)
+  ignite runtime export bun node -o rt.tar # carry bundles to a host without registry access
+  ignite runtime import rt.tar             # there: verified, then unpacked into the cache";
 
 const CLEANUP_HELP: &str = "\
 Needs root. Runs, sessions and inline code of a live ignite process (or server) are never
@@ -509,7 +526,54 @@ pub(super) enum RuntimeCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write runtime bundles, with their digests and provenance, to one archive for another
+    /// host's cache (pulls any not in the cache first).
+    #[command(after_help = RUNTIME_EXPORT_HELP)]
+    Export {
+        /// Runtimes to export, as `pull` takes them (e.g. `bun node@22 deno`).
+        #[arg(required = true, value_name = "SPEC")]
+        specs: Vec<String>,
+        /// The archive to write: FILE.tar, or FILE.tar.gz / FILE.tgz for gzip.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: PathBuf,
+        /// Print one JSON object on stdout instead of a summary on stderr.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import the bundles of an archive written by `ignite runtime export`, verifying each
+    /// against its recorded sha256 digest first; nothing is downloaded.
+    #[command(after_help = RUNTIME_IMPORT_HELP)]
+    Import {
+        /// The archive (.tar, .tar.gz or .tgz).
+        file: PathBuf,
+        /// Print one JSON object on stdout instead of a summary on stderr.
+        #[arg(long)]
+        json: bool,
+    },
 }
+
+const RUNTIME_EXPORT_HELP: &str = "\
+The archive is a tar file: ignite-archive.json (each bundle's sha256 digest, size and index
+record: runtime, version, the npm package it was built from, the recipe digest), then the
+bundle tarballs under bundles/. Bundles are already compressed, so a plain .tar is as small.
+A bundle's digest names its bytes: it is the natural key for caching the archive in CI (see
+docs/offline.md).
+
+EXAMPLES:
+  ignite runtime export bun -o bun.tar
+  ignite runtime export bun node@22 deno -o runtimes.tar --json | jq -r '.bundles[].digest'";
+
+const RUNTIME_IMPORT_HELP: &str = "\
+Before anything enters the cache, every entry must name a runtime version this ignite defines,
+built from the package it pins, and every bundle must match its recorded digest; archives with
+links, absolute or '..' names, oversized, missing or unlisted members are refused. Then each
+bundle is unpacked (as safely as a built one) and recorded as imported. A version that used
+another bundle is switched to the imported one (`replaced` in --json). Needs write access to
+the cache directory (--cache-dir).
+
+EXAMPLES:
+  ignite runtime import runtimes.tar
+  IGNITE_CACHE_DIR=/srv/ignite ignite runtime import runtimes.tar --json";
 
 #[derive(Args, Debug, Clone)]
 pub(super) struct RunArgs {

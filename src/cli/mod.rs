@@ -112,7 +112,9 @@ fn dispatch(cli: Cli, matches: &ArgMatches) -> anyhow::Result<i32> {
         Command::Policy { command: PolicyCommand::Show { dir, policy, audit, json } } => {
             policy::show(&dir, policy.as_deref(), audit, json)
         }
-        Command::Install { dir, json, quiet } => run::install_service(&cli.global, &dir, json, quiet),
+        Command::Install { dir, json, quiet, export, import } => {
+            run::install_service(&cli.global, &dir, json, quiet, export.as_deref(), import.as_deref())
+        }
         Command::Preflight { dir, json, strict, runtime, memory, timeout } => {
             let overrides = Overrides { runtime, memory_mb: memory, timeout_ms: timeout, ..Overrides::default() };
             preflight::preflight_command(&cli.global, &dir, &overrides, json, strict)

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, anyhow};
 use tokio_util::sync::CancellationToken;
 
+use ignite::data::runtime::Registry;
 use ignite::data::service::{self, Overrides};
 use ignite::engine::{
     Input, LockCheck, Modules, NoProgress, OutputSink, PolicyChoice, PreflightGate, Program, Progress, Request,
@@ -17,7 +18,7 @@ use ignite::engine::{
 
 use super::args::RunArgs;
 use super::settings::{engine, tokio_rt};
-use super::{GlobalArgs, error_text, preflight, require_root};
+use super::{GlobalArgs, error_text, preflight, require_root, runtimes_dirs};
 
 fn parse_env(pairs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
     pairs
@@ -141,8 +142,36 @@ fn interrupted_or(e: impl Into<anyhow::Error>, signal: Option<i32>) -> anyhow::R
 }
 
 /// `ignite install DIR`: only the dependency step.
-pub(super) fn install_service(g: &GlobalArgs, dir: &Path, json: bool, quiet: bool) -> anyhow::Result<i32> {
+pub(super) fn install_service(
+    g: &GlobalArgs,
+    dir: &Path,
+    json: bool,
+    quiet: bool,
+    export: Option<&Path>,
+    import: Option<&Path>,
+) -> anyhow::Result<i32> {
     let svc = service::load(dir, false, &Overrides::default(), &g.passed_env()?)?;
+    if let Some(file) = import {
+        // No sandbox and no network: the tree comes from the archive, verified.
+        let registry = Registry::load(&runtimes_dirs(g))?;
+        let imported = ignite::engine::import_deps(&svc, &registry, &g.cache_dir, file)?;
+        if json {
+            let v = serde_json::json!({ "service": svc.name, "modules": "installed", "imported": imported });
+            println!("{v}");
+        } else if !quiet {
+            eprintln!(
+                "ignite: {}: {} package{} {} from {} ({}, key {})",
+                svc.name,
+                imported.packages,
+                if imported.packages == 1 { "" } else { "s" },
+                if imported.unchanged == Some(true) { "already cached; nothing imported" } else { "imported" },
+                file.display(),
+                imported.digest,
+                imported.key.get(..12).unwrap_or(&imported.key),
+            );
+        }
+        return Ok(0);
+    }
     require_root()?;
     let engine = engine(g)?;
     let progress: Box<dyn Progress> = if quiet { Box::new(NoProgress) } else { Box::new(StderrProgress::new()) };
@@ -156,8 +185,15 @@ pub(super) fn install_service(g: &GlobalArgs, dir: &Path, json: bool, quiet: boo
         Modules::Vendored(_) => "vendored",
         Modules::Install(_) => "installed",
     };
+    let exported = match export {
+        Some(out) => Some(ignite::engine::export_deps(&svc, engine.registry(), &g.cache_dir, out)?),
+        None => None,
+    };
     if json {
-        let v = serde_json::json!({ "service": svc.name, "modules": kind, "install": report });
+        let mut v = serde_json::json!({ "service": svc.name, "modules": kind, "install": report });
+        if let Some(exported) = &exported {
+            v["exported"] = serde_json::to_value(exported)?;
+        }
         println!("{v}");
     } else if !quiet {
         let line = match (&modules, &report) {
@@ -175,8 +211,16 @@ pub(super) fn install_service(g: &GlobalArgs, dir: &Path, json: bool, quiet: boo
             _ => "no dependencies to install".to_string(),
         };
         eprintln!("ignite: {}: {line}", svc.name);
+        if let Some(e) = &exported {
+            eprintln!("ignite: {}: wrote {} ({}, {})", svc.name, e.archive.display(), e.digest, megabytes(e.bytes));
+        }
     }
     Ok(0)
+}
+
+/// "12.3 MB" (decimal, as the download progress prints).
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
 /// Cancels the run on SIGINT or SIGTERM; returns the signal number received.

@@ -1,5 +1,5 @@
-//! `ignite runtime pull` and `ignite runtime list`: the runtime bundles outside any run (no
-//! root, no OCI runtime needed).
+//! `ignite runtime pull|list|export|import`: the runtime bundles outside any run (no root, no
+//! OCI runtime needed).
 
 use anyhow::Context;
 
@@ -10,7 +10,7 @@ use ignite::host::inventory::Inventory;
 use super::args::RuntimeCommand;
 use super::{GlobalArgs, print_stdout, runtimes_dirs};
 
-/// `ignite runtime pull SPEC` and `ignite runtime list`.
+/// `ignite runtime pull SPEC`, `list`, `export SPEC… -o FILE` and `import FILE`.
 pub(super) fn runtime_command(g: &GlobalArgs, cmd: RuntimeCommand) -> anyhow::Result<i32> {
     let dirs = runtimes_dirs(g);
     let registry = Registry::load(&dirs)?;
@@ -28,6 +28,34 @@ pub(super) fn runtime_command(g: &GlobalArgs, cmd: RuntimeCommand) -> anyhow::Re
                 runtime_table(&inventory)
             };
             print_stdout(&text)?;
+            Ok(0)
+        }
+        RuntimeCommand::Export { specs, output, json } => {
+            let exported =
+                ignite::engine::export_runtimes(&registry, &specs, &g.cache_dir, &output, &StderrProgress::new())?;
+            if json {
+                print_stdout(&(serde_json::to_string_pretty(&exported).context("failed to serialise")? + "\n"))?;
+            } else {
+                for b in &exported.bundles {
+                    eprintln!("ignite: {}: {} ({})", b.runtime, b.digest, megabytes(b.bytes));
+                }
+                eprintln!("ignite: wrote {} ({})", exported.archive.display(), megabytes(exported.bytes));
+            }
+            Ok(0)
+        }
+        RuntimeCommand::Import { file, json } => {
+            let imported = ignite::engine::import_runtimes(&registry, &file, &g.cache_dir, &StderrProgress::new())?;
+            if json {
+                print_stdout(&(serde_json::to_string_pretty(&imported).context("failed to serialise")? + "\n"))?;
+            } else {
+                for b in &imported.bundles {
+                    let note = match &b.previous {
+                        Some(previous) => format!("replaced {previous}"),
+                        None => b.outcome.to_string(),
+                    };
+                    eprintln!("ignite: {}: {} {note} ({})", b.runtime, b.digest, b.path.display());
+                }
+            }
             Ok(0)
         }
     }

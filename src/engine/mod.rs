@@ -35,6 +35,7 @@ pub mod install;
 pub mod internal;
 mod kind;
 mod lockfile;
+mod offline;
 pub mod pool;
 mod request;
 pub mod runner;
@@ -67,6 +68,10 @@ pub use host_env::{OperatorFileError, read_operator_text, take_env_var};
 pub use inline::{FilesError, INLINE_NAME, InlineError, InlineProgram, InlineSource, MAX_FILES, MAX_TOTAL_BYTES};
 pub use kind::ErrorKind;
 pub use lockfile::{LockFile, LockStatus, Locked, LockfileError, Verified, verify_lock, write_lock};
+pub use offline::{
+    DepsArchive, ExportedBundle, ImportedBundle, RuntimeExport, RuntimeImport, export_deps, export_runtimes,
+    import_deps, import_runtimes,
+};
 pub use pool::{PoolConfig, PoolStats, ServiceStats};
 pub use pool::{Sizing, SizingError, default_budget_mb, parse_override};
 pub use request::{

@@ -85,6 +85,18 @@ pub enum EngineError {
     NotWarm { service: String, why: &'static str },
     #[error(transparent)]
     Nofile(#[from] crate::sandbox::nofile::NofileError),
+    /// Boxed: its messages carry several paths and digests, and every result of the engine
+    /// would otherwise grow by them.
+    #[error(transparent)]
+    Archive(Box<crate::store::archive::ArchiveError>),
+    #[error("{service}: {why}; there is no dependency tree to export or import")]
+    NoDependencyTree { service: String, why: String },
+}
+
+impl From<crate::store::archive::ArchiveError> for EngineError {
+    fn from(e: crate::store::archive::ArchiveError) -> Self {
+        EngineError::Archive(Box::new(e))
+    }
 }
 
 /// One execution request.

@@ -150,7 +150,9 @@ pub fn read_operator_text(path: &Path, rule: Rule) -> Result<String, ReadError> 
 /// The hard-link rule, here and in the walk of a service directory ([`crate::fsutil::walk`]):
 /// a file with more than one link that not everyone may read is refused.
 pub(crate) fn check_links(stat: &FileStat, path: &Path) -> Result<(), ReadError> {
-    let links = stat.st_nlink;
+    // `st_nlink` is a u64 on x86_64 and a u32 on aarch64.
+    #[allow(clippy::useless_conversion)]
+    let links = u64::from(stat.st_nlink);
     if links > 1 && stat.st_mode & libc::S_IROTH == 0 {
         return Err(ReadError::PrivateHardLink { path: path.to_path_buf(), links });
     }

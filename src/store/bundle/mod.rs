@@ -6,9 +6,11 @@
 //! - [`recipe`]: runs a recipe script to build the tarball;
 //! - [`unpack`]: the hostile-archive-proof unpacker;
 //! - [`resident`]: keeps a rootfs in the page cache, out of the sandboxes' memory accounting;
-//! - [`store`]: the cache layout, locking, and the `ensure` fast path.
+//! - [`store`]: the cache layout, locking, and the `ensure` fast path;
+//! - [`offline`]: bundles in and out of offline archives ([`crate::store::archive`]).
 
 pub mod fetch;
+pub mod offline;
 pub mod recipe;
 pub mod resident;
 pub mod store;
@@ -16,7 +18,7 @@ pub mod unpack;
 
 pub use fetch::{FetchError, NoProgress, Progress, StderrProgress};
 pub use recipe::RecipeError;
-pub use store::{BundleError, BundleInfo, BundleStatus, BundleStore, DEFAULT_CACHE_DIR, Rootfs};
+pub use store::{BundleError, BundleInfo, BundleStatus, BundleStore, DEFAULT_CACHE_DIR, IndexRecord, Rootfs};
 pub use unpack::{Rejection, UnpackError, UnpackLimits, UnpackStats};
 
 use std::io::{self, Read};

@@ -29,6 +29,7 @@ use sha2::Sha256;
 
 use super::HashingReader;
 use super::fetch::{self, FetchError, Progress};
+use super::offline::ImportOutcome;
 use super::recipe::{self, RecipeError};
 use super::unpack::{UnpackError, UnpackLimits, unpack_tar_gz};
 use crate::data::runtime::{Package, PackageSource, ResolvedRuntime};
@@ -112,31 +113,32 @@ pub enum BundleError {
 /// How a bundle came to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-enum Source {
+pub enum Source {
     /// Built here by the runtime's recipe.
     Built,
     /// A prebuilt tarball handed to [`BundleStore::import`].
     Imported,
 }
 
-/// `index/<name>@<version>.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `index/<name>@<version>.json`: which bundle a runtime version uses and how it was made (an
+/// offline archive carries it as the bundle's provenance).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct IndexRecord {
-    runtime: String,
-    version: String,
+pub struct IndexRecord {
+    pub runtime: String,
+    pub version: String,
     /// `sha256:<hex>` of the bundle tarball.
-    digest: String,
-    source: Source,
-    package: Package,
+    pub digest: String,
+    pub source: Source,
+    pub package: Package,
     /// Digest of the recipe that built the bundle; a changed recipe means a rebuild.
-    recipe_digest: Option<String>,
+    pub recipe_digest: Option<String>,
     /// Size of the tarball in bytes.
-    size: u64,
+    pub size: u64,
     /// When the bundle was built or imported (seconds since the epoch).
-    created_unix: u64,
+    pub created_unix: u64,
     /// How long the recipe ran, in milliseconds (0 for imports).
-    build_millis: u64,
+    pub build_millis: u64,
 }
 
 impl IndexRecord {
@@ -336,6 +338,84 @@ impl BundleStore {
         let rootfs = self.unpack(rt, &record, progress, &mut timings)?;
         progress.done(&timings.summary(rt, started.elapsed()));
         Ok(rootfs)
+    }
+
+    /// The index record of `rt`, if the store holds one that still describes it (the bundle an
+    /// export carries, with its provenance).
+    pub fn record(&self, rt: &ResolvedRuntime) -> Option<IndexRecord> {
+        self.read_index(rt).filter(|r| r.matches(rt))
+    }
+
+    /// `bundles/sha256-<hex>.tar.gz` of a well-formed digest.
+    pub fn bundle_file(&self, digest: &str) -> Option<PathBuf> {
+        self.rootfs_dir(digest).map(|_| self.bundle_path(digest))
+    }
+
+    /// A directory on the cache's filesystem for files that are renamed into the store later
+    /// (the members of an archive being imported), created if needed.
+    pub fn staging_dir(&self) -> Result<PathBuf, BundleError> {
+        self.create_layout()?;
+        Ok(self.root.join("tmp"))
+    }
+
+    /// Makes the verified tarball `staged` (whose sha256 is `archived.digest`) the bundle of
+    /// `rt`, recorded as imported with the archive's provenance (package, recipe digest).
+    /// Under the runtime's lock, the tarball is unpacked before anything is recorded: if it
+    /// cannot be unpacked, neither the tarball nor an index record stays behind. `staged` is
+    /// renamed into the store unless a tarball of that digest is there already.
+    pub fn adopt(
+        &self,
+        rt: &ResolvedRuntime,
+        archived: &IndexRecord,
+        staged: &Path,
+        progress: &dyn Progress,
+    ) -> Result<(Rootfs, ImportOutcome), BundleError> {
+        self.create_layout()?;
+        let _lock = self.lock(&rt.key(), progress)?;
+        self.remove_stale_temps(rt);
+        let previous = self.read_index(rt).map(|r| r.digest);
+        if let Some(rootfs) = self.present(rt).filter(|r| r.digest == archived.digest) {
+            return Ok((rootfs, ImportOutcome::Unchanged));
+        }
+        progress.phase(&format!("importing {rt} ({})", archived.digest));
+        let started = Instant::now();
+        let mut timings = Timings::default();
+        let Some(bundle) = self.bundle_file(&archived.digest) else {
+            return Err(self.corrupt_index(rt, &archived.digest));
+        };
+        // The same name holds the same bytes: an existing tarball is kept as it is.
+        let created = !bundle.is_file();
+        if created {
+            fs::rename(staged, &bundle).at("rename into place", &bundle)?;
+        }
+        let size = fs::metadata(&bundle).at("stat", &bundle)?.len();
+        let record = IndexRecord {
+            runtime: rt.name.clone(),
+            version: rt.version.to_string(),
+            digest: archived.digest.clone(),
+            source: Source::Imported,
+            package: rt.package.clone(),
+            recipe_digest: archived.recipe_digest.clone(),
+            size,
+            created_unix: unix_now(),
+            build_millis: 0,
+        };
+        let rootfs = match self.unpack(rt, &record, progress, &mut timings) {
+            Ok(rootfs) => rootfs,
+            Err(e) => {
+                if created {
+                    let _ = fs::remove_file(&bundle);
+                }
+                return Err(e);
+            }
+        };
+        self.write_index(rt, &record)?;
+        progress.done(&timings.summary(rt, started.elapsed()));
+        let outcome = match previous {
+            Some(previous) if previous != archived.digest => ImportOutcome::Replaced { previous },
+            _ => ImportOutcome::Added,
+        };
+        Ok((rootfs, outcome))
     }
 
     /// The slow path: under the runtime's lock, do whatever is missing.

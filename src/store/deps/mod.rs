@@ -6,10 +6,12 @@
 //! - [`cache`]: `<cache>/deps/sha256-<key>/node_modules`, locks, leases held by runs, LRU prune;
 //! - [`specs`]: which dependency specs are installed (registry packages only);
 //! - [`tree`]: copies what an install produced into a root-owned, normalised tree;
+//! - [`offline`]: one key's tree in and out of an offline archive ([`crate::store::archive`]);
 //! - [`install`](crate::engine::install): the install step itself, in its own sandbox with a user-mode network
 //!   ([`crate::sandbox::netns`]), torn down on every path.
 
 pub mod cache;
+pub mod offline;
 pub mod specs;
 pub mod tree;
 
