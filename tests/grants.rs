@@ -231,11 +231,14 @@ fn network_on_reaches_neither_the_host_nor_private_ranges() {
     }
 }
 
-/// A directory holding links to `tools` only (found in PATH): PATH for an ignite that must
-/// not find the others.
+/// A directory holding links to `tools` only (found in PATH), and to the OCI runtime the tests
+/// drive when it is named rather than given as a path: PATH for an ignite that must not find
+/// the others.
 fn path_with_only(tools: &[&str]) -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
-    for tool in tools {
+    let oci = test_oci_runtime();
+    let oci = (!oci.contains('/')).then_some(oci);
+    for tool in tools.iter().copied().chain(oci.as_deref()) {
         let found = std::env::var_os("PATH")
             .and_then(|p| std::env::split_paths(&p).map(|d| d.join(tool)).find(|c| c.is_file()))
             .unwrap_or_else(|| panic!("{tool} in PATH"));
@@ -248,10 +251,10 @@ fn path_with_only(tools: &[&str]) -> tempfile::TempDir {
 fn network_off_is_loopback_only_and_needs_no_network_tool() {
     let sb = sandbox_test!();
     // Neither ip nor slirp4netns can be found: a run without a network must not need them.
-    let only_runc = path_with_only(&["runc"]);
+    let only_oci = path_with_only(&[]);
     for (name, policy) in [("net-default", ""), ("net-off", "security:\n  network:\n    enabled: false\n")] {
         let dir = service(&sb, name, "bun", "  timeoutMs: 20000\n", policy, PROBE);
-        let out = sb.cmd().env("PATH", only_runc.path()).arg("run").arg(&dir).arg("--json").output().unwrap();
+        let out = sb.cmd().env("PATH", only_oci.path()).arg("run").arg(&dir).arg("--json").output().unwrap();
         let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON report");
         assert_eq!(r["status"], "ok", "{name}: {r}\n{}", stderr_of(&out));
         let v = output(&r);
@@ -266,8 +269,8 @@ fn a_missing_network_tool_is_named_with_its_package() {
     let sb = sandbox_test!();
     let dir = service(&sb, "net-tools", "bun", "", BOTH, "console.log(1)");
     for (tools, missing, package) in [
-        (vec!["runc", "ip"], "`slirp4netns`", "apt-get install slirp4netns"),
-        (vec!["runc"], "`ip`", "apt-get install iproute2"),
+        (vec!["ip"], "`slirp4netns`", "apt-get install slirp4netns"),
+        (vec![], "`ip`", "apt-get install iproute2"),
     ] {
         let path = path_with_only(&tools);
         let out = sb.cmd().env("PATH", path.path()).arg("run").arg(&dir).output().unwrap();

@@ -406,22 +406,42 @@ fn leftovers_of_a_killed_ignite_are_reaped() {
     sb.assert_no_leaks();
 }
 
-/// The run's cgroup on this host with `driver`, and its memory limit file there.
-fn cgroup_of(id: &str, driver: &str) -> (PathBuf, &'static str) {
+/// Where run `id`'s cgroup (the one holding its init) must be on this host with `driver`, and
+/// its memory limit file there. crun, asked for a systemd scope, puts the container in a
+/// `container` subgroup of it (its `run.oci.systemd.subgroup`, on by default on cgroup v2).
+fn expected_cgroup(id: &str, driver: &str) -> (PathBuf, &'static str) {
     let (v2, systemd) = host_cgroup();
+    let oci = test_oci_runtime();
+    let crun = oci.rsplit('/').next() == Some("crun");
     match (v2, driver) {
         (false, _) => (Path::new("/sys/fs/cgroup/memory/ignite").join(id), "memory.limit_in_bytes"),
         (true, "systemd") => {
-            (Path::new("/sys/fs/cgroup/ignite.slice").join(format!("ignite-{id}.scope")), "memory.max")
+            let scope = Path::new("/sys/fs/cgroup/ignite.slice").join(format!("ignite-{id}.scope"));
+            (if crun { scope.join("container") } else { scope }, "memory.max")
         }
-        (true, "auto") if systemd => cgroup_of(id, "systemd"),
+        (true, "auto") if systemd => expected_cgroup(id, "systemd"),
         (true, _) => (Path::new("/sys/fs/cgroup/ignite").join(id), "memory.max"),
     }
 }
 
+/// The cgroup directory of the process `pid` holding `controller` (`""`: the unified one).
+fn cgroup_of_pid(pid: u32, controller: &str) -> PathBuf {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, ctrls, path) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+        if (controller.is_empty() && ctrls.is_empty()) || ctrls.split(',').any(|c| c == controller) {
+            let mount = if controller.is_empty() { "/sys/fs/cgroup".to_string() } else { format!("/sys/fs/cgroup/{controller}") };
+            return Path::new(&mount).join(path.trim_start_matches('/'));
+        }
+    }
+    panic!("no {controller:?} cgroup in {text}");
+}
+
 /// Each run's cgroup is where the cgroup driver puts it — a transient systemd scope in
 /// ignite.slice on a pure cgroup v2 host booted with systemd, /ignite/<run> elsewhere or when
-/// cgroupfs is asked for — holds the run's memory limit, and is gone after the run.
+/// cgroupfs is asked for — holds the run's memory limit (and no swap beyond it), and is gone
+/// after the run.
 #[test]
 fn a_runs_cgroup_is_where_the_driver_puts_it_and_gone_after() {
     let sb = sandbox_test!();
@@ -453,32 +473,34 @@ fn a_runs_cgroup_is_where_the_driver_puts_it_and_gone_after() {
             std::fs::read_dir(sb.state.path().join("runs")).unwrap().flatten().filter(|e| e.path().is_dir()).collect();
         assert_eq!(runs.len(), 1, "{driver}");
         let id = runs[0].file_name().to_string_lossy().into_owned();
-        let (cgroup, limit_file) = cgroup_of(&id, driver);
+        let init: u32 = std::fs::read_to_string(runs[0].path().join("init.pid")).unwrap().trim().parse().unwrap();
+        let (cgroup, limit_file) = expected_cgroup(&id, driver);
+        assert_eq!(cgroup_of_pid(init, if v2 { "" } else { "memory" }), cgroup, "{driver}: the init's cgroup");
         let limit = std::fs::read_to_string(cgroup.join(limit_file))
             .unwrap_or_else(|e| panic!("{driver}: {}: {e}", cgroup.display()));
         assert_eq!(limit.trim(), (96u64 << 20).to_string(), "{driver}: {}", cgroup.display());
-        if cgroup.starts_with("/sys/fs/cgroup/ignite.slice") {
-            // systemd knows the scope: it is a unit of its own, with the limit as a property.
+        // The memory limit is also the memory+swap limit: no swap beyond it.
+        if let Ok(swap) = std::fs::read_to_string(cgroup.join("memory.swap.max")) {
+            assert_eq!(swap.trim(), "0", "{driver}: {}", cgroup.display());
+        }
+        if cgroup.ends_with(format!("ignite-{id}.scope")) {
+            // systemd knows the scope: a unit of its own with the limit as a property (runc
+            // sets it there; crun sets it on its subgroup).
             let unit = format!("ignite-{id}.scope");
-            let show =
-                std::process::Command::new("systemctl").args(["show", "-p", "MemoryMax", &unit]).output().unwrap();
+            let show = std::process::Command::new("systemctl").args(["show", "-p", "MemoryMax", &unit]).output().unwrap();
             assert_eq!(stdout_of(&show).trim(), format!("MemoryMax={}", 96u64 << 20), "{unit}");
         }
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT)
-            .unwrap();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
         assert_eq!(child.wait().unwrap().code(), Some(130), "{driver}");
-        assert!(!cgroup.exists(), "{driver}: {} left behind", cgroup.display());
+        let unit_dir = if cgroup.ends_with("container") { cgroup.parent().unwrap().to_path_buf() } else { cgroup };
+        assert!(!unit_dir.exists(), "{driver}: {} left behind", unit_dir.display());
         sb.assert_no_leaks();
     }
     if !(v2 && systemd) {
         let dir = sb.ts_service("where-refused", "", "console.log('never');");
         let out = sb.cmd().args(["--cgroup-driver", "systemd", "run"]).arg(&dir).output().unwrap();
         assert_eq!(out.status.code(), Some(125), "{}", stderr_of(&out));
-        assert!(
-            stderr_of(&out).contains("the systemd cgroup driver needs a pure cgroup v2 host"),
-            "{}",
-            stderr_of(&out)
-        );
+        assert!(stderr_of(&out).contains("the systemd cgroup driver needs a pure cgroup v2 host"), "{}", stderr_of(&out));
     }
 }
 
