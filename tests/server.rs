@@ -155,12 +155,10 @@ impl Server {
     /// set-up, and its program is running.
     fn wait_sandbox(&self, sb: &Sandbox) {
         self.wait_running(1);
-        let root = sb.state.path().join("oci").join("runc");
         // Started, not merely being created: a creation cut short (the server killed meanwhile)
-        // is undone by runc itself.
+        // is undone by the OCI runtime itself.
         for _ in 0..3000 {
-            let out =
-                std::process::Command::new("runc").arg("--root").arg(&root).args(["list", "--format", "json"]).output();
+            let out = oci_cmd(sb).args(["list", "--format", "json"]).output();
             let running = out
                 .ok()
                 .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok())
@@ -170,7 +168,7 @@ impl Server {
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        panic!("no container appeared under {}", root.display());
+        panic!("no container appeared under {}", sb.state.path().join("oci").display());
     }
 
     fn sigterm(&self) {
@@ -1112,11 +1110,9 @@ fn streamed_output_stops_at_the_output_cap() {
 }
 
 fn container_ids(sb: &Sandbox) -> Vec<String> {
-    let root = sb.state.path().join("oci").join("runc");
-    // A failing `runc list` is an error, never "no containers": leak checks rely on this.
-    let out =
-        std::process::Command::new("runc").arg("--root").arg(&root).args(["list", "-q"]).output().expect("runc list");
-    assert!(out.status.success(), "runc list --root {}: {}", root.display(), String::from_utf8_lossy(&out.stderr));
+    // A failing `list` is an error, never "no containers": leak checks rely on this.
+    let out = oci_cmd(sb).args(["list", "-q"]).output().expect("list");
+    assert!(out.status.success(), "list: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect()
 }
 
@@ -2085,9 +2081,7 @@ fn a_parked_sandbox_killed_from_outside_is_replaced() {
     wait_parked(&srv, "marker", 1.0);
     let before = container_ids(&sb);
     assert_eq!(before.len(), 1, "{before:?}");
-    let root = sb.state.path().join("oci").join("runc");
-    let state =
-        std::process::Command::new("runc").arg("--root").arg(&root).arg("state").arg(&before[0]).output().unwrap();
+    let state = oci_cmd(&sb).arg("state").arg(&before[0]).output().unwrap();
     let pid = serde_json::from_slice::<Value>(&state.stdout).unwrap()["pid"].as_i64().unwrap();
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
 

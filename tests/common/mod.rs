@@ -295,3 +295,14 @@ pub fn host_cgroup() -> (bool, bool) {
 pub fn slowdown() -> u64 {
     std::env::var("IGNITE_TEST_SLOWDOWN").ok().and_then(|v| v.parse().ok()).filter(|&f| f >= 1).unwrap_or(1)
 }
+
+/// The OCI runtime the tests drive, as a command on `sb`'s own state (`--root
+/// <state>/oci/<name>`, where ignite keeps it): for tests that look at containers themselves.
+#[allow(dead_code)]
+pub fn oci_cmd(sb: &Sandbox) -> Command {
+    let oci = test_oci_runtime();
+    let name = oci.rsplit('/').next().unwrap_or(&oci).to_string();
+    let mut c = Command::new(&oci);
+    c.arg("--root").arg(sb.state.path().join("oci").join(name));
+    c
+}
