@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 
-use common::{Sandbox, require_sandbox};
+use common::{Sandbox, oci_cmd, require_sandbox};
 use serde_json::{Value, json};
 
 /// Waits for the file `/app/release` (the host creates it in the service directory), so a

@@ -31,13 +31,13 @@ args=()
 for s in "${suites[@]}"; do args+=(--test "$s"); done
 job=$(mktemp -d /tmp/ignite-vm-job.XXXXXX)
 trap 'rm -rf "$job"' EXIT
-cargo test --locked --no-run --message-format=json "${args[@]}" 2>/dev/null | python3 -c '
+cargo test --locked --no-run --message-format=json "${args[@]}" 2>"$job/build.log" | python3 -c '
 import json, sys
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m["target"]["kind"] == ["test"] and m.get("executable"):
         print(m["target"]["name"], m["executable"])
-' >"$job/tests.list"
+' >"$job/tests.list" || { cat "$job/build.log" >&2; echo "run.sh: building the test binaries failed" >&2; exit 2; }
 for s in "${suites[@]}"; do
   grep -q "^$s " "$job/tests.list" || { echo "run.sh: no test binary for suite '$s'" >&2; exit 2; }
 done
