@@ -22,7 +22,7 @@ use crate::data::report::{Phases, Report};
 use crate::sandbox::audit::{self, Listener};
 use crate::sandbox::cgroup::{self, CgroupPaths, CgroupStats};
 use crate::sandbox::init_proto::{InitEvent, JobMessage};
-use crate::sandbox::oci::{Foreground, OciRuntime};
+use crate::sandbox::oci::{Foreground, OciError, OciRuntime};
 use crate::sys::monotonic_ns;
 
 /// After the program is gone, how long to wait for its output pipes to drain.
@@ -142,7 +142,7 @@ impl<R: OciRuntime> Supervisor<R> {
                             teardown.runtime_exited = true;
                             if !status.success() {
                                 let e = self.oci.launch_failure(&plan.id, &teardown.fg, Some(status));
-                                return (Err(e.into()), teardown);
+                                return (Err(with_stderr(e, &drain(err_task).await).into()), teardown);
                             }
                         }
                         break;
@@ -153,7 +153,7 @@ impl<R: OciRuntime> Supervisor<R> {
                     if events.is_empty() {
                         tracing::debug!("{} exited before the program started: {status:?}", self.oci.name());
                         let e = self.oci.launch_failure(&plan.id, &teardown.fg, status.ok());
-                        return (Err(e.into()), teardown);
+                        return (Err(with_stderr(e, &drain(err_task).await).into()), teardown);
                     }
                 }
                 _ = &mut deadline, if stop.is_none() => {
@@ -355,6 +355,29 @@ async fn wait_runtime(fg: &mut Foreground) -> bool {
     }
 }
 
+/// A launch that failed without the runtime's own words, with the last lines the container's
+/// stderr carried: before the program starts only the entrypoint and the runtime write there
+/// (an entrypoint that gives up says why on it, and the runtime then exits with its status).
+fn with_stderr(e: OciError, stderr: &Captured) -> OciError {
+    const MAX: usize = 400;
+    match e {
+        OciError::Command { runtime, op, id, message } if message.contains("failed without a message") => {
+            let text = String::from_utf8_lossy(&stderr.bytes);
+            let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            if lines.is_empty() {
+                return OciError::Command { runtime, op, id, message };
+            }
+            let mut said = lines[lines.len().saturating_sub(3)..].join(" | ");
+            if let Some((cut, _)) = said.char_indices().nth(MAX) {
+                said.truncate(cut);
+                said.push('…');
+            }
+            OciError::Command { runtime, op, id, message: format!("{message}; the container's stderr: {said}") }
+        }
+        other => other,
+    }
+}
+
 async fn drain(task: tokio::task::JoinHandle<Captured>) -> Captured {
     let empty = || Captured { bytes: Vec::new(), total: 0, truncated: false };
     match tokio::time::timeout(DRAIN_TIMEOUT, task).await {
@@ -368,6 +391,34 @@ mod tests {
     use super::*;
     use crate::engine::supervisor::launch::pipe_pair;
     use std::fs::File;
+
+    #[test]
+    fn a_silent_launch_failure_gets_the_containers_last_stderr_lines() {
+        let e = |message: &str| OciError::Command {
+            runtime: "runc".into(),
+            op: "run",
+            id: "c1".into(),
+            message: message.into(),
+        };
+        let said = Captured {
+            bytes: b"one\n\ntwo\nthree\nignite-init: cannot read the job\n".to_vec(),
+            total: 0,
+            truncated: false,
+        };
+        assert_eq!(
+            with_stderr(e("failed without a message: it exited with status 1"), &said).to_string(),
+            "runc run c1: failed without a message: it exited with status 1; the container's stderr: two | three | ignite-init: cannot read the job"
+        );
+        let nothing = Captured { bytes: Vec::new(), total: 0, truncated: false };
+        assert_eq!(
+            with_stderr(e("failed without a message"), &nothing).to_string(),
+            "runc run c1: failed without a message"
+        );
+        // The runtime's own words stay as they are.
+        assert_eq!(with_stderr(e("no such file"), &said).to_string(), "runc run c1: no such file");
+        let long = Captured { bytes: vec![b'x'; 1000], total: 0, truncated: false };
+        assert!(with_stderr(e("failed without a message"), &long).to_string().ends_with("xx…"));
+    }
 
     #[tokio::test]
     async fn pump_caps_and_signals() {
