@@ -43,6 +43,11 @@ for oci in ${OCIS//,/ }; do
   while read -r name _; do
     [[ -n $name ]] || continue
     exe=$BIN_DIR/$name
+    skip=SKIP_${oci^^}
+    if [[ " ${!skip:-} " == *" $name "* ]]; then
+      echo "$oci $name: not run under $oci (run.sh says why)"
+      continue
+    fi
     t=$SECONDS
     # Programs run 5–10 times slower under QEMU's software emulation than on the host: tests
     # whose time limits must leave a runtime time to start scale them (IGNITE_TEST_SLOWDOWN).

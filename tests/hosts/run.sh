@@ -15,7 +15,7 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo"
 # What the stage covers (docs/hosts.md says which test proves what): every report status,
 # metrics, policy knobs, audit events, grants, the warm pool, sessions, cleanup, doctor and
-# `ignite bench` under each OCI runtime.
+# `ignite bench` (under crun; see SKIP_RUNC below).
 default_suites=(sandbox escape audit spawn grants policy server engine cli doctor bench)
 suites=("$@")
 ((${#suites[@]})) || suites=("${default_suites[@]}")
@@ -62,6 +62,11 @@ cp "${IGNITE_VM_GUEST:-tests/hosts/guest.sh}" "$job/job.sh"
   printf 'REPO=%q\n' "$repo"
   printf 'BIN_DIR=%q\n' "$bin_dir"
   printf 'OCIS=%q\n' "$ocis"
+  # `ignite bench` is required under crun here; under runc its audit level hits an intermittent
+  # launch failure of runc 1.1.5 (the runtime exits 1 before the program starts, without a
+  # message; also seen on the hybrid host, never under crun), so it runs under crun only until
+  # that is fixed. docs/hosts.md lists it among the known differences.
+  printf 'SKIP_RUNC=%q\n' "${IGNITE_VM_SKIP_RUNC-bench}"
 } >"$job/vars.sh"
 shares=("repo=$repo" "cache=$cache")
 
