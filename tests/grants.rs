@@ -268,10 +268,9 @@ fn network_off_is_loopback_only_and_needs_no_network_tool() {
 fn a_missing_network_tool_is_named_with_its_package() {
     let sb = sandbox_test!();
     let dir = service(&sb, "net-tools", "bun", "", BOTH, "console.log(1)");
-    for (tools, missing, package) in [
-        (vec!["ip"], "`slirp4netns`", "apt-get install slirp4netns"),
-        (vec![], "`ip`", "apt-get install iproute2"),
-    ] {
+    for (tools, missing, package) in
+        [(vec!["ip"], "`slirp4netns`", "apt-get install slirp4netns"), (vec![], "`ip`", "apt-get install iproute2")]
+    {
         let path = path_with_only(&tools);
         let out = sb.cmd().env("PATH", path.path()).arg("run").arg(&dir).output().unwrap();
         assert_eq!(out.status.code(), Some(125), "{}", stderr_of(&out));

@@ -431,7 +431,11 @@ fn cgroup_of_pid(pid: u32, controller: &str) -> PathBuf {
         let mut parts = line.splitn(3, ':');
         let (_, ctrls, path) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
         if (controller.is_empty() && ctrls.is_empty()) || ctrls.split(',').any(|c| c == controller) {
-            let mount = if controller.is_empty() { "/sys/fs/cgroup".to_string() } else { format!("/sys/fs/cgroup/{controller}") };
+            let mount = if controller.is_empty() {
+                "/sys/fs/cgroup".to_string()
+            } else {
+                format!("/sys/fs/cgroup/{controller}")
+            };
             return Path::new(&mount).join(path.trim_start_matches('/'));
         }
     }
@@ -487,10 +491,12 @@ fn a_runs_cgroup_is_where_the_driver_puts_it_and_gone_after() {
             // systemd knows the scope: a unit of its own with the limit as a property (runc
             // sets it there; crun sets it on its subgroup).
             let unit = format!("ignite-{id}.scope");
-            let show = std::process::Command::new("systemctl").args(["show", "-p", "MemoryMax", &unit]).output().unwrap();
+            let show =
+                std::process::Command::new("systemctl").args(["show", "-p", "MemoryMax", &unit]).output().unwrap();
             assert_eq!(stdout_of(&show).trim(), format!("MemoryMax={}", 96u64 << 20), "{unit}");
         }
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT)
+            .unwrap();
         assert_eq!(child.wait().unwrap().code(), Some(130), "{driver}");
         let unit_dir = if cgroup.ends_with("container") { cgroup.parent().unwrap().to_path_buf() } else { cgroup };
         assert!(!unit_dir.exists(), "{driver}: {} left behind", unit_dir.display());
@@ -500,7 +506,11 @@ fn a_runs_cgroup_is_where_the_driver_puts_it_and_gone_after() {
         let dir = sb.ts_service("where-refused", "", "console.log('never');");
         let out = sb.cmd().args(["--cgroup-driver", "systemd", "run"]).arg(&dir).output().unwrap();
         assert_eq!(out.status.code(), Some(125), "{}", stderr_of(&out));
-        assert!(stderr_of(&out).contains("the systemd cgroup driver needs a pure cgroup v2 host"), "{}", stderr_of(&out));
+        assert!(
+            stderr_of(&out).contains("the systemd cgroup driver needs a pure cgroup v2 host"),
+            "{}",
+            stderr_of(&out)
+        );
     }
 }
 
