@@ -952,9 +952,14 @@ impl HostState {
         .iter()
         .map(PathBuf::from)
         .collect();
-        for hierarchy in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
-            files.push(hierarchy.path().join("release_agent"));
-            files.push(hierarchy.path().join("notify_on_release"));
+        // Every cgroup v1 hierarchy's mount point (release_agent is v1's; cgroup2 has none).
+        // Not a listing of /sys/fs/cgroup: on a cgroup2 host that lists the cgroups themselves,
+        // which come and go with every run.
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        for line in mountinfo.lines().filter(|l| l.contains(" - cgroup ")) {
+            let hierarchy = PathBuf::from(line.split(' ').nth(4).unwrap());
+            files.push(hierarchy.join("release_agent"));
+            files.push(hierarchy.join("notify_on_release"));
         }
         for f in files {
             kernel.insert(f.display().to_string(), std::fs::read_to_string(&f).ok());
