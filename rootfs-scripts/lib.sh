@@ -10,8 +10,14 @@
 #   IGNITE_RECIPE_FILES  the recipe's auxiliary files (sources, files to install): everything
 #                   under rootfs-scripts/<recipe>/ in the source tree, embedded like the script
 #                   and covered by the recipe's digest
-# The environment is otherwise cleared to PATH, LC_ALL=C and TZ=UTC so that two builds on the
-# same host produce byte-identical tarballs (the tarball's sha256 names the bundle).
+# The environment is otherwise cleared to PATH, LC_ALL=C, TZ=UTC and SOURCE_DATE_EPOCH=0 so that
+# two builds produce byte-identical tarballs (the tarball's sha256 names the bundle).
+#
+# Where it runs: the built-in recipes (bun, deno, node, quickjs) run chrooted into the pinned
+# Debian build environment (runtimes/builder/builder.yaml), with the work directory at /ignite,
+# a private /tmp, no network and everything else read-only. Every tool they call (bash, GNU tar
+# and gzip, ldd, gcc) and every library they copy into a rootfs comes from there, so the
+# tarball is the same on any host. Custom recipe scripts run on the host, with its tools.
 
 set -euo pipefail
 umask 022
@@ -41,7 +47,7 @@ ignite_require_tools() {
         command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
     done
     if ((${#missing[@]})); then
-        ignite_die "missing host tools: ${missing[*]} (on Debian/Ubuntu: apt-get install coreutils findutils tar gzip libc-bin)"
+        ignite_die "missing tools: ${missing[*]} (a custom recipe runs on the host: on Debian/Ubuntu, apt-get install coreutils findutils tar gzip libc-bin; in the build environment of the built-in recipes, add the package to runtimes/builder/pin.sh)"
     fi
     # --sort=name and --mtime are GNU tar features; busybox/bsdtar would build a different tarball.
     local version
@@ -118,10 +124,11 @@ ignite_copy_file() {
 }
 
 # ignite_copy_libs ROOT BINARY — copy exactly the shared libraries BINARY needs, as ldd resolves
-# them on this host, to the same paths inside ROOT.
+# them where the recipe runs (the build environment, for the built-in recipes), to the same
+# paths inside ROOT.
 #
 # Every library is stored as a real file at the path ldd reports (e.g.
-# /lib/x86_64-linux-gnu/libc.so.6) — the directories the host's loader searches by default —
+# /lib/x86_64-linux-gnu/libc.so.6) — the directories the loader searches by default —
 # and the program interpreter at its exact PT_INTERP path (/lib64/ld-linux-x86-64.so.2). On
 # merged-/usr hosts those host paths are symlinks, some absolute; copying real files keeps the
 # rootfs free of links into the host's layout.

@@ -512,12 +512,27 @@ pub(super) struct ServeArgs {
     pub(super) locked: bool,
 }
 
+const RUNTIME_PULL_HELP: &str = "\
+HOW A BUNDLE IS BUILT:
+  A built-in runtime's rootfs is built from its pinned package inside a build environment of
+  pinned Debian 12 packages (runtimes/builder/builder.yaml: bash, GNU tar and gzip, glibc,
+  libstdc++, GCC), downloaded once into <cache>/packages/debian (56 MB), each checked against
+  its sha256, and unpacked into <cache>/builders. The recipe runs chrooted into it, with no
+  network and only its work directory writable; no host library or tool goes into the bundle,
+  so the same version gives the same bundle digest on every host. Needs root.
+  IGNITE_DEBIAN_MIRROR replaces the Debian mirror (e.g. a snapshot of the archive once a point
+  release has removed a pinned version from deb.debian.org).
+
+EXAMPLES:
+  ignite runtime pull bun
+  ignite runtime pull node@22
+  ignite runtime pull quickjs@0.15.1
+  IGNITE_DEBIAN_MIRROR=https://snapshot.debian.org/archive/debian/20261201T000000Z ignite runtime pull deno";
+
 #[derive(Subcommand, Debug)]
 pub(super) enum RuntimeCommand {
-    /// Download, verify and unpack a runtime bundle (e.g. `bun`, `bun@1.4`, `bun@1.3.14`).
-    #[command(
-        after_help = "EXAMPLES:\n  ignite runtime pull bun\n  ignite runtime pull node@22\n  ignite runtime pull quickjs@0.15.1"
-    )]
+    /// Download, verify, build and unpack a runtime bundle (e.g. `bun`, `bun@1.4`, `bun@1.3.14`).
+    #[command(after_help = RUNTIME_PULL_HELP)]
     Pull { spec: String },
     /// List runtimes (built-in and custom), their pinned versions, and which bundles are present locally.
     #[command(after_help = "EXAMPLES:\n  ignite runtime list\n  ignite runtime list --json | jq '.runtimes[].name'")]

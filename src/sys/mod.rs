@@ -1,13 +1,14 @@
 //! The only home of `unsafe` and raw libc calls; every block states why it is sound. One file
 //! per topic, each function re-exported here under one name (`crate::sys::monotonic_ns`):
 //! `env` (scrubbing secrets), `fd` (passing, inheriting, polling and receiving descriptors),
-//! `exec` (signal mask and the confined, pinned exec), `clock`, `pages` (page-cache
+//! `exec` (signal mask and the confined, pinned exec), `chroot` (the recipes' build root), `clock`, `pages` (page-cache
 //! residency), `seccomp_notify`, `landlock`, `net` (loopback in a new namespace).
 
 // The crate denies `unsafe_code` (Cargo.toml [lints]); this module (with its submodules, which
 // inherit the lint level) is the one exception.
 #![allow(unsafe_code)]
 
+mod chroot;
 mod clock;
 mod env;
 mod exec;
@@ -19,6 +20,7 @@ mod seccomp_notify;
 #[cfg(test)]
 mod test_support;
 
+pub use chroot::{BuildMount, chroot_on_spawn};
 pub use clock::monotonic_ns;
 pub use env::scrub_env_var;
 pub use exec::{ConfinedExec, PinnedExec, exec_confined_on_spawn, private_mounts_on_spawn, unblock_signals_on_exec};

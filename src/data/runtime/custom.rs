@@ -22,7 +22,8 @@ use std::path::{Component, Path, PathBuf};
 use super::recipe::builtin_recipe_names;
 use super::schema::{is_name, is_script_path};
 use super::{
-    FILE_SCHEME, Origin, PackageSource, RECIPE_LIB, Recipe, Registry, RuntimeDef, RuntimeError, builtin_recipe,
+    BuildEnvironment, FILE_SCHEME, Origin, PackageSource, RECIPE_LIB, Recipe, Registry, RuntimeDef, RuntimeError,
+    builtin_recipe,
 };
 
 /// The definition file inside each runtime's directory.
@@ -122,7 +123,13 @@ fn load_runtime(registry: &mut Registry, dir: &Path, dir_name: &str) -> Result<(
         let script = resolve_inside(&rdir, &def.recipe, &origin, "recipe")?;
         // The script runs as ignite's user: it gets the same protection as the definition.
         let text = read_protected_text(&script)?;
-        Recipe { name: def.name.clone(), script: Cow::Owned(text), lib: Cow::Borrowed(RECIPE_LIB), files: Vec::new() }
+        Recipe {
+            name: def.name.clone(),
+            script: Cow::Owned(text),
+            lib: Cow::Borrowed(RECIPE_LIB),
+            files: Vec::new(),
+            environment: BuildEnvironment::Host,
+        }
     } else {
         builtin_recipe(&def.recipe).ok_or_else(|| RuntimeError::UnknownRecipe {
             origin: origin.clone(),

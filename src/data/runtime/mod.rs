@@ -9,9 +9,11 @@
 //! - `version` — exact versions and the partial ones a spec names;
 //! - `schema` — runtime.yaml's types and their validation;
 //! - `recipe` — rootfs recipes, the built-in ones, their digest;
+//! - `builder` — the pinned Debian packages the built-in recipes run in;
 //! - `resolved` — a definition narrowed to one version: bundle key, entry checks, argv;
 //! - `registry` — the runtimes by name, and resolution.
 
+mod builder;
 pub mod custom;
 #[cfg(test)]
 mod fixtures;
@@ -25,7 +27,8 @@ use std::path::PathBuf;
 
 use crate::fsutil::IoError;
 
-pub use recipe::{RECIPE_LIB, Recipe, RecipeFile, builtin_recipe};
+pub use builder::{Builder, DebPackage, check_mirror};
+pub use recipe::{BuildEnvironment, RECIPE_LIB, Recipe, RecipeFile, builtin_recipe};
 pub use registry::{Origin, Registry};
 pub use resolved::{APP_DIR, ResolvedRuntime};
 pub(crate) use schema::parse_message;

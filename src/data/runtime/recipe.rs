@@ -37,7 +37,22 @@ pub struct Recipe {
     /// Files kept in `rootfs-scripts/<name>/` beside the script, written to the directory named
     /// by `$IGNITE_RECIPE_FILES` when the recipe runs.
     pub files: Vec<RecipeFile>,
+    /// Where the script runs.
+    pub environment: BuildEnvironment,
 }
+
+/// Where a recipe runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildEnvironment {
+    /// On the host, with the host's tools (custom recipe scripts: their authors choose).
+    Host,
+    /// Inside the pinned Debian build environment (`runtimes/builder/builder.yaml`), so the
+    /// tarball does not depend on the host: the built-in recipes.
+    Debian,
+}
+
+/// Recipes that run on the host: `rootfs` only repacks a tarball the user supplied.
+const HOST_RECIPES: &[&str] = &["rootfs"];
 
 /// One auxiliary file of a recipe.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +91,7 @@ impl Recipe {
         mut files: Vec<RecipeFile>,
     ) -> Result<Recipe, String> {
         files.sort_by(|a, b| a.path.cmp(&b.path));
-        let recipe = Recipe { name, script, lib, files };
+        let recipe = Recipe { name, script, lib, files, environment: BuildEnvironment::Host };
         recipe.check_files()?;
         Ok(recipe)
     }
@@ -102,7 +117,8 @@ impl Recipe {
         Ok(())
     }
 
-    /// `sha256:<hex>` over the recipe, its library and its files. Stored beside every built
+    /// `sha256:<hex>` over the recipe, its library, its files and, for one that runs in the
+    /// Debian build environment, that environment's definition. Stored beside every built
     /// bundle, so that changing any of them makes ignite rebuild the bundles it produced.
     pub fn digest(&self) -> String {
         let mut hasher = Sha256::new();
@@ -119,6 +135,11 @@ impl Recipe {
             hasher.update(file.path.as_bytes());
             hasher.update((file.contents.len() as u64).to_le_bytes());
             hasher.update(&file.contents);
+        }
+        // The build environment's definition, as embedded: new pins mean new bundles.
+        if self.environment == BuildEnvironment::Debian {
+            hasher.update(b"\0debian\0");
+            hasher.update(super::builder::BUILTIN_BUILDER.as_bytes());
         }
         format!("sha256:{}", hex::encode(hasher.finalize()))
     }
@@ -140,7 +161,14 @@ pub fn builtin_recipe(name: &str) -> Option<Recipe> {
     // The paths are constants (a unit test puts them through `Recipe::new`), and the recipe
     // runner checks every path again before it writes anything.
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    Some(Recipe { name: (*name).to_string(), script: Cow::Borrowed(*script), lib: Cow::Borrowed(RECIPE_LIB), files })
+    let environment = if HOST_RECIPES.contains(name) { BuildEnvironment::Host } else { BuildEnvironment::Debian };
+    Some(Recipe {
+        name: (*name).to_string(),
+        script: Cow::Borrowed(*script),
+        lib: Cow::Borrowed(RECIPE_LIB),
+        files,
+        environment,
+    })
 }
 
 #[cfg(test)]
@@ -153,13 +181,18 @@ mod tests {
             path: path.to_string(),
             contents: Cow::Owned(contents.as_bytes().to_vec()),
         };
-        let base = builtin_recipe("bun").expect("recipe");
+        let base = Recipe { environment: BuildEnvironment::Host, ..builtin_recipe("bun").expect("recipe") };
         // Without files the digest is the one recipes had before they could have files.
         let mut legacy = Sha256::new();
         legacy.update(base.lib.as_bytes());
         legacy.update([0u8]);
         legacy.update(base.script.as_bytes());
         assert_eq!(base.digest(), format!("sha256:{}", hex::encode(legacy.finalize())));
+        // Running in the Debian build environment, the environment's pins are part of it.
+        let in_debian = Recipe { environment: BuildEnvironment::Debian, ..base.clone() };
+        assert_ne!(in_debian.digest(), base.digest());
+        assert_eq!(builtin_recipe("bun").expect("recipe").digest(), in_debian.digest());
+        assert_eq!(builtin_recipe("rootfs").expect("recipe").environment, BuildEnvironment::Host);
 
         let with = |files: Vec<RecipeFile>| Recipe { files, ..base.clone() }.digest();
         let one = with(vec![file("a.c", "x")]);

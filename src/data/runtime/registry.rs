@@ -348,7 +348,7 @@ mod tests {
         for (name, _) in BUILTIN_RECIPES {
             let r = builtin_recipe(name).expect("recipe");
             let checked = Recipe::new(r.name.clone(), r.script.clone(), r.lib.clone(), r.files.clone()).expect(name);
-            assert_eq!(checked, r, "{name}: built-in files must already be in path order");
+            assert_eq!(checked.files, r.files, "{name}: built-in files must already be in path order");
         }
     }
 

@@ -19,33 +19,49 @@ const BASE_MEMORY_MB_RANGE: (u32, u32) = (1, 65_536);
 /// Variables that ignite itself sets in every container; a definition may not override them.
 const RESERVED_ENV: &[&str] = &["HOME", "PATH"];
 
-/// A Subresource Integrity value as npm publishes it: `sha512-<base64 of 64 bytes>`.
+/// A Subresource Integrity value: `sha512-<base64 of 64 bytes>` as npm publishes it, or
+/// `sha256-<base64 of 32 bytes>` (the hash Debian's archive index lists for its packages).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Integrity {
-    sha512: [u8; 64],
+pub enum Integrity {
+    Sha512([u8; 64]),
+    Sha256([u8; 32]),
 }
 
 impl Integrity {
-    /// The expected SHA-512 digest of the package file.
-    pub fn sha512(&self) -> &[u8; 64] {
-        &self.sha512
+    /// The integrity string of a SHA-512 digest.
+    pub fn from_sha512(sha512: [u8; 64]) -> Self {
+        Integrity::Sha512(sha512)
     }
 
-    /// The integrity string of a digest, for showing an actual value beside an expected one.
-    pub fn from_sha512(sha512: [u8; 64]) -> Self {
-        Integrity { sha512 }
+    /// The integrity string of a SHA-256 digest.
+    pub fn from_sha256(sha256: [u8; 32]) -> Self {
+        Integrity::Sha256(sha256)
+    }
+
+    /// The expected digest bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Integrity::Sha512(d) => d,
+            Integrity::Sha256(d) => d,
+        }
     }
 }
 
 impl fmt::Display for Integrity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sha512-{}", base64::engine::general_purpose::STANDARD.encode(self.sha512))
+        let algorithm = match self {
+            Integrity::Sha512(_) => "sha512",
+            Integrity::Sha256(_) => "sha256",
+        };
+        write!(f, "{algorithm}-{}", base64::engine::general_purpose::STANDARD.encode(self.bytes()))
     }
 }
 
 impl FromStr for Integrity {
     type Err = String;
 
+    /// Runtime definitions pin npm packages, which npm hashes with SHA-512: only that form is
+    /// accepted here (the SHA-256 form comes from the build environment's own pins).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let b64 = s.strip_prefix("sha512-").ok_or_else(|| {
             format!("integrity {s:?} must be a single sha512-<base64> value (as `npm view PKG dist` prints)")
@@ -56,7 +72,7 @@ impl FromStr for Integrity {
         let sha512: [u8; 64] = bytes
             .try_into()
             .map_err(|b: Vec<u8>| format!("integrity {s:?} decodes to {} bytes, a sha512 digest has 64", b.len()))?;
-        Ok(Integrity { sha512 })
+        Ok(Integrity::Sha512(sha512))
     }
 }
 
@@ -473,6 +489,10 @@ mod tests {
         let text = "sha512-IWX9BELoGHAUtMonkeSaNaZwXzRk+oDw6Mk+HBFXd3KHYIBNBsIGRupMZPcgNoDbJpLu6gAJjIoIVPZtt1aJ1g==";
         let integrity: Integrity = text.parse().expect("parse");
         assert_eq!(integrity.to_string(), text);
-        assert_eq!(Integrity::from_sha512(*integrity.sha512()), integrity);
+        let bytes: [u8; 64] = integrity.bytes().try_into().expect("64 bytes");
+        assert_eq!(Integrity::from_sha512(bytes), integrity);
+        // The SHA-256 form is only built from a build environment's pins, never parsed.
+        assert!("sha256-AAAA".parse::<Integrity>().is_err());
+        assert!(Integrity::from_sha256([7u8; 32]).to_string().starts_with("sha256-"));
     }
 }

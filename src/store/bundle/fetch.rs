@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use sha2::{Digest as _, Sha512};
+use sha2::{Digest as _, Sha256, Sha512};
 
 use crate::data::runtime::Integrity;
 use crate::fsutil::{At, IoError};
@@ -288,7 +288,7 @@ fn save_verified(
 ) -> Result<u64, FetchError> {
     let temp = TempFile::create(dest)?;
     let mut file = &temp.file;
-    let mut hasher = Sha512::new();
+    let mut hasher = Hasher::for_integrity(integrity);
     let mut buf = vec![0u8; 1 << 16];
     let mut done = 0u64;
     progress.bytes(0, total);
@@ -309,17 +309,63 @@ fn save_verified(
         file.write_all(&buf[..n]).at("write", &temp.path)?;
         progress.bytes(done, total);
     }
-    let actual: [u8; 64] = hasher.finalize().into();
-    if actual != *integrity.sha512() {
+    let actual = hasher.finish();
+    if actual != *integrity {
         return Err(FetchError::IntegrityMismatch {
             url: url.to_string(),
             expected: integrity.to_string(),
-            actual: Integrity::from_sha512(actual).to_string(),
+            actual: actual.to_string(),
         });
     }
     file.sync_all().at("sync", &temp.path)?;
     temp.persist(dest)?;
     Ok(done)
+}
+
+/// The hash an integrity value names, fed as the bytes stream past.
+enum Hasher {
+    Sha512(Sha512),
+    Sha256(Sha256),
+}
+
+impl Hasher {
+    fn for_integrity(integrity: &Integrity) -> Hasher {
+        match integrity {
+            Integrity::Sha512(_) => Hasher::Sha512(Sha512::new()),
+            Integrity::Sha256(_) => Hasher::Sha256(Sha256::new()),
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Hasher::Sha512(h) => h.update(bytes),
+            Hasher::Sha256(h) => h.update(bytes),
+        }
+    }
+
+    fn finish(self) -> Integrity {
+        match self {
+            Hasher::Sha512(h) => Integrity::from_sha512(h.finalize().into()),
+            Hasher::Sha256(h) => Integrity::from_sha256(h.finalize().into()),
+        }
+    }
+}
+
+/// Whether a file already on disk matches `integrity` (hashed with the algorithm it names).
+pub fn file_matches(path: &Path, integrity: &Integrity) -> io::Result<bool> {
+    let mut file = io::BufReader::with_capacity(1 << 16, File::open(path)?);
+    let mut hasher = Hasher::for_integrity(integrity);
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finish() == *integrity)
 }
 
 /// Computes the npm integrity of a file already on disk.

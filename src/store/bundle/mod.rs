@@ -9,6 +9,8 @@
 //! - [`store`]: the cache layout, locking, and the `ensure` fast path;
 //! - [`offline`]: bundles in and out of offline archives ([`crate::store::archive`]).
 
+pub mod builder;
+pub mod deb;
 pub mod fetch;
 pub mod offline;
 pub mod recipe;

@@ -1,6 +1,7 @@
 //! Runs a rootfs recipe: writes the embedded script, its `lib.sh` and its auxiliary files into a
-//! work directory, runs it with `bash` in a cleared environment, and digests the tarball it
-//! produced.
+//! work directory, runs it with `bash` in a cleared environment (on the host, or chrooted into
+//! the pinned build environment with only the work directory writable), and digests the
+//! tarball it produced.
 
 use std::fs;
 use std::io;
@@ -19,7 +20,9 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 /// Errors from running a recipe.
 #[derive(Debug, thiserror::Error)]
 pub enum RecipeError {
-    #[error("failed to run recipe {recipe}: could not start bash ({source}); install bash")]
+    #[error(
+        "failed to run recipe {recipe}: could not start bash ({source}); install bash (recipes of custom runtimes run on the host), or run ignite as root (the built-in recipes run chrooted into the build environment)"
+    )]
     Spawn {
         recipe: String,
         #[source]
@@ -27,6 +30,10 @@ pub enum RecipeError {
     },
     #[error("recipe {recipe} failed ({status}):\n{stderr}")]
     Failed { recipe: String, status: ExitStatus, stderr: String },
+    #[error(
+        "cannot run recipe {recipe} in the build environment: ignite's own root directory is not a mount point (ignite runs in a plain chroot), so the build's mounts could propagate to the host's mount namespace; run ignite where / is a mount point (a container, or `unshare --mount` with the chroot bind-mounted onto itself before entering it), or carry built bundles in with `ignite runtime import`"
+    )]
+    RootNotAMountPoint { recipe: String },
     #[error("invalid recipe: {problem}")]
     BadFiles { problem: String },
     #[error("recipe {recipe} exited successfully but did not write {path}")]
@@ -34,6 +41,20 @@ pub enum RecipeError {
     #[error(transparent)]
     Io(#[from] IoError),
 }
+
+/// The build environment a recipe runs in, prepared by [`super::builder::ensure`].
+pub struct BuildRoot<'a> {
+    /// The unpacked environment (mounted read-only for the run).
+    pub root: &'a Path,
+    /// Variables its definition sets for recipes.
+    pub environment: &'a std::collections::BTreeMap<String, String>,
+}
+
+/// Where the work directory appears inside a build root.
+const INSIDE_WORK: &str = "/ignite";
+
+/// The PATH inside a build root.
+const BUILD_ROOT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The tarball a recipe built.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,8 +65,9 @@ pub struct Built {
 }
 
 /// Runs `recipe` on `package`, using `work` (an existing empty directory the caller removes
-/// afterwards) for the scripts, the scratch space and the output tarball.
-pub fn run(recipe: &Recipe, package: &Path, work: &Path) -> Result<Built, RecipeError> {
+/// afterwards) for the scripts, the scratch space and the output tarball; inside `build_root`
+/// when one is given, on the host otherwise.
+pub fn run(recipe: &Recipe, package: &Path, work: &Path, build_root: Option<&BuildRoot>) -> Result<Built, RecipeError> {
     // Checked before anything is written: a path must not leave the recipe's directory.
     recipe.check_files().map_err(|problem| RecipeError::BadFiles { problem })?;
     let scripts = work.join("scripts");
@@ -70,21 +92,28 @@ pub fn run(recipe: &Recipe, package: &Path, work: &Path) -> Result<Built, Recipe
         fs::write(&path, &file.contents).at("write", &path)?;
     }
 
-    let path = std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into());
+    let mut cmd = match build_root {
+        None => {
+            let path = std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into());
+            let mut cmd = Command::new("bash");
+            cmd.arg(&script)
+                .env_clear()
+                .env("PATH", path)
+                .env("IGNITE_PACKAGE", package)
+                .env("IGNITE_OUT", &out)
+                .env("IGNITE_WORK", &scratch)
+                .env("IGNITE_RECIPE_FILES", &files)
+                .current_dir(work);
+            cmd
+        }
+        Some(build_root) => in_build_root(recipe, package, work, build_root)?,
+    };
     // A cleared, fixed environment: locale and time zone change sort order and timestamps, and
     // the tarball must be the same bytes on every build.
-    let output = Command::new("bash")
-        .arg(&script)
-        .env_clear()
-        .env("PATH", path)
+    let output = cmd
         .env("LC_ALL", "C")
         .env("TZ", "UTC")
         .env("SOURCE_DATE_EPOCH", "0")
-        .env("IGNITE_PACKAGE", package)
-        .env("IGNITE_OUT", &out)
-        .env("IGNITE_WORK", &scratch)
-        .env("IGNITE_RECIPE_FILES", &files)
-        .current_dir(work)
         .stdin(Stdio::null())
         .output()
         .map_err(|source| RecipeError::Spawn { recipe: recipe.name.clone(), source })?;
@@ -104,6 +133,42 @@ pub fn run(recipe: &Recipe, package: &Path, work: &Path) -> Result<Built, Recipe
     }
     let digest = super::sha256_file(&out).at("hash", &out)?;
     Ok(Built { path: out, digest })
+}
+
+/// The command that runs the recipe chrooted into `build_root`, where the work directory is
+/// [`INSIDE_WORK`] (the only writable place besides a private /tmp) and the package is bound
+/// read-only at `INSIDE_WORK/package`.
+fn in_build_root(recipe: &Recipe, package: &Path, work: &Path, build_root: &BuildRoot) -> Result<Command, RecipeError> {
+    use crate::sys::BuildMount;
+    // The child makes every mount of its new namespace private through `/`, which fails in a
+    // chroot whose root is not a mount point; say why instead of a bare EINVAL.
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").at("read", Path::new("/proc/self/mountinfo"))?;
+    if !mountinfo.lines().any(|line| line.split(' ').nth(4) == Some("/")) {
+        return Err(RecipeError::RootNotAMountPoint { recipe: recipe.name.clone() });
+    }
+    let package_target = work.join("package");
+    fs::write(&package_target, b"").at("create", &package_target)?;
+    let inside = Path::new(INSIDE_WORK);
+    let devices: Vec<(PathBuf, PathBuf)> =
+        super::builder::DEVICES.iter().map(|d| (Path::new("/dev").join(d), Path::new("/dev").join(d))).collect();
+    let package_inside = inside.join("package");
+    let mut mounts: Vec<(&Path, &Path, BuildMount)> =
+        vec![(work, inside, BuildMount::Writable), (package, &package_inside, BuildMount::ReadOnly)];
+    for (source, target) in &devices {
+        mounts.push((source, target, BuildMount::Device));
+    }
+    let mut cmd = Command::new("/bin/bash");
+    cmd.arg(inside.join("scripts").join(format!("{}.sh", recipe.name)))
+        .env_clear()
+        .envs(build_root.environment)
+        .env("PATH", BUILD_ROOT_PATH)
+        .env("IGNITE_PACKAGE", &package_inside)
+        .env("IGNITE_OUT", inside.join("rootfs.tar.gz"))
+        .env("IGNITE_WORK", inside.join("scratch"))
+        .env("IGNITE_RECIPE_FILES", inside.join("scripts").join(&recipe.name));
+    crate::sys::chroot_on_spawn(&mut cmd, build_root.root, &mounts)
+        .map_err(|source| RecipeError::Spawn { recipe: recipe.name.clone(), source })?;
+    Ok(cmd)
 }
 
 /// The last few KiB of a stream, as text, starting at a line boundary when possible.
@@ -134,6 +199,7 @@ mod tests {
             script: Cow::Owned(script.to_string()),
             lib: Cow::Borrowed(crate::data::runtime::RECIPE_LIB),
             files: Vec::new(),
+            environment: crate::data::runtime::BuildEnvironment::Host,
         }
     }
 
@@ -163,7 +229,7 @@ cat "$IGNITE_RECIPE_FILES/main.c" "$IGNITE_RECIPE_FILES/sub/dir/boot.js" > "$IGN
 ",
             ),
         ];
-        let built = run(&r, Path::new("/p.tgz"), work.path()).expect("recipe runs");
+        let built = run(&r, Path::new("/p.tgz"), work.path(), None).expect("recipe runs");
         let expected = "int main;
 console.log(1)
 ";
@@ -177,14 +243,14 @@ console.log(1)
             let work = tempfile::tempdir().expect("tempdir");
             let mut r = recipe("echo ran > \"$IGNITE_OUT\"\n");
             r.files = vec![file(bad, "x")];
-            let err = run(&r, Path::new("/p.tgz"), work.path()).expect_err(bad);
+            let err = run(&r, Path::new("/p.tgz"), work.path(), None).expect_err(bad);
             assert!(matches!(err, RecipeError::BadFiles { .. }), "{bad:?}: {err}");
             assert!(fs::read_dir(work.path()).expect("read").next().is_none(), "{bad:?}: something was written");
         }
         let work = tempfile::tempdir().expect("tempdir");
         let mut r = recipe("true\n");
         r.files = vec![file("a", "x"), file("a/b", "y")];
-        let msg = run(&r, Path::new("/p.tgz"), work.path()).expect_err("conflict").to_string();
+        let msg = run(&r, Path::new("/p.tgz"), work.path(), None).expect_err("conflict").to_string();
         assert!(msg.contains("both a file and a directory"), "{msg}");
     }
 
@@ -195,6 +261,7 @@ console.log(1)
             &recipe("echo building >&2\necho 'something broke' >&2\nexit 3\n"),
             Path::new("/nonexistent.tgz"),
             work.path(),
+            None,
         )
         .expect_err("fails");
         let msg = err.to_string();
@@ -207,20 +274,20 @@ console.log(1)
         let work = tempfile::tempdir().expect("tempdir");
         let script = "source \"$(dirname \"${BASH_SOURCE[0]}\")/lib.sh\"\n\
                       ignite_require_env IGNITE_PACKAGE NOT_SET_BY_IGNITE\n";
-        let msg = run(&recipe(script), Path::new("/p.tgz"), work.path()).expect_err("fails").to_string();
+        let msg = run(&recipe(script), Path::new("/p.tgz"), work.path(), None).expect_err("fails").to_string();
         assert!(msg.contains("NOT_SET_BY_IGNITE is not set"), "{msg}");
 
         let work = tempfile::tempdir().expect("tempdir");
         let script = "source \"$(dirname \"${BASH_SOURCE[0]}\")/lib.sh\"\n\
                       ignite_require_tools tar no-such-tool-xyz\n";
-        let msg = run(&recipe(script), Path::new("/p.tgz"), work.path()).expect_err("fails").to_string();
-        assert!(msg.contains("missing host tools: no-such-tool-xyz"), "{msg}");
+        let msg = run(&recipe(script), Path::new("/p.tgz"), work.path(), None).expect_err("fails").to_string();
+        assert!(msg.contains("missing tools: no-such-tool-xyz"), "{msg}");
     }
 
     #[test]
     fn success_without_output_is_an_error() {
         let work = tempfile::tempdir().expect("tempdir");
-        let err = run(&recipe("true\n"), Path::new("/p.tgz"), work.path()).expect_err("fails");
+        let err = run(&recipe("true\n"), Path::new("/p.tgz"), work.path(), None).expect_err("fails");
         assert!(matches!(err, RecipeError::NoOutput { .. }), "{err}");
     }
 

@@ -28,11 +28,12 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use super::HashingReader;
+use super::builder::BuilderError;
 use super::fetch::{self, FetchError, Progress};
 use super::offline::ImportOutcome;
-use super::recipe::{self, RecipeError};
+use super::recipe::{self, BuildRoot, RecipeError};
 use super::unpack::{UnpackError, UnpackLimits, unpack_tar_gz};
-use crate::data::runtime::{Package, PackageSource, ResolvedRuntime};
+use crate::data::runtime::{BuildEnvironment, Builder, Package, PackageSource, ResolvedRuntime};
 use crate::fsutil::{At, IoError};
 use crate::fsutil::{Cleanup, remove_any, temp_name, unix_now};
 
@@ -108,6 +109,8 @@ pub enum BundleError {
     },
     #[error("bundle {path} is corrupt: expected {expected}, found {actual}; it was removed, run again to rebuild it")]
     Corrupt { path: PathBuf, expected: String, actual: String },
+    #[error("failed to prepare the build environment of the runtime recipes: {0}")]
+    Builder(#[from] super::builder::BuilderError),
 }
 
 /// How a bundle came to be.
@@ -469,12 +472,24 @@ impl BundleStore {
             }
         }
 
-        progress.phase(&format!("building {rt} rootfs (recipe {})", rt.recipe.name));
         let t = Instant::now();
         let work = Cleanup::new(self.root.join("tmp").join(temp_name(&format!("build-{}", rt.key()))));
         fs::create_dir(work.path()).at("create", work.path())?;
-        let built = recipe::run(&rt.recipe, &package, work.path())
-            .map_err(|source| BundleError::Recipe { runtime: rt.to_string(), source })?;
+        let built = match rt.recipe.environment {
+            BuildEnvironment::Host => {
+                progress.phase(&format!("building {rt} rootfs (recipe {})", rt.recipe.name));
+                recipe::run(&rt.recipe, &package, work.path(), None)
+            }
+            BuildEnvironment::Debian => {
+                let builder = Builder::builtin().map_err(|e| BuilderError::Definition(Box::new(e)))?;
+                let root = super::builder::ensure(self, &builder, progress)?;
+                progress
+                    .phase(&format!("building {rt} rootfs (recipe {}, in Debian {})", rt.recipe.name, builder.release));
+                let build_root = BuildRoot { root: &root, environment: &builder.environment };
+                recipe::run(&rt.recipe, &package, work.path(), Some(&build_root))
+            }
+        }
+        .map_err(|source| BundleError::Recipe { runtime: rt.to_string(), source })?;
         let bundle = self.bundle_path(&built.digest);
         // Same name means same bytes: replacing an existing tarball changes nothing.
         fs::rename(&built.path, &bundle).at("rename into place", &bundle)?;
@@ -581,7 +596,7 @@ impl BundleStore {
     }
 
     /// Takes `locks/<key>.lock`, telling the user when another process holds it.
-    fn lock(&self, key: &str, progress: &dyn Progress) -> Result<Flock<File>, BundleError> {
+    pub(super) fn lock(&self, key: &str, progress: &dyn Progress) -> Result<Flock<File>, BundleError> {
         let path = self.root.join("locks").join(format!("{key}.lock"));
         let file =
             OpenOptions::new().create(true).truncate(false).write(true).open(&path).at("open lock file", &path)?;
@@ -744,6 +759,7 @@ ignite_pack "$root" "$IGNITE_OUT"
             script: Cow::Owned(script.to_string()),
             lib: Cow::Borrowed(RECIPE_LIB),
             files: Vec::new(),
+            environment: BuildEnvironment::Host,
         };
         rt
     }
@@ -1069,6 +1085,7 @@ ignite_pack "$root" "$IGNITE_OUT"
             script: Cow::Borrowed(FAKE_RECIPE),
             lib: Cow::Borrowed(RECIPE_LIB),
             files: Vec::new(),
+            environment: BuildEnvironment::Host,
         }
     }
 

@@ -131,32 +131,74 @@ pub fn unpack_tar_gz<R: Read>(reader: R, dest: &Path, limits: &UnpackLimits) -> 
 
 /// Unpacks an uncompressed tar stream into `dest`, which must be an existing empty directory.
 pub fn unpack_tar<R: Read>(reader: R, dest: &Path, limits: &UnpackLimits) -> Result<UnpackStats, UnpackError> {
-    let mut entries_dir = fs::read_dir(dest).at("read destination", dest)?;
-    if entries_dir.next().is_some() {
-        return Err(UnpackError::DestinationNotEmpty { path: dest.to_path_buf() });
+    let mut tree = TreeUnpacker::new(dest, limits, AbsoluteLinks::Reject)?;
+    tree.add(reader)?;
+    tree.finish()
+}
+
+/// What to do with a symlink whose target is absolute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AbsoluteLinks {
+    /// Refuse the archive (bundles: a rootfs must not hold links into the host's layout).
+    Reject,
+    /// Rewrite `/a/b` as the relative path from the link's directory (`../a/b` for a link in
+    /// `lib64/`), which means the same inside a root where the tree is `/`. For trees that
+    /// are only ever used as a root, like Debian packages unpacked into a build environment.
+    Relativize,
+}
+
+/// One tree built from one or more tar streams, with the rules of the module doc applied across
+/// all of them (a later archive cannot write below a link or over a file of an earlier one).
+pub struct TreeUnpacker<'a> {
+    unpacker: Unpacker<'a>,
+    links: AbsoluteLinks,
+}
+
+impl<'a> TreeUnpacker<'a> {
+    /// Starts a tree in `dest`, which must be an existing empty directory.
+    pub fn new(dest: &'a Path, limits: &'a UnpackLimits, links: AbsoluteLinks) -> Result<Self, UnpackError> {
+        let mut entries_dir = fs::read_dir(dest).at("read destination", dest)?;
+        if entries_dir.next().is_some() {
+            return Err(UnpackError::DestinationNotEmpty { path: dest.to_path_buf() });
+        }
+        let unpacker =
+            Unpacker { dest, limits, seen: HashMap::new(), dir_modes: Vec::new(), stats: UnpackStats::default() };
+        Ok(TreeUnpacker { unpacker, links })
     }
 
-    // Headers, padding and long-name records come on top of the content: allow 1 KiB per entry.
-    let stream_cap = limits.max_bytes.saturating_add(limits.max_entries.saturating_mul(1024)).saturating_add(1 << 20);
-    let exceeded = Rc::new(Cell::new(false));
-    let capped = CappedReader { inner: reader, left: stream_cap, exceeded: Rc::clone(&exceeded) };
-    let read_error = |source: io::Error| {
-        if exceeded.get() { UnpackError::TooLarge { limit: limits.max_bytes } } else { UnpackError::Read { source } }
-    };
-
-    let mut unpacker =
-        Unpacker { dest, limits, seen: HashMap::new(), dir_modes: Vec::new(), stats: UnpackStats::default() };
-    let mut archive = tar::Archive::new(capped);
-    for entry in archive.entries().map_err(read_error)? {
-        let entry = entry.map_err(read_error)?;
-        unpacker.entry(entry).map_err(|e| match e {
-            UnpackError::Read { source } => read_error(source),
-            other => other,
-        })?;
+    /// Unpacks one uncompressed tar stream into the tree.
+    pub fn add<R: Read>(&mut self, reader: R) -> Result<(), UnpackError> {
+        let limits = self.unpacker.limits;
+        // Headers, padding and long-name records come on top of the content: allow 1 KiB per
+        // entry. The cap is per stream; the entry and byte limits hold for the whole tree.
+        let stream_cap =
+            limits.max_bytes.saturating_add(limits.max_entries.saturating_mul(1024)).saturating_add(1 << 20);
+        let exceeded = Rc::new(Cell::new(false));
+        let capped = CappedReader { inner: reader, left: stream_cap, exceeded: Rc::clone(&exceeded) };
+        let read_error = |source: io::Error| {
+            if exceeded.get() {
+                UnpackError::TooLarge { limit: limits.max_bytes }
+            } else {
+                UnpackError::Read { source }
+            }
+        };
+        let mut archive = tar::Archive::new(capped);
+        for entry in archive.entries().map_err(read_error)? {
+            let entry = entry.map_err(read_error)?;
+            self.unpacker.entry(entry, self.links).map_err(|e| match e {
+                UnpackError::Read { source } => read_error(source),
+                other => other,
+            })?;
+        }
+        Ok(())
     }
-    unpacker.check_links()?;
-    unpacker.apply_dir_modes()?;
-    Ok(unpacker.stats)
+
+    /// Checks every link of the tree through the others and applies directory modes.
+    pub fn finish(self) -> Result<UnpackStats, UnpackError> {
+        self.unpacker.check_links()?;
+        self.unpacker.apply_dir_modes()?;
+        Ok(self.unpacker.stats)
+    }
 }
 
 struct Unpacker<'a> {
@@ -172,7 +214,7 @@ struct Unpacker<'a> {
 }
 
 impl Unpacker<'_> {
-    fn entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<(), UnpackError> {
+    fn entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>, links: AbsoluteLinks) -> Result<(), UnpackError> {
         let raw_path = entry.path_bytes().into_owned();
         let name = String::from_utf8_lossy(&raw_path).into_owned();
         let reject = |reason: Rejection| UnpackError::Rejected { entry: name.clone(), reason };
@@ -227,7 +269,10 @@ impl Unpacker<'_> {
             }
             EntryType::Symlink => {
                 let link = entry.link_name_bytes().ok_or_else(|| reject(Rejection::MissingLinkTarget))?.into_owned();
-                let link = PathBuf::from(OsStr::from_bytes(&link));
+                let mut link = PathBuf::from(OsStr::from_bytes(&link));
+                if links == AbsoluteLinks::Relativize && link.is_absolute() {
+                    link = relativize(&rel, &link).map_err(reject)?;
+                }
                 check_symlink_target(&rel, &link).map_err(reject)?;
                 std::os::unix::fs::symlink(&link, &target).at("create symlink", &target)?;
                 self.seen.insert(rel, Kind::Symlink(link));
@@ -395,6 +440,24 @@ fn relative_path(raw: &[u8]) -> Result<PathBuf, Rejection> {
     Ok(out)
 }
 
+/// `target` (absolute) as seen from the directory of `link` (relative to the root): one `..`
+/// per directory above the link, then the target without its leading `/`.
+fn relativize(link: &Path, target: &Path) -> Result<PathBuf, Rejection> {
+    let bytes = target.as_os_str().as_bytes();
+    let start = bytes.iter().position(|&b| b != b'/').unwrap_or(bytes.len());
+    let inside = relative_path(&bytes[start..])?;
+    let mut out = PathBuf::new();
+    for _ in 0..link.components().count().saturating_sub(1) {
+        out.push("..");
+    }
+    if inside.as_os_str().is_empty() {
+        out.push(".");
+    } else {
+        out.push(inside);
+    }
+    Ok(out)
+}
+
 /// A symlink's target must be relative and, read lexically from the link's directory, never
 /// climb above the root.
 fn check_symlink_target(link: &Path, target: &Path) -> Result<(), Rejection> {
@@ -548,7 +611,7 @@ mod tests {
         }
     }
 
-    fn rejected(result: Result<UnpackStats, UnpackError>) -> (String, Rejection) {
+    fn rejected<T: std::fmt::Debug>(result: Result<T, UnpackError>) -> (String, Rejection) {
         match result {
             Err(UnpackError::Rejected { entry, reason }) => (entry, reason),
             other => panic!("expected a rejection, got {other:?}"),
@@ -612,6 +675,43 @@ mod tests {
         assert_eq!(entry, "etc/shadow");
         assert_eq!(reason, Rejection::AbsoluteLinkTarget("/etc/shadow".into()));
         s.assert_outside_untouched();
+    }
+
+    #[test]
+    fn a_tree_of_several_archives_relativizes_absolute_links_and_keeps_every_rule_across_them() {
+        // Two "packages": the first ships lib64/ld.so -> /lib/x/ld.so (absolute, as Debian's
+        // libc6 does) and a directory link; the second adds files beside them.
+        let s = scratch();
+        let limits = UnpackLimits::default();
+        let mut tree = TreeUnpacker::new(&s.root, &limits, AbsoluteLinks::Relativize).expect("tree");
+        let first = tar_bytes(&[
+            dir("./"),
+            file("./lib/x/ld.so", b"loader"),
+            symlink("./lib64/ld.so", "/lib/x/ld.so"),
+            symlink("./usr/bin/cc", "/"),
+            symlink("./lnk", "/lib"),
+        ]);
+        tree.add(&first[..]).expect("first archive");
+        let second = tar_bytes(&[dir("./"), dir("./lib"), file("./lib/x/libc.so", b"libc")]);
+        tree.add(&second[..]).expect("second archive: directories repeat across archives");
+        // A later archive may not write below a link of an earlier one, nor replace a file.
+        let below_link = tar_bytes(&[file("./lnk/evil", b"x")]);
+        let (entry, reason) = rejected(tree.add(&below_link[..]));
+        assert_eq!((entry.as_str(), reason), ("./lnk/evil", Rejection::UnderSymlink("lnk".into())));
+        let again = tar_bytes(&[file("./lib/x/ld.so", b"other")]);
+        assert_eq!(rejected(tree.add(&again[..])).1, Rejection::Duplicate);
+        tree.finish().expect("finish");
+        assert_eq!(fs::read_link(s.root.join("lib64/ld.so")).expect("link"), Path::new("../lib/x/ld.so"));
+        assert_eq!(fs::read_link(s.root.join("usr/bin/cc")).expect("link"), Path::new("../../."));
+        assert_eq!(fs::read(s.root.join("lib64/ld.so")).expect("through the link"), b"loader");
+        assert_eq!(fs::read(s.root.join("lib/x/libc.so")).expect("second"), b"libc");
+        s.assert_outside_untouched();
+
+        // Bundles keep refusing absolute targets.
+        let s = scratch();
+        let mut tree = TreeUnpacker::new(&s.root, &limits, AbsoluteLinks::Reject).expect("tree");
+        let (_, reason) = rejected(tree.add(&first[..]));
+        assert_eq!(reason, Rejection::AbsoluteLinkTarget("/lib/x/ld.so".into()));
     }
 
     #[test]
