@@ -48,6 +48,7 @@ check() {
 
 echo "k8s-validate: kubernetes-validate $tool, Kubernetes ${versions[*]}${offline:+, without network}"
 check "$here"
+bash -n "$here/sim/pod-sim.sh"
 
 # The broken copies. Each: a file, a sed expression that breaks it, and what the refusal must
 # say (so a copy refused for some other reason does not count).
