@@ -1808,6 +1808,115 @@ fn sessions_beyond_max_sessions_are_refused_until_one_is_deleted() {
     sb.assert_no_leaks();
 }
 
+/// Several servers behind one address (on Kubernetes, a pod each): with `--node-name` every
+/// response names the server, its session ids start with the name, and a session request that
+/// names another node is answered 421 `wrong_node` (never looked up), so a router or a client
+/// can send a session's requests to the server that holds its workspace.
+#[test]
+fn a_named_node_names_itself_in_every_response_and_in_its_session_ids() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let key = "node-name-key-0123456789";
+    let srv = Server::start(
+        &sb,
+        &dir,
+        &["--max-concurrent", "3"],
+        &[("IGNITE_NODE_NAME", "ignite-1"), ("IGNITE_API_KEYS", key)],
+    );
+    // Public, authenticated, refused and unknown routes alike.
+    for r in
+        [srv.get("/health", None), srv.get("/ready", Some(key)), srv.get("/metrics", None), srv.get("/nope", Some(key))]
+    {
+        assert_eq!(r.header("x-ignite-node"), Some("ignite-1"), "{} {}", r.status, r.body);
+    }
+
+    let r = srv.call("POST", "/v1/sessions", key, None);
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.header("x-ignite-node"), Some("ignite-1"));
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let hex = id.strip_prefix("ignite-1.").unwrap_or_else(|| panic!("no node prefix: {id}")).to_string();
+    assert!(hex.len() == 32 && hex.bytes().all(|c| c.is_ascii_hexdigit()), "an unguessable id: {id}");
+    // The workspace on the host is named by the random part alone.
+    assert_eq!(session_dirs(&sb), vec![std::ffi::OsString::from(&hex)]);
+    let run = |code: &str, input: Value| {
+        let r = srv.call(
+            "POST",
+            &format!("/v1/sessions/{id}/execute"),
+            key,
+            Some(json!({ "runtime": "bun", "code": code, "input": input })),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["stdout"].as_str().unwrap().to_string()
+    };
+    assert_eq!(run(WRITE_NOTE, json!({ "note": "kept" })), "written\n");
+    assert_eq!(run(READ_NOTE, json!({})), "kept note.txt\n");
+    let info = srv.call("GET", &format!("/v1/sessions/{id}"), key, None);
+    assert_eq!(info.status, 200, "{}", info.body);
+    assert_eq!(info.json()["id"], id.as_str());
+
+    // What an autoscaler and a drain read: slots, and the sessions this node would lose.
+    let m = parse_metrics(&srv.get("/metrics", Some(key)).body);
+    assert_eq!(m["ignite_execution_slots"], 3.0);
+    assert_eq!(m["ignite_sessions_open"], 1.0);
+
+    // Another node's id: 421 on every session route, whether or not such a session exists.
+    let other = format!("ignite-2.{hex}");
+    let misdirected = [
+        srv.call("GET", &format!("/v1/sessions/{other}"), key, None),
+        srv.call("DELETE", &format!("/v1/sessions/{other}"), key, None),
+        srv.call("POST", &format!("/v1/sessions/{other}/execute"), key, Some(json!({ "runtime": "bun", "code": "" }))),
+    ];
+    for r in misdirected {
+        r.assert_error(421, "wrong_node");
+        assert!(r.json()["error"]["message"].as_str().unwrap().contains("\"ignite-2\""), "{}", r.body);
+        assert_eq!(r.header("x-ignite-node"), Some("ignite-1"));
+    }
+    // Authentication still comes first.
+    assert_eq!(srv.get(&format!("/v1/sessions/{other}"), None).status, 401);
+    // The bare workspace id is not a session id of this server.
+    srv.call("GET", &format!("/v1/sessions/{hex}"), key, None).assert_error(404, "not_found");
+
+    assert_eq!(srv.call("DELETE", &format!("/v1/sessions/{id}"), key, None).status, 204);
+    srv.call("GET", &format!("/v1/sessions/{id}"), key, None).assert_error(404, "not_found");
+    assert_eq!(parse_metrics(&srv.get("/metrics", Some(key)).body)["ignite_sessions_open"], 0.0);
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    assert!(session_dirs(&sb).is_empty());
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn a_node_name_that_kubernetes_would_not_give_is_refused_and_an_empty_one_means_none() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    for bad in ["Ignite_1", "-a", "a/b"] {
+        let out = sb
+            .cmd()
+            .args(["serve", "--port", "0", &format!("--node-name={bad}"), "--services"])
+            .arg(&dir)
+            .env_remove("IGNITE_API_KEYS")
+            .output()
+            .expect("spawn");
+        assert_eq!(out.status.code(), Some(125), "{out:?}");
+        let err = common::stderr_of(&out);
+        assert!(err.contains("--node-name") && err.contains("is not a node name"), "{err}");
+        assert!(out.stdout.is_empty(), "it must not have listened: {}", common::stdout_of(&out));
+    }
+    // A template that left the variable blank: a server without a name, as without the variable.
+    let srv = Server::start(&sb, &dir, &[], &[("IGNITE_NODE_NAME", "")]);
+    let r = srv.get("/health", None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-ignite-node"), None);
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+}
+
 /// A Bun program that tries `mount` through FFI and prints the errno it got.
 const MOUNT_PROBE: &str = r#"import { dlopen, FFIType, read } from "bun:ffi";
 const libc = dlopen("libc.so.6", {

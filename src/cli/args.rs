@@ -510,6 +510,11 @@ pub(super) struct ServeArgs {
     /// --help`); one that drifted is refused with 409 `lock_drift`. Services without one run.
     #[arg(long)]
     pub(super) locked: bool,
+    /// This server's name among several behind one address (on Kubernetes: its pod's name).
+    /// Responses name it in X-Ignite-Node and session ids start with it (`NAME.<hex>`), so a
+    /// session's requests can be sent to the server that holds its workspace.
+    #[arg(long, env = "IGNITE_NODE_NAME", value_name = "NAME")]
+    pub(super) node_name: Option<String>,
 }
 
 const RUNTIME_PULL_HELP: &str = "\

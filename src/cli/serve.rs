@@ -66,6 +66,8 @@ pub(super) fn serve(g: &GlobalArgs, a: ServeArgs) -> anyhow::Result<i32> {
         pool,
         skip_preflight: a.skip_preflight,
         locked: a.locked,
+        // An empty IGNITE_NODE_NAME (a template that left it blank) means none.
+        node_name: a.node_name.filter(|n| !n.is_empty()),
     };
     let engine = engine(g)?;
     let rt = tokio::runtime::Builder::new_multi_thread()

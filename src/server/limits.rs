@@ -106,6 +106,11 @@ impl Admission {
         self.max - self.slots.available_permits()
     }
 
+    /// Executions that may run at once.
+    pub fn slots(&self) -> usize {
+        self.max
+    }
+
     pub fn queued(&self) -> usize {
         self.waiting.load(Ordering::SeqCst)
     }

@@ -38,6 +38,11 @@ struct Inner {
 pub struct Gauges {
     pub running: usize,
     pub queued: usize,
+    /// `--max-concurrent`: with `running` and `queued`, how full this server is (what an
+    /// autoscaler compares them with).
+    pub slots: usize,
+    /// Sessions open: each holds a workspace on this server, lost if it goes away.
+    pub sessions: usize,
     pub pool: crate::engine::PoolStats,
 }
 
@@ -93,6 +98,10 @@ impl Metrics {
         sample(&mut out, "ignite_sandboxes_running", &[], gauges.running as f64);
         header(&mut out, "ignite_queue_depth", "gauge", "Executions waiting for a slot now.");
         sample(&mut out, "ignite_queue_depth", &[], gauges.queued as f64);
+        header(&mut out, "ignite_execution_slots", "gauge", "Executions that may run at once (--max-concurrent).");
+        sample(&mut out, "ignite_execution_slots", &[], gauges.slots as f64);
+        header(&mut out, "ignite_sessions_open", "gauge", "Sessions open now, each with its workspace on this server.");
+        sample(&mut out, "ignite_sessions_open", &[], gauges.sessions as f64);
 
         let pool = &gauges.pool;
         header(
@@ -175,6 +184,8 @@ pub(super) async fn scrape(State(st): State<Arc<AppState>>) -> impl IntoResponse
     let gauges = Gauges {
         running: st.admission.running(),
         queued: st.admission.queued(),
+        slots: st.admission.slots(),
+        sessions: st.sessions.open(),
         pool: st.engine.pool_stats().unwrap_or_default(),
     };
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], st.metrics.render(&gauges))
@@ -209,7 +220,7 @@ mod tests {
         m.execution("timeout", Duration::from_secs(2));
         let mut pool = crate::engine::PoolStats { reserved_mb: 128, budget_mb: 1024, ..Default::default() };
         pool.services.insert("hello".into(), crate::engine::ServiceStats { parked: 2, hits: 5, ..Default::default() });
-        let text = m.render(&Gauges { running: 1, queued: 0, pool });
+        let text = m.render(&Gauges { running: 1, queued: 0, slots: 2, sessions: 0, pool });
         assert!(text.contains("ignite_pool_sandboxes{service=\"hello\",state=\"parked\"} 2\n"), "{text}");
         assert!(text.contains("ignite_pool_requests_total{service=\"hello\",result=\"hit\"} 5\n"), "{text}");
         assert!(text.contains("ignite_pool_memory_budget_mb 1024\n"), "{text}");

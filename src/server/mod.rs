@@ -67,6 +67,27 @@ pub struct Config {
     /// `--locked`: a service with an `ignite.lock` runs only while it matches it (409
     /// `lock_drift` otherwise); services without one run.
     pub locked: bool,
+    /// `--node-name`: this server's name among several behind one address (e.g. its pod's).
+    /// Every response names it in `X-Ignite-Node`, and session ids carry it as a prefix, so a
+    /// router (or the client) can send a session's requests to the server that holds its
+    /// workspace; a session request that names another node is answered 421 `wrong_node`.
+    pub node_name: Option<String>,
+}
+
+/// The response header that names the server (`--node-name`).
+pub const NODE_HEADER: &str = "x-ignite-node";
+
+/// Whether `name` can be a node name: what Kubernetes allows for a pod's or a node's name (a
+/// DNS subdomain: lower-case letters, digits, `-` and `.`, starting and ending with a letter or
+/// digit, at most 253 bytes), so it is also a valid header value and a valid URL path segment.
+pub fn valid_node_name(name: &str) -> bool {
+    let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 253
+        && b.iter().all(|&c| alnum(c) || c == b'-' || c == b'.')
+        && b.first().is_some_and(|&c| alnum(c))
+        && b.last().is_some_and(|&c| alnum(c))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +126,8 @@ pub(crate) struct AppState {
     /// The gates every execution passes (`--skip-preflight`, `--locked`).
     preflight: PreflightGate,
     lock: LockCheck,
+    /// `X-Ignite-Node` on every response (`--node-name`).
+    node_header: Option<axum::http::HeaderValue>,
 }
 
 /// Serves until SIGTERM/SIGINT, then drains: no new connections, running executions get
@@ -143,6 +166,11 @@ pub async fn serve(config: Config, engine: Engine) -> Result<(), ServeError> {
         return Err(ServeError::Invalid("--header-timeout and --idle-timeout must be at least 1 second".into()));
     }
     config.pool.check().map_err(|e| ServeError::Invalid(e.to_string()))?;
+    if let Some(name) = config.node_name.as_deref().filter(|n| !valid_node_name(n)) {
+        return Err(ServeError::Invalid(format!(
+            "--node-name {name:?} is not a node name: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 bytes (a Kubernetes pod or node name)"
+        )));
+    }
     let dir = config
         .services_dir
         .canonicalize()
@@ -163,7 +191,8 @@ pub async fn serve(config: Config, engine: Engine) -> Result<(), ServeError> {
         );
     }
 
-    let sessions = Arc::new(sessions::Sessions::new(engine.state_dir(), config.sessions.clone()));
+    let sessions =
+        Arc::new(sessions::Sessions::new(engine.state_dir(), config.sessions.clone(), config.node_name.clone()));
     let state = Arc::new(AppState {
         engine,
         catalog: Catalog::new(dir, config.pass_env.clone()),
@@ -179,6 +208,8 @@ pub async fn serve(config: Config, engine: Engine) -> Result<(), ServeError> {
         metrics: metrics::Metrics::default(),
         preflight: if config.skip_preflight { PreflightGate::Skip } else { PreflightGate::Enforce },
         lock: if config.locked { LockCheck::IfPresent } else { LockCheck::Off },
+        // Checked above: a valid node name is a valid header value.
+        node_header: config.node_name.as_deref().and_then(|n| axum::http::HeaderValue::from_str(n).ok()),
     });
     let app = routes::router(state.clone(), config.max_body);
 
@@ -192,7 +223,12 @@ pub async fn serve(config: Config, engine: Engine) -> Result<(), ServeError> {
     prestart(&state);
     // One machine-readable line, so whoever started us (with --port 0) learns the port.
     println!("{}", serde_json::json!({ "listening": bound.to_string() }));
-    tracing::info!(address = %bound, auth = !state.keys.is_empty(), "ignite serve listening");
+    tracing::info!(
+        address = %bound,
+        auth = !state.keys.is_empty(),
+        node = config.node_name.as_deref().unwrap_or("-"),
+        "ignite serve listening"
+    );
 
     let stop_accepting = CancellationToken::new();
     let sweeper = tokio::spawn(state.sessions.clone().sweep());
@@ -271,4 +307,19 @@ async fn watch_signals(
         tracing::warn!(running = state.admission.running(), "cancelling the executions still running");
     }
     state.cancel_runs.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_node_name;
+
+    #[test]
+    fn node_names_are_kubernetes_pod_or_node_names() {
+        for ok in ["ignite-0", "a", "ip-10-0-1-2.ec2.internal", &"a".repeat(253)] {
+            assert!(valid_node_name(ok), "{ok}");
+        }
+        for bad in ["", "Ignite-0", "-a", "a-", "a.", "a_b", "a b", "a/b", "é", &"a".repeat(254)] {
+            assert!(!valid_node_name(bad), "{bad}");
+        }
+    }
 }

@@ -36,7 +36,7 @@ use super::{AppState, inline, metrics, routes, sessions};
         sessions::execute,
     ),
     components(schemas(super::stream::Chunk)),
-    modifiers(&BearerAuth, &GateResponses),
+    modifiers(&BearerAuth, &GateResponses, &NodeHeader),
     security(("bearer" = [])),
 )]
 struct ApiDoc;
@@ -83,6 +83,32 @@ impl Modify for GateResponses {
                 let responses = &mut op.responses.responses;
                 responses.entry("401".into()).or_insert_with(|| unauthorized.clone().into());
                 responses.entry("429".into()).or_insert_with(|| limited.clone().into());
+            }
+        }
+    }
+}
+
+/// With `--node-name`, the gate names the server in `X-Ignite-Node` on every response; without
+/// it the header is absent, so it is documented as optional (OpenAPI headers are).
+struct NodeHeader;
+
+impl Modify for NodeHeader {
+    fn modify(&self, doc: &mut Document) {
+        let header = HeaderBuilder::new()
+            .schema(Object::with_type(Type::String))
+            .description(Some(
+                "The name of the server that answered (`ignite serve --node-name`); absent without it. \
+                 Session ids of such a server start with it: `<node>.<32 hex digits>`",
+            ))
+            .build();
+        for item in doc.paths.paths.values_mut() {
+            let ops = [&mut item.get, &mut item.post, &mut item.delete, &mut item.put, &mut item.patch];
+            for op in ops.into_iter().flatten() {
+                for response in op.responses.responses.values_mut() {
+                    if let utoipa::openapi::RefOr::T(r) = response {
+                        r.headers.insert("X-Ignite-Node".into(), header.clone());
+                    }
+                }
             }
         }
     }

@@ -92,7 +92,7 @@ async fn gate(State(st): St, ConnectInfo(peer): ConnectInfo<SocketAddr>, mut req
         Some(limiter) if !public => limiter.check(&bucket, Instant::now()).err(),
         _ => None,
     };
-    let response = match (denied, limited) {
+    let mut response = match (denied, limited) {
         (_, Some(secs)) => ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
@@ -103,6 +103,11 @@ async fn gate(State(st): St, ConnectInfo(peer): ConnectInfo<SocketAddr>, mut req
         (Some(e), _) if !public => e.into_response(),
         _ => next.run(req).await,
     };
+    // Every answer, errors and public routes included, says which server gave it: behind one
+    // address, a client learns where its session lives and an operator where a request went.
+    if let Some(node) = &st.node_header {
+        response.headers_mut().insert(super::NODE_HEADER, node.clone());
+    }
     if let Some(ErrorCode(code)) = response.extensions().get::<ErrorCode>() {
         st.metrics.rejection(response.status().as_u16(), code);
     }

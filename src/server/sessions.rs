@@ -64,6 +64,9 @@ pub struct Sessions {
     /// The state dir, where workspaces are mounted and uids allocated.
     state: PathBuf,
     pub config: SessionConfig,
+    /// `--node-name`: the prefix of this server's session ids (`<node>.<workspace id>`).
+    node: Option<String>,
+    /// By session id (the workspace's id, prefixed with the node name when there is one).
     map: Mutex<HashMap<String, Session>>,
 }
 
@@ -80,8 +83,24 @@ pub enum SessionError {
 }
 
 impl Sessions {
-    pub fn new(state_dir: &Path, config: SessionConfig) -> Sessions {
-        Sessions { state: state_dir.to_path_buf(), config, map: Mutex::new(HashMap::new()) }
+    pub fn new(state_dir: &Path, config: SessionConfig, node: Option<String>) -> Sessions {
+        Sessions { state: state_dir.to_path_buf(), config, node, map: Mutex::new(HashMap::new()) }
+    }
+
+    /// Sessions open now.
+    pub fn open(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// The node another server's session id names, when this server has a node name and `id`
+    /// has the shape of a session id of a differently named node (`<node>.<32 hex digits>`).
+    /// Only the id's shape is looked at, never the map: the answer says nothing about which
+    /// sessions exist.
+    fn other_node<'a>(&self, id: &'a str) -> Option<&'a str> {
+        let ours = self.node.as_deref()?;
+        let (node, rest) = id.rsplit_once('.')?;
+        let shaped = rest.len() == 32 && rest.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
+        (shaped && node != ours && super::valid_node_name(node)).then_some(node)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
@@ -109,7 +128,10 @@ impl Sessions {
         }
         let runs = Arc::new(tokio::sync::Mutex::new(()));
         let waiting = Arc::new(AtomicUsize::new(0));
-        let id = workspace.id().to_string();
+        let id = match &self.node {
+            Some(node) => format!("{node}.{}", workspace.id()),
+            None => workspace.id().to_string(),
+        };
         map.insert(id.clone(), Session { owner, created: now, expires, runs, waiting, workspace });
         Ok((id, now, expires))
     }
@@ -277,8 +299,19 @@ pub(super) async fn create(
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 
-fn session_id(path: Result<UrlPath<String>, PathRejection>) -> Result<String, ApiError> {
+/// The id in the path; 421 `wrong_node` when it is another node's (see [`Sessions::other_node`]).
+fn session_id(st: &AppState, path: Result<UrlPath<String>, PathRejection>) -> Result<String, ApiError> {
     let UrlPath(id) = path.map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))?;
+    if let Some(node) = st.sessions.other_node(&id) {
+        return Err(ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "wrong_node",
+            format!(
+                "session ids that start with {node:?} are served by node {node:?}, and this is node {:?}: send the session's requests to the node its id names",
+                st.sessions.node.as_deref().unwrap_or_default()
+            ),
+        ));
+    }
     Ok(id)
 }
 
@@ -288,13 +321,14 @@ fn no_session(id: &str) -> ApiError {
 
 #[utoipa::path(get, path = "/v1/sessions/{id}", params(("id" = String, Path)), responses(
     (status = 200, body = SessionInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 421, body = ErrorBody, description = "The server runs with --node-name and the id names another node (`wrong_node`)"),
 ))]
 pub(super) async fn show(
     State(st): St,
     Extension(owner): Extension<Owner>,
     path: Result<UrlPath<String>, PathRejection>,
 ) -> Result<Json<SessionInfo>, ApiError> {
-    let id = session_id(path)?;
+    let id = session_id(&st, path)?;
     let found = st.sessions.find(&id, &owner.0, |s| (s.workspace.clone(), s.created, s.expires));
     let (workspace, created, expires) = found.ok_or_else(|| no_session(&id))?;
     let used = workspace.used_bytes();
@@ -311,13 +345,14 @@ pub(super) async fn show(
 /// Waits for a running execution of the session to end, then removes the workspace.
 #[utoipa::path(delete, path = "/v1/sessions/{id}", params(("id" = String, Path)), responses(
     (status = 204, description = "removed"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 421, body = ErrorBody, description = "The server runs with --node-name and the id names another node (`wrong_node`)"),
 ))]
 pub(super) async fn delete(
     State(st): St,
     Extension(owner): Extension<Owner>,
     path: Result<UrlPath<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let id = session_id(path)?;
+    let id = session_id(&st, path)?;
     if st.sessions.remove(&id, &owner.0).await { Ok(StatusCode::NO_CONTENT) } else { Err(no_session(&id)) }
 }
 
@@ -330,6 +365,7 @@ pub(super) async fn delete(
             content((Report = "application/json"), (String = "text/event-stream"), (String = "application/x-ndjson"))),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 415, body = ErrorBody),
+        (status = 421, body = ErrorBody, description = "The server runs with --node-name and the id names another node (`wrong_node`)"),
         (status = 422, body = ErrorBody, description = "The runtime cannot run the entry (`service_error`), or a \
             preflight check failed (`preflight_failed`, with the checks in `preflight`; not with --skip-preflight)"),
         (status = 500, body = ErrorBody), (status = 503, body = ErrorBody),
@@ -343,7 +379,7 @@ pub(super) async fn execute(
     headers: HeaderMap,
     body: Result<JsonObject<InlineRequest>, ApiError>,
 ) -> Result<Response, ApiError> {
-    let id = session_id(path)?;
+    let id = session_id(&st, path)?;
     let JsonObject(req) = body?;
     let (workspace, runs, waiting) = st
         .sessions
@@ -401,4 +437,42 @@ fn session_busy(id: &str, max: usize) -> ApiError {
         ),
     )
     .retry_after(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sessions(node: Option<&str>) -> Sessions {
+        let config = SessionConfig {
+            default_ttl: Duration::from_secs(1),
+            max_ttl: Duration::from_secs(1),
+            quota_mb: 1,
+            max_sessions: 1,
+            max_per_key: 1,
+            max_waiting: 1,
+        };
+        Sessions::new(Path::new("/nonexistent"), config, node.map(str::to_string))
+    }
+
+    #[test]
+    fn only_a_named_server_calls_an_id_another_nodes_and_only_by_its_shape() {
+        let hex = "0123456789abcdef0123456789abcdef";
+        let named = sessions(Some("ignite-1"));
+        assert_eq!(named.other_node(&format!("ignite-2.{hex}")), Some("ignite-2"));
+        assert_eq!(named.other_node(&format!("node.example.internal.{hex}")), Some("node.example.internal"));
+        // Its own, and anything not shaped like a node's session id, is looked up as usual (404).
+        for id in [
+            format!("ignite-1.{hex}"),
+            hex.to_string(),
+            format!("ignite-2.{}", &hex[1..]),
+            format!("ignite-2.{}", hex.to_uppercase()),
+            format!("Ignite-2.{hex}"),
+            format!(".{hex}"),
+            format!("-x.{hex}"),
+        ] {
+            assert_eq!(named.other_node(&id), None, "{id}");
+        }
+        assert_eq!(sessions(None).other_node(&format!("ignite-2.{hex}")), None, "an unnamed server has no peers");
+    }
 }
