@@ -26,6 +26,20 @@ fn listed(cache: &Path, name: &str) -> serde_json::Value {
     rt["versions"].as_array().unwrap().iter().find(|v| v["default"] == true).expect("default version").clone()
 }
 
+/// Hard-links (or copies) every file below `from` to the same place below `to`.
+fn link_files(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).expect("packages dir") {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            link_files(&entry.path(), &dest);
+        } else if std::fs::hard_link(entry.path(), &dest).is_err() {
+            std::fs::copy(entry.path(), &dest).expect("copy package");
+        }
+    }
+}
+
 fn rebuilds_to_the_recorded_digest(name: &str) {
     if !require_sandbox() {
         return;
@@ -42,17 +56,12 @@ fn rebuilds_to_the_recorded_digest(name: &str) {
     assert_eq!(recorded["present"], true, "{recorded}");
     let digest = recorded["bundle"]["digest"].as_str().expect("digest").to_string();
 
-    // A scratch cache that shares nothing with the main one but the verified package files.
+    // A scratch cache that shares nothing with the main one but the verified package files
+    // (the runtime's, and the Debian packages of the build environment) and the unpacked build
+    // environment itself, which only the recipe reads.
     let scratch = tempfile::Builder::new().prefix("ignite-rebuild-").tempdir().expect("scratch");
-    let packages = scratch.path().join("packages");
-    std::fs::create_dir(&packages).unwrap();
-    for entry in std::fs::read_dir(cache.join("packages")).expect("packages dir") {
-        let entry = entry.unwrap();
-        let to = packages.join(entry.file_name());
-        if std::fs::hard_link(entry.path(), &to).is_err() {
-            std::fs::copy(entry.path(), &to).expect("copy package");
-        }
-    }
+    link_files(&cache.join("packages"), &scratch.path().join("packages"));
+    std::os::unix::fs::symlink(cache.join("builders"), scratch.path().join("builders")).expect("link builders");
     let out = std::process::Command::new(ignite_bin())
         .args(["runtime", "pull", name])
         .env("IGNITE_CACHE_DIR", scratch.path())

@@ -95,6 +95,29 @@ pub fn require_sandbox() -> bool {
     false
 }
 
+/// Checks that the test runs as root and that each `(tool, how to install it)` is in PATH.
+/// Outside CI a missing one skips the test with a printed reason; in CI it fails the test.
+pub fn require_root_and_tools(what: &str, tools: &[(&str, &str)]) -> bool {
+    let mut missing = Vec::new();
+    if !nix::unistd::geteuid().is_root() {
+        missing.push("root".to_string());
+    }
+    for (tool, install) in tools {
+        if !find_in_path(tool) {
+            missing.push(format!("{tool} ({install})"));
+        }
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    let msg = format!("{what} needs: {}", missing.join(", "));
+    if in_ci() {
+        panic!("{msg}");
+    }
+    skipped(&msg);
+    false
+}
+
 /// A per-test state directory (so leak checks see only this test's runs) and the shared
 /// bundle cache (so the runtime bundle is fetched once).
 pub struct Sandbox {
