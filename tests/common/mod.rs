@@ -84,10 +84,15 @@ pub fn require_sandbox() -> bool {
     if oci != "runc" && !oci_runtime_present(&oci) {
         missing.push(format!("the OCI runtime IGNITE_TEST_OCI_RUNTIME={oci} names"));
     }
+    prerequisites("sandbox test prerequisites missing", &missing)
+}
+
+/// True when nothing is `missing`; otherwise fails the test in CI and skips it (printed) outside.
+fn prerequisites(what: &str, missing: &[String]) -> bool {
     if missing.is_empty() {
         return true;
     }
-    let msg = format!("sandbox test prerequisites missing: {}", missing.join(", "));
+    let msg = format!("{what}: {}", missing.join(", "));
     if in_ci() {
         panic!("{msg}");
     }
@@ -107,15 +112,7 @@ pub fn require_root_and_tools(what: &str, tools: &[(&str, &str)]) -> bool {
             missing.push(format!("{tool} ({install})"));
         }
     }
-    if missing.is_empty() {
-        return true;
-    }
-    let msg = format!("{what} needs: {}", missing.join(", "));
-    if in_ci() {
-        panic!("{msg}");
-    }
-    skipped(&msg);
-    false
+    prerequisites(&format!("{what} needs"), &missing)
 }
 
 /// A per-test state directory (so leak checks see only this test's runs) and the shared
