@@ -105,6 +105,58 @@ fn tiny_matrix_reports_every_cell_and_leaves_nothing() {
 }
 
 #[test]
+fn throughput_reports_runs_per_second_latency_and_cpu_per_run_and_leaves_nothing() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let out = sb
+        .cmd()
+        .args(["bench", "--throughput", "--runtime", "bun", "--concurrency", "2", "--duration", "3s"])
+        .args(["--json", "--oci", &test_oci_runtime()])
+        .output()
+        .expect("spawn ignite");
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", stderr_of(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\n{}", stdout_of(&out), stderr_of(&out)));
+    assert_eq!((r["concurrency"].as_u64(), r["durationSeconds"].as_f64()), (Some(2), Some(3.0)), "{r}");
+    let results = r["results"].as_array().expect("results");
+    assert_eq!(results.len(), 1, "one runtime × one OCI runtime: {r}");
+    let res = &results[0];
+    assert_eq!(res["oci"], oci_name(), "{res}");
+    assert!(res["runtime"].as_str().is_some_and(|k| k.starts_with("bun@")), "{res}");
+    let runs = res["runs"].as_u64().expect("runs");
+    assert!(runs >= 2, "two workers for 3 s complete at least a run each: {res}");
+    assert_eq!(res["failures"], 0, "{res}");
+    // The window covers the last runs' tails, so it is at least the duration.
+    let elapsed = res["elapsedSeconds"].as_f64().expect("elapsed");
+    assert!(elapsed >= 3.0, "{res}");
+    let rate = res["runsPerSecond"].as_f64().expect("rate");
+    assert!((rate - runs as f64 / elapsed).abs() < 1e-6, "runs/s is runs over the window: {res}");
+    let lat = &res["latencyMs"];
+    assert_eq!(lat["n"].as_u64(), Some(runs), "{res}");
+    assert!(lat["p50"].as_f64() <= lat["p99"].as_f64() && lat["p50"].as_f64().is_some_and(|v| v > 0.0), "{res}");
+    // Each of the three CPU shares is measured: ignite works per run, every run starts an OCI
+    // runtime, and the program (bun) burns CPU in its cgroup.
+    for part in ["ignite", "ociRuntime", "program"] {
+        assert!(res["cpuMsPerRun"][part].as_f64().is_some_and(|v| v > 0.0), "{part}: {res}");
+    }
+    let share = res["cpuShare"].as_f64().expect("cpu share");
+    assert!(share > 0.0 && share <= 1.05, "{res}");
+    sb.assert_no_leaks();
+    let bench_dir = sb.state.path().join("bench");
+    let left: Vec<_> = std::fs::read_dir(&bench_dir).into_iter().flatten().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "left in {}: {left:?}", bench_dir.display());
+
+    // The matrix's flags do not mix with it, and a concurrency of 0 is refused.
+    let mixed = sb.cmd().args(["bench", "--throughput", "--runs", "3"]).output().expect("spawn ignite");
+    assert_eq!(mixed.status.code(), Some(2), "{}", stderr_of(&mixed));
+    assert!(stderr_of(&mixed).contains("cannot be used with"), "{}", stderr_of(&mixed));
+    let zero = sb.cmd().args(["bench", "--throughput", "--concurrency", "0"]).output().expect("spawn ignite");
+    assert!(stderr_of(&zero).contains("--concurrency must be between 1 and 256"), "{}", stderr_of(&zero));
+}
+
+#[test]
 fn reduced_levels_are_supervised_like_real_runs_and_leave_nothing() {
     if !require_sandbox() {
         return;

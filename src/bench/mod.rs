@@ -14,18 +14,21 @@ pub mod output;
 mod reduced;
 mod sample;
 pub mod stats;
+pub mod throughput;
 mod warm;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 pub use levels::Level;
 pub use output::{BenchReport, CellResult, CellStatus, Mode, PhaseSummaries};
 pub use reduced::ReducedError;
 pub use sample::{PhaseTimes, RunError, Sample};
+pub use throughput::{ThroughputConfig, ThroughputResult};
 
 use crate::data::preflight::{BundleState, Check};
 use crate::data::report::full::LastReports;
@@ -147,6 +150,80 @@ pub async fn run(config: BenchConfig, cancel: CancellationToken) -> Result<Bench
     let _ = std::fs::remove_file(LastReports::new(&config.settings.cache_dir).path(&svc_dir));
     drop(dir);
     result
+}
+
+/// `ignite bench --throughput`: what one host sustains.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThroughputReport {
+    pub host: host::HostFacts,
+    pub program: String,
+    pub concurrency: usize,
+    pub duration_seconds: f64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    pub results: Vec<ThroughputResult>,
+}
+
+impl ThroughputReport {
+    /// A run failed, or a runtime × OCI runtime completed none.
+    pub fn failed(&self) -> bool {
+        throughput::any_failed(&self.results)
+    }
+}
+
+/// Runs the throughput measurement ([`throughput`]) for every runtime × OCI runtime of
+/// `config`, one after the other. Ctrl-C (`cancel`) lets the runs in flight finish and reports
+/// what was measured.
+pub async fn run_throughput(
+    config: BenchConfig,
+    tp: ThroughputConfig,
+    cancel: CancellationToken,
+) -> Result<ThroughputReport, BenchError> {
+    throughput::check(&config)?;
+    let mut ocis = Vec::new();
+    for choice in &config.ocis {
+        let settings = Settings { oci_kind: choice.kind, oci_binary: choice.binary.clone(), ..config.settings.clone() };
+        ocis.push((choice.kind.as_str().to_string(), Arc::new(Engine::new(settings)?)));
+    }
+    let base = Arc::clone(&ocis[0].1);
+    base.reap_stale().await;
+    let dir = BenchDir::create(
+        &config.settings.state_dir,
+        &[("hello.js", PROGRAM), ("service.yaml", "service:\n  name: bench\n  entry: hello.js\n  timeoutMs: 30000\n")],
+    )?;
+    let svc_dir = dir.service_dir();
+    let subjects = subjects(&config, &base, &svc_dir)?;
+    let mut results = Vec::new();
+    for subject in &subjects {
+        for (name, engine) in &ocis {
+            if cancel.is_cancelled() {
+                break;
+            }
+            if config.progress {
+                eprintln!(
+                    "ignite bench: {} on {name}: {} runs at a time for {} s",
+                    subject.key,
+                    tp.concurrency,
+                    tp.duration.as_secs_f64()
+                );
+            }
+            results.push(throughput::measure_one(engine, name, subject, tp, &cancel).await?);
+        }
+    }
+    base.reap_stale().await;
+    let _ = std::fs::remove_file(LastReports::new(&config.settings.cache_dir).path(&svc_dir));
+    drop(dir);
+    let oci_facts: Vec<(String, &Path)> =
+        ocis.iter().zip(&config.ocis).map(|((name, _), c)| (name.clone(), c.binary.as_path())).collect();
+    Ok(ThroughputReport {
+        host: host::gather(&oci_facts),
+        program: format!("hello.js: {}", PROGRAM.trim()),
+        concurrency: tp.concurrency,
+        duration_seconds: tp.duration.as_secs_f64(),
+        notes: config.notes.clone(),
+        results,
+    })
 }
 
 /// A time budget as `--budget` takes it: `300`, `300s`, `90s`, `5m`, `1h`.

@@ -34,8 +34,16 @@ it; warm: job handover → exec), first output and exit (counted from the start 
 delete (release → container gone). Containers, cgroups, run directories and uids are removed
 after each run, also on Ctrl-C (the report then has what was measured).
 
+THROUGHPUT (--throughput): instead of the matrix, each runtime × OCI runtime is loaded with
+--concurrency cold runs at a time (real runs, as `ignite run` makes them) for --duration; the
+runs in flight then finish. Reported: runs/s, latency p50/p99, and the CPU per run split into
+ignite's own process (getrusage self), the OCI runtime (getrusage of the waited-for `runc run`
+processes, less the sandboxes' CPU) and the program (its cgroup's CPU time), and the share of
+the host's CPUs the work kept busy. The OCI runtime's share is the ceiling ignite cannot lower.
+
 EXAMPLES:
   ignite bench                                   # present bundles × all levels × runc, cold
+  ignite bench --throughput --runtime bun --oci runc --oci crun --concurrency 8 --duration 30s
   ignite bench --runtime bun --level bare --level seccomp --runs 50
   ignite bench --json > bench.json               # one JSON document on stdout
   ignite bench --csv bench.csv --chart bench.svg # table on stdout, files beside it
@@ -78,6 +86,16 @@ pub struct BenchArgs {
     /// No progress lines on stderr.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// Measure throughput instead of the matrix: --concurrency cold runs at a time for
+    /// --duration, per runtime × OCI runtime (see THROUGHPUT below).
+    #[arg(long, conflicts_with_all = ["level", "mode", "runs", "warmup", "budget", "csv", "chart"])]
+    throughput: bool,
+    /// With --throughput: runs in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 8, requires = "throughput")]
+    concurrency: usize,
+    /// With --throughput: how long new runs are started, e.g. 30, 30s, 2m.
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = bench::parse_budget, requires = "throughput")]
+    duration: Duration,
 }
 
 impl BenchArgs {
@@ -139,6 +157,24 @@ pub fn bench(g: &GlobalArgs, oci_explicit: bool, a: BenchArgs) -> anyhow::Result
         notes,
         progress: !a.quiet,
     };
+    if a.throughput {
+        if a.concurrency == 0 || a.concurrency > 256 {
+            bail!("--concurrency must be between 1 and 256");
+        }
+        let tp = bench::ThroughputConfig { concurrency: a.concurrency, duration: a.duration };
+        let (report, signal) = with_signals(|cancel| bench::run_throughput(config, tp, cancel))?;
+        let report = report?;
+        if a.json {
+            print_stdout(&(serde_json::to_string_pretty(&report).context("failed to serialise the result")? + "\n"))?;
+        } else {
+            print_stdout(&format!("{}\n{}", report.host.line(), bench::throughput::table(&report.results)))?;
+        }
+        return Ok(match signal {
+            Some(sig) => 128 + sig,
+            None if report.failed() => 1,
+            None => 0,
+        });
+    }
     let (report, signal) = with_signals(|cancel| bench::run(config, cancel))?;
     let report = report?;
     if let Some(path) = &a.csv {
