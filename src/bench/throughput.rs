@@ -34,9 +34,10 @@ pub struct ThroughputConfig {
 pub struct CpuPerRun {
     /// ignite's own process: the engine, its supervisor threads, the report.
     pub ignite: f64,
-    /// The OCI runtime processes (`runc run` and what it did before the program ran).
+    /// The OCI runtime: its processes on the host and its init inside the container (with
+    /// ignite's entrypoint, which that init becomes).
     pub oci_runtime: f64,
-    /// The sandboxed program (the cgroup's CPU time).
+    /// The sandboxed program: the runtime and every process it started (their rusage).
     pub program: f64,
 }
 
@@ -111,7 +112,8 @@ pub(super) async fn measure_one(
                 match outcome {
                     Ok((report, sample)) => {
                         t.latencies.push(sample.total_ms);
-                        t.program_cpu_ms += report.metrics.cpu_time_ms.unwrap_or(0.0);
+                        let m = &report.metrics;
+                        t.program_cpu_ms += m.user_cpu_ms.unwrap_or(0.0) + m.system_cpu_ms.unwrap_or(0.0);
                     }
                     Err(RunError::Cancelled) => break,
                     Err(e) => {

@@ -36,10 +36,11 @@ after each run, also on Ctrl-C (the report then has what was measured).
 
 THROUGHPUT (--throughput): instead of the matrix, each runtime × OCI runtime is loaded with
 --concurrency cold runs at a time (real runs, as `ignite run` makes them) for --duration; the
-runs in flight then finish. Reported: runs/s, latency p50/p99, and the CPU per run split into
-ignite's own process (getrusage self), the OCI runtime (getrusage of the waited-for `runc run`
-processes, less the sandboxes' CPU) and the program (its cgroup's CPU time), and the share of
-the host's CPUs the work kept busy. The OCI runtime's share is the ceiling ignite cannot lower.
+runs in flight then finish. Reported: runs/s, latency p50/p99, the CPU per run split into
+ignite's own process (getrusage self), the program (the runtime and its children, the
+entrypoint's rusage in each report) and the OCI runtime (the rest of what ignite's waited-for
+children used: `runc run` and its init inside the container), and the share of the host's CPUs
+the work kept busy. The OCI runtime's share is the ceiling ignite cannot lower.
 
 EXAMPLES:
   ignite bench                                   # present bundles × all levels × runc, cold
