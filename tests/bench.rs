@@ -9,12 +9,6 @@ use std::process::Stdio;
 
 use common::*;
 
-/// The OCI runtime the tests drive (`IGNITE_TEST_OCI_RUNTIME`: a name or a path), by name.
-fn oci_name() -> String {
-    let oci = test_oci_runtime();
-    oci.rsplit('/').next().unwrap_or(&oci).to_string()
-}
-
 #[test]
 fn tiny_matrix_reports_every_cell_and_leaves_nothing() {
     if !require_sandbox() {

@@ -43,14 +43,12 @@ fn check<'a>(doc: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
 /// This host's cgroup mode as doctor names it (`hybrid`: v1 controllers plus a cgroup2 mount,
 /// as on the development machines; `v2`: cgroup2 only, as in the host-matrix VM), and the
 /// cgroup driver `auto` picks there: systemd on v2 when systemd is the init system.
-fn host_cgroup() -> (&'static str, &'static str) {
-    let mountinfo = read("/proc/self/mountinfo");
-    assert!(mountinfo.lines().any(|l| l.contains(" - cgroup2 ")), "{mountinfo}");
-    let v1_memory = mountinfo.lines().any(|l| l.contains(" - cgroup ") && l.split(',').any(|o| o == "memory"));
-    match (v1_memory, Path::new("/run/systemd/system").is_dir()) {
-        (true, _) => ("hybrid", "cgroupfs"),
-        (false, true) => ("v2", "systemd"),
-        (false, false) => ("v2", "cgroupfs"),
+fn doctor_cgroup() -> (&'static str, &'static str) {
+    assert!(read("/proc/self/mountinfo").lines().any(|l| l.contains(" - cgroup2 ")), "no cgroup2 mount");
+    match common::host_cgroup() {
+        (false, _) => ("hybrid", "cgroupfs"),
+        (true, true) => ("v2", "systemd"),
+        (true, false) => ("v2", "cgroupfs"),
     }
 }
 
@@ -82,7 +80,7 @@ fn doctor_json_reports_this_hosts_real_values() {
     assert!(host["oci"]["onPath"].as_array().unwrap().iter().any(|b| b["kind"] == "runc" && b["version"] == version));
 
     // cgroups: the mode /proc/self/mountinfo shows, and the driver that goes with it.
-    let (mode, driver) = host_cgroup();
+    let (mode, driver) = doctor_cgroup();
     assert_eq!(host["cgroup"]["mode"], mode, "{doc:#}");
     assert_eq!(host["cgroup"]["driver"], driver, "{doc:#}");
     for name in ["cgroup-version", "cgroup-controllers", "cgroup-parent", "cgroup-driver", "memory-swap"] {
@@ -135,7 +133,7 @@ fn doctor_table_on_stdout_and_exit_code() {
     assert_eq!(out.status.code(), Some(0), "{text}");
     let header = text.lines().next().unwrap();
     assert!(header.starts_with("CHECK") && header.ends_with("FOUND"), "{text}");
-    let words = if host_cgroup().0 == "v2" { "v2 (unified)" } else { "hybrid" };
+    let words = if doctor_cgroup().0 == "v2" { "v2 (unified)" } else { "hybrid" };
     assert!(text.lines().any(|l| l.starts_with("cgroup-version") && l.contains(words)), "{text}");
     assert!(text.trim_end().ends_with("this host can run sandboxes"), "{text}");
 }

@@ -359,23 +359,41 @@ fn nonzero_exit_and_thrown_error_are_errors_not_failures_of_ignite() {
     sb.assert_no_leaks();
 }
 
-#[test]
-fn ctrl_c_kills_the_run_and_cleans_up() {
-    let sb = sandbox_test!();
-    let dir = sb.ts_service("longrun", "  timeoutMs: 60000\n", "console.log('started'); setInterval(() => {}, 1000);");
+/// Starts `ignite run` of a program that prints `started` and then idles for a minute (with
+/// `yaml` added to its service.yaml and `env` in ignite's environment), and returns once the
+/// program is running (its first output arrived), with the stdout it keeps writing to.
+fn start_long_run(
+    sb: &Sandbox,
+    name: &str,
+    yaml: &str,
+    env: &[(&str, &str)],
+) -> (std::process::Child, std::process::ChildStdout) {
+    let dir = sb.ts_service(
+        name,
+        &format!("  timeoutMs: 60000\n{yaml}"),
+        "console.log('started'); setInterval(() => {}, 1000);",
+    );
     let mut child = sb
         .cmd()
+        .envs(env.iter().copied())
         .arg("run")
         .arg(&dir)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Wait until the program runs (its output arrives), then interrupt ignite.
     let mut stdout = child.stdout.take().unwrap();
     let mut buf = [0u8; 64];
     let n = std::io::Read::read(&mut stdout, &mut buf).unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).contains("started"));
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("started"), "{name}: {:?}", String::from_utf8_lossy(&buf[..n]));
+    (child, stdout)
+}
+
+#[test]
+fn ctrl_c_kills_the_run_and_cleans_up() {
+    let sb = sandbox_test!();
+    // Once the program runs, interrupt ignite.
+    let (mut child, _stdout) = start_long_run(&sb, "longrun", "", &[]);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
@@ -385,11 +403,7 @@ fn ctrl_c_kills_the_run_and_cleans_up() {
 #[test]
 fn leftovers_of_a_killed_ignite_are_reaped() {
     let sb = sandbox_test!();
-    let dir = sb.ts_service("orphan", "  timeoutMs: 60000\n", "console.log('started'); setInterval(() => {}, 1000);");
-    let mut child = sb.cmd().arg("run").arg(&dir).stdout(std::process::Stdio::piped()).spawn().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut buf = [0u8; 64];
-    let _ = std::io::Read::read(&mut stdout, &mut buf).unwrap();
+    let (mut child, _stdout) = start_long_run(&sb, "orphan", "", &[]);
     // SIGKILL: ignite gets no chance to clean up.
     child.kill().unwrap();
     child.wait().unwrap();
@@ -411,8 +425,7 @@ fn leftovers_of_a_killed_ignite_are_reaped() {
 /// `container` subgroup of it (its `run.oci.systemd.subgroup`, on by default on cgroup v2).
 fn expected_cgroup(id: &str, driver: &str) -> (PathBuf, &'static str) {
     let (v2, systemd) = host_cgroup();
-    let oci = test_oci_runtime();
-    let crun = oci.rsplit('/').next() == Some("crun");
+    let crun = oci_name() == "crun";
     match (v2, driver) {
         (false, _) => (Path::new("/sys/fs/cgroup/memory/ignite").join(id), "memory.limit_in_bytes"),
         (true, "systemd") => {
@@ -455,24 +468,8 @@ fn a_runs_cgroup_is_where_the_driver_puts_it_and_gone_after() {
         drivers.push("systemd");
     }
     for driver in drivers {
-        let dir = sb.ts_service(
-            &format!("where-{driver}"),
-            "  timeoutMs: 60000\n  memoryMb: 96\n",
-            "console.log('started'); setInterval(() => {}, 1000);",
-        );
-        let mut child = sb
-            .cmd()
-            .env("IGNITE_CGROUP_DRIVER", driver)
-            .arg("run")
-            .arg(&dir)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut stdout = child.stdout.take().unwrap();
-        let mut buf = [0u8; 64];
-        let n = std::io::Read::read(&mut stdout, &mut buf).unwrap();
-        assert!(String::from_utf8_lossy(&buf[..n]).contains("started"), "{driver}");
+        let (mut child, _stdout) =
+            start_long_run(&sb, &format!("where-{driver}"), "  memoryMb: 96\n", &[("IGNITE_CGROUP_DRIVER", driver)]);
         let runs: Vec<_> =
             std::fs::read_dir(sb.state.path().join("runs")).unwrap().flatten().filter(|e| e.path().is_dir()).collect();
         assert_eq!(runs.len(), 1, "{driver}");
@@ -619,11 +616,7 @@ console.log(JSON.stringify({
 #[test]
 fn sigterm_to_ignite_kills_the_run_and_cleans_up() {
     let sb = sandbox_test!();
-    let dir = sb.ts_service("termed", "  timeoutMs: 60000\n", "console.log('started'); setInterval(() => {}, 1000);");
-    let mut child = sb.cmd().arg("run").arg(&dir).stdout(std::process::Stdio::piped()).spawn().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut buf = [0u8; 64];
-    let _ = std::io::Read::read(&mut stdout, &mut buf).unwrap();
+    let (mut child, _stdout) = start_long_run(&sb, "termed", "", &[]);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(143));
     sb.assert_no_leaks();

@@ -316,13 +316,18 @@ pub fn slowdown() -> u64 {
     std::env::var("IGNITE_TEST_SLOWDOWN").ok().and_then(|v| v.parse().ok()).filter(|&f| f >= 1).unwrap_or(1)
 }
 
+/// The OCI runtime the tests drive (`IGNITE_TEST_OCI_RUNTIME`: a name or a path), by name.
+#[allow(dead_code)]
+pub fn oci_name() -> String {
+    let oci = test_oci_runtime();
+    oci.rsplit('/').next().unwrap_or(&oci).to_string()
+}
+
 /// The OCI runtime the tests drive, as a command on `sb`'s own state (`--root
 /// <state>/oci/<name>`, where ignite keeps it): for tests that look at containers themselves.
 #[allow(dead_code)]
 pub fn oci_cmd(sb: &Sandbox) -> Command {
-    let oci = test_oci_runtime();
-    let name = oci.rsplit('/').next().unwrap_or(&oci).to_string();
-    let mut c = Command::new(&oci);
-    c.arg("--root").arg(sb.state.path().join("oci").join(name));
+    let mut c = Command::new(test_oci_runtime());
+    c.arg("--root").arg(sb.state.path().join("oci").join(oci_name()));
     c
 }

@@ -22,7 +22,7 @@ use crate::data::report::{Phases, Report};
 use crate::sandbox::audit::{self, Listener};
 use crate::sandbox::cgroup::{self, CgroupPaths, CgroupStats};
 use crate::sandbox::init_proto::{InitEvent, JobMessage};
-use crate::sandbox::oci::{Foreground, OciError, OciRuntime};
+use crate::sandbox::oci::{Foreground, NO_MESSAGE, OciError, OciRuntime};
 use crate::sys::monotonic_ns;
 
 /// After the program is gone, how long to wait for its output pipes to drain.
@@ -361,7 +361,7 @@ async fn wait_runtime(fg: &mut Foreground) -> bool {
 fn with_stderr(e: OciError, stderr: &Captured) -> OciError {
     const MAX: usize = 400;
     match e {
-        OciError::Command { runtime, op, id, message } if message.contains("failed without a message") => {
+        OciError::Command { runtime, op, id, message } if message.starts_with(NO_MESSAGE) => {
             let text = String::from_utf8_lossy(&stderr.bytes);
             let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
             if lines.is_empty() {

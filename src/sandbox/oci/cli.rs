@@ -11,8 +11,9 @@ use nix::sys::signal::Signal;
 
 use super::{ContainerState, CreateIo, Foreground, OciError, OciKind, OciRuntime};
 
-/// What a failed command that logged and printed nothing is said to have done.
-const NO_MESSAGE: &str = "failed without a message";
+/// What a failed command that logged and printed nothing is said to have done (followed by how
+/// it ended, when that is known).
+pub const NO_MESSAGE: &str = "failed without a message";
 
 #[derive(Debug, Clone)]
 pub struct CliRuntime {

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use oci_spec::runtime::Spec;
 
-pub use cli::CliRuntime;
+pub use cli::{CliRuntime, NO_MESSAGE};
 pub use kind::OciKind;
 
 #[derive(Debug, thiserror::Error)]
