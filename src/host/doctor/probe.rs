@@ -237,8 +237,20 @@ pub fn cgroup_facts_for(root: &Path, choice: DriverChoice) -> CgroupFacts {
         Some(CgroupDriver::Systemd) => cgroup::driver_names::SLICE,
         _ => CGROUP_PARENT,
     };
+    // runc (cgroupfs driver) also creates the run's cgroup in every other v1 hierarchy it
+    // knows (cpuset, devices, freezer, blkio, …): one mounted read-only fails every run, so it
+    // joins the list, while writable ones stay out of it (they need nothing from the host).
+    let read_only_others: Vec<&CgroupMount> = match mode {
+        Some(HostCgroup::V1 | HostCgroup::Hybrid) => mounts
+            .iter()
+            .filter(|m| m.version == CgroupVersion::V1 && m.read_only && !needed.contains(m))
+            .filter(|m| m.controllers.iter().any(|c| !c.starts_with("name=")))
+            .collect(),
+        _ => Vec::new(),
+    };
     let parent = needed
         .iter()
+        .chain(&read_only_others)
         .map(|m| {
             let path = host_path(root, &m.mount_point).join(parent_name);
             let meta = std::fs::symlink_metadata(&path).ok();

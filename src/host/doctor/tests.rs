@@ -292,6 +292,48 @@ fn a_rootless_container() {
     assert!(parent.remedy.as_deref().unwrap().contains("/init/cgroup.procs"), "{parent:?}");
 }
 
+/// Copies a fixture root, so that a test can change one file of it.
+fn copy_fixture(name: &str, to: &Path) {
+    fn walk(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let dest = to.join(entry.file_name());
+            let kind = entry.file_type().unwrap();
+            if kind.is_dir() {
+                walk(&entry.path(), &dest);
+            } else if kind.is_symlink() {
+                std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), &dest).unwrap();
+            } else {
+                std::fs::copy(entry.path(), &dest).unwrap();
+            }
+        }
+    }
+    walk(&fixtures().join(name), to);
+}
+
+#[test]
+fn a_read_only_hierarchy_that_ignite_does_not_limit_with_still_fails_every_run() {
+    // runc creates each run's cgroup in every v1 hierarchy: a read-only cpuset mount (as in a
+    // container whose cgroupfs is read-only) fails every run even though memory, cpu and pids
+    // are writable.
+    let mut s = scenario("hybrid-debian12", LandlockSupport::Available { abi: 7 });
+    let root = s._scratch.path().join("root");
+    copy_fixture("hybrid-debian12", &root);
+    let mountinfo = root.join("proc/self/mountinfo");
+    let text = std::fs::read_to_string(&mountinfo).unwrap();
+    let changed = text.replace("/sys/fs/cgroup/cpuset rw,relatime", "/sys/fs/cgroup/cpuset ro,relatime");
+    assert_ne!(changed, text);
+    std::fs::write(&mountinfo, changed).unwrap();
+    s.opts.root = root;
+    let d = run(&s.opts);
+    let parent = assert_status(&d, "cgroup-parent", Status::Fail);
+    assert!(parent.value.starts_with("the cpuset hierarchy is mounted read-only"), "{parent:?}");
+    // A writable one stays out of the list, as before.
+    let d = run(&scenario("hybrid-debian12", LandlockSupport::Available { abi: 7 }).opts);
+    assert_eq!(check(&d, "cgroup-parent").value, "/ignite in memory, cpu, cpuacct, pids, unified: exists");
+}
+
 #[test]
 fn landlock_abi_one_to_six_and_absent() {
     let s = scenario("v2-ubuntu2404", LandlockSupport::Unsupported);
