@@ -2,7 +2,7 @@
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{CgroupError, FormatError};
 
@@ -184,12 +184,14 @@ impl CgroupMount {
 const V1_NON_CONTROLLER_OPTIONS: &[&str] =
     &["rw", "ro", "none", "noprefix", "clone_children", "cpuset_v2_mode", "favordynmods", "xattr"];
 
-/// The cgroup mounts visible in `mountinfo`, minus mounts hidden by a later mount on the very
-/// same mount point (over-mounting leaves the old entry in mountinfo but unreachable).
+/// The cgroup mounts visible in `mountinfo`. Over-mounting leaves the old entries in mountinfo
+/// but unreachable: a mount stacked on the very same mount point hides the one below, and a
+/// mount on a directory above hides everything mounted below that directory before it (a
+/// container's read-only cgroupfs over the host's). See [`Visibility`].
 pub fn parse_cgroup_mounts(mountinfo: &str) -> Result<Vec<CgroupMount>, CgroupError> {
     let entries = parse_mountinfo(mountinfo)?;
-    let shadowed =
-        |m: &MountInfoEntry| entries.iter().any(|o| o.parent_id == m.mount_id && o.mount_point == m.mount_point);
+    let visibility = Visibility::new(&entries);
+    let shadowed = |m: &MountInfoEntry| !visibility.is_visible(m);
     let mut mounts = Vec::new();
     for entry in entries.iter().filter(|e| !shadowed(e)) {
         let (version, controllers) = match entry.fs_type.as_str() {
@@ -214,6 +216,56 @@ pub fn parse_cgroup_mounts(mountinfo: &str) -> Result<Vec<CgroupMount>, CgroupEr
         });
     }
     Ok(mounts)
+}
+
+/// Whether a path lookup from this process's root reaches `m`: its mount point is resolved
+/// from the root mount one directory at a time, stepping onto the topmost mount stacked on
+/// each directory it passes, as the kernel does; `m` is visible when resolving its own mount
+/// point ends on it. Without a root entry (a reader chrooted into a directory that is not a
+/// mount point sees none) only a mount stacked on the same mount point hides another.
+pub struct Visibility<'a> {
+    /// Mounts by (parent mount, mount point).
+    children: std::collections::HashMap<(u32, &'a Path), &'a MountInfoEntry>,
+    root: Option<&'a MountInfoEntry>,
+}
+
+impl<'a> Visibility<'a> {
+    pub fn new(entries: &'a [MountInfoEntry]) -> Visibility<'a> {
+        let ids: std::collections::HashSet<u32> = entries.iter().map(|e| e.mount_id).collect();
+        let children = entries.iter().map(|e| ((e.parent_id, e.mount_point.as_path()), e)).collect();
+        let root = entries.iter().find(|e| e.mount_point == Path::new("/") && !ids.contains(&e.parent_id));
+        let mut v = Visibility { children, root: None };
+        v.root = root.map(|r| v.top(r));
+        v
+    }
+
+    /// The mount stacked last on `m`'s mount point (a mount over a mount point has the mount
+    /// below as its parent and the same mount point).
+    fn top(&self, mut m: &'a MountInfoEntry) -> &'a MountInfoEntry {
+        for _ in 0..self.children.len() {
+            match self.children.get(&(m.mount_id, m.mount_point.as_path())) {
+                Some(above) if above.mount_id != m.mount_id => m = above,
+                _ => break,
+            }
+        }
+        m
+    }
+
+    pub fn is_visible(&self, m: &MountInfoEntry) -> bool {
+        let Some(mut here) = self.root else {
+            // No root to resolve from: only what is stacked on the same mount point is known
+            // to hide a mount.
+            return self.top(m).mount_id == m.mount_id;
+        };
+        let mut path = PathBuf::from("/");
+        for component in m.mount_point.components().skip(1) {
+            path.push(component);
+            if let Some(child) = self.children.get(&(here.mount_id, path.as_path())) {
+                here = self.top(child);
+            }
+        }
+        here.mount_id == m.mount_id
+    }
 }
 
 /// Parses a file holding one unsigned integer (`memory.peak`, `cpuacct.usage`, `pids.peak`,
@@ -360,6 +412,40 @@ mod tests {
 90 35 0:50 / /sys/fs/cgroup/memory rw - tmpfs tmpfs rw
 ";
         assert!(parse_cgroup_mounts(info).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_mount_over_a_parent_directory_hides_what_was_mounted_below_it() {
+        // The host's writable hierarchies, then (as a container runtime does) a tmpfs over
+        // /sys/fs/cgroup and read-only hierarchies inside it: only the second set is reachable.
+        let info = "\
+20 1 8:1 / / rw - ext4 /dev/vda rw
+31 20 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw
+35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+36 31 0:33 / /sys/fs/cgroup/cpuset rw - cgroup cgroup rw,cpuset
+100 20 0:60 / /sys/fs/cgroup rw - tmpfs tmpfs rw
+101 100 0:32 / /sys/fs/cgroup/memory ro - cgroup cgroup rw,memory
+102 100 0:33 / /sys/fs/cgroup/cpuset ro - cgroup cgroup rw,cpuset
+";
+        let mounts = parse_cgroup_mounts(info).unwrap();
+        assert_eq!(mounts.len(), 2, "{mounts:?}");
+        assert!(mounts.iter().all(|m| m.read_only), "{mounts:?}");
+        // Stacked on the root itself, and on the directory of a mount that stays visible.
+        let stacked = "\
+20 1 8:1 / / rw - ext4 /dev/vda rw
+21 20 8:2 / / rw - ext4 /dev/vdb rw
+35 20 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+36 21 0:33 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids
+";
+        let mounts = parse_cgroup_mounts(stacked).unwrap();
+        let controllers: Vec<&str> = mounts.iter().map(|m| m.controllers[0].as_str()).collect();
+        assert_eq!(controllers, ["pids"], "what was mounted on the lower root is hidden");
+        // The hosts' real tables lose nothing.
+        for fixture in [HYBRID_MOUNTINFO, V2_MOUNTINFO] {
+            let entries = parse_mountinfo(fixture).unwrap();
+            let all = entries.iter().filter(|e| e.fs_type.starts_with("cgroup")).count();
+            assert_eq!(parse_cgroup_mounts(fixture).unwrap().len(), all);
+        }
     }
 
     #[test]
