@@ -531,3 +531,63 @@ fn assert_nothing_left(oci: &str) {
         assert_ne!(comm.trim(), "slirp4netns", "slirp4netns left: pid {}", entry.file_name().to_string_lossy());
     }
 }
+
+#[test]
+#[ignore = "needs systemd as PID 1: run by tests/hosts/run.sh in the cgroup v2 VM"]
+fn a_killed_server_is_cleaned_up_by_exec_stop_post_and_restarted() {
+    let _one = SYSTEMD.lock().unwrap_or_else(|e| e.into_inner());
+    if !require_systemd() {
+        return;
+    }
+    install();
+    run_ok("systemctl", &["start", "ignite.socket", "ignite.service"]);
+    wait_for("GET /ready answers 200", 120, ready);
+    let oci = test_oci_runtime().rsplit('/').next().unwrap().to_string();
+    let root = format!("{STATE}/oci/{oci}");
+    let release = PathBuf::from(SERVICES).join("wait/release");
+    let _ = std::fs::remove_file(&release);
+    // The client sees its connection cut: the server dies under it.
+    let in_flight = std::thread::spawn(|| post_result(&format!("{BASE}/services/wait/execute")));
+    wait_for("the run in flight", 120, || {
+        let (_, body) = call("GET", &format!("{BASE}/ready"), Some(KEY), None);
+        serde_json::from_str::<Value>(&body).is_ok_and(|v| v["running"] == 1)
+    });
+    let old_pid = show("MainPID");
+    // SIGKILL to every process of the service's cgroup: no graceful shutdown at all. The
+    // containers live on in their scopes in ignite.slice, outside that cgroup.
+    run_ok("systemctl", &["kill", "--signal=SIGKILL", "ignite.service"]);
+    let orphans: Vec<String> = entries(&root).into_iter().filter(|n| Path::new(&root).join(n).is_dir()).collect();
+    assert!(!orphans.is_empty(), "the killed server's containers outlive it until cleanup");
+    let _ = in_flight.join().unwrap();
+    // Restart=on-failure starts it again, after ExecStopPost's `ignite cleanup`.
+    wait_for("the service to be restarted", 120, || {
+        let pid = show("MainPID");
+        show("ActiveState") == "active" && pid != "0" && pid != old_pid
+    });
+    wait_for("GET /ready answers 200 after the restart", 120, ready);
+    for id in &orphans {
+        assert!(!Path::new(&root).join(id).exists(), "container {id} of the killed server left");
+        assert!(
+            !Path::new("/sys/fs/cgroup/ignite.slice").join(format!("ignite-{id}.scope")).exists(),
+            "{id}'s scope left"
+        );
+    }
+    let said = journal();
+    let cleaned = said.lines().filter(|l| l.starts_with("ignite: removed") && l.contains("leftover run"));
+    assert!(
+        cleaned.into_iter().any(|l| orphans.iter().any(|id| l.contains(id.as_str()))),
+        "ExecStopPost's cleanup did not name the orphans {orphans:?}:\n{said}"
+    );
+    let r = execute("hello", json!({ "name": "after" }));
+    assert_eq!(r["stdout"], "hello, after\n", "{r}");
+    run_ok("systemctl", &["stop", "ignite.socket", "ignite.service"]);
+    assert_eq!(show("ActiveState"), "inactive");
+    assert_nothing_left(&oci);
+}
+
+/// A POST like [`call`]'s, but a failed connection is a value, not a panic.
+fn post_result(url: &str) -> Result<u16, String> {
+    let req =
+        agent().post(url).header("Content-Type", "application/json").header("Authorization", format!("Bearer {KEY}"));
+    req.send("{}").map(|r| r.status().as_u16()).map_err(|e| e.to_string())
+}
