@@ -384,12 +384,17 @@ fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
     panic!("gave up waiting: {what}");
 }
 
+/// Whether GET /ready answers 200. A 503 that names something missing (the OCI runtime, the
+/// entrypoint, the default runtime's bundle) does not go away by waiting: it fails at once.
 fn ready() -> bool {
-    agent()
-        .get(format!("{BASE}/ready"))
-        .header("Authorization", format!("Bearer {KEY}"))
-        .call()
-        .is_ok_and(|r| r.status().as_u16() == 200)
+    let Ok(mut r) = agent().get(format!("{BASE}/ready")).header("Authorization", format!("Bearer {KEY}")).call() else {
+        return false;
+    };
+    let status = r.status().as_u16();
+    let body = r.body_mut().read_to_string().unwrap_or_default();
+    let missing = serde_json::from_str::<Value>(&body).ok().and_then(|v| v["missing"].as_array().cloned());
+    assert!(missing.is_none_or(|m| m.is_empty()), "the server will not become ready: {body}");
+    status == 200
 }
 
 fn execute(name: &str, input: Value) -> Value {
