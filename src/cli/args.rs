@@ -330,6 +330,10 @@ Prints one line {\"listening\":\"ADDR:PORT\"} on stdout once it accepts connecti
 --port 0); request logs go to stderr (IGNITE_LOG=warn quiets them). SIGTERM/SIGINT stop
 accepting, let running executions finish for --shutdown-timeout, then cancel them.
 
+Socket activation (systemd's ignite.socket, see deploy/systemd/): with LISTEN_PID set to its pid
+and LISTEN_FDS=1, ignite serve takes the listening TCP socket at descriptor 3 instead of binding
+--host/--port, so connections made while it restarts wait instead of being refused.
+
 POST /services/NAME/execute is served from a warm pool: sandboxes started ahead (container up,
 entrypoint confined and waiting), one job each, replaced in the background. Each service keeps
 --pool-min of them parked (started at launch) and grows up to --pool-max under load; idle ones
@@ -416,12 +420,12 @@ pub(super) struct ServeArgs {
     /// Directory whose subdirectories (each with a service.yaml) are the services.
     #[arg(long, value_name = "DIR")]
     pub(super) services: PathBuf,
-    /// Address to listen on (an IP address).
-    #[arg(long, default_value = "127.0.0.1")]
-    pub(super) host: std::net::IpAddr,
-    /// Port to listen on; 0 picks a free one.
-    #[arg(long, default_value_t = 3000)]
-    pub(super) port: u16,
+    /// Address to listen on (an IP address) [default: 127.0.0.1]. Not with socket activation.
+    #[arg(long)]
+    pub(super) host: Option<std::net::IpAddr>,
+    /// Port to listen on; 0 picks a free one [default: 3000]. Not with socket activation.
+    #[arg(long)]
+    pub(super) port: Option<u16>,
     /// File of API keys, one per line (# comments); requests need `Authorization: Bearer KEY`.
     /// Keys in IGNITE_API_KEYS (comma-separated) are accepted too.
     #[arg(long, value_name = "FILE")]

@@ -12,6 +12,22 @@ use super::{GlobalArgs, require_root};
 pub(super) fn serve(g: &GlobalArgs, a: ServeArgs) -> anyhow::Result<i32> {
     require_root()?;
     let env_keys = ignite::server::Keys::take_env()?;
+    // Also before any thread starts: the activation variables leave the environment here.
+    let inherited = ignite::engine::take_activated_listener()?;
+    let listen = match inherited {
+        Some(socket) => {
+            if a.host.is_some() || a.port.is_some() {
+                anyhow::bail!(
+                    "--host and --port cannot be used with socket activation: the socket unit's ListenStream= says where ignite serve listens"
+                );
+            }
+            ignite::server::Listen::Inherited(std::sync::Arc::new(socket))
+        }
+        None => ignite::server::Listen::Bind(std::net::SocketAddr::new(
+            a.host.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
+            a.port.unwrap_or(3000),
+        )),
+    };
     let keys = ignite::server::Keys::load(a.api_key_file.as_deref(), env_keys.as_deref())?;
     let pass_env = g.passed_env()?;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -38,7 +54,7 @@ pub(super) fn serve(g: &GlobalArgs, a: ServeArgs) -> anyhow::Result<i32> {
     };
     let config = ignite::server::Config {
         services_dir: a.services,
-        addr: std::net::SocketAddr::new(a.host, a.port),
+        listen,
         keys,
         pass_env,
         insecure_no_auth: a.insecure_no_auth,

@@ -64,7 +64,7 @@ pub use crate::sandbox::cgroup::{CgroupDriver, DriverChoice};
 pub use crate::sandbox::oci::OciKind;
 pub use crate::store::bundle::{NoProgress, Progress, StderrProgress};
 pub use crate::store::deps::Modules;
-pub use host_env::{OperatorFileError, read_operator_text, take_env_var};
+pub use host_env::{ListenFdsError, OperatorFileError, read_operator_text, take_activated_listener, take_env_var};
 pub use inline::{FilesError, INLINE_NAME, InlineError, InlineProgram, InlineSource, MAX_FILES, MAX_TOTAL_BYTES};
 pub use kind::ErrorKind;
 pub use lockfile::{LockFile, LockStatus, Locked, LockfileError, Verified, verify_lock, write_lock};

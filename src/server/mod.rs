@@ -36,7 +36,7 @@ use limits::{Admission, RateLimiter};
 #[derive(Debug, Clone)]
 pub struct Config {
     pub services_dir: PathBuf,
-    pub addr: SocketAddr,
+    pub listen: Listen,
     pub keys: Keys,
     /// The host variables a service's `${NAME}` may read (never ignite's own).
     pub pass_env: crate::data::service::PassEnv,
@@ -90,6 +90,17 @@ pub fn valid_node_name(name: &str) -> bool {
         && b.last().is_some_and(|&c| alnum(c))
 }
 
+/// Where the server listens.
+#[derive(Debug, Clone)]
+pub enum Listen {
+    /// Bind this address (`--host`, `--port`).
+    Bind(SocketAddr),
+    /// The listening socket a socket-activating supervisor passed in (systemd's
+    /// `ignite.socket`), already taken over: it outlives this process, so connections made
+    /// while the service restarts wait in its queue instead of being refused.
+    Inherited(Arc<std::net::TcpListener>),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(
@@ -102,6 +113,8 @@ pub enum ServeError {
     ServicesDir { path: PathBuf, error: std::io::Error },
     #[error("failed to listen on {addr}: {error}")]
     Bind { addr: SocketAddr, error: std::io::Error },
+    #[error("failed to listen on the socket passed by socket activation: {0}")]
+    Inherited(std::io::Error),
     #[error("{0}")]
     Invalid(String),
 }
@@ -133,9 +146,14 @@ pub(crate) struct AppState {
 /// Serves until SIGTERM/SIGINT, then drains: no new connections, running executions get
 /// `shutdown_timeout` to finish, then they are cancelled (their sandboxes removed by the
 /// supervisor) and awaited. Must run on a multi-threaded tokio runtime.
-pub async fn serve(config: Config, engine: Engine) -> Result<(), ServeError> {
-    if config.keys.is_empty() && !config.addr.ip().is_loopback() && !config.insecure_no_auth {
-        return Err(ServeError::Insecure { addr: config.addr });
+pub async fn serve(mut config: Config, engine: Engine) -> Result<(), ServeError> {
+    // An inherited socket is judged by the address it is bound to, like a bound one.
+    let addr = match &config.listen {
+        Listen::Bind(addr) => *addr,
+        Listen::Inherited(l) => l.local_addr().map_err(ServeError::Inherited)?,
+    };
+    if config.keys.is_empty() && !addr.ip().is_loopback() && !config.insecure_no_auth {
+        return Err(ServeError::Insecure { addr });
     }
     if config.max_concurrent == 0 {
         return Err(ServeError::Invalid("--max-concurrent must be at least 1".into()));
@@ -216,10 +234,20 @@ pub async fn serve(config: Config, engine: Engine) -> Result<(), ServeError> {
     // Installed before the listening line: a SIGTERM sent right after it must drain, not kill.
     let signals =
         Signals::install().map_err(|e| ServeError::Invalid(format!("cannot install signal handlers: {e}")))?;
-    let listener = tokio::net::TcpListener::bind(config.addr)
-        .await
-        .map_err(|error| ServeError::Bind { addr: config.addr, error })?;
-    let bound = listener.local_addr().map_err(|error| ServeError::Bind { addr: config.addr, error })?;
+    let activated = matches!(config.listen, Listen::Inherited(_));
+    // Taken out of the config, so that the accept loop holds this process's only descriptor of
+    // the socket and closes it when it stops accepting; the supervisor's own copy keeps the
+    // socket open, and later connections wait in its queue for the next server.
+    let listener = match std::mem::replace(&mut config.listen, Listen::Bind(addr)) {
+        Listen::Bind(addr) => {
+            tokio::net::TcpListener::bind(addr).await.map_err(|error| ServeError::Bind { addr, error })?
+        }
+        Listen::Inherited(shared) => Arc::try_unwrap(shared)
+            .or_else(|shared| shared.try_clone())
+            .and_then(tokio::net::TcpListener::from_std)
+            .map_err(ServeError::Inherited)?,
+    };
+    let bound = listener.local_addr().map_err(|error| ServeError::Bind { addr, error })?;
     prestart(&state);
     // One machine-readable line, so whoever started us (with --port 0) learns the port.
     println!("{}", serde_json::json!({ "listening": bound.to_string() }));
@@ -227,6 +255,7 @@ pub async fn serve(config: Config, engine: Engine) -> Result<(), ServeError> {
         address = %bound,
         auth = !state.keys.is_empty(),
         node = config.node_name.as_deref().unwrap_or("-"),
+        socket_activated = activated,
         "ignite serve listening"
     );
 

@@ -124,3 +124,62 @@ pub fn recv_with_fds(sock: RawFd, buf: &mut [u8]) -> std::io::Result<(usize, Vec
     }
     Ok((n, fds))
 }
+
+/// What an inherited descriptor is, for taking it over as a listening socket (socket
+/// activation): only a listening TCP socket over IPv4 or IPv6 will do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InheritedSocket {
+    /// Nothing is open at that number.
+    Closed,
+    /// Open, but not a socket (a file, a pipe, a terminal).
+    NotSocket,
+    /// A socket: its address family (`AF_INET`, `AF_UNIX`, …), whether it is a stream socket
+    /// and whether `listen` was called on it.
+    Socket { family: i32, stream: bool, listening: bool },
+}
+
+/// Looks at descriptor `fd` without taking it: open or not, a socket or not, and which kind.
+pub fn inspect_inherited_socket(fd: RawFd) -> std::io::Result<InheritedSocket> {
+    // SAFETY: F_GETFD only queries the descriptor table; it has no memory effects.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Ok(InheritedSocket::Closed);
+    }
+    // SAFETY: all-zero bytes are a valid `stat`; fstat writes only into that struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a live, writable stat buffer; fstat has no other memory effects.
+    if unsafe { libc::fstat(fd, &mut st) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return Ok(InheritedSocket::NotSocket);
+    }
+    let int_opt = |opt: libc::c_int| -> std::io::Result<libc::c_int> {
+        let mut value: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: the kernel writes at most `len` bytes (the size of the live c_int `value`)
+        // and the actual length into `len`; both pointers are valid for the call.
+        let rc = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, opt, (&raw mut value).cast(), &mut len) };
+        if rc < 0 { Err(std::io::Error::last_os_error()) } else { Ok(value) }
+    };
+    Ok(InheritedSocket::Socket {
+        family: int_opt(libc::SO_DOMAIN)?,
+        stream: int_opt(libc::SO_TYPE)? == libc::SOCK_STREAM,
+        listening: int_opt(libc::SO_ACCEPTCONN)? != 0,
+    })
+}
+
+/// Takes ownership of the listening TCP socket at `fd`, which this process inherited (socket
+/// activation), as a non-blocking listener that no child process inherits: systemd passes it
+/// without close-on-exec, and the OCI runtime, its hooks and slirp4netns must never hold the
+/// server's socket. The caller checked with [`inspect_inherited_socket`] that it is one.
+pub fn take_inherited_listener(fd: RawFd) -> std::io::Result<std::net::TcpListener> {
+    // SAFETY: F_SETFD on a descriptor only changes its close-on-exec flag in this process's
+    // table; it has no memory effects.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let owned = take_inherited_fd(fd).ok_or_else(|| std::io::Error::from_raw_os_error(libc::EBADF))?;
+    let listener = std::net::TcpListener::from(owned);
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}

@@ -24,7 +24,10 @@ pub use chroot::{BuildMount, chroot_on_spawn};
 pub use clock::monotonic_ns;
 pub use env::scrub_env_var;
 pub use exec::{ConfinedExec, PinnedExec, exec_confined_on_spawn, private_mounts_on_spawn, unblock_signals_on_exec};
-pub use fd::{pass_fds, poll_in, recv_with_fds, take_inherited_fd};
+pub use fd::{
+    InheritedSocket, inspect_inherited_socket, pass_fds, poll_in, recv_with_fds, take_inherited_fd,
+    take_inherited_listener,
+};
 pub use landlock::{
     LANDLOCK_ACCESS_FS_EXECUTE, LANDLOCK_ACCESS_FS_REFER, landlock_abi_version, landlock_allow, landlock_ruleset,
 };

@@ -14,9 +14,10 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo"
 # What the stage covers (docs/hosts.md says which test proves what): every report status,
-# metrics, policy knobs, audit events, grants, the warm pool, sessions, cleanup, doctor and
-# `ignite bench` (under crun; see SKIP_RUNC below).
-default_suites=(sandbox escape audit spawn grants policy server engine cli doctor bench)
+# metrics, policy knobs, audit events, grants, the warm pool, sessions, cleanup, doctor,
+# `ignite bench` (under crun; see SKIP_RUNC below) and the systemd units in deploy/systemd/
+# (service_unit: its #[ignore]d tests, which need systemd as PID 1, run there).
+default_suites=(sandbox escape audit spawn grants policy server engine cli doctor bench service_unit)
 suites=("$@")
 ((${#suites[@]})) || suites=("${default_suites[@]}")
 ocis=${IGNITE_VM_OCI:-runc,crun}
