@@ -4,10 +4,11 @@
 //! In this mode the OCI runtime's profile notifies fork, vfork, clone without CLONE_THREAD,
 //! execve and execveat, and the entrypoint stacks no filter of its own (its ERRNO would win
 //! over the notification, and the kernel allows one listener per filter chain). The listener
-//! denies every such call with EPERM, except three, each allowed once and in this order:
+//! denies every such call with EPERM, except three, in this order:
 //!
 //! 1. the OCI runtime's exec of the entrypoint: an execve by the container's pid 1 before it
-//!    has forked (runc loads the filter right before that exec);
+//!    has forked (runc loads the filter right before that exec); it may come again, because the
+//!    kernel drops a "continue" that races with a signal and restarts the call;
 //! 2. the entrypoint's fork of the runtime's process: a process-creating call by pid 1 (the
 //!    entrypoint never forks again);
 //! 3. that child's exec of the runtime: an execve by a child of pid 1 whose three register
@@ -100,7 +101,12 @@ impl SpawnGate {
                 return Decision::Deny;
             }
             return match call {
-                Call::Execve if !self.entrypoint_exec && !self.runtime_fork => {
+                // Again too, as long as pid 1 has not forked: the kernel can drop a "continue"
+                // it was given (a signal that interrupts the wait while the answer is being
+                // written makes the call restart; Go preempts runc's threads with SIGURG), and
+                // the restarted exec is notified anew. Before the fork pid 1 is only ever the
+                // OCI runtime's init or the entrypoint, so this lets no sandbox code run.
+                Call::Execve if !self.runtime_fork => {
                     self.entrypoint_exec = true;
                     Decision::Continue(Step::EntrypointExec)
                 }
@@ -213,11 +219,16 @@ mod tests {
             Decision::Continue(Step::RuntimeExec)
         );
 
-        // Pid 1 execs once: a second exec before the fork is denied too.
+        // Before the fork pid 1 is the OCI runtime's init or the entrypoint: its exec passes
+        // again, because the kernel can drop the first "continue" (a signal interrupting the
+        // wait while the answer is written) and notify the restarted exec; execveat never.
         let mut g = SpawnGate::default();
         assert!(matches!(g.decide("execve", &[0; 6], &init(), None, true), Decision::Continue(_)));
-        assert_eq!(g.decide("execve", &[0; 6], &init(), None, true), Decision::Deny);
+        assert_eq!(g.decide("execve", &[0; 6], &init(), None, true), Decision::Continue(Step::EntrypointExec));
         assert_eq!(g.decide("execveat", &[0; 6], &init(), None, true), Decision::Deny);
+        // Not from another pid 1 (another process claiming the container's pid 1).
+        let other = Caller { host_pid: init().host_pid + 1, ..init() };
+        assert_eq!(g.decide("execve", &[0; 6], &other, None, true), Decision::Deny);
     }
 
     #[test]
