@@ -122,15 +122,32 @@ struct Oci {
     reduced: Reduced,
 }
 
+/// One engine per OCI runtime of `config`: its name, settings and engine.
+fn engines(config: &BenchConfig) -> Result<Vec<(String, Settings, Arc<Engine>)>, BenchError> {
+    let mut out = Vec::new();
+    for choice in &config.ocis {
+        let settings = Settings { oci_kind: choice.kind, oci_binary: choice.binary.clone(), ..config.settings.clone() };
+        let engine = Arc::new(Engine::new(settings.clone())?);
+        out.push((choice.kind.as_str().to_string(), settings, engine));
+    }
+    Ok(out)
+}
+
+/// The benchmark's service: [`PROGRAM`] in a directory of its own under the state directory.
+fn bench_dir(config: &BenchConfig) -> Result<BenchDir, BenchError> {
+    Ok(BenchDir::create(
+        &config.settings.state_dir,
+        &[("hello.js", PROGRAM), ("service.yaml", "service:\n  name: bench\n  entry: hello.js\n  timeoutMs: 30000\n")],
+    )?)
+}
+
 /// Runs the matrix. Ctrl-C (`cancel`) stops after cleaning up the run in flight; the report
 /// then has what was measured so far.
 pub async fn run(config: BenchConfig, cancel: CancellationToken) -> Result<BenchReport, BenchError> {
     let mut ocis = Vec::new();
-    for choice in &config.ocis {
-        let settings = Settings { oci_kind: choice.kind, oci_binary: choice.binary.clone(), ..config.settings.clone() };
-        let engine = Arc::new(Engine::new(settings.clone())?);
+    for (name, settings, engine) in engines(&config)? {
         let reduced = Reduced::new(&engine);
-        ocis.push(Oci { name: choice.kind.as_str().to_string(), settings, engine, reduced });
+        ocis.push(Oci { name, settings, engine, reduced });
     }
     // Bare runs need a spec too (the command comes from it), but no OCI runtime.
     let base = match ocis.first() {
@@ -138,11 +155,7 @@ pub async fn run(config: BenchConfig, cancel: CancellationToken) -> Result<Bench
         None => Arc::new(Engine::new(config.settings.clone())?),
     };
     base.reap_stale().await;
-
-    let dir = BenchDir::create(
-        &config.settings.state_dir,
-        &[("hello.js", PROGRAM), ("service.yaml", "service:\n  name: bench\n  entry: hello.js\n  timeoutMs: 30000\n")],
-    )?;
+    let dir = bench_dir(&config)?;
     let svc_dir = dir.service_dir();
     let result = measure(&config, &ocis, &base, &svc_dir, &cancel).await;
     // The full-level runs kept their reports as the service's last one, as every run does:
@@ -181,17 +194,11 @@ pub async fn run_throughput(
     cancel: CancellationToken,
 ) -> Result<ThroughputReport, BenchError> {
     throughput::check(&config)?;
-    let mut ocis = Vec::new();
-    for choice in &config.ocis {
-        let settings = Settings { oci_kind: choice.kind, oci_binary: choice.binary.clone(), ..config.settings.clone() };
-        ocis.push((choice.kind.as_str().to_string(), Arc::new(Engine::new(settings)?)));
-    }
+    let ocis: Vec<(String, Arc<Engine>)> =
+        engines(&config)?.into_iter().map(|(name, _, engine)| (name, engine)).collect();
     let base = Arc::clone(&ocis[0].1);
     base.reap_stale().await;
-    let dir = BenchDir::create(
-        &config.settings.state_dir,
-        &[("hello.js", PROGRAM), ("service.yaml", "service:\n  name: bench\n  entry: hello.js\n  timeoutMs: 30000\n")],
-    )?;
+    let dir = bench_dir(&config)?;
     let svc_dir = dir.service_dir();
     let subjects = subjects(&config, &base, &svc_dir)?;
     let mut results = Vec::new();
