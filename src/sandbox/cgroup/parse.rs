@@ -187,7 +187,7 @@ const V1_NON_CONTROLLER_OPTIONS: &[&str] =
 /// The cgroup mounts visible in `mountinfo`. Over-mounting leaves the old entries in mountinfo
 /// but unreachable: a mount stacked on the very same mount point hides the one below, and a
 /// mount on a directory above hides everything mounted below that directory before it (a
-/// container's read-only cgroupfs over the host's). See [`Visibility`].
+/// container's read-only cgroupfs over the host's); see `Visibility`.
 pub fn parse_cgroup_mounts(mountinfo: &str) -> Result<Vec<CgroupMount>, CgroupError> {
     let entries = parse_mountinfo(mountinfo)?;
     let visibility = Visibility::new(&entries);
