@@ -10,7 +10,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::data::runtime::{Builder, DebPackage};
+use crate::data::runtime::Builder;
 use crate::fsutil::{At, Cleanup, IoError, temp_name};
 
 use super::deb::{self, DebError};
@@ -80,7 +80,7 @@ pub fn ensure(store: &BundleStore, builder: &Builder, progress: &dyn Progress) -
     let mut files = Vec::with_capacity(builder.packages.len());
     for (i, pkg) in builder.packages.iter().enumerate() {
         let path = packages.join(pkg.file_name());
-        if !cached(&path, pkg)? {
+        if !fetch::keep_if_intact(&path, &pkg.integrity())? {
             progress.phase(&format!(
                 "downloading build environment package {}/{}: {} {}",
                 i + 1,
@@ -128,19 +128,6 @@ fn mirror(builder: &Builder) -> Result<String, BuilderError> {
         }
         _ => Ok(builder.mirror.clone()),
     }
-}
-
-/// Whether a package from an earlier run is on disk and intact; a damaged one is removed.
-fn cached(path: &Path, pkg: &DebPackage) -> Result<bool, BuilderError> {
-    if !path.is_file() {
-        return Ok(false);
-    }
-    if fetch::file_matches(path, &pkg.integrity()).at("hash", path)? {
-        return Ok(true);
-    }
-    tracing::warn!(path = %path.display(), "cached Debian package is damaged; downloading it again");
-    fs::remove_file(path).at("remove", path)?;
-    Ok(false)
 }
 
 /// Leftovers of a killed preparation (called with the lock held, so none is in use).

@@ -351,30 +351,37 @@ impl Hasher {
     }
 }
 
-/// Whether a file already on disk matches `integrity` (hashed with the algorithm it names).
-pub fn file_matches(path: &Path, integrity: &Integrity) -> io::Result<bool> {
-    let mut file = io::BufReader::with_capacity(1 << 16, File::open(path)?);
-    let mut hasher = Hasher::for_integrity(integrity);
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buf[..n]);
+impl Write for Hasher {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.update(buf);
+        Ok(buf.len())
     }
-    Ok(hasher.finish() == *integrity)
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
-/// Computes the npm integrity of a file already on disk.
-pub fn file_integrity(path: &Path) -> io::Result<Integrity> {
-    let file = File::open(path)?;
-    let reader = super::HashingReader::<_, Sha512>::new(io::BufReader::with_capacity(1 << 16, file));
-    let (digest, _) = reader.finish()?;
-    let sha512: [u8; 64] = digest.try_into().map_err(|_| io::Error::other("sha512 digest is not 64 bytes"))?;
-    Ok(Integrity::from_sha512(sha512))
+/// The integrity of a file already on disk, hashed with the algorithm `like` names.
+pub fn file_integrity(path: &Path, like: &Integrity) -> io::Result<Integrity> {
+    let mut hasher = Hasher::for_integrity(like);
+    io::copy(&mut io::BufReader::with_capacity(1 << 16, File::open(path)?), &mut hasher)?;
+    Ok(hasher.finish())
+}
+
+/// Whether a package kept from an earlier run is on disk and matches `integrity`; a damaged
+/// one is removed (and said), so that the caller downloads it again.
+pub fn keep_if_intact(path: &Path, integrity: &Integrity) -> Result<bool, IoError> {
+    if !path.is_file() {
+        return Ok(false);
+    }
+    let actual = file_integrity(path, integrity).at("hash", path)?;
+    if actual == *integrity {
+        return Ok(true);
+    }
+    tracing::warn!(path = %path.display(), expected = %integrity, %actual, "cached package is damaged; downloading it again");
+    fs::remove_file(path).at("remove", path)?;
+    Ok(false)
 }
 
 /// A temp file beside its destination, removed on drop unless persisted.
@@ -471,7 +478,7 @@ mod tests {
         let reports = progress.0.lock().expect("lock");
         assert_eq!(reports.last(), Some(&(n, Some(n))));
         assert_eq!(fs::read_dir(dir.path()).expect("dir").count(), 1, "no temp files left");
-        assert_eq!(file_integrity(&dest).expect("integrity"), integrity);
+        assert_eq!(file_integrity(&dest, &integrity).expect("integrity"), integrity);
     }
 
     #[test]

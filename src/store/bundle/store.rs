@@ -451,7 +451,7 @@ impl BundleStore {
         timings: &mut Timings,
     ) -> Result<IndexRecord, BundleError> {
         let package = self.package_path(&rt.package);
-        if !self.package_verified(&package, rt)? {
+        if !fetch::keep_if_intact(&package, &rt.package.integrity)? {
             let t = Instant::now();
             match rt.package.source() {
                 PackageSource::Https(url) => {
@@ -511,20 +511,6 @@ impl BundleStore {
         };
         self.write_index(rt, &record)?;
         Ok(record)
-    }
-
-    /// Whether a package from an earlier run is on disk and intact; a damaged one is removed.
-    fn package_verified(&self, package: &Path, rt: &ResolvedRuntime) -> Result<bool, BundleError> {
-        if !package.is_file() {
-            return Ok(false);
-        }
-        let actual = fetch::file_integrity(package).at("hash", package)?;
-        if actual == rt.package.integrity {
-            return Ok(true);
-        }
-        tracing::warn!(path = %package.display(), expected = %rt.package.integrity, %actual, "cached package is damaged; downloading it again");
-        fs::remove_file(package).at("remove", package)?;
-        Ok(false)
     }
 
     /// Unpacks the bundle of `record` into `rootfs/sha256-<hex>` via a temp dir and a rename,
