@@ -9,6 +9,13 @@ use std::process::Stdio;
 
 use common::*;
 
+/// The benchmark's own service directories under the state directory are all gone.
+fn assert_bench_dir_empty(sb: &Sandbox) {
+    let bench_dir = sb.state.path().join("bench");
+    let left: Vec<_> = std::fs::read_dir(&bench_dir).into_iter().flatten().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "left in {}: {left:?}", bench_dir.display());
+}
+
 #[test]
 fn tiny_matrix_reports_every_cell_and_leaves_nothing() {
     if !require_sandbox() {
@@ -93,9 +100,7 @@ fn tiny_matrix_reports_every_cell_and_leaves_nothing() {
     assert_eq!(bars, 3, "{svg}");
 
     sb.assert_no_leaks();
-    let bench_dir = sb.state.path().join("bench");
-    let left: Vec<_> = std::fs::read_dir(&bench_dir).into_iter().flatten().flatten().map(|e| e.file_name()).collect();
-    assert!(left.is_empty(), "left in {}: {left:?}", bench_dir.display());
+    assert_bench_dir_empty(&sb);
 }
 
 #[test]
@@ -138,9 +143,7 @@ fn throughput_reports_runs_per_second_latency_and_cpu_per_run_and_leaves_nothing
     let share = res["cpuShare"].as_f64().expect("cpu share");
     assert!(share > 0.0 && share <= 1.05, "{res}");
     sb.assert_no_leaks();
-    let bench_dir = sb.state.path().join("bench");
-    let left: Vec<_> = std::fs::read_dir(&bench_dir).into_iter().flatten().flatten().map(|e| e.file_name()).collect();
-    assert!(left.is_empty(), "left in {}: {left:?}", bench_dir.display());
+    assert_bench_dir_empty(&sb);
 
     // The matrix's flags do not mix with it, and a concurrency of 0 is refused.
     let mixed = sb.cmd().args(["bench", "--throughput", "--runs", "3"]).output().expect("spawn ignite");
@@ -178,9 +181,7 @@ fn reduced_levels_are_supervised_like_real_runs_and_leave_nothing() {
         assert!(c["overhead"].is_null(), "{c}");
     }
     sb.assert_no_leaks();
-    let bench_dir = sb.state.path().join("bench");
-    let left: Vec<_> = std::fs::read_dir(&bench_dir).into_iter().flatten().flatten().map(|e| e.file_name()).collect();
-    assert!(left.is_empty(), "left in {}: {left:?}", bench_dir.display());
+    assert_bench_dir_empty(&sb);
 }
 
 #[test]

@@ -181,7 +181,7 @@ pub struct ThroughputReport {
 impl ThroughputReport {
     /// A run failed, or a runtime × OCI runtime completed none.
     pub fn failed(&self) -> bool {
-        throughput::any_failed(&self.results)
+        self.results.iter().any(|r| r.failures > 0 || r.runs == 0)
     }
 }
 
@@ -193,7 +193,9 @@ pub async fn run_throughput(
     tp: ThroughputConfig,
     cancel: CancellationToken,
 ) -> Result<ThroughputReport, BenchError> {
-    throughput::check(&config)?;
+    if config.ocis.is_empty() {
+        return Err(BenchError::Empty);
+    }
     let ocis: Vec<(String, Arc<Engine>)> =
         engines(&config)?.into_iter().map(|(name, _, engine)| (name, engine)).collect();
     let base = Arc::clone(&ocis[0].1);

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::sample::RunError;
 use super::stats::{Summary, summarize};
-use super::{BenchConfig, BenchError, EXPECT, Subject, full};
+use super::{BenchError, EXPECT, Subject, full};
 use crate::data::service::Service;
 use crate::engine::Engine;
 
@@ -180,17 +180,4 @@ pub fn table(results: &[ThroughputResult]) -> String {
         }
     }
     out
-}
-
-/// The configuration's note for the report: the failures make the exit status.
-pub(super) fn any_failed(results: &[ThroughputResult]) -> bool {
-    results.iter().any(|r| r.failures > 0 || r.runs == 0)
-}
-
-/// Shared with the matrix: the same engines, service directory and runtimes under test.
-pub(super) fn check(config: &BenchConfig) -> Result<(), BenchError> {
-    if config.ocis.is_empty() {
-        return Err(BenchError::Empty);
-    }
-    Ok(())
 }
