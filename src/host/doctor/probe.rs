@@ -188,7 +188,8 @@ pub fn cgroup_facts_for(root: &Path, choice: DriverChoice) -> CgroupFacts {
         booted: driver_facts.systemd_booted,
         system_bus: host_path(root, cgroup::driver_names::SYSTEM_BUS_SOCKET).exists(),
     };
-    let mounts = read(root, "proc/self/mountinfo")
+    let mounts = cgroup::self_mountinfo(&host_path(root, "proc"))
+        .map_err(|source| DoctorError::Read { path: host_path(root, "proc/self/mountinfo"), source })
         .and_then(|text| cgroup::parse_cgroup_mounts(&text).map_err(|source| DoctorError::Cgroup { source }));
     let kernel_controllers = read_parsed(root, "proc/cgroups", parse::parse_proc_cgroups).into();
     let swap_total_kib = read_parsed(root, "proc/meminfo", parse::parse_swap_total_kib).into();

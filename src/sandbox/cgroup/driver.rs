@@ -86,7 +86,7 @@ impl DriverFacts {
     /// Reads the facts under `root` (a real host passes `/`): the cgroup mounts from
     /// `/proc/self/mountinfo` and systemd's marker directory.
     pub fn read(root: &Path) -> DriverFacts {
-        let mode = std::fs::read_to_string(root.join("proc/self/mountinfo"))
+        let mode = super::self_mountinfo(&root.join("proc"))
             .ok()
             .and_then(|m| super::parse_cgroup_mounts(&m).ok())
             .and_then(|mounts| super::detect_mode(&mounts));

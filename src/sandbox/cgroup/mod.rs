@@ -9,6 +9,7 @@
 //! (`sys_root`, `proc_root`) or explicit directories, so tests run against a fake cgroupfs.
 
 mod driver;
+mod mounts;
 mod parse;
 mod paths;
 mod remove;
@@ -26,6 +27,7 @@ pub use parse::{
 pub mod driver_names {
     pub use super::driver::{CGROUPFS_PARENT, SCOPE_PREFIX, SLICE, SYSTEM_BUS_SOCKET, SYSTEMD_BOOTED_MARKER};
 }
+pub use mounts::self_mountinfo;
 pub use paths::{CgroupMode, CgroupPaths, detect_mode};
 pub use remove::remove_cgroup_dirs;
 pub use stats::{CgroupStats, read_stats};

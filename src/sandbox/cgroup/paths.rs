@@ -98,7 +98,8 @@ impl CgroupPaths {
     pub fn for_pid(pid: u32, proc_root: &Path) -> Result<CgroupPaths, CgroupError> {
         let read = |path: PathBuf| fs::read_to_string(&path).map_err(|source| CgroupError::Read { path, source });
         let proc_pid_cgroup = read(proc_root.join(pid.to_string()).join("cgroup"))?;
-        let mountinfo = read(proc_root.join("self").join("mountinfo"))?;
+        let mountinfo = super::self_mountinfo(proc_root)
+            .map_err(|source| CgroupError::Read { path: proc_root.join("self/mountinfo"), source })?;
         CgroupPaths::resolve(&proc_pid_cgroup, &mountinfo, Path::new("/"))
     }
 
