@@ -493,10 +493,27 @@ pub fn certificates(path: &Path) -> Result<String, String> {
 /// at least one certificate. Every command checks a CA file named on its command line or in
 /// the environment, so this stays cheap for a large system bundle.
 pub fn check_certificates(path: &Path) -> Result<(), String> {
-    let text = read_pem(path)?;
-    match certificate_blocks(&text).next() {
-        Some(_) => Ok(()),
-        None => Err(NO_CERTIFICATE.into()),
+    use std::io::Read;
+    // Read until the first complete certificate, not the whole bundle: a system bundle is a
+    // few hundred KiB, its first certificate a couple of KiB into it. (What comes after it is
+    // read, and must be UTF-8 text, when an install passes the certificates in.)
+    const CHUNK: u64 = 16 * 1024;
+    let mut file = File::open(path).map_err(|e| format!("cannot be read: {e}"))?.take(MAX_CA_BYTES);
+    let mut bytes = Vec::new();
+    loop {
+        let n = (&mut file).take(CHUNK).read_to_end(&mut bytes).map_err(|e| format!("cannot be read: {e}"))?;
+        let text = match std::str::from_utf8(&bytes) {
+            Ok(text) => text,
+            // A character cut by the chunk's end: the part before it is whole.
+            Err(e) if e.error_len().is_none() => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default(),
+            Err(e) => return Err(format!("cannot be read: {e}")),
+        };
+        if certificate_blocks(text).next().is_some() {
+            return Ok(());
+        }
+        if n == 0 {
+            return Err(NO_CERTIFICATE.into());
+        }
     }
 }
 
@@ -573,6 +590,32 @@ mod tests {
         // A block that never ends is no certificate.
         fs::write(&p, "-----BEGIN CERTIFICATE-----\nAAA\n").unwrap();
         assert!(check_certificates(&p).unwrap_err().contains("no PEM certificate"));
+    }
+
+    #[test]
+    fn the_certificate_check_reads_as_far_as_the_first_certificate() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("bundle.pem");
+        let cert = "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n";
+        // Found past several read chunks, with a marker split across two of them.
+        for junk in [40_000, 16 * 1024 - 10, 16 * 1024 - 30] {
+            fs::write(&p, format!("{}{cert}", "# comment\n".repeat(junk / 10))).unwrap();
+            check_certificates(&p).unwrap_or_else(|e| panic!("{junk} bytes before it: {e}"));
+        }
+        // A multi-byte character cut by a chunk's end is no error.
+        fs::write(&p, format!("{}é\n{cert}", "x".repeat(16 * 1024 - 1))).unwrap();
+        check_certificates(&p).unwrap();
+        // Bytes that are not text before the certificate are refused, as a full read refuses them.
+        let mut bad = b"\xff\xfe junk\n".to_vec();
+        bad.extend_from_slice(cert.as_bytes());
+        fs::write(&p, &bad).unwrap();
+        assert!(check_certificates(&p).unwrap_err().contains("cannot be read"));
+        assert!(certificates(&p).unwrap_err().contains("cannot be read"));
+        // Only a part of a large file is read: the rest may be anything (here 9 MiB, past the cap).
+        let mut big = cert.as_bytes().to_vec();
+        big.resize(9 * 1024 * 1024, b'z');
+        fs::write(&p, &big).unwrap();
+        check_certificates(&p).unwrap();
     }
 
     #[test]
