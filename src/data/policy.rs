@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::fsutil::svcdir::{self, ReadError, Rule};
+use crate::fsutil::svcdir::{self, ParseCache, ReadError, Rule};
 
 /// Policy file names looked up in a service directory, in this order (at most one may exist).
 pub const POLICY_FILES: [&str; 4] =
@@ -188,6 +188,31 @@ impl Effective {
 /// Resolves the effective policy for a service directory: the built-in default, then audit
 /// mode's base when `audit`, then the policy file (`explicit`, or the one in `dir`).
 pub fn resolve(dir: &Path, explicit: Option<&Path>, audit: bool) -> Result<Effective, PolicyError> {
+    resolve_with(dir, explicit, audit, None)
+}
+
+/// Policy files of service directories parsed once per version of the file, for
+/// [`resolve_cached`].
+pub type ParsedPolicyFiles = ParseCache<RawPolicy>;
+
+/// [`resolve`], with the service directory's policy file parsed once per version of the file
+/// and kept in `cache` (a server resolves a service's policy on every request). The file is
+/// still found, and checked the safe way, every time.
+pub fn resolve_cached(
+    dir: &Path,
+    explicit: Option<&Path>,
+    audit: bool,
+    cache: &ParsedPolicyFiles,
+) -> Result<Effective, PolicyError> {
+    resolve_with(dir, explicit, audit, Some(cache))
+}
+
+fn resolve_with(
+    dir: &Path,
+    explicit: Option<&Path>,
+    audit: bool,
+    cache: Option<&ParsedPolicyFiles>,
+) -> Result<Effective, PolicyError> {
     let mut layers = builtin_layers(audit)?;
     let file = match explicit {
         Some(path) => {
@@ -197,7 +222,16 @@ pub fn resolve(dir: &Path, explicit: Option<&Path>, audit: bool) -> Result<Effec
         None => match find(dir)? {
             Some(path) => {
                 let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                layers.push((read_in(dir, &name)?, Source::File { path: path.clone() }));
+                let raw = match cache {
+                    Some(cache) => cache
+                        .get(dir, &name, POLICY_RULE, |text| parse(text, &path.display().to_string()))?
+                        .ok_or_else(|| PolicyError::Read {
+                            path: path.clone(),
+                            source: std::io::ErrorKind::NotFound.into(),
+                        })?,
+                    None => read_in(dir, &name)?,
+                };
+                layers.push((raw, Source::File { path: path.clone() }));
                 Some(path)
             }
             None => None,
@@ -220,9 +254,18 @@ pub fn builtin_only(audit: bool) -> Result<Effective, PolicyError> {
 
 /// The built-in default, and audit mode's base on top of it when `audit`.
 fn builtin_layers(audit: bool) -> Result<Vec<(RawPolicy, Source)>, PolicyError> {
-    let mut layers = vec![(parse(DEFAULT_POLICY, "policies/default.yaml")?, Source::Default)];
+    // Parsed once per process: every run needs them, and they are part of the binary.
+    static PARSED: std::sync::OnceLock<(RawPolicy, RawPolicy)> = std::sync::OnceLock::new();
+    let (default, audit_base) = match PARSED.get() {
+        Some(parsed) => parsed.clone(),
+        None => {
+            let parsed = (parse(DEFAULT_POLICY, "policies/default.yaml")?, parse(AUDIT_POLICY, "policies/audit.yaml")?);
+            PARSED.get_or_init(|| parsed).clone()
+        }
+    };
+    let mut layers = vec![(default, Source::Default)];
     if audit {
-        layers.push((parse(AUDIT_POLICY, "policies/audit.yaml")?, Source::Audit));
+        layers.push((audit_base, Source::Audit));
     }
     Ok(layers)
 }

@@ -7,7 +7,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::fsutil::svcdir::{self, ReadError, Rule};
+use crate::fsutil::svcdir::{self, ParseCache, ReadError, Rule};
 
 /// File name of a service definition inside a service directory.
 pub const SERVICE_FILE: &str = "service.yaml";
@@ -149,6 +149,32 @@ pub fn parse(text: &str, path: &Path) -> Result<RawService, ServiceError> {
 /// Loads `dir/service.yaml`. With `required == false` a missing file yields defaults
 /// (that is `ignite exec`); any other read or parse failure is an error either way.
 pub fn load(dir: &Path, required: bool, overrides: &Overrides, pass: &PassEnv) -> Result<Service, ServiceError> {
+    load_with(dir, required, overrides, pass, None)
+}
+
+/// service.yaml files parsed once per version of the file, for [`load_cached`].
+pub type ParsedServiceFiles = ParseCache<RawService>;
+
+/// [`load`], with service.yaml parsed once per version of the file and kept in `cache`
+/// (`ignite serve`, which loads a service on every request). Everything else — defaults,
+/// overrides, validation, the entry file's existence — is worked out afresh each time.
+pub fn load_cached(
+    dir: &Path,
+    required: bool,
+    overrides: &Overrides,
+    pass: &PassEnv,
+    cache: &ParsedServiceFiles,
+) -> Result<Service, ServiceError> {
+    load_with(dir, required, overrides, pass, Some(cache))
+}
+
+fn load_with(
+    dir: &Path,
+    required: bool,
+    overrides: &Overrides,
+    pass: &PassEnv,
+    cache: Option<&ParseCache<RawService>>,
+) -> Result<Service, ServiceError> {
     let dir = dir.canonicalize().map_err(|source| ServiceError::Read { path: dir.to_path_buf(), source })?;
     if !dir.is_dir() {
         return Err(ServiceError::Field {
@@ -158,8 +184,12 @@ pub fn load(dir: &Path, required: bool, overrides: &Overrides, pass: &PassEnv) -
         });
     }
     let file = dir.join(SERVICE_FILE);
-    let (raw, from_file) = match read_file(&dir)? {
-        Some(text) => (parse(&text, &file)?, true),
+    let parsed = match cache {
+        Some(cache) => cache.get(&dir, SERVICE_FILE, SERVICE_FILE_RULE, |text| parse(text, &file))?,
+        None => read_file(&dir)?.map(|text| parse(&text, &file)).transpose()?,
+    };
+    let (raw, from_file) = match parsed {
+        Some(raw) => (raw, true),
         None if !required => (RawService::default(), false),
         None => {
             return Err(ServiceError::Read { path: file, source: std::io::ErrorKind::NotFound.into() });

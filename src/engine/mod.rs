@@ -94,6 +94,9 @@ pub struct Engine {
     /// Sandboxes launched ahead of their jobs (`ignite serve`); `None` runs everything cold.
     pool: Option<Pool>,
     cache_dir: std::path::PathBuf,
+    /// Services' policy files, parsed once per version of each (a server resolves a service's
+    /// policy on every request).
+    policies: policy::ParsedPolicyFiles,
 }
 
 impl Engine {
@@ -101,7 +104,12 @@ impl Engine {
     /// runtime definitions and the seccomp profile. Starts nothing.
     pub fn new(settings: Settings) -> Result<Engine, EngineError> {
         let cache_dir = settings.cache_dir.clone();
-        Ok(Engine { runner: Arc::new(Runner::new(settings)?), pool: None, cache_dir })
+        Ok(Engine {
+            runner: Arc::new(Runner::new(settings)?),
+            pool: None,
+            cache_dir,
+            policies: policy::ParsedPolicyFiles::default(),
+        })
     }
 
     /// This engine with a warm pool: requests with `warm` set may then run in a sandbox
@@ -127,11 +135,16 @@ impl Engine {
         //    written to a directory of its own first, which `code_dir` removes when the run is
         //    over.
         let workspace = req.workspace.as_deref();
-        let (job, code_dir) =
-            self.resolve(req.program, &req.input, &req.policy, req.audit, req.output_limit, workspace)?;
+        let writes_code = matches!(req.program, Program::Inline(_));
+        let resolve =
+            async { self.resolve(req.program, &req.input, &req.policy, req.audit, req.output_limit, workspace) };
+        let (job, code_dir) = if writes_code { off_the_workers(resolve).await? } else { resolve.await? };
         let inline = code_dir.is_some();
-        // 2. The lock file.
-        self.check_lock(&job.service, req.lock, req.progress.as_ref())?;
+        // 2. The lock file (hashing the service directory: off the runtime's workers).
+        if req.lock != LockCheck::Off {
+            let progress = req.progress.clone();
+            off_the_workers(async { self.check_lock(&job.service, req.lock, progress.as_ref()) }).await?;
+        }
         // 3. Preflight: reads only, so it is cheap enough for every run.
         let checked = match req.preflight {
             PreflightGate::Skip => None,
@@ -157,7 +170,7 @@ impl Engine {
         let service = job.service.clone();
         let report = match (&self.pool, warm) {
             (Some(pool), true) => pool.execute(job, req.sink, cancel).await?,
-            _ => self.runner.execute(&job, req.progress.as_ref(), req.sink, cancel).await?,
+            _ => off_the_workers(self.runner.execute(&job, req.progress.as_ref(), req.sink, cancel)).await?,
         };
         // 5. What the next preflight and `ignite report` read (when the edge asks for it; inline
         //    code has no directory of the operator's to keep a report for).
@@ -207,7 +220,9 @@ impl Engine {
         let input = input.read(&service.dir)?;
         let mut effective = match choice {
             _ if code.is_some() => policy::builtin_only(audit)?,
-            PolicyChoice::Service { file } => policy::resolve(&service.dir, file.as_deref(), audit)?,
+            PolicyChoice::Service { file } => {
+                policy::resolve_cached(&service.dir, file.as_deref(), audit, &self.policies)?
+            }
             PolicyChoice::Builtin => policy::builtin_only(audit)?,
         };
         if let Some((bytes, origin)) = output_limit {
@@ -354,6 +369,21 @@ impl Engine {
     /// Removes the staged TypeScript copies no run is using; returns how many.
     pub fn clear_staged(&self) -> usize {
         self.runner.clear_staged()
+    }
+}
+
+/// Runs `fut`, whose synchronous stretches (bundle and staging locks, file copies, unpacking,
+/// hashing a directory) may take long, without stalling other tasks: on a multi-threaded
+/// runtime (`ignite serve`) the calling worker first hands its queue to another thread
+/// (`block_in_place`); on the command line's current-thread runtime it is simply awaited, as
+/// nothing else runs there. So a request runs on the runtime's workers up to the point where
+/// it may block — a warm run never leaves them — instead of hopping to a blocking thread.
+pub(crate) async fn off_the_workers<F: std::future::Future>(fut: F) -> F::Output {
+    let handle = tokio::runtime::Handle::current();
+    if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+        tokio::task::block_in_place(|| handle.block_on(fut))
+    } else {
+        fut.await
     }
 }
 

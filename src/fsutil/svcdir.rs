@@ -171,19 +171,159 @@ enum Resolver {
 }
 
 fn read_with(dir: &Path, rel: &str, rule: Rule, resolver: Resolver) -> Result<Option<Vec<u8>>, ReadError> {
+    match find_checked(dir, rel, rule, resolver)? {
+        Some(found) => found.read(rule).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// A file beneath a service directory, found without following a link and checked against its
+/// rule (regular, within its cap, the hard-link rule), not read yet.
+struct Found {
+    base: OwnedFd,
+    dir: PathBuf,
+    rel: String,
+    path: PathBuf,
+    stat: FileStat,
+    resolver: Resolver,
+}
+
+fn find_checked(dir: &Path, rel: &str, rule: Rule, resolver: Resolver) -> Result<Option<Found>, ReadError> {
     let path = dir.join(rel);
     let base = open_dir(dir)?;
     let path_only = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let Some(fd) = resolve(&base, dir, rel, rule.what, resolver, path_only)? else { return Ok(None) };
     let stat = fstat(&fd).at("stat", &path)?;
     check(&stat, &path, rule, true)?;
-    // Reopened for reading through the O_PATH descriptor's own proc entry would need /proc;
-    // resolving again (same rules) and comparing the inode is enough: a swap is refused.
-    let file = match resolve(&base, dir, rel, rule.what, resolver, read_flags() | OFlag::O_NOFOLLOW)? {
-        Some(fd) => File::from(fd),
-        None => return Err(ReadError::Changed { path }),
-    };
-    read_same(file, &stat, &path, rule).map(Some)
+    Ok(Some(Found { base, dir: dir.to_path_buf(), rel: rel.to_string(), path, stat, resolver }))
+}
+
+impl Found {
+    fn read(self, rule: Rule) -> Result<Vec<u8>, ReadError> {
+        // Reopened for reading through the O_PATH descriptor's own proc entry would need /proc;
+        // resolving again (same rules) and comparing the inode is enough: a swap is refused.
+        let flags = read_flags() | OFlag::O_NOFOLLOW;
+        let file = match resolve(&self.base, &self.dir, &self.rel, rule.what, self.resolver, flags)? {
+            Some(fd) => File::from(fd),
+            None => return Err(ReadError::Changed { path: self.path }),
+        };
+        read_same(file, &self.stat, &self.path, rule)
+    }
+}
+
+/// What tells a file's content apart without reading it: the same inode on the same device,
+/// with the same size, mode, link count and modification and change times. Every write moves
+/// the change time (which no caller can set back), and a replacement is another inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    dev: u64,
+    ino: u64,
+    size: i64,
+    mode: u32,
+    links: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Identity {
+    fn of(stat: &FileStat) -> Identity {
+        // `st_nlink` is a u64 on x86_64 and a u32 on aarch64.
+        #[allow(clippy::useless_conversion)]
+        let links = u64::from(stat.st_nlink);
+        Identity {
+            dev: stat.st_dev,
+            ino: stat.st_ino,
+            size: stat.st_size,
+            mode: stat.st_mode,
+            links,
+            mtime: (stat.st_mtime, stat.st_mtime_nsec),
+            ctime: (stat.st_ctime, stat.st_ctime_nsec),
+        }
+    }
+}
+
+/// Files of service directories parsed once and kept while they do not change: `ignite
+/// serve` reads a service's service.yaml and policy file on every request, and parses them
+/// again only when they changed. Every lookup still finds the file the safe way (no link,
+/// regular, within its cap, the hard-link rule) and compares its [`Identity`] with the one it
+/// had when it was parsed; only the reading and the parsing are saved. Failures are never kept.
+///
+/// A file changed within [`ParseCache::SETTLE`] of being parsed is not kept ("racy", as git
+/// calls it): file times come from a clock that may tick only every few milliseconds, so a
+/// second write of the same size in the same tick would leave the identity as it was.
+pub struct ParseCache<T> {
+    entries: std::sync::Mutex<std::collections::HashMap<PathBuf, (Identity, T)>>,
+    settle: std::time::Duration,
+}
+
+impl<T: Clone> Default for ParseCache<T> {
+    fn default() -> Self {
+        Self::with_settle(Self::SETTLE)
+    }
+}
+
+impl<T: Clone> ParseCache<T> {
+    /// How long after its last change a file is parsed afresh every time.
+    pub const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+
+    fn with_settle(settle: std::time::Duration) -> Self {
+        ParseCache { entries: std::sync::Mutex::new(std::collections::HashMap::new()), settle }
+    }
+
+    /// Files kept at most; past it the cache starts again empty (a server has one entry per
+    /// service and file kind, so this is reached only by a directory with thousands of them).
+    pub const MAX_ENTRIES: usize = 4096;
+
+    /// `rel` beneath `dir` as [`read_text`] reads it, parsed by `parse`; the value parsed
+    /// before when the file is the same. `None` when it does not exist.
+    pub fn get<E: From<ReadError>>(
+        &self,
+        dir: &Path,
+        rel: &str,
+        rule: Rule,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Result<Option<T>, E> {
+        let Some(found) = find_checked(dir, rel, rule, Resolver::Openat2)? else { return Ok(None) };
+        let identity = Identity::of(&found.stat);
+        let path = found.path.clone();
+        if let Some((known, value)) = self.lock().get(&path)
+            && *known == identity
+        {
+            return Ok(Some(value.clone()));
+        }
+        // The identity is the one taken before the read: a write during the read leaves a
+        // newer change time behind, so the next lookup reads again.
+        let text = utf8(found.read(rule)?, path.clone(), rule)?;
+        let value = parse(&text)?;
+        let changed = std::time::UNIX_EPOCH
+            + std::time::Duration::new(identity.ctime.0.max(0) as u64, identity.ctime.1.clamp(0, 999_999_999) as u32);
+        let settled = std::time::SystemTime::now().duration_since(changed).is_ok_and(|age| age >= self.settle);
+        let mut entries = self.lock();
+        if !settled {
+            entries.remove(&path);
+            return Ok(Some(value));
+        }
+        if entries.len() >= Self::MAX_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(path, (identity, value.clone()));
+        Ok(Some(value))
+    }
+
+    /// How many files are kept.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no file is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<PathBuf, (Identity, T)>> {
+        // A panic while holding the lock leaves a map that is still consistent.
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 fn kind_with(dir: &Path, rel: &str, resolver: Resolver) -> Result<Option<EntryKind>, ReadError> {
@@ -366,6 +506,84 @@ mod tests {
     fn both(test: impl Fn(Resolver)) {
         test(Resolver::Openat2);
         test(Resolver::PerComponent);
+    }
+
+    /// Parses by counting: each real parse returns the next number with the text.
+    fn counting(count: &std::cell::Cell<u32>) -> impl Fn(&str) -> Result<(u32, String), ReadError> + '_ {
+        move |text| {
+            count.set(count.get() + 1);
+            Ok((count.get(), text.to_string()))
+        }
+    }
+
+    #[test]
+    fn the_parse_cache_parses_again_exactly_when_the_file_changed() {
+        let d = tempfile::tempdir().unwrap();
+        let cache: ParseCache<(u32, String)> = ParseCache::with_settle(std::time::Duration::ZERO);
+        let parses = std::cell::Cell::new(0);
+        let get = || cache.get(d.path(), "a.yaml", RULE, counting(&parses)).unwrap();
+        assert_eq!(get(), None, "absent");
+        fs::write(d.path().join("a.yaml"), "x: 1\n").unwrap();
+        assert_eq!(get(), Some((1, "x: 1\n".into())));
+        assert_eq!(get(), Some((1, "x: 1\n".into())), "unchanged: kept");
+        assert_eq!(cache.len(), 1);
+        // Rewritten in place. (The same size in the same clock tick is what SETTLE is for:
+        // a_file_changed_moments_ago_is_parsed_again_every_time.)
+        fs::write(d.path().join("a.yaml"), "x: 22\n").unwrap();
+        assert_eq!(get(), Some((2, "x: 22\n".into())));
+        // Replaced by another file (a new inode) through a rename.
+        fs::write(d.path().join("b.yaml"), "x: 3\n").unwrap();
+        fs::rename(d.path().join("b.yaml"), d.path().join("a.yaml")).unwrap();
+        assert_eq!(get(), Some((3, "x: 3\n".into())));
+        // Removed: absent again, whatever was kept.
+        fs::remove_file(d.path().join("a.yaml")).unwrap();
+        assert_eq!(get(), None);
+    }
+
+    #[test]
+    fn a_file_changed_moments_ago_is_parsed_again_every_time() {
+        let d = tempfile::tempdir().unwrap();
+        let cache: ParseCache<(u32, String)> = ParseCache::default();
+        let parses = std::cell::Cell::new(0);
+        fs::write(d.path().join("a.yaml"), "x: 1\n").unwrap();
+        for n in 1..=3 {
+            assert_eq!(cache.get(d.path(), "a.yaml", RULE, counting(&parses)).unwrap(), Some((n, "x: 1\n".into())));
+        }
+        assert!(cache.is_empty(), "a file younger than SETTLE is not kept");
+    }
+
+    #[test]
+    fn the_parse_cache_checks_the_rules_on_every_lookup() {
+        let d = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let cache: ParseCache<(u32, String)> = ParseCache::with_settle(std::time::Duration::ZERO);
+        let parses = std::cell::Cell::new(0);
+        let get = || cache.get(d.path(), "a.yaml", RULE, counting(&parses));
+        fs::write(d.path().join("a.yaml"), "x: 1\n").unwrap();
+        assert_eq!(get().unwrap(), Some((1, "x: 1\n".into())));
+        // A link put in place of a kept file is refused, not answered from the cache.
+        fs::write(outside.path().join("secret"), "x: 1\n").unwrap();
+        fs::remove_file(d.path().join("a.yaml")).unwrap();
+        symlink(outside.path().join("secret"), d.path().join("a.yaml")).unwrap();
+        assert!(matches!(get(), Err(ReadError::Link { .. })), "{:?}", get());
+        // So are a file grown past its cap and a directory.
+        fs::remove_file(d.path().join("a.yaml")).unwrap();
+        fs::write(d.path().join("a.yaml"), "y".repeat(65)).unwrap();
+        assert!(matches!(get(), Err(ReadError::TooLarge { .. })), "{:?}", get());
+        fs::remove_file(d.path().join("a.yaml")).unwrap();
+        fs::create_dir(d.path().join("a.yaml")).unwrap();
+        assert!(matches!(get(), Err(ReadError::NotRegular { .. })), "{:?}", get());
+        // A parse failure is not kept: the next lookup parses again.
+        fs::remove_dir(d.path().join("a.yaml")).unwrap();
+        fs::write(d.path().join("a.yaml"), "x: 9\n").unwrap();
+        let fails = std::cell::Cell::new(0);
+        let failing = |_: &str| -> Result<(u32, String), ReadError> {
+            fails.set(fails.get() + 1);
+            Err(ReadError::Changed { path: PathBuf::from("parse") })
+        };
+        assert!(cache.get(d.path(), "a.yaml", RULE, failing).is_err());
+        assert!(cache.get(d.path(), "a.yaml", RULE, failing).is_err());
+        assert_eq!(fails.get(), 2);
     }
 
     #[test]

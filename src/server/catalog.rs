@@ -1,11 +1,11 @@
-//! The services of `--services DIR`: each subdirectory with a service.yaml, read afresh on each
-//! request so edits show up without a restart.
+//! The services of `--services DIR`: each subdirectory with a service.yaml, looked up on each
+//! request so edits show up without a restart (the file is parsed again only when it changed).
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::data::service::{self, Overrides, PassEnv, SERVICE_FILE, Service};
+use crate::data::service::{self, Overrides, ParsedServiceFiles, PassEnv, SERVICE_FILE, Service};
 
 /// What `GET /services` and `GET /services/{name}` show of one service.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -71,6 +71,8 @@ pub struct Catalog {
     dir: PathBuf,
     /// What `${NAME}` in a service.yaml may read (`--pass-env`).
     pass: PassEnv,
+    /// Each service.yaml parsed once per version of the file.
+    parsed: ParsedServiceFiles,
 }
 
 /// Whether `dir` holds a service.yaml entry of any kind: a link or a pipe there is listed, and
@@ -82,7 +84,7 @@ fn has_service_file(dir: &Path) -> bool {
 impl Catalog {
     /// `dir` is canonical, as the paths in service errors are.
     pub fn new(dir: PathBuf, pass: PassEnv) -> Catalog {
-        Catalog { dir, pass }
+        Catalog { dir, pass, parsed: ParsedServiceFiles::default() }
     }
 
     /// Every subdirectory holding a service.yaml, sorted by name; those that do not load are
@@ -138,6 +140,7 @@ impl Catalog {
     /// Errors name files relative to DIR: clients need the service's file, not the host's layout.
     fn load(&self, dir: &Path, overrides: &Overrides) -> Result<Service, String> {
         let prefix = format!("{}/", self.dir.display());
-        service::load(dir, true, overrides, &self.pass).map_err(|e| e.to_string().replace(&prefix, ""))
+        service::load_cached(dir, true, overrides, &self.pass, &self.parsed)
+            .map_err(|e| e.to_string().replace(&prefix, ""))
     }
 }

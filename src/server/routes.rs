@@ -327,14 +327,13 @@ async fn execute(
         ));
     }
     let overrides = Overrides { memory_mb: req.memory_mb, timeout_ms: req.timeout_ms, ..Overrides::default() };
-    let st2 = st.clone();
-    let n = name.clone();
-    let service =
-        match tokio::task::spawn_blocking(move || st2.catalog.lookup(&n, &overrides)).await.map_err(internal)? {
-            Lookup::Found(s) => *s,
-            Lookup::Invalid(e) => return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "service_invalid", e)),
-            Lookup::NotFound => return Err(unknown_service(&name)),
-        };
+    // A few `stat`s and, when service.yaml changed, one capped read of it (see Catalog): done
+    // here on the worker, like the rest of a warm run, rather than on another thread.
+    let service = match st.catalog.lookup(&name, &overrides) {
+        Lookup::Found(s) => *s,
+        Lookup::Invalid(e) => return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "service_invalid", e)),
+        Lookup::NotFound => return Err(unknown_service(&name)),
+    };
 
     let busy = || {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "all execution slots and the queue are taken")
@@ -377,7 +376,6 @@ pub(super) async fn run_job<H: Send + 'static>(
 ) -> Result<Response, ApiError> {
     let engine = st.engine.clone();
     let cancel = st.cancel_runs.child_token();
-    let handle = tokio::runtime::Handle::current();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let sink = format.map(|_| Arc::new(StreamSink::new(tx)));
     let (st2, sink2, cancel2) = (st.clone(), sink.clone(), cancel.clone());
@@ -386,14 +384,14 @@ pub(super) async fn run_job<H: Send + 'static>(
     req.on_start = Some(Box::new(move || {
         let _ = started.send(());
     }));
-    // The engine's preparation is synchronous (bundle and staging locks, file copies,
-    // unpacking): the whole run is driven from a blocking-pool thread so no runtime worker is
-    // ever held by it.
-    let run = st.runs.spawn_blocking(move || {
+    // A task on the runtime's workers: the engine moves the synchronous parts of a run
+    // (preparing a cold sandbox, hashing for the lock check) off them itself, so a warm run
+    // goes from request to report without a hop to another thread.
+    let run = st.runs.spawn(async move {
         let _permit = permit;
         let _held = held;
         let started = Instant::now();
-        let result = handle.block_on(engine.run(req, cancel2)).map(|outcome| outcome.report);
+        let result = engine.run(req, cancel2).await.map(|outcome| outcome.report);
         let status = result.as_ref().map_or("failed", |r| r.status.as_str());
         st2.metrics.execution(status, started.elapsed());
         result.map_err(|e| ApiError::from_run(e, &|m| st2.catalog.relative(m)))

@@ -321,7 +321,7 @@ impl Inner {
         let mb = u64::from(job.service.memory_mb);
         self.lock().reserved_mb += mb;
         let _reservation = Reservation { inner: self.clone(), mb };
-        self.engine.execute(&job, &NoProgress, sink, cancel).await
+        super::off_the_workers(self.engine.execute(&job, &NoProgress, sink, cancel)).await
     }
 
     /// Removes parked sandbox `id` from its kind's queue; false when a request took it already.
