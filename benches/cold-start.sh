@@ -14,32 +14,9 @@ command -v runc >/dev/null || { echo "runc missing: apt-get install runc" >&2; e
 
 work=$(mktemp -d /tmp/ignite-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/bundle"
-# The exact spec ignite would run (rootfs path, mounts, seccomp, limits, entrypoint).
-"$ignite" run "$svc" --print-spec --quiet > "$work/bundle/config.json"
-# The spec names the run's own /etc/passwd and /etc/group, which exist only while that ignite
-# process holds the run's uid: write equivalent files (same uid, same entries) and point the
-# spec at them, so the hand-written `runc run` below finds them.
-python3 - "$work" <<'PY'
-import json, os, sys
-work = sys.argv[1]
-path = os.path.join(work, "bundle", "config.json")
-spec = json.load(open(path))
-uid, gid = spec["process"]["user"]["uid"], spec["process"]["user"]["gid"]
-files = {
-    "/etc/passwd": "root:x:0:0:root:/root:/usr/sbin/nologin\n"
-                   "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
-                   f"ignite:x:{uid}:{gid}:ignite:/tmp:/usr/sbin/nologin\n",
-    "/etc/group": f"root:x:0:\nnobody:x:65534:\nignite:x:{gid}:\n",
-}
-for m in spec["mounts"]:
-    if m["destination"] in files:
-        m["source"] = os.path.join(work, os.path.basename(m["destination"]))
-        with open(m["source"], "w") as f:
-            f.write(files[m["destination"]])
-        os.chmod(m["source"], 0o644)
-json.dump(spec, open(path, "w"), indent=2)
-PY
+# The exact spec ignite would run, runnable by a plain `runc run` (benches/runc-spec.sh).
+. benches/runc-spec.sh
+runc_bundle "$ignite" "$svc" "$work/bundle"
 rootfs=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["root"]["path"])' "$work/bundle/config.json")
 bun="$rootfs/usr/local/bin/bun"
 
