@@ -61,6 +61,7 @@ fn tiny_matrix_reports_every_cell_and_leaves_nothing() {
     assert!(bare["oci"].is_null(), "{bare}");
     assert!(bare["total"]["p50"].as_f64().unwrap() > 0.0, "{bare}");
     assert!(bare["phases"].get("create").is_none(), "a bare run has no container: {bare}");
+    assert_eq!(bare["phases"]["run"], bare["phases"]["exit"], "a bare run's program is the whole run: {bare}");
     assert_eq!(bare["overhead"]["ratio"], 1.0, "{bare}");
 
     assert_eq!((full["runs"].as_u64(), full["oci"].as_str()), (Some(2), Some(oci.as_str())), "{full}");
@@ -72,7 +73,7 @@ fn tiny_matrix_reports_every_cell_and_leaves_nothing() {
         t["p99"].as_f64().unwrap(),
     );
     assert!(min <= p50 && p50 <= p95 && p95 <= p99, "{t}");
-    for phase in ["spec", "create", "start", "firstOutput", "exit", "delete"] {
+    for phase in ["spec", "create", "start", "run", "firstOutput", "exit", "delete"] {
         assert!(full["phases"][phase]["p50"].as_f64().is_some_and(|v| v >= 0.0), "phase {phase}: {full}");
     }
     let o = &full["overhead"];
@@ -83,7 +84,7 @@ fn tiny_matrix_reports_every_cell_and_leaves_nothing() {
     // Warm: every sample was a warm hit (the runner refuses a cold one), timed request to report.
     assert_eq!((warm["runs"].as_u64(), warm["status"].as_str()), (Some(2), Some("ok")), "{warm}");
     assert!(warm["total"]["p50"].as_f64().is_some_and(|v| v > 0.0), "{warm}");
-    for phase in ["start", "firstOutput", "exit"] {
+    for phase in ["start", "run", "firstOutput", "exit"] {
         assert!(warm["phases"][phase]["p50"].as_f64().is_some_and(|v| v >= 0.0), "warm phase {phase}: {warm}");
     }
 
@@ -174,7 +175,7 @@ fn reduced_levels_are_supervised_like_real_runs_and_leave_nothing() {
     for c in cells {
         assert_eq!((c["runs"].as_u64(), c["status"].as_str(), c["mode"].as_str()), (Some(2), Some("ok"), Some("cold")));
         // The same phases as a real run's: they come from the supervisor's report.
-        for phase in ["spec", "create", "start", "firstOutput", "exit", "delete"] {
+        for phase in ["spec", "create", "start", "run", "firstOutput", "exit", "delete"] {
             assert!(c["phases"][phase]["p50"].as_f64().is_some_and(|v| v >= 0.0), "phase {phase}: {c}");
         }
         // No bare cell to compare with.

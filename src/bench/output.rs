@@ -66,6 +66,8 @@ pub struct PhaseSummaries {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start: Option<Summary>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<Summary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub first_output: Option<Summary>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit: Option<Summary>,
@@ -80,6 +82,7 @@ impl PhaseSummaries {
             spec: s(|p| p.spec),
             create: s(|p| p.create),
             start: s(|p| p.start),
+            run: s(|p| p.run),
             first_output: s(|p| p.first_output),
             exit: s(|p| p.exit),
             delete: s(|p| p.delete),
@@ -87,11 +90,12 @@ impl PhaseSummaries {
     }
 
     /// Name and summary of each phase, in order (absent ones too).
-    pub fn named(&self) -> [(&'static str, Option<&Summary>); 6] {
+    pub fn named(&self) -> [(&'static str, Option<&Summary>); 7] {
         [
             ("spec", self.spec.as_ref()),
             ("create", self.create.as_ref()),
             ("start", self.start.as_ref()),
+            ("run", self.run.as_ref()),
             ("firstOutput", self.first_output.as_ref()),
             ("exit", self.exit.as_ref()),
             ("delete", self.delete.as_ref()),
@@ -182,7 +186,7 @@ fn f1(v: f64) -> String {
 pub fn table(r: &BenchReport) -> String {
     let header = [
         "RUNTIME", "LEVEL", "OCI", "MODE", "RUNS", "P50", "P95", "P99", "MEAN", "MIN", "OVERHEAD", "SPEC", "CREATE",
-        "START", "1ST OUT", "EXIT", "DELETE",
+        "START", "RUN", "1ST OUT", "EXIT", "DELETE",
     ];
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for c in &r.cells {
@@ -218,7 +222,7 @@ pub fn table(r: &BenchReport) -> String {
     let mut out = format!("ignite bench — {}\n", r.host.line());
     let _ = writeln!(
         out,
-        "{} measured run(s) per cell after {} warm-up run(s); times in ms; phases are medians, from each run's report (1st out and exit count from the start of the run)\n",
+        "{} measured run(s) per cell after {} warm-up run(s); times in ms; phases are medians, from each run's report (run: program exec → exit reported; 1st out and exit count from the start of the run)\n",
         r.runs, r.warmup
     );
     for row in &rows {
@@ -247,7 +251,7 @@ pub fn table(r: &BenchReport) -> String {
 }
 
 /// Columns of [`csv`], in order.
-pub const CSV_COLUMNS: [&str; 23] = [
+pub const CSV_COLUMNS: [&str; 24] = [
     "runtime",
     "level",
     "oci",
@@ -265,6 +269,7 @@ pub const CSV_COLUMNS: [&str; 23] = [
     "spec_p50_ms",
     "create_p50_ms",
     "start_p50_ms",
+    "run_p50_ms",
     "first_output_p50_ms",
     "exit_p50_ms",
     "delete_p50_ms",
@@ -336,6 +341,7 @@ pub(super) mod tests {
             overhead: None,
             phases: PhaseSummaries {
                 create: total.filter(|_| oci.is_some()).map(|t| summary(t / 3.0)),
+                run: total.map(|t| summary(t / 5.0)),
                 exit: total.map(|t| summary(t / 2.0)),
                 ..PhaseSummaries::default()
             },
@@ -392,6 +398,7 @@ pub(super) mod tests {
         assert_eq!(c["total"]["p50"], 45.0);
         assert_eq!(c["overhead"]["ratio"], 11.25);
         assert_eq!(c["phases"]["create"]["p50"], 15.0);
+        assert_eq!(c["phases"]["run"]["p50"], 9.0);
         assert!(c["phases"].get("spec").is_none(), "absent phases are left out");
         assert!(v["cells"][0]["oci"].is_null());
         assert_eq!(v["cells"][2]["status"], "unavailable");
@@ -407,7 +414,7 @@ pub(super) mod tests {
         assert_eq!(lines[0].split(',').count(), CSV_COLUMNS.len());
         assert!(lines[1].starts_with("bun@1.4.5,bare,,cold,ok,2,4.000,6.000,"), "{}", lines[1]);
         assert!(lines[2].starts_with("bun@1.4.5,seccomp,runc,cold,ok,2,45.000,"), "{}", lines[2]);
-        assert!(lines[2].contains(",41.000,11.250,,15.000,,,22.500,,6.18.0,hybrid,"), "{}", lines[2]);
+        assert!(lines[2].contains(",41.000,11.250,,15.000,,9.000,,22.500,,6.18.0,hybrid,"), "{}", lines[2]);
         assert!(lines[3].ends_with(",6.18.0,hybrid,no pool"), "{}", lines[3]);
         // A note with a comma and quotes is one quoted field.
         assert!(lines[4].ends_with(",\"the program exited with code 1; stderr: a, \"\"b\"\"\""), "{}", lines[4]);

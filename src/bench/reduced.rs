@@ -183,6 +183,8 @@ pub(super) async fn run_bare(cmd: &BareCommand, expect: &str, cancel: &Cancellat
         total_ms: ms(t0, exited),
         phases: PhaseTimes {
             start: Some(ms(t0, spawned)),
+            // Like a sandboxed run's `runMs`, which counts from just before the program's fork.
+            run: Some(ms(t0, exited)),
             // As for sandboxed runs: the reader may be scheduled after the exit was seen.
             first_output: first_output.map(|t| ms(t0, t.min(exited))),
             exit: Some(ms(t0, exited)),
@@ -252,6 +254,8 @@ mod tests {
         assert!(p.spec.is_none() && p.create.is_none());
         assert!(p.first_output.unwrap() <= p.exit.unwrap());
         assert!(s.total_ms >= p.exit.unwrap());
+        // The process's whole life, spawn included, like a sandboxed run's runMs.
+        assert_eq!(p.run, p.exit);
         let bad = BareCommand { args: vec!["-c".into(), "exit 3".into()], ..cmd.clone() };
         assert!(matches!(run_bare(&bad, "hello", &CancellationToken::new()).await, Err(RunError::Outcome(_))));
         let killed = BareCommand { args: vec!["-c".into(), "kill -9 $$".into()], ..cmd };

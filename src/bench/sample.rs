@@ -38,9 +38,12 @@ pub enum RunError {
 /// OCI runtime launched and back: resolving, preparing, the spec, grants, keeping the report);
 /// `create` the OCI runtime launched → the program's exec, by the entrypoint's clock
 /// (`initTimeMs`: `runc run` creates and starts the container in one step); `start` the same
-/// as ignite saw it (`phases.launchMs`; warm: job handed over → exec); `delete` the teardown
-/// (`phases.teardownMs`: release → container gone). `firstOutput` and `exit` count from the
-/// start of the run (the request; a bare run's spawn); `exit` is the run less its teardown.
+/// as ignite saw it (`phases.launchMs`; warm: job handed over → exec); `run` the program alone:
+/// its exec → its exit reported and the counters read (`phases.runMs`; a bare run's spawn →
+/// exit); `delete` the teardown (`phases.teardownMs`: release → container gone). `firstOutput`
+/// and `exit` count from the start of the run (the request; a bare run's spawn); `exit` is the
+/// run less its teardown, so `exit − start` is not the program's time (`start` counts from the
+/// OCI runtime's launch, `exit` also holds `spec`): compare levels' programs by `run`.
 /// Warm runs have no `spec`, `create` or `delete` (set up ahead, removed after the report).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -48,6 +51,7 @@ pub struct PhaseTimes {
     pub spec: Option<f64>,
     pub create: Option<f64>,
     pub start: Option<f64>,
+    pub run: Option<f64>,
     pub first_output: Option<f64>,
     pub exit: Option<f64>,
     pub delete: Option<f64>,
@@ -109,6 +113,8 @@ pub(super) fn from_report(
             spec: cold.then(|| (total - m.wall_time_ms).max(0.0)),
             create: m.init_time_ms.filter(|_| cold),
             start: Some(m.phases.launch_ms),
+            // Zero only when the program never started, which the outcome check refuses.
+            run: Some(m.phases.run_ms),
             // Seen by the output reader, which may run after the exit was reported: the byte
             // was written before the program exited, so the exit bounds it.
             first_output: first.map(|t| ms(began, t).min(exit)),
@@ -185,6 +191,8 @@ mod tests {
         // Outside the supervisor: the whole run less the supervisor's own wall time.
         assert!((p.spec.unwrap() - 30.0).abs() < 1e-6, "{p:?}");
         assert_eq!((p.create, p.start, p.delete), (Some(30.0), Some(31.0), Some(15.0)));
+        // The program alone: exec → exit reported, as the supervisor timed it.
+        assert_eq!(p.run, Some(20.0));
         assert!((p.exit.unwrap() - 85.0).abs() < 1e-6, "{p:?}");
         assert!((p.first_output.unwrap() - 60.0).abs() < 1e-6, "{p:?}");
     }
@@ -197,7 +205,7 @@ mod tests {
         let first = began + Duration::from_millis(50);
         let p = from_report(&report(true), began, Some(first), ended, "hello").unwrap().phases;
         assert_eq!((p.spec, p.create, p.delete), (None, None, None));
-        assert_eq!(p.start, Some(31.0));
+        assert_eq!((p.start, p.run), (Some(31.0), Some(20.0)));
         assert!((p.exit.unwrap() - 40.0).abs() < 1e-6 && p.first_output == p.exit, "{p:?}");
     }
 

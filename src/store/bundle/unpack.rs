@@ -25,7 +25,7 @@ use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, OpenOptions, Permissions};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -161,8 +161,14 @@ impl<'a> TreeUnpacker<'a> {
         if entries_dir.next().is_some() {
             return Err(UnpackError::DestinationNotEmpty { path: dest.to_path_buf() });
         }
-        let unpacker =
-            Unpacker { dest, limits, seen: HashMap::new(), dir_modes: Vec::new(), stats: UnpackStats::default() };
+        let unpacker = Unpacker {
+            dest,
+            limits,
+            seen: HashMap::new(),
+            dir_modes: Vec::new(),
+            stats: UnpackStats::default(),
+            chunk: Vec::new(),
+        };
         Ok(TreeUnpacker { unpacker, links })
     }
 
@@ -201,6 +207,41 @@ impl<'a> TreeUnpacker<'a> {
     }
 }
 
+/// Size of the writes that put a file's content on disk. A buffered write's page-cache folios
+/// are sized by the write: in `io::copy`'s 8 KiB writes a runtime's 100 MB executable stays in
+/// small folios, and every start of it pays for that in page faults and in unmapping it at
+/// exit (≈ 0.75 ms of each bun start on a 2-core host). Whole 2 MiB writes at 2 MiB offsets
+/// let the filesystem cache it in huge folios, which a process maps 2 MiB at a time.
+const WRITE_CHUNK: usize = 2 << 20;
+
+/// Copies `reader` to `out` in writes of [`WRITE_CHUNK`] bytes, the last one shorter (the reader
+/// may hand out less at a time: each chunk is filled first). `buf` is reused from call to call.
+fn copy_in_chunks(reader: &mut impl Read, out: &mut impl Write, buf: &mut Vec<u8>) -> io::Result<u64> {
+    if buf.len() < WRITE_CHUNK {
+        buf.resize(WRITE_CHUNK, 0);
+    }
+    let mut written = 0u64;
+    loop {
+        let mut filled = 0;
+        while filled < WRITE_CHUNK {
+            match reader.read(&mut buf[filled..WRITE_CHUNK]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if filled == 0 {
+            return Ok(written);
+        }
+        out.write_all(&buf[..filled])?;
+        written += filled as u64;
+        if filled < WRITE_CHUNK {
+            return Ok(written);
+        }
+    }
+}
+
 struct Unpacker<'a> {
     dest: &'a Path,
     limits: &'a UnpackLimits,
@@ -211,6 +252,8 @@ struct Unpacker<'a> {
     /// children.
     dir_modes: Vec<(PathBuf, u32)>,
     stats: UnpackStats,
+    /// The buffer of [`copy_in_chunks`], kept from file to file.
+    chunk: Vec<u8>,
 }
 
 impl Unpacker<'_> {
@@ -302,8 +345,8 @@ impl Unpacker<'_> {
                     .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
                     .open(&target)
                     .at("create file", &target)?;
-                let written =
-                    io::copy(&mut (&mut entry).take(size), &mut file).map_err(|source| UnpackError::Read { source })?;
+                let written = copy_in_chunks(&mut (&mut entry).take(size), &mut file, &mut self.chunk)
+                    .map_err(|source| UnpackError::Read { source })?;
                 if written != size {
                     return Err(UnpackError::Read {
                         source: io::Error::new(
@@ -862,5 +905,81 @@ mod tests {
         let n = bytes.len();
         bytes.truncate(n / 2);
         assert!(matches!(unpack_tar_gz(&bytes[..], &s.root, &UnpackLimits::default()), Err(UnpackError::Read { .. })));
+    }
+
+    /// Hands out at most `step` bytes per read, and is interrupted once before the first.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+        interrupted: bool,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if !self.interrupted {
+                self.interrupted = true;
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            let n = self.step.min(buf.len()).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    /// Records the length of every write it is given.
+    #[derive(Default)]
+    struct Writes {
+        bytes: Vec<u8>,
+        sizes: Vec<usize>,
+    }
+
+    impl Write for Writes {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.sizes.push(buf.len());
+            self.bytes.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8).collect()
+    }
+
+    #[test]
+    fn files_are_written_in_whole_chunks_whatever_the_reader_hands_out() {
+        let data = pattern(2 * WRITE_CHUNK + 12_345);
+        let (mut out, mut buf) = (Writes::default(), Vec::new());
+        let mut reader = Trickle { data: &data, step: 1000, interrupted: false };
+        let n = copy_in_chunks(&mut reader, &mut out, &mut buf).expect("copy");
+        assert_eq!(n, data.len() as u64);
+        assert_eq!(out.sizes, [WRITE_CHUNK, WRITE_CHUNK, 12_345]);
+        assert!(out.bytes == data, "content differs");
+
+        // An exact multiple ends without an empty write; an empty file makes none; the buffer
+        // is reused.
+        let data = pattern(WRITE_CHUNK);
+        let mut out = Writes::default();
+        copy_in_chunks(&mut Trickle { data: &data, step: 70_000, interrupted: false }, &mut out, &mut buf)
+            .expect("copy");
+        assert_eq!(out.sizes, [WRITE_CHUNK]);
+        let mut out = Writes::default();
+        assert_eq!(copy_in_chunks(&mut io::empty(), &mut out, &mut buf).expect("copy"), 0);
+        assert!(out.sizes.is_empty());
+        assert_eq!(buf.len(), WRITE_CHUNK);
+    }
+
+    #[test]
+    fn a_file_larger_than_a_chunk_is_unpacked_whole() {
+        let s = scratch();
+        let big = pattern(2 * WRITE_CHUNK + 777);
+        let stats = s.unpack(&[Raw { mode: 0o755, ..file("bin/runtime", &big) }, file("small", b"x")]).expect("unpack");
+        assert_eq!(stats.bytes, big.len() as u64 + 1);
+        assert!(fs::read(s.root.join("bin/runtime")).expect("runtime") == big, "content differs");
+        assert_eq!(fs::read(s.root.join("small")).expect("small"), b"x");
+        s.assert_outside_untouched();
     }
 }
