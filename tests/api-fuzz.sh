@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-bin=$root/target/x86_64-unknown-linux-gnu/debug/ignite
+bin=${CARGO_TARGET_DIR:-$root/target}/x86_64-unknown-linux-gnu/debug/ignite
 [[ -x "$bin" ]] || { echo "api-fuzz: $bin is missing; run cargo build --bins first" >&2; exit 1; }
 requirements=$root/tests/api-fuzz/requirements.txt
 config=$root/tests/api-fuzz/schemathesis.toml
