@@ -25,12 +25,18 @@ const RUNTIMES: &[&str] = &["quickjs@0.16.2", "bun@1.4.5"];
 const CHROOT_CACHE_ENV: &str = "IGNITE_TEST_CHROOT_CACHE";
 /// A kept root older than this is made again, so that the chroot follows Debian 13's updates.
 const CHROOT_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+const DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
 
 /// `ignite runtime pull SPEC` into `cache`, returning the digest it reports.
 fn pull(cmd: &mut Command, spec: &str) -> String {
     let out: Output = cmd.output().expect("spawn ignite");
     let stderr = stderr_of(&out);
     assert!(out.status.success(), "pull {spec} failed:\n{stderr}");
+    ready_digest(spec, &stderr)
+}
+
+/// The digest in the `ready: sha256:…` line of a pull's stderr.
+fn ready_digest(spec: &str, stderr: &str) -> String {
     let line = stderr
         .lines()
         .find(|l| l.contains(" ready: sha256:"))
@@ -93,30 +99,21 @@ fn link_files(from: &Path, to: &Path) {
     }
 }
 
-/// A new cache under `dir` holding the shared cache's downloaded packages (the runtimes' and
-/// the build environment's Debian packages) and nothing else: ignite checks each against its
-/// pinned hash before use, so a build there downloads only what is missing and builds the
-/// rest itself.
-fn cache_with_packages(dir: &Path) {
+/// Hard-links (or copies) the shared cache's downloaded packages (the runtimes' and the build
+/// environment's Debian packages) to `to`, a new cache's `packages/`: ignite checks each
+/// against its pinned hash before use, so a build there downloads only what is missing and
+/// builds the rest itself.
+fn link_packages(to: &Path) {
     let packages = shared_cache().join("packages");
     if packages.is_dir() {
-        link_files(&packages, &dir.join("packages"));
+        link_files(&packages, to);
     }
 }
 
-/// A fresh minimal Debian 13 root at `root`: unpacked from a kept pristine one (made anew when
-/// older than [`CHROOT_MAX_AGE`]) under [`CHROOT_CACHE_ENV`], or made with mmdebstrap.
-fn debian_13_root(root: &Path) {
-    let debootstrap = |target: &Path| {
-        run(Command::new("mmdebstrap")
-            .args(["--variant=minbase", "--quiet", "trixie"])
-            .arg(target)
-            .arg("http://deb.debian.org/debian"));
-    };
-    let Some(dir) = std::env::var_os(CHROOT_CACHE_ENV).filter(|d| !d.is_empty()).map(PathBuf::from) else {
-        debootstrap(root);
-        return;
-    };
+/// The kept pristine Debian 13 root under [`CHROOT_CACHE_ENV`], an mmdebstrap tarball made
+/// anew when older than [`CHROOT_MAX_AGE`]; `None` without that variable.
+fn kept_debian_13_root() -> Option<PathBuf> {
+    let dir = std::env::var_os(CHROOT_CACHE_ENV).filter(|d| !d.is_empty()).map(PathBuf::from)?;
     let tar = dir.join("trixie-minbase-amd64.tar");
     let fresh = std::fs::metadata(&tar)
         .and_then(|m| m.modified())
@@ -126,11 +123,13 @@ fn debian_13_root(root: &Path) {
         // mmdebstrap writes a tarball when the target's name ends in .tar; made beside the kept
         // one and renamed into place whole, so a concurrent or failed run never leaves half of one.
         let partial = tempfile::tempdir_in(&dir).expect("temp dir");
-        debootstrap(&partial.path().join("root.tar"));
+        run(Command::new("mmdebstrap")
+            .args(["--variant=minbase", "--quiet", "trixie"])
+            .arg(partial.path().join("root.tar"))
+            .arg(DEBIAN_MIRROR));
         std::fs::rename(partial.path().join("root.tar"), &tar).expect("keep the Debian 13 root");
     }
-    std::fs::create_dir(root).expect("chroot dir");
-    run(Command::new("tar").arg("-C").arg(root).args(["--numeric-owner", "-xf"]).arg(&tar));
+    Some(tar)
 }
 
 #[test]
@@ -148,42 +147,83 @@ fn a_runtime_version_builds_to_the_same_bundle_on_this_host_and_in_a_debian_13_c
     }
     let work = tempfile::tempdir().expect("tempdir");
 
-    // Debian 13 (trixie), a minimal root from Debian's archive, with this ignite copied in.
+    // Debian 13 (trixie), a minimal root from Debian's archive, with this ignite copied in, on a
+    // tmpfs in a mount namespace of its own: the root, the build environment and the bundles
+    // never reach the disk and vanish with the namespace (deleting them took longer than
+    // unpacking them). Its cache gets the host's downloaded packages, bind-mounted from hard
+    // links; the chroot writes what it learns to `out`.
     let root = work.path().join("trixie");
-    debian_13_root(&root);
+    let out = work.path().join("out");
+    let packages = work.path().join("packages");
+    for dir in [&root, &out, &packages] {
+        std::fs::create_dir(dir).expect("create dir");
+    }
+    link_packages(&packages);
+    let make_root = match kept_debian_13_root() {
+        Some(tar) => format!("tar -C \"$root\" --numeric-owner -xf '{}'", tar.display()),
+        None => format!("mmdebstrap --variant=minbase --quiet trixie \"$root\" {DEBIAN_MIRROR}"),
+    };
+    let pulls: String = RUNTIMES
+        .iter()
+        .map(|spec| {
+            format!(
+                "chroot \"$root\" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin IGNITE_CACHE_DIR=/var/cache/ignite \
+                 /usr/local/bin/ignite runtime pull {spec} 2>\"$out/{spec}.log\"\n"
+            )
+        })
+        .collect();
+    // The root is a mount point, as a container's root is: ignite refuses to build where the
+    // build's mounts could propagate to the host. The host's trusted CAs go in as ignite uses
+    // them on the host (a TLS-inspecting proxy's CA is there; a minimal Debian root has none),
+    // for any package the host has not downloaded.
+    let script = format!(
+        r#"set -eu
+root='{root}' out='{out}'
+mount -t tmpfs -o mode=0755,size=4g ignite-trixie "$root"
+{make_root}
+cp '{ignite}' "$root/usr/local/bin/ignite"
+cp /etc/resolv.conf "$root/etc/resolv.conf"
+if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+    mkdir -p "$root/etc/ssl/certs"
+    cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
+fi
+mkdir -p "$root/var/cache/ignite/packages"
+mount --bind '{packages}' "$root/var/cache/ignite/packages"
+mount -t proc proc "$root/proc"
+mount --rbind /dev "$root/dev"
+cp "$root/usr/lib/x86_64-linux-gnu/libc.so.6" "$out/libc.so.6"
+{pulls}cp -r "$root/var/cache/ignite/index" "$out/index"
+if [ -d "$root/var/cache/ignite/builders" ]; then mkdir "$out/builders"; fi
+"#,
+        root = root.display(),
+        out = out.display(),
+        ignite = ignite_bin().display(),
+        packages = packages.display(),
+    );
+    let result = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "--fork", "sh", "-c", &script])
+        .output()
+        .expect("spawn unshare");
+    if !result.status.success() {
+        let logs: String = RUNTIMES
+            .iter()
+            .map(|spec| {
+                format!("{spec}: {}\n", std::fs::read_to_string(out.join(format!("{spec}.log"))).unwrap_or_default())
+            })
+            .collect();
+        panic!("the Debian 13 chroot failed:\n{}\n{logs}", stderr_of(&result));
+    }
     // The two environments really differ where a host-built bundle would: the C library a
     // dynamically linked runtime loads, and the compiler that builds QuickJS.
     let host_libc = std::fs::read("/lib/x86_64-linux-gnu/libc.so.6").expect("host libc");
-    let chroot_libc = std::fs::read(root.join("usr/lib/x86_64-linux-gnu/libc.so.6")).expect("trixie libc");
+    let chroot_libc = std::fs::read(out.join("libc.so.6")).expect("trixie libc");
     assert_ne!(host_libc, chroot_libc, "the chroot must have another glibc than the host");
-    std::fs::copy(ignite_bin(), root.join("usr/local/bin/ignite")).expect("copy ignite");
-    std::fs::copy("/etc/resolv.conf", root.join("etc/resolv.conf")).expect("resolv.conf");
-    // The host's trusted CAs, as ignite uses them on the host (a TLS-inspecting proxy's CA is
-    // there); a minimal Debian root has none. Needed only for a package the host has not
-    // downloaded.
-    let cas = Path::new("/etc/ssl/certs/ca-certificates.crt");
-    if cas.is_file() {
-        std::fs::create_dir_all(root.join("etc/ssl/certs")).expect("certs dir");
-        std::fs::copy(cas, root.join("etc/ssl/certs/ca-certificates.crt")).expect("copy CAs");
-    }
-    let chroot_cache = root.join("var/cache/ignite");
-    cache_with_packages(&chroot_cache);
-    // The chroot's root is made a mount point first, as a container's root is: ignite refuses
-    // to build where the build's mounts could propagate to the host.
-    let mut chroot = Vec::new();
-    for spec in RUNTIMES {
-        let script = format!(
-            "mount --bind {root} {root} && mount -t proc proc {root}/proc && mount --rbind /dev {root}/dev && \
-             exec chroot {root} env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin IGNITE_CACHE_DIR=/var/cache/ignite \
-             /usr/local/bin/ignite runtime pull {spec}",
-            root = root.display()
-        );
-        let mut cmd = Command::new("unshare");
-        cmd.args(["--mount", "--propagation", "private", "--fork", "sh", "-c", &script]);
-        chroot.push(pull(&mut cmd, spec));
-    }
+    let chroot: Vec<String> = RUNTIMES
+        .iter()
+        .map(|spec| ready_digest(spec, &std::fs::read_to_string(out.join(format!("{spec}.log"))).expect("pull log")))
+        .collect();
     // Built there, in the chroot's own build environment (not taken from a cache).
-    assert_built(&chroot_cache, RUNTIMES);
+    assert_built(&out, RUNTIMES);
 
     // This host: the shared cache's build when it is this binary's recipe and agrees; else a
     // build here into a cache as empty as the chroot's, which must agree.
@@ -191,7 +231,7 @@ fn a_runtime_version_builds_to_the_same_bundle_on_this_host_and_in_a_debian_13_c
     let rebuild: Vec<_> =
         RUNTIMES.iter().zip(&chroot).filter(|(spec, c)| recorded_host_build(spec).as_ref() != Some(*c)).collect();
     if !rebuild.is_empty() {
-        cache_with_packages(&host_cache);
+        link_packages(&host_cache.join("packages"));
     }
     for (spec, c) in &rebuild {
         let mut cmd = Command::new(ignite_bin());
