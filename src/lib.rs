@@ -12,6 +12,9 @@
 //! - [`data`] — service.yaml, policies, runtime definitions, preflight, reports.
 //! - [`fsutil`], [`sys`] — file-system helpers and the crate's only `unsafe`.
 
+// No unwrap/expect outside tests: every `cargo clippy` refuses them (CI denies warnings).
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod bench;
 pub mod data;
 pub mod engine;

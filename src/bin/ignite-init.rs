@@ -26,6 +26,9 @@
 //! Usage: `ignite-init [--kill-after-ms N] --spawn any|none|none-audited|no-exec|commands [--allow-exec PATH]...
 //! [--wait-job] -- PROGRAM [ARGS...]`
 
+// No unwrap/expect outside tests: every `cargo clippy` refuses them (CI denies warnings).
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitCode};
