@@ -413,3 +413,49 @@ pub fn sandbox_open_files() -> Result<u64, crate::sandbox::nofile::NofileError> 
 pub fn wait_for_helpers() {
     crate::sandbox::netns::wait_for_exits();
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    use super::off_the_workers;
+
+    /// Blocks (bounded) until `flag` is set; whether it was.
+    fn wait_for(flag: &AtomicBool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !flag.load(Ordering::SeqCst) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        flag.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn blocking_work_leaves_the_workers_to_other_tasks() {
+        // One worker: if the blocking part held it, nothing else could run until it ended.
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let other_ran = Arc::new(AtomicBool::new(false));
+        let saw = rt.block_on(async {
+            let flag = other_ran.clone();
+            let blocking = tokio::spawn(async move {
+                // Another task is queued on the same (only) worker before the blocking part.
+                let f = flag.clone();
+                tokio::spawn(async move { f.store(true, Ordering::SeqCst) });
+                off_the_workers(async { wait_for(&flag) }).await
+            });
+            blocking.await.unwrap()
+        });
+        assert!(saw, "the other task ran while the blocking part was running");
+    }
+
+    #[test]
+    fn on_a_current_thread_runtime_the_future_is_simply_awaited() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let value = rt.block_on(off_the_workers(async {
+            tokio::task::yield_now().await;
+            7
+        }));
+        assert_eq!(value, 7);
+    }
+}
