@@ -245,7 +245,7 @@ impl Identity {
 /// Files of service directories parsed once and kept while they do not change: `ignite
 /// serve` reads a service's service.yaml and policy file on every request, and parses them
 /// again only when they changed. Every lookup still finds the file the safe way (no link,
-/// regular, within its cap, the hard-link rule) and compares its [`Identity`] with the one it
+/// regular, within its cap, the hard-link rule) and compares its identity (inode, size, mode, links, times) with the one it
 /// had when it was parsed; only the reading and the parsing are saved. Failures are never kept.
 ///
 /// A file changed within [`ParseCache::SETTLE`] of being parsed is not kept ("racy", as git
