@@ -9,6 +9,8 @@
 //! the recipe this binary has (tests/bundles.rs rebuilds it from scratch to that digest);
 //! otherwise, or when the chroot's digest differs from it, it is built again here into a cache
 //! holding only the packages, as the chroot's, and the chroot's digest must equal that build's.
+//! The operator's replacement of the build environment's mirror (`IGNITE_DEBIAN_MIRROR`) is the
+//! one fetched from, and a value that is no mirror URL is refused.
 
 mod common;
 
@@ -318,4 +320,58 @@ try() { if "$@" 2>/dev/null; then echo "$*: yes"; else echo "$*: no"; fi; }
     assert!(!root.join("tmp/ok").exists(), "/tmp is private to the run");
     let mounts_after = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo").lines().count();
     assert_eq!(mounts_before, mounts_after, "the recipe's mounts leaked into the host's namespace");
+}
+
+/// `IGNITE_DEBIAN_MIRROR` replaces the build environment's mirror: with an empty build
+/// environment and the runtime's own package already downloaded, a pull fetches the Debian
+/// packages from the mirror named there (here a closed local port, so it fails at once and the
+/// error names it; were the variable ignored, the pull would fetch from Debian's archive and
+/// succeed), and a value that is no mirror URL is refused before anything is fetched.
+#[test]
+fn the_build_environments_mirror_is_the_operators_when_set() {
+    if !require_root_and_tools("pulling a runtime into an empty cache", &[]) {
+        return;
+    }
+    let cache = tempfile::tempdir().expect("tempdir");
+    // Only the runtime's package: the build environment's 39 Debian packages must be fetched.
+    let shared = shared_cache().join("packages");
+    let runtime_package = std::fs::read_dir(&shared)
+        .expect("the shared cache's packages")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("rquickjs-sys-"))
+        .max()
+        .expect("a downloaded rquickjs-sys package in the shared cache (ignite runtime pull quickjs)");
+    std::fs::create_dir_all(cache.path().join("packages")).expect("packages dir");
+    let to = cache.path().join("packages").join(&runtime_package);
+    if std::fs::hard_link(shared.join(&runtime_package), &to).is_err() {
+        std::fs::copy(shared.join(&runtime_package), &to).expect("copy the package");
+    }
+    let pull = |mirror: &str| {
+        Command::new(ignite_bin())
+            .args(["runtime", "pull", "quickjs"])
+            .env("IGNITE_CACHE_DIR", cache.path())
+            .env("IGNITE_DEBIAN_MIRROR", mirror)
+            .env_remove("IGNITE_LOG")
+            .output()
+            .expect("spawn ignite")
+    };
+
+    let closed = "http://127.0.0.1:9/debian";
+    let out = pull(closed);
+    let stderr = stderr_of(&out);
+    assert!(!out.status.success(), "a pull through a closed mirror succeeded:\n{stderr}");
+    assert!(stderr.contains("127.0.0.1:9"), "the error names the mirror it used:\n{stderr}");
+    assert!(stderr.contains("for the build environment") && stderr.contains("IGNITE_DEBIAN_MIRROR"), "{stderr}");
+    let debian = cache.path().join("packages/debian");
+    let fetched = std::fs::read_dir(&debian).map_or(0, |d| d.filter_map(|e| e.ok()).count());
+    assert_eq!(fetched, 0, "nothing came from anywhere else");
+
+    let out = pull("ftp://mirror.example/debian");
+    let stderr = stderr_of(&out);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("IGNITE_DEBIAN_MIRROR: "), "the bad value is named:\n{stderr}");
+    assert!(!stderr.contains("failed to fetch"), "refused before fetching anything:\n{stderr}");
+    let recorded = std::fs::read_dir(cache.path().join("index")).map_or(0, |d| d.filter_map(|e| e.ok()).count());
+    assert_eq!(recorded, 0, "no bundle was recorded");
 }
