@@ -66,11 +66,12 @@ phases = {}
 def add(kind, name, ms):
     phases.setdefault(name, {}).setdefault(kind, []).append(ms)
 
+ignite_pids = {pid for pid, ex in execs.items() if any(f == ignite for _, f in ex)}
 for pid, ex in execs.items():
     for t0, f in ex:
         if f == ignite:
             kind, top = "ignite run", pid
-        elif f.endswith("/runc") and parent.get(pid) not in [p for p, e in execs.items() if any(x[1] == ignite for x in e)]:
+        elif f.endswith("/runc") and parent.get(pid) not in ignite_pids:
             kind, top = "plain runc run", pid
         else:
             continue
@@ -95,7 +96,7 @@ for pid, ex in execs.items():
 
 def cell(xs):
     return f"{statistics.median(xs):.1f} / {min(xs):.1f}" if xs else "—"
-n = {k: len(v.get(k, [])) for k, v in [("x", phases.get("total", {}))] for k in ("ignite run", "plain runc run")}
+n = {kind: len(phases.get("total", {}).get(kind, [])) for kind in ("ignite run", "plain runc run")}
 print(f"| phase (median / min, ms) | ignite run (n={n['ignite run']}) | plain runc run (n={n['plain runc run']}) |")
 print("|---|---|---|")
 for name, by in phases.items():
