@@ -258,18 +258,6 @@ fn write_mode(path: &str, text: &str, mode: u32) {
 /// Installs ignite as docs/operations.md says: the binaries in /usr/local/bin, the units in
 /// /etc/systemd/system, the key file root-only in /etc/ignite; plus this test's services and
 /// OCI runtime (`/etc/ignite/ignite.env`).
-/// What every systemd test starts with: the host's one ignite.service to itself (held until
-/// the guard drops), the prerequisites ([`require_systemd`]; `None` when they are missing
-/// outside CI) and the units and binaries installed.
-fn systemd_with_units() -> Option<std::sync::MutexGuard<'static, ()>> {
-    let one = SYSTEMD.lock().unwrap_or_else(|e| e.into_inner());
-    if !require_systemd() {
-        return None;
-    }
-    install();
-    Some(one)
-}
-
 fn install() {
     use std::os::unix::fs::PermissionsExt;
     let bin = ignite_bin();
@@ -334,7 +322,11 @@ console.log("released");
 #[test]
 #[ignore = "needs systemd as PID 1: run by tests/hosts/run.sh in the cgroup v2 VM"]
 fn systemd_analyze_verifies_the_units_and_rates_the_services_exposure() {
-    let Some(_one) = systemd_with_units() else { return };
+    let _one = SYSTEMD.lock().unwrap_or_else(|e| e.into_inner());
+    if !require_systemd() {
+        return;
+    }
+    install();
     let paths: Vec<String> = UNITS.iter().map(|u| format!("/etc/systemd/system/{u}")).collect();
     let out = run("systemd-analyze", &["verify", &paths[0], &paths[1]]);
     let said = format!("{}{}", stdout_of(&out), stderr_of(&out));
@@ -428,7 +420,11 @@ fn journal() -> String {
 #[test]
 #[ignore = "needs systemd as PID 1: run by tests/hosts/run.sh in the cgroup v2 VM"]
 fn the_service_serves_restarts_with_a_run_in_flight_and_stops_leaving_nothing_behind() {
-    let Some(_one) = systemd_with_units() else { return };
+    let _one = SYSTEMD.lock().unwrap_or_else(|e| e.into_inner());
+    if !require_systemd() {
+        return;
+    }
+    install();
     let journal_before = journal().matches("ignite serve stopped").count();
     run_ok("systemctl", &["start", "ignite.socket", "ignite.service"]);
     wait_for("GET /ready answers 200", 120, ready);
@@ -544,7 +540,11 @@ fn assert_nothing_left(oci: &str) {
 #[test]
 #[ignore = "needs systemd as PID 1: run by tests/hosts/run.sh in the cgroup v2 VM"]
 fn a_killed_server_is_cleaned_up_by_exec_stop_post_and_restarted() {
-    let Some(_one) = systemd_with_units() else { return };
+    let _one = SYSTEMD.lock().unwrap_or_else(|e| e.into_inner());
+    if !require_systemd() {
+        return;
+    }
+    install();
     run_ok("systemctl", &["start", "ignite.socket", "ignite.service"]);
     wait_for("GET /ready answers 200", 120, ready);
     let oci = test_oci_runtime().rsplit('/').next().unwrap().to_string();
