@@ -222,7 +222,16 @@ fn resolve_with(
         None => match find(dir)? {
             Some(path) => {
                 let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                layers.push((read_in_with(dir, &name, cache)?, Source::File { path: path.clone() }));
+                let raw = match cache {
+                    Some(cache) => cache
+                        .get(dir, &name, POLICY_RULE, |text| parse(text, &path.display().to_string()))?
+                        .ok_or_else(|| PolicyError::Read {
+                            path: path.clone(),
+                            source: std::io::ErrorKind::NotFound.into(),
+                        })?,
+                    None => read_in(dir, &name)?,
+                };
+                layers.push((raw, Source::File { path: path.clone() }));
                 Some(path)
             }
             None => None,
@@ -299,14 +308,10 @@ pub fn read(path: &Path) -> Result<RawPolicy, PolicyError> {
 /// Reads and parses the policy file `name` of the service directory `dir`, the safe way
 /// ([`svcdir`]): never through a link, never a pipe or a device.
 pub fn read_in(dir: &Path, name: &str) -> Result<RawPolicy, PolicyError> {
-    read_in_with(dir, name, None)
-}
-
-/// [`read_in`], through `cache` when there is one.
-fn read_in_with(dir: &Path, name: &str, cache: Option<&ParsedPolicyFiles>) -> Result<RawPolicy, PolicyError> {
     let path = dir.join(name);
-    svcdir::read_parsed(dir, name, POLICY_RULE, cache, |text| parse(text, &path.display().to_string()))?
-        .ok_or_else(|| PolicyError::Read { path, source: std::io::ErrorKind::NotFound.into() })
+    let text = svcdir::read_text(dir, name, POLICY_RULE)?
+        .ok_or_else(|| PolicyError::Read { path: path.clone(), source: std::io::ErrorKind::NotFound.into() })?;
+    parse(&text, &path.display().to_string())
 }
 
 /// Parses a policy text; `origin` names it in errors.

@@ -173,7 +173,7 @@ fn load_with(
     required: bool,
     overrides: &Overrides,
     pass: &PassEnv,
-    cache: Option<&ParsedServiceFiles>,
+    cache: Option<&ParseCache<RawService>>,
 ) -> Result<Service, ServiceError> {
     let dir = dir.canonicalize().map_err(|source| ServiceError::Read { path: dir.to_path_buf(), source })?;
     if !dir.is_dir() {
@@ -184,7 +184,10 @@ fn load_with(
         });
     }
     let file = dir.join(SERVICE_FILE);
-    let parsed = svcdir::read_parsed(&dir, SERVICE_FILE, SERVICE_FILE_RULE, cache, |text| parse(text, &file))?;
+    let parsed = match cache {
+        Some(cache) => cache.get(&dir, SERVICE_FILE, SERVICE_FILE_RULE, |text| parse(text, &file))?,
+        None => read_file(&dir)?.map(|text| parse(&text, &file)).transpose()?,
+    };
     let (raw, from_file) = match parsed {
         Some(raw) => (raw, true),
         None if !required => (RawService::default(), false),

@@ -242,27 +242,11 @@ impl Identity {
     }
 }
 
-/// `rel` beneath `dir` as [`read_text`] reads it, parsed by `parse`: through `cache` when there
-/// is one ([`ParseCache::get`]), read and parsed now otherwise. `None` when it does not exist.
-pub fn read_parsed<T: Clone, E: From<ReadError>>(
-    dir: &Path,
-    rel: &str,
-    rule: Rule,
-    cache: Option<&ParseCache<T>>,
-    parse: impl FnOnce(&str) -> Result<T, E>,
-) -> Result<Option<T>, E> {
-    match cache {
-        Some(cache) => cache.get(dir, rel, rule, parse),
-        None => read_text(dir, rel, rule)?.map(|text| parse(&text)).transpose(),
-    }
-}
-
 /// Files of service directories parsed once and kept while they do not change: `ignite
 /// serve` reads a service's service.yaml and policy file on every request, and parses them
 /// again only when they changed. Every lookup still finds the file the safe way (no link,
-/// regular, within its cap, the hard-link rule) and compares its identity (inode, size, mode,
-/// links, times) with the one it had when it was parsed; only the reading and the parsing are
-/// saved. Failures are never kept.
+/// regular, within its cap, the hard-link rule) and compares its identity (inode, size, mode, links, times) with the one it
+/// had when it was parsed; only the reading and the parsing are saved. Failures are never kept.
 ///
 /// A file changed within [`ParseCache::SETTLE`] of being parsed is not kept ("racy", as git
 /// calls it): file times come from a clock that may tick only every few milliseconds, so a
