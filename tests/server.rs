@@ -2354,6 +2354,30 @@ fn a_session_keeps_one_sandbox_parked_with_its_workspace_until_it_ends() {
         assert_eq!(out["files"], json!(["/app/index.ts", format!("/app/lib/own-{n}.txt")]), "{v}");
         assert_eq!(out["saw"], false, "{v}");
     }
+    // Another kind (other limits) runs cold, and the sandbox parked for the kind before is
+    // dropped: a session keeps one, made for what it asked for last.
+    wait_parked(&srv, "inline", 1.0);
+    let mut body = probe_body(4);
+    body["limits"] = json!({ "memoryMb": 80 });
+    let r = srv.post(&format!("/v1/sessions/{s1}/execute"), Some("application/json"), &body.to_string());
+    let other_kind = r.json();
+    assert!(other_kind["metrics"].get("warm").is_none(), "{other_kind}");
+    assert_eq!(probe_output(&other_kind)["note"], "3", "{other_kind}");
+    let discarded = "ignite_pool_discards_total{service=\"inline\",reason=\"discarded\"}";
+    for _ in 0..3000 {
+        if pool_sample(&srv, discarded) == 1.0 && parked(&srv, "inline") == 1.0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(pool_sample(&srv, discarded), 1.0);
+    wait_parked(&srv, "inline", 1.0);
+    let mut body = probe_body(5);
+    body["limits"] = json!({ "memoryMb": 80 });
+    let r = srv.post(&format!("/v1/sessions/{s1}/execute"), Some("application/json"), &body.to_string());
+    assert_eq!(r.json()["metrics"]["warm"], true, "{}", r.body);
+    assert_eq!(probe_output(&r.json())["note"], "4", "{}", r.body);
+
     // Another session gets nothing of s1's: not its parked sandbox, not its workspace.
     wait_parked(&srv, "inline", 1.0);
     let s2 = create();

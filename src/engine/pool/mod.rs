@@ -228,7 +228,15 @@ impl Pool {
                 Ok(None)
             } else {
                 forget_ended(&mut st);
-                st.current.insert((Group::of(&job), job.audit), key.clone());
+                let group = Group::of(&job);
+                let before = st.current.insert((group.clone(), job.audit), key.clone());
+                // A session keeps one sandbox: the one made for what it asked for last.
+                if let (Group::Session(_), Some(old)) = (&group, before)
+                    && old != key
+                {
+                    let dropped = st.kinds.get_mut(&old).map_or(0, |k| std::mem::take(&mut k.parked).len());
+                    st.stats.entry(name.clone()).or_default().discarded += dropped as u64;
+                }
                 let kind = st.kinds.entry(key.clone()).or_insert_with(|| Kind::new(&job));
                 if kind.cold_only {
                     st.stats.entry(name.clone()).or_default().cold_only += 1;
