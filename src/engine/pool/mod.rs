@@ -228,6 +228,7 @@ impl Pool {
                 Ok(None)
             } else {
                 forget_ended(&mut st);
+                forget_idle(&mut st);
                 let group = Group::of(&job);
                 let before = st.current.insert((group.clone(), job.audit), key.clone());
                 // A session keeps one sandbox: the one made for what it asked for last.
@@ -573,6 +574,21 @@ fn handover_files(app: Option<&InlineDir>, code: Option<&Path>) -> std::io::Resu
     }
 }
 
+/// Kinds kept in the map before idle ones are forgotten: a kind is made by what a request asks
+/// for (limits, an inline entry's name), so their number is the callers' to choose.
+const MAX_KINDS: usize = 64;
+
+/// Forgets kinds with nothing parked or starting that no group asks for now, once there are
+/// more than [`MAX_KINDS`]: what is forgotten is only whether a kind could not be warm, which a
+/// next request finds out again.
+fn forget_idle(st: &mut State) {
+    if st.kinds.len() <= MAX_KINDS {
+        return;
+    }
+    let State { kinds, current, .. } = st;
+    kinds.retain(|key, kind| kind.census().total() > 0 || current.values().any(|k| k == key));
+}
+
 /// Removes the kinds of sessions that have ended: dropping a parked sandbox's sender tells its
 /// task to remove it, and a kind's template holds the session's uid.
 fn forget_ended(st: &mut State) {
@@ -620,4 +636,67 @@ fn source_stamp(dir: &Path) -> Vec<Option<(i64, i64, u64, u64)>> {
             std::fs::symlink_metadata(dir.join(name)).ok().map(|m| (m.mtime(), m.mtime_nsec(), m.ino(), m.len()))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::service::{Overrides, PassEnv, RawService};
+
+    fn job(dir: &Path, memory_mb: u32) -> Job {
+        std::fs::write(dir.join("index.ts"), "").unwrap();
+        let raw = RawService { name: Some(INLINE_NAME.into()), memory_mb: Some(memory_mb), ..RawService::default() };
+        let service =
+            crate::data::service::resolve(raw, dir, Path::new("t"), false, &Overrides::default(), &PassEnv::none())
+                .unwrap();
+        Job {
+            service,
+            input: "{\"secret\":1}".into(),
+            policy: crate::data::policy::builtin_only(false).unwrap().policy,
+            grace: Duration::from_millis(1),
+            workspace: None,
+            audit: false,
+            identity: None,
+            inline: true,
+            session_end: None,
+        }
+    }
+
+    #[test]
+    fn kinds_beyond_the_bound_are_forgotten_unless_busy_or_current() {
+        let d = tempfile::tempdir().unwrap();
+        let mut st = State::default();
+        for mb in 0..(MAX_KINDS as u32 + 10) {
+            let j = job(d.path(), 64 + mb);
+            let mut kind = Kind::new(&j);
+            // A kind never carries the input of the request that made it.
+            assert_eq!(kind.template.input, "{}");
+            if mb == 3 {
+                kind.starting = 1;
+            }
+            st.kinds.insert(format!("k{mb}"), kind);
+        }
+        st.current.insert((Group::Service(INLINE_NAME.into()), false), "k7".into());
+        forget_idle(&mut st);
+        let mut left: Vec<&String> = st.kinds.keys().collect();
+        left.sort();
+        assert_eq!(left, ["k3", "k7"]);
+        // Within the bound nothing is forgotten.
+        forget_idle(&mut st);
+        assert_eq!(st.kinds.len(), 2);
+    }
+
+    #[test]
+    fn an_inline_kind_does_not_depend_on_the_run_directory_or_the_input() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (ja, mut jb) = (job(a.path(), 64), job(b.path(), 64));
+        jb.input = "{}".into();
+        assert_eq!(kind_key(&ja), kind_key(&jb));
+        assert!(kind_key(&ja).is_some());
+        // Limits make another kind; so does a service (not inline) in the same directory.
+        assert_ne!(kind_key(&ja), kind_key(&job(a.path(), 80)));
+        let mut service = job(a.path(), 64);
+        service.inline = false;
+        assert_ne!(kind_key(&ja), kind_key(&service));
+    }
 }
