@@ -1060,6 +1060,16 @@ console.log("done");"#;
     let r = srv.files("GET", &id, "/a%00b", a, None);
     assert_refused(&r, 400, "invalid_path", "path \"a\\0b\" contains a NUL or control character");
 
+    // A form is not a file's bytes (curl -d sends one by default).
+    for form in ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x"] {
+        let url = format!("{}/v1/sessions/{id}/files/form.txt", srv.base);
+        let r = response(
+            agent().put(&url).header("Authorization", format!("Bearer {a}")).header("Content-Type", form).send("a=b"),
+        );
+        r.assert_error(415, "unsupported_media_type");
+    }
+    assert_eq!(srv.files("GET", &id, "/form.txt", a, None).status, 404, "nothing was stored");
+
     // What is there does not fit the operation.
     let r = srv.files("GET", &id, "/out", a, None);
     assert_refused(&r, 409, "not_a_file", "\"out\" is a directory, not a regular file");

@@ -86,6 +86,25 @@ pub enum SessionError {
     Workspace(#[from] WorkspaceError),
 }
 
+/// Why a file operation on a session's workspace ([`Sessions::with_files`]) did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum FileOpError {
+    /// No live session of that id and owner (another owner's is as absent as a missing one).
+    #[error("no session {0:?} (it expired, was deleted, or belongs to another key)")]
+    NoSession(String),
+    /// A run of the session goes on and `max` requests already wait for its turn.
+    #[error(
+        "session {id:?} is running and {max} more request(s) already wait for their turn; retry when its runs are done"
+    )]
+    Busy { id: String, max: usize },
+    /// The operation itself was refused or failed.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// The blocking thread that ran it panicked or was cancelled.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
 impl Sessions {
     pub fn new(state_dir: &Path, config: SessionConfig, node: Option<String>) -> Sessions {
         Sessions { state: state_dir.to_path_buf(), config, node, map: Mutex::new(HashMap::new()) }
@@ -174,6 +193,42 @@ impl Sessions {
             }
             None => false,
         }
+    }
+
+    /// Runs `op` on the workspace of session `id` of `owner` in the session's turn, like a run
+    /// (waiting for a run of it to end, at most `max_waiting` requests at once), on a blocking
+    /// thread that holds the turn until `op` is over, also when the caller stops waiting: no
+    /// program of the session runs meanwhile. It takes no execution slot: it starts no sandbox.
+    pub async fn with_files<T: Send + 'static>(
+        &self,
+        id: &str,
+        owner: &Option<String>,
+        op: impl FnOnce(&Workspace) -> Result<T, FileError> + Send + 'static,
+    ) -> Result<T, FileOpError> {
+        let no_session = || FileOpError::NoSession(id.to_string());
+        let (workspace, runs, waiting) = self
+            .find(id, owner, |s| (s.workspace.clone(), s.runs.clone(), s.waiting.clone()))
+            .ok_or_else(no_session)?;
+        let turn = match runs.clone().try_lock_owned() {
+            Ok(turn) => turn,
+            Err(_) => {
+                let max = self.config.max_waiting;
+                let _waiter =
+                    Waiter::enter(&waiting, max).ok_or_else(|| FileOpError::Busy { id: id.to_string(), max })?;
+                runs.lock_owned().await
+            }
+        };
+        // Deleted or expired while this request waited for its turn.
+        if self.find(id, owner, |_| ()).is_none() {
+            return Err(no_session());
+        }
+        tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            op(&workspace)
+        })
+        .await
+        .map_err(|e| FileOpError::Internal(e.to_string()))?
+        .map_err(FileOpError::File)
     }
 
     fn take_expired(&self, now: SystemTime) -> Vec<Session> {
@@ -439,52 +494,24 @@ fn file_params(
     Ok((this_node(st, id)?, file))
 }
 
-/// Waits for the session's turn, as a run does (bounded by --session-max-waiting), for a file
-/// operation on its workspace: no program runs while it holds the turn. It takes no execution
-/// slot: it starts no sandbox.
-async fn file_turn(
-    st: &AppState,
-    id: &str,
-    owner: &Option<String>,
-) -> Result<(Arc<Workspace>, tokio::sync::OwnedMutexGuard<()>), ApiError> {
-    let (workspace, runs, waiting) = st
-        .sessions
-        .find(id, owner, |s| (s.workspace.clone(), s.runs.clone(), s.waiting.clone()))
-        .ok_or_else(|| no_session(id))?;
-    if st.draining.load(Ordering::SeqCst) {
-        return Err(shutting_down());
-    }
-    let turn = match runs.clone().try_lock_owned() {
-        Ok(turn) => turn,
-        Err(_) => {
-            let max = st.sessions.config.max_waiting;
-            let _waiter = Waiter::enter(&waiting, max).ok_or_else(|| session_busy(id, max))?;
-            runs.lock_owned().await
-        }
-    };
-    // Deleted or expired while this request waited for its turn.
-    if st.sessions.find(id, owner, |_| ()).is_none() {
-        return Err(no_session(id));
-    }
-    Ok((workspace, turn))
-}
-
-/// Runs a file operation on the workspace on a blocking thread, the session's turn held until it
-/// is over (also when the client hangs up meanwhile).
+/// Runs a file operation on a session's workspace (HTTP, and any other edge that serves
+/// sessions), in the session's turn.
 async fn with_workspace<T: Send + 'static>(
     st: &AppState,
     id: &str,
     owner: &Option<String>,
     op: impl FnOnce(&Workspace) -> Result<T, FileError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let (workspace, turn) = file_turn(st, id, owner).await?;
-    tokio::task::spawn_blocking(move || {
-        let _turn = turn;
-        op(&workspace)
+    // Checked after the lookup, as for a run: an unknown session is 404 also while draining.
+    if st.sessions.find(id, owner, |_| ()).is_some() && st.draining.load(Ordering::SeqCst) {
+        return Err(shutting_down());
+    }
+    st.sessions.with_files(id, owner, op).await.map_err(|e| match e {
+        FileOpError::NoSession(_) => no_session(id),
+        FileOpError::Busy { max, .. } => session_busy(id, max),
+        FileOpError::File(e) => file_error(e),
+        FileOpError::Internal(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     })
-    .await
-    .map_err(super::routes::internal)?
-    .map_err(file_error)
 }
 
 /// A refused file operation: its status by [`FileErrorKind`], its code by the error.
@@ -606,8 +633,8 @@ pub(super) async fn download(
 /// directories; it belongs to the session's uid, so its runs can change it.
 #[utoipa::path(put, path = "/v1/sessions/{id}/files/{path}",
     params(("id" = String, Path), ("path" = String, Path, description = FILE_PATH_DOC)),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream",
-        description = "The file's bytes, as they are (any Content-Type but a form encoding)"),
+    request_body(content = Option<Vec<u8>>, content_type = "application/octet-stream",
+        description = "The file's bytes, as they are (any Content-Type but a form encoding); no body is an empty file"),
     responses(
         (status = 201, body = FileInfo, description = "Created"),
         (status = 200, body = FileInfo, description = "Replaced an existing file"),
