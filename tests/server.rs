@@ -1175,6 +1175,39 @@ console.log("released");"#;
     sb.assert_no_leaks();
 }
 
+/// File requests wait for the session's turn within --session-max-waiting like runs: with no
+/// room to wait, they are refused at once while a run goes on, and served once it is over.
+#[test]
+fn session_file_operations_beyond_max_waiting_are_refused_while_a_run_goes_on() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let srv = Server::start(&sb, &dir, &["--session-max-waiting", "0"], &[]);
+    let id = srv.post("/v1/sessions", None, "").json()["id"].as_str().unwrap().to_string();
+    let url = format!("{}/v1/sessions/{id}/execute", srv.base);
+    // Runs until the test releases it (WAIT_FOR_RELEASE: /app/release, in its run directory).
+    let body = json!({ "runtime": "bun", "code": WAIT_FOR_RELEASE }).to_string();
+    let run =
+        std::thread::spawn(move || response(agent().post(&url).header("Content-Type", "application/json").send(&body)));
+    srv.wait_sandbox(&sb);
+    let busy = format!(
+        "session {id:?} is running and 0 more request(s) already wait for their turn (--session-max-waiting); retry when its runs are done"
+    );
+    assert_refused(&srv.files("GET", &id, "", "", None), 429, "session_busy", &busy);
+    assert_refused(&srv.files("PUT", &id, "/a.txt", "", Some(b"a")), 429, "session_busy", &busy);
+    assert_refused(&srv.files("GET", &id, "/a.txt", "", None), 429, "session_busy", &busy);
+    assert_refused(&srv.files("DELETE", &id, "/a.txt", "", None), 429, "session_busy", &busy);
+    release_inline_run(&sb);
+    let run = run.join().unwrap();
+    assert_eq!(run.json()["stdout"], "released\n", "{}", run.body);
+    assert_eq!(srv.files("PUT", &id, "/a.txt", "", Some(b"a")).status, 201, "its turn once the run is over");
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}
+
 /// Prints to both streams, then waits for `/app/release` before printing again: the first
 /// chunks can only have arrived while the run was still going.
 const TWO_PARTS: &str = r#"import { existsSync } from "node:fs";
