@@ -37,6 +37,7 @@ mod kind;
 mod lockfile;
 mod offline;
 pub mod pool;
+pub mod relpath;
 mod request;
 pub mod runner;
 mod runtimes;

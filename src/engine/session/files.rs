@@ -28,17 +28,15 @@ use nix::fcntl::{AtFlags, OFlag, OpenHow, RenameFlags, ResolveFlag, open, openat
 use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, unlinkat};
 
+use crate::engine::relpath;
 use crate::fsutil::{IoError, temp_name};
 
 /// Largest file [`write_file`] accepts and the HTTP API serves or takes in one request.
 pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 /// Entries a listing holds at most; more make it `truncated`.
 pub const MAX_LIST_ENTRIES: usize = 4096;
-/// Longest path, in bytes.
-pub const MAX_PATH_BYTES: usize = 512;
-/// Most components a path may have (and so the deepest a listing goes).
-pub const MAX_DEPTH: usize = 16;
-const MAX_COMPONENT_BYTES: usize = 255;
+/// Longest path, and most components a path may have (and so the deepest a listing goes).
+pub use crate::engine::relpath::{MAX_DEPTH, MAX_PATH_BYTES};
 /// How deep a recursive removal descends: programs can nest directories far deeper than a path
 /// may name, and the removal must stay bounded.
 const MAX_REMOVE_DEPTH: usize = 256;
@@ -200,42 +198,11 @@ impl FileError {
 }
 
 /// `path` as a workspace path: its components, `.` and empty ones dropped. Refuses anything that
-/// could leave the workspace or mean different things to different readers.
+/// could leave the workspace or mean different things to different readers (see
+/// [`relpath`](crate::engine::relpath)).
 pub fn check_path(path: &str) -> Result<Vec<&str>, FileError> {
-    let bad = |reason: String| FileError::BadPath { path: path.to_string(), reason };
-    if path.is_empty() {
-        return Err(bad("is empty".into()));
-    }
-    if path.len() > MAX_PATH_BYTES {
-        return Err(bad(format!("is {} bytes long; at most {MAX_PATH_BYTES} are accepted", path.len())));
-    }
-    if path.chars().any(char::is_control) {
-        return Err(bad("contains a NUL or control character".into()));
-    }
-    if path.contains('\\') {
-        return Err(bad("contains a backslash; separate directories with '/'".into()));
-    }
-    if path.starts_with('/') {
-        return Err(bad("is absolute; give it relative to the workspace (e.g. \"data/in.csv\")".into()));
-    }
-    let mut parts = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => return Err(bad("contains `..`; paths must stay inside the workspace".into())),
-            p if p.len() > MAX_COMPONENT_BYTES => {
-                return Err(bad(format!("has a component longer than {MAX_COMPONENT_BYTES} bytes")));
-            }
-            p => parts.push(p),
-        }
-    }
-    if parts.is_empty() {
-        return Err(bad("names no file".into()));
-    }
-    if parts.len() > MAX_DEPTH {
-        return Err(bad(format!("is {} levels deep; at most {MAX_DEPTH} are accepted", parts.len())));
-    }
-    Ok(parts)
+    relpath::components(path, "the workspace", "data/in.csv")
+        .map_err(|reason| FileError::BadPath { path: path.to_string(), reason })
 }
 
 /// A workspace's root, whose files the operations below work on.
@@ -608,6 +575,7 @@ fn clear(dir: &mut Dir, rel: &str, depth: usize) -> Result<(), FileError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::relpath::MAX_COMPONENT_BYTES;
     use std::fs;
     use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 
