@@ -31,7 +31,7 @@ use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, unlinkat};
 use crate::engine::relpath;
 use crate::fsutil::{IoError, temp_name};
 
-/// Largest file [`write_file`] accepts and the HTTP API serves or takes in one request.
+/// Largest file [`Workspace::write_file`](crate::engine::Workspace::write_file) accepts and the HTTP API serves or takes in one request.
 pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 /// Entries a listing holds at most; more make it `truncated`.
 pub const MAX_LIST_ENTRIES: usize = 4096;
