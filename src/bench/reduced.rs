@@ -79,6 +79,7 @@ impl Reduced {
             service: svc.name.clone(),
             runtime: prepared.runtime.key(),
             audit: None,
+            stdin: Default::default(),
         };
         let sink = Arc::new(FirstOutput::default());
         let report = self.runner.supervise(plan, Some(sink.clone()), cancel.clone()).await;
@@ -103,6 +104,7 @@ fn reduced_job(svc: &Service) -> Result<Job, ReducedError> {
         workspace: None,
         audit: false,
         identity: None,
+        io: Default::default(),
     })
 }
 

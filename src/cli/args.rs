@@ -37,6 +37,9 @@ EXAMPLES:
   ignite run svc/ --print-spec            # the OCI config.json, without running
   ignite run svc/ --locked                # only if svc/ still matches svc/ignite.lock
   ignite run svc/ --report report.json    # also the full report: preflight, execution, warnings
+  ignite run svc/ -- --verbose a.txt      # program arguments, after the entry in its argv
+  ignite run svc/ < data.csv              # the program's stdin (a regular file only; see --stdin)
+  cat data.csv | ignite run svc/ --stdin -   # a pipe, or any file, only when asked
 
 ",
     exit_codes!()
@@ -453,6 +456,11 @@ pub(super) struct ServeArgs {
     /// on the environment variable that carries it).
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
     pub(super) max_input: usize,
+    /// An environment variable inline code (`POST /v1/execute`, sessions) may be given in a
+    /// request's `env` (repeatable); a service's are its service.yaml `allowEnv`. Never
+    /// IGNITE_*, LD_*, PATH or HOME.
+    #[arg(long = "allow-env", value_name = "NAME")]
+    pub(super) allow_env: Vec<String>,
     /// Seconds running executions get to finish after SIGTERM/SIGINT before they are cancelled.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub(super) shutdown_timeout: u64,
@@ -652,4 +660,13 @@ pub(super) struct RunArgs {
     /// to FILE; `ignite report DIR` shows the last one.
     #[arg(long, value_name = "FILE")]
     pub(super) report: Option<PathBuf>,
+    /// The program's stdin: the bytes of FILE, or of ignite's own stdin with `-` (at most
+    /// 1 MiB). Without it, ignite's stdin is passed on only when it is a regular file
+    /// (`ignite run DIR < file`); otherwise the program's stdin is empty.
+    #[arg(long, value_name = "FILE|-")]
+    pub(super) stdin: Option<PathBuf>,
+    /// Arguments for the program, after `--`: they follow the entry in its argv (at most 256,
+    /// 64 KiB in all).
+    #[arg(last = true, value_name = "ARGS")]
+    pub(super) args: Vec<String>,
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, anyhow};
 use tokio_util::sync::CancellationToken;
 
+use ignite::data::program_io::MAX_STDIN_BYTES;
 use ignite::data::runtime::Registry;
 use ignite::data::service::{self, Overrides};
 use ignite::engine::{
@@ -72,6 +73,12 @@ pub(super) fn run_service(
             None => Input::Json(s.to_string()),
         },
     };
+    req.io.args = a.args.clone();
+    if !a.print_spec
+        && let Some(bytes) = program_stdin(a.stdin.as_deref())?
+    {
+        req.io.stdin = bytes.into();
+    }
     req.policy = PolicyChoice::Service { file: a.policy.clone() };
     req.audit = a.audit;
     req.output_limit = a.output_limit.map(|bytes| (bytes, "--output-limit"));
@@ -111,6 +118,47 @@ pub(super) fn run_service(
         Some(sig) => 128 + sig,
         None => report.cli_exit_code(),
     })
+}
+
+/// The program's stdin: `--stdin FILE` (`-`: ours), or ours when it is a regular file (never a
+/// terminal or a pipe we merely inherited: reading those could block, or take input that was
+/// not meant for the program). `None`: empty.
+fn program_stdin(flag: Option<&Path>) -> anyhow::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let cap = MAX_STDIN_BYTES as u64;
+    let too_large =
+        |what: &str| anyhow!("{what} is larger than {MAX_STDIN_BYTES} bytes, the most a program's stdin may be given");
+    let read = |mut from: Box<dyn Read>, what: &str| -> anyhow::Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        from.by_ref().take(cap + 1).read_to_end(&mut bytes).with_context(|| format!("failed to read {what}"))?;
+        if bytes.len() as u64 > cap {
+            return Err(too_large(what));
+        }
+        Ok(bytes)
+    };
+    match flag {
+        Some(p) if p == Path::new("-") => {
+            Ok(Some(read(Box::new(std::io::stdin().lock()), "--stdin - (ignite's stdin)")?))
+        }
+        Some(p) => {
+            let what = format!("--stdin {}", p.display());
+            let file = std::fs::File::open(p).with_context(|| format!("{what}: failed to open"))?;
+            if file.metadata().with_context(|| format!("{what}: failed to inspect"))?.is_dir() {
+                return Err(anyhow!("{what}: is a directory; give a file, or - for ignite's own stdin"));
+            }
+            Ok(Some(read(Box::new(file), &what)?))
+        }
+        None => {
+            // A duplicate of fd 0, only to look at what it is (and read it if it is a file).
+            let Ok(fd) = std::io::stdin().as_fd().try_clone_to_owned() else { return Ok(None) };
+            let file = std::fs::File::from(fd);
+            if !file.metadata().is_ok_and(|m| m.is_file()) {
+                return Ok(None);
+            }
+            Ok(Some(read(Box::new(file), "ignite's stdin (a regular file)")?))
+        }
+    }
 }
 
 /// Runs `work` to completion with SIGINT/SIGTERM wired to its cancellation token; returns its

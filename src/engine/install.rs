@@ -280,6 +280,7 @@ impl<R: OciRuntime> Installer<'_, R> {
             runtime: plan.installer.key(),
             // The install is ignite's own step, not the program's: it is not audited.
             audit: None,
+            stdin: Default::default(),
         };
         let report = self.supervisor.run(run, None, cancel.clone()).await?;
         // The network is no longer needed: take it down before the (possibly long) copy.

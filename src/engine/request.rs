@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::data::policy::PolicyError;
 use crate::data::preflight::PreflightReport;
+use crate::data::program_io::{ProgramIo, ProgramIoError};
 use crate::data::report::Report;
 use crate::data::report::full::RunReport;
 use crate::data::service::{Overrides, PassEnv, Service, ServiceError};
@@ -59,6 +60,13 @@ pub struct Request {
     /// Told when the checks are passed and the run starts: an edge that streams the output
     /// commits to its response then, so that a refusal still gets its own status.
     pub on_start: Option<OnStart>,
+    /// The program's arguments, stdin and per-request variables (checked against the caps,
+    /// and each variable's name against what the operator allows; see
+    /// [`crate::data::program_io`]).
+    pub io: ProgramIo,
+    /// Names of variables the operator allows this request to set besides the service's
+    /// `allowEnv` (`ignite serve --allow-env`, for inline code).
+    pub allow_env: Vec<String>,
 }
 
 impl Request {
@@ -81,6 +89,8 @@ impl Request {
             keep_report: true,
             on_preflight: None,
             on_start: None,
+            io: ProgramIo::default(),
+            allow_env: Vec::new(),
         }
     }
 }
@@ -154,6 +164,9 @@ pub enum RunError {
     Input { what: String },
     #[error(transparent)]
     Inline(#[from] InlineError),
+    /// The request's arguments, stdin or variables exceed a cap or name what it may not set.
+    #[error(transparent)]
+    Io(#[from] ProgramIoError),
     #[error(transparent)]
     Lock(#[from] LockError),
     /// A preflight check failed; nothing was started. `full` has the checks (and was kept as

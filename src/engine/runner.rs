@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::data::policy::Policy;
 use crate::data::preflight::{self, BundleFact, ColdStart, ColdStarts, Facts, PreflightReport, RuntimeFact};
+use crate::data::program_io::ProgramIo;
 use crate::data::report::rfc3339;
 use crate::data::report::{InstallReport, Report};
 use crate::data::runtime::{Registry, ResolvedRuntime, RuntimeError, TypeScript};
@@ -117,6 +118,10 @@ pub struct Job {
     /// The uid the program runs as, for a session whose workspace it owns across runs;
     /// `None` allocates one for this run alone (see [`crate::sandbox::identity`]).
     pub identity: Option<Arc<UidLease>>,
+    /// The request's arguments, stdin and variables, already checked
+    /// ([`crate::data::program_io`]). A cold run's spec has the arguments and variables; a warm
+    /// sandbox's does not (they come with the job message), and its stdin is written at handover.
+    pub io: ProgramIo,
 }
 
 /// A job turned into everything the OCI runtime will see but the spec itself, which is built
@@ -188,7 +193,12 @@ pub fn cold_only(job: &Job) -> Option<&'static str> {
 /// entrypoint gets on its command line.
 pub fn job_message(job: &Job) -> JobMessage {
     let timeout = Duration::from_millis(job.service.timeout_ms);
-    JobMessage { input: job.input.clone(), kill_after_ms: (timeout + job.grace + BACKSTOP_SLACK).as_millis() as u64 }
+    JobMessage {
+        input: job.input.clone(),
+        kill_after_ms: (timeout + job.grace + BACKSTOP_SLACK).as_millis() as u64,
+        args: job.io.args.clone(),
+        env: job.io.env.clone(),
+    }
 }
 
 pub struct Runner {
@@ -276,7 +286,9 @@ impl Runner {
             None
         };
         let entry = staged.as_ref().map_or(svc.entry.as_str(), |s| s.entry.as_str());
-        let argv = runtime.command_with_policy(entry, &job.policy)?;
+        let mut argv = runtime.command_with_policy(entry, &job.policy)?;
+        // The request's arguments follow the entry (a warm sandbox's job brings them instead).
+        argv.extend(job.io.args.iter().cloned());
         let modules = deps::plan(svc, &self.registry)?;
         let rootfs = self.store.ensure_unpacked(&runtime, progress)?;
         // Every page of the rootfs is read in by ignite, charged to ignite, before the sandbox
@@ -338,7 +350,12 @@ impl Runner {
                 group: identity.group(),
             },
             argv,
-            env: spec::compose_env(&runtime.env, &svc.env, &job.input)?,
+            env: {
+                // The request's variables were checked against these names (never replaced).
+                let mut env = spec::compose_env(&runtime.env, &svc.env, &job.input)?;
+                env.extend(job.io.env_strings());
+                env
+            },
             limits: limits.clone(),
             hostname: svc.name.clone(),
             cgroups_path: self.settings.cgroup_driver.cgroups_path(&id),
@@ -408,6 +425,8 @@ impl Runner {
         if let Some(why) = cold_only(job) {
             return Err(EngineError::NotWarm { service: job.service.name.clone(), why });
         }
+        // Nothing of a request's own I/O is in a warm kind's spec: each job brings its own.
+        let job = &Job { io: ProgramIo::default(), ..job.clone() };
         let mut prepared = self.prepare(job, &crate::store::bundle::NoProgress)?;
         if prepared.staged.is_some() {
             // A staged copy is a snapshot of the sources: a sandbox parked with it would run
@@ -462,6 +481,7 @@ impl Runner {
         let WarmSandbox { mut launched, held } = sandbox;
         // The time limit is the request's (a request may lower or raise it).
         launched.set_timeout(Duration::from_millis(job.service.timeout_ms), job.grace);
+        launched.set_stdin(job.io.stdin.clone());
         let message = job_message(job);
         let (report, teardown) = self.supervisor.drive(launched, Some(&message), sink, cancel, wall, started_at).await;
         (report.map_err(EngineError::from), WarmTeardown { teardown, held })
@@ -672,6 +692,7 @@ fn run_plan(
         service: job.service.name.clone(),
         runtime: runtime.key(),
         audit,
+        stdin: job.io.stdin.clone(),
     }
 }
 

@@ -180,6 +180,7 @@ mod tests {
             service: "s".into(),
             runtime: "bun@1.4.5".into(),
             audit: None,
+            stdin: Default::default(),
         }
     }
 

@@ -1,5 +1,5 @@
 //! Launching a run: the locked run directory, the spec saved for the OCI runtime, the pipes
-//! (output, report, release, a warm sandbox's job), the audit listener, and the one
+//! (output, report, release, stdin, a warm sandbox's job), the audit listener, and the one
 //! foreground `run` of the runtime; then, for a warm sandbox, waiting until it is ready, or
 //! giving it up.
 
@@ -66,7 +66,9 @@ impl<R: OciRuntime> Supervisor<R> {
                 fd.try_clone().map_err(|e| SupervisorError::Pipe(nix::Error::from_raw(e.raw_os_error().unwrap_or(0))))
             };
             let (runtime_out, runtime_err) = (dup(&out_w)?, dup(&err_w)?);
-            let mut extra_fds = vec![rep_w, rel_r, out_w, err_w];
+            // The program's stdin (fd 7 of the entrypoint): written by `drive`, then closed.
+            let (in_r, in_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(SupervisorError::Pipe)?;
+            let mut extra_fds = vec![rep_w, rel_r, out_w, err_w, in_r];
             let job = if wait_job {
                 let (job_r, job_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(SupervisorError::Pipe)?;
                 extra_fds.push(job_r);
@@ -82,10 +84,10 @@ impl<R: OciRuntime> Supervisor<R> {
             let fg = self.oci.run(&plan.id, &run_dir, io)?;
             let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel();
             tokio::spawn(read_events(rep_r, ev_tx));
-            Ok((out_r, err_r, rel_w, job, listener, fg, ev_rx, launch, launch_ns))
+            Ok((out_r, err_r, rel_w, in_w, job, listener, fg, ev_rx, launch, launch_ns))
         })();
         match started {
-            Ok((out_r, err_r, rel_w, job, listener, fg, ev_rx, launch, launch_ns)) => Ok(Launched {
+            Ok((out_r, err_r, rel_w, in_w, job, listener, fg, ev_rx, launch, launch_ns)) => Ok(Launched {
                 plan,
                 run_dir,
                 lock,
@@ -94,6 +96,7 @@ impl<R: OciRuntime> Supervisor<R> {
                 err_r,
                 ev_rx,
                 release: Some(rel_w),
+                stdin: Some(in_w),
                 job,
                 listener,
                 launch,
@@ -136,6 +139,7 @@ impl<R: OciRuntime> Supervisor<R> {
     /// entrypoint exit without starting anything; then everything is removed.
     pub async fn discard(&self, mut l: Launched) {
         l.job.take();
+        l.stdin.take();
         let listener = l.listener.take();
         let teardown = Teardown {
             id: l.plan.id.clone(),

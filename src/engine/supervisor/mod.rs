@@ -82,6 +82,8 @@ pub struct RunPlan {
     /// Audit mode: the seccomp listener to run beside the container (the spec's filter was
     /// built for it), and a `securityAudit` in the report.
     pub audit: Option<AuditPlan>,
+    /// The program's stdin: written into its stdin pipe when the run starts, then end of file.
+    pub stdin: Arc<[u8]>,
 }
 
 /// Time allowed for creating the container before the program's own limit starts.
@@ -109,6 +111,8 @@ pub struct Launched {
     err_r: pipe::Receiver,
     ev_rx: tokio::sync::mpsc::UnboundedReceiver<InitEvent>,
     release: Option<OwnedFd>,
+    /// The program's stdin pipe (host end), written and closed when the run starts.
+    stdin: Option<OwnedFd>,
     /// A warm sandbox's job pipe (host end).
     job: Option<OwnedFd>,
     listener: Option<Listener>,
@@ -125,6 +129,11 @@ impl Launched {
     pub fn set_timeout(&mut self, timeout: Duration, grace: Duration) {
         self.plan.timeout = timeout;
         self.plan.grace = grace;
+    }
+
+    /// The stdin of the run it will serve (a warm sandbox learns it at handover).
+    pub fn set_stdin(&mut self, stdin: Arc<[u8]>) {
+        self.plan.stdin = stdin;
     }
 }
 
