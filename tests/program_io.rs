@@ -387,3 +387,97 @@ fn a_warm_sandbox_gets_the_requests_args_stdin_and_env_and_keeps_none_for_the_ne
     assert!(status.success(), "{log}");
     sb.assert_no_leaks();
 }
+
+// ---- Large input: a read-only file past 64 KiB ----
+
+/// Reads its input from wherever it is, says where, and whether an input file is there.
+const INPUT_READER: &str = r#"import { existsSync, readFileSync, writeFileSync } from "node:fs";
+const file = process.env.IGNITE_INPUT_FILE ?? null;
+const text = file ? readFileSync(file, "utf8") : process.env.IGNITE_INPUT;
+let writable = false;
+try { writeFileSync("/tmp/ignite/input.json", "x"); writable = true; } catch {}
+const v = JSON.parse(text ?? "{}");
+console.log(JSON.stringify({
+  file, hasVar: "IGNITE_INPUT" in process.env, bytes: text.length, n: v.n ?? null,
+  present: existsSync("/tmp/ignite/input.json"), writable,
+}));
+"#;
+
+fn big_input(n: u32, pad: usize) -> Value {
+    json!({"n": n, "pad": "p".repeat(pad)})
+}
+
+#[test]
+fn a_large_input_is_a_read_only_file_cold_and_the_cap_is_precise() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = sb.ts_service("reader", "", INPUT_READER);
+    // 64 KiB and less: the variable, and no file.
+    let small = big_input(1, 1000).to_string();
+    let (_, v) = sb.run_json(&dir, &["--input", &small]);
+    let got = program_output(&v);
+    assert_eq!(got["file"], Value::Null, "{v}");
+    assert_eq!(got["hasVar"], true, "{v}");
+    assert_eq!(got["present"], false, "{v}");
+    // Past it: a file, read-only, the variable absent.
+    let large = big_input(2, 3 * 1024 * 1024).to_string();
+    let path = sb.work.path().join("large.json");
+    std::fs::write(&path, &large).unwrap();
+    let (_, v) = sb.run_json(&dir, &["--input", &format!("@{}", path.display())]);
+    assert_eq!(v["status"], "ok", "{v}");
+    let got = program_output(&v);
+    assert_eq!(got["file"], "/tmp/ignite/input.json", "{v}");
+    assert_eq!(got["hasVar"], false, "{v}");
+    assert_eq!(got["bytes"], large.len(), "{v}");
+    assert_eq!(got["n"], 2, "{v}");
+    assert_eq!(got["writable"], false, "the input file is read-only: {v}");
+    // The cap: 8 MiB.
+    let huge = sb.work.path().join("huge.json");
+    std::fs::write(&huge, big_input(3, 8 * 1024 * 1024).to_string()).unwrap();
+    let out = sb.cmd().args(["run"]).arg(&dir).arg("--input").arg(format!("@{}", huge.display())).output().unwrap();
+    assert_eq!(out.status.code(), Some(125), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("bytes; a --input file may have at most 8388608 bytes"), "{}", stderr_of(&out));
+    // The file went with its run.
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn a_warm_sandbox_gets_a_large_input_as_a_file_and_the_next_one_sees_none() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let yaml = "service:\n  name: reader\n  entry: index.ts\n";
+    sb.service("big/reader", &[("service.yaml", yaml), ("index.ts", INPUT_READER)]);
+    let dir = sb.work.path().join("big");
+    let args = ["--pool-min", "1", "--pool-max", "1", "--max-input", "1048576", "--max-body", "2097152"];
+    let srv = Server::start(&sb, &dir, &args);
+    srv.wait_parked("reader", 1.0);
+    let input = big_input(7, 512 * 1024);
+    let r = srv.post("/services/reader/execute", &json!({ "input": input }));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["metrics"]["warm"], true, "{v}");
+    let got = program_output(&v);
+    assert_eq!(got["file"], "/tmp/ignite/input.json", "{v}");
+    assert_eq!((got["hasVar"].clone(), got["n"].clone()), (json!(false), json!(7)), "{v}");
+    assert_eq!(got["bytes"], input.to_string().len(), "{v}");
+    assert_eq!(got["writable"], false, "{v}");
+
+    srv.wait_parked("reader", 1.0);
+    let v = srv.post("/services/reader/execute", &json!({"input": {"n": 8}})).json();
+    assert_eq!(v["metrics"]["warm"], true, "{v}");
+    let got = program_output(&v);
+    assert_eq!(got["file"], Value::Null, "{v}");
+    assert_eq!(got["present"], false, "no input file of the run before: {v}");
+    assert_eq!(got["n"], 8, "{v}");
+    // Past the server's cap: 413.
+    let r = srv.post("/services/reader/execute", &json!({ "input": big_input(9, 1024 * 1024) }));
+    assert_eq!(r.status, 413, "{}", r.body);
+
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}

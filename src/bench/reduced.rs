@@ -80,6 +80,7 @@ impl Reduced {
             runtime: prepared.runtime.key(),
             audit: None,
             stdin: Default::default(),
+            input_file: None,
         };
         let sink = Arc::new(FirstOutput::default());
         let report = self.runner.supervise(plan, Some(sink.clone()), cancel.clone()).await;

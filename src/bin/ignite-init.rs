@@ -34,7 +34,10 @@ use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitCode};
 
-use ignite::sandbox::abi::{INPUT_VAR, JOB_FD, RELEASE_FD, REPORT_FD, STDERR_FD, STDIN_FD, STDOUT_FD, WAIT_JOB_FLAG};
+use ignite::sandbox::abi::{
+    INPUT_FILE_PATH, INPUT_FILE_VAR, INPUT_VAR, JOB_FD, RELEASE_FD, REPORT_FD, STDERR_FD, STDIN_FD, STDOUT_FD,
+    WAIT_JOB_FLAG,
+};
 use ignite::sandbox::init_proto::{InitEvent, JobMessage, MAX_JOB_BYTES};
 use ignite::sandbox::spawn_guard::{ALLOW_EXEC_FLAG, SPAWN_FLAG, SpawnRule};
 use ignite::sys::{monotonic_ns, take_inherited_fd};
@@ -168,7 +171,11 @@ fn main() -> ExitCode {
         match JobMessage::parse(&bytes) {
             Ok(job) => {
                 kill_after_ms = Some(job.kill_after_ms);
-                job_env.push((INPUT_VAR.into(), job.input.into()));
+                if job.input_file {
+                    job_env.push((INPUT_FILE_VAR.into(), INPUT_FILE_PATH.into()));
+                } else {
+                    job_env.push((INPUT_VAR.into(), job.input.into()));
+                }
                 // The request's variables never replace one the spec set (the engine refused
                 // those already; a duplicate name would leave which one wins to the runtime).
                 if let Some(name) = job.env.keys().find(|name| std::env::var_os(name).is_some()) {

@@ -452,8 +452,8 @@ pub(super) struct ServeArgs {
     /// Largest request body in bytes (413 beyond it).
     #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
     pub(super) max_body: usize,
-    /// Largest `input` in bytes, serialised (413 beyond it; at most 131008, the kernel's limit
-    /// on the environment variable that carries it).
+    /// Largest `input` in bytes, serialised (413 beyond it; at most 8 MiB; past 64 KiB the
+    /// program reads it from the file $IGNITE_INPUT_FILE names). Keep --max-body above it.
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
     pub(super) max_input: usize,
     /// An environment variable inline code (`POST /v1/execute`, sessions) may be given in a

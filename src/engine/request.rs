@@ -17,10 +17,10 @@ use crate::engine::{EngineError, InlineError, InlineProgram, Progress, Workspace
 use crate::fsutil::svcdir::{self, Rule};
 use crate::store::lock::LockError;
 
-/// The largest input a program can receive: it travels in one environment variable
-/// (`IGNITE_INPUT=`), and one environment string may not exceed 32 pages (MAX_ARG_STRLEN),
-/// name included.
-pub const MAX_INPUT_BYTES: usize = 128 * 1024 - 64;
+/// The largest input a program can receive. Up to
+/// [`INPUT_ENV_MAX_BYTES`](crate::sandbox::abi::INPUT_ENV_MAX_BYTES) it travels in
+/// `IGNITE_INPUT`; past that it is a read-only file named in `IGNITE_INPUT_FILE`.
+pub const MAX_INPUT_BYTES: usize = 8 * 1024 * 1024;
 
 /// Called with the preflight checks of a run that passed them, before it starts.
 pub type OnPreflight = Box<dyn FnOnce(&PreflightReport) + Send>;
@@ -199,10 +199,7 @@ fn preflight_message(full: &RunReport) -> String {
 impl Input {
     /// The input text, checked to be JSON.
     pub(crate) fn read(&self, service_dir: &Path) -> Result<String, RunError> {
-        let rule = Rule {
-            what: "--input file (the program receives it in IGNITE_INPUT, one environment variable)",
-            max_bytes: MAX_INPUT_BYTES as u64,
-        };
+        let rule = Rule { what: "--input file", max_bytes: MAX_INPUT_BYTES as u64 };
         let err = |what: String| RunError::Input { what };
         let text = match self {
             Input::Json(text) => text.clone(),

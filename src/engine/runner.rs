@@ -23,6 +23,7 @@ use crate::engine::install::{InstallError, Installer};
 use crate::engine::supervisor::{
     Launched, OutputSink, RunPlan, StateDir, Supervisor, SupervisorError, Teardown, new_run_id,
 };
+use crate::sandbox::abi::{INPUT_ENV_MAX_BYTES, INPUT_FILE_PATH, INPUT_FILE_VAR, INPUT_VAR};
 use crate::sandbox::audit::{AuditError, AuditPlan};
 use crate::sandbox::grants::{self, GrantError, RunGrants};
 use crate::sandbox::identity::{self, IdentityError, UidLease};
@@ -173,6 +174,14 @@ pub struct WarmTeardown {
     held: Held,
 }
 
+/// The run directory's subdirectory mounted at [`crate::sandbox::abi::INPUT_DIR`].
+pub const INPUT_SUBDIR: &str = "input";
+
+/// Whether `input` reaches the program as a file rather than in [`INPUT_VAR`].
+pub fn input_is_file(input: &str) -> bool {
+    input.len() > INPUT_ENV_MAX_BYTES
+}
+
 /// Why a job cannot be served by a sandbox started ahead of it: it needs something made for
 /// that one run (a session's workspace, a network, a writable root overlay, a uid of its own).
 pub fn cold_only(job: &Job) -> Option<&'static str> {
@@ -193,8 +202,11 @@ pub fn cold_only(job: &Job) -> Option<&'static str> {
 /// entrypoint gets on its command line.
 pub fn job_message(job: &Job) -> JobMessage {
     let timeout = Duration::from_millis(job.service.timeout_ms);
+    let file = input_is_file(&job.input);
     JobMessage {
-        input: job.input.clone(),
+        // A large input is written to the sandbox's input directory at handover instead.
+        input: if file { String::new() } else { job.input.clone() },
+        input_file: file,
         kill_after_ms: (timeout + job.grace + BACKSTOP_SLACK).as_millis() as u64,
         args: job.io.args.clone(),
         env: job.io.env.clone(),
@@ -342,6 +354,9 @@ impl Runner {
             // A staged copy holds no packages: the service's own node_modules is mounted into it.
             app_node_modules: staged.as_ref().and_then(|s| s.node_modules.clone()),
             workspace: job.workspace.clone(),
+            // In the run directory, which the supervisor creates (with this directory) and
+            // removes on every path.
+            input_dir: Some(self.state.run_dir(&id).join(INPUT_SUBDIR)),
             init_binary: self.settings.init_binary.clone(),
             user: spec::RunUser {
                 uid: identity.uid(),
@@ -352,7 +367,16 @@ impl Runner {
             argv,
             env: {
                 // The request's variables were checked against these names (never replaced).
-                let mut env = spec::compose_env(&runtime.env, &svc.env, &job.input)?;
+                let large = input_is_file(&job.input);
+                let mut env = spec::compose_env(&runtime.env, &svc.env, if large { "" } else { &job.input })?;
+                if large {
+                    // A file instead: the variable is absent, not empty, so that a program
+                    // cannot mistake it for an input of its own.
+                    let var = format!("{INPUT_VAR}=");
+                    env.retain(|e| !e.starts_with(&var));
+                    env.push(format!("{INPUT_FILE_VAR}={INPUT_FILE_PATH}"));
+                    env.sort();
+                }
                 env.extend(job.io.env_strings());
                 env
             },
@@ -451,7 +475,9 @@ impl Runner {
             self.ensure_modules(&job.service, &prepared.modules, &crate::store::bundle::NoProgress, cancel).await?;
         let spec = self.build(&prepared.input, &spec::Grants::default())?;
         let held = Held { _modules: modules, _staged: prepared.staged, _identity: prepared.identity };
-        let plan = run_plan(job, prepared.id, spec, &prepared.limits, &prepared.runtime, prepared.audit);
+        let mut plan = run_plan(job, prepared.id, spec, &prepared.limits, &prepared.runtime, prepared.audit);
+        // The job this sandbox is launched for is only a template: its input is never written.
+        plan.input_file = None;
         let mut launched = self.supervisor.launch(plan, true).await?;
         if let Err(e) = self.supervisor.wait_ready(&mut launched).await {
             self.supervisor.discard(launched).await;
@@ -482,6 +508,7 @@ impl Runner {
         // The time limit is the request's (a request may lower or raise it).
         launched.set_timeout(Duration::from_millis(job.service.timeout_ms), job.grace);
         launched.set_stdin(job.io.stdin.clone());
+        launched.set_input_file(input_is_file(&job.input).then(|| Arc::from(job.input.as_str())));
         let message = job_message(job);
         let (report, teardown) = self.supervisor.drive(launched, Some(&message), sink, cancel, wall, started_at).await;
         (report.map_err(EngineError::from), WarmTeardown { teardown, held })
@@ -693,6 +720,7 @@ fn run_plan(
         runtime: runtime.key(),
         audit,
         stdin: job.io.stdin.clone(),
+        input_file: input_is_file(&job.input).then(|| Arc::from(job.input.as_str())),
     }
 }
 

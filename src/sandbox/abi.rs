@@ -28,5 +28,18 @@ pub const JOB_FD: i32 = 8;
 pub const WAIT_JOB_FLAG: &str = "--wait-job";
 /// The name under which the program finds its input.
 pub const INPUT_VAR: &str = "IGNITE_INPUT";
+/// Past [`INPUT_ENV_MAX_BYTES`] the input is a read-only file instead, named in this variable
+/// ([`INPUT_VAR`] is then absent).
+pub const INPUT_FILE_VAR: &str = "IGNITE_INPUT_FILE";
+/// Where the run's input directory (a host directory of ignite's) is mounted read-only. Under
+/// the container's own `/tmp` tmpfs, so that its mount point is made there and never in the
+/// shared, read-only runtime root.
+pub const INPUT_DIR: &str = "/tmp/ignite";
+/// The input file inside the sandbox, when there is one.
+pub const INPUT_FILE_PATH: &str = "/tmp/ignite/input.json";
+/// The file's name inside the run's input directory.
+pub const INPUT_FILE_NAME: &str = "input.json";
+/// The largest input that travels in [`INPUT_VAR`]; a larger one is a file.
+pub const INPUT_ENV_MAX_BYTES: usize = 64 * 1024;
 /// Linux refuses a single environment string longer than 32 pages (MAX_ARG_STRLEN).
 pub const MAX_ENV_STRING: usize = 32 * 4096 - 1;

@@ -57,6 +57,10 @@ pub const MAX_JOB_BYTES: usize =
 pub struct JobMessage {
     pub input: String,
     pub kill_after_ms: u64,
+    /// The input is in the sandbox's input file instead (written before this message): the
+    /// entrypoint names it in `IGNITE_INPUT_FILE`, and `input` is empty.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub input_file: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -162,6 +166,7 @@ mod tests {
         let job = JobMessage {
             input: "{\"a\":\"\\u0001\"}".into(),
             kill_after_ms: 7000,
+            input_file: false,
             args: vec!["--flag".into(), "two words".into()],
             env: [("MODE".to_string(), "fast".to_string())].into(),
         };
@@ -172,12 +177,19 @@ mod tests {
         let ctl = JobMessage {
             input: "\u{1}".repeat(max),
             kill_after_ms: 1,
+            input_file: true,
             args: vec!["\u{1}".repeat(MAX_ARGS_BYTES - 1)],
             env: [("E".to_string(), "\u{1}".repeat(MAX_ENV_BYTES - 3))].into(),
         };
         let line = ctl.to_line().unwrap();
         assert_eq!(JobMessage::parse(line.as_bytes()).unwrap(), ctl);
-        let big = JobMessage { input: "x".repeat(max + 1), kill_after_ms: 1, args: vec![], env: BTreeMap::new() };
+        let big = JobMessage {
+            input: "x".repeat(max + 1),
+            kill_after_ms: 1,
+            input_file: false,
+            args: vec![],
+            env: BTreeMap::new(),
+        };
         assert!(matches!(big.to_line(), Err(JobError::InputTooLarge { .. })));
         assert!(matches!(
             JobMessage::parse(format!("{{\"input\":\"{}\",\"killAfterMs\":1}}\n", "x".repeat(max + 1)).as_bytes()),

@@ -164,7 +164,7 @@ pub async fn serve(mut config: Config, engine: Engine) -> Result<(), ServeError>
     }
     if config.max_input == 0 || config.max_input > MAX_INPUT_BYTES {
         return Err(ServeError::Invalid(format!(
-            "--max-input must be between 1 and {MAX_INPUT_BYTES} bytes (the kernel's limit on one environment variable, which carries the input)"
+            "--max-input must be between 1 and {MAX_INPUT_BYTES} bytes (past 65536 the input reaches the program as a file)"
         )));
     }
     for name in &config.allow_env {

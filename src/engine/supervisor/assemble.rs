@@ -181,6 +181,7 @@ mod tests {
             runtime: "bun@1.4.5".into(),
             audit: None,
             stdin: Default::default(),
+            input_file: None,
         }
     }
 

@@ -83,10 +83,18 @@ impl<R: OciRuntime> Supervisor<R> {
             runtime_exited: false,
             stats_read: false,
         };
-        if let Some(job) = job
-            && let Err(e) = hand_over(l.job.take(), job).await
-        {
-            return (Err(e), teardown);
+        if let Some(job) = job {
+            // The input file first: the program may read it as soon as the job is in.
+            let written = match &plan.input_file {
+                Some(text) => super::launch::write_input_file(&teardown.run_dir, text),
+                None => Ok(()),
+            };
+            if let Err(e) = written {
+                return (Err(e), teardown);
+            }
+            if let Err(e) = hand_over(l.job.take(), job).await {
+                return (Err(e), teardown);
+            }
         }
         // Fed beside the run (a program may write before it reads, or never read); aborted
         // when the run is over, which closes the pipe if it is still open.

@@ -56,6 +56,9 @@ impl<R: OciRuntime> Supervisor<R> {
     ) -> Result<Launched, (SupervisorError, String, Flock<File>)> {
         let started = (|| {
             self.oci.adapt_spec(&plan.spec)?.save(run_dir.join("config.json"))?;
+            // The run's input directory, which a run's spec mounts read-only (empty unless its
+            // input is too large for the variable; a warm sandbox's is filled at handover).
+            create_input_dir(&run_dir, plan.input_file.as_deref())?;
             let (out_r, out_w) = pipe_pair()?;
             let (err_r, err_w) = pipe_pair()?;
             let (rep_r, rep_w) = pipe_pair()?;
@@ -153,6 +156,34 @@ impl<R: OciRuntime> Supervisor<R> {
         self.finish(teardown).await;
         drop(listener);
     }
+}
+
+/// Creates the run directory's input directory, with the input file in it when there is one.
+fn create_input_dir(run_dir: &std::path::Path, input: Option<&str>) -> Result<(), SupervisorError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = run_dir.join(crate::engine::runner::INPUT_SUBDIR);
+    std::fs::DirBuilder::new().mode(0o755).create(&dir).at("create", &dir)?;
+    if let Some(text) = input {
+        write_input_file(run_dir, text)?;
+    }
+    Ok(())
+}
+
+/// Writes the input file into a run's input directory: a new file (never through a link),
+/// readable by the sandbox's user, which does not own it.
+pub(super) fn write_input_file(run_dir: &std::path::Path, text: &str) -> Result<(), SupervisorError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = run_dir.join(crate::engine::runner::INPUT_SUBDIR).join(crate::sandbox::abi::INPUT_FILE_NAME);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .at("create", &path)?;
+    f.write_all(text.as_bytes()).at("write", &path)?;
+    Ok(())
 }
 
 pub(super) fn pipe_pair() -> Result<(pipe::Receiver, OwnedFd), SupervisorError> {

@@ -84,6 +84,9 @@ pub struct RunPlan {
     pub audit: Option<AuditPlan>,
     /// The program's stdin: written into its stdin pipe when the run starts, then end of file.
     pub stdin: Arc<[u8]>,
+    /// An input too large for its variable: written to the run directory's input directory
+    /// (mounted read-only in the sandbox) before the program starts.
+    pub input_file: Option<Arc<str>>,
 }
 
 /// Time allowed for creating the container before the program's own limit starts.
@@ -134,6 +137,11 @@ impl Launched {
     /// The stdin of the run it will serve (a warm sandbox learns it at handover).
     pub fn set_stdin(&mut self, stdin: Arc<[u8]>) {
         self.plan.stdin = stdin;
+    }
+
+    /// The input file of the run it will serve, written at handover.
+    pub fn set_input_file(&mut self, input: Option<Arc<str>>) {
+        self.plan.input_file = input;
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::network::{NetnsGrant, NetworkAttach, RESOLV_CONF};
 use crate::data::runtime::APP_DIR;
-use crate::sandbox::abi::{INPUT_VAR, MAX_ENV_STRING, WAIT_JOB_FLAG};
+use crate::sandbox::abi::{INPUT_DIR, INPUT_VAR, MAX_ENV_STRING, WAIT_JOB_FLAG};
 use crate::sandbox::spawn_guard::SpawnRule;
 use oci_spec::runtime::{
     Capabilities, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
@@ -142,6 +142,11 @@ pub struct SpecInput {
     /// A session's workspace (a host directory), mounted read-write, nosuid, nodev, noexec at
     /// [`WORKSPACE_DIR`]; such a spec passes [`validate_session`] only.
     pub workspace: Option<PathBuf>,
+    /// The run's input directory (ignite's, in the run directory), mounted read-only at
+    /// [`INPUT_DIR`]: it holds the input file when the input is too large for
+    /// [`INPUT_VAR`]. Every run has it (a warm sandbox's is filled at handover), so that the
+    /// spec does not depend on the input's size.
+    pub input_dir: Option<PathBuf>,
     /// Host path of the static `ignite-init` binary.
     pub init_binary: PathBuf,
     /// Who the program runs as.
@@ -234,6 +239,10 @@ pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
     if let Some(ws) = &input.workspace {
         // After /tmp, which holds its mount point.
         mounts.push(mount(WORKSPACE_DIR, "bind", &ws.to_string_lossy(), &["bind", "rw", "nosuid", "nodev", "noexec"])?);
+    }
+    if let Some(dir) = &input.input_dir {
+        // After /tmp, which holds its mount point.
+        mounts.push(mount(INPUT_DIR, "bind", &dir.to_string_lossy(), &["bind", "ro", "nosuid", "nodev", "noexec"])?);
     }
     if let Some(net) = &input.network {
         let source = net.resolv_conf.to_string_lossy();

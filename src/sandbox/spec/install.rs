@@ -85,6 +85,7 @@ mod tests {
     fn input() -> SpecInput {
         SpecInput {
             app_dir: "/srv/svc".into(),
+            input_dir: None,
             user: crate::sandbox::spec::RunUser {
                 uid: 201_000,
                 gid: 201_000,
