@@ -88,9 +88,11 @@ pub(super) fn files() -> Object {
 }
 
 /// `args`: at most [`MAX_ARGS`] strings ([`MAX_ARGS_BYTES`] in all, checked by the handler).
-pub(super) fn args() -> Object {
-    Object::builder()
+pub(super) fn args() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
         .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(Object::builder().schema_type(Type::String))
+        .max_items(Some(MAX_ARGS))
         .description(Some(format!(
             "Arguments for the program, after the entry in its argv (`process.argv.slice(2)` in Node and Bun); \
              at most {MAX_ARGS} and {MAX_ARGS_BYTES} bytes in all."
