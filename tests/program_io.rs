@@ -228,7 +228,9 @@ impl Server {
             .header("Content-Type", "application/json")
             .send(body.to_string())
             .expect("HTTP request");
-        Resp { status: r.status().as_u16(), body: r.body_mut().read_to_string().unwrap_or_default() }
+        // Reports with output files may exceed the client's default 10 MB.
+        let body = r.body_mut().with_config().limit(64 << 20).read_to_string().expect("response body");
+        Resp { status: r.status().as_u16(), body }
     }
 
     fn metric(&self, series: &str) -> f64 {
@@ -476,6 +478,109 @@ fn a_warm_sandbox_gets_a_large_input_as_a_file_and_the_next_one_sees_none() {
     // Past the server's cap: 413.
     let r = srv.post("/services/reader/execute", &json!({ "input": big_input(9, 1024 * 1024) }));
     assert_eq!(r.status, 413, "{}", r.body);
+
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}
+
+// ---- Output files ----
+
+/// Writes what `IGNITE_INPUT` asks into its output directory: files, a link, or too much.
+const WRITER: &str = r#"import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+const d = process.env.IGNITE_OUT_DIR;
+const job = JSON.parse(process.env.IGNITE_INPUT ?? "{}");
+if (!d) { console.log("no output directory"); process.exit(0); }
+let refused = null;
+try {
+  if (job.files) {
+    writeFileSync(`${d}/result.txt`, "hello out\n");
+    mkdirSync(`${d}/sub`);
+    writeFileSync(`${d}/sub/data.bin`, new Uint8Array([0, 1, 2, 255]));
+    symlinkSync("/etc/passwd", `${d}/link`);
+  }
+  if (job.many) for (let i = 0; i < job.many; i++) writeFileSync(`${d}/f${i}`, "x");
+  if (job.bytes) writeFileSync(`${d}/big`, new Uint8Array(job.bytes));
+} catch (e) { refused = e.code; }
+console.log(JSON.stringify({ dir: d, refused }));
+"#;
+
+#[test]
+fn cli_out_writes_the_programs_files_without_links_and_never_overwrites() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = sb.ts_service("writer", "", WRITER);
+    let out_dir = sb.work.path().join("outputs");
+    let (out, v) = sb.run_json(&dir, &["--input", r#"{"files":true}"#, "--out", out_dir.to_str().unwrap()]);
+    assert_eq!(v["status"], "ok", "{v}\n{}", stderr_of(&out));
+    assert_eq!(program_output(&v), json!({"dir": "/tmp/out", "refused": null}), "{v}");
+    assert_eq!(std::fs::read(out_dir.join("result.txt")).unwrap(), b"hello out\n");
+    assert_eq!(std::fs::read(out_dir.join("sub/data.bin")).unwrap(), [0, 1, 2, 255]);
+    assert!(std::fs::symlink_metadata(out_dir.join("link")).is_err(), "a link is never written back");
+    // The report lists them without content (it is in DIR), and says what was left out.
+    assert_eq!(v["files"]["result.txt"]["size"], 10, "{v}");
+    assert_eq!(
+        v["files"]["result.txt"]["sha256"], "9355cf8aae11c044a00e81b43d40be95fde97df9436a0ee1976e52692734b6dd",
+        "{v}"
+    );
+    assert!(v["files"]["result.txt"].get("content").is_none(), "{v}");
+    assert_eq!(v["filesLimit"], "not returned (not regular files, or nested too deep): link", "{v}");
+    // Again into the same directory: an existing file is never overwritten.
+    let out = sb
+        .cmd()
+        .arg("run")
+        .arg(&dir)
+        .args(["-q", "--input", r#"{"files":true}"#, "--out"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("an existing file is never overwritten"), "{}", stderr_of(&out));
+    // Without --out the program has no output directory.
+    let (_, v) = sb.run_json(&dir, &["--input", r#"{"files":true}"#]);
+    assert_eq!(v["stdout"], "no output directory\n", "{v}");
+    assert!(v.get("files").is_none(), "{v}");
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn http_outputs_come_back_in_the_report_within_their_caps_and_never_warm() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let yaml = "service:\n  name: writer\n  entry: index.ts\n";
+    sb.service("out/writer", &[("service.yaml", yaml), ("index.ts", WRITER)]);
+    let dir = sb.work.path().join("out");
+    let srv = Server::start(&sb, &dir, &["--pool-min", "1", "--pool-max", "2"]);
+    srv.wait_parked("writer", 1.0);
+    let r = srv.post("/services/writer/execute", &json!({"input": {"files": true}, "outputs": true}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert!(v["metrics"].get("warm").is_none(), "a run with an output directory is cold: {v}");
+    assert_eq!(v["files"]["result.txt"]["content"], "aGVsbG8gb3V0Cg==", "{v}");
+    assert_eq!(v["files"]["sub/data.bin"]["content"], "AAEC/w==", "{v}");
+    assert_eq!(v["files"]["sub/data.bin"]["size"], 4, "{v}");
+    assert!(v["files"].get("link").is_none(), "{v}");
+
+    // The caps: 64 files, 8 MiB; the program is refused (ENOSPC) and the report says why.
+    let v = srv.post("/services/writer/execute", &json!({"input": {"many": 80}, "outputs": true})).json();
+    assert_eq!(program_output(&v)["refused"], "ENOSPC", "{v}");
+    assert_eq!(v["files"].as_object().unwrap().len(), 64, "{v}");
+    assert!(
+        v["filesLimit"].as_str().unwrap().starts_with("/tmp/out was full (8388608 bytes or 64 files at most)"),
+        "{v}"
+    );
+    let v = srv.post("/services/writer/execute", &json!({"input": {"bytes": 9 * 1024 * 1024}, "outputs": true})).json();
+    assert_eq!(program_output(&v)["refused"], "ENOSPC", "{v}");
+    assert!(v["filesLimit"].as_str().unwrap().contains("was full"), "{v}");
+
+    // A request without outputs is still served warm, and its program has no directory.
+    let v = srv.post("/services/writer/execute", &json!({"input": {"files": true}})).json();
+    assert_eq!(v["metrics"]["warm"], true, "{v}");
+    assert_eq!(v["stdout"], "no output directory\n", "{v}");
 
     let (status, log) = srv.stop();
     assert!(status.success(), "{log}");

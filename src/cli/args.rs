@@ -665,6 +665,11 @@ pub(super) struct RunArgs {
     /// (`ignite run DIR < file`); otherwise the program's stdin is empty.
     #[arg(long, value_name = "FILE|-")]
     pub(super) stdin: Option<PathBuf>,
+    /// Give the program an output directory ($IGNITE_OUT_DIR: a tmpfs of at most 8 MiB and 64
+    /// files) and write the regular files it leaves there to DIR (created if missing; an
+    /// existing file is never overwritten, and no link is followed).
+    #[arg(long, value_name = "DIR")]
+    pub(super) out: Option<PathBuf>,
     /// Arguments for the program, after `--`: they follow the entry in its argv (at most 256,
     /// 64 KiB in all).
     #[arg(last = true, value_name = "ARGS")]

@@ -74,6 +74,7 @@ pub(super) fn run_service(
         },
     };
     req.io.args = a.args.clone();
+    req.io.outputs = a.out.is_some();
     if !a.print_spec
         && let Some(bytes) = program_stdin(a.stdin.as_deref())?
     {
@@ -107,8 +108,15 @@ pub(super) fn run_service(
         }
         Err(e) => return interrupted_or(e, signal),
     };
-    preflight::write_report_file(&outcome.full, a.report.as_deref())?;
-    let report = outcome.report;
+    let mut report = outcome.report;
+    let mut full = outcome.full;
+    if let Some(dir) = &a.out {
+        write_outputs(&mut report, dir)?;
+        if let Some(exec) = full.execution.as_mut() {
+            exec.files = report.files.clone();
+        }
+    }
+    preflight::write_report_file(&full, a.report.as_deref())?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report).context("failed to serialise the report")?);
     } else if !a.quiet {
@@ -159,6 +167,49 @@ fn program_stdin(flag: Option<&Path>) -> anyhow::Result<Option<Vec<u8>>> {
             Ok(Some(read(Box::new(file), "ignite's stdin (a regular file)")?))
         }
     }
+}
+
+/// Writes the files of the report's output directory into `dir` (created if missing) and drops
+/// their content from the report. Never follows a link and never overwrites: each file and
+/// directory is created new, beneath `dir`; a path that exists is an error naming it.
+fn write_outputs(report: &mut ignite::data::report::Report, dir: &Path) -> anyhow::Result<()> {
+    use base64::Engine as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let Some(files) = report.files.as_mut() else { return Ok(()) };
+    std::fs::create_dir_all(dir).with_context(|| format!("--out {}: failed to create it", dir.display()))?;
+    for (rel, file) in files.iter_mut() {
+        let Some(content) = file.content.take() else { continue };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(content)
+            .with_context(|| format!("--out: {rel}: content is not base64"))?;
+        // The names come from the sandbox: only plain relative components.
+        let parts: Vec<&str> = rel.split('/').collect();
+        if parts.iter().any(|p| p.is_empty() || *p == "." || *p == "..") {
+            return Err(anyhow!("--out: refusing the output path {rel:?}"));
+        }
+        let mut at = dir.to_path_buf();
+        for part in &parts[..parts.len() - 1] {
+            at.push(part);
+            match std::fs::symlink_metadata(&at) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => return Err(anyhow!("--out: {} exists and is not a directory", at.display())),
+                Err(_) => {
+                    std::fs::create_dir(&at).with_context(|| format!("--out: failed to create {}", at.display()))?
+                }
+            }
+        }
+        let path = dir.join(rel);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .with_context(|| {
+                format!("--out: failed to create {} (an existing file is never overwritten)", path.display())
+            })?;
+        f.write_all(&bytes).with_context(|| format!("--out: failed to write {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Runs `work` to completion with SIGINT/SIGTERM wired to its cancellation token; returns its

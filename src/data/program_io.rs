@@ -34,6 +34,8 @@ pub struct ProgramIo {
     pub stdin: Arc<[u8]>,
     /// Per-request environment variables; each name must be allowed by the operator.
     pub env: BTreeMap<String, String>,
+    /// Give the program an output directory and return its files in the report.
+    pub outputs: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

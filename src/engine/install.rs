@@ -237,6 +237,7 @@ impl<R: OciRuntime> Installer<'_, R> {
             app_dir: ws.scratch().join("app"),
             node_modules: None,
             input_dir: None,
+            out_dir: None,
             app_node_modules: None,
             workspace: None,
             writable_root: false,

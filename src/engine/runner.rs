@@ -193,6 +193,10 @@ pub fn cold_only(job: &Job) -> Option<&'static str> {
         Some("a writable root")
     } else if job.identity.is_some() {
         Some("a uid of its own")
+    } else if job.io.outputs {
+        // Its tmpfs is mounted for the one run, owned by the run's uid; a parked sandbox would
+        // need one mounted at launch and handed over clean. Not built yet.
+        Some("an output directory")
     } else {
         None
     }
@@ -357,6 +361,7 @@ impl Runner {
             // In the run directory, which the supervisor creates (with this directory) and
             // removes on every path.
             input_dir: Some(self.state.run_dir(&id).join(INPUT_SUBDIR)),
+            out_dir: job.io.outputs.then(|| grants::out_path(&self.state.root, &id)),
             init_binary: self.settings.init_binary.clone(),
             user: spec::RunUser {
                 uid: identity.uid(),
@@ -375,6 +380,10 @@ impl Runner {
                     let var = format!("{INPUT_VAR}=");
                     env.retain(|e| !e.starts_with(&var));
                     env.push(format!("{INPUT_FILE_VAR}={INPUT_FILE_PATH}"));
+                    env.sort();
+                }
+                if job.io.outputs {
+                    env.push(format!("{}={}", spec::OUT_DIR_VAR, spec::OUT_DIR));
                     env.sort();
                 }
                 env.extend(job.io.env_strings());
@@ -404,6 +413,7 @@ impl Runner {
         let tools = grants::tools_for(&job.policy)?;
         // Held until the run is over: the staged directory must outlive the container.
         let _staged = prepared.staged;
+        let out_owner = job.io.outputs.then(|| (prepared.identity.uid(), prepared.identity.gid()));
         // Declared before the grants and the run, so released after them: dropped last.
         let _identity = prepared.identity;
         self.supervisor.reap_stale().await;
@@ -414,7 +424,8 @@ impl Runner {
         // Torn down when dropped, after the supervisor has removed the container (or on any
         // early return): the network and the writable layer never outlive the run.
         let run_grants =
-            RunGrants::setup(&self.state.root, &prepared.id, &job.policy, tools.as_ref(), &prepared.rootfs).await?;
+            RunGrants::setup(&self.state.root, &prepared.id, &job.policy, tools.as_ref(), &prepared.rootfs, out_owner)
+                .await?;
         // The one build of this run's spec: everything it names exists now.
         let mut input = prepared.input;
         let network = run_grants.as_ref().and_then(|g| g.network());
@@ -428,6 +439,7 @@ impl Runner {
             netns: network.as_ref().map(|n| &n.netns),
             writable_root: run_grants.as_ref().and_then(|g| g.writable_root()),
             workspace: job.workspace.as_deref(),
+            out: run_grants.as_ref().and_then(|g| g.out_dir()),
         };
         let spec = self.build(&input, &granted)?;
         if let Some(g) = &run_grants {
@@ -437,9 +449,16 @@ impl Runner {
         // The sandbox must not be the first to fault in its runtime's pages.
         prepared.residency.wait();
         let report = self.supervisor.run(plan, sink, cancel).await;
+        // The container is gone: what it left in its output directory is final.
+        let collected = run_grants.as_ref().and_then(RunGrants::collect_out);
         drop(run_grants);
         let mut report = report?;
         report.install = install;
+        if let Some(collected) = collected {
+            let (files, limit) = output_files(collected);
+            report.files = Some(files);
+            report.files_limit = limit;
+        }
         Ok(report)
     }
 
@@ -547,6 +566,7 @@ impl Runner {
                 netns: prepared.input.network.as_ref().map(|n| &n.netns),
                 writable_root: root_grant.as_deref(),
                 workspace: job.workspace.as_deref(),
+                out: prepared.input.out_dir.as_deref(),
             },
         )
     }
@@ -697,6 +717,44 @@ impl Runner {
     pub fn clear_staged(&self) -> usize {
         self.stager.clear()
     }
+}
+
+/// The report's view of an output directory read back: each file's size, SHA-256 and content
+/// (base64), and why it is not everything the program meant to leave, if so.
+fn output_files(
+    collected: std::io::Result<grants::out::Collected>,
+) -> (std::collections::BTreeMap<String, crate::data::report::OutputFile>, Option<String>) {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let collected = match collected {
+        Ok(c) => c,
+        Err(e) => return (Default::default(), Some(format!("failed to read the output directory: {e}"))),
+    };
+    let files = collected
+        .files
+        .into_iter()
+        .map(|(path, f)| {
+            let file = crate::data::report::OutputFile {
+                size: f.bytes.len() as u64,
+                sha256: format!("{:x}", sha2::Sha256::digest(&f.bytes)),
+                content: Some(base64::engine::general_purpose::STANDARD.encode(&f.bytes)),
+            };
+            (path, file)
+        })
+        .collect();
+    let mut why = Vec::new();
+    if collected.full {
+        why.push(format!(
+            "{} was full ({} bytes or {} files at most); a write may have been refused",
+            spec::OUT_DIR,
+            grants::out::MAX_OUT_BYTES,
+            grants::out::MAX_OUT_FILES
+        ));
+    }
+    if !collected.skipped.is_empty() {
+        why.push(format!("not returned (not regular files, or nested too deep): {}", collected.skipped.join(", ")));
+    }
+    (files, (!why.is_empty()).then(|| why.join("; ")))
 }
 
 /// What the supervisor gets for one run of `job` (cold, or in a warm sandbox) with `spec`.

@@ -131,11 +131,13 @@ pub(super) fn program_io(
     args: Option<Vec<String>>,
     stdin: Option<String>,
     env: Option<BTreeMap<String, String>>,
+    outputs: Option<bool>,
 ) -> Result<ProgramIo, super::error::ApiError> {
     let io = ProgramIo {
         args: args.unwrap_or_default(),
         stdin: stdin.map(|s| s.into_bytes().into()).unwrap_or_default(),
         env: env.unwrap_or_default(),
+        outputs: outputs.unwrap_or(false),
     };
     io.check_caps().map_err(|e| super::error::ApiError::from_io(&e))?;
     Ok(io)

@@ -52,6 +52,10 @@ pub(super) struct InlineRequest {
     /// Environment variables the operator allows.
     #[schema(schema_with = super::fields::env)]
     env: Option<std::collections::BTreeMap<String, String>>,
+    /// Give the program an output directory (`$IGNITE_OUT_DIR`, /tmp/out; at most 8 MiB and 64
+    /// files) and return its regular files in the report's `files` (size, sha256, base64
+    /// content). Such a run is never served warm.
+    outputs: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -159,7 +163,7 @@ pub(super) async fn run(
     // Checked before the input (and written by the engine after it): the request's faults in
     // the order they always had.
     program.check(st.engine.registry())?;
-    let io = super::fields::program_io(req.args, req.stdin, req.env)?;
+    let io = super::fields::program_io(req.args, req.stdin, req.env, req.outputs)?;
     let input = req.input.as_ref().map_or_else(|| "{}".to_string(), |v| v.to_string());
     if input.len() > st.max_input {
         return Err(ApiError::new(

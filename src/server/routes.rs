@@ -289,6 +289,10 @@ pub(super) struct ExecuteRequest {
     /// Environment variables the operator allows.
     #[schema(schema_with = super::fields::env)]
     env: Option<std::collections::BTreeMap<String, String>>,
+    /// Give the program an output directory (`$IGNITE_OUT_DIR`, /tmp/out; at most 8 MiB and 64
+    /// files) and return its regular files in the report's `files` (size, sha256, base64
+    /// content). Such a run is never served warm.
+    outputs: Option<bool>,
 }
 
 /// Answers with the report, or with `Accept: text/event-stream` / `application/x-ndjson`
@@ -335,7 +339,7 @@ async fn execute(
             format!("input is {} bytes serialised; the limit is {}", input.len(), st.max_input),
         ));
     }
-    let io = super::fields::program_io(req.args, req.stdin, req.env)?;
+    let io = super::fields::program_io(req.args, req.stdin, req.env, req.outputs)?;
     let overrides = Overrides { memory_mb: req.memory_mb, timeout_ms: req.timeout_ms, ..Overrides::default() };
     // A few `stat`s and, when service.yaml changed, one capped read of it (see Catalog): done
     // here on the worker, like the rest of a warm run, rather than on another thread.

@@ -159,6 +159,8 @@ pub(super) fn assemble(
         message: if notes.is_empty() { None } else { Some(notes.join("; ")) },
         install: None,
         security_audit: None,
+        files: None,
+        files_limit: None,
     }
 }
 
