@@ -319,9 +319,21 @@ fn http_args_stdin_and_allowed_env_reach_the_program_and_limits_are_precise() {
     // Caps: 413 with the cap named.
     let many: Vec<String> = (0..257).map(|i| i.to_string()).collect();
     srv.post("/services/probe/execute", &json!({"args": many})).assert_error(
+        400,
+        "args_too_many",
+        "args: 257 arguments; at most 256 may be given",
+    );
+    let big = "b".repeat(64 * 1024);
+    srv.post("/services/probe/execute", &json!({"args": [big]})).assert_error(
         413,
         "args_too_large",
-        "args: 257 arguments; at most 256 may be given",
+        "args: 65537 bytes in all; at most 65536 may be given",
+    );
+    let many_env: serde_json::Map<String, Value> = (0..65).map(|i| (format!("V{i}"), json!(""))).collect();
+    srv.post("/services/probe/execute", &json!({ "env": many_env })).assert_error(
+        400,
+        "env_too_many",
+        "env: 65 variables; at most 64 may be given",
     );
     srv.post("/services/probe/execute", &json!({"stdin": "s".repeat(1024 * 1024 + 1)})).assert_error(
         413,

@@ -65,15 +65,14 @@ pub enum ProgramIoError {
 }
 
 impl ProgramIoError {
-    /// Whether the request exceeded a size cap (HTTP 413), rather than being malformed or
-    /// asking for what it may not (400).
+    /// Whether the request exceeded a byte cap (HTTP 413), rather than being malformed, over a
+    /// count the request's schema states (`maxItems`, `maxProperties`), or asking for what it
+    /// may not (400).
     pub fn too_large(&self) -> bool {
         matches!(
             self,
-            ProgramIoError::TooManyArgs { .. }
-                | ProgramIoError::ArgsTooLarge { .. }
+            ProgramIoError::ArgsTooLarge { .. }
                 | ProgramIoError::StdinTooLarge { .. }
-                | ProgramIoError::TooManyEnv { .. }
                 | ProgramIoError::EnvTooLarge { .. }
         )
     }
@@ -81,9 +80,11 @@ impl ProgramIoError {
     /// A stable code for the HTTP API.
     pub fn code(&self) -> &'static str {
         match self {
-            ProgramIoError::TooManyArgs { .. } | ProgramIoError::ArgsTooLarge { .. } => "args_too_large",
+            ProgramIoError::TooManyArgs { .. } => "args_too_many",
+            ProgramIoError::ArgsTooLarge { .. } => "args_too_large",
             ProgramIoError::StdinTooLarge { .. } => "stdin_too_large",
-            ProgramIoError::TooManyEnv { .. } | ProgramIoError::EnvTooLarge { .. } => "env_too_large",
+            ProgramIoError::TooManyEnv { .. } => "env_too_many",
+            ProgramIoError::EnvTooLarge { .. } => "env_too_large",
             ProgramIoError::EnvNotAllowed { .. }
             | ProgramIoError::EnvReserved { .. }
             | ProgramIoError::EnvTaken { .. } => "env_not_allowed",

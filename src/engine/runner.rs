@@ -495,8 +495,10 @@ impl Runner {
         let spec = self.build(&prepared.input, &spec::Grants::default())?;
         let held = Held { _modules: modules, _staged: prepared.staged, _identity: prepared.identity };
         let mut plan = run_plan(job, prepared.id, spec, &prepared.limits, &prepared.runtime, prepared.audit);
-        // The job this sandbox is launched for is only a template: its input is never written.
+        // The job this sandbox is launched for is only a template: neither its input nor its
+        // stdin is ever written (the job it serves brings its own at handover).
         plan.input_file = None;
+        plan.stdin = Arc::default();
         let mut launched = self.supervisor.launch(plan, true).await?;
         if let Err(e) = self.supervisor.wait_ready(&mut launched).await {
             self.supervisor.discard(launched).await;
