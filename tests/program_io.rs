@@ -295,6 +295,17 @@ fn http_args_stdin_and_allowed_env_reach_the_program_and_limits_are_precise() {
     let got = program_output(&r.json());
     assert_eq!(got, json!({"args": ["-x"], "stdin": "", "mode": "m", "level": null}));
 
+    // A session's run takes them too (its body is the inline one), and sees its workspace.
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).proxy(None).build().into();
+    let mut created = agent.post(format!("{}/v1/sessions", srv.base)).send_empty().expect("create a session");
+    assert_eq!(created.status().as_u16(), 201);
+    let session: Value = serde_json::from_str(&created.body_mut().read_to_string().unwrap()).unwrap();
+    let id = session["id"].as_str().unwrap();
+    let body = json!({"runtime": "bun", "code": code, "args": ["s"], "stdin": "in a session", "env": {"MODE": "s"}});
+    let r = srv.post(&format!("/v1/sessions/{id}/execute"), &body);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(program_output(&r.json()), json!({"args": ["s"], "stdin": "in a session", "mode": "s", "level": null}));
+
     // Names the operator did not allow, or never may.
     srv.post("/services/probe/execute", &json!({"env": {"OTHER": "1"}})).assert_error(
         400,
