@@ -21,7 +21,7 @@ use crate::data::service::Service;
 use crate::engine::Settings;
 use crate::engine::install::{InstallError, Installer};
 use crate::engine::supervisor::{
-    Launched, OutputSink, RunPlan, StateDir, Supervisor, SupervisorError, Teardown, new_run_id,
+    INPUT_SUBDIR, Launched, OutputSink, RunPlan, StateDir, Supervisor, SupervisorError, Teardown, new_run_id,
 };
 use crate::sandbox::abi::{INPUT_ENV_MAX_BYTES, INPUT_FILE_PATH, INPUT_FILE_VAR, INPUT_VAR};
 use crate::sandbox::audit::{AuditError, AuditPlan};
@@ -173,9 +173,6 @@ pub struct WarmTeardown {
     teardown: Teardown,
     held: Held,
 }
-
-/// The run directory's subdirectory mounted at [`crate::sandbox::abi::INPUT_DIR`].
-pub const INPUT_SUBDIR: &str = "input";
 
 /// Whether `input` reaches the program as a file rather than in [`INPUT_VAR`].
 pub fn input_is_file(input: &str) -> bool {

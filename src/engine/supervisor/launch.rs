@@ -161,7 +161,7 @@ impl<R: OciRuntime> Supervisor<R> {
 /// Creates the run directory's input directory, with the input file in it when there is one.
 fn create_input_dir(run_dir: &std::path::Path, input: Option<&str>) -> Result<(), SupervisorError> {
     use std::os::unix::fs::DirBuilderExt;
-    let dir = run_dir.join(crate::engine::runner::INPUT_SUBDIR);
+    let dir = run_dir.join(super::INPUT_SUBDIR);
     std::fs::DirBuilder::new().mode(0o755).create(&dir).at("create", &dir)?;
     if let Some(text) = input {
         write_input_file(run_dir, text)?;
@@ -174,7 +174,7 @@ fn create_input_dir(run_dir: &std::path::Path, input: Option<&str>) -> Result<()
 pub(super) fn write_input_file(run_dir: &std::path::Path, text: &str) -> Result<(), SupervisorError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let path = run_dir.join(crate::engine::runner::INPUT_SUBDIR).join(crate::sandbox::abi::INPUT_FILE_NAME);
+    let path = run_dir.join(super::INPUT_SUBDIR).join(crate::sandbox::abi::INPUT_FILE_NAME);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -89,6 +89,11 @@ pub struct RunPlan {
     pub input_file: Option<Arc<str>>,
 }
 
+/// The run directory's subdirectory every run's spec mounts read-only at
+/// [`crate::sandbox::abi::INPUT_DIR`] (its input file, when the input is too large for the
+/// variable).
+pub const INPUT_SUBDIR: &str = "input";
+
 /// Time allowed for creating the container before the program's own limit starts.
 const LAUNCH_ALLOWANCE: Duration = Duration::from_secs(30);
 /// After SIGKILL (or the release), how long to wait for the container's init or the runtime
