@@ -40,6 +40,8 @@ fn report(stdout: String) -> Report {
         message: None,
         install: None,
         security_audit: None,
+        files: None,
+        files_limit: None,
     }
 }
 

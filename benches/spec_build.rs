@@ -25,6 +25,8 @@ fn input() -> SpecInput {
         node_modules: Some("/var/lib/ignite/deps/trees/abcdef/node_modules".into()),
         app_node_modules: None,
         workspace: None,
+        out_dir: None,
+        input_dir: Some("/run/ignite/runs/ig-18c2f0a1b2c3d4e5-1f2e-0/input".into()),
         init_binary: "/usr/local/bin/ignite-init".into(),
         user: RunUser {
             uid: 200_123,

@@ -290,6 +290,15 @@ fn custom_runtimes_get_the_same_hardening() {
         let uid = spec["process"]["user"]["uid"].as_u64().unwrap() as u32;
         assert!(ignite::sandbox::identity::is_run_uid(uid), "{}", spec["process"]["user"]);
         normalise_uid(&mut spec, uid);
+        // Likewise each run has a run directory of its own, whose input directory is mounted.
+        for m in spec["mounts"].as_array_mut().unwrap() {
+            if let Some(source) = m["source"].as_str()
+                && let Some((before, after)) = source.split_once("/runs/")
+            {
+                let rest = after.split_once('/').map_or("", |(_, r)| r);
+                m["source"] = serde_json::json!(format!("{before}/runs/RUN_ID/{rest}"));
+            }
+        }
         spec
     };
     let tiny = spec_of("tiny", rts.cache.path());

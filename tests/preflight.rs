@@ -84,6 +84,14 @@ fn execution(status: Status) -> Report {
             ..Metrics::default()
         },
         message: (status == Status::Timeout).then(|| "stopped at the time limit".to_string()),
+        // The successful run asked for an output directory; one entry was left out.
+        files: (status == Status::Ok).then(|| {
+            let file =
+                ignite::data::report::OutputFile { size: 3, sha256: "ab".repeat(32), content: Some("aGkK".into()) };
+            [("out/result.txt".to_string(), file)].into()
+        }),
+        files_limit: (status == Status::Ok)
+            .then(|| "not returned (not regular files, or nested too deep): link".into()),
         install: (status == Status::Ok).then(|| InstallReport {
             cached: true,
             duration_ms: 1.0,

@@ -641,12 +641,13 @@ fn pinned_versions_are_selectable() {
 fn oversized_input_is_refused_before_anything_starts() {
     let sb = sandbox_test!();
     let dir = sb.service("big", &[("index.ts", "console.log(1)")]);
-    let input = serde_json::json!({ "blob": "x".repeat(200_000) }).to_string();
+    // Past 64 KiB the input is a file; past 8 MiB it is refused.
+    let input = serde_json::json!({ "blob": "x".repeat(8 * 1024 * 1024) }).to_string();
     let path = sb.work.path().join("big.json");
     std::fs::write(&path, input).unwrap();
     let out = sb.cmd().arg("exec").arg(&dir).arg("--input").arg(format!("@{}", path.display())).output().unwrap();
     assert_eq!(out.status.code(), Some(125));
-    assert!(stderr_of(&out).contains("IGNITE_INPUT"), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("a --input file may have at most 8388608 bytes"), "{}", stderr_of(&out));
     sb.assert_no_leaks();
 }
 
@@ -700,6 +701,12 @@ fn entrypoint_refuses_a_sandbox_that_is_not_confined() {
             let copy = sb.work.path().join(dest.trim_start_matches("/etc/"));
             std::fs::write(&copy, "root:x:0:\n").unwrap();
             m["source"] = serde_json::json!(copy);
+        }
+        // Likewise the run's input directory, which exists only while its run does.
+        if dest == "/tmp/ignite" {
+            let input = sb.work.path().join("input");
+            std::fs::create_dir_all(&input).unwrap();
+            m["source"] = serde_json::json!(input);
         }
     }
     type Weaken = Box<dyn Fn(&mut serde_json::Value)>;

@@ -1940,7 +1940,8 @@ fn openapi_document_is_public_and_covers_every_route_and_the_report() {
         .send("{}");
     let report = response(ok).json();
     let mut fields: Vec<String> = report.as_object().unwrap().keys().cloned().collect();
-    fields.extend(["message".to_string(), "install".to_string()]);
+    // Optional: `files` and `filesLimit` come only with an output directory (`"outputs": true`).
+    fields.extend(["message", "install", "files", "filesLimit"].map(String::from));
     fields.sort();
     assert_eq!(props("Report"), fields, "{report}");
     let mut metric_fields: Vec<String> = report["metrics"].as_object().unwrap().keys().cloned().collect();

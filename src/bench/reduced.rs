@@ -79,6 +79,8 @@ impl Reduced {
             service: svc.name.clone(),
             runtime: prepared.runtime.key(),
             audit: None,
+            stdin: Default::default(),
+            input_file: None,
         };
         let sink = Arc::new(FirstOutput::default());
         let report = self.runner.supervise(plan, Some(sink.clone()), cancel.clone()).await;
@@ -105,6 +107,7 @@ fn reduced_job(svc: &Service) -> Result<Job, ReducedError> {
         identity: None,
         inline: false,
         session_end: None,
+        io: Default::default(),
     })
 }
 

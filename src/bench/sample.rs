@@ -177,6 +177,8 @@ mod tests {
             message: None,
             install: None,
             security_audit: None,
+            files: None,
+            files_limit: None,
         }
     }
 

@@ -8,7 +8,8 @@
 //!
 //! The program's stdout and stderr pipes arrive as fds 5 and 6; the entrypoint makes them its
 //! own stdout and stderr, so output reaches the host directly (not through the OCI runtime's
-//! copy) and is complete when the exit is reported.
+//! copy) and is complete when the exit is reported. Its stdin pipe arrives as fd 7 and becomes
+//! its stdin: the request's bytes, then end of file.
 //!
 //! Right before the exec it applies what the program may start (`--spawn`, see
 //! `ignite::sandbox::spawn_guard`): a seccomp filter stacked on the OCI runtime's profile, or Landlock
@@ -18,8 +19,8 @@
 //! exec and fork but the runtime's start (see `ignite::sandbox::audit::gate`).
 //!
 //! A warm sandbox (`--wait-job`) is started ahead of its job: after its set-up and the
-//! confinement check the entrypoint reports `ready` and blocks on the job pipe (fd 7) for one
-//! job message (the input and the backstop). Only then does it arm the backstop and start the
+//! confinement check the entrypoint reports `ready` and blocks on the job pipe (fd 8) for one
+//! job message (the input, the request's arguments and variables, and the backstop). Only then does it arm the backstop and start the
 //! program, exactly as a cold run does. End of file on the job pipe without a job means the
 //! sandbox is discarded: it exits 0 without starting anything.
 //!
@@ -33,7 +34,10 @@ use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitCode};
 
-use ignite::sandbox::abi::{INPUT_VAR, JOB_FD, RELEASE_FD, REPORT_FD, STDERR_FD, STDOUT_FD, WAIT_JOB_FLAG};
+use ignite::sandbox::abi::{
+    INPUT_FILE_PATH, INPUT_FILE_VAR, INPUT_VAR, JOB_FD, RELEASE_FD, REPORT_FD, STDERR_FD, STDIN_FD, STDOUT_FD,
+    WAIT_JOB_FLAG,
+};
 use ignite::sandbox::init_proto::{InitEvent, JobMessage, MAX_JOB_BYTES};
 use ignite::sandbox::spawn_guard::{ALLOW_EXEC_FLAG, SPAWN_FLAG, SpawnRule};
 use ignite::sys::{monotonic_ns, take_inherited_fd};
@@ -76,7 +80,7 @@ fn main() -> ExitCode {
             other => return fail(&format!("unexpected argument {other:?}")),
         }
     }
-    let Some((program, rest)) = argv.split_first() else {
+    let Some((program, fixed_args)) = argv.split_first() else {
         return fail("usage: ignite-init [--kill-after-ms N] --spawn RULE [--allow-exec PATH]... -- PROGRAM [ARGS...]");
     };
     let spawn = match SpawnRule::from_args(spawn_mode.as_deref(), allow_exec) {
@@ -92,6 +96,12 @@ fn main() -> ExitCode {
         if let Err(e) = taken {
             return fail(&format!("failed to take the output pipe on fd {fd}: {e}"));
         }
+    }
+    // The stdin pipe becomes ours, and so the program's; the descriptor itself is closed here.
+    if let Some(pipe) = take_inherited_fd(STDIN_FD)
+        && let Err(e) = nix::unistd::dup2_stdin(&pipe)
+    {
+        return fail(&format!("failed to take the stdin pipe on fd {STDIN_FD}: {e}"));
     }
 
     // Not dumpable: the program runs as the same uid and must not reach our fd 3
@@ -144,6 +154,7 @@ fn main() -> ExitCode {
     // A warm sandbox waits here, set up and confined, with no alarm armed: the backstop
     // counts from the handover, like a cold run's from its start.
     let mut job_env = Vec::new();
+    let mut rest = fixed_args.to_vec();
     if let Some(mut pipe) = job_pipe {
         emit(InitEvent::Ready);
         let mut bytes = Vec::new();
@@ -160,7 +171,20 @@ fn main() -> ExitCode {
         match JobMessage::parse(&bytes) {
             Ok(job) => {
                 kill_after_ms = Some(job.kill_after_ms);
-                job_env.push((INPUT_VAR.into(), job.input.into()));
+                if job.input_file {
+                    job_env.push((INPUT_FILE_VAR.into(), INPUT_FILE_PATH.into()));
+                } else {
+                    job_env.push((INPUT_VAR.into(), job.input.into()));
+                }
+                // The request's variables never replace one the spec set (the engine refused
+                // those already; a duplicate name would leave which one wins to the runtime).
+                if let Some(name) = job.env.keys().find(|name| std::env::var_os(name).is_some()) {
+                    let message = format!("refusing the job: its variable {name} is already set by the sandbox");
+                    emit(InitEvent::SpawnFailed { message: message.clone() });
+                    return fail(&message);
+                }
+                job_env.extend(job.env.into_iter().map(|(k, v)| (k.into(), v.into())));
+                rest.extend(job.args);
             }
             Err(e) => {
                 let message = format!("refusing the job: {e}");
@@ -177,7 +201,7 @@ fn main() -> ExitCode {
     // Everything the child needs is prepared here, before the fork: between fork and exec it
     // only makes system calls. A rule that cannot be enforced stops the run.
     let env = std::env::vars_os().chain(job_env);
-    let confined = match ignite::sandbox::spawn_guard::prepare(&spawn, program, rest, env) {
+    let confined = match ignite::sandbox::spawn_guard::prepare(&spawn, program, &rest, env) {
         Ok(c) => c,
         Err(e) => {
             let message = format!("refusing to start the program: {e}");
@@ -192,7 +216,7 @@ fn main() -> ExitCode {
     }
     emit(InitEvent::Exec { mono_ns: monotonic_ns() });
     let mut command = Command::new(program);
-    command.args(rest).process_group(0);
+    command.args(&rest).process_group(0);
     ignite::sys::unblock_signals_on_exec(&mut command);
     // Last: it execs the pinned copy of the same program, arguments and environment.
     ignite::sys::exec_confined_on_spawn(&mut command, confined);

@@ -37,6 +37,9 @@ EXAMPLES:
   ignite run svc/ --print-spec            # the OCI config.json, without running
   ignite run svc/ --locked                # only if svc/ still matches svc/ignite.lock
   ignite run svc/ --report report.json    # also the full report: preflight, execution, warnings
+  ignite run svc/ -- --verbose a.txt      # program arguments, after the entry in its argv
+  ignite run svc/ < data.csv              # the program's stdin (a regular file only; see --stdin)
+  cat data.csv | ignite run svc/ --stdin -   # a pipe, or any file, only when asked
 
 ",
     exit_codes!()
@@ -451,10 +454,15 @@ pub(super) struct ServeArgs {
     /// Largest request body in bytes (413 beyond it).
     #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
     pub(super) max_body: usize,
-    /// Largest `input` in bytes, serialised (413 beyond it; at most 131008, the kernel's limit
-    /// on the environment variable that carries it).
+    /// Largest `input` in bytes, serialised (413 beyond it; at most 8 MiB; past 64 KiB the
+    /// program reads it from the file $IGNITE_INPUT_FILE names). Keep --max-body above it.
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
     pub(super) max_input: usize,
+    /// An environment variable inline code (`POST /v1/execute`, sessions) may be given in a
+    /// request's `env` (repeatable); a service's are its service.yaml `allowEnv`. Never
+    /// IGNITE_*, LD_*, PATH or HOME.
+    #[arg(long = "allow-env", value_name = "NAME")]
+    pub(super) allow_env: Vec<String>,
     /// Seconds running executions get to finish after SIGTERM/SIGINT before they are cancelled.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub(super) shutdown_timeout: u64,
@@ -654,4 +662,18 @@ pub(super) struct RunArgs {
     /// to FILE; `ignite report DIR` shows the last one.
     #[arg(long, value_name = "FILE")]
     pub(super) report: Option<PathBuf>,
+    /// The program's stdin: the bytes of FILE, or of ignite's own stdin with `-` (at most
+    /// 1 MiB). Without it, ignite's stdin is passed on only when it is a regular file
+    /// (`ignite run DIR < file`); otherwise the program's stdin is empty.
+    #[arg(long, value_name = "FILE|-")]
+    pub(super) stdin: Option<PathBuf>,
+    /// Give the program an output directory ($IGNITE_OUT_DIR: a tmpfs of at most 8 MiB and 64
+    /// files) and write the regular files it leaves there to DIR (created if missing; an
+    /// existing file is never overwritten, and no link is followed).
+    #[arg(long, value_name = "DIR")]
+    pub(super) out: Option<PathBuf>,
+    /// Arguments for the program, after `--`: they follow the entry in its argv (at most 256,
+    /// 64 KiB in all).
+    #[arg(last = true, value_name = "ARGS")]
+    pub(super) args: Vec<String>,
 }

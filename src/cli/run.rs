@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, anyhow};
 use tokio_util::sync::CancellationToken;
 
+use ignite::data::program_io::MAX_STDIN_BYTES;
 use ignite::data::runtime::Registry;
 use ignite::data::service::{self, Overrides};
 use ignite::engine::{
@@ -72,6 +73,13 @@ pub(super) fn run_service(
             None => Input::Json(s.to_string()),
         },
     };
+    req.io.args = a.args.clone();
+    req.io.outputs = a.out.is_some();
+    if !a.print_spec
+        && let Some(bytes) = program_stdin(a.stdin.as_deref())?
+    {
+        req.io.stdin = bytes.into();
+    }
     req.policy = PolicyChoice::Service { file: a.policy.clone() };
     req.audit = a.audit;
     req.output_limit = a.output_limit.map(|bytes| (bytes, "--output-limit"));
@@ -100,8 +108,15 @@ pub(super) fn run_service(
         }
         Err(e) => return interrupted_or(e, signal),
     };
-    preflight::write_report_file(&outcome.full, a.report.as_deref())?;
-    let report = outcome.report;
+    let mut report = outcome.report;
+    let mut full = outcome.full;
+    if let Some(dir) = &a.out {
+        write_outputs(&mut report, dir)?;
+        if let Some(exec) = full.execution.as_mut() {
+            exec.files = report.files.clone();
+        }
+    }
+    preflight::write_report_file(&full, a.report.as_deref())?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report).context("failed to serialise the report")?);
     } else if !a.quiet {
@@ -111,6 +126,90 @@ pub(super) fn run_service(
         Some(sig) => 128 + sig,
         None => report.cli_exit_code(),
     })
+}
+
+/// The program's stdin: `--stdin FILE` (`-`: ours), or ours when it is a regular file (never a
+/// terminal or a pipe we merely inherited: reading those could block, or take input that was
+/// not meant for the program). `None`: empty.
+fn program_stdin(flag: Option<&Path>) -> anyhow::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let cap = MAX_STDIN_BYTES as u64;
+    let too_large =
+        |what: &str| anyhow!("{what} is larger than {MAX_STDIN_BYTES} bytes, the most a program's stdin may be given");
+    let read = |mut from: Box<dyn Read>, what: &str| -> anyhow::Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        from.by_ref().take(cap + 1).read_to_end(&mut bytes).with_context(|| format!("failed to read {what}"))?;
+        if bytes.len() as u64 > cap {
+            return Err(too_large(what));
+        }
+        Ok(bytes)
+    };
+    match flag {
+        Some(p) if p == Path::new("-") => {
+            Ok(Some(read(Box::new(std::io::stdin().lock()), "--stdin - (ignite's stdin)")?))
+        }
+        Some(p) => {
+            let what = format!("--stdin {}", p.display());
+            let file = std::fs::File::open(p).with_context(|| format!("{what}: failed to open"))?;
+            if file.metadata().with_context(|| format!("{what}: failed to inspect"))?.is_dir() {
+                return Err(anyhow!("{what}: is a directory; give a file, or - for ignite's own stdin"));
+            }
+            Ok(Some(read(Box::new(file), &what)?))
+        }
+        None => {
+            // A duplicate of fd 0, only to look at what it is (and read it if it is a file).
+            let Ok(fd) = std::io::stdin().as_fd().try_clone_to_owned() else { return Ok(None) };
+            let file = std::fs::File::from(fd);
+            if !file.metadata().is_ok_and(|m| m.is_file()) {
+                return Ok(None);
+            }
+            Ok(Some(read(Box::new(file), "ignite's stdin (a regular file)")?))
+        }
+    }
+}
+
+/// Writes the files of the report's output directory into `dir` (created if missing) and drops
+/// their content from the report. Never follows a link and never overwrites: each file and
+/// directory is created new, beneath `dir`; a path that exists is an error naming it.
+fn write_outputs(report: &mut ignite::data::report::Report, dir: &Path) -> anyhow::Result<()> {
+    use base64::Engine as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let Some(files) = report.files.as_mut() else { return Ok(()) };
+    std::fs::create_dir_all(dir).with_context(|| format!("--out {}: failed to create it", dir.display()))?;
+    for (rel, file) in files.iter_mut() {
+        let Some(content) = file.content.take() else { continue };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(content)
+            .with_context(|| format!("--out: {rel}: content is not base64"))?;
+        // The names come from the sandbox: only plain relative components.
+        let parts: Vec<&str> = rel.split('/').collect();
+        if parts.iter().any(|p| p.is_empty() || *p == "." || *p == "..") {
+            return Err(anyhow!("--out: refusing the output path {rel:?}"));
+        }
+        let mut at = dir.to_path_buf();
+        for part in &parts[..parts.len() - 1] {
+            at.push(part);
+            match std::fs::symlink_metadata(&at) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => return Err(anyhow!("--out: {} exists and is not a directory", at.display())),
+                Err(_) => {
+                    std::fs::create_dir(&at).with_context(|| format!("--out: failed to create {}", at.display()))?
+                }
+            }
+        }
+        let path = dir.join(rel);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .with_context(|| {
+                format!("--out: failed to create {} (an existing file is never overwritten)", path.display())
+            })?;
+        f.write_all(&bytes).with_context(|| format!("--out: failed to write {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Runs `work` to completion with SIGINT/SIGTERM wired to its cancellation token; returns its

@@ -64,6 +64,7 @@ pub(super) fn serve(g: &GlobalArgs, a: ServeArgs) -> anyhow::Result<i32> {
         queue: a.queue,
         max_body: a.max_body,
         max_input: a.max_input,
+        allow_env: a.allow_env,
         shutdown_timeout: std::time::Duration::from_secs(a.shutdown_timeout),
         sessions: ignite::server::SessionConfig {
             default_ttl: std::time::Duration::from_secs(a.session_ttl),

@@ -4,6 +4,7 @@
 
 pub mod policy;
 pub mod preflight;
+pub mod program_io;
 pub mod report;
 pub mod runtime;
 pub mod service;

@@ -82,6 +82,9 @@ pub struct RawService {
     pub env: BTreeMap<String, String>,
     #[serde(default)]
     pub dependencies: Vec<String>,
+    /// Names of environment variables a request may set (see [`crate::data::program_io`]).
+    #[serde(default)]
+    pub allow_env: Vec<String>,
     pub install: Option<RawInstall>,
     /// The file's top-level `preflight:` mapping (a sibling of `service:`, not inside it).
     #[serde(skip)]
@@ -112,6 +115,9 @@ pub struct Service {
     /// Environment after `${VAR}` expansion (from the passed variables only).
     pub env: BTreeMap<String, String>,
     pub dependencies: Vec<String>,
+    /// `allowEnv`: the environment variables a request (HTTP `env`) may set for this service;
+    /// never ignite's own nor one of `env`.
+    pub allow_env: Vec<String>,
     /// `install.scripts`: whether the dependency install step runs lifecycle scripts.
     pub install_scripts: bool,
     /// Whether the values came from a service.yaml (false for `ignite exec` without one).
@@ -266,6 +272,14 @@ pub fn resolve(
         env.insert(key.clone(), value.clone());
     }
 
+    for (i, name) in raw.allow_env.iter().enumerate() {
+        let field = format!("service.allowEnv[{i}]");
+        crate::data::program_io::check_allowed_name(name).map_err(|r| field_err(&field, r))?;
+        if env.contains_key(name) {
+            return Err(field_err(&field, format!("{name} is also set in service.env; a request could override it")));
+        }
+    }
+
     for (i, dep) in raw.dependencies.iter().enumerate() {
         validate_npm_name(dep).map_err(|r| field_err(&format!("service.dependencies[{i}]"), r))?;
     }
@@ -286,6 +300,7 @@ pub fn resolve(
         cpu_limit,
         env,
         dependencies: raw.dependencies,
+        allow_env: raw.allow_env,
         install_scripts: raw.install.and_then(|i| i.scripts).unwrap_or(false),
         from_file,
         preflight,
@@ -554,6 +569,21 @@ mod tests {
     fn load_err(yaml: &str) -> String {
         let d = svc_dir(yaml);
         load(d.path(), true, &Overrides::default(), &no_env()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn allow_env_names_are_checked() {
+        let d = svc_dir("service:\n  name: a\n  allowEnv: [MODE, API_LEVEL]\n");
+        let s = load(d.path(), true, &Overrides::default(), &no_env()).unwrap();
+        assert_eq!(s.allow_env, ["MODE", "API_LEVEL"]);
+        let e = load_err("service:\n  name: a\n  allowEnv: [IGNITE_INPUT]\n");
+        assert!(e.contains("service.allowEnv[0]") && e.contains("ignite's own variables"), "{e}");
+        let e = load_err("service:\n  name: a\n  allowEnv: [MODE, LD_PRELOAD]\n");
+        assert!(e.contains("service.allowEnv[1]") && e.contains("dynamic loader"), "{e}");
+        let e = load_err("service:\n  name: a\n  allowEnv: [\"a-b\"]\n");
+        assert!(e.contains("not an environment variable name"), "{e}");
+        let e = load_err("service:\n  name: a\n  env:\n    MODE: x\n  allowEnv: [MODE]\n");
+        assert!(e.contains("also set in service.env"), "{e}");
     }
 
     #[test]

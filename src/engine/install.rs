@@ -236,6 +236,8 @@ impl<R: OciRuntime> Installer<'_, R> {
             rootfs: rootfs.path,
             app_dir: ws.scratch().join("app"),
             node_modules: None,
+            input_dir: None,
+            out_dir: None,
             app_node_modules: None,
             workspace: None,
             writable_root: false,
@@ -280,6 +282,8 @@ impl<R: OciRuntime> Installer<'_, R> {
             runtime: plan.installer.key(),
             // The install is ignite's own step, not the program's: it is not audited.
             audit: None,
+            stdin: Default::default(),
+            input_file: None,
         };
         let report = self.supervisor.run(run, None, cancel.clone()).await?;
         // The network is no longer needed: take it down before the (possibly long) copy.

@@ -50,9 +50,11 @@ impl EngineError {
 impl RunError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            RunError::Service(_) | RunError::Policy(_) | RunError::Input { .. } | RunError::Inline(_) => {
-                ErrorKind::Service
-            }
+            RunError::Service(_)
+            | RunError::Policy(_)
+            | RunError::Input { .. }
+            | RunError::Inline(_)
+            | RunError::Io(_) => ErrorKind::Service,
             RunError::Lock(LockError::Drifted { .. }) => ErrorKind::LockDrift,
             // Reading the directory or the bundle failed on the host, not in the service.
             RunError::Lock(LockError::Io(_) | LockError::Bundle(_) | LockError::BundleDigest { .. }) => {

@@ -53,6 +53,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::data::policy;
 use crate::data::preflight::{Level, PreflightReport};
+use crate::data::program_io::ProgramIo;
 use crate::data::report::full::{LastReports, Limits, RunReport};
 use crate::data::report::{Report, rfc3339};
 use crate::data::service::{self, Service};
@@ -142,7 +143,8 @@ impl Engine {
         let writes_code = matches!(req.program, Program::Inline(_));
         let resolve =
             async { self.resolve(req.program, &req.input, &req.policy, req.audit, req.output_limit, workspace) };
-        let (job, code_dir) = if writes_code { off_the_workers(resolve).await? } else { resolve.await? };
+        let (mut job, code_dir) = if writes_code { off_the_workers(resolve).await? } else { resolve.await? };
+        self.attach_io(&mut job, req.io, &req.allow_env)?;
         let inline = code_dir.is_some();
         // 2. The lock file (hashing the service directory: off the runtime's workers).
         if req.lock != LockCheck::Off {
@@ -190,8 +192,9 @@ impl Engine {
     /// the run would give it. No gate applies.
     pub fn spec(&self, req: Request) -> Result<oci_spec::runtime::Spec, RunError> {
         let workspace = req.workspace.as_deref();
-        let (job, _code_dir) =
+        let (mut job, _code_dir) =
             self.resolve(req.program, &req.input, &req.policy, req.audit, req.output_limit, workspace)?;
+        self.attach_io(&mut job, req.io, &req.allow_env)?;
         self.check_lock(&job.service, req.lock, req.progress.as_ref())?;
         let prepared = self.runner.prepare(&job, req.progress.as_ref())?;
         Ok(self.runner.preview_spec(&prepared, &job)?)
@@ -242,11 +245,35 @@ impl Engine {
             identity: None,
             inline: code.is_some(),
             session_end: None,
+            io: Default::default(),
         };
         if let Some(ws) = workspace {
             ws.attach(&mut job);
         }
         Ok((job, code))
+    }
+
+    /// Checks a request's arguments, stdin and variables and gives them to `job`: within the
+    /// caps, and each variable allowed (by the service's `allowEnv` or `allow_env`), never one
+    /// of ignite's own and never one the runtime or the service sets.
+    fn attach_io(&self, job: &mut Job, io: ProgramIo, allow_env: &[String]) -> Result<(), RunError> {
+        io.check_caps()?;
+        if !io.env.is_empty() {
+            let allowed: Vec<String> = job.service.allow_env.iter().chain(allow_env).cloned().collect();
+            let runtime_env = self.registry().resolve(&job.service.runtime).map(|rt| rt.env).unwrap_or_default();
+            let taken = |name: &str| {
+                if runtime_env.contains_key(name) {
+                    Some(format!("the runtime {} sets it", job.service.runtime))
+                } else if job.service.env.contains_key(name) {
+                    Some("the service's env sets it".to_string())
+                } else {
+                    None
+                }
+            };
+            io.check_env(&allowed, &taken)?;
+        }
+        job.io = io;
+        Ok(())
     }
 
     /// Starts the warm pool's `min` sandboxes for `service`, made for the runs a request with

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::data::policy::PolicyError;
 use crate::data::preflight::PreflightReport;
+use crate::data::program_io::{ProgramIo, ProgramIoError};
 use crate::data::report::Report;
 use crate::data::report::full::RunReport;
 use crate::data::service::{Overrides, PassEnv, Service, ServiceError};
@@ -16,10 +17,10 @@ use crate::engine::{EngineError, InlineError, InlineProgram, Progress, Workspace
 use crate::fsutil::svcdir::{self, Rule};
 use crate::store::lock::LockError;
 
-/// The largest input a program can receive: it travels in one environment variable
-/// (`IGNITE_INPUT=`), and one environment string may not exceed 32 pages (MAX_ARG_STRLEN),
-/// name included.
-pub const MAX_INPUT_BYTES: usize = 128 * 1024 - 64;
+/// The largest input a program can receive. Up to
+/// [`INPUT_ENV_MAX_BYTES`](crate::sandbox::abi::INPUT_ENV_MAX_BYTES) it travels in
+/// `IGNITE_INPUT`; past that it is a read-only file named in `IGNITE_INPUT_FILE`.
+pub const MAX_INPUT_BYTES: usize = 8 * 1024 * 1024;
 
 /// Called with the preflight checks of a run that passed them, before it starts.
 pub type OnPreflight = Box<dyn FnOnce(&PreflightReport) + Send>;
@@ -60,6 +61,13 @@ pub struct Request {
     /// Told when the checks are passed and the run starts: an edge that streams the output
     /// commits to its response then, so that a refusal still gets its own status.
     pub on_start: Option<OnStart>,
+    /// The program's arguments, stdin and per-request variables (checked against the caps,
+    /// and each variable's name against what the operator allows; see
+    /// [`crate::data::program_io`]).
+    pub io: ProgramIo,
+    /// Names of variables the operator allows this request to set besides the service's
+    /// `allowEnv` (`ignite serve --allow-env`, for inline code).
+    pub allow_env: Vec<String>,
 }
 
 impl Request {
@@ -82,6 +90,8 @@ impl Request {
             keep_report: true,
             on_preflight: None,
             on_start: None,
+            io: ProgramIo::default(),
+            allow_env: Vec::new(),
         }
     }
 }
@@ -155,6 +165,9 @@ pub enum RunError {
     Input { what: String },
     #[error(transparent)]
     Inline(#[from] InlineError),
+    /// The request's arguments, stdin or variables exceed a cap or name what it may not set.
+    #[error(transparent)]
+    Io(#[from] ProgramIoError),
     #[error(transparent)]
     Lock(#[from] LockError),
     /// A preflight check failed; nothing was started. `full` has the checks (and was kept as
@@ -187,10 +200,7 @@ fn preflight_message(full: &RunReport) -> String {
 impl Input {
     /// The input text, checked to be JSON.
     pub(crate) fn read(&self, service_dir: &Path) -> Result<String, RunError> {
-        let rule = Rule {
-            what: "--input file (the program receives it in IGNITE_INPUT, one environment variable)",
-            max_bytes: MAX_INPUT_BYTES as u64,
-        };
+        let rule = Rule { what: "--input file", max_bytes: MAX_INPUT_BYTES as u64 };
         let err = |what: String| RunError::Input { what };
         let text = match self {
             Input::Json(text) => text.clone(),

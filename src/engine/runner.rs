@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::data::policy::Policy;
 use crate::data::preflight::{self, BundleFact, ColdStart, ColdStarts, Facts, PreflightReport, RuntimeFact};
+use crate::data::program_io::ProgramIo;
 use crate::data::report::rfc3339;
 use crate::data::report::{InstallReport, Report};
 use crate::data::runtime::{Registry, ResolvedRuntime, RuntimeError, TypeScript};
@@ -20,8 +21,9 @@ use crate::data::service::Service;
 use crate::engine::Settings;
 use crate::engine::install::{InstallError, Installer};
 use crate::engine::supervisor::{
-    Launched, OutputSink, RunPlan, StateDir, Supervisor, SupervisorError, Teardown, new_run_id,
+    INPUT_SUBDIR, Launched, OutputSink, RunPlan, StateDir, Supervisor, SupervisorError, Teardown, new_run_id,
 };
+use crate::sandbox::abi::{INPUT_ENV_MAX_BYTES, INPUT_FILE_PATH, INPUT_FILE_VAR, INPUT_VAR};
 use crate::sandbox::audit::{AuditError, AuditPlan};
 use crate::sandbox::grants::{self, GrantError, RunGrants};
 use crate::sandbox::identity::{self, IdentityError, UidLease};
@@ -126,6 +128,10 @@ pub struct Job {
     /// A session's end: cancelled when its workspace is closed, so that the pool removes the
     /// sandbox it keeps parked for the session (and the uid and mount that sandbox holds).
     pub session_end: Option<CancellationToken>,
+    /// The request's arguments, stdin and variables, already checked
+    /// ([`crate::data::program_io`]). A cold run's spec has the arguments and variables; a warm
+    /// sandbox's does not (they come with the job message), and its stdin is written at handover.
+    pub io: ProgramIo,
 }
 
 /// A job turned into everything the OCI runtime will see but the spec itself, which is built
@@ -177,6 +183,11 @@ pub struct WarmTeardown {
     held: Held,
 }
 
+/// Whether `input` reaches the program as a file rather than in [`INPUT_VAR`].
+pub fn input_is_file(input: &str) -> bool {
+    input.len() > INPUT_ENV_MAX_BYTES
+}
+
 /// Why a job cannot be served by a sandbox started ahead of it: it needs something made for
 /// that one run (a network, a writable root overlay), or a workspace or uid that is not a
 /// session's (a session's sandbox is parked with its workspace and uid, see
@@ -191,6 +202,10 @@ pub fn cold_only(job: &Job) -> Option<&'static str> {
         Some("a writable root")
     } else if job.identity.is_some() && !session {
         Some("a uid of its own")
+    } else if job.io.outputs {
+        // Its tmpfs is mounted for the one run, owned by the run's uid; a parked sandbox would
+        // need one mounted at launch and handed over clean. Not built yet.
+        Some("an output directory")
     } else {
         None
     }
@@ -200,7 +215,15 @@ pub fn cold_only(job: &Job) -> Option<&'static str> {
 /// entrypoint gets on its command line.
 pub fn job_message(job: &Job) -> JobMessage {
     let timeout = Duration::from_millis(job.service.timeout_ms);
-    JobMessage { input: job.input.clone(), kill_after_ms: (timeout + job.grace + BACKSTOP_SLACK).as_millis() as u64 }
+    let file = input_is_file(&job.input);
+    JobMessage {
+        // A large input is written to the sandbox's input directory at handover instead.
+        input: if file { String::new() } else { job.input.clone() },
+        input_file: file,
+        kill_after_ms: (timeout + job.grace + BACKSTOP_SLACK).as_millis() as u64,
+        args: job.io.args.clone(),
+        env: job.io.env.clone(),
+    }
 }
 
 pub struct Runner {
@@ -292,7 +315,9 @@ impl Runner {
             None
         };
         let entry = staged.as_ref().map_or(svc.entry.as_str(), |s| s.entry.as_str());
-        let argv = runtime.command_with_policy(entry, &job.policy)?;
+        let mut argv = runtime.command_with_policy(entry, &job.policy)?;
+        // The request's arguments follow the entry (a warm sandbox's job brings them instead).
+        argv.extend(job.io.args.iter().cloned());
         let modules = deps::plan(svc, &self.registry)?;
         let rootfs = self.store.ensure_unpacked(&runtime, progress)?;
         // Every page of the rootfs is read in by ignite, charged to ignite, before the sandbox
@@ -346,6 +371,10 @@ impl Runner {
             // A staged copy holds no packages: the service's own node_modules is mounted into it.
             app_node_modules: staged.as_ref().and_then(|s| s.node_modules.clone()),
             workspace: job.workspace.clone(),
+            // In the run directory, which the supervisor creates (with this directory) and
+            // removes on every path.
+            input_dir: Some(self.state.run_dir(&id).join(INPUT_SUBDIR)),
+            out_dir: job.io.outputs.then(|| grants::out_path(&self.state.root, &id)),
             init_binary: self.settings.init_binary.clone(),
             user: spec::RunUser {
                 uid: identity.uid(),
@@ -354,7 +383,25 @@ impl Runner {
                 group: identity.group(),
             },
             argv,
-            env: spec::compose_env(&runtime.env, &svc.env, &job.input)?,
+            env: {
+                // The request's variables were checked against these names (never replaced).
+                let large = input_is_file(&job.input);
+                let mut env = spec::compose_env(&runtime.env, &svc.env, if large { "" } else { &job.input })?;
+                if large {
+                    // A file instead: the variable is absent, not empty, so that a program
+                    // cannot mistake it for an input of its own.
+                    let var = format!("{INPUT_VAR}=");
+                    env.retain(|e| !e.starts_with(&var));
+                    env.push(format!("{INPUT_FILE_VAR}={INPUT_FILE_PATH}"));
+                    env.sort();
+                }
+                if job.io.outputs {
+                    env.push(format!("{}={}", spec::OUT_DIR_VAR, spec::OUT_DIR));
+                    env.sort();
+                }
+                env.extend(job.io.env_strings());
+                env
+            },
             limits: limits.clone(),
             hostname: svc.name.clone(),
             cgroups_path: self.settings.cgroup_driver.cgroups_path(&id),
@@ -379,6 +426,7 @@ impl Runner {
         let tools = grants::tools_for(&job.policy)?;
         // Held until the run is over: the staged directory must outlive the container.
         let _staged = prepared.staged;
+        let out_owner = job.io.outputs.then(|| (prepared.identity.uid(), prepared.identity.gid()));
         // Declared before the grants and the run, so released after them: dropped last.
         let _identity = prepared.identity;
         self.supervisor.reap_stale().await;
@@ -389,7 +437,8 @@ impl Runner {
         // Torn down when dropped, after the supervisor has removed the container (or on any
         // early return): the network and the writable layer never outlive the run.
         let run_grants =
-            RunGrants::setup(&self.state.root, &prepared.id, &job.policy, tools.as_ref(), &prepared.rootfs).await?;
+            RunGrants::setup(&self.state.root, &prepared.id, &job.policy, tools.as_ref(), &prepared.rootfs, out_owner)
+                .await?;
         // The one build of this run's spec: everything it names exists now.
         let mut input = prepared.input;
         let network = run_grants.as_ref().and_then(|g| g.network());
@@ -403,6 +452,7 @@ impl Runner {
             netns: network.as_ref().map(|n| &n.netns),
             writable_root: run_grants.as_ref().and_then(|g| g.writable_root()),
             workspace: job.workspace.as_deref(),
+            out: run_grants.as_ref().and_then(|g| g.out_dir()),
         };
         let spec = self.build(&input, &granted)?;
         if let Some(g) = &run_grants {
@@ -412,9 +462,16 @@ impl Runner {
         // The sandbox must not be the first to fault in its runtime's pages.
         prepared.residency.wait();
         let report = self.supervisor.run(plan, sink, cancel).await;
+        // The container is gone: what it left in its output directory is final.
+        let collected = run_grants.as_ref().and_then(RunGrants::collect_out);
         drop(run_grants);
         let mut report = report?;
         report.install = install;
+        if let Some(collected) = collected {
+            let (files, limit) = output_files(collected);
+            report.files = Some(files);
+            report.files_limit = limit;
+        }
         Ok(report)
     }
 
@@ -433,6 +490,8 @@ impl Runner {
                 why: "a staged copy of its sources",
             });
         }
+        // Nothing of a request's own I/O is in a warm kind's spec: each job brings its own.
+        let job = &Job { io: ProgramIo::default(), ..job.clone() };
         let mut prepared = self.prepare(job, &crate::store::bundle::NoProgress)?;
         prepared.input.wait_job = true;
         Ok(prepared)
@@ -451,7 +510,11 @@ impl Runner {
         let granted = spec::Grants { workspace: job.workspace.as_deref(), ..spec::Grants::default() };
         let spec = self.build(&prepared.input, &granted)?;
         let held = Held { _modules: modules, _staged: prepared.staged, _identity: prepared.identity };
-        let plan = run_plan(job, prepared.id, spec, &prepared.limits, &prepared.runtime, prepared.audit);
+        let mut plan = run_plan(job, prepared.id, spec, &prepared.limits, &prepared.runtime, prepared.audit);
+        // The job this sandbox is launched for is only a template: neither its input nor its
+        // stdin is ever written (the job it serves brings its own at handover).
+        plan.input_file = None;
+        plan.stdin = Arc::default();
         let mut launched = self.supervisor.launch(plan, true).await?;
         if let Err(e) = self.supervisor.wait_ready(&mut launched).await {
             self.supervisor.discard(launched).await;
@@ -481,6 +544,8 @@ impl Runner {
         let WarmSandbox { mut launched, held } = sandbox;
         // The time limit is the request's (a request may lower or raise it).
         launched.set_timeout(Duration::from_millis(job.service.timeout_ms), job.grace);
+        launched.set_stdin(job.io.stdin.clone());
+        launched.set_input_file(input_is_file(&job.input).then(|| Arc::from(job.input.as_str())));
         let message = job_message(job);
         let (report, teardown) = self.supervisor.drive(launched, Some(&message), sink, cancel, wall, started_at).await;
         (report.map_err(EngineError::from), WarmTeardown { teardown, held })
@@ -519,6 +584,7 @@ impl Runner {
                 netns: prepared.input.network.as_ref().map(|n| &n.netns),
                 writable_root: root_grant.as_deref(),
                 workspace: job.workspace.as_deref(),
+                out: prepared.input.out_dir.as_deref(),
             },
         )
     }
@@ -671,6 +737,44 @@ impl Runner {
     }
 }
 
+/// The report's view of an output directory read back: each file's size, SHA-256 and content
+/// (base64), and why it is not everything the program meant to leave, if so.
+fn output_files(
+    collected: std::io::Result<grants::out::Collected>,
+) -> (std::collections::BTreeMap<String, crate::data::report::OutputFile>, Option<String>) {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let collected = match collected {
+        Ok(c) => c,
+        Err(e) => return (Default::default(), Some(format!("failed to read the output directory: {e}"))),
+    };
+    let files = collected
+        .files
+        .into_iter()
+        .map(|(path, f)| {
+            let file = crate::data::report::OutputFile {
+                size: f.bytes.len() as u64,
+                sha256: format!("{:x}", sha2::Sha256::digest(&f.bytes)),
+                content: Some(base64::engine::general_purpose::STANDARD.encode(&f.bytes)),
+            };
+            (path, file)
+        })
+        .collect();
+    let mut why = Vec::new();
+    if collected.full {
+        why.push(format!(
+            "{} was full ({} bytes or {} files at most); a write may have been refused",
+            spec::OUT_DIR,
+            grants::out::MAX_OUT_BYTES,
+            grants::out::MAX_OUT_FILES
+        ));
+    }
+    if !collected.skipped.is_empty() {
+        why.push(format!("not returned (not regular files, or nested too deep): {}", collected.skipped.join(", ")));
+    }
+    (files, (!why.is_empty()).then(|| why.join("; ")))
+}
+
 /// What the supervisor gets for one run of `job` (cold, or in a warm sandbox) with `spec`.
 fn run_plan(
     job: &Job,
@@ -691,6 +795,8 @@ fn run_plan(
         service: job.service.name.clone(),
         runtime: runtime.key(),
         audit,
+        stdin: job.io.stdin.clone(),
+        input_file: input_is_file(&job.input).then(|| Arc::from(job.input.as_str())),
     }
 }
 

@@ -4,6 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
+use crate::data::program_io::{MAX_ARGS, MAX_ARGS_BYTES, MAX_ENV_BYTES, MAX_ENV_VARS, is_env_name, reserved};
 use crate::sandbox::abi::{INPUT_VAR, MAX_ENV_STRING};
 
 /// Upper bound on what the supervisor reads from the report pipe. The entrypoint writes a
@@ -38,18 +41,30 @@ impl InitEvent {
     }
 }
 
-/// Largest job message the entrypoint accepts: the input, JSON-escaped (at most six bytes per
-/// input byte), within one environment string, plus the envelope.
-pub const MAX_JOB_BYTES: usize = 6 * MAX_ENV_STRING + 1024;
+/// Largest job message the entrypoint accepts: the input, the arguments and the variables,
+/// JSON-escaped (at most six bytes per byte), within their caps, plus the envelope (quotes and
+/// commas: at most a few bytes per argument or variable).
+pub const MAX_JOB_BYTES: usize =
+    6 * (MAX_ENV_STRING + MAX_ARGS_BYTES + MAX_ENV_BYTES) + 4 * (MAX_ARGS + MAX_ENV_VARS) + 1024;
 
-/// What a warm sandbox is given at handover: the run's input (becomes `IGNITE_INPUT`) and the
-/// backstop after which the entrypoint kills the program even if the host is gone. One JSON
-/// line; everything else about the run is already fixed by the sandbox's spec.
+/// What a warm sandbox is given at handover: the run's input (becomes `IGNITE_INPUT`), the
+/// request's arguments (appended to the program's argv) and variables, and the backstop after
+/// which the entrypoint kills the program even if the host is gone. One JSON line; everything
+/// else about the run is already fixed by the sandbox's spec. (The stdin bytes go through the
+/// stdin pipe, not here.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JobMessage {
     pub input: String,
     pub kill_after_ms: u64,
+    /// The input is in the sandbox's input file instead (written before this message): the
+    /// entrypoint names it in `IGNITE_INPUT_FILE`, and `input` is empty.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub input_file: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -64,6 +79,10 @@ pub enum JobError {
     Nul,
     #[error("the job's backstop is 0 ms")]
     NoBackstop,
+    #[error("the job's arguments exceed {MAX_ARGS} or {MAX_ARGS_BYTES} bytes, or hold a NUL byte")]
+    Args,
+    #[error("the job's variable {0:?} is not one a request may set")]
+    Env(String),
 }
 
 impl JobMessage {
@@ -102,6 +121,18 @@ impl JobMessage {
         if self.kill_after_ms == 0 {
             return Err(JobError::NoBackstop);
         }
+        // The engine checked these; the entrypoint checks again what it will exec with.
+        let arg_bytes: usize = self.args.iter().map(|a| a.len() + 1).sum();
+        if self.args.len() > MAX_ARGS || arg_bytes > MAX_ARGS_BYTES || self.args.iter().any(|a| a.contains('\0')) {
+            return Err(JobError::Args);
+        }
+        let env_bytes: usize = self.env.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+        for (name, value) in &self.env {
+            let bad = !is_env_name(name) || reserved(name).is_some() || value.contains('\0');
+            if bad || self.env.len() > MAX_ENV_VARS || env_bytes > MAX_ENV_BYTES {
+                return Err(JobError::Env(name.clone()));
+            }
+        }
         Ok(())
     }
 }
@@ -132,15 +163,33 @@ mod tests {
 
     #[test]
     fn job_round_trip_and_bounds() {
-        let job = JobMessage { input: "{\"a\":\"\\u0001\"}".into(), kill_after_ms: 7000 };
+        let job = JobMessage {
+            input: "{\"a\":\"\\u0001\"}".into(),
+            kill_after_ms: 7000,
+            input_file: false,
+            args: vec!["--flag".into(), "two words".into()],
+            env: [("MODE".to_string(), "fast".to_string())].into(),
+        };
         let line = job.to_line().unwrap();
         assert_eq!(JobMessage::parse(line.as_bytes()).unwrap(), job);
         // The worst case for escaping still fits.
         let max = MAX_ENV_STRING - INPUT_VAR.len() - 1;
-        let ctl = JobMessage { input: "\u{1}".repeat(max), kill_after_ms: 1 };
+        let ctl = JobMessage {
+            input: "\u{1}".repeat(max),
+            kill_after_ms: 1,
+            input_file: true,
+            args: vec!["\u{1}".repeat(MAX_ARGS_BYTES - 1)],
+            env: [("E".to_string(), "\u{1}".repeat(MAX_ENV_BYTES - 3))].into(),
+        };
         let line = ctl.to_line().unwrap();
         assert_eq!(JobMessage::parse(line.as_bytes()).unwrap(), ctl);
-        let big = JobMessage { input: "x".repeat(max + 1), kill_after_ms: 1 };
+        let big = JobMessage {
+            input: "x".repeat(max + 1),
+            kill_after_ms: 1,
+            input_file: false,
+            args: vec![],
+            env: BTreeMap::new(),
+        };
         assert!(matches!(big.to_line(), Err(JobError::InputTooLarge { .. })));
         assert!(matches!(
             JobMessage::parse(format!("{{\"input\":\"{}\",\"killAfterMs\":1}}\n", "x".repeat(max + 1)).as_bytes()),
@@ -159,6 +208,10 @@ mod tests {
             b"{\"input\":\"x\\u0000\",\"killAfterMs\":5}\n",
             b"{\"input\":\"x\",\"killAfterMs\":0}\n",
             b"not json\n",
+            b"{\"input\":\"x\",\"killAfterMs\":5,\"env\":{\"IGNITE_INPUT\":\"y\"}}\n",
+            b"{\"input\":\"x\",\"killAfterMs\":5,\"env\":{\"PATH\":\"/tmp\"}}\n",
+            b"{\"input\":\"x\",\"killAfterMs\":5,\"env\":{\"LD_PRELOAD\":\"/tmp/x\"}}\n",
+            b"{\"input\":\"x\",\"killAfterMs\":5,\"args\":[\"a\\u0000\"]}\n",
         ];
         for b in bad {
             assert!(JobMessage::parse(b).is_err(), "{}", String::from_utf8_lossy(b));

@@ -45,12 +45,19 @@ impl ApiError {
     /// A run that produced no report. `relative` names the service's files relative to the
     /// services directory, as every service error does: clients need the service's file, not
     /// the host's layout.
+    /// A request's arguments, stdin or variables refused: 413 past a cap, 400 otherwise.
+    pub fn from_io(e: &crate::data::program_io::ProgramIoError) -> ApiError {
+        let status = if e.too_large() { StatusCode::PAYLOAD_TOO_LARGE } else { StatusCode::BAD_REQUEST };
+        ApiError::new(status, e.code(), e.to_string())
+    }
+
     pub fn from_run(e: RunError, relative: &dyn Fn(&str) -> String) -> ApiError {
         let kind = e.kind();
         match e {
             RunError::Engine(e) => e.into(),
             RunError::Inline(e) => e.into(),
             RunError::Input { .. } => ApiError::bad_request("invalid_request", e.to_string()),
+            RunError::Io(io) => ApiError::from_io(&io),
             RunError::Service(_) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "service_invalid", relative(&e.to_string()))
             }

@@ -6,7 +6,10 @@ use serde::Deserialize;
 use serde::de::{Deserializer, Error as _};
 use utoipa::openapi::schema::{KnownFormat, Object, SchemaFormat, SchemaType, Type};
 
+use std::collections::BTreeMap;
+
 use super::inline::{MAX_FILES, MAX_TOTAL_BYTES};
+use crate::data::program_io::{MAX_ARGS, MAX_ARGS_BYTES, MAX_ENV_BYTES, MAX_ENV_VARS, MAX_STDIN_BYTES, ProgramIo};
 use crate::data::service::{CPU_LIMIT_RANGE, MEMORY_MB_RANGE, TIMEOUT_MS_RANGE};
 
 /// An optional non-negative integer that also accepts integral floats (`2000.0`): JSON Schema's
@@ -82,6 +85,62 @@ pub(super) fn files() -> Object {
             "Relative path → file content; at most {MAX_FILES} files and {MAX_TOTAL_BYTES} bytes of content."
         )))
         .build()
+}
+
+/// `args`: at most [`MAX_ARGS`] strings ([`MAX_ARGS_BYTES`] in all, checked by the handler).
+pub(super) fn args() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(Object::builder().schema_type(Type::String))
+        .max_items(Some(MAX_ARGS))
+        .description(Some(format!(
+            "Arguments for the program, after the entry in its argv (`process.argv.slice(2)` in Node and Bun); \
+             at most {MAX_ARGS} and {MAX_ARGS_BYTES} bytes in all."
+        )))
+        .build()
+}
+
+/// `stdin`: text, at most [`MAX_STDIN_BYTES`] bytes (and within the server's `--max-body`).
+pub(super) fn stdin() -> Object {
+    Object::builder()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .description(Some(format!(
+            "The program's stdin (UTF-8 text), then end of file; at most {MAX_STDIN_BYTES} bytes (and the whole \
+             body within the server's --max-body). Default: empty."
+        )))
+        .build()
+}
+
+/// `env`: name → value, only names the operator allows.
+pub(super) fn env() -> Object {
+    Object::builder()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .additional_properties(Some(Object::builder().schema_type(Type::String)))
+        .max_properties(Some(MAX_ENV_VARS))
+        .description(Some(format!(
+            "Environment variables for the program: only names the operator allows (a service's `allowEnv` in \
+             service.yaml; for inline code `ignite serve --allow-env`), never IGNITE_*, LD_*, PATH, HOME or one \
+             the runtime or service sets; at most {MAX_ENV_VARS} and {MAX_ENV_BYTES} bytes in all."
+        )))
+        .build()
+}
+
+/// A request's `args`, `stdin` and `env` as the engine takes them, with the caps checked (so
+/// that a request past them is refused before it waits for a slot).
+pub(super) fn program_io(
+    args: Option<Vec<String>>,
+    stdin: Option<String>,
+    env: Option<BTreeMap<String, String>>,
+    outputs: Option<bool>,
+) -> Result<ProgramIo, super::error::ApiError> {
+    let io = ProgramIo {
+        args: args.unwrap_or_default(),
+        stdin: stdin.map(|s| s.into_bytes().into()).unwrap_or_default(),
+        env: env.unwrap_or_default(),
+        outputs: outputs.unwrap_or(false),
+    };
+    io.check_caps().map_err(|e| super::error::ApiError::from_io(&e))?;
+    Ok(io)
 }
 
 #[cfg(test)]

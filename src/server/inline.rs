@@ -43,6 +43,19 @@ pub(super) struct InlineRequest {
     limits: Option<InlineLimits>,
     /// Audit mode (default true): the report's `securityAudit` lists what the kernel reported.
     audit: Option<bool>,
+    /// Arguments for the program, after the entry in its argv.
+    #[schema(schema_with = super::fields::args)]
+    args: Option<Vec<String>>,
+    /// The program's stdin.
+    #[schema(schema_with = super::fields::stdin)]
+    stdin: Option<String>,
+    /// Environment variables the operator allows.
+    #[schema(schema_with = super::fields::env)]
+    env: Option<std::collections::BTreeMap<String, String>>,
+    /// Give the program an output directory (`$IGNITE_OUT_DIR`, /tmp/out; at most 8 MiB and 64
+    /// files) and return its regular files in the report's `files` (size, sha256, base64
+    /// content). Such a run is never served warm.
+    outputs: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -150,6 +163,7 @@ pub(super) async fn run(
     // Checked before the input (and written by the engine after it): the request's faults in
     // the order they always had.
     program.check(st.engine.registry())?;
+    let io = super::fields::program_io(req.args, req.stdin, req.env, req.outputs)?;
     let input = req.input.as_ref().map_or_else(|| "{}".to_string(), |v| v.to_string());
     if input.len() > st.max_input {
         return Err(ApiError::new(
@@ -182,5 +196,7 @@ pub(super) async fn run(
     run.preflight = st.preflight;
     run.workspace = workspace.clone();
     run.warm = true;
+    run.io = io;
+    run.allow_env = st.allow_env.clone();
     run_job(st, run, permit, (turn, workspace), format).await
 }

@@ -53,6 +53,8 @@ pub struct Config {
     pub max_body: usize,
     /// Largest `input`, serialised, in bytes.
     pub max_input: usize,
+    /// `--allow-env`: the variables a `POST /v1/execute` or session request may set (`env`).
+    pub allow_env: Vec<String>,
     /// How long running executions may take to finish after SIGTERM/SIGINT before they are
     /// cancelled.
     pub shutdown_timeout: Duration,
@@ -128,6 +130,8 @@ pub(crate) struct AppState {
     admission: Admission,
     trust_proxy: bool,
     max_input: usize,
+    /// `--allow-env`: variables inline code may be given (services have their `allowEnv`).
+    allow_env: Vec<String>,
     /// Set once a shutdown signal arrived: queued executions are refused, not started.
     draining: AtomicBool,
     /// Cancelled at the shutdown deadline; each run gets a child of it.
@@ -160,8 +164,12 @@ pub async fn serve(mut config: Config, engine: Engine) -> Result<(), ServeError>
     }
     if config.max_input == 0 || config.max_input > MAX_INPUT_BYTES {
         return Err(ServeError::Invalid(format!(
-            "--max-input must be between 1 and {MAX_INPUT_BYTES} bytes (the kernel's limit on one environment variable, which carries the input)"
+            "--max-input must be between 1 and {MAX_INPUT_BYTES} bytes (past 65536 the input reaches the program as a file)"
         )));
+    }
+    for name in &config.allow_env {
+        crate::data::program_io::check_allowed_name(name)
+            .map_err(|r| ServeError::Invalid(format!("--allow-env {r}")))?;
     }
     if config.max_body < config.max_input {
         return Err(ServeError::Invalid("--max-body must be at least --max-input".into()));
@@ -219,6 +227,7 @@ pub async fn serve(mut config: Config, engine: Engine) -> Result<(), ServeError>
         admission: Admission::new(config.max_concurrent, config.queue),
         trust_proxy: config.trust_proxy,
         max_input: config.max_input,
+        allow_env: config.allow_env.clone(),
         draining: AtomicBool::new(false),
         cancel_runs: CancellationToken::new(),
         runs: TaskTracker::new(),

@@ -280,6 +280,19 @@ pub(super) struct ExecuteRequest {
     /// Audit mode (default true): the strictest policy unless the service's policy file relaxes
     /// it, and the report's `securityAudit` lists what the kernel reported.
     audit: Option<bool>,
+    /// Arguments for the program, after the entry in its argv.
+    #[schema(schema_with = super::fields::args)]
+    args: Option<Vec<String>>,
+    /// The program's stdin.
+    #[schema(schema_with = super::fields::stdin)]
+    stdin: Option<String>,
+    /// Environment variables the operator allows.
+    #[schema(schema_with = super::fields::env)]
+    env: Option<std::collections::BTreeMap<String, String>>,
+    /// Give the program an output directory (`$IGNITE_OUT_DIR`, /tmp/out; at most 8 MiB and 64
+    /// files) and return its regular files in the report's `files` (size, sha256, base64
+    /// content). Such a run is never served warm.
+    outputs: Option<bool>,
 }
 
 /// Answers with the report, or with `Accept: text/event-stream` / `application/x-ndjson`
@@ -326,6 +339,7 @@ async fn execute(
             format!("input is {} bytes serialised; the limit is {}", input.len(), st.max_input),
         ));
     }
+    let io = super::fields::program_io(req.args, req.stdin, req.env, req.outputs)?;
     let overrides = Overrides { memory_mb: req.memory_mb, timeout_ms: req.timeout_ms, ..Overrides::default() };
     // A few `stat`s and, when service.yaml changed, one capped read of it (see Catalog): done
     // here on the worker, like the rest of a warm run, rather than on another thread.
@@ -357,6 +371,7 @@ async fn execute(
     run.lock = st.lock;
     run.preflight = st.preflight;
     run.warm = true;
+    run.io = io;
     // `ignite report DIR` shows the command line's runs; a server would write a file per request.
     run.keep_report = false;
     run_job(&st, run, permit, (), Format::from_accept(&headers)).await

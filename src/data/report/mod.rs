@@ -117,6 +117,27 @@ pub struct Report {
     /// Security events the kernel reported (audit mode only; absent otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_audit: Option<SecurityAudit>,
+    /// The regular files the program left in its output directory, by relative path (only when
+    /// the request asked for one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<std::collections::BTreeMap<String, OutputFile>>,
+    /// Why `files` is not everything the program meant to leave: the directory was full (its
+    /// size or file cap), or entries were left out (links, devices, too deep), named here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_limit: Option<String>,
+}
+
+/// One file of the output directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputFile {
+    pub size: u64,
+    /// Hex SHA-256 of the content.
+    pub sha256: String,
+    /// The content, base64 (standard alphabet, padded); absent where the file was written to a
+    /// host directory instead (`ignite run --out DIR`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
 }
 
 /// Audit mode's findings: what the kernel told ignite about the run (seccomp notifications for
@@ -348,6 +369,8 @@ mod tests {
             message: None,
             install: None,
             security_audit: None,
+            files: None,
+            files_limit: None,
         }
     }
 

@@ -129,7 +129,7 @@ impl Kind {
     fn new(job: &Job) -> Kind {
         // A sandbox's spec never carries the input of the request that made its kind: the
         // sandboxes of a kind serve other requests (of other keys, for inline code).
-        let template = Job { input: "{}".to_string(), ..job.clone() };
+        let template = Job { input: "{}".to_string(), io: Default::default(), ..job.clone() };
         Kind {
             service: job.service.name.clone(),
             group: Group::of(job),
@@ -659,6 +659,7 @@ mod tests {
             identity: None,
             inline: true,
             session_end: None,
+            io: Default::default(),
         }
     }
 

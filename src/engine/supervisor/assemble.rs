@@ -159,6 +159,8 @@ pub(super) fn assemble(
         message: if notes.is_empty() { None } else { Some(notes.join("; ")) },
         install: None,
         security_audit: None,
+        files: None,
+        files_limit: None,
     }
 }
 
@@ -180,6 +182,8 @@ mod tests {
             service: "s".into(),
             runtime: "bun@1.4.5".into(),
             audit: None,
+            stdin: Default::default(),
+            input_file: None,
         }
     }
 

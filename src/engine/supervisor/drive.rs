@@ -83,11 +83,23 @@ impl<R: OciRuntime> Supervisor<R> {
             runtime_exited: false,
             stats_read: false,
         };
-        if let Some(job) = job
-            && let Err(e) = hand_over(l.job.take(), job).await
-        {
-            return (Err(e), teardown);
+        if let Some(job) = job {
+            // The input file first: the program may read it as soon as the job is in.
+            let written = match &plan.input_file {
+                Some(text) => super::launch::write_input_file(&teardown.run_dir, text),
+                None => Ok(()),
+            };
+            if let Err(e) = written {
+                return (Err(e), teardown);
+            }
+            if let Err(e) = hand_over(l.job.take(), job).await {
+                return (Err(e), teardown);
+            }
         }
+        // Fed beside the run (a program may write before it reads, or never read); aborted
+        // when the run is over, which closes the pipe if it is still open.
+        let stdin_task = l.stdin.take().map(|fd| tokio::spawn(feed_stdin(fd, plan.stdin.clone())));
+        let _stdin_guard = AbortOnDrop(stdin_task);
 
         let mut events: Vec<InitEvent> = Vec::new();
         let mut stats: Option<CgroupStats> = None;
@@ -341,6 +353,27 @@ async fn hand_over(fd: Option<OwnedFd>, job: &JobMessage) -> Result<(), Supervis
     let mut tx = pipe::Sender::from_owned_fd(fd).map_err(|e| SupervisorError::Handover(e.to_string()))?;
     tx.write_all(line.as_bytes()).await.map_err(|e| SupervisorError::Handover(e.to_string()))?;
     Ok(())
+}
+
+/// Writes the program's stdin and closes it: the program reads these bytes, then end of file.
+/// A program that exits (or closes its stdin) early ends the write with EPIPE, which is no
+/// error of the run.
+async fn feed_stdin(fd: OwnedFd, bytes: Arc<[u8]>) {
+    let Ok(mut tx) = pipe::Sender::from_owned_fd(fd) else { return };
+    if !bytes.is_empty() {
+        let _ = tx.write_all(&bytes).await;
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
+    }
 }
 
 /// Waits for the runtime process to exit (it removes the container first); after

@@ -1,5 +1,5 @@
 //! Launching a run: the locked run directory, the spec saved for the OCI runtime, the pipes
-//! (output, report, release, a warm sandbox's job), the audit listener, and the one
+//! (output, report, release, stdin, a warm sandbox's job), the audit listener, and the one
 //! foreground `run` of the runtime; then, for a warm sandbox, waiting until it is ready, or
 //! giving it up.
 
@@ -56,6 +56,9 @@ impl<R: OciRuntime> Supervisor<R> {
     ) -> Result<Launched, (SupervisorError, String, Flock<File>)> {
         let started = (|| {
             self.oci.adapt_spec(&plan.spec)?.save(run_dir.join("config.json"))?;
+            // The run's input directory, which a run's spec mounts read-only (empty unless its
+            // input is too large for the variable; a warm sandbox's is filled at handover).
+            create_input_dir(&run_dir, plan.input_file.as_deref())?;
             let (out_r, out_w) = pipe_pair()?;
             let (err_r, err_w) = pipe_pair()?;
             let (rep_r, rep_w) = pipe_pair()?;
@@ -66,7 +69,9 @@ impl<R: OciRuntime> Supervisor<R> {
                 fd.try_clone().map_err(|e| SupervisorError::Pipe(nix::Error::from_raw(e.raw_os_error().unwrap_or(0))))
             };
             let (runtime_out, runtime_err) = (dup(&out_w)?, dup(&err_w)?);
-            let mut extra_fds = vec![rep_w, rel_r, out_w, err_w];
+            // The program's stdin (fd 7 of the entrypoint): written by `drive`, then closed.
+            let (in_r, in_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(SupervisorError::Pipe)?;
+            let mut extra_fds = vec![rep_w, rel_r, out_w, err_w, in_r];
             let job = if wait_job {
                 let (job_r, job_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(SupervisorError::Pipe)?;
                 extra_fds.push(job_r);
@@ -82,10 +87,10 @@ impl<R: OciRuntime> Supervisor<R> {
             let fg = self.oci.run(&plan.id, &run_dir, io)?;
             let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel();
             tokio::spawn(read_events(rep_r, ev_tx));
-            Ok((out_r, err_r, rel_w, job, listener, fg, ev_rx, launch, launch_ns))
+            Ok((out_r, err_r, rel_w, in_w, job, listener, fg, ev_rx, launch, launch_ns))
         })();
         match started {
-            Ok((out_r, err_r, rel_w, job, listener, fg, ev_rx, launch, launch_ns)) => Ok(Launched {
+            Ok((out_r, err_r, rel_w, in_w, job, listener, fg, ev_rx, launch, launch_ns)) => Ok(Launched {
                 plan,
                 run_dir,
                 lock,
@@ -94,6 +99,7 @@ impl<R: OciRuntime> Supervisor<R> {
                 err_r,
                 ev_rx,
                 release: Some(rel_w),
+                stdin: Some(in_w),
                 job,
                 listener,
                 launch,
@@ -136,6 +142,7 @@ impl<R: OciRuntime> Supervisor<R> {
     /// entrypoint exit without starting anything; then everything is removed.
     pub async fn discard(&self, mut l: Launched) {
         l.job.take();
+        l.stdin.take();
         let listener = l.listener.take();
         let teardown = Teardown {
             id: l.plan.id.clone(),
@@ -149,6 +156,34 @@ impl<R: OciRuntime> Supervisor<R> {
         self.finish(teardown).await;
         drop(listener);
     }
+}
+
+/// Creates the run directory's input directory, with the input file in it when there is one.
+fn create_input_dir(run_dir: &std::path::Path, input: Option<&str>) -> Result<(), SupervisorError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = run_dir.join(super::INPUT_SUBDIR);
+    std::fs::DirBuilder::new().mode(0o755).create(&dir).at("create", &dir)?;
+    if let Some(text) = input {
+        write_input_file(run_dir, text)?;
+    }
+    Ok(())
+}
+
+/// Writes the input file into a run's input directory: a new file (never through a link),
+/// readable by the sandbox's user, which does not own it.
+pub(super) fn write_input_file(run_dir: &std::path::Path, text: &str) -> Result<(), SupervisorError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = run_dir.join(super::INPUT_SUBDIR).join(crate::sandbox::abi::INPUT_FILE_NAME);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .at("create", &path)?;
+    f.write_all(text.as_bytes()).at("write", &path)?;
+    Ok(())
 }
 
 pub(super) fn pipe_pair() -> Result<(pipe::Receiver, OwnedFd), SupervisorError> {

@@ -82,7 +82,17 @@ pub struct RunPlan {
     /// Audit mode: the seccomp listener to run beside the container (the spec's filter was
     /// built for it), and a `securityAudit` in the report.
     pub audit: Option<AuditPlan>,
+    /// The program's stdin: written into its stdin pipe when the run starts, then end of file.
+    pub stdin: Arc<[u8]>,
+    /// An input too large for its variable: written to the run directory's input directory
+    /// (mounted read-only in the sandbox) before the program starts.
+    pub input_file: Option<Arc<str>>,
 }
+
+/// The run directory's subdirectory every run's spec mounts read-only at
+/// [`crate::sandbox::abi::INPUT_DIR`] (its input file, when the input is too large for the
+/// variable).
+pub const INPUT_SUBDIR: &str = "input";
 
 /// Time allowed for creating the container before the program's own limit starts.
 const LAUNCH_ALLOWANCE: Duration = Duration::from_secs(30);
@@ -109,6 +119,8 @@ pub struct Launched {
     err_r: pipe::Receiver,
     ev_rx: tokio::sync::mpsc::UnboundedReceiver<InitEvent>,
     release: Option<OwnedFd>,
+    /// The program's stdin pipe (host end), written and closed when the run starts.
+    stdin: Option<OwnedFd>,
     /// A warm sandbox's job pipe (host end).
     job: Option<OwnedFd>,
     listener: Option<Listener>,
@@ -125,6 +137,16 @@ impl Launched {
     pub fn set_timeout(&mut self, timeout: Duration, grace: Duration) {
         self.plan.timeout = timeout;
         self.plan.grace = grace;
+    }
+
+    /// The stdin of the run it will serve (a warm sandbox learns it at handover).
+    pub fn set_stdin(&mut self, stdin: Arc<[u8]>) {
+        self.plan.stdin = stdin;
+    }
+
+    /// The input file of the run it will serve, written at handover.
+    pub fn set_input_file(&mut self, input: Option<Arc<str>>) {
+        self.plan.input_file = input;
     }
 }
 

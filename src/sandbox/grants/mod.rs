@@ -1,8 +1,8 @@
 //! What a run's policy grants beyond the default sandbox, set up on the host before the
 //! container starts and torn down after it is gone: a user-mode network
 //! (`security.network.enabled: true`, see [`crate::sandbox::netns`]) and a writable layer over the root
-//! (`security.filesystem.readOnly: false`, see [`overlay`]). A run granted neither gets nothing
-//! from here.
+//! (`security.filesystem.readOnly: false`, see [`overlay`]), and an output directory when the
+//! request asks for one (see [`out`]). A run granted none gets nothing from here.
 //!
 //! Everything lives in `<state>/grants/<id>/` (root-only): a lock held while the run's ignite
 //! lives, resolv.conf and slirp4netns's log, and the mount points `layer/` (the tmpfs holding
@@ -13,6 +13,7 @@
 //! and the namespace dies with ignite's thread; the mounts stay until the next ignite, or
 //! `ignite cleanup`, runs [`reap_stale`].
 
+pub mod out;
 pub mod overlay;
 
 use std::fs::{self, File};
@@ -33,6 +34,7 @@ use overlay::{Layer, LayerError};
 pub const GRANTS_DIR: &str = "grants";
 const LAYER_DIR: &str = "layer";
 const ROOT_DIR: &str = "root";
+const OUT_DIR: &str = "out";
 /// Who needs the network tools, for the error when they are missing.
 pub const NETWORK_PURPOSE: &str = "a run with security.network.enabled: true";
 
@@ -58,6 +60,11 @@ pub fn root_path(state_root: &Path, id: &str) -> PathBuf {
     dir_of(state_root, id).join(ROOT_DIR)
 }
 
+/// Where run `id`'s output directory is mounted (what its spec binds at the output path).
+pub fn out_path(state_root: &Path, id: &str) -> PathBuf {
+    dir_of(state_root, id).join(OUT_DIR)
+}
+
 /// The host's resolv.conf for run `id`'s network (bound at `/etc/resolv.conf`).
 pub fn resolv_conf_path(state_root: &Path, id: &str) -> PathBuf {
     dir_of(state_root, id).join(netns::RESOLV_CONF_FILE)
@@ -74,26 +81,34 @@ pub struct RunGrants {
     dir: PathBuf,
     net: Option<UserNet>,
     layer: Option<Layer>,
+    out: Option<out::OutMount>,
     _lock: Flock<File>,
 }
 
 impl RunGrants {
     /// Sets up what `policy` grants run `id`, whose runtime rootfs is `rootfs`; `None` when it
-    /// grants nothing beyond the default sandbox. `tools` come from [`tools_for`].
+    /// grants nothing beyond the default sandbox. `tools` come from [`tools_for`]. With
+    /// `out_owner` (the run's uid and gid) the run gets an output directory owned by it.
     pub async fn setup(
         state_root: &Path,
         id: &str,
         policy: &Policy,
         tools: Option<&Tools>,
         rootfs: &Path,
+        out_owner: Option<(u32, u32)>,
     ) -> Result<Option<RunGrants>, GrantError> {
-        if !policy.network && policy.read_only {
+        if !policy.network && policy.read_only && out_owner.is_none() {
             return Ok(None);
         }
         let started = Instant::now();
         let (dir, lock) = create_locked(&state_root.join(GRANTS_DIR), id)?;
         // From here on, every early return drops `grants`, which undoes what was done.
-        let mut grants = RunGrants { dir, net: None, layer: None, _lock: lock };
+        let mut grants = RunGrants { dir, net: None, layer: None, out: None, _lock: lock };
+        if let Some((uid, gid)) = out_owner {
+            let path = grants.dir.join(OUT_DIR);
+            fs::DirBuilder::new().mode(0o700).create(&path).at("create", &path)?;
+            grants.out = Some(out::OutMount::mount(&path, uid, gid)?);
+        }
         if !policy.read_only {
             let layer = grants.dir.join(LAYER_DIR);
             let root = grants.dir.join(ROOT_DIR);
@@ -117,6 +132,16 @@ impl RunGrants {
     /// The network the spec joins, if granted.
     pub fn network(&self) -> Option<NetworkAttach> {
         self.net.as_ref().map(UserNet::attach)
+    }
+
+    /// The output directory's host path (what the spec binds), if granted.
+    pub fn out_dir(&self) -> Option<&Path> {
+        self.out.as_ref().map(out::OutMount::path)
+    }
+
+    /// Reads back the output directory (once the container is gone), if granted.
+    pub fn collect_out(&self) -> Option<std::io::Result<out::Collected>> {
+        self.out.as_ref().map(out::OutMount::collect)
     }
 
     /// The writable root the spec names, if granted.
@@ -151,6 +176,8 @@ impl Drop for RunGrants {
         self.net.take();
         let unmounted = self.layer.as_mut().is_none_or(Layer::unmount);
         self.layer.take();
+        let unmounted = self.out.as_mut().is_none_or(out::OutMount::unmount) && unmounted;
+        self.out.take();
         remove_dir(&self.dir, unmounted);
         tracing::debug!(ms = started.elapsed().as_secs_f64() * 1000.0, "policy grants torn down");
     }
@@ -159,7 +186,7 @@ impl Drop for RunGrants {
 /// Removes a grants directory, unless something is still mounted in it: then deleting would
 /// reach into the mount, and the next [`reap_stale`] tries again.
 fn remove_dir(dir: &Path, unmounted: bool) {
-    let mounted = !unmounted || [LAYER_DIR, ROOT_DIR].iter().any(|d| overlay::is_mount_point(&dir.join(d)));
+    let mounted = !unmounted || [LAYER_DIR, ROOT_DIR, OUT_DIR].iter().any(|d| overlay::is_mount_point(&dir.join(d)));
     if mounted {
         tracing::warn!("{} still has a mount; leaving it for `ignite cleanup`", dir.display());
         return;
@@ -188,7 +215,9 @@ pub fn reap_stale(state_root: &Path) -> Vec<String> {
                 let _ = fs::remove_dir_all(&dir);
             }
             Leftover::Dead { name, dir, lock: _lock } => {
-                let unmounted = overlay::unmount(&dir.join(ROOT_DIR)) & overlay::unmount(&dir.join(LAYER_DIR));
+                let unmounted = overlay::unmount(&dir.join(ROOT_DIR))
+                    & overlay::unmount(&dir.join(LAYER_DIR))
+                    & overlay::unmount(&dir.join(OUT_DIR));
                 remove_dir(&dir, unmounted);
                 tracing::info!("removed the leftovers of run {name}'s policy grants");
                 reaped.push(name);
@@ -208,7 +237,8 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let policy = crate::data::policy::builtin_only(false).unwrap().policy;
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let g = rt.block_on(RunGrants::setup(d.path(), "ig-1", &policy, None, Path::new("/nonexistent"))).unwrap();
+        let g =
+            rt.block_on(RunGrants::setup(d.path(), "ig-1", &policy, None, Path::new("/nonexistent"), None)).unwrap();
         assert!(g.is_none());
         assert!(!d.path().join(GRANTS_DIR).exists());
         assert!(tools_for(&policy).unwrap().is_none());

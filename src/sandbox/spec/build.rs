@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::network::{NetnsGrant, NetworkAttach, RESOLV_CONF};
 use crate::data::runtime::APP_DIR;
-use crate::sandbox::abi::{INPUT_VAR, MAX_ENV_STRING, WAIT_JOB_FLAG};
+use crate::sandbox::abi::{INPUT_DIR, INPUT_VAR, MAX_ENV_STRING, WAIT_JOB_FLAG};
 use crate::sandbox::spawn_guard::SpawnRule;
 use oci_spec::runtime::{
     Capabilities, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
@@ -26,6 +26,12 @@ pub const NODE_MODULES_DIR: &str = "/node_modules";
 /// Where a session's workspace appears: the one writable bind mount a run may have. Under
 /// `/tmp` (a per-run tmpfs) so runc creates its mount point there, not in the shared rootfs.
 pub const WORKSPACE_DIR: &str = "/tmp/workspace";
+/// Where a run's output directory is mounted read-write (a tmpfs of its own on the host; see
+/// `sandbox::grants::out`). Under the container's `/tmp`: a mount point at `/out` would have
+/// to be made in the shared, read-only runtime root.
+pub const OUT_DIR: &str = "/tmp/out";
+/// The variable that names [`OUT_DIR`] to a program that has one.
+pub const OUT_DIR_VAR: &str = "IGNITE_OUT_DIR";
 /// Where ignite's static entrypoint is bind-mounted (an empty placeholder in every rootfs).
 pub const INIT_PATH: &str = "/.ignite/init";
 pub const SANDBOX_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
@@ -142,6 +148,14 @@ pub struct SpecInput {
     /// A session's workspace (a host directory), mounted read-write, nosuid, nodev, noexec at
     /// [`WORKSPACE_DIR`]; such a spec passes [`validate_session`] only.
     pub workspace: Option<PathBuf>,
+    /// The run's input directory (ignite's, in the run directory), mounted read-only at
+    /// [`INPUT_DIR`]: it holds the input file when the input is too large for
+    /// [`INPUT_VAR`]. Every run has it (a warm sandbox's is filled at handover), so that the
+    /// spec does not depend on the input's size.
+    pub input_dir: Option<PathBuf>,
+    /// The run's output directory (a tmpfs ignite mounted for it), bound read-write, nosuid,
+    /// nodev, noexec at [`OUT_DIR`]; such a spec passes [`validate_run`] with it granted.
+    pub out_dir: Option<PathBuf>,
     /// Host path of the static `ignite-init` binary.
     pub init_binary: PathBuf,
     /// Who the program runs as.
@@ -234,6 +248,14 @@ pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
     if let Some(ws) = &input.workspace {
         // After /tmp, which holds its mount point.
         mounts.push(mount(WORKSPACE_DIR, "bind", &ws.to_string_lossy(), &["bind", "rw", "nosuid", "nodev", "noexec"])?);
+    }
+    if let Some(dir) = &input.input_dir {
+        // After /tmp, which holds its mount point.
+        mounts.push(mount(INPUT_DIR, "bind", &dir.to_string_lossy(), &["bind", "ro", "nosuid", "nodev", "noexec"])?);
+    }
+    if let Some(dir) = &input.out_dir {
+        // After /tmp, which holds its mount point.
+        mounts.push(mount(OUT_DIR, "bind", &dir.to_string_lossy(), &["bind", "rw", "nosuid", "nodev", "noexec"])?);
     }
     if let Some(net) = &input.network {
         let source = net.resolv_conf.to_string_lossy();
@@ -355,6 +377,9 @@ pub struct Grants<'a> {
     pub writable_root: Option<&'a Path>,
     /// [`WORKSPACE_DIR`] may be a read-write (nosuid, nodev, noexec) bind of this directory.
     pub workspace: Option<&'a Path>,
+    /// [`OUT_DIR`] may be a read-write (nosuid, nodev, noexec) bind of this directory, the
+    /// output tmpfs ignite mounted for the run.
+    pub out: Option<&'a Path>,
 }
 
 /// [`validate`] with the departures `grants` allows, and only those.
@@ -366,6 +391,7 @@ pub fn validate_run(spec: &Spec, grants: &Grants) -> Result<(), SpecError> {
             writable_tmp: None,
             workspace: grants.workspace,
             writable_root: grants.writable_root,
+            out: grants.out,
         },
     )
 }
@@ -382,6 +408,8 @@ pub(super) struct Allowances<'a> {
     pub workspace: Option<&'a Path>,
     /// The root may be read-write at exactly this path.
     pub writable_root: Option<&'a Path>,
+    /// [`OUT_DIR`] may be a read-write (nosuid, nodev, noexec) bind of this directory.
+    pub out: Option<&'a Path>,
 }
 
 /// A granted namespace must be one ignite created, never the host's, and the spec must join
@@ -536,7 +564,14 @@ pub(super) fn validate_with(spec: &Spec, allow: &Allowances) -> Result<(), SpecE
                 && !has("rbind")
                 && has("noexec")
         });
-        if is_bind && !(has("nosuid") && has("nodev") && (has("ro") || writable_ok || workspace_ok)) {
+        let out_ok = allow.out.is_some_and(|src| {
+            dest == Path::new(OUT_DIR)
+                && m.source().as_deref() == Some(src)
+                && has("bind")
+                && !has("rbind")
+                && has("noexec")
+        });
+        if is_bind && !(has("nosuid") && has("nodev") && (has("ro") || writable_ok || workspace_ok || out_ok)) {
             return Err(unsafe_spec(format!("bind mount {} is not ro,nosuid,nodev", dest.display())));
         }
         if !is_bind && !has("nosuid") {
@@ -611,6 +646,41 @@ mod tests {
         for want in ["bind", "ro", "nosuid", "nodev"] {
             assert!(o.iter().any(|x| x == want), "{want} missing: {o:?}");
         }
+    }
+
+    #[test]
+    fn only_a_granted_output_directory_is_bound_read_write_and_every_run_has_its_input_read_only() {
+        let out = Path::new("/run/ignite/grants/ig-1/out");
+        let mut i = input();
+        i.out_dir = Some(out.to_path_buf());
+        let s = build(&i).unwrap();
+        let find =
+            |dest: &str| s.mounts().as_ref().unwrap().iter().find(|m| m.destination() == Path::new(dest)).cloned();
+        let m = find(OUT_DIR).unwrap();
+        let o = m.options().as_ref().unwrap();
+        for want in ["bind", "rw", "nosuid", "nodev", "noexec"] {
+            assert!(o.iter().any(|x| x == want), "{want} missing: {o:?}");
+        }
+        validate_run(&s, &Grants { out: Some(out), ..Grants::default() }).unwrap();
+        assert!(validate(&s).unwrap_err().to_string().contains("not ro,nosuid,nodev"));
+        let elsewhere = Grants { out: Some(Path::new("/elsewhere")), ..Grants::default() };
+        assert!(validate_run(&s, &elsewhere).is_err(), "another source");
+        // The granted source at another destination is refused too.
+        let mut moved = s.clone();
+        let mut mounts = moved.mounts().clone().unwrap();
+        for m in mounts.iter_mut().filter(|m| m.destination() == Path::new(OUT_DIR)) {
+            m.set_destination(PathBuf::from("/tmp/elsewhere"));
+        }
+        moved.set_mounts(Some(mounts));
+        assert!(validate_run(&moved, &Grants { out: Some(out), ..Grants::default() }).is_err());
+        // The input directory: read-only, in every run's spec, warm or cold.
+        let m = find(INPUT_DIR).unwrap();
+        assert!(m.options().as_ref().unwrap().iter().any(|x| x == "ro"));
+        let mut warm = input();
+        warm.wait_job = true;
+        assert!(
+            build(&warm).unwrap().mounts().as_ref().unwrap().iter().any(|m| m.destination() == Path::new(INPUT_DIR))
+        );
     }
 
     #[test]

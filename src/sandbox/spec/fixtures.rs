@@ -26,6 +26,8 @@ pub fn input() -> SpecInput {
             group: "/run/ignite/uids/200123.group".into(),
         },
         argv: vec!["/usr/local/bin/bun".into(), "run".into(), "/app/index.ts".into()],
+        out_dir: None,
+        input_dir: Some("/run/ignite/runs/ig-1/input".into()),
         env: compose_env(&BTreeMap::new(), &BTreeMap::new(), "{}").unwrap(),
         limits: Limits::new(64, 0.5),
         hostname: "hello".into(),

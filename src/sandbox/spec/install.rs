@@ -66,6 +66,7 @@ pub fn validate_install(spec: &Spec, sandbox: &InstallSandbox) -> Result<(), Spe
             writable_tmp: Some(&sandbox.scratch),
             workspace: None,
             writable_root: None,
+            out: None,
         },
     )
 }
@@ -85,6 +86,8 @@ mod tests {
     fn input() -> SpecInput {
         SpecInput {
             app_dir: "/srv/svc".into(),
+            input_dir: None,
+            out_dir: None,
             user: crate::sandbox::spec::RunUser {
                 uid: 201_000,
                 gid: 201_000,

@@ -25,6 +25,8 @@ fn exec(status: Status) -> Report {
         message: None,
         install: None,
         security_audit: None,
+        files: None,
+        files_limit: None,
     }
 }
 
