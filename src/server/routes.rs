@@ -13,7 +13,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Path, Request, S
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::OwnedSemaphorePermit;
@@ -46,6 +46,8 @@ pub(super) fn router(state: Arc<AppState>, max_body: usize) -> Router {
         .merge(super::sessions::routes())
         .route("/metrics", get(super::metrics::scrape))
         .route("/openapi.json", get(super::openapi::document))
+        // The MCP tools over streamable HTTP (see `crate::mcp`), behind the same gate.
+        .route("/mcp", any(move |State(st): St, req: Request| super::mcp::http(st, req, max_body)))
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")

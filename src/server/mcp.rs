@@ -1,0 +1,349 @@
+//! The server's state as the MCP tools' backend: `/mcp` under `ignite serve` (streamable
+//! HTTP, behind the same keys, rate limit and admission as every route) and `ignite mcp`
+//! (stdio, one client). A tool call passes the same checks as the HTTP route that does the
+//! same thing, and its refusals carry that route's error code.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::catalog::{Catalog, Lookup};
+use super::error::ApiError;
+use super::limits::Admission;
+use super::routes::{Owner, internal, shutting_down};
+use super::sessions::{self, SessionConfig, Sessions};
+use super::{AppState, ServeError, inline, metrics};
+use crate::data::report::Report;
+use crate::data::service::{self, MEMORY_MB_RANGE, Overrides, PassEnv, TIMEOUT_MS_RANGE};
+use crate::engine::{
+    Engine, InlineProgram, InlineSource, Input, LockCheck, MAX_INPUT_BYTES, PolicyChoice, PoolConfig, PreflightGate,
+    Program, Request as RunRequest,
+};
+use crate::mcp::args::{RunCode, RunService, SessionCreate};
+use crate::mcp::{Backend, Caller, ToolError};
+
+/// How long runs still going when the stdio client hangs up get to finish.
+const STDIO_DRAIN: Duration = Duration::from_secs(30);
+
+/// The tools' backend: the server's state. `services` is false for `ignite mcp` without
+/// `--services`: no catalog to list or run from.
+pub(super) struct ServerTools {
+    st: Arc<AppState>,
+    services: bool,
+}
+
+impl From<ApiError> for ToolError {
+    fn from(e: ApiError) -> ToolError {
+        ToolError {
+            code: e.code,
+            message: e.message,
+            retry_after: e.retry_after,
+            details: e.preflight.and_then(|p| serde_json::to_value(p).ok()).map(|v| ("preflight", v)),
+        }
+    }
+}
+
+fn too_large(input: &str, max: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "input_too_large",
+        format!("input is {} bytes serialised; the limit is {max}", input.len()),
+    )
+}
+
+impl ServerTools {
+    /// Runs `req` to its report with its slot (and a session's turn) held until the run ends;
+    /// a caller that goes away cancels it, as an HTTP client hanging up does.
+    async fn report<H: Send + 'static>(
+        &self,
+        req: RunRequest,
+        permit: OwnedSemaphorePermit,
+        held: H,
+    ) -> Result<Report, ApiError> {
+        let st = self.st.clone();
+        let cancel = st.cancel_runs.child_token();
+        let (engine, cancel2) = (st.engine.clone(), cancel.clone());
+        let st2 = st.clone();
+        let run = st.runs.spawn(async move {
+            let _permit = permit;
+            let _held = held;
+            let started = Instant::now();
+            let result = engine.run(req, cancel2).await.map(|outcome| outcome.report);
+            st2.metrics.execution(result.as_ref().map_or("failed", |r| r.status.as_str()), started.elapsed());
+            result.map_err(|e| ApiError::from_run(e, &|m| st2.catalog.relative(m)))
+        });
+        let abandon = cancel.drop_guard();
+        let report = run.await.map_err(internal)?;
+        abandon.disarm();
+        report
+    }
+
+    fn check_input(&self, input: Option<&Value>) -> Result<String, ApiError> {
+        let input = input.map_or_else(|| "{}".to_string(), Value::to_string);
+        if input.len() > self.st.max_input {
+            return Err(too_large(&input, self.st.max_input));
+        }
+        Ok(input)
+    }
+
+    async fn admit(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        if self.st.draining.load(Ordering::SeqCst) {
+            return Err(shutting_down());
+        }
+        let permit = self.st.admission.admit().await.map_err(|_| inline::busy())?;
+        if self.st.draining.load(Ordering::SeqCst) {
+            return Err(shutting_down());
+        }
+        Ok(permit)
+    }
+
+    /// `POST /v1/execute` (and `/v1/sessions/{id}/execute`) as a tool.
+    async fn code(&self, caller: &Caller, session: Option<String>, args: RunCode) -> Result<Report, ApiError> {
+        let invalid = |m: &str| ApiError::bad_request("invalid_request", m);
+        let source = match (args.files, args.code) {
+            (Some(_), Some(_)) => return Err(invalid("give either `files` or `code`, not both")),
+            (None, None) => return Err(invalid("give the program as `code` (one file) or `files` ({path: content})")),
+            (Some(files), None) => InlineSource::Files(files.into_iter().collect()),
+            (None, Some(code)) => InlineSource::Code(code),
+        };
+        let limits = args.limits.unwrap_or_default();
+        let program = InlineProgram {
+            runtime: args.runtime.unwrap_or_else(|| "bun".to_string()),
+            source,
+            entry: args.entry,
+            memory_mb: limits.memory_mb,
+            timeout_ms: limits.timeout_ms,
+            cpu: limits.cpu,
+        };
+        program.check(self.st.engine.registry())?;
+        let input = self.check_input(args.input.as_ref())?;
+        let (workspace, turn, permit) = match session {
+            Some(id) => {
+                let t = sessions::turn(&self.st, &id, &Owner(caller.0.clone())).await?;
+                let permit = match t.permit {
+                    Some(p) => p,
+                    None => self.admit().await?,
+                };
+                (Some(t.workspace), Some(t.turn), permit)
+            }
+            None => (None, None, self.admit().await?),
+        };
+        // The built-in policy only, never a policy file among the request's own files.
+        let mut run = RunRequest::new(Program::Inline(Box::new(program)));
+        run.input = Input::Json(input);
+        run.policy = PolicyChoice::Builtin;
+        run.audit = args.audit.unwrap_or(true);
+        run.preflight = self.st.preflight;
+        run.workspace = workspace.clone();
+        run.warm = true;
+        self.report(run, permit, (turn, workspace)).await
+    }
+
+    /// `POST /services/{name}/execute` as a tool.
+    async fn service(&self, args: RunService) -> Result<Report, ApiError> {
+        if !self.services {
+            return Err(ApiError::not_found(
+                "this server has no services: start `ignite mcp` with --services DIR to offer some",
+            ));
+        }
+        let limits = args.limits.unwrap_or_default();
+        if let Some(v) = limits.memory_mb {
+            service::check_range(v, MEMORY_MB_RANGE, "MiB")
+                .map_err(|r| ApiError::bad_request("invalid_request", format!("limits.memoryMb {r}")))?;
+        }
+        if let Some(v) = limits.timeout_ms {
+            service::check_range(v, TIMEOUT_MS_RANGE, "ms")
+                .map_err(|r| ApiError::bad_request("invalid_request", format!("limits.timeoutMs {r}")))?;
+        }
+        let input = self.check_input(args.input.as_ref())?;
+        let overrides =
+            Overrides { memory_mb: limits.memory_mb, timeout_ms: limits.timeout_ms, ..Overrides::default() };
+        let svc = match self.st.catalog.lookup(&args.name, &overrides) {
+            Lookup::Found(s) => *s,
+            Lookup::Invalid(e) => return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "service_invalid", e)),
+            Lookup::NotFound => {
+                return Err(ApiError::not_found(format!("no service {:?}; list_services names them", args.name)));
+            }
+        };
+        let permit = self.admit().await?;
+        let mut run = RunRequest::new(Program::Service(Box::new(svc)));
+        run.input = Input::Json(input);
+        run.policy = PolicyChoice::Service { file: None };
+        run.audit = args.audit.unwrap_or(true);
+        run.lock = self.st.lock;
+        run.preflight = self.st.preflight;
+        run.warm = true;
+        run.keep_report = false;
+        self.report(run, permit, ()).await
+    }
+}
+
+impl Backend for ServerTools {
+    fn caller(&self, http: Option<&Parts>) -> Caller {
+        // The gate put the key's digest on the HTTP request; over stdio there is one client.
+        Caller(http.and_then(|p| p.extensions.get::<Owner>()).and_then(|o| o.0.clone()))
+    }
+
+    async fn list_services(&self) -> Result<Value, ToolError> {
+        if !self.services {
+            return Ok(serde_json::json!({ "services": [] }));
+        }
+        let st = self.st.clone();
+        let list = tokio::task::spawn_blocking(move || st.catalog.list()).await.map_err(internal)?.map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "services_dir", format!("cannot list services: {e}"))
+        })?;
+        Ok(serde_json::json!({ "services": list }))
+    }
+
+    async fn run_code(&self, caller: &Caller, session: Option<String>, args: RunCode) -> Result<Report, ToolError> {
+        Ok(self.code(caller, session, args).await?)
+    }
+
+    async fn run_service(&self, _caller: &Caller, args: RunService) -> Result<Report, ToolError> {
+        Ok(self.service(args).await?)
+    }
+
+    async fn create_session(&self, caller: &Caller, args: SessionCreate) -> Result<Value, ToolError> {
+        let info = sessions::open(&self.st, Owner(caller.0.clone()), args.ttl_seconds).await?;
+        serde_json::to_value(info).map_err(|e| ToolError::new("internal", e.to_string()))
+    }
+
+    async fn close_session(&self, caller: &Caller, id: String) -> Result<(), ToolError> {
+        if self.st.sessions.remove(&id, &caller.0).await {
+            Ok(())
+        } else {
+            Err(ToolError::new(
+                "not_found",
+                format!("no session {id:?} (it expired, was closed, or belongs to another key)"),
+            ))
+        }
+    }
+}
+
+/// `/mcp`: the body read within `--max-body`, then answered by the streamable HTTP transport.
+/// The gate in front of every route has already authenticated and rate-limited the request.
+pub(super) async fn http(st: Arc<AppState>, req: Request, max_body: usize) -> Response {
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, max_body).await {
+        Ok(b) => b,
+        Err(e) => {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("failed to read the request body within --max-body ({max_body} bytes): {e}"),
+            )
+            .into_response();
+        }
+    };
+    let cancel = st.cancel_runs.child_token();
+    let tools = Arc::new(ServerTools { st, services: true });
+    let service = crate::mcp::http_service(tools, cancel);
+    service.handle(Request::from_parts(parts, Body::from(bytes))).await.map(Body::new).into_response()
+}
+
+/// Settings of `ignite mcp` (stdio): those of `ignite serve` that apply to one local client.
+#[derive(Debug, Clone)]
+pub struct StdioConfig {
+    /// `--services DIR`, if any.
+    pub services_dir: Option<PathBuf>,
+    pub pass_env: PassEnv,
+    pub max_concurrent: usize,
+    pub queue: usize,
+    pub max_input: usize,
+    pub sessions: SessionConfig,
+    pub pool: PoolConfig,
+    pub skip_preflight: bool,
+    pub locked: bool,
+}
+
+/// `ignite mcp`: the tools on stdin/stdout until the client closes stdin (or SIGTERM/SIGINT),
+/// then runs still going get a while to finish, and the sessions and warm sandboxes are removed.
+pub async fn serve_stdio(config: StdioConfig, engine: Engine) -> Result<(), ServeError> {
+    if config.max_concurrent == 0 {
+        return Err(ServeError::Invalid("--max-concurrent must be at least 1".into()));
+    }
+    if config.max_input == 0 || config.max_input > MAX_INPUT_BYTES {
+        return Err(ServeError::Invalid(format!("--max-input must be between 1 and {MAX_INPUT_BYTES} bytes")));
+    }
+    let sc = &config.sessions;
+    if sc.default_ttl.is_zero() || sc.default_ttl > sc.max_ttl {
+        return Err(ServeError::Invalid("--session-ttl must be at least 1 and at most --session-max-ttl".into()));
+    }
+    if sc.quota_mb == 0 || sc.max_sessions == 0 {
+        return Err(ServeError::Invalid("--session-quota-mb and --max-sessions must be at least 1".into()));
+    }
+    config.pool.check().map_err(|e| ServeError::Invalid(e.to_string()))?;
+    let services_dir = match &config.services_dir {
+        Some(d) => Some(
+            d.canonicalize()
+                .and_then(|c| std::fs::read_dir(&c).map(|_| c))
+                .map_err(|error| ServeError::ServicesDir { path: d.clone(), error })?,
+        ),
+        None => None,
+    };
+    let engine = Arc::new(engine.with_pool(config.pool.clone()));
+    engine.reap_stale().await;
+    engine.reap_server_dirs();
+    let sessions = Arc::new(Sessions::new(engine.state_dir(), config.sessions.clone(), None));
+    let st = Arc::new(AppState {
+        engine,
+        catalog: Catalog::new(services_dir.clone().unwrap_or_default(), config.pass_env.clone()),
+        keys: Default::default(),
+        limiter: None,
+        admission: Admission::new(config.max_concurrent, config.queue),
+        trust_proxy: false,
+        max_input: config.max_input,
+        draining: AtomicBool::new(false),
+        cancel_runs: CancellationToken::new(),
+        runs: TaskTracker::new(),
+        sessions,
+        metrics: metrics::Metrics::default(),
+        preflight: if config.skip_preflight { PreflightGate::Skip } else { PreflightGate::Enforce },
+        lock: if config.locked { LockCheck::IfPresent } else { LockCheck::Off },
+        node_header: None,
+    });
+    if services_dir.is_some() {
+        super::prestart(&st);
+    }
+    let tools = Arc::new(ServerTools { st: st.clone(), services: services_dir.is_some() });
+    let stop = CancellationToken::new();
+    let signals = tokio::spawn(stop_on_signal(stop.clone()));
+    let sweeper = tokio::spawn(st.sessions.clone().sweep());
+    tracing::info!(services = services_dir.is_some(), "ignite mcp serving on stdio");
+    let served = crate::mcp::serve_stdio(tools, stop).await;
+    // No new calls come; the runs still going finish (or are cancelled) before cleanup.
+    st.draining.store(true, Ordering::SeqCst);
+    st.runs.close();
+    if tokio::time::timeout(STDIO_DRAIN, st.runs.wait()).await.is_err() {
+        st.cancel_runs.cancel();
+        st.runs.wait().await;
+    }
+    sweeper.abort();
+    signals.abort();
+    st.engine.shutdown().await;
+    st.sessions.remove_all().await;
+    served.map_err(|e| ServeError::Invalid(e.to_string()))
+}
+
+async fn stop_on_signal(stop: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        return;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    stop.cancel();
+}
