@@ -367,7 +367,7 @@ TOOLS:
   run_code          run code in a fresh sandbox: runtime, code or files, entry, input, limits
   list_services     the services of --services DIR
   run_service       run one of them by name with an input
-  session_create    a private workspace (/workspace) shared by a session's runs
+  session_create    a private workspace (/tmp/workspace) shared by a session's runs
   session_execute   run_code inside a session
   session_close     remove a session and its workspace
 

@@ -101,7 +101,7 @@ pub struct SessionCreate {
 }
 
 /// `session_execute`: `run_code`'s fields plus the session; the run sees the session's
-/// workspace, read-write, at /workspace, and what it writes there stays for the next run.
+/// workspace, read-write, at /tmp/workspace, and what it writes there stays for the next run.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SessionExecute {
@@ -206,7 +206,7 @@ pub fn tools() -> Vec<Tool> {
         tool::<SessionCreate>(
             "session_create",
             "Create a session",
-            "Create a session: a private workspace (a size-capped directory, mounted at /workspace) that the \
+            "Create a session: a private workspace (a size-capped directory, mounted at /tmp/workspace) that the \
              session's runs share, for work in several steps. Returns its `id`; close it with session_close. It \
              expires after `ttlSeconds`.",
             false,
@@ -214,7 +214,7 @@ pub fn tools() -> Vec<Tool> {
         tool::<SessionExecute>(
             "session_execute",
             "Run code in a session",
-            "Like run_code, with the session's workspace mounted read-write at /workspace: files written there \
+            "Like run_code, with the session's workspace mounted read-write at /tmp/workspace: files written there \
              are seen by the session's later runs. Runs of one session take turns.",
             false,
         ),
@@ -309,5 +309,14 @@ mod tests {
         assert_eq!(run.get("additionalProperties"), Some(&json!(false)));
         let exec = tools[4].input_schema.get("required").unwrap();
         assert_eq!(exec, &json!(["sessionId"]));
+    }
+
+    #[test]
+    fn the_session_tools_name_where_runs_see_the_workspace() {
+        for t in tools().iter().filter(|t| t.name.starts_with("session_") && t.name != "session_close") {
+            let d = t.description.as_deref().unwrap_or_default();
+            assert!(d.contains(crate::engine::WORKSPACE_DIR), "{}: {d}", t.name);
+        }
+        assert!(super::super::INSTRUCTIONS.contains(crate::engine::WORKSPACE_DIR));
     }
 }

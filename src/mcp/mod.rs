@@ -30,7 +30,7 @@ use args::{NoArgs, RunCode, RunService, SessionClose, SessionCreate, SessionExec
 const INSTRUCTIONS: &str = "Ignite runs JavaScript/TypeScript in isolated sandboxes (no network, memory/CPU/time \
 limits). Use run_code for one-off programs (give `code`, print results to stdout; input arrives as JSON in the \
 IGNITE_INPUT environment variable), list_services/run_service for the operator's deployed services, and \
-session_create/session_execute/session_close when several runs must share files (under /workspace).";
+session_create/session_execute/session_close when several runs must share files (under /tmp/workspace).";
 
 /// A call ignite refused or could not carry out: the tool result has `isError: true`, a text
 /// saying what happened and what to do, and `{"error": {"code", "message"}}` as structured
@@ -269,7 +269,7 @@ fn session_result(session: Value) -> CallToolResult {
     let id = session["id"].as_str().unwrap_or_default();
     let text = format!(
         "session {id} created; its runs see their shared workspace at {}; it expires at {}",
-        session["workspace"].as_str().unwrap_or("/workspace"),
+        session["workspace"].as_str().unwrap_or(crate::engine::WORKSPACE_DIR),
         session["expiresAt"].as_str().unwrap_or("?")
     );
     let mut result = CallToolResult::success(vec![Content::text(text)]);

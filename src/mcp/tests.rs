@@ -60,7 +60,7 @@ impl Backend for Fake {
     async fn create_session(&self, _caller: &Caller, args: SessionCreate) -> Result<Value, ToolError> {
         self.answer(
             format!("create {:?}", args.ttl_seconds),
-            json!({"id": "s1", "workspace": "/workspace", "expiresAt": "later"}),
+            json!({"id": "s1", "workspace": "/tmp/workspace", "expiresAt": "later"}),
         )
     }
     async fn close_session(&self, _caller: &Caller, id: String) -> Result<(), ToolError> {
