@@ -2179,6 +2179,231 @@ fn without_a_parked_sandbox_a_request_runs_cold() {
     sb.assert_no_leaks();
 }
 
+/// Lists the files under /app, and what it finds of the runs before it: a marker in /tmp,
+/// a note in the session's workspace (when there is one); then leaves both for a next run.
+const APP_PROBE: &str = r#"import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+const walk = (d: string): string[] =>
+  readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(`${d}/${e.name}`) : [`${d}/${e.name}`]));
+const saw = existsSync("/tmp/marker");
+writeFileSync("/tmp/marker", "left by an earlier run");
+const input = JSON.parse(process.env.IGNITE_INPUT ?? "{}");
+let note = null;
+if (existsSync("/tmp/workspace")) {
+  note = existsSync("/tmp/workspace/note.txt") ? readFileSync("/tmp/workspace/note.txt", "utf8") : null;
+  writeFileSync("/tmp/workspace/note.txt", String(input.n));
+}
+console.log(JSON.stringify({ files: walk("/app").sort(), saw, note, input, uid: process.getuid() }));
+"#;
+
+/// An inline request running [`APP_PROBE`] with a file of its own, `lib/own-N.txt`.
+fn probe_body(n: usize) -> Value {
+    json!({
+        "runtime": "bun",
+        "files": { "index.ts": APP_PROBE, format!("lib/own-{n}.txt"): n.to_string() },
+        "input": { "n": n },
+    })
+}
+
+fn probe_output(report: &Value) -> Value {
+    assert_eq!(report["status"], "ok", "{report}");
+    serde_json::from_str(report["stdout"].as_str().unwrap()).unwrap_or_else(|e| panic!("{e}: {report}"))
+}
+
+/// A services directory with no service: only inline code and sessions use the pool.
+fn no_services(sb: &Sandbox) -> PathBuf {
+    let dir = sb.work.path().join("no-services");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn warm_inline_runs_see_only_their_own_files_and_a_sandbox_serves_one_job() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let srv = Server::start(&sb, &no_services(&sb), &["--pool-min", "1", "--pool-max", "2"], &[]);
+    // Nothing is parked for inline code before its first request: that one runs cold and
+    // starts a sandbox of its kind (bun, index.ts, the default limits, audit on).
+    let first = srv.inline(probe_body(0)).json();
+    assert!(first["metrics"].get("warm").is_none(), "{first}");
+    assert_eq!(probe_output(&first)["files"], json!(["/app/index.ts", "/app/lib/own-0.txt"]), "{first}");
+    assert_eq!(pool_requests(&srv, "inline", "miss"), 1.0);
+    let mut ids = vec![first["containerId"].as_str().unwrap().to_string()];
+    for n in 1..4 {
+        wait_parked(&srv, "inline", 1.0);
+        let v = srv.inline(probe_body(n)).json();
+        assert_eq!(v["metrics"]["warm"], true, "{v}");
+        assert_eq!(v["service"], "inline", "{v}");
+        assert_eq!(v["securityAudit"]["overallStatus"], "clean", "{v}");
+        let out = probe_output(&v);
+        // Its own files, none of an earlier request's, and a sandbox nobody ran in before.
+        assert_eq!(out["files"], json!(["/app/index.ts", format!("/app/lib/own-{n}.txt")]), "{v}");
+        assert_eq!(out["saw"], false, "a sandbox served a second job: {v}");
+        assert_eq!(out["input"], json!({ "n": n }), "{v}");
+        ids.push(v["containerId"].as_str().unwrap().to_string());
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 4, "{ids:?}");
+    assert_eq!(pool_requests(&srv, "inline", "hit"), 3.0);
+
+    // Other limits are another kind: none is parked for it, so it runs cold, with its limits.
+    let mut body = probe_body(9);
+    body["limits"] = json!({ "memoryMb": 80 });
+    let other = srv.inline(body).json();
+    assert!(other["metrics"].get("warm").is_none(), "{other}");
+    assert_eq!(other["metrics"]["memoryLimitMb"], 80, "{other}");
+    assert_eq!(probe_output(&other)["files"], json!(["/app/index.ts", "/app/lib/own-9.txt"]));
+
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    assert!(inline_dirs(&sb).is_empty(), "inline directories left: {:?}", inline_dirs(&sb));
+    sb.assert_no_leaks();
+}
+
+/// A run's OCI spec with what differs by design between two runs of one kind made the same:
+/// its id, its uid, its code directory; and, for a warm sandbox, the entrypoint's
+/// `--wait-job` and the input (which comes with the job, not in the spec).
+fn spec_of_the_kind(config: &Path) -> String {
+    let mut spec: Value = serde_json::from_slice(&std::fs::read(config).unwrap()).unwrap();
+    let id = config.parent().unwrap().file_name().unwrap().to_str().unwrap().to_string();
+    let uid = spec["process"]["user"]["uid"].as_u64().unwrap();
+    let app = spec["mounts"].as_array().unwrap().iter().find(|m| m["destination"] == "/app").unwrap()["source"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    spec["process"]["user"] = json!("UID");
+    spec["process"]["args"].as_array_mut().unwrap().retain(|a| a != "--wait-job");
+    spec["process"]["env"].as_array_mut().unwrap().retain(|e| !e.as_str().unwrap().starts_with("IGNITE_INPUT="));
+    spec.to_string()
+        .replace(&id, "ID")
+        .replace(&app, "APP")
+        .replace(&format!("={uid}\""), "=UID\"")
+        .replace(&format!("/{uid}."), "/UID.")
+}
+
+#[test]
+fn a_warm_inline_sandbox_has_the_spec_of_a_cold_run_of_its_kind() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let srv = Server::start(&sb, &no_services(&sb), &["--pool-min", "1", "--pool-max", "1"], &[]);
+    // The first request runs cold (it outlives this comparison) and starts a sandbox of its
+    // kind: both specs are on disk at once.
+    let url = format!("{}/v1/execute", srv.base);
+    let body = json!({ "runtime": "bun", "code": "await new Promise((r) => setTimeout(r, 4000));" }).to_string();
+    let cold_run =
+        std::thread::spawn(move || response(agent().post(url).header("Content-Type", "application/json").send(body)));
+    let (mut cold, mut warm) = (None, None);
+    for _ in 0..3000 {
+        for entry in std::fs::read_dir(sb.state.path().join("runs")).into_iter().flatten().flatten() {
+            let config = entry.path().join("config.json");
+            let Ok(text) = std::fs::read_to_string(&config) else { continue };
+            let slot = if text.contains("\"--wait-job\"") { &mut warm } else { &mut cold };
+            slot.get_or_insert_with(|| spec_of_the_kind(&config));
+        }
+        if cold.is_some() && warm.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let (cold, warm) = (cold.expect("the cold run's spec"), warm.expect("the parked sandbox's spec"));
+    assert_eq!(warm, cold, "a warm inline sandbox's spec differs from a cold run's");
+    assert!(warm.contains("\"/app\"") && warm.contains("APP"), "{warm}");
+    let r = cold_run.join().unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}
+
+#[test]
+fn a_session_keeps_one_sandbox_parked_with_its_workspace_until_it_ends() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    // --pool-min 0: the session's sandbox is kept because the session lives, not for a min.
+    let srv = Server::start(&sb, &no_services(&sb), &["--pool-min", "0", "--pool-max", "2"], &[]);
+    let create = || {
+        let r = srv.post("/v1/sessions", Some("application/json"), "{}");
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.json()["id"].as_str().unwrap().to_string()
+    };
+    let run = |id: &str, n: usize| {
+        let r = srv.post(&format!("/v1/sessions/{id}/execute"), Some("application/json"), &probe_body(n).to_string());
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()
+    };
+    let s1 = create();
+    let first = run(&s1, 1);
+    assert!(first["metrics"].get("warm").is_none(), "{first}");
+    let uid = probe_output(&first)["uid"].clone();
+    for n in 2..4 {
+        wait_parked(&srv, "inline", 1.0);
+        let v = run(&s1, n);
+        assert_eq!(v["metrics"]["warm"], true, "{v}");
+        let out = probe_output(&v);
+        // The workspace as the run before left it, the session's uid, only its own files,
+        // and a sandbox nobody ran in before.
+        assert_eq!(out["note"], (n - 1).to_string(), "{v}");
+        assert_eq!(out["uid"], uid, "{v}");
+        assert_eq!(out["files"], json!(["/app/index.ts", format!("/app/lib/own-{n}.txt")]), "{v}");
+        assert_eq!(out["saw"], false, "{v}");
+    }
+    // Another kind (other limits) runs cold, and the sandbox parked for the kind before is
+    // dropped: a session keeps one, made for what it asked for last.
+    wait_parked(&srv, "inline", 1.0);
+    let mut body = probe_body(4);
+    body["limits"] = json!({ "memoryMb": 80 });
+    let r = srv.post(&format!("/v1/sessions/{s1}/execute"), Some("application/json"), &body.to_string());
+    let other_kind = r.json();
+    assert!(other_kind["metrics"].get("warm").is_none(), "{other_kind}");
+    assert_eq!(probe_output(&other_kind)["note"], "3", "{other_kind}");
+    let discarded = "ignite_pool_discards_total{service=\"inline\",reason=\"discarded\"}";
+    for _ in 0..3000 {
+        if pool_sample(&srv, discarded) == 1.0 && parked(&srv, "inline") == 1.0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(pool_sample(&srv, discarded), 1.0);
+    wait_parked(&srv, "inline", 1.0);
+    let mut body = probe_body(5);
+    body["limits"] = json!({ "memoryMb": 80 });
+    let r = srv.post(&format!("/v1/sessions/{s1}/execute"), Some("application/json"), &body.to_string());
+    assert_eq!(r.json()["metrics"]["warm"], true, "{}", r.body);
+    assert_eq!(probe_output(&r.json())["note"], "4", "{}", r.body);
+
+    // Another session gets nothing of s1's: not its parked sandbox, not its workspace.
+    wait_parked(&srv, "inline", 1.0);
+    let s2 = create();
+    let other = run(&s2, 7);
+    assert!(other["metrics"].get("warm").is_none(), "{other}");
+    assert_eq!(probe_output(&other)["note"], Value::Null, "{other}");
+    assert_ne!(probe_output(&other)["uid"], uid, "{other}");
+
+    // Ending the sessions removes the sandboxes parked for them.
+    for id in [&s1, &s2] {
+        assert_eq!(srv.call("DELETE", &format!("/v1/sessions/{id}"), "", None).status, 204);
+    }
+    wait_parked(&srv, "inline", 0.0);
+    for _ in 0..3000 {
+        if container_ids(&sb).is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(container_ids(&sb), Vec::<String>::new(), "a sandbox outlived its session");
+
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}
+
 #[test]
 fn a_parked_sandbox_killed_from_outside_is_replaced() {
     if !require_sandbox() {

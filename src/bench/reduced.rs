@@ -103,6 +103,8 @@ fn reduced_job(svc: &Service) -> Result<Job, ReducedError> {
         workspace: None,
         audit: false,
         identity: None,
+        inline: false,
+        session_end: None,
     })
 }
 

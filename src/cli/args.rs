@@ -342,8 +342,10 @@ POST /services/NAME/execute is served from a warm pool: sandboxes started ahead 
 entrypoint confined and waiting), one job each, replaced in the background. Each service keeps
 --pool-min of them parked (started at launch) and grows up to --pool-max under load; idle ones
 beyond the min go after --pool-idle-ttl. Every sandbox (parked or running, warm or cold) reserves
-its memory limit; none is started ahead beyond --pool-memory-mb. Jobs that need a network, a
-writable root or a session run cold, as do inline code and sessions.
+its memory limit; none is started ahead beyond --pool-memory-mb. Jobs that need a network or a
+writable root run cold. Inline code (POST /v1/execute, sized as the service `inline`) is served
+warm too: its files are linked into the sandbox's own empty /app right before the handover. A
+session keeps one sandbox parked with its workspace, replaced after each run.
 
 Every execution is preflighted first, like `ignite run`: a failing check refuses it with 422
 `preflight_failed` and the checks in the body (--skip-preflight turns the checks off). With

@@ -274,6 +274,36 @@ pub(crate) fn materialise(
     }
 }
 
+/// A fresh empty run directory under `STATE/inline`, for a warm sandbox that will run inline
+/// code: mounted (read-only) when the sandbox is created, filled by [`link_into`] right before
+/// its handover. Removed when the guard drops; a dead server's are reaped like every run
+/// directory (see [`crate::engine::workdirs`]).
+pub(crate) fn empty_run_dir(state_root: &Path) -> std::io::Result<InlineDir> {
+    write_run_dir(&state_root.join(INLINE_DIR), &BTreeMap::new())
+}
+
+/// Hard-links the tree of run directory `from` (as [`materialise`] wrote it: directories and
+/// regular files only) into the empty directory `to`, which a parked sandbox has mounted: the
+/// program sees exactly these files, and `from` stays whole for a cold run if the handover
+/// fails. Anything that is neither a directory nor a regular file is refused, not followed.
+pub(crate) fn link_into(from: &Path, to: &Path) -> std::io::Result<()> {
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let kind = fs::symlink_metadata(&src)?.file_type();
+        if kind.is_dir() {
+            fs::create_dir(&dst)?;
+            fs::set_permissions(&dst, fs::Permissions::from_mode(0o755))?;
+            link_into(&src, &dst)?;
+        } else if kind.is_file() {
+            fs::hard_link(&src, &dst)?;
+        } else {
+            return Err(std::io::Error::other(format!("{} is neither a file nor a directory", src.display())));
+        }
+    }
+    Ok(())
+}
+
 /// Writes the files into a fresh directory under `parent`: root-owned, world-readable (the
 /// sandbox user reads it), nothing in it a link. Removed when the returned guard drops.
 fn write_run_dir(parent: &Path, files: &BTreeMap<String, &str>) -> std::io::Result<InlineDir> {
@@ -343,6 +373,48 @@ mod tests {
         let big = files(&[("a.js", &"x".repeat(MAX_TOTAL_BYTES))]);
         assert!(matches!(validate_files(&big).unwrap_err(), FilesError::TooLarge { .. }));
         assert!(!validate_files(&files(&[("../a.js", "")])).unwrap_err().is_too_large());
+    }
+
+    #[test]
+    fn a_run_directory_is_linked_whole_into_an_empty_one_and_nothing_else_is() {
+        let d = tempfile::tempdir().unwrap();
+        let list = files(&[("index.ts", "1"), ("src/deep/b.ts", "2"), ("src/c.ts", "3")]);
+        let code = write_run_dir(&d.path().join("inline"), &validate_files(&list).unwrap()).unwrap();
+        let sandbox = empty_run_dir(d.path()).unwrap();
+        assert_eq!(fs::read_dir(sandbox.path()).unwrap().count(), 0);
+        link_into(code.path(), sandbox.path()).unwrap();
+        fn files_in(dir: &Path, prefix: &str, out: &mut Vec<String>) {
+            for e in fs::read_dir(dir).unwrap() {
+                let e = e.unwrap();
+                let rel = format!("{prefix}{}", e.file_name().to_string_lossy());
+                if e.file_type().unwrap().is_dir() {
+                    files_in(&e.path(), &format!("{rel}/"), out);
+                } else {
+                    out.push(rel);
+                }
+            }
+        }
+        let mut seen = Vec::new();
+        files_in(sandbox.path(), "", &mut seen);
+        seen.sort();
+        assert_eq!(seen, ["index.ts", "src/c.ts", "src/deep/b.ts"]);
+        assert_eq!(fs::read_to_string(sandbox.path().join("src/deep/b.ts")).unwrap(), "2");
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&sandbox.path().join("src/deep")), 0o755);
+        assert_eq!(mode(&sandbox.path().join("src/c.ts")), 0o644);
+        // The run directory stays whole (a cold run could still use it) and each goes with its
+        // own guard.
+        assert_eq!(fs::read_to_string(code.path().join("index.ts")).unwrap(), "1");
+        drop(sandbox);
+        assert_eq!(fs::read_to_string(code.path().join("index.ts")).unwrap(), "1");
+
+        // A link in the source is refused, never followed.
+        let bad = empty_run_dir(d.path()).unwrap();
+        std::os::unix::fs::symlink("/etc", bad.path().join("etc")).unwrap();
+        let target = empty_run_dir(d.path()).unwrap();
+        let err = link_into(bad.path(), target.path()).unwrap_err();
+        assert!(err.to_string().contains("neither a file nor a directory"), "{err}");
+        assert!(fs::symlink_metadata(target.path().join("etc")).is_err());
     }
 
     #[test]

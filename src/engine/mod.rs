@@ -164,12 +164,12 @@ impl Engine {
             start();
         }
         // 4. The run: warm when the request allows it and a sandbox of its kind is parked,
-        //    otherwise cold. Inline code and session runs are always cold: a sandbox started
-        //    ahead could not have their directory.
-        let warm = req.warm && !inline && req.workspace.is_none();
+        //    otherwise cold. Inline code (in a session or not) is linked into the parked
+        //    sandbox's own empty directory at the handover.
         let service = job.service.clone();
-        let report = match (&self.pool, warm) {
-            (Some(pool), true) => pool.execute(job, req.sink, cancel).await?,
+        let code = code_dir.as_ref().map(|d| d.path());
+        let report = match (&self.pool, req.warm) {
+            (Some(pool), true) => pool.execute(job, code, req.sink, cancel).await?,
             _ => off_the_workers(self.runner.execute(&job, req.progress.as_ref(), req.sink, cancel)).await?,
         };
         // 5. What the next preflight and `ignite report` read (when the edge asks for it; inline
@@ -236,6 +236,8 @@ impl Engine {
             workspace: None,
             audit,
             identity: None,
+            inline: code.is_some(),
+            session_end: None,
         };
         if let Some(ws) = workspace {
             ws.attach(&mut job);

@@ -41,8 +41,9 @@ pub struct Request {
     pub output_limit: Option<(u64, &'static str)>,
     pub lock: LockCheck,
     pub preflight: PreflightGate,
-    /// May run in a sandbox of the warm pool, if the engine has one and a sandbox fits (inline
-    /// programs and session runs never do: their directories are made for the one run).
+    /// May run in a sandbox of the warm pool, if the engine has one and a sandbox of the run's
+    /// kind is parked: a service's, inline code's (its files are linked into the sandbox's own
+    /// empty directory at the handover) or a session's (parked with its workspace and uid).
     pub warm: bool,
     /// A session's workspace, mounted read-write at [`WORKSPACE_DIR`](super::WORKSPACE_DIR);
     /// the run has the session's uid, which owns it.

@@ -83,6 +83,8 @@ pub enum EngineError {
     Identity(#[from] IdentityError),
     #[error("{service}: a sandbox started ahead cannot serve a job that needs {why}")]
     NotWarm { service: String, why: &'static str },
+    #[error("cannot create the directory a warm sandbox's inline code goes to: {0}")]
+    WarmDir(#[source] std::io::Error),
     #[error(transparent)]
     Nofile(#[from] crate::sandbox::nofile::NofileError),
     /// Boxed: its messages carry several paths and digests, and every result of the engine
@@ -117,6 +119,13 @@ pub struct Job {
     /// The uid the program runs as, for a session whose workspace it owns across runs;
     /// `None` allocates one for this run alone (see [`crate::sandbox::identity`]).
     pub identity: Option<Arc<UidLease>>,
+    /// The service directory is inline code ignite wrote for this run alone (world-readable,
+    /// no links): a warm sandbox for it gets an empty directory of its own at launch, which
+    /// the run's files are linked into right before the handover (see [`crate::engine::pool`]).
+    pub inline: bool,
+    /// A session's end: cancelled when its workspace is closed, so that the pool removes the
+    /// sandbox it keeps parked for the session (and the uid and mount that sandbox holds).
+    pub session_end: Option<CancellationToken>,
 }
 
 /// A job turned into everything the OCI runtime will see but the spec itself, which is built
@@ -169,15 +178,18 @@ pub struct WarmTeardown {
 }
 
 /// Why a job cannot be served by a sandbox started ahead of it: it needs something made for
-/// that one run (a session's workspace, a network, a writable root overlay, a uid of its own).
+/// that one run (a network, a writable root overlay), or a workspace or uid that is not a
+/// session's (a session's sandbox is parked with its workspace and uid, see
+/// [`crate::engine::pool`]).
 pub fn cold_only(job: &Job) -> Option<&'static str> {
-    if job.workspace.is_some() {
-        Some("a session workspace")
+    let session = job.workspace.is_some() && job.identity.is_some() && job.session_end.is_some();
+    if job.workspace.is_some() && !session {
+        Some("a workspace that is not a session's")
     } else if job.policy.network {
         Some("a network")
     } else if !job.policy.read_only {
         Some("a writable root")
-    } else if job.identity.is_some() {
+    } else if job.identity.is_some() && !session {
         Some("a uid of its own")
     } else {
         None
@@ -268,7 +280,11 @@ impl Runner {
                 expected: runtime.entry_extensions.iter().map(|e| format!(".{e}")).collect::<Vec<_>>().join(", "),
             });
         }
-        check_readable(&svc.dir, &svc.dir.join(&svc.entry))?;
+        // Inline code is written world-readable by ignite itself; a warm sandbox's directory
+        // for it is still empty here (its files come at the handover).
+        if !job.inline {
+            check_readable(&svc.dir, &svc.dir.join(&svc.entry))?;
+        }
         // Before the bundle: a source that does not parse fails fast, without a download.
         let staged = if runtime.typescript == TypeScript::Strip && stage::needs_staging(&svc.entry) {
             Some(self.stager.stage(&svc.dir, &svc.entry, &runtime.key())?)
@@ -408,15 +424,16 @@ impl Runner {
         if let Some(why) = cold_only(job) {
             return Err(EngineError::NotWarm { service: job.service.name.clone(), why });
         }
-        let mut prepared = self.prepare(job, &crate::store::bundle::NoProgress)?;
-        if prepared.staged.is_some() {
-            // A staged copy is a snapshot of the sources: a sandbox parked with it would run
-            // code that may have changed since.
+        // A staged copy is a snapshot of the sources: a sandbox parked with it would run code
+        // that may have changed since (and inline code is not there yet to be staged).
+        let runtime = self.resolve_runtime(&job.service)?;
+        if runtime.typescript == TypeScript::Strip && stage::needs_staging(&job.service.entry) {
             return Err(EngineError::NotWarm {
                 service: job.service.name.clone(),
                 why: "a staged copy of its sources",
             });
         }
+        let mut prepared = self.prepare(job, &crate::store::bundle::NoProgress)?;
         prepared.input.wait_job = true;
         Ok(prepared)
     }
@@ -430,7 +447,9 @@ impl Runner {
     ) -> Result<WarmSandbox, EngineError> {
         let (modules, _) =
             self.ensure_modules(&job.service, &prepared.modules, &crate::store::bundle::NoProgress, cancel).await?;
-        let spec = self.build(&prepared.input, &spec::Grants::default())?;
+        // A session's sandbox is parked with its workspace: the one departure it is granted.
+        let granted = spec::Grants { workspace: job.workspace.as_deref(), ..spec::Grants::default() };
+        let spec = self.build(&prepared.input, &granted)?;
         let held = Held { _modules: modules, _staged: prepared.staged, _identity: prepared.identity };
         let plan = run_plan(job, prepared.id, spec, &prepared.limits, &prepared.runtime, prepared.audit);
         let mut launched = self.supervisor.launch(plan, true).await?;

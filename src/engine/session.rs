@@ -53,6 +53,9 @@ pub struct Workspace {
     /// Owns the workspace; every run of the session runs as it. Released after the unmount
     /// (fields drop after `Drop::drop`).
     identity: Arc<UidLease>,
+    /// Cancelled when the workspace is closed: the warm pool then removes the sandbox it keeps
+    /// parked for the session (see [`Job::session_end`]).
+    ended: tokio_util::sync::CancellationToken,
     /// Dropped after the workspace is gone, so no reaper sees a live workspace without it.
     _owner: SessionOwner,
 }
@@ -87,7 +90,14 @@ impl Workspace {
             remove_any(&dir);
             return Err(IoError::new(CREATE, dir, e).into());
         }
-        Ok(Workspace { id, dir, unmounted: AtomicBool::new(false), identity, _owner: owner })
+        Ok(Workspace {
+            id,
+            dir,
+            unmounted: AtomicBool::new(false),
+            identity,
+            ended: tokio_util::sync::CancellationToken::new(),
+            _owner: owner,
+        })
     }
 
     /// The session id the workspace is named by (32 hex digits).
@@ -105,10 +115,12 @@ impl Workspace {
         nix::sys::statvfs::statvfs(&self.dir).ok().map(|v| (v.blocks() - v.blocks_free()) * v.fragment_size())
     }
 
-    /// Gives `job` the workspace (mounted at [`WORKSPACE_DIR`]) and the session's uid.
+    /// Gives `job` the workspace (mounted at [`WORKSPACE_DIR`]), the session's uid, and the
+    /// session's end (which the warm pool watches).
     pub fn attach(&self, job: &mut Job) {
         job.workspace = Some(self.dir.clone());
         job.identity = Some(self.identity.clone());
+        job.session_end = Some(self.ended.clone());
     }
 
     /// Unmounts the workspace (detached: a mount still busy goes away once its last user
@@ -116,6 +128,9 @@ impl Workspace {
     /// runs are over.
     pub fn close(&self) {
         if !self.unmounted.swap(true, Ordering::SeqCst) {
+            // First: a sandbox parked for the session is discarded rather than kept with the
+            // workspace (its mount goes away once that sandbox does).
+            self.ended.cancel();
             workdirs::unmount_workspace(&self.dir);
         }
     }

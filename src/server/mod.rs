@@ -61,7 +61,7 @@ pub struct Config {
     pub sessions: SessionConfig,
     /// Caps on connections and the deadlines of their requests' heads and idle waits.
     pub connections: ConnLimits,
-    /// Warm sandboxes for `POST /services/{name}/execute` (inline code and sessions run cold).
+    /// Warm sandboxes for `POST /services/{name}/execute`, inline code and sessions.
     pub pool: PoolConfig,
     /// `--skip-preflight`: executions start without the preflight checks; by default a failing
     /// check refuses the execution (422 `preflight_failed`, with the checks).

@@ -6,6 +6,14 @@
 //! TTL) within a memory budget that running jobs count against too. A job that needs something
 //! made for it alone (see [`crate::engine::runner::cold_only`]), or that finds no sandbox of its kind
 //! parked, runs cold.
+//!
+//! Inline code (`POST /v1/execute`) has kinds too — runtime, entry, limits, policy, audit —
+//! sized as the service [`INLINE_NAME`](crate::engine::INLINE_NAME). Each such sandbox is created with an empty directory of
+//! its own mounted read-only at `/app`; the request's files, written to their run directory as
+//! for a cold run, are hard-linked into it right before the handover, so the program sees
+//! exactly its own files and nothing of any other run. A session keeps one sandbox parked
+//! with its workspace and uid (kind: the session and what its last run asked for), replaced
+//! after each run and removed when the session ends.
 
 mod sizing;
 
@@ -22,6 +30,7 @@ use sizing::{Census, retire_idle, to_start};
 pub use sizing::{PoolConfig, Sizing, SizingError, default_budget_mb, mem_available_mb, parse_override};
 
 use crate::data::report::Report;
+use crate::engine::inline::{self, INLINE_NAME, InlineDir};
 use crate::engine::runner::{EngineError, Job, Runner, WarmSandbox, cold_only, job_message};
 use crate::engine::supervisor::{OutputSink, SupervisorError};
 use crate::store::bundle::NoProgress;
@@ -75,9 +84,9 @@ struct Inner {
 struct State {
     kinds: HashMap<String, Kind>,
     stats: BTreeMap<String, ServiceStats>,
-    /// The kind the latest request (or warm-up) for a service and audit mode asked for: only
-    /// it is kept at the service's `min`; others drain to zero.
-    current: HashMap<(String, bool), String>,
+    /// The kind the latest request (or warm-up) for a service (or session) and audit mode
+    /// asked for: only it is kept at the group's `min`; others drain to zero.
+    current: HashMap<(Group, bool), String>,
     reserved_mb: u64,
     next_id: u64,
     closed: bool,
@@ -85,6 +94,9 @@ struct State {
 
 struct Kind {
     service: String,
+    /// Whose floor and max the kind counts against: the service (inline code is the service
+    /// [`INLINE_NAME`](crate::engine::INLINE_NAME)), or the session whose workspace it has.
+    group: Group,
     audit: bool,
     /// The job sandboxes of this kind are launched for (its input is never used).
     template: Job,
@@ -95,13 +107,34 @@ struct Kind {
     cold_only: bool,
 }
 
+/// See [`Kind::group`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Group {
+    Service(String),
+    /// A session, by its workspace: one sandbox parked for it, kept while it lives.
+    Session(std::path::PathBuf),
+}
+
+impl Group {
+    fn of(job: &Job) -> Group {
+        match (&job.workspace, &job.session_end) {
+            (Some(ws), Some(_)) => Group::Session(ws.clone()),
+            _ => Group::Service(job.service.name.clone()),
+        }
+    }
+}
+
 impl Kind {
     /// A kind with nothing launched yet, for jobs like `job`.
     fn new(job: &Job) -> Kind {
+        // A sandbox's spec never carries the input of the request that made its kind: the
+        // sandboxes of a kind serve other requests (of other keys, for inline code).
+        let template = Job { input: "{}".to_string(), ..job.clone() };
         Kind {
             service: job.service.name.clone(),
+            group: Group::of(job),
             audit: job.audit,
-            template: job.clone(),
+            template,
             memory_mb: u64::from(job.service.memory_mb),
             parked: VecDeque::new(),
             starting: 0,
@@ -111,6 +144,12 @@ impl Kind {
 
     fn census(&self) -> Census {
         Census { parked: self.parked.len(), starting: self.starting }
+    }
+
+    /// The kind of a session that has ended: nothing of it may be kept (its template holds the
+    /// session's uid).
+    fn ended(&self) -> bool {
+        self.template.session_end.as_ref().is_some_and(|t| t.is_cancelled())
     }
 }
 
@@ -122,6 +161,8 @@ struct Parked {
 /// A job for a parked sandbox.
 struct Checkout {
     job: Job,
+    /// Inline code's run directory, linked into the sandbox's own before the handover.
+    code: Option<std::path::PathBuf>,
     sink: Option<Arc<dyn OutputSink>>,
     cancel: CancellationToken,
     reply: oneshot::Sender<Served>,
@@ -165,9 +206,12 @@ impl Pool {
 
     /// Runs `job`: in a parked sandbox of its kind if there is one (and a replacement starts),
     /// otherwise cold (and, within the service's max and the budget, one more sandbox starts).
+    /// `code` is inline code's run directory (the job's service directory), whose files a
+    /// warm sandbox gets linked into its own.
     pub async fn execute(
         &self,
         job: Job,
+        code: Option<&Path>,
         sink: Option<Arc<dyn OutputSink>>,
         cancel: CancellationToken,
     ) -> Result<Report, EngineError> {
@@ -183,7 +227,17 @@ impl Pool {
             if st.closed {
                 Ok(None)
             } else {
-                st.current.insert((name.clone(), job.audit), key.clone());
+                forget_ended(&mut st);
+                forget_idle(&mut st);
+                let group = Group::of(&job);
+                let before = st.current.insert((group.clone(), job.audit), key.clone());
+                // A session keeps one sandbox: the one made for what it asked for last.
+                if let (Group::Session(_), Some(old)) = (&group, before)
+                    && old != key
+                {
+                    let dropped = st.kinds.get_mut(&old).map_or(0, |k| std::mem::take(&mut k.parked).len());
+                    st.stats.entry(name.clone()).or_default().discarded += dropped as u64;
+                }
                 let kind = st.kinds.entry(key.clone()).or_insert_with(|| Kind::new(&job));
                 if kind.cold_only {
                     st.stats.entry(name.clone()).or_default().cold_only += 1;
@@ -205,7 +259,13 @@ impl Pool {
         };
         if let Some(p) = parked {
             let (reply, answer) = oneshot::channel();
-            let checkout = Checkout { job: job.clone(), sink: sink.clone(), cancel: cancel.clone(), reply };
+            let checkout = Checkout {
+                job: job.clone(),
+                code: code.map(Path::to_path_buf),
+                sink: sink.clone(),
+                cancel: cancel.clone(),
+                reply,
+            };
             if p.tx.send(checkout).is_ok()
                 && let Ok(Served::Report(report)) = answer.await
             {
@@ -226,7 +286,8 @@ impl Pool {
         if st.closed {
             return 0;
         }
-        st.current.insert((job.service.name.clone(), job.audit), key.clone());
+        forget_ended(&mut st);
+        st.current.insert((Group::of(job), job.audit), key.clone());
         st.kinds.entry(key.clone()).or_insert_with(|| Kind::new(job));
         self.inner.start_locked(&mut st, &key, n)
     }
@@ -282,11 +343,23 @@ impl Inner {
         f(self.lock().stats.entry(service.to_string()).or_default());
     }
 
+    /// A kind's min and max: its service's; for a session one sandbox, kept while the session
+    /// lives, unless inline code gets none (`--pool inline=0:0`, or `--pool-max 0`).
+    fn sizing(&self, kind: &Kind) -> Sizing {
+        match &kind.group {
+            Group::Service(name) => self.config.sizing(name),
+            Group::Session(_) => {
+                let n = self.config.sizing(INLINE_NAME).max.min(1);
+                Sizing { min: n, max: n }
+            }
+        }
+    }
+
     /// The number of sandboxes a kind is kept at when nobody asks for more.
     fn floor(&self, st: &State, key: &str) -> usize {
         let Some(kind) = st.kinds.get(key) else { return 0 };
-        let current = st.current.get(&(kind.service.clone(), kind.audit)).is_some_and(|k| k == key);
-        if current { self.config.sizing(&kind.service).min } else { 0 }
+        let current = st.current.get(&(kind.group.clone(), kind.audit)).is_some_and(|k| k == key);
+        if current { self.sizing(kind).min } else { 0 }
     }
 
     /// Starts sandboxes of kind `key` until `want` are parked or starting; returns how many.
@@ -296,10 +369,10 @@ impl Inner {
         }
         let reserved = st.reserved_mb;
         let Some(kind) = st.kinds.get_mut(key) else { return 0 };
-        if kind.cold_only {
+        if kind.cold_only || kind.ended() {
             return 0;
         }
-        let max = self.config.sizing(&kind.service).max;
+        let max = self.sizing(kind).max;
         let n = to_start(kind.census(), want, max, kind.memory_mb, reserved, self.config.memory_budget_mb);
         kind.starting += n;
         let (template, mb) = (kind.template.clone(), kind.memory_mb);
@@ -338,7 +411,8 @@ impl Inner {
     async fn sandbox(self: Arc<Self>, key: String, template: Job, reservation: Reservation) {
         let service = template.service.name.clone();
         let launched = self.launch(&template).await;
-        let mut sandbox = match launched {
+        // `app`: inline code's sandbox's own directory, removed once the sandbox is gone.
+        let (mut sandbox, app) = match launched {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(service = %service, error = %e, "a warm sandbox failed to start");
@@ -373,6 +447,14 @@ impl Inner {
             self.engine.discard_warm(sandbox).await;
             return;
         };
+        let session_end = template.session_end.clone();
+        let ended = async move {
+            match session_end {
+                Some(t) => t.cancelled_owned().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(ended);
 
         let mut replace = false;
         let checkout = loop {
@@ -409,10 +491,26 @@ impl Inner {
                     }
                     break (&mut rx).await.ok();
                 }
+                () = &mut ended => {
+                    // The session is over: nothing is kept for it, not even its kind.
+                    let unparked = self.unpark(&key, id);
+                    forget_ended(&mut self.lock());
+                    if unparked {
+                        break None;
+                    }
+                    break (&mut rx).await.ok();
+                }
             }
         };
         match checkout {
             None => self.engine.discard_warm(sandbox).await,
+            Some(c) if let Err(e) = handover_files(app.as_ref(), c.code.as_deref()) => {
+                // Nothing ran: the request's files are still whole in their run directory.
+                tracing::warn!(service = %service, error = %e, "a warm sandbox could not get its job's files");
+                let _ = c.reply.send(Served::Unusable);
+                self.engine.discard_warm(sandbox).await;
+                replace = true;
+            }
             Some(c) => {
                 let (report, teardown) = self.engine.run_warm(sandbox, &c.job, c.sink, c.cancel).await;
                 let served = match report {
@@ -433,6 +531,7 @@ impl Inner {
                 self.engine.finish_warm(teardown).await;
             }
         }
+        drop(app);
         drop(reservation);
         if replace {
             tokio::time::sleep(REPLACE_DELAY).await;
@@ -442,27 +541,87 @@ impl Inner {
         }
     }
 
-    async fn launch(&self, job: &Job) -> Result<WarmSandbox, EngineError> {
+    /// Launches a sandbox for jobs like `job`; one for inline code gets an empty directory of
+    /// its own as its service directory, returned with it.
+    async fn launch(&self, job: &Job) -> Result<(WarmSandbox, Option<InlineDir>), EngineError> {
+        let app = match job.inline {
+            true => Some(inline::empty_run_dir(self.engine.state_dir()).map_err(EngineError::WarmDir)?),
+            false => None,
+        };
+        let mut job = job.clone();
+        if let Some(app) = &app {
+            job.service.dir = app.path().to_path_buf();
+        }
         let engine = self.engine.clone();
         let j = job.clone();
         // Preparing is synchronous (bundle and staging locks, file copies).
         let prepared = tokio::task::spawn_blocking(move || engine.prepare_warm(&j))
             .await
             .map_err(|e| EngineError::Supervisor(SupervisorError::NotReady(format!("preparation failed: {e}"))))??;
-        self.engine.launch_warm(prepared, job, &self.closing).await
+        let sandbox = self.engine.launch_warm(prepared, &job, &self.closing).await?;
+        Ok((sandbox, app))
+    }
+}
+
+/// Gives an inline code sandbox its job's files (linked from the run directory `code` into the
+/// sandbox's own `app`); a service's sandbox gets none. A job whose code does not match the
+/// sandbox's kind is refused (it cannot happen: the kind key says whether it is inline).
+fn handover_files(app: Option<&InlineDir>, code: Option<&Path>) -> std::io::Result<()> {
+    match (app, code) {
+        (Some(app), Some(code)) => inline::link_into(code, app.path()),
+        (None, None) => Ok(()),
+        _ => Err(std::io::Error::other("the job's inline code does not match the sandbox's kind")),
+    }
+}
+
+/// Kinds kept in the map before idle ones are forgotten: a kind is made by what a request asks
+/// for (limits, an inline entry's name), so their number is the callers' to choose.
+const MAX_KINDS: usize = 64;
+
+/// Forgets kinds with nothing parked or starting that no group asks for now, once there are
+/// more than [`MAX_KINDS`]: what is forgotten is only whether a kind could not be warm, which a
+/// next request finds out again.
+fn forget_idle(st: &mut State) {
+    if st.kinds.len() <= MAX_KINDS {
+        return;
+    }
+    let State { kinds, current, .. } = st;
+    kinds.retain(|key, kind| kind.census().total() > 0 || current.values().any(|k| k == key));
+}
+
+/// Removes the kinds of sessions that have ended: dropping a parked sandbox's sender tells its
+/// task to remove it, and a kind's template holds the session's uid.
+fn forget_ended(st: &mut State) {
+    let ended: Vec<String> = st.kinds.iter().filter(|(_, k)| k.ended()).map(|(key, _)| key.clone()).collect();
+    for key in ended {
+        if let Some(kind) = st.kinds.remove(&key) {
+            st.current.remove(&(kind.group, kind.audit));
+        }
     }
 }
 
 /// What a sandbox for `job` depends on, as a key: the service (its time limit aside, which the
-/// job brings), the policy, audit mode, and the files its dependencies come from. `None` for a
-/// job that cannot be served warm.
+/// job brings), the policy, audit mode, and the files its dependencies come from; for inline
+/// code not its run directory (each sandbox has its own), and for a session its workspace and
+/// uid. `None` for a job that cannot be served warm.
 fn kind_key(job: &Job) -> Option<String> {
     if cold_only(job).is_some() {
         return None;
     }
     let mut service = job.service.clone();
     service.timeout_ms = 0;
-    Some(format!("{service:?}\n{:?}\naudit={}\n{:?}", job.policy, job.audit, source_stamp(&service.dir)))
+    let stamp = match job.inline {
+        true => {
+            service.dir = std::path::PathBuf::new();
+            Vec::new()
+        }
+        false => source_stamp(&service.dir),
+    };
+    let session = job.workspace.as_ref().map(|ws| (ws, job.identity.as_ref().map(|id| id.uid())));
+    Some(format!(
+        "{service:?}\n{:?}\naudit={}\ninline={}\n{stamp:?}\nsession={session:?}",
+        job.policy, job.audit, job.inline
+    ))
 }
 
 /// Identity of the files that decide which node_modules a run sees: a change to any of them
@@ -477,4 +636,67 @@ fn source_stamp(dir: &Path) -> Vec<Option<(i64, i64, u64, u64)>> {
             std::fs::symlink_metadata(dir.join(name)).ok().map(|m| (m.mtime(), m.mtime_nsec(), m.ino(), m.len()))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::service::{Overrides, PassEnv, RawService};
+
+    fn job(dir: &Path, memory_mb: u32) -> Job {
+        std::fs::write(dir.join("index.ts"), "").unwrap();
+        let raw = RawService { name: Some(INLINE_NAME.into()), memory_mb: Some(memory_mb), ..RawService::default() };
+        let service =
+            crate::data::service::resolve(raw, dir, Path::new("t"), false, &Overrides::default(), &PassEnv::none())
+                .unwrap();
+        Job {
+            service,
+            input: "{\"secret\":1}".into(),
+            policy: crate::data::policy::builtin_only(false).unwrap().policy,
+            grace: Duration::from_millis(1),
+            workspace: None,
+            audit: false,
+            identity: None,
+            inline: true,
+            session_end: None,
+        }
+    }
+
+    #[test]
+    fn kinds_beyond_the_bound_are_forgotten_unless_busy_or_current() {
+        let d = tempfile::tempdir().unwrap();
+        let mut st = State::default();
+        for mb in 0..(MAX_KINDS as u32 + 10) {
+            let j = job(d.path(), 64 + mb);
+            let mut kind = Kind::new(&j);
+            // A kind never carries the input of the request that made it.
+            assert_eq!(kind.template.input, "{}");
+            if mb == 3 {
+                kind.starting = 1;
+            }
+            st.kinds.insert(format!("k{mb}"), kind);
+        }
+        st.current.insert((Group::Service(INLINE_NAME.into()), false), "k7".into());
+        forget_idle(&mut st);
+        let mut left: Vec<&String> = st.kinds.keys().collect();
+        left.sort();
+        assert_eq!(left, ["k3", "k7"]);
+        // Within the bound nothing is forgotten.
+        forget_idle(&mut st);
+        assert_eq!(st.kinds.len(), 2);
+    }
+
+    #[test]
+    fn an_inline_kind_does_not_depend_on_the_run_directory_or_the_input() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (ja, mut jb) = (job(a.path(), 64), job(b.path(), 64));
+        jb.input = "{}".into();
+        assert_eq!(kind_key(&ja), kind_key(&jb));
+        assert!(kind_key(&ja).is_some());
+        // Limits make another kind; so does a service (not inline) in the same directory.
+        assert_ne!(kind_key(&ja), kind_key(&job(a.path(), 80)));
+        let mut service = job(a.path(), 64);
+        service.inline = false;
+        assert_ne!(kind_key(&ja), kind_key(&service));
+    }
 }
