@@ -28,8 +28,8 @@ pub struct RunCode {
     /// the others.
     #[serde(default)]
     pub files: Option<BTreeMap<String, String>>,
-    /// The file to run, relative; by default index.ts / index.js (or `main.ts`, … as the
-    /// runtime's defaults say).
+    /// The file to run, relative to the program's directory; by default `index.ts` (or
+    /// `index.js`, … the first present).
     #[serde(default)]
     pub entry: Option<String>,
     /// Any JSON value; the program reads it from the environment variable IGNITE_INPUT
@@ -162,6 +162,10 @@ fn schema<T: JsonSchema>() -> Arc<JsonObject> {
         _ => JsonObject::new(),
     };
     object.insert("type".into(), "object".into());
+    // The type's own doc comment is for this crate's readers; the tool's description is the
+    // client's.
+    object.remove("description");
+    object.remove("title");
     Arc::new(object)
 }
 
@@ -307,6 +311,7 @@ mod tests {
             assert!(props.contains_key(field), "run_code lacks {field}: {run:?}");
         }
         assert_eq!(run.get("additionalProperties"), Some(&json!(false)));
+        assert!(run.get("description").is_none() && run.get("title").is_none(), "{run:?}");
         let exec = tools[4].input_schema.get("required").unwrap();
         assert_eq!(exec, &json!(["sessionId"]));
     }
