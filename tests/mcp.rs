@@ -213,6 +213,11 @@ fn serve(sb: &Sandbox, services: &Path, key: &str, rate: u32) -> (Child, String)
 }
 
 fn post(url: &str, key: Option<&str>, body: &Value) -> (u16, String) {
+    post_from(url, key, None, body)
+}
+
+/// [`post`] as a browser would send it from a page of `origin`.
+fn post_from(url: &str, key: Option<&str>, origin: Option<&str>, body: &Value) -> (u16, String) {
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).proxy(None).build().into();
     let mut req = agent
         .post(url)
@@ -220,6 +225,9 @@ fn post(url: &str, key: Option<&str>, body: &Value) -> (u16, String) {
         .header("Accept", "application/json, text/event-stream");
     if let Some(k) = key {
         req = req.header("Authorization", format!("Bearer {k}"));
+    }
+    if let Some(o) = origin {
+        req = req.header("Origin", o);
     }
     let mut r = req.send(body.to_string()).expect("HTTP request");
     let mut text = String::new();
@@ -235,7 +243,7 @@ fn mcp_over_http_passes_the_same_gate_as_every_route() {
     let sb = Sandbox::new();
     let services = sb.service("services/none", &[]).parent().unwrap().to_path_buf();
     let key = "mcp-test-key-0123456789";
-    let (mut server, url) = serve(&sb, &services, key, 3);
+    let (mut server, url) = serve(&sb, &services, key, 5);
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
         "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}});
 
@@ -246,11 +254,18 @@ fn mcp_over_http_passes_the_same_gate_as_every_route() {
     let (status, body) = post(&url, Some(key), &init);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"serverInfo\"") && body.contains("\"ignite\""), "{body}");
+    // A page of another origin (a DNS-rebound name too) is refused even with the key; this
+    // machine's pages are not.
+    let (status, body) = post_from(&url, Some(key), Some("http://evil.example"), &init);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("\"forbidden_origin\""), "{body}");
+    let (status, body) = post_from(&url, Some(key), Some("http://localhost:8080"), &init);
+    assert_eq!(status, 200, "{body}");
     let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "list_services", "arguments": {}}});
     let (status, body) = post(&url, Some(key), &call);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"structuredContent\""), "{body}");
-    // Three a minute: the key's fourth request is refused by the gate before MCP sees it.
+    // Five a minute: the key's sixth request is refused by the gate before MCP sees it.
     let mut statuses = Vec::new();
     for _ in 0..3 {
         statuses.push(post(&url, Some(key), &call).0);

@@ -234,6 +234,19 @@ impl Backend for ServerTools {
 /// `/mcp`: the body read within `--max-body`, then answered by the streamable HTTP transport.
 /// The gate in front of every route has already authenticated and rate-limited the request.
 pub(super) async fn http(st: Arc<AppState>, req: Request, max_body: usize) -> Response {
+    // The MCP specification asks servers of streamable HTTP to check `Origin`: a page a browser
+    // loaded from elsewhere (a DNS-rebound name included) must not drive the tools. Clients
+    // that are not browsers send none.
+    if let Some(origin) = req.headers().get(axum::http::header::ORIGIN)
+        && !loopback_origin(origin.to_str().unwrap_or_default())
+    {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden_origin",
+            "/mcp refuses requests a browser sends from a page of another origin (Origin header); MCP clients send none",
+        )
+        .into_response();
+    }
     let (parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, max_body).await {
         Ok(b) => b,
@@ -250,6 +263,19 @@ pub(super) async fn http(st: Arc<AppState>, req: Request, max_body: usize) -> Re
     let tools = Arc::new(ServerTools { st, services: true });
     let service = crate::mcp::http_service(tools, cancel);
     service.handle(Request::from_parts(parts, Body::from(bytes))).await.map(Body::new).into_response()
+}
+
+/// Whether a browser's `Origin` is a page of this machine (`http://localhost:8080`,
+/// `http://127.0.0.1`, `http://[::1]:3000`): those may call `/mcp`, like any local process.
+fn loopback_origin(origin: &str) -> bool {
+    let Some(rest) = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) else {
+        return false;
+    };
+    let host = match rest.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => rest.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Settings of `ignite mcp` (stdio): those of `ignite serve` that apply to one local client.
@@ -346,4 +372,33 @@ async fn stop_on_signal(stop: CancellationToken) {
         _ = term.recv() => {}
     }
     stop.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loopback_origin;
+
+    #[test]
+    fn only_pages_of_this_machine_are_loopback_origins() {
+        for ok in [
+            "http://localhost",
+            "http://localhost:8080",
+            "https://127.0.0.1:3000",
+            "http://[::1]:3000",
+            "http://127.1.2.3",
+        ] {
+            assert!(loopback_origin(ok), "{ok}");
+        }
+        for no in [
+            "http://evil.example",
+            "http://localhost.evil.example",
+            "http://127.0.0.1.evil.example:3000",
+            "null",
+            "file://",
+            "http://[::2]",
+            "",
+        ] {
+            assert!(!loopback_origin(no), "{no}");
+        }
+    }
 }
