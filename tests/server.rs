@@ -933,6 +933,281 @@ console.log("released");"#;
     sb.assert_no_leaks();
 }
 
+impl Server {
+    /// A file route of session `id`: `method` on `/v1/sessions/{id}/files{rest}` with a key and
+    /// an optional raw body (sent as `application/octet-stream`).
+    fn files(&self, method: &str, id: &str, rest: &str, key: &str, body: Option<&[u8]>) -> Resp {
+        let url = format!("{}/v1/sessions/{id}/files{rest}", self.base);
+        let auth = format!("Bearer {key}");
+        let a = agent();
+        response(match (method, body) {
+            ("GET", _) => a.get(url).header("Authorization", auth).call(),
+            ("DELETE", _) => a.delete(url).header("Authorization", auth).call(),
+            ("PUT", Some(b)) => {
+                a.put(url).header("Authorization", auth).header("Content-Type", "application/octet-stream").send(b)
+            }
+            _ => panic!("no such file call: {method}"),
+        })
+    }
+
+    /// A run of `code` (bun) in session `id`, with `input`; its stdout.
+    fn session_run(&self, id: &str, key: &str, code: &str) -> String {
+        let body = json!({ "runtime": "bun", "code": code });
+        let r = self.call("POST", &format!("/v1/sessions/{id}/execute"), key, Some(body));
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.json()["status"], "ok", "{}", r.body);
+        r.json()["stdout"].as_str().unwrap().to_string()
+    }
+}
+
+/// Asserts an error response with its exact message.
+fn assert_refused(r: &Resp, status: u16, code: &str, message: &str) {
+    r.assert_error(status, code);
+    assert_eq!(r.json()["error"]["message"], message, "{}", r.body);
+}
+
+/// The session's runs and its file routes share one workspace: what a client uploads a run
+/// reads at /tmp/workspace and may change, what a run writes the client downloads. Paths that
+/// leave the workspace and links the program planted are refused, each with its status and
+/// message, and nothing behind a link is read or written.
+#[test]
+fn session_files_are_uploaded_downloaded_listed_and_deleted_and_links_are_refused() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let (a, b) = ("files-key-a-0123456789", "files-key-b-0123456789");
+    let srv = Server::start(&sb, &dir, &["--session-quota-mb", "20"], &[("IGNITE_API_KEYS", &format!("{a},{b}"))]);
+    let created = srv.call("POST", "/v1/sessions", a, None);
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.json()["id"].as_str().unwrap().to_string();
+
+    // Upload; a second upload replaces the file.
+    let r = srv.files("PUT", &id, "/data/in.txt", a, Some(b"first"));
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json(), json!({ "path": "data/in.txt", "size": 5, "kind": "file" }));
+    let r = srv.files("PUT", &id, "/data/./in.txt", a, Some(b"from the client\n"));
+    assert_eq!(r.status, 200, "replaced: {}", r.body);
+    assert_eq!(r.json()["size"], 16);
+
+    // A run reads it, appends to it (it is the session uid's), writes a file of its own and
+    // plants links to the host's files.
+    let code = r#"import { readFileSync, appendFileSync, mkdirSync, writeFileSync, symlinkSync } from "node:fs";
+const ws = "/tmp/workspace";
+process.stdout.write(readFileSync(`${ws}/data/in.txt`, "utf8"));
+appendFileSync(`${ws}/data/in.txt`, "and from the run\n");
+mkdirSync(`${ws}/out/deep`, { recursive: true });
+writeFileSync(`${ws}/out/result.json`, JSON.stringify({ answer: 42 }));
+writeFileSync(`${ws}/out/deep/x`, "x");
+symlinkSync("/etc/shadow", `${ws}/x`);
+symlinkSync("/", `${ws}/d`);
+console.log("done");"#;
+    assert_eq!(srv.session_run(&id, a, code), "from the client\ndone\n");
+
+    // Download what the run wrote and changed.
+    let r = srv.files("GET", &id, "/out/result.json", a, None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body, r#"{"answer":42}"#);
+    assert_eq!(r.header("content-type"), Some("application/octet-stream"));
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(srv.files("GET", &id, "/data/in.txt", a, None).body, "from the client\nand from the run\n");
+
+    // The listing shows the links as links.
+    let r = srv.files("GET", &id, "", a, None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.json(),
+        json!({ "truncated": false, "files": [
+            { "path": "d", "size": 0, "kind": "symlink" },
+            { "path": "data", "size": 0, "kind": "dir" },
+            { "path": "data/in.txt", "size": 33, "kind": "file" },
+            { "path": "out", "size": 0, "kind": "dir" },
+            { "path": "out/deep", "size": 0, "kind": "dir" },
+            { "path": "out/deep/x", "size": 1, "kind": "file" },
+            { "path": "out/result.json", "size": 13, "kind": "file" },
+            { "path": "x", "size": 0, "kind": "symlink" },
+        ]})
+    );
+
+    // Links the program planted are refused, never followed.
+    let link = |at: &str, path: &str| {
+        let on_the_way = if at == path { String::new() } else { format!(" on the way to {path:?}") };
+        format!(
+            "{at:?} is a symbolic link{on_the_way}: ignite never follows a link in a workspace (the session's programs can; or delete the link)"
+        )
+    };
+    assert_refused(&srv.files("GET", &id, "/x", a, None), 409, "symlink_refused", &link("x", "x"));
+    let r = srv.files("GET", &id, "/d/etc/passwd", a, None);
+    assert_refused(&r, 409, "symlink_refused", &link("d", "d/etc/passwd"));
+    let r = srv.files("PUT", &id, "/d/tmp/ignite-files-test-pwned", a, Some(b"pwned"));
+    assert_refused(&r, 409, "symlink_refused", &link("d", "d/tmp/ignite-files-test-pwned"));
+    assert!(!Path::new("/tmp/ignite-files-test-pwned").exists(), "written through a link");
+    assert_refused(&srv.files("PUT", &id, "/x", a, Some(b"pwned")), 409, "symlink_refused", &link("x", "x"));
+    let r = srv.files("DELETE", &id, "/d/etc/hostname", a, None);
+    assert_refused(&r, 409, "symlink_refused", &link("d", "d/etc/hostname"));
+    assert!(Path::new("/etc/hostname").exists());
+
+    // Paths that leave the workspace are refused before anything is looked up.
+    let dotdot = "path \"../etc/passwd\" contains `..`; paths must stay inside the workspace";
+    for method in ["GET", "DELETE"] {
+        assert_refused(&srv.files(method, &id, "/%2e%2e/etc/passwd", a, None), 400, "invalid_path", dotdot);
+    }
+    let r = srv.files("PUT", &id, "/%2e%2e/etc/passwd", a, Some(b"x"));
+    assert_refused(&r, 400, "invalid_path", dotdot);
+    let absolute = "path \"/etc/passwd\" is absolute; give it relative to the workspace (e.g. \"data/in.csv\")";
+    assert_refused(&srv.files("GET", &id, "/%2Fetc%2Fpasswd", a, None), 400, "invalid_path", absolute);
+    let r = srv.files("GET", &id, "/a%00b", a, None);
+    assert_refused(&r, 400, "invalid_path", "path \"a\\0b\" contains a NUL or control character");
+
+    // A form is not a file's bytes (curl -d sends one by default).
+    for form in ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x"] {
+        let url = format!("{}/v1/sessions/{id}/files/form.txt", srv.base);
+        let r = response(
+            agent().put(&url).header("Authorization", format!("Bearer {a}")).header("Content-Type", form).send("a=b"),
+        );
+        r.assert_error(415, "unsupported_media_type");
+    }
+    assert_eq!(srv.files("GET", &id, "/form.txt", a, None).status, 404, "nothing was stored");
+
+    // What is there does not fit the operation.
+    let r = srv.files("GET", &id, "/out", a, None);
+    assert_refused(&r, 409, "not_a_file", "\"out\" is a directory, not a regular file");
+    let r = srv.files("GET", &id, "/nothing.txt", a, None);
+    assert_refused(&r, 404, "not_found", "\"nothing.txt\" does not exist in the workspace");
+    let r = srv.files("PUT", &id, "/out/result.json/inner", a, Some(b"x"));
+    assert_refused(
+        &r,
+        409,
+        "not_a_directory",
+        "\"out/result.json/inner\" cannot be in the workspace: \"out/result.json\" is a regular file, not a directory",
+    );
+
+    // Caps: a download and an upload of at most 16 MiB; the quota answers 507.
+    let cap = 16 * 1024 * 1024;
+    let fill = format!(
+        r#"import {{ writeFileSync }} from "node:fs"; writeFileSync("/tmp/workspace/big", Buffer.alloc({}, 1)); console.log("ok");"#,
+        cap + 1
+    );
+    assert_eq!(srv.session_run(&id, a, &fill), "ok\n");
+    let r = srv.files("GET", &id, "/big", a, None);
+    assert_refused(
+        &r,
+        413,
+        "file_too_large",
+        &format!("\"big\" is {} bytes; at most {cap} bytes are accepted", cap + 1),
+    );
+    let r = srv.files("PUT", &id, "/too-big", a, Some(&vec![0u8; cap + 1]));
+    assert_refused(&r, 413, "body_too_large", &format!("an upload may have at most {cap} bytes"));
+    // 16 MiB + 1 are in use of 20: another 16 MiB do not fit, and nothing is left of them.
+    let r = srv.files("PUT", &id, "/full", a, Some(&vec![0u8; cap]));
+    assert_refused(
+        &r,
+        507,
+        "workspace_full",
+        "the workspace is full (20 MiB and 16384 files at most): \"full\" was not written; remove files first",
+    );
+    assert_eq!(srv.files("GET", &id, "/full", a, None).status, 404);
+    assert_eq!(srv.files("DELETE", &id, "/big", a, None).status, 204);
+    assert_eq!(srv.files("PUT", &id, "/full", a, Some(&vec![0u8; cap])).status, 201, "fits once big is gone");
+
+    // Another key's session is as absent as a missing one.
+    let none = format!("no session {id:?} (it expired, was deleted, or belongs to another key)");
+    assert_refused(&srv.files("GET", &id, "", b, None), 404, "not_found", &none);
+    assert_refused(&srv.files("GET", &id, "/data/in.txt", b, None), 404, "not_found", &none);
+    assert_refused(&srv.files("PUT", &id, "/data/in.txt", b, Some(b"theirs")), 404, "not_found", &none);
+    assert_refused(&srv.files("DELETE", &id, "/data/in.txt", b, None), 404, "not_found", &none);
+    assert_eq!(srv.files("GET", &id, "/data/in.txt", a, None).body, "from the client\nand from the run\n");
+
+    // Deletion: links themselves, files, and directories (recursively only when asked).
+    assert_eq!(srv.files("DELETE", &id, "/x", a, None).status, 204);
+    assert_eq!(srv.files("DELETE", &id, "/d", a, None).status, 204);
+    assert!(Path::new("/etc/hostname").exists());
+    let r = srv.files("DELETE", &id, "/out", a, None);
+    assert_refused(
+        &r,
+        409,
+        "not_empty",
+        "\"out\" is a directory that is not empty; remove it recursively, or its entries first",
+    );
+    assert_eq!(srv.files("DELETE", &id, "/out?recursive=true", a, None).status, 204);
+    assert_eq!(srv.files("DELETE", &id, "/full", a, None).status, 204);
+    let listing = srv.files("GET", &id, "", a, None).json();
+    assert_eq!(listing["files"].as_array().map(Vec::len), Some(2), "{listing}");
+    let seen = "import { readdirSync } from 'node:fs'; console.log(readdirSync('/tmp/workspace').join(','));";
+    assert_eq!(srv.session_run(&id, a, seen), "data\n", "the run sees what the client left");
+
+    // A deleted session has no files.
+    assert_eq!(srv.call("DELETE", &format!("/v1/sessions/{id}"), a, None).status, 204);
+    assert_refused(&srv.files("GET", &id, "", a, None), 404, "not_found", &none);
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}
+
+/// A file operation takes the session's turn like a run: an upload sent while a run waits for
+/// that very file is done only after the run is over (here: timed out).
+#[test]
+fn session_file_operations_wait_for_the_running_program() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let srv = Server::start(&sb, &dir, &[], &[]);
+    let id = srv.post("/v1/sessions", None, "").json()["id"].as_str().unwrap().to_string();
+    let url = format!("{}/v1/sessions/{id}/execute", srv.base);
+    let waiter = r#"import { existsSync } from "node:fs";
+while (!existsSync("/tmp/workspace/release")) await new Promise((r) => setTimeout(r, 20));
+console.log("released");"#;
+    let body = json!({ "runtime": "bun", "code": waiter, "limits": { "timeoutMs": 1500 } }).to_string();
+    let run =
+        std::thread::spawn(move || response(agent().post(&url).header("Content-Type", "application/json").send(&body)));
+    srv.wait_sandbox(&sb);
+    let r = srv.files("PUT", &id, "/release", "", Some(b""));
+    assert_eq!(r.status, 201, "{}", r.body);
+    let run = run.join().unwrap();
+    assert_eq!(run.json()["status"], "timeout", "the upload happened while the program ran: {}", run.body);
+    let listing = srv.files("GET", &id, "", "", None).json();
+    assert_eq!(listing["files"], json!([{ "path": "release", "size": 0, "kind": "file" }]));
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}
+
+/// File requests wait for the session's turn within --session-max-waiting like runs: with no
+/// room to wait, they are refused at once while a run goes on, and served once it is over.
+#[test]
+fn session_file_operations_beyond_max_waiting_are_refused_while_a_run_goes_on() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = services(&sb);
+    let srv = Server::start(&sb, &dir, &["--session-max-waiting", "0"], &[]);
+    let id = srv.post("/v1/sessions", None, "").json()["id"].as_str().unwrap().to_string();
+    let url = format!("{}/v1/sessions/{id}/execute", srv.base);
+    // Runs until the test releases it (WAIT_FOR_RELEASE: /app/release, in its run directory).
+    let body = json!({ "runtime": "bun", "code": WAIT_FOR_RELEASE }).to_string();
+    let run =
+        std::thread::spawn(move || response(agent().post(&url).header("Content-Type", "application/json").send(&body)));
+    srv.wait_sandbox(&sb);
+    let busy = format!(
+        "session {id:?} is running and 0 more request(s) already wait for their turn (--session-max-waiting); retry when its runs are done"
+    );
+    assert_refused(&srv.files("GET", &id, "", "", None), 429, "session_busy", &busy);
+    assert_refused(&srv.files("PUT", &id, "/a.txt", "", Some(b"a")), 429, "session_busy", &busy);
+    assert_refused(&srv.files("GET", &id, "/a.txt", "", None), 429, "session_busy", &busy);
+    assert_refused(&srv.files("DELETE", &id, "/a.txt", "", None), 429, "session_busy", &busy);
+    release_inline_run(&sb);
+    let run = run.join().unwrap();
+    assert_eq!(run.json()["stdout"], "released\n", "{}", run.body);
+    assert_eq!(srv.files("PUT", &id, "/a.txt", "", Some(b"a")).status, 201, "its turn once the run is over");
+    let (status, log) = srv.stop();
+    assert!(status.success(), "{log}");
+    sb.assert_no_leaks();
+}
+
 /// Prints to both streams, then waits for `/app/release` before printing again: the first
 /// chunks can only have arrived while the run was still going.
 const TWO_PARTS: &str = r#"import { existsSync } from "node:fs";
@@ -1596,6 +1871,10 @@ fn openapi_document_is_public_and_covers_every_route_and_the_report() {
         ("/v1/sessions/{id}", "get"),
         ("/v1/sessions/{id}", "delete"),
         ("/v1/sessions/{id}/execute", "post"),
+        ("/v1/sessions/{id}/files", "get"),
+        ("/v1/sessions/{id}/files/{path}", "get"),
+        ("/v1/sessions/{id}/files/{path}", "put"),
+        ("/v1/sessions/{id}/files/{path}", "delete"),
     ];
     let mut documented: Vec<(String, String)> = Vec::new();
     for (path, ops) in doc["paths"].as_object().expect("paths") {
@@ -1613,10 +1892,12 @@ fn openapi_document_is_public_and_covers_every_route_and_the_report() {
     let session = response(agent().post(format!("{}/v1/sessions", srv.base)).header("Authorization", key).send(""));
     assert_eq!(session.status, 201, "{}", session.body);
     let id = session.json()["id"].as_str().unwrap().to_string();
+    // A file is uploaded before it is downloaded and deleted, and the session goes last.
     let mut ops = documented.clone();
-    ops.sort_by_key(|(_, m)| m == "delete");
+    ops.sort_by_key(|(p, m)| (p == "/v1/sessions/{id}" && m == "delete", m == "delete", m != "put"));
     for (path, method) in &ops {
-        let url = format!("{}{}", srv.base, path.replace("{name}", "echo").replace("{id}", &id));
+        let path = path.replace("{name}", "echo").replace("{id}", &id).replace("{path}", "dir/file.txt");
+        let url = format!("{}{}", srv.base, path);
         let body = if path.starts_with("/v1/") && path.ends_with("execute") {
             r#"{"runtime":"bun","code":"console.log(1)"}"#
         } else {
@@ -1625,12 +1906,20 @@ fn openapi_document_is_public_and_covers_every_route_and_the_report() {
         let resp = match method.as_str() {
             "get" => response(agent().get(&url).header("Authorization", key).call()),
             "delete" => response(agent().delete(&url).header("Authorization", key).call()),
+            "put" => response(
+                agent()
+                    .put(&url)
+                    .header("Authorization", key)
+                    .header("Content-Type", "application/octet-stream")
+                    .send("bytes"),
+            ),
             _ => response(
                 agent().post(&url).header("Authorization", key).header("Content-Type", "application/json").send(body),
             ),
         };
         let success = match (path.as_str(), method.as_str()) {
             ("/v1/sessions", "post") => 201,
+            (_, "put") => 201,
             (_, "delete") => 204,
             _ => 200,
         };

@@ -37,6 +37,7 @@ mod kind;
 mod lockfile;
 mod offline;
 pub mod pool;
+pub mod relpath;
 mod request;
 pub mod runner;
 mod runtimes;
@@ -81,7 +82,10 @@ pub use request::{
 pub use runner::{DEFAULT_GRACE, EngineError};
 use runner::{Job, Runner};
 pub use runtimes::{Pulled, pull_runtime, runtime_inventory};
-pub use session::{WORKSPACE_DIR, Workspace, WorkspaceError};
+pub use session::{
+    FileEntry, FileError, FileErrorKind, FileKind, Listing, MAX_FILE_BYTES, WORKSPACE_DIR, Workspace, WorkspaceError,
+    Written,
+};
 pub use settings::{HostChoice, RUNTIMES_DIR_ENV, SYSTEM_CA_FILE, Settings, SettingsError, find_init, runtimes_dirs};
 pub use supervisor::{OutputSink, Stream};
 pub use workdirs::BenchDir;

@@ -10,6 +10,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::mount::MsFlags;
 
+mod files;
+
+pub use files::{
+    FileEntry, FileError, FileErrorKind, FileKind, Listing, MAX_DEPTH as MAX_FILE_DEPTH, MAX_FILE_BYTES,
+    MAX_LIST_ENTRIES, MAX_PATH_BYTES as MAX_FILE_PATH_BYTES, Written, check_path,
+};
+
 use super::kind::ErrorKind;
 use super::runner::Job;
 use super::workdirs::{self, OwnerError, SESSIONS_DIR, SessionOwner};
@@ -49,6 +56,8 @@ impl WorkspaceError {
 pub struct Workspace {
     id: String,
     dir: PathBuf,
+    /// Its size in MiB, for messages.
+    quota_mb: u64,
     unmounted: AtomicBool,
     /// Owns the workspace; every run of the session runs as it. Released after the unmount
     /// (fields drop after `Drop::drop`).
@@ -93,6 +102,7 @@ impl Workspace {
         Ok(Workspace {
             id,
             dir,
+            quota_mb,
             unmounted: AtomicBool::new(false),
             identity,
             ended: tokio_util::sync::CancellationToken::new(),
@@ -121,6 +131,46 @@ impl Workspace {
         job.workspace = Some(self.dir.clone());
         job.identity = Some(self.identity.clone());
         job.session_end = Some(self.ended.clone());
+    }
+
+    /// Every entry of the workspace, depth first, at most [`MAX_LIST_ENTRIES`] of them and
+    /// [`MAX_FILE_DEPTH`] deep (the listing says when it left something out). Links are listed
+    /// as links, never followed.
+    pub fn list(&self) -> Result<Listing, FileError> {
+        files::list(&self.root()?)
+    }
+
+    /// The content of the regular file `rel` (a relative path: see [`check_path`]), refused
+    /// when it is larger than `max_bytes`, is not a regular file, or lies behind a link.
+    pub fn read_file(&self, rel: &str, max_bytes: u64) -> Result<Vec<u8>, FileError> {
+        files::read_file(&self.root()?, rel, max_bytes)
+    }
+
+    /// Writes `bytes` (at most [`MAX_FILE_BYTES`]) to `rel`, creating missing parent
+    /// directories; what it creates belongs to the session's uid (files 0644, directories 0755),
+    /// so its programs can change it. An existing file is replaced atomically; a full workspace
+    /// is [`FileError::NoSpace`] and leaves the old file as it was.
+    pub fn write_file(&self, rel: &str, bytes: &[u8]) -> Result<Written, FileError> {
+        files::write_file(&self.root()?, rel, bytes)
+    }
+
+    /// Removes `rel`: a file, a link (never its target), or a directory, which must be empty
+    /// unless `recursive`.
+    pub fn remove(&self, rel: &str, recursive: bool) -> Result<(), FileError> {
+        files::remove(&self.root()?, rel, recursive)
+    }
+
+    /// The root the file operations work on; none once the workspace is closed.
+    fn root(&self) -> Result<files::Root<'_>, FileError> {
+        if self.unmounted.load(Ordering::SeqCst) {
+            return Err(FileError::Closed);
+        }
+        Ok(files::Root {
+            dir: &self.dir,
+            owner: Some((self.identity.uid(), self.identity.gid())),
+            quota_mb: self.quota_mb,
+            max_files: MAX_INODES,
+        })
     }
 
     /// Unmounts the workspace (detached: a mount still busy goes away once its last user

@@ -13,6 +13,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// dropping them forgets nothing, and a flood of peer addresses cannot grow the map forever.
 const PRUNE_AT: usize = 10_000;
 
+/// Largest body of a file upload (`PUT /v1/sessions/{id}/files/{*path}`): the engine's cap on
+/// one file of a workspace. Uploads have their own cap rather than `--max-body`, which bounds
+/// the JSON bodies, and the upload is read before it waits for its session's turn.
+pub const MAX_UPLOAD_BYTES: usize = crate::engine::MAX_FILE_BYTES as usize;
+
 /// `per_minute` requests per client, in bursts of up to `per_minute`.
 pub struct RateLimiter {
     per_minute: u32,

@@ -34,6 +34,10 @@ use super::{AppState, inline, metrics, routes, sessions};
         sessions::show,
         sessions::delete,
         sessions::execute,
+        sessions::list_files,
+        sessions::download,
+        sessions::upload,
+        sessions::delete_file,
     ),
     components(schemas(super::stream::Chunk)),
     modifiers(&BearerAuth, &GateResponses, &NodeHeader),
@@ -133,6 +137,16 @@ pub(super) fn served(max_ttl_secs: u64) -> Value {
             ]),
         );
     }
+    // Files travel as raw bytes, which utoipa would describe as an array of integers.
+    let binary = json!({"type": "string", "format": "binary"});
+    for pointer in [
+        "/paths/~1v1~1sessions~1{id}~1files~1{path}/get/responses/200/content/application~1octet-stream",
+        "/paths/~1v1~1sessions~1{id}~1files~1{path}/put/requestBody/content/application~1octet-stream",
+    ] {
+        if let Some(raw) = doc.pointer_mut(pointer) {
+            raw["schema"] = binary.clone();
+        }
+    }
     doc
 }
 
@@ -169,7 +183,7 @@ mod tests {
     fn every_operation_lists_what_the_gate_and_the_body_can_answer() {
         let doc = served(3600);
         let ops = operations(&doc);
-        assert_eq!(ops.len(), 13);
+        assert_eq!(ops.len(), 17);
         let public: Vec<&str> = ops.iter().filter(|(_, _, op)| is_public(op)).map(|(_, p, _)| p.as_str()).collect();
         assert_eq!(public, ["/health", "/openapi.json"]);
         for (method, path, op) in &ops {
@@ -252,12 +266,33 @@ mod tests {
     }
 
     #[test]
+    fn session_files_travel_as_raw_bytes() {
+        let doc = served(3600);
+        let files = &doc["paths"]["/v1/sessions/{id}/files/{path}"];
+        let binary = json!({"type": "string", "format": "binary"});
+        assert_eq!(files["get"]["responses"]["200"]["content"]["application/octet-stream"]["schema"], binary);
+        assert_eq!(files["put"]["requestBody"]["content"]["application/octet-stream"]["schema"], binary);
+        for status in ["200", "201"] {
+            assert_eq!(
+                files["put"]["responses"][status]["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/FileInfo"
+            );
+        }
+        assert_eq!(files["put"]["responses"]["507"]["content"]["application/json"]["schema"]["$ref"], ERROR_REF);
+        let list = &doc["paths"]["/v1/sessions/{id}/files"]["get"]["responses"]["200"]["content"];
+        assert_eq!(list["application/json"]["schema"]["$ref"], "#/components/schemas/FileList");
+    }
+
+    #[test]
     fn only_the_session_body_is_optional() {
         let doc = served(3600);
         for (method, path, op) in operations(&doc) {
             let Some(body) = op.get("requestBody") else { continue };
             let required = body["required"].as_bool().unwrap_or(false);
-            assert_eq!(required, path != "/v1/sessions", "{method} {path}: {body}");
+            // An upload's body is the file's bytes: none (HTTP cannot tell it from an empty
+            // one) is an empty file.
+            let optional = path == "/v1/sessions" || (method == "put" && path == "/v1/sessions/{id}/files/{path}");
+            assert_eq!(required, !optional, "{method} {path}: {body}");
         }
     }
 }

@@ -2,7 +2,8 @@
 //! workspace (a tmpfs with its quota, and its uid) is the engine's [`Workspace`]; this module
 //! keeps the bookkeeping: ids, owners, TTLs, turns and limits. A session belongs to the key that
 //! created it, and is removed on DELETE, when its TTL runs out (a sweeper), and at shutdown. Its
-//! runs are serialised.
+//! runs are serialised, and so are the file operations on its workspace (`/files`): each takes
+//! the session's turn, so none ever interleaves with a running program.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,9 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Extension, Path as UrlPath, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Extension, Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -25,7 +26,10 @@ use super::inline::{self, InlineRequest};
 use super::routes::{JsonObject, Owner, bytes_rejection, parse_object, shutting_down};
 use super::stream::Format;
 use crate::data::report::{Report, rfc3339};
-use crate::engine::{ErrorKind, WORKSPACE_DIR, Workspace, WorkspaceError};
+use crate::engine::{
+    ErrorKind, FileEntry, FileError, FileErrorKind, FileKind, Listing, MAX_FILE_BYTES, WORKSPACE_DIR, Workspace,
+    WorkspaceError,
+};
 
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
@@ -80,6 +84,25 @@ pub enum SessionError {
     KeyFull(usize),
     #[error(transparent)]
     Workspace(#[from] WorkspaceError),
+}
+
+/// Why a file operation on a session's workspace ([`Sessions::with_files`]) did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum FileOpError {
+    /// No live session of that id and owner (another owner's is as absent as a missing one).
+    #[error("no session {0:?} (it expired, was deleted, or belongs to another key)")]
+    NoSession(String),
+    /// A run of the session goes on and `max` requests already wait for its turn.
+    #[error(
+        "session {id:?} is running and {max} more request(s) already wait for their turn; retry when its runs are done"
+    )]
+    Busy { id: String, max: usize },
+    /// The operation itself was refused or failed.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// The blocking thread that ran it panicked or was cancelled.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl Sessions {
@@ -172,6 +195,42 @@ impl Sessions {
         }
     }
 
+    /// Runs `op` on the workspace of session `id` of `owner` in the session's turn, like a run
+    /// (waiting for a run of it to end, at most `max_waiting` requests at once), on a blocking
+    /// thread that holds the turn until `op` is over, also when the caller stops waiting: no
+    /// program of the session runs meanwhile. It takes no execution slot: it starts no sandbox.
+    pub async fn with_files<T: Send + 'static>(
+        &self,
+        id: &str,
+        owner: &Option<String>,
+        op: impl FnOnce(&Workspace) -> Result<T, FileError> + Send + 'static,
+    ) -> Result<T, FileOpError> {
+        let no_session = || FileOpError::NoSession(id.to_string());
+        let (workspace, runs, waiting) = self
+            .find(id, owner, |s| (s.workspace.clone(), s.runs.clone(), s.waiting.clone()))
+            .ok_or_else(no_session)?;
+        let turn = match runs.clone().try_lock_owned() {
+            Ok(turn) => turn,
+            Err(_) => {
+                let max = self.config.max_waiting;
+                let _waiter =
+                    Waiter::enter(&waiting, max).ok_or_else(|| FileOpError::Busy { id: id.to_string(), max })?;
+                runs.lock_owned().await
+            }
+        };
+        // Deleted or expired while this request waited for its turn.
+        if self.find(id, owner, |_| ()).is_none() {
+            return Err(no_session());
+        }
+        tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            op(&workspace)
+        })
+        .await
+        .map_err(|e| FileOpError::Internal(e.to_string()))?
+        .map_err(FileOpError::File)
+    }
+
     fn take_expired(&self, now: SystemTime) -> Vec<Session> {
         let mut map = self.lock();
         let ids: Vec<String> = map.iter().filter(|(_, s)| s.expires <= now).map(|(id, _)| id.clone()).collect();
@@ -208,6 +267,15 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/v1/sessions", post(create))
         .route("/v1/sessions/{id}", get(show).delete(delete))
         .route("/v1/sessions/{id}/execute", post(execute))
+        .route("/v1/sessions/{id}/files", get(list_files))
+        .route(
+            "/v1/sessions/{id}/files/{*path}",
+            get(download)
+                .put(upload)
+                .delete(delete_file)
+                // Uploads have their own cap, not --max-body (which bounds JSON bodies).
+                .layer(DefaultBodyLimit::max(super::limits::MAX_UPLOAD_BYTES)),
+        )
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -308,6 +376,11 @@ pub(super) async fn open(st: &Arc<AppState>, owner: Owner, ttl_seconds: Option<u
 /// The id in the path; 421 `wrong_node` when it is another node's (see [`Sessions::other_node`]).
 fn session_id(st: &AppState, path: Result<UrlPath<String>, PathRejection>) -> Result<String, ApiError> {
     let UrlPath(id) = path.map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))?;
+    this_node(st, id)
+}
+
+/// `id` if it is not another node's session id (421 `wrong_node` otherwise).
+fn this_node(st: &AppState, id: String) -> Result<String, ApiError> {
     if let Some(node) = st.sessions.other_node(&id) {
         return Err(ApiError::new(
             StatusCode::MISDIRECTED_REQUEST,
@@ -422,6 +495,246 @@ pub(super) async fn turn(st: &Arc<AppState>, id: &str, owner: &Owner) -> Result<
         return Err(no_session(id));
     }
     Ok(inline::SessionTurn { workspace, turn, permit })
+}
+
+/// A file route's session id and workspace path (`/v1/sessions/{id}/files/{*path}`).
+fn file_params(
+    st: &AppState,
+    path: Result<UrlPath<(String, String)>, PathRejection>,
+) -> Result<(String, String), ApiError> {
+    let UrlPath((id, file)) = path.map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))?;
+    Ok((this_node(st, id)?, file))
+}
+
+/// Runs a file operation on a session's workspace (HTTP, and any other edge that serves
+/// sessions), in the session's turn.
+async fn with_workspace<T: Send + 'static>(
+    st: &AppState,
+    id: &str,
+    owner: &Option<String>,
+    op: impl FnOnce(&Workspace) -> Result<T, FileError> + Send + 'static,
+) -> Result<T, ApiError> {
+    // Checked after the lookup, as for a run: an unknown session is 404 also while draining.
+    if st.sessions.find(id, owner, |_| ()).is_some() && st.draining.load(Ordering::SeqCst) {
+        return Err(shutting_down());
+    }
+    st.sessions.with_files(id, owner, op).await.map_err(|e| match e {
+        FileOpError::NoSession(_) => no_session(id),
+        FileOpError::Busy { max, .. } => session_busy(id, max),
+        FileOpError::File(e) => file_error(e),
+        FileOpError::Internal(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    })
+}
+
+/// A refused file operation: its status by [`FileErrorKind`], its code by the error.
+fn file_error(e: FileError) -> ApiError {
+    let status = match e.kind() {
+        FileErrorKind::InvalidPath => StatusCode::BAD_REQUEST,
+        FileErrorKind::NotFound => StatusCode::NOT_FOUND,
+        FileErrorKind::Conflict => StatusCode::CONFLICT,
+        FileErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        FileErrorKind::NoSpace => StatusCode::INSUFFICIENT_STORAGE,
+        FileErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError::new(status, e.code(), e.to_string())
+}
+
+/// What an entry of a workspace is.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+    /// A named pipe or a socket.
+    Other,
+}
+
+/// One entry of a workspace.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct FileInfo {
+    /// Relative to the workspace, `/`-separated: the `{path}` of the file routes.
+    path: String,
+    /// Bytes, for a file; 0 for anything else.
+    size: u64,
+    kind: EntryKind,
+}
+
+impl From<FileEntry> for FileInfo {
+    fn from(e: FileEntry) -> FileInfo {
+        let kind = match e.kind {
+            FileKind::File => EntryKind::File,
+            FileKind::Dir => EntryKind::Dir,
+            FileKind::Symlink => EntryKind::Symlink,
+            FileKind::Other => EntryKind::Other,
+        };
+        FileInfo { path: e.path, size: e.size, kind }
+    }
+}
+
+/// The entries of a workspace: depth first, names sorted bytewise, each directory before its
+/// contents; links are listed as links, never followed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct FileList {
+    files: Vec<FileInfo>,
+    /// Entries were left out: more than 4096, nested more than 16 deep, or with names no path
+    /// of this API can give (not UTF-8, control characters).
+    truncated: bool,
+}
+
+impl From<Listing> for FileList {
+    fn from(l: Listing) -> FileList {
+        FileList { files: l.entries.into_iter().map(FileInfo::from).collect(), truncated: l.truncated }
+    }
+}
+
+const FILE_PATH_DOC: &str = "Relative to the workspace (`data/in.csv`): no `..`, not absolute, no control characters, \
+    at most 512 bytes and 16 levels; never through a symbolic link";
+
+/// Lists the session's workspace (at most 4096 entries), in the session's turn.
+#[utoipa::path(get, path = "/v1/sessions/{id}/files", params(("id" = String, Path)), responses(
+    (status = 200, body = FileList), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 421, body = ErrorBody, description = "The server runs with --node-name and the id names another node (`wrong_node`)"),
+    (status = 429, body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait")),
+        description = "Past the rate limit (`rate_limited`), or --session-max-waiting requests already wait for this session's turn (`session_busy`)"),
+    (status = 500, body = ErrorBody), (status = 503, body = ErrorBody, description = "The server is shutting down (`shutting_down`)"),
+))]
+pub(super) async fn list_files(
+    State(st): St,
+    Extension(owner): Extension<Owner>,
+    path: Result<UrlPath<String>, PathRejection>,
+) -> Result<Json<FileList>, ApiError> {
+    let id = session_id(&st, path)?;
+    let listing = with_workspace(&st, &id, &owner.0, |w| w.list()).await?;
+    Ok(Json(listing.into()))
+}
+
+/// Downloads a regular file of the workspace (at most 16 MiB) as raw bytes.
+#[utoipa::path(get, path = "/v1/sessions/{id}/files/{path}",
+    params(("id" = String, Path), ("path" = String, Path, description = FILE_PATH_DOC)),
+    responses(
+        (status = 200, description = "The file's bytes", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 400, body = ErrorBody, description = "The path is not a workspace path (`invalid_path`)"),
+        (status = 404, body = ErrorBody, description = "No such session (`not_found`), or no such file (`not_found`)"),
+        (status = 409, body = ErrorBody, description = "A symbolic link is on the way or is the file (`symlink_refused`), \
+            the path names a directory or a pipe (`not_a_file`) or runs through a file (`not_a_directory`), or it changed meanwhile (`changed`)"),
+        (status = 413, body = ErrorBody, description = "The file is larger than 16 MiB (`file_too_large`)"),
+        (status = 421, body = ErrorBody, description = "The server runs with --node-name and the id names another node (`wrong_node`)"),
+        (status = 429, body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait")),
+            description = "Past the rate limit (`rate_limited`), or --session-max-waiting requests already wait for this session's turn (`session_busy`)"),
+        (status = 500, body = ErrorBody), (status = 503, body = ErrorBody, description = "The server is shutting down (`shutting_down`)"),
+    ))]
+pub(super) async fn download(
+    State(st): St,
+    Extension(owner): Extension<Owner>,
+    path: Result<UrlPath<(String, String)>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let (id, file) = file_params(&st, path)?;
+    let bytes = with_workspace(&st, &id, &owner.0, move |w| w.read_file(&file, MAX_FILE_BYTES)).await?;
+    let mut resp = bytes.into_response();
+    let headers = resp.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    // The bytes are the program's: a browser must neither sniff nor render them as a page of
+    // this origin.
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment"));
+    Ok(resp)
+}
+
+/// Uploads the raw request body (at most 16 MiB) as a file of the workspace, creating parent
+/// directories; it belongs to the session's uid, so its runs can change it.
+#[utoipa::path(put, path = "/v1/sessions/{id}/files/{path}",
+    params(("id" = String, Path), ("path" = String, Path, description = FILE_PATH_DOC)),
+    request_body(content = Option<Vec<u8>>, content_type = "application/octet-stream",
+        description = "The file's bytes, as they are (any Content-Type but a form encoding); no body is an empty file"),
+    responses(
+        (status = 201, body = FileInfo, description = "Created"),
+        (status = 200, body = FileInfo, description = "Replaced an existing file"),
+        (status = 400, body = ErrorBody, description = "The path is not a workspace path (`invalid_path`)"),
+        (status = 404, body = ErrorBody, description = "No such session (`not_found`)"),
+        (status = 409, body = ErrorBody, description = "A symbolic link is on the way or is the file (`symlink_refused`), \
+            a directory is there (`not_a_file`), or the path runs through a file (`not_a_directory`)"),
+        (status = 413, body = ErrorBody, description = "The body is larger than 16 MiB (`body_too_large`)"),
+        (status = 415, body = ErrorBody, description = "A form encoding (`unsupported_media_type`): the body is stored as it is"),
+        (status = 421, body = ErrorBody, description = "The server runs with --node-name and the id names another node (`wrong_node`)"),
+        (status = 429, body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait")),
+            description = "Past the rate limit (`rate_limited`), or --session-max-waiting requests already wait for this session's turn (`session_busy`)"),
+        (status = 500, body = ErrorBody), (status = 503, body = ErrorBody, description = "The server is shutting down (`shutting_down`)"),
+        (status = 507, body = ErrorBody, description = "The workspace's quota (--session-quota-mb, or its file count) has no room for it (`workspace_full`); the old file, if any, is unchanged"),
+    ))]
+pub(super) async fn upload(
+    State(st): St,
+    Extension(owner): Extension<Owner>,
+    path: Result<UrlPath<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let (id, file) = file_params(&st, path)?;
+    if let Some(form) = form_encoding(&headers) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "the body is stored as the file's raw bytes, but `Content-Type: {form}` says it is a form; send it as `application/octet-stream` (curl: --data-binary @FILE -H 'Content-Type: application/octet-stream', or -T FILE)"
+            ),
+        ));
+    }
+    // Read before the turn: a slow upload holds no turn and delays no run.
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("an upload may have at most {MAX_FILE_BYTES} bytes"),
+        ),
+        _ => bytes_rejection(e),
+    })?;
+    let written = with_workspace(&st, &id, &owner.0, move |w| w.write_file(&file, &body)).await?;
+    let status = if written.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(FileInfo::from(written.entry))).into_response())
+}
+
+/// The form encoding a request's `Content-Type` names, if it names one.
+fn form_encoding(headers: &HeaderMap) -> Option<&str> {
+    let ct = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let essence = ct.split(';').next().unwrap_or_default().trim();
+    (essence.eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        || essence.eq_ignore_ascii_case("multipart/form-data"))
+    .then_some(essence)
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct DeleteQuery {
+    /// Remove a directory with everything in it (links inside are removed, never followed).
+    #[serde(default)]
+    recursive: bool,
+}
+
+/// Removes a file, a link (never its target) or a directory (empty, or with `?recursive=true`).
+#[utoipa::path(delete, path = "/v1/sessions/{id}/files/{path}",
+    params(("id" = String, Path), ("path" = String, Path, description = FILE_PATH_DOC), DeleteQuery),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, body = ErrorBody, description = "The path is not a workspace path (`invalid_path`), or a bad query (`invalid_request`)"),
+        (status = 404, body = ErrorBody, description = "No such session (`not_found`), or nothing at the path (`not_found`)"),
+        (status = 409, body = ErrorBody, description = "A symbolic link is on the way (`symlink_refused`), the path runs through a file \
+            (`not_a_directory`), the directory is not empty and `recursive` is not set (`not_empty`), or it changed meanwhile (`changed`)"),
+        (status = 421, body = ErrorBody, description = "The server runs with --node-name and the id names another node (`wrong_node`)"),
+        (status = 429, body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait")),
+            description = "Past the rate limit (`rate_limited`), or --session-max-waiting requests already wait for this session's turn (`session_busy`)"),
+        (status = 500, body = ErrorBody), (status = 503, body = ErrorBody, description = "The server is shutting down (`shutting_down`)"),
+    ))]
+pub(super) async fn delete_file(
+    State(st): St,
+    Extension(owner): Extension<Owner>,
+    path: Result<UrlPath<(String, String)>, PathRejection>,
+    query: Result<Query<DeleteQuery>, QueryRejection>,
+) -> Result<StatusCode, ApiError> {
+    let (id, file) = file_params(&st, path)?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?;
+    with_workspace(&st, &id, &owner.0, move |w| w.remove(&file, q.recursive)).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A request counted among its session's waiters while it waits for the turn.

@@ -8,7 +8,7 @@
 //! parked, runs cold.
 //!
 //! Inline code (`POST /v1/execute`) has kinds too — runtime, entry, limits, policy, audit —
-//! sized as the service [`INLINE_NAME`](crate::engine::INLINE_NAME). Each such sandbox is created with an empty directory of
+//! sized as the service [`INLINE_NAME`]. Each such sandbox is created with an empty directory of
 //! its own mounted read-only at `/app`; the request's files, written to their run directory as
 //! for a cold run, are hard-linked into it right before the handover, so the program sees
 //! exactly its own files and nothing of any other run. A session keeps one sandbox parked
@@ -95,7 +95,7 @@ struct State {
 struct Kind {
     service: String,
     /// Whose floor and max the kind counts against: the service (inline code is the service
-    /// [`INLINE_NAME`](crate::engine::INLINE_NAME)), or the session whose workspace it has.
+    /// [`INLINE_NAME`]), or the session whose workspace it has.
     group: Group,
     audit: bool,
     /// The job sandboxes of this kind are launched for (its input is never used).
