@@ -123,7 +123,17 @@ fn mcp_stdio_lists_its_tools_and_refuses_bad_calls_precisely() {
         tools["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert_eq!(
         names,
-        ["run_code", "list_services", "run_service", "session_create", "session_execute", "session_close"]
+        [
+            "run_code",
+            "list_services",
+            "run_service",
+            "session_create",
+            "session_execute",
+            "session_list_files",
+            "session_read_file",
+            "session_write_file",
+            "session_close"
+        ]
     );
 
     let unknown = mcp.request("tools/call", json!({"name": "rm_rf", "arguments": {}}));
@@ -185,6 +195,24 @@ fn mcp_stdio_runs_code_a_service_and_a_session_and_leaves_nothing() {
     let read = r#"import { readFileSync } from "node:fs"; console.log(readFileSync("/tmp/workspace/n", "utf8"))"#;
     let r = mcp.call("session_execute", json!({"sessionId": id, "code": read}));
     assert_eq!(r["structuredContent"]["stdout"], "7\n", "{r}");
+    // Files in and out between runs, path-checked.
+    let r = mcp.call("session_write_file", json!({"sessionId": id, "path": "in/data.txt", "content": "21"}));
+    assert_eq!(r["structuredContent"]["created"], true, "{r}");
+    let double = r#"import { readFileSync, writeFileSync } from "node:fs";
+writeFileSync("/tmp/workspace/out.json", JSON.stringify({ n: 2 * Number(readFileSync("/tmp/workspace/in/data.txt", "utf8")) }));"#;
+    let r = mcp.call("session_execute", json!({"sessionId": id, "code": double}));
+    assert_eq!(r["structuredContent"]["status"], "ok", "{r}");
+    let r = mcp.call("session_read_file", json!({"sessionId": id, "path": "out.json"}));
+    assert_eq!(r["structuredContent"]["content"], "{\"n\":42}", "{r}");
+    let r = mcp.call("session_list_files", json!({"sessionId": id}));
+    let paths: Vec<&str> =
+        r["structuredContent"]["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["in", "in/data.txt", "n", "out.json"], "{r}");
+    let r = mcp.call("session_read_file", json!({"sessionId": id, "path": "../etc/passwd"}));
+    assert_eq!(error_code(&r), "invalid_path");
+    let r = mcp.call("session_write_file", json!({"sessionId": id, "path": "/abs", "content": "x"}));
+    assert_eq!(error_code(&r), "invalid_path");
+
     let r = mcp.call("session_close", json!({"sessionId": id}));
     assert_eq!(r["isError"], false, "{r}");
     assert_eq!(error_code(&mcp.call("session_execute", json!({"sessionId": id, "code": read}))), "not_found");

@@ -371,6 +371,8 @@ TOOLS:
   run_service       run one of them by name with an input
   session_create    a private workspace (/tmp/workspace) shared by a session's runs
   session_execute   run_code inside a session
+  session_list_files, session_read_file, session_write_file
+                    files in and out of a session's workspace, between its runs
   session_close     remove a session and its workspace
 
 Each run returns its report (stdout, stderr, status, exitCode, metrics) as structured content

@@ -138,9 +138,64 @@ pub struct SessionClose {
     pub session_id: String,
 }
 
+/// `session_list_files`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SessionListFiles {
+    pub session_id: String,
+}
+
+/// How a file's content travels in a tool call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    /// Text, as it is.
+    Utf8,
+    /// Bytes, base64 (standard alphabet, padded).
+    Base64,
+}
+
+/// `session_read_file`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SessionReadFile {
+    pub session_id: String,
+    /// Relative to the workspace, e.g. `out/result.json`: no `..`, not absolute, never through a
+    /// symbolic link.
+    pub path: String,
+    /// `utf8` or `base64`; by default utf8 when the file is valid UTF-8, base64 otherwise (the
+    /// result says which).
+    #[serde(default)]
+    pub encoding: Option<Encoding>,
+}
+
+/// `session_write_file`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SessionWriteFile {
+    pub session_id: String,
+    /// Relative to the workspace; missing parent directories are created, an existing file is
+    /// replaced.
+    pub path: String,
+    /// The file's content, in `encoding`.
+    pub content: String,
+    /// `utf8` (the default) or `base64`.
+    #[serde(default)]
+    pub encoding: Option<Encoding>,
+}
+
 /// The tools, in the order `tools/list` shows them.
-pub const TOOL_NAMES: &[&str] =
-    &["run_code", "list_services", "run_service", "session_create", "session_execute", "session_close"];
+pub const TOOL_NAMES: &[&str] = &[
+    "run_code",
+    "list_services",
+    "run_service",
+    "session_create",
+    "session_execute",
+    "session_list_files",
+    "session_read_file",
+    "session_write_file",
+    "session_close",
+];
 
 /// Parses a call's arguments (absent means `{}`) into `T`; the error names the field
 /// (`limits.timeoutMs: invalid type: string "5", expected u64`).
@@ -222,6 +277,27 @@ pub fn tools() -> Vec<Tool> {
              are seen by the session's later runs. Runs of one session take turns.",
             false,
         ),
+        tool::<SessionListFiles>(
+            "session_list_files",
+            "List a session's files",
+            "Every entry of the session's workspace (what its runs see under /tmp/workspace): path, size and kind \
+             (file, dir, symlink), depth first; links are listed, never followed.",
+            true,
+        ),
+        tool::<SessionReadFile>(
+            "session_read_file",
+            "Read a file of a session",
+            "The content of a regular file of the session's workspace (a path relative to /tmp/workspace), as \
+             text (utf8) or base64. Between runs: it waits for a run of the session that is going on.",
+            true,
+        ),
+        tool::<SessionWriteFile>(
+            "session_write_file",
+            "Write a file into a session",
+            "Write a file into the session's workspace (a path relative to /tmp/workspace; parent directories are \
+             created, an existing file replaced), for the session's next runs to read. Between runs.",
+            false,
+        ),
         tool::<SessionClose>(
             "session_close",
             "Close a session",
@@ -283,6 +359,11 @@ mod tests {
         let e = parse::<RunService>(args(json!({"name": "hello", "limits": {"memoryMb": -1}}))).unwrap_err();
         assert!(e.message.starts_with("limits.memoryMb: invalid value"), "{}", e.message);
 
+        let e =
+            parse::<SessionWriteFile>(args(json!({"sessionId": "s", "path": "a", "content": "", "encoding": "hex"})))
+                .unwrap_err();
+        assert!(e.message.starts_with("encoding: unknown variant `hex`, expected `utf8` or `base64`"), "{}", e.message);
+
         let e = parse::<NoArgs>(args(json!({"x": 1}))).unwrap_err();
         assert!(e.message.contains("unknown field `x`"), "{}", e.message);
     }
@@ -313,6 +394,8 @@ mod tests {
         assert_eq!(run.get("additionalProperties"), Some(&json!(false)));
         assert!(run.get("description").is_none() && run.get("title").is_none(), "{run:?}");
         let exec = tools[4].input_schema.get("required").unwrap();
+        let write = &tools[7].input_schema;
+        assert_eq!(write.get("required").unwrap(), &json!(["sessionId", "path", "content"]));
         assert_eq!(exec, &json!(["sessionId"]));
     }
 

@@ -24,13 +24,17 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::data::report::Report;
-use args::{NoArgs, RunCode, RunService, SessionClose, SessionCreate, SessionExecute, parse};
+use args::{
+    Encoding, NoArgs, RunCode, RunService, SessionClose, SessionCreate, SessionExecute, SessionListFiles,
+    SessionReadFile, SessionWriteFile, parse,
+};
 
 /// What the server tells a client about itself at `initialize`.
 const INSTRUCTIONS: &str = "Ignite runs JavaScript/TypeScript in isolated sandboxes (no network, memory/CPU/time \
 limits). Use run_code for one-off programs (give `code`, print results to stdout; input arrives as JSON in the \
 IGNITE_INPUT environment variable), list_services/run_service for the operator's deployed services, and \
-session_create/session_execute/session_close when several runs must share files (under /tmp/workspace).";
+session_create/session_execute/session_close when several runs must share files (under /tmp/workspace; \
+session_write_file, session_read_file and session_list_files move files in and out between runs).";
 
 /// A call ignite refused or could not carry out: the tool result has `isError: true`, a text
 /// saying what happened and what to do, and `{"error": {"code", "message"}}` as structured
@@ -101,6 +105,26 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Closes one of the caller's sessions.
     fn close_session(&self, caller: &Caller, id: String) -> impl Future<Output = Result<(), ToolError>> + Send;
+
+    /// The entries of a session's workspace, as `{"files": [{path, size, kind}], "truncated"}`.
+    fn list_files(&self, caller: &Caller, id: String) -> impl Future<Output = Result<Value, ToolError>> + Send;
+
+    /// The bytes of a regular file of a session's workspace.
+    fn read_file(
+        &self,
+        caller: &Caller,
+        id: String,
+        path: String,
+    ) -> impl Future<Output = Result<Vec<u8>, ToolError>> + Send;
+
+    /// Writes a file into a session's workspace; answers `{path, size, kind, created}`.
+    fn write_file(
+        &self,
+        caller: &Caller,
+        id: String,
+        path: String,
+        bytes: Vec<u8>,
+    ) -> impl Future<Output = Result<Value, ToolError>> + Send;
 }
 
 /// The MCP server: the tools over a backend. Cheap to clone.
@@ -149,6 +173,26 @@ impl<B: Backend> Tools<B> {
                 Ok(a) => {
                     let (id, run) = a.split();
                     self.backend.run_code(caller, Some(id), run).await.map(|r| report_result(&r))
+                }
+                Err(e) => Err(e),
+            },
+            "session_list_files" => match parse::<SessionListFiles>(arguments) {
+                Ok(a) => self.backend.list_files(caller, a.session_id).await.map(files_result),
+                Err(e) => Err(e),
+            },
+            "session_read_file" => match parse::<SessionReadFile>(arguments) {
+                Ok(a) => match self.backend.read_file(caller, a.session_id, a.path.clone()).await {
+                    Ok(bytes) => read_result(&a.path, bytes, a.encoding),
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            },
+            "session_write_file" => match parse::<SessionWriteFile>(arguments).and_then(|a| {
+                let bytes = decode(&a.content, a.encoding.unwrap_or(Encoding::Utf8))?;
+                Ok((a, bytes))
+            }) {
+                Ok((a, bytes)) => {
+                    self.backend.write_file(caller, a.session_id, a.path, bytes).await.map(written_result)
                 }
                 Err(e) => Err(e),
             },
@@ -280,6 +324,86 @@ fn session_result(session: Value) -> CallToolResult {
 fn closed_result(id: &str) -> CallToolResult {
     let mut result = CallToolResult::success(vec![Content::text(format!("session {id} closed"))]);
     result.structured_content = Some(json!({ "id": id, "closed": true }));
+    result
+}
+
+/// A file's content as the call sent it.
+fn decode(content: &str, encoding: Encoding) -> Result<Vec<u8>, ToolError> {
+    use base64::Engine as _;
+    match encoding {
+        Encoding::Utf8 => Ok(content.as_bytes().to_vec()),
+        Encoding::Base64 => base64::engine::general_purpose::STANDARD
+            .decode(content.trim())
+            .map_err(|e| ToolError::new("invalid_arguments", format!("content: not base64 ({e})"))),
+    }
+}
+
+/// A file's content for the caller: as text when asked for utf8 or, by default, when it is
+/// UTF-8; base64 otherwise. Never interpreted.
+fn read_result(path: &str, bytes: Vec<u8>, asked: Option<Encoding>) -> Result<CallToolResult, ToolError> {
+    use base64::Engine as _;
+    let size = bytes.len();
+    let text = String::from_utf8(bytes).map_err(|e| e.into_bytes());
+    let (encoding, content, shown) = match (asked, text) {
+        (Some(Encoding::Utf8) | None, Ok(text)) => ("utf8", text.clone(), text),
+        (Some(Encoding::Utf8), Err(_)) => {
+            return Err(ToolError::new(
+                "not_utf8",
+                format!("{path} is not UTF-8 text ({size} bytes); read it with \"encoding\": \"base64\""),
+            ));
+        }
+        (Some(Encoding::Base64), text) => {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(text.map_or_else(|b| b, String::into_bytes));
+            ("base64", b64.clone(), b64)
+        }
+        (None, Err(bytes)) => {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+            ("base64", b64.clone(), format!("{path}: {size} bytes, not UTF-8 text; base64:\n{b64}"))
+        }
+    };
+    let mut result = CallToolResult::success(vec![Content::text(shown)]);
+    result.structured_content = Some(json!({ "path": path, "size": size, "encoding": encoding, "content": content }));
+    Ok(result)
+}
+
+fn files_result(listing: Value) -> CallToolResult {
+    let mut lines: Vec<String> = listing["files"]
+        .as_array()
+        .map(|files| {
+            files
+                .iter()
+                .map(|f| {
+                    let path = f["path"].as_str().unwrap_or("?");
+                    match f["kind"].as_str() {
+                        Some("file") => format!("{path} ({} bytes)", f["size"]),
+                        Some("dir") => format!("{path}/"),
+                        Some(kind) => format!("{path} ({kind})"),
+                        None => path.to_string(),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if lines.is_empty() {
+        lines.push("the workspace is empty".into());
+    }
+    if listing["truncated"] == true {
+        lines.push("(more entries were left out)".into());
+    }
+    let mut result = CallToolResult::success(vec![Content::text(lines.join("\n"))]);
+    result.structured_content = Some(listing);
+    result
+}
+
+fn written_result(written: Value) -> CallToolResult {
+    let text = format!(
+        "{} {} ({} bytes)",
+        if written["created"] == true { "created" } else { "replaced" },
+        written["path"].as_str().unwrap_or("?"),
+        written["size"]
+    );
+    let mut result = CallToolResult::success(vec![Content::text(text)]);
+    result.structured_content = Some(written);
     result
 }
 

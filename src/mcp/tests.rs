@@ -66,6 +66,22 @@ impl Backend for Fake {
     async fn close_session(&self, _caller: &Caller, id: String) -> Result<(), ToolError> {
         self.answer(format!("close {id}"), ())
     }
+    async fn list_files(&self, _caller: &Caller, id: String) -> Result<Value, ToolError> {
+        self.answer(
+            format!("list {id}"),
+            json!({"files": [{"path": "d", "size": 0, "kind": "dir"}, {"path": "d/a.txt", "size": 2, "kind": "file"}], "truncated": false}),
+        )
+    }
+    async fn read_file(&self, _caller: &Caller, id: String, path: String) -> Result<Vec<u8>, ToolError> {
+        let bytes = if path.ends_with(".bin") { vec![0xff, 0x00] } else { b"hi".to_vec() };
+        self.answer(format!("read {id} {path}"), bytes)
+    }
+    async fn write_file(&self, _caller: &Caller, id: String, path: String, bytes: Vec<u8>) -> Result<Value, ToolError> {
+        self.answer(
+            format!("write {id} {path} {bytes:?}"),
+            json!({"path": path, "size": bytes.len(), "kind": "file", "created": true}),
+        )
+    }
 }
 
 fn object(v: Value) -> Option<rmcp::model::JsonObject> {
@@ -172,4 +188,47 @@ fn the_summary_names_a_signal_and_a_truncation() {
     assert!(s.starts_with("status: oom, killed by SIGKILL, 4.2 ms"), "{s}");
     assert!(s.contains("\nkilled: out of memory\n--- stdout (truncated) ---\nhello\n"), "{s}");
     assert!(!s.contains("stderr"), "{s}");
+}
+
+#[tokio::test]
+async fn file_tools_carry_text_as_is_and_bytes_as_base64() {
+    let (t, fake) = tools(Fake::default());
+    let c = Caller::default();
+    let r = t.call(&c, "session_list_files", object(json!({"sessionId": "s1"}))).await.unwrap();
+    assert_eq!(text(&r), "d/\nd/a.txt (2 bytes)");
+    let r = t.call(&c, "session_read_file", object(json!({"sessionId": "s1", "path": "a.txt"}))).await.unwrap();
+    assert_eq!(r.structured_content, Some(json!({"path": "a.txt", "size": 2, "encoding": "utf8", "content": "hi"})));
+    assert_eq!(text(&r), "hi");
+    let r = t.call(&c, "session_read_file", object(json!({"sessionId": "s1", "path": "x.bin"}))).await.unwrap();
+    assert_eq!(r.structured_content.as_ref().unwrap()["encoding"], "base64");
+    assert_eq!(r.structured_content.as_ref().unwrap()["content"], "/wA=");
+    let r = t
+        .call(&c, "session_read_file", object(json!({"sessionId": "s1", "path": "x.bin", "encoding": "utf8"})))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(true));
+    assert!(text(&r).contains("\"encoding\": \"base64\""), "{}", text(&r));
+    let r = t
+        .call(
+            &c,
+            "session_write_file",
+            object(json!({"sessionId": "s1", "path": "b", "content": "/wA=", "encoding": "base64"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(text(&r), "created b (2 bytes)");
+    let r = t
+        .call(
+            &c,
+            "session_write_file",
+            object(json!({"sessionId": "s1", "path": "b", "content": "%%", "encoding": "base64"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.structured_content.unwrap()["error"]["code"], "invalid_arguments");
+    assert_eq!(
+        fake.calls.lock().unwrap().as_slice(),
+        ["list s1", "read s1 a.txt", "read s1 x.bin", "read s1 x.bin", "write s1 b [255, 0]"],
+        "a write whose content does not decode reaches no backend"
+    );
 }

@@ -22,13 +22,13 @@ use super::catalog::{Catalog, Lookup};
 use super::error::ApiError;
 use super::limits::Admission;
 use super::routes::{Owner, internal, shutting_down};
-use super::sessions::{self, SessionConfig, Sessions};
+use super::sessions::{self, FileInfo, FileList, SessionConfig, Sessions};
 use super::{AppState, ServeError, inline, metrics};
 use crate::data::report::Report;
 use crate::data::service::{self, MEMORY_MB_RANGE, Overrides, PassEnv, TIMEOUT_MS_RANGE};
 use crate::engine::{
-    Engine, InlineProgram, InlineSource, Input, LockCheck, MAX_INPUT_BYTES, PolicyChoice, PoolConfig, PreflightGate,
-    Program, Request as RunRequest,
+    Engine, InlineProgram, InlineSource, Input, LockCheck, MAX_FILE_BYTES, MAX_INPUT_BYTES, PolicyChoice, PoolConfig,
+    PreflightGate, Program, Request as RunRequest,
 };
 use crate::mcp::args::{RunCode, RunService, SessionCreate};
 use crate::mcp::{Backend, Caller, ToolError};
@@ -229,6 +229,28 @@ impl Backend for ServerTools {
             ))
         }
     }
+
+    // The file tools are `/v1/sessions/{id}/files` as tools: each takes the session's turn, so
+    // none interleaves with a run of it.
+    async fn list_files(&self, caller: &Caller, id: String) -> Result<Value, ToolError> {
+        let listing = sessions::with_workspace(&self.st, &id, &caller.0, |w| w.list()).await?;
+        to_value(FileList::from(listing))
+    }
+
+    async fn read_file(&self, caller: &Caller, id: String, path: String) -> Result<Vec<u8>, ToolError> {
+        Ok(sessions::with_workspace(&self.st, &id, &caller.0, move |w| w.read_file(&path, MAX_FILE_BYTES)).await?)
+    }
+
+    async fn write_file(&self, caller: &Caller, id: String, path: String, bytes: Vec<u8>) -> Result<Value, ToolError> {
+        let written = sessions::with_workspace(&self.st, &id, &caller.0, move |w| w.write_file(&path, &bytes)).await?;
+        let mut value = to_value(FileInfo::from(written.entry))?;
+        value["created"] = written.created.into();
+        Ok(value)
+    }
+}
+
+fn to_value(v: impl serde::Serialize) -> Result<Value, ToolError> {
+    serde_json::to_value(v).map_err(|e| ToolError::new("internal", e.to_string()))
 }
 
 /// `/mcp`: the body read within `--max-body`, then answered by the streamable HTTP transport.

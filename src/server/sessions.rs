@@ -508,7 +508,7 @@ fn file_params(
 
 /// Runs a file operation on a session's workspace (HTTP, and any other edge that serves
 /// sessions), in the session's turn.
-async fn with_workspace<T: Send + 'static>(
+pub(super) async fn with_workspace<T: Send + 'static>(
     st: &AppState,
     id: &str,
     owner: &Option<String>,

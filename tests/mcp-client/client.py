@@ -20,6 +20,9 @@ from mcp.client.streamable_http import streamablehttp_client
 
 TIMEOUT = timedelta(seconds=60)
 EXPECTED_TOOLS = {
+    "session_list_files",
+    "session_read_file",
+    "session_write_file",
     "run_code",
     "list_services",
     "run_service",
@@ -86,6 +89,21 @@ async def tools_suite(session, services=True):
     read = 'console.log(await Bun.file("/tmp/workspace/note.txt").text())'
     r = await call(session, "session_execute", {"sessionId": sid, "code": read})
     check(not r.isError and r.structuredContent["stdout"] == "kept\n", "the next run of the session sees it",
+          text_of(r))
+    r = await call(session, "session_write_file", {"sessionId": sid, "path": "in/x.bin", "content": "AP8=",
+                                                   "encoding": "base64"})
+    check(not r.isError and r.structuredContent["size"] == 2, "session_write_file (base64)", text_of(r))
+    r = await call(session, "session_read_file", {"sessionId": sid, "path": "in/x.bin"})
+    check(not r.isError and r.structuredContent["encoding"] == "base64" and r.structuredContent["content"] == "AP8=",
+          "session_read_file gives bytes back as base64", r.structuredContent)
+    r = await call(session, "session_read_file", {"sessionId": sid, "path": "note.txt"})
+    check(not r.isError and r.structuredContent["content"] == "kept", "session_read_file of what a run wrote",
+          r.structuredContent)
+    r = await call(session, "session_list_files", {"sessionId": sid})
+    listed = [f["path"] for f in r.structuredContent["files"]]
+    check(listed == ["in", "in/x.bin", "note.txt"], "session_list_files", listed)
+    r = await call(session, "session_read_file", {"sessionId": sid, "path": "../../etc/passwd"})
+    check(r.isError and r.structuredContent["error"]["code"] == "invalid_path", "a path out of the workspace",
           text_of(r))
     r = await call(session, "session_close", {"sessionId": sid})
     check(not r.isError, "session_close", text_of(r))
