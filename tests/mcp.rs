@@ -305,3 +305,52 @@ fn mcp_over_http_passes_the_same_gate_as_every_route() {
     let cleanup = sb.cmd().arg("cleanup").output().expect("ignite cleanup");
     assert!(cleanup.status.success(), "{}", stderr_of(&cleanup));
 }
+
+#[test]
+fn a_call_the_client_cancels_stops_its_run_and_frees_its_slot() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    // One slot and no queue: another run is refused (`busy`) while one holds the slot.
+    let mut mcp = McpProcess::start(&sb, &["--pool-max", "0", "--max-concurrent", "1", "--queue", "0"]);
+    let s = mcp.call("session_create", json!({}));
+    let sid = s["structuredContent"]["id"].as_str().expect("session id").to_string();
+    let id = mcp.next_id;
+    mcp.next_id += 1;
+    // The run says it started in its workspace, which the test sees on the host.
+    let forever =
+        r#"import { writeFileSync } from "node:fs"; writeFileSync("/tmp/workspace/started", "1"); while (true) {}"#;
+    let args = json!({"sessionId": sid, "code": forever, "limits": {"timeoutMs": 120000}});
+    mcp.send(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "session_execute", "arguments": args}}));
+    let started = sb.state.path().join("sessions").join(&sid).join("started");
+    // Bounded: 60 s for the run to start.
+    for _ in 0..600 {
+        if started.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(started.exists(), "the endless run did not start");
+    assert_eq!(error_code(&mcp.call("run_code", json!({"code": "1"}))), "busy", "the endless run holds the slot");
+
+    mcp.send(
+        &json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": id, "reason": "test"}}),
+    );
+    // Bounded: the slot comes back once the cancelled run's sandbox is gone.
+    let mut freed = None;
+    for _ in 0..300 {
+        let r = mcp.call("run_code", json!({"code": "console.log(\"after\")"}));
+        if r["isError"] == false {
+            freed = Some(r);
+            break;
+        }
+        assert_eq!(error_code(&r), "busy", "{r}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let r = freed.expect("the cancelled run kept its slot for 30 s");
+    assert_eq!(r["structuredContent"]["stdout"], "after\n", "{r}");
+    assert_eq!(mcp.call("session_close", json!({"sessionId": sid}))["isError"], false);
+    assert!(mcp.finish().success());
+    sb.assert_no_leaks();
+}

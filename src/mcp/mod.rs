@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use axum::http::request::Parts;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResult, Content, ErrorData, Implementation, ListToolsResult, PaginatedRequestParams,
-    ServerCapabilities, ServerInfo, ToolsCapability,
+    CallToolRequestParams, CallToolResult, Content, ErrorCode, ErrorData, Implementation, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerInfo, ToolsCapability,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -248,7 +248,13 @@ impl<B: Backend> ServerHandler for Tools<B> {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
         let caller = self.backend.caller(context.extensions.get::<Parts>());
-        self.call(&caller, &request.name, request.arguments).await
+        // The client cancelled the call (`notifications/cancelled`) or went away (stdin closed,
+        // the HTTP request dropped): the call is dropped, and with it its run, whose sandbox is
+        // then removed, as when an HTTP client hangs up.
+        tokio::select! {
+            result = self.call(&caller, &request.name, request.arguments) => result,
+            () = context.ct.cancelled() => Err(ErrorData::new(ErrorCode::INTERNAL_ERROR, "the call was cancelled", None)),
+        }
     }
 }
 
