@@ -428,13 +428,16 @@ fn resolve(
     }
 }
 
-fn file_type(stat: &FileStat) -> SFlag {
+/// The file type of `stat` (`S_IFREG`, `S_IFDIR`, …).
+pub(crate) fn file_type(stat: &FileStat) -> SFlag {
     SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits())
 }
 
-/// What a file type is called in messages ("a named pipe"), here and in the walk.
+/// What a file type is called in messages ("a named pipe"), here, in the walk and in a
+/// workspace's file operations.
 pub(crate) fn kind_name(ftype: SFlag) -> &'static str {
     match ftype {
+        SFlag::S_IFREG => "a regular file",
         SFlag::S_IFDIR => "a directory",
         SFlag::S_IFLNK => "a symbolic link",
         SFlag::S_IFIFO => "a named pipe",

@@ -29,6 +29,7 @@ use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, unlinkat};
 
 use crate::engine::relpath;
+use crate::fsutil::svcdir::{self, file_type};
 use crate::fsutil::{IoError, temp_name};
 
 /// Largest file [`Workspace::write_file`](crate::engine::Workspace::write_file) accepts and the HTTP API serves or takes in one request.
@@ -251,21 +252,8 @@ fn dir_flags() -> OFlag {
     OFlag::O_RDONLY | OFlag::O_DIRECTORY
 }
 
-fn file_type(stat: &FileStat) -> SFlag {
-    SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits())
-}
-
 fn kind_name(stat: &FileStat) -> &'static str {
-    match file_type(stat) {
-        SFlag::S_IFREG => "a regular file",
-        SFlag::S_IFDIR => "a directory",
-        SFlag::S_IFLNK => "a symbolic link",
-        SFlag::S_IFIFO => "a named pipe",
-        SFlag::S_IFSOCK => "a socket",
-        SFlag::S_IFCHR => "a character device",
-        SFlag::S_IFBLK => "a block device",
-        _ => "a special file",
-    }
+    svcdir::kind_name(file_type(stat))
 }
 
 fn stat_at<Fd: AsFd>(dir: Fd, name: &str) -> Result<FileStat, Errno> {
