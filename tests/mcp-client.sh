@@ -3,7 +3,8 @@
 # in tests/mcp-client/requirements.txt) runs tests/mcp-client/client.py against `ignite mcp`
 # over stdio (initialize, tools/list, run_code of a bun hello, run_service on examples/hello, a
 # session's create/execute/close, error cases), then against /mcp of `ignite serve` over
-# streamable HTTP, without its API key (401) and with it (the same tools). Needs a built debug
+# streamable HTTP, without its API key (401) and with it (the same tools); and runs the agent
+# loop of docs/agents.md, which must print what the page shows. Needs a built debug
 # binary (cargo build --bins), root, runc and the bun bundle (ignite runtime pull bun): missing
 # ones fail under CI=true and skip (said so) otherwise, like the integration tests.
 #
@@ -63,7 +64,7 @@ stop() {
     tail -20 "$work/server.log" >&2
   fi
   # A server that had to be killed may leave session mounts: `ignite cleanup` removes them.
-  for state in "$work/stdio-state" "$work/http-state"; do
+  for state in "$work/stdio-state" "$work/http-state" "$work/doc-state"; do
     [[ -d $state ]] && "$bin" cleanup --state-dir "$state" >/dev/null 2>&1 || true
   done
   rm -rf "$work" || echo "mcp-client: could not remove $work" >&2
@@ -93,3 +94,26 @@ done
 # Bounded as a whole: each call has its own timeout in client.py; this catches anything else.
 timeout 600 "$venv/bin/python" "$root/tests/mcp-client/client.py" \
   "$bin" "$work/services" "$work/stdio-state" "http://$addr/mcp" "$key"
+
+# docs/agents.md's agent loop, run as printed (with this ignite and state dir), must print what
+# the page says it prints.
+mkdir -p "$work/doc-state"
+python3 - "$root/docs/agents.md" "$bin" "$work/doc-state" "$work/agent_loop.py" "$work/expected" <<'PY'
+import re, sys
+page, bin_path, state, script, expected = sys.argv[1:]
+text = open(page).read()
+code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+marker = 'StdioServerParameters(command="ignite", args=["mcp"])'
+assert marker in code, "the example no longer starts `ignite mcp` as this test expects"
+code = code.replace(marker, f'StdioServerParameters(command={bin_path!r}, args=["--state-dir", {state!r}, "mcp"])')
+open(script, "w").write(code)
+out = re.search(r"Its output:\n\n```text\n(.*?)```", text, re.S).group(1)
+open(expected, "w").write(out)
+PY
+timeout 120 "$venv/bin/python" "$work/agent_loop.py" >"$work/actual" 2>"$work/agent_loop.log" \
+  || { cat "$work/agent_loop.log" >&2; exit 1; }
+if ! diff -u "$work/expected" "$work/actual"; then
+  echo "mcp-client: docs/agents.md's agent loop printed something else than the page says (diff above)" >&2
+  exit 1
+fi
+echo "ok: docs/agents.md's agent loop prints what the page says"
