@@ -599,6 +599,9 @@ pub(super) struct McpArgs {
     /// Memory the sandboxes may reserve in all [default: half of MemAvailable at start].
     #[arg(long, value_name = "MIB")]
     pub(super) pool_memory_mb: Option<u64>,
+    /// Per-service sizing, SERVICE=MIN:MAX (repeatable), e.g. --pool hello=1:4.
+    #[arg(long = "pool", value_name = "SERVICE=MIN:MAX")]
+    pub(super) pool_overrides: Vec<String>,
     /// Execute without the preflight checks.
     #[arg(long)]
     pub(super) skip_preflight: bool,

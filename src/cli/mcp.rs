@@ -13,7 +13,8 @@ use super::{GlobalArgs, require_root};
 pub(super) fn mcp(g: &GlobalArgs, a: McpArgs) -> anyhow::Result<i32> {
     require_root()?;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let pool = pool_config(Sizing { min: a.pool_min, max: a.pool_max }, &[], a.pool_idle_ttl, a.pool_memory_mb)?;
+    let pool =
+        pool_config(Sizing { min: a.pool_min, max: a.pool_max }, &a.pool_overrides, a.pool_idle_ttl, a.pool_memory_mb)?;
     let config = ignite::server::McpConfig {
         services_dir: a.services,
         pass_env: g.passed_env()?,
