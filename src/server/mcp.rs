@@ -398,7 +398,38 @@ async fn stop_on_signal(stop: CancellationToken) {
 
 #[cfg(test)]
 mod tests {
-    use super::loopback_origin;
+    use super::*;
+
+    #[test]
+    fn a_refusal_keeps_the_http_apis_code_message_and_retry() {
+        let busy =
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "all execution slots are taken").retry_after(1);
+        let e = ToolError::from(busy);
+        assert_eq!((e.code, e.message.as_str(), e.retry_after), ("busy", "all execution slots are taken", Some(1)));
+        assert!(e.details.is_none());
+        let r = e.into_result();
+        assert_eq!(r.is_error, Some(true));
+        assert_eq!(r.structured_content.unwrap()["error"]["retryAfterSeconds"], 1);
+    }
+
+    #[test]
+    fn bad_inline_programs_map_to_the_same_codes_as_over_http() {
+        let refused = |files: Vec<(&str, &str)>| {
+            let program = InlineProgram {
+                runtime: "bun".into(),
+                source: InlineSource::Files(files.into_iter().map(|(p, c)| (p.into(), c.into())).collect()),
+                entry: None,
+                memory_mb: None,
+                timeout_ms: None,
+                cpu: None,
+            };
+            let registry = crate::data::runtime::Registry::builtin().expect("built-in runtimes");
+            ToolError::from(ApiError::from(program.check(&registry).expect_err("refused")))
+        };
+        assert_eq!(refused(vec![("../x.ts", "1")]).code, "invalid_files");
+        let none = refused(vec![]);
+        assert_eq!(none.code, "invalid_request", "no entry file: {}", none.message);
+    }
 
     #[test]
     fn only_pages_of_this_machine_are_loopback_origins() {
