@@ -2,7 +2,8 @@
 //!
 //! The crate is grouped into districts; a district uses only those listed after it:
 //!
-//! - edges — [`server`] (the HTTP API) and [`bench`](mod@bench) (`ignite bench`); the command line lives in
+//! - edges — [`server`] (the HTTP API), [`mcp`] (the Model Context Protocol tools, served by the
+//!   server's state) and [`bench`](mod@bench) (`ignite bench`); the command line lives in
 //!   the `ignite` binary. They call the [`engine`] façade and use the data types only.
 //! - [`engine`] — the façade every run goes through, the warm pool, the supervisor of one run's
 //!   lifecycle, the per-run host directories.
@@ -20,6 +21,7 @@ pub mod data;
 pub mod engine;
 pub mod fsutil;
 pub mod host;
+pub mod mcp;
 pub mod sandbox;
 pub mod server;
 pub mod store;

@@ -260,6 +260,10 @@ pub(super) enum Command {
     /// Serve the services of a directory over HTTP (see docs/http-api.md).
     #[command(after_help = SERVE_HELP)]
     Serve(ServeArgs),
+    /// Serve the MCP tools (run code, services, sessions) to an agent over stdio (see
+    /// docs/agents.md).
+    #[command(after_help = MCP_HELP)]
+    Mcp(McpArgs),
     /// Check that this host can run sandboxes: OCI runtime, cgroups, seccomp, Landlock, user
     /// namespaces, disk space, privileges — with a remedy for each problem.
     #[command(after_help = DOCTOR_HELP)]
@@ -357,6 +361,35 @@ EXAMPLES:
   IGNITE_API_KEYS=$(openssl rand -hex 24) ignite serve --services /srv/svc --host 0.0.0.0
   ignite serve --services ./services --api-key-file /etc/ignite/keys --rate-limit 120
   ignite serve --services /srv/svc --locked           # production: locked services stay as locked";
+
+const MCP_HELP: &str = "\
+Speaks the Model Context Protocol (JSON-RPC) on stdin/stdout: an MCP client (Claude Desktop, an
+agent framework, the official SDKs) starts `ignite mcp` as a subprocess and calls its tools. Logs
+go to stderr (IGNITE_LOG=info for more). The same tools are served over streamable HTTP at
+/mcp by `ignite serve`, behind its API keys and rate limit.
+
+TOOLS:
+  run_code          run code in a fresh sandbox: runtime, code or files, entry, input, limits
+  list_services     the services of --services DIR
+  run_service       run one of them by name with an input
+  session_create    a private workspace (/tmp/workspace) shared by a session's runs
+  session_execute   run_code inside a session
+  session_list_files, session_read_file, session_write_file
+                    files in and out of a session's workspace, between its runs
+  session_close     remove a session and its workspace
+
+Each run returns its report (stdout, stderr, status, exitCode, metrics) as structured content
+and a text summary; a request ignite refuses is a tool error (isError) with a code and a message
+that says what to change. Needs root, like every command that starts sandboxes.
+
+CLIENT CONFIGURATION (e.g. claude_desktop_config.json, .mcp.json):
+  {\"mcpServers\": {\"ignite\": {\"command\": \"sudo\",
+     \"args\": [\"ignite\", \"mcp\", \"--services\", \"/srv/services\"]}}}
+
+EXAMPLES:
+  ignite mcp                                   # run_code and sessions only
+  ignite mcp --services ./examples             # and the services under ./examples
+  ignite mcp --services ./svc --max-concurrent 2 --pool-min 1";
 
 const INIT_HELP: &str = "\
 Templates are TypeScript for every runtime: bun and deno run it as it is, node and quickjs get it
@@ -529,6 +562,65 @@ pub(super) struct ServeArgs {
     /// session's requests can be sent to the server that holds its workspace.
     #[arg(long, env = "IGNITE_NODE_NAME", value_name = "NAME")]
     pub(super) node_name: Option<String>,
+}
+
+/// `ignite mcp`: the flags of `ignite serve` that apply to one local client.
+#[derive(Args, Debug)]
+pub(super) struct McpArgs {
+    /// Directory whose subdirectories (each with a service.yaml) are the services that
+    /// list_services and run_service offer; without it, only run_code and sessions.
+    #[arg(long, value_name = "DIR")]
+    pub(super) services: Option<PathBuf>,
+    /// Executions running at once [default: number of CPUs].
+    #[arg(long, value_name = "N")]
+    pub(super) max_concurrent: Option<usize>,
+    /// Executions waiting for a slot; beyond that a call is refused (`busy`).
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub(super) queue: usize,
+    /// Largest `input` in bytes, serialised (at most 131008).
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
+    pub(super) max_input: usize,
+    /// An environment variable run_code and session_execute may be given in `env`
+    /// (repeatable); a service's are its service.yaml `allowEnv`. Never IGNITE_*, LD_*, PATH or
+    /// HOME.
+    #[arg(long = "allow-env", value_name = "NAME")]
+    pub(super) allow_env: Vec<String>,
+    /// Seconds a session lives unless session_create asks for less or more (`ttlSeconds`).
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    pub(super) session_ttl: u64,
+    /// The longest `ttlSeconds` a session may ask for.
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    pub(super) session_max_ttl: u64,
+    /// Size of each session's workspace (a tmpfs: it takes memory as it fills).
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    pub(super) session_quota_mb: u64,
+    /// Sessions open at once.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub(super) max_sessions: usize,
+    /// Calls that may wait for a session's turn while one of its runs goes on.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub(super) session_max_waiting: usize,
+    /// Warm sandboxes each service keeps parked; 0 (the default) starts them on demand.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub(super) pool_min: usize,
+    /// Most warm sandboxes per service; 0 turns the pool off.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub(super) pool_max: usize,
+    /// Seconds a warm sandbox may stay idle before it is removed (down to --pool-min).
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub(super) pool_idle_ttl: u64,
+    /// Memory the sandboxes may reserve in all [default: half of MemAvailable at start].
+    #[arg(long, value_name = "MIB")]
+    pub(super) pool_memory_mb: Option<u64>,
+    /// Per-service sizing, SERVICE=MIN:MAX (repeatable), e.g. --pool hello=1:4.
+    #[arg(long = "pool", value_name = "SERVICE=MIN:MAX")]
+    pub(super) pool_overrides: Vec<String>,
+    /// Execute without the preflight checks.
+    #[arg(long)]
+    pub(super) skip_preflight: bool,
+    /// Run a service that has an ignite.lock only while it matches it.
+    #[arg(long)]
+    pub(super) locked: bool,
 }
 
 const RUNTIME_PULL_HELP: &str = "\

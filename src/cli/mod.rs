@@ -5,7 +5,7 @@
 //! - [`args`]: the clap definitions and help texts;
 //! - [`settings`]: from the global flags to the engine's settings (and the root check);
 //! - [`run`]: `run`, `exec`, `install`, and how signals cancel them;
-//! - [`serve`], [`runtime`], [`lock`], [`preflight`] (and `report`), [`policy`], [`host`]
+//! - [`serve`], [`mcp`], [`runtime`], [`lock`], [`preflight`] (and `report`), [`policy`], [`host`]
 //!   (`doctor`, `cleanup`), [`env`], [`init`], [`bench`], [`completions`] (and `man`): one
 //!   command (or two) each;
 //! - [`output`]: writing to stdout, error text, the log.
@@ -17,6 +17,7 @@ mod env;
 mod host;
 mod init;
 mod lock;
+mod mcp;
 mod output;
 mod policy;
 mod preflight;
@@ -44,12 +45,18 @@ pub fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     // A server's request log is its normal output; other commands only say what went wrong.
-    init_tracing(if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" });
+    // rmcp logs every message it handles at info: that is the programs' output, not the server's.
+    init_tracing(if matches!(cli.command, Command::Serve(_)) { "info,rmcp=warn" } else { "warn,rmcp=error" });
     // Commands that start sandboxes hold descriptors per connection, run and pipe: they get all
     // the open files the host allows them (the sandboxes' own limit fits under it).
     if matches!(
         cli.command,
-        Command::Serve(_) | Command::Run { .. } | Command::Exec { .. } | Command::Install { .. } | Command::Bench(_)
+        Command::Serve(_)
+            | Command::Mcp(_)
+            | Command::Run { .. }
+            | Command::Exec { .. }
+            | Command::Install { .. }
+            | Command::Bench(_)
     ) && let Err(e) = ignite::engine::raise_open_files()
     {
         tracing::warn!(error = %e, "keeping the open-file limit as it is");
@@ -128,6 +135,7 @@ fn dispatch(cli: Cli, matches: &ArgMatches) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Serve(args) => serve::serve(&cli.global, args),
+        Command::Mcp(args) => mcp::mcp(&cli.global, args),
         Command::Bench(args) => {
             let given = matches!(
                 matches.value_source("oci_runtime"),

@@ -31,27 +31,8 @@ pub(super) fn serve(g: &GlobalArgs, a: ServeArgs) -> anyhow::Result<i32> {
     let keys = ignite::server::Keys::load(a.api_key_file.as_deref(), env_keys.as_deref())?;
     let pass_env = g.passed_env()?;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if a.pool_idle_ttl == 0 {
-        anyhow::bail!("--pool-idle-ttl must be at least 1 second");
-    }
-    let mut overrides = std::collections::BTreeMap::new();
-    for text in &a.pool_overrides {
-        let (name, sizing) = parse_override(text)?;
-        overrides.insert(name, sizing);
-    }
-    let memory_budget_mb = match a.pool_memory_mb {
-        Some(mb) => mb,
-        None => {
-            let meminfo = std::fs::read_to_string("/proc/meminfo").context("failed to read /proc/meminfo")?;
-            default_budget_mb(&meminfo)
-        }
-    };
-    let pool = PoolConfig {
-        default: Sizing { min: a.pool_min, max: a.pool_max },
-        overrides,
-        idle_ttl: std::time::Duration::from_secs(a.pool_idle_ttl),
-        memory_budget_mb,
-    };
+    let pool =
+        pool_config(Sizing { min: a.pool_min, max: a.pool_max }, &a.pool_overrides, a.pool_idle_ttl, a.pool_memory_mb)?;
     let config = ignite::server::Config {
         services_dir: a.services,
         listen,
@@ -93,4 +74,29 @@ pub(super) fn serve(g: &GlobalArgs, a: ServeArgs) -> anyhow::Result<i32> {
         .context("failed to start the async runtime")?;
     rt.block_on(ignite::server::serve(config, engine))?;
     Ok(0)
+}
+
+/// The warm pool's settings from the pool flags (`ignite serve`, `ignite mcp`).
+pub(super) fn pool_config(
+    default: Sizing,
+    per_service: &[String],
+    idle_ttl: u64,
+    memory_mb: Option<u64>,
+) -> anyhow::Result<PoolConfig> {
+    if idle_ttl == 0 {
+        anyhow::bail!("--pool-idle-ttl must be at least 1 second");
+    }
+    let mut overrides = std::collections::BTreeMap::new();
+    for text in per_service {
+        let (name, sizing) = parse_override(text)?;
+        overrides.insert(name, sizing);
+    }
+    let memory_budget_mb = match memory_mb {
+        Some(mb) => mb,
+        None => {
+            let meminfo = std::fs::read_to_string("/proc/meminfo").context("failed to read /proc/meminfo")?;
+            default_budget_mb(&meminfo)
+        }
+    };
+    Ok(PoolConfig { default, overrides, idle_ttl: std::time::Duration::from_secs(idle_ttl), memory_budget_mb })
 }

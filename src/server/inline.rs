@@ -30,51 +30,51 @@ pub use crate::engine::{MAX_FILES, MAX_TOTAL_BYTES};
 pub(super) struct InlineRequest {
     /// A runtime spec: `bun`, `node@22`, `deno`, `quickjs`, or a custom runtime.
     #[schema(min_length = 1, example = "bun")]
-    runtime: String,
+    pub(super) runtime: String,
     #[schema(schema_with = super::fields::files)]
-    files: Option<Files>,
+    pub(super) files: Option<Files>,
     /// One entry file's content (shorthand for `files`).
     #[schema(example = "console.log(JSON.stringify({ ok: true }))")]
-    code: Option<String>,
+    pub(super) code: Option<String>,
     /// The file to run; defaults as documented.
-    entry: Option<String>,
+    pub(super) entry: Option<String>,
     /// Any JSON value, given to the program as `IGNITE_INPUT`. Default `{}`.
-    input: Option<serde_json::Value>,
-    limits: Option<InlineLimits>,
+    pub(super) input: Option<serde_json::Value>,
+    pub(super) limits: Option<InlineLimits>,
     /// Audit mode (default true): the report's `securityAudit` lists what the kernel reported.
-    audit: Option<bool>,
+    pub(super) audit: Option<bool>,
     /// Arguments for the program, after the entry in its argv.
     #[schema(schema_with = super::fields::args)]
-    args: Option<Vec<String>>,
+    pub(super) args: Option<Vec<String>>,
     /// The program's stdin.
     #[schema(schema_with = super::fields::stdin)]
-    stdin: Option<String>,
+    pub(super) stdin: Option<String>,
     /// Environment variables the operator allows.
     #[schema(schema_with = super::fields::env)]
-    env: Option<std::collections::BTreeMap<String, String>>,
+    pub(super) env: Option<std::collections::BTreeMap<String, String>>,
     /// Give the program an output directory (`$IGNITE_OUT_DIR`, /tmp/out; at most 8 MiB and 64
     /// files) and return its regular files in the report's `files` (size, sha256, base64
     /// content). Such a run is never served warm.
-    outputs: Option<bool>,
+    pub(super) outputs: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct InlineLimits {
+pub(super) struct InlineLimits {
     #[serde(default, deserialize_with = "super::fields::integer")]
     #[schema(schema_with = super::fields::timeout_ms)]
-    timeout_ms: Option<u64>,
+    pub(super) timeout_ms: Option<u64>,
     #[serde(default, deserialize_with = "super::fields::integer")]
     #[schema(schema_with = super::fields::memory_mb)]
-    memory_mb: Option<u32>,
+    pub(super) memory_mb: Option<u32>,
     #[schema(schema_with = super::fields::cpu)]
-    cpu: Option<f64>,
+    pub(super) cpu: Option<f64>,
 }
 
 /// `files` in request order, duplicates kept so that they can be refused (a map would keep the
 /// last one silently).
 #[derive(Debug)]
-struct Files(Vec<(String, String)>);
+pub(super) struct Files(pub(super) Vec<(String, String)>);
 
 impl<'de> Deserialize<'de> for Files {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Files, D::Error> {
@@ -136,15 +136,11 @@ pub(super) async fn execute(
     run(&st, req, None, Format::from_accept(&headers)).await
 }
 
-/// Runs an inline request, answering with the report or streaming it in `format`. In a
-/// session, its workspace is mounted; the session's turn and the run directory are held until
-/// the run is over (not until the response is).
-pub(super) async fn run(
-    st: &Arc<AppState>,
-    req: InlineRequest,
-    session: Option<SessionTurn>,
-    format: Option<Format>,
-) -> Result<Response, ApiError> {
+/// The run an inline request asks for, checked in the order its faults were always reported
+/// (the program, its I/O, the input within `--max-input`): inline code with the built-in policy
+/// only (never a policy file from the request's own files), served warm when it can be. Shared by
+/// `POST /v1/execute`, a session's execute and the MCP tools; the caller adds the workspace.
+pub(super) fn request(st: &AppState, req: InlineRequest) -> Result<RunRequest, ApiError> {
     let source = match (req.files, req.code) {
         (Some(_), Some(_)) => return Err(invalid("give either `files` or `code`, not both")),
         (None, None) => return Err(invalid("give the program as `files` ({path: content}) or `code` (one file)")),
@@ -160,8 +156,7 @@ pub(super) async fn run(
         timeout_ms: limits.timeout_ms,
         cpu: limits.cpu,
     };
-    // Checked before the input (and written by the engine after it): the request's faults in
-    // the order they always had.
+    // Checked before the input (and written by the engine after it).
     program.check(st.engine.registry())?;
     let io = super::fields::program_io(req.args, req.stdin, req.env, req.outputs)?;
     let input = req.input.as_ref().map_or_else(|| "{}".to_string(), |v| v.to_string());
@@ -172,7 +167,27 @@ pub(super) async fn run(
             format!("input is {} bytes serialised; the limit is {}", input.len(), st.max_input),
         ));
     }
+    let mut run = RunRequest::new(Program::Inline(Box::new(program)));
+    run.input = Input::Json(input);
+    run.policy = PolicyChoice::Builtin;
+    run.audit = req.audit.unwrap_or(true);
+    run.preflight = st.preflight;
+    run.warm = true;
+    run.io = io;
+    run.allow_env = st.allow_env.clone();
+    Ok(run)
+}
 
+/// Runs an inline request, answering with the report or streaming it in `format`. In a
+/// session, its workspace is mounted; the session's turn and the run directory are held until
+/// the run is over (not until the response is).
+pub(super) async fn run(
+    st: &Arc<AppState>,
+    req: InlineRequest,
+    session: Option<SessionTurn>,
+    format: Option<Format>,
+) -> Result<Response, ApiError> {
+    let mut run = request(st, req)?;
     if st.draining.load(Ordering::SeqCst) {
         return Err(shutting_down());
     }
@@ -187,16 +202,6 @@ pub(super) async fn run(
     if st.draining.load(Ordering::SeqCst) {
         return Err(shutting_down());
     }
-    // The engine writes the files to a directory of their own for this run, and gives the code
-    // the built-in policy only (never a policy file from the request's own files).
-    let mut run = RunRequest::new(Program::Inline(Box::new(program)));
-    run.input = Input::Json(input);
-    run.policy = PolicyChoice::Builtin;
-    run.audit = req.audit.unwrap_or(true);
-    run.preflight = st.preflight;
     run.workspace = workspace.clone();
-    run.warm = true;
-    run.io = io;
-    run.allow_env = st.allow_env.clone();
     run_job(st, run, permit, (turn, workspace), format).await
 }

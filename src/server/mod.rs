@@ -9,6 +9,7 @@ mod error;
 mod fields;
 mod inline;
 mod limits;
+mod mcp;
 mod metrics;
 mod openapi;
 mod routes;
@@ -26,6 +27,7 @@ use tokio_util::task::TaskTracker;
 
 pub use auth::{KeyError, Keys};
 pub use conn::ConnLimits;
+pub use mcp::{StdioConfig as McpConfig, serve_stdio as serve_mcp_stdio};
 pub use sessions::SessionConfig;
 
 use crate::engine::{Engine, LockCheck, MAX_INPUT_BYTES, PoolConfig, PreflightGate};

@@ -13,7 +13,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Path, Request, S
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::OwnedSemaphorePermit;
@@ -46,6 +46,8 @@ pub(super) fn router(state: Arc<AppState>, max_body: usize) -> Router {
         .merge(super::sessions::routes())
         .route("/metrics", get(super::metrics::scrape))
         .route("/openapi.json", get(super::openapi::document))
+        // The MCP tools over streamable HTTP (see `crate::mcp`), behind the same gate.
+        .route("/mcp", any(move |State(st): St, req: Request| super::mcp::http(st, req, max_body)))
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
@@ -270,29 +272,78 @@ pub(super) fn internal(e: tokio::task::JoinError) -> ApiError {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct ExecuteRequest {
     /// Any JSON value; the program reads it from `IGNITE_INPUT`. Default `{}`.
-    input: Option<serde_json::Value>,
+    pub(super) input: Option<serde_json::Value>,
     #[serde(default, deserialize_with = "super::fields::integer")]
     #[schema(schema_with = super::fields::timeout_ms)]
-    timeout_ms: Option<u64>,
+    pub(super) timeout_ms: Option<u64>,
     #[serde(default, deserialize_with = "super::fields::integer")]
     #[schema(schema_with = super::fields::memory_mb)]
-    memory_mb: Option<u32>,
+    pub(super) memory_mb: Option<u32>,
     /// Audit mode (default true): the strictest policy unless the service's policy file relaxes
     /// it, and the report's `securityAudit` lists what the kernel reported.
-    audit: Option<bool>,
+    pub(super) audit: Option<bool>,
     /// Arguments for the program, after the entry in its argv.
     #[schema(schema_with = super::fields::args)]
-    args: Option<Vec<String>>,
+    pub(super) args: Option<Vec<String>>,
     /// The program's stdin.
     #[schema(schema_with = super::fields::stdin)]
-    stdin: Option<String>,
+    pub(super) stdin: Option<String>,
     /// Environment variables the operator allows.
     #[schema(schema_with = super::fields::env)]
-    env: Option<std::collections::BTreeMap<String, String>>,
+    pub(super) env: Option<std::collections::BTreeMap<String, String>>,
     /// Give the program an output directory (`$IGNITE_OUT_DIR`, /tmp/out; at most 8 MiB and 64
     /// files) and return its regular files in the report's `files` (size, sha256, base64
     /// content). Such a run is never served warm.
-    outputs: Option<bool>,
+    pub(super) outputs: Option<bool>,
+}
+
+/// The run a service execute asks for, checked: the limits within service.yaml's ranges (named
+/// as the request spells them), its I/O, the input within `--max-input`, the service found in
+/// the catalog (`unknown` words the refusal of a name it lacks). The service's policy file
+/// applies, audit mode is the default, the lock and preflight gates are the server's, and no
+/// last report is kept (a server would write a file per request). Shared by
+/// `POST /services/{name}/execute` and the MCP tools.
+pub(super) fn service_request(
+    st: &AppState,
+    name: &str,
+    req: ExecuteRequest,
+    unknown: fn(&str) -> ApiError,
+) -> Result<RunRequest, ApiError> {
+    if let Some(v) = req.memory_mb {
+        service::check_range(v, MEMORY_MB_RANGE, "MiB")
+            .map_err(|r| ApiError::bad_request("invalid_request", format!("memoryMb {r}")))?;
+    }
+    if let Some(v) = req.timeout_ms {
+        service::check_range(v, TIMEOUT_MS_RANGE, "ms")
+            .map_err(|r| ApiError::bad_request("invalid_request", format!("timeoutMs {r}")))?;
+    }
+    let input = req.input.as_ref().map_or_else(|| "{}".to_string(), |v| v.to_string());
+    if input.len() > st.max_input {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "input_too_large",
+            format!("input is {} bytes serialised; the limit is {}", input.len(), st.max_input),
+        ));
+    }
+    let io = super::fields::program_io(req.args, req.stdin, req.env, req.outputs)?;
+    let overrides = Overrides { memory_mb: req.memory_mb, timeout_ms: req.timeout_ms, ..Overrides::default() };
+    // A few `stat`s and, when service.yaml changed, one capped read of it (see Catalog): done
+    // here on the worker, like the rest of a warm run, rather than on another thread.
+    let service = match st.catalog.lookup(name, &overrides) {
+        Lookup::Found(s) => *s,
+        Lookup::Invalid(e) => return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "service_invalid", e)),
+        Lookup::NotFound => return Err(unknown(name)),
+    };
+    let mut run = RunRequest::new(Program::Service(Box::new(service)));
+    run.input = Input::Json(input);
+    run.policy = PolicyChoice::Service { file: None };
+    run.audit = req.audit.unwrap_or(true);
+    run.lock = st.lock;
+    run.preflight = st.preflight;
+    run.warm = true;
+    run.io = io;
+    run.keep_report = false;
+    Ok(run)
 }
 
 /// Answers with the report, or with `Accept: text/event-stream` / `application/x-ndjson`
@@ -319,36 +370,7 @@ async fn execute(
 ) -> Result<Response, ApiError> {
     let name = service_name(path)?;
     let JsonObject(req) = body?;
-    // The same ranges as service.yaml, named as the request spells them.
-    if let Some(v) = req.memory_mb {
-        service::check_range(v, MEMORY_MB_RANGE, "MiB")
-            .map_err(|r| ApiError::bad_request("invalid_request", format!("memoryMb {r}")))?;
-    }
-    if let Some(v) = req.timeout_ms {
-        service::check_range(v, TIMEOUT_MS_RANGE, "ms")
-            .map_err(|r| ApiError::bad_request("invalid_request", format!("timeoutMs {r}")))?;
-    }
-    let input = match &req.input {
-        Some(v) => v.to_string(),
-        None => "{}".to_string(),
-    };
-    if input.len() > st.max_input {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "input_too_large",
-            format!("input is {} bytes serialised; the limit is {}", input.len(), st.max_input),
-        ));
-    }
-    let io = super::fields::program_io(req.args, req.stdin, req.env, req.outputs)?;
-    let overrides = Overrides { memory_mb: req.memory_mb, timeout_ms: req.timeout_ms, ..Overrides::default() };
-    // A few `stat`s and, when service.yaml changed, one capped read of it (see Catalog): done
-    // here on the worker, like the rest of a warm run, rather than on another thread.
-    let service = match st.catalog.lookup(&name, &overrides) {
-        Lookup::Found(s) => *s,
-        Lookup::Invalid(e) => return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "service_invalid", e)),
-        Lookup::NotFound => return Err(unknown_service(&name)),
-    };
-
+    let run = service_request(&st, &name, req, unknown_service)?;
     let busy = || {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "all execution slots and the queue are taken")
             .retry_after(BUSY_RETRY_SECS)
@@ -361,19 +383,6 @@ async fn execute(
     if st.draining.load(Ordering::SeqCst) {
         return Err(shutting_down());
     }
-
-    // The operator's policy file in the service directory applies to API runs too.
-    // Audit mode is the API's default: its strict base applies unless the policy file relaxes it.
-    let mut run = RunRequest::new(Program::Service(Box::new(service)));
-    run.input = Input::Json(input);
-    run.policy = PolicyChoice::Service { file: None };
-    run.audit = req.audit.unwrap_or(true);
-    run.lock = st.lock;
-    run.preflight = st.preflight;
-    run.warm = true;
-    run.io = io;
-    // `ignite report DIR` shows the command line's runs; a server would write a file per request.
-    run.keep_report = false;
     run_job(&st, run, permit, (), Format::from_accept(&headers)).await
 }
 

@@ -178,7 +178,7 @@ impl Sessions {
 
     /// Takes the session out (no new run finds it) and removes its workspace once a running
     /// execution of it is over.
-    async fn remove(&self, id: &str, owner: &Option<String>) -> bool {
+    pub(super) async fn remove(&self, id: &str, owner: &Option<String>) -> bool {
         let session = {
             let mut map = self.lock();
             match map.get(id) {
@@ -326,8 +326,15 @@ pub(super) async fn create(
         // `null` is a body too (the document's schema allows it): defaults, like no body.
         parse_object::<Option<CreateRequest>>(&headers, &body)?.unwrap_or_default()
     };
+    let info = open(&st, owner, req.ttl_seconds).await?;
+    Ok((StatusCode::CREATED, Json(info)).into_response())
+}
+
+/// Opens a session for `owner` (`POST /v1/sessions`, the MCP tool `session_create`): the TTL
+/// checked against the server's range, the session's workspace mounted.
+pub(super) async fn open(st: &Arc<AppState>, owner: Owner, ttl_seconds: Option<u64>) -> Result<SessionInfo, ApiError> {
     let cfg = &st.sessions.config;
-    let ttl = match req.ttl_seconds {
+    let ttl = match ttl_seconds {
         None => cfg.default_ttl,
         Some(s) if s == 0 || s > cfg.max_ttl.as_secs() => {
             return Err(ApiError::bad_request(
@@ -356,15 +363,14 @@ pub(super) async fn create(
             SessionError::Workspace(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
         })?;
     let (id, created, expires) = created;
-    let info = SessionInfo {
+    Ok(SessionInfo {
         id,
         created_at: rfc3339(created),
         expires_at: rfc3339(expires),
         quota_mb: cfg.quota_mb,
         workspace: WORKSPACE_DIR,
         used_bytes: None,
-    };
-    Ok((StatusCode::CREATED, Json(info)).into_response())
+    })
 }
 
 /// The id in the path; 421 `wrong_node` when it is another node's (see [`Sessions::other_node`]).
@@ -454,10 +460,17 @@ pub(super) async fn execute(
 ) -> Result<Response, ApiError> {
     let id = session_id(&st, path)?;
     let JsonObject(req) = body?;
+    let session = turn(&st, &id, &owner).await?;
+    inline::run(&st, req, Some(session), Format::from_accept(&headers)).await
+}
+
+/// Waits for the session's turn (and an execution slot) for one of its runs: over HTTP and
+/// MCP alike, a session's runs take turns, and the requests waiting for one are bounded.
+pub(super) async fn turn(st: &Arc<AppState>, id: &str, owner: &Owner) -> Result<inline::SessionTurn, ApiError> {
     let (workspace, runs, waiting) = st
         .sessions
-        .find(&id, &owner.0, |s| (s.workspace.clone(), s.runs.clone(), s.waiting.clone()))
-        .ok_or_else(|| no_session(&id))?;
+        .find(id, &owner.0, |s| (s.workspace.clone(), s.runs.clone(), s.waiting.clone()))
+        .ok_or_else(|| no_session(id))?;
     if st.draining.load(Ordering::SeqCst) {
         return Err(shutting_down());
     }
@@ -469,7 +482,7 @@ pub(super) async fn execute(
         // then by the server's queue, where it is counted until it has a slot.
         Err(_) => {
             let max = st.sessions.config.max_waiting;
-            let _waiter = Waiter::enter(&waiting, max).ok_or_else(|| session_busy(&id, max))?;
+            let _waiter = Waiter::enter(&waiting, max).ok_or_else(|| session_busy(id, max))?;
             let reservation = st.admission.reserve().map_err(|_| inline::busy())?;
             let turn = runs.lock_owned().await;
             drop(_waiter);
@@ -478,11 +491,10 @@ pub(super) async fn execute(
         }
     };
     // Deleted or expired while this request waited for its turn.
-    if st.sessions.find(&id, &owner.0, |_| ()).is_none() {
-        return Err(no_session(&id));
+    if st.sessions.find(id, &owner.0, |_| ()).is_none() {
+        return Err(no_session(id));
     }
-    let session = inline::SessionTurn { workspace, turn, permit };
-    inline::run(&st, req, Some(session), Format::from_accept(&headers)).await
+    Ok(inline::SessionTurn { workspace, turn, permit })
 }
 
 /// A file route's session id and workspace path (`/v1/sessions/{id}/files/{*path}`).
@@ -496,7 +508,7 @@ fn file_params(
 
 /// Runs a file operation on a session's workspace (HTTP, and any other edge that serves
 /// sessions), in the session's turn.
-async fn with_workspace<T: Send + 'static>(
+pub(super) async fn with_workspace<T: Send + 'static>(
     st: &AppState,
     id: &str,
     owner: &Option<String>,
