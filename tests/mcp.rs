@@ -172,8 +172,28 @@ fn mcp_stdio_runs_code_a_service_and_a_session_and_leaves_nothing() {
     }
     // With the warm pool on (a parked hello, inline and session kinds started on demand): its
     // sandboxes too are gone once the client closes stdin.
-    let args = ["--services", services.to_str().unwrap(), "--pool-max", "4", "--pool-min", "1"];
+    let args =
+        ["--services", services.to_str().unwrap(), "--pool-max", "4", "--pool-min", "1", "--allow-env", "GREETING"];
     let mut mcp = McpProcess::start(&sb, &args);
+
+    // Arguments, stdin, an allowed variable and an output file, as the HTTP API takes them.
+    let io = r#"import { readFileSync, writeFileSync } from "node:fs";
+const stdin = readFileSync(0, "utf8");
+writeFileSync(`${process.env.IGNITE_OUT_DIR}/result.txt`, `${process.env.GREETING} ${stdin}`);
+console.log(JSON.stringify(process.argv.slice(2)));"#;
+    let r = mcp.call(
+        "run_code",
+        json!({"code": io, "args": ["a", "b c"], "stdin": "from stdin", "env": {"GREETING": "hi"}, "outputs": true}),
+    );
+    assert_eq!(r["isError"], false, "{r}");
+    assert_eq!(r["structuredContent"]["stdout"], "[\"a\",\"b c\"]\n", "{r}");
+    let file = &r["structuredContent"]["files"]["result.txt"];
+    assert_eq!(file["content"], "aGkgZnJvbSBzdGRpbg==", "base64 of \"hi from stdin\": {r}");
+    assert_eq!(file["size"], 13, "{r}");
+    // A variable the operator did not allow is refused, naming it.
+    let r = mcp.call("run_code", json!({"code": "1", "env": {"PATH": "/x"}}));
+    assert_eq!(error_code(&r), "env_not_allowed", "{r}");
+    assert!(r["content"][0]["text"].as_str().unwrap().contains("PATH"), "{r}");
 
     let r = mcp.call(
         "run_code",
