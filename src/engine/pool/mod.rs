@@ -415,7 +415,15 @@ impl Inner {
         let (mut sandbox, app) = match launched {
             Ok(s) => s,
             Err(e) => {
-                tracing::warn!(service = %service, error = %e, "a warm sandbox failed to start");
+                // A launch cut short by the pool's shutdown, or by the end of the session it was
+                // for (its workspace is gone), is not a failure of the sandbox.
+                let moot =
+                    self.closing.is_cancelled() || template.session_end.as_ref().is_some_and(|t| t.is_cancelled());
+                if moot {
+                    tracing::debug!(service = %service, error = %e, "a warm sandbox was no longer needed");
+                } else {
+                    tracing::warn!(service = %service, error = %e, "a warm sandbox failed to start");
+                }
                 let mut st = self.lock();
                 if let Some(kind) = st.kinds.get_mut(&key) {
                     kind.starting -= 1;
@@ -423,7 +431,9 @@ impl Inner {
                         kind.cold_only = true;
                     }
                 }
-                st.stats.entry(service).or_default().launch_failures += 1;
+                if !moot {
+                    st.stats.entry(service).or_default().launch_failures += 1;
+                }
                 return;
             }
         };
