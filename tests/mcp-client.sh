@@ -4,9 +4,10 @@
 # over stdio (initialize, tools/list, run_code of a bun hello, run_service on examples/hello, a
 # session's create/execute/close, error cases), then against /mcp of `ignite serve` over
 # streamable HTTP, without its API key (401) and with it (the same tools); and runs the agent
-# loop of docs/agents.md, which must print what the page shows. Needs a built debug
-# binary (cargo build --bins), root, runc and the bun bundle (ignite runtime pull bun): missing
-# ones fail under CI=true and skip (said so) otherwise, like the integration tests.
+# loops of docs/agents.md (MCP, and HTTP against the server), which must print what the page
+# shows. Needs a built debug binary (cargo build --bins), root, runc and the bun bundle (ignite
+# runtime pull bun): missing ones fail under CI=true and skip (said so) otherwise, like the
+# integration tests.
 #
 # Environment: IGNITE_MCP_CLIENT_CACHE (venv cache, default /var/cache/ignite-ci/mcp-client).
 set -euo pipefail
@@ -117,3 +118,22 @@ if ! diff -u "$work/expected" "$work/actual"; then
   exit 1
 fi
 echo "ok: docs/agents.md's agent loop prints what the page says"
+
+# Its HTTP agent loop, run as printed against this server (its address and key), likewise.
+python3 - "$root/docs/agents.md" "http://$addr" "$work/http_loop.py" "$work/http_expected" <<'PY'
+import re, sys
+page, base, script, expected = sys.argv[1:]
+text = open(page).read()
+code = re.findall(r"```python\n(.*?)```", text, re.S)[1]
+marker = 'BASE = "http://127.0.0.1:3000"'
+assert marker in code, "the HTTP example no longer sets BASE as this test expects"
+open(script, "w").write(code.replace(marker, f"BASE = {base!r}"))
+open(expected, "w").write(re.findall(r"Its output:\n\n```text\n(.*?)```", text, re.S)[1])
+PY
+IGNITE_API_KEY=$key timeout 120 python3 "$work/http_loop.py" >"$work/http_actual" 2>"$work/http_loop.log" \
+  || { cat "$work/http_loop.log" >&2; exit 1; }
+if ! diff -u "$work/http_expected" "$work/http_actual"; then
+  echo "mcp-client: docs/agents.md's HTTP agent loop printed something else than the page says (diff above)" >&2
+  exit 1
+fi
+echo "ok: docs/agents.md's HTTP agent loop prints what the page says"
