@@ -4,10 +4,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::Stdio;
 
+use common::server::Server;
 use common::{Sandbox, require_sandbox, stderr_of};
 use serde_json::{Value, json};
 
@@ -163,103 +164,6 @@ fn cli_stdin_and_argument_caps_hold_with_precise_errors() {
 
 // ---- Over HTTP ----
 
-struct Server {
-    child: Child,
-    base: String,
-    stderr: Option<std::thread::JoinHandle<String>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-struct Resp {
-    status: u16,
-    body: String,
-}
-
-impl Resp {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-
-    fn assert_error(&self, status: u16, code: &str, message: &str) {
-        assert_eq!(self.status, status, "{}", self.body);
-        let v = self.json();
-        assert_eq!(v["error"]["code"], code, "{}", self.body);
-        assert_eq!(v["error"]["message"], message, "{}", self.body);
-    }
-}
-
-impl Server {
-    fn start(sb: &Sandbox, services: &Path, args: &[&str]) -> Server {
-        let mut cmd = sb.cmd();
-        cmd.arg("serve").arg("--services").arg(services).args(["--port", "0"]).args(args);
-        if !args.iter().any(|a| a.starts_with("--pool")) {
-            cmd.args(["--pool-min", "0", "--pool-max", "0"]);
-        }
-        cmd.env_remove("IGNITE_API_KEYS");
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn ignite serve");
-        let mut err = child.stderr.take().expect("stderr");
-        let stderr = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
-        });
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read stdout");
-        let Ok(v) = serde_json::from_str::<Value>(&line) else {
-            let _ = child.wait();
-            panic!("no listening line (got {line:?}); stderr:\n{}", stderr.join().unwrap_or_default());
-        };
-        let addr = v["listening"].as_str().expect("listening address").to_string();
-        Server { child, base: format!("http://{addr}"), stderr: Some(stderr) }
-    }
-
-    fn post(&self, path: &str, body: &Value) -> Resp {
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).proxy(None).build().into();
-        let mut r = agent
-            .post(format!("{}{path}", self.base))
-            .header("Content-Type", "application/json")
-            .send(body.to_string())
-            .expect("HTTP request");
-        // Reports with output files may exceed the client's default 10 MB.
-        let body = r.body_mut().with_config().limit(64 << 20).read_to_string().expect("response body");
-        Resp { status: r.status().as_u16(), body }
-    }
-
-    fn metric(&self, series: &str) -> f64 {
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).proxy(None).build().into();
-        let mut r = agent.get(format!("{}/metrics", self.base)).call().expect("metrics");
-        let text = r.body_mut().read_to_string().unwrap_or_default();
-        text.lines().find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok())).unwrap_or(0.0)
-    }
-
-    /// Polls /metrics until `n` sandboxes of `service` are parked (a condition, not a clock).
-    fn wait_parked(&self, service: &str, n: f64) {
-        let series = format!("ignite_pool_sandboxes{{service=\"{service}\",state=\"parked\"}}");
-        for _ in 0..3000 {
-            if self.metric(&series) == n {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        panic!("never saw {n} parked sandbox(es) of {service}");
-    }
-
-    fn stop(mut self) -> (std::process::ExitStatus, String) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
-        let status = self.child.wait().expect("wait");
-        (status, self.stderr.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default())
-    }
-}
-
 fn http_services(sb: &Sandbox) -> PathBuf {
     let yaml = "service:\n  name: probe\n  entry: index.ts\n  allowEnv: [MODE]\n  env:\n    LEVEL: fixed\n";
     sb.service("io/probe", &[("service.yaml", yaml), ("index.ts", PROBE)]);
@@ -274,8 +178,8 @@ fn http_args_stdin_and_allowed_env_reach_the_program_and_limits_are_precise() {
     let sb = Sandbox::new();
     let dir = http_services(&sb);
     // A body large enough for a stdin past its own cap.
-    let srv = Server::start(&sb, &dir, &["--allow-env", "MODE", "--max-body", "4194304"]);
-    let r = srv.post(
+    let srv = Server::start(&sb, &dir, &["--allow-env", "MODE", "--max-body", "4194304"], &[]);
+    let r = srv.post_json(
         "/services/probe/execute",
         &json!({"args": ["one", "two words"], "stdin": "from the request\n", "env": {"MODE": "fast"}}),
     );
@@ -290,7 +194,8 @@ fn http_args_stdin_and_allowed_env_reach_the_program_and_limits_are_precise() {
 
     // Inline code: the server's --allow-env names apply.
     let code = PROBE.to_string();
-    let r = srv.post("/v1/execute", &json!({"runtime": "bun", "code": code, "args": ["-x"], "env": {"MODE": "m"}}));
+    let r =
+        srv.post_json("/v1/execute", &json!({"runtime": "bun", "code": code, "args": ["-x"], "env": {"MODE": "m"}}));
     assert_eq!(r.status, 200, "{}", r.body);
     let got = program_output(&r.json());
     assert_eq!(got, json!({"args": ["-x"], "stdin": "", "mode": "m", "level": null}));
@@ -302,62 +207,62 @@ fn http_args_stdin_and_allowed_env_reach_the_program_and_limits_are_precise() {
     let session: Value = serde_json::from_str(&created.body_mut().read_to_string().unwrap()).unwrap();
     let id = session["id"].as_str().unwrap();
     let body = json!({"runtime": "bun", "code": code, "args": ["s"], "stdin": "in a session", "env": {"MODE": "s"}});
-    let r = srv.post(&format!("/v1/sessions/{id}/execute"), &body);
+    let r = srv.post_json(&format!("/v1/sessions/{id}/execute"), &body);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(program_output(&r.json()), json!({"args": ["s"], "stdin": "in a session", "mode": "s", "level": null}));
 
     // Names the operator did not allow, or never may.
-    srv.post("/services/probe/execute", &json!({"env": {"OTHER": "1"}})).assert_error(
+    srv.post_json("/services/probe/execute", &json!({"env": {"OTHER": "1"}})).assert_error_message(
         400,
         "env_not_allowed",
         "env OTHER: not allowed here; allowed: MODE",
     );
-    srv.post("/services/probe/execute", &json!({"env": {"IGNITE_INPUT": "{}"}})).assert_error(
+    srv.post_json("/services/probe/execute", &json!({"env": {"IGNITE_INPUT": "{}"}})).assert_error_message(
         400,
         "env_not_allowed",
         "env IGNITE_INPUT: ignite's own variables are never set by a request",
     );
-    srv.post("/services/probe/execute", &json!({"env": {"PATH": "/tmp"}})).assert_error(
+    srv.post_json("/services/probe/execute", &json!({"env": {"PATH": "/tmp"}})).assert_error_message(
         400,
         "env_not_allowed",
         "env PATH: the sandbox's PATH and HOME are never set by a request",
     );
-    srv.post("/v1/execute", &json!({"runtime": "bun", "code": code, "env": {"LEVEL": "x"}})).assert_error(
+    srv.post_json("/v1/execute", &json!({"runtime": "bun", "code": code, "env": {"LEVEL": "x"}})).assert_error_message(
         400,
         "env_not_allowed",
         "env LEVEL: not allowed here; allowed: MODE",
     );
     // Caps: 413 with the cap named.
     let many: Vec<String> = (0..257).map(|i| i.to_string()).collect();
-    srv.post("/services/probe/execute", &json!({"args": many})).assert_error(
+    srv.post_json("/services/probe/execute", &json!({"args": many})).assert_error_message(
         400,
         "args_too_many",
         "args: 257 arguments; at most 256 may be given",
     );
     let big = "b".repeat(64 * 1024);
-    srv.post("/services/probe/execute", &json!({"args": [big]})).assert_error(
+    srv.post_json("/services/probe/execute", &json!({"args": [big]})).assert_error_message(
         413,
         "args_too_large",
         "args: 65537 bytes in all; at most 65536 may be given",
     );
     let many_env: serde_json::Map<String, Value> = (0..65).map(|i| (format!("V{i}"), json!(""))).collect();
-    srv.post("/services/probe/execute", &json!({ "env": many_env })).assert_error(
+    srv.post_json("/services/probe/execute", &json!({ "env": many_env })).assert_error_message(
         400,
         "env_too_many",
         "env: 65 variables; at most 64 may be given",
     );
-    srv.post("/services/probe/execute", &json!({"stdin": "s".repeat(1024 * 1024 + 1)})).assert_error(
+    srv.post_json("/services/probe/execute", &json!({"stdin": "s".repeat(1024 * 1024 + 1)})).assert_error_message(
         413,
         "stdin_too_large",
         "stdin: 1048577 bytes; at most 1048576 may be given",
     );
-    srv.post("/services/probe/execute", &json!({"args": ["a\u{0}b"]})).assert_error(
+    srv.post_json("/services/probe/execute", &json!({"args": ["a\u{0}b"]})).assert_error_message(
         400,
         "invalid_request",
         "args[0] contains a NUL byte, which a program argument cannot hold",
     );
     // Exactly the stdin cap is given in full.
-    let r = srv.post("/services/probe/execute", &json!({"stdin": "s".repeat(1024 * 1024)}));
+    let r = srv.post_json("/services/probe/execute", &json!({"stdin": "s".repeat(1024 * 1024)}));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(program_output(&r.json())["stdin"], json!({"bytes": 1024 * 1024}));
 
@@ -373,9 +278,9 @@ fn a_warm_sandbox_gets_the_requests_args_stdin_and_env_and_keeps_none_for_the_ne
     }
     let sb = Sandbox::new();
     let dir = http_services(&sb);
-    let srv = Server::start(&sb, &dir, &["--pool-min", "1", "--pool-max", "1"]);
+    let srv = Server::start(&sb, &dir, &["--pool-min", "1", "--pool-max", "1"], &[]);
     srv.wait_parked("probe", 1.0);
-    let r = srv.post(
+    let r = srv.post_json(
         "/services/probe/execute",
         &json!({"args": ["warm", "a b"], "stdin": "warm stdin", "env": {"MODE": "w"}, "input": {"n": 1}}),
     );
@@ -391,7 +296,7 @@ fn a_warm_sandbox_gets_the_requests_args_stdin_and_env_and_keeps_none_for_the_ne
     // The next request, in the replacement sandbox of the same kind (the arguments, stdin and
     // variables are not part of a kind's spec), sees none of them.
     srv.wait_parked("probe", 1.0);
-    let r = srv.post("/services/probe/execute", &json!({}));
+    let r = srv.post_json("/services/probe/execute", &json!({}));
     let v = r.json();
     assert_eq!(v["metrics"]["warm"], true, "{v}");
     assert_eq!(program_output(&v), json!({"args": [], "stdin": "", "mode": null, "level": "fixed"}));
@@ -402,7 +307,7 @@ fn a_warm_sandbox_gets_the_requests_args_stdin_and_env_and_keeps_none_for_the_ne
     srv.wait_parked("probe", 1.0);
     let noread = "console.log(\"done\")";
     std::fs::write(dir.join("probe/index.ts"), noread).unwrap();
-    let r = srv.post("/services/probe/execute", &json!({"stdin": "z".repeat(512 * 1024)}));
+    let r = srv.post_json("/services/probe/execute", &json!({"stdin": "z".repeat(512 * 1024)}));
     let v = r.json();
     assert_eq!(v["metrics"]["warm"], true, "{v}");
     assert_eq!(v["status"], "ok", "{v}");
@@ -478,10 +383,10 @@ fn a_warm_sandbox_gets_a_large_input_as_a_file_and_the_next_one_sees_none() {
     sb.service("big/reader", &[("service.yaml", yaml), ("index.ts", INPUT_READER)]);
     let dir = sb.work.path().join("big");
     let args = ["--pool-min", "1", "--pool-max", "1", "--max-input", "1048576", "--max-body", "2097152"];
-    let srv = Server::start(&sb, &dir, &args);
+    let srv = Server::start(&sb, &dir, &args, &[]);
     srv.wait_parked("reader", 1.0);
     let input = big_input(7, 512 * 1024);
-    let r = srv.post("/services/reader/execute", &json!({ "input": input }));
+    let r = srv.post_json("/services/reader/execute", &json!({ "input": input }));
     assert_eq!(r.status, 200, "{}", r.body);
     let v = r.json();
     assert_eq!(v["metrics"]["warm"], true, "{v}");
@@ -492,14 +397,14 @@ fn a_warm_sandbox_gets_a_large_input_as_a_file_and_the_next_one_sees_none() {
     assert_eq!(got["writable"], false, "{v}");
 
     srv.wait_parked("reader", 1.0);
-    let v = srv.post("/services/reader/execute", &json!({"input": {"n": 8}})).json();
+    let v = srv.post_json("/services/reader/execute", &json!({"input": {"n": 8}})).json();
     assert_eq!(v["metrics"]["warm"], true, "{v}");
     let got = program_output(&v);
     assert_eq!(got["file"], Value::Null, "{v}");
     assert_eq!(got["present"], false, "no input file of the run before: {v}");
     assert_eq!(got["n"], 8, "{v}");
     // Past the server's cap: 413.
-    let r = srv.post("/services/reader/execute", &json!({ "input": big_input(9, 1024 * 1024) }));
+    let r = srv.post_json("/services/reader/execute", &json!({ "input": big_input(9, 1024 * 1024) }));
     assert_eq!(r.status, 413, "{}", r.body);
 
     let (status, log) = srv.stop();
@@ -577,9 +482,9 @@ fn http_outputs_come_back_in_the_report_within_their_caps_and_never_warm() {
     let yaml = "service:\n  name: writer\n  entry: index.ts\n";
     sb.service("out/writer", &[("service.yaml", yaml), ("index.ts", WRITER)]);
     let dir = sb.work.path().join("out");
-    let srv = Server::start(&sb, &dir, &["--pool-min", "1", "--pool-max", "2"]);
+    let srv = Server::start(&sb, &dir, &["--pool-min", "1", "--pool-max", "2"], &[]);
     srv.wait_parked("writer", 1.0);
-    let r = srv.post("/services/writer/execute", &json!({"input": {"files": true}, "outputs": true}));
+    let r = srv.post_json("/services/writer/execute", &json!({"input": {"files": true}, "outputs": true}));
     assert_eq!(r.status, 200, "{}", r.body);
     let v = r.json();
     assert!(v["metrics"].get("warm").is_none(), "a run with an output directory is cold: {v}");
@@ -589,19 +494,21 @@ fn http_outputs_come_back_in_the_report_within_their_caps_and_never_warm() {
     assert!(v["files"].get("link").is_none(), "{v}");
 
     // The caps: 64 files, 8 MiB; the program is refused (ENOSPC) and the report says why.
-    let v = srv.post("/services/writer/execute", &json!({"input": {"many": 80}, "outputs": true})).json();
+    let v = srv.post_json("/services/writer/execute", &json!({"input": {"many": 80}, "outputs": true})).json();
     assert_eq!(program_output(&v)["refused"], "ENOSPC", "{v}");
     assert_eq!(v["files"].as_object().unwrap().len(), 64, "{v}");
     assert!(
         v["filesLimit"].as_str().unwrap().starts_with("/tmp/out was full (8388608 bytes or 64 files at most)"),
         "{v}"
     );
-    let v = srv.post("/services/writer/execute", &json!({"input": {"bytes": 9 * 1024 * 1024}, "outputs": true})).json();
+    let v = srv
+        .post_json("/services/writer/execute", &json!({"input": {"bytes": 9 * 1024 * 1024}, "outputs": true}))
+        .json();
     assert_eq!(program_output(&v)["refused"], "ENOSPC", "{v}");
     assert!(v["filesLimit"].as_str().unwrap().contains("was full"), "{v}");
 
     // A request without outputs is still served warm, and its program has no directory.
-    let v = srv.post("/services/writer/execute", &json!({"input": {"files": true}})).json();
+    let v = srv.post_json("/services/writer/execute", &json!({"input": {"files": true}})).json();
     assert_eq!(v["metrics"]["warm"], true, "{v}");
     assert_eq!(v["stdout"], "no output directory\n", "{v}");
 

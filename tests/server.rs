@@ -5,7 +5,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 
 use common::{Sandbox, oci_cmd, require_sandbox};
 use serde_json::{Value, json};
@@ -22,114 +22,9 @@ console.log("got " + JSON.stringify(input));
 if (input.fail) { console.error("failing on purpose"); process.exit(3); }
 "#;
 
-struct Server {
-    child: Child,
-    base: String,
-    stderr: Option<std::thread::JoinHandle<String>>,
-}
-
-/// A test that panics before `stop` must not leave its server running.
-impl Drop for Server {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Resp {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-
-    /// Asserts an error response: the status and `{"error": {"code", "message"}}`.
-    fn assert_error(&self, status: u16, code: &str) {
-        assert_eq!(self.status, status, "{}", self.body);
-        let v = self.json();
-        assert_eq!(v["error"]["code"], code, "{}", self.body);
-        assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", self.body);
-    }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).proxy(None).build().into()
-}
-
-fn response(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Resp {
-    let mut r = r.expect("HTTP request");
-    let headers =
-        r.headers().iter().map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or_default().to_string())).collect();
-    Resp { status: r.status().as_u16(), headers, body: r.body_mut().read_to_string().unwrap_or_default() }
-}
+use common::server::{Resp, Server, agent, response};
 
 impl Server {
-    /// Without `--pool…` arguments the warm pool is off, so that a test sees only the
-    /// sandboxes of its own requests; the pool's tests (at the end) turn it on.
-    fn start(sb: &Sandbox, services: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
-        Server::start_from(sb.cmd(), services, args, env)
-    }
-
-    fn start_from(mut cmd: std::process::Command, services: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
-        cmd.arg("serve").arg("--services").arg(services).args(["--port", "0"]).args(args);
-        if !args.iter().any(|a| a.starts_with("--pool")) {
-            cmd.args(["--pool-min", "0", "--pool-max", "0"]);
-        }
-        cmd.env_remove("IGNITE_API_KEYS");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn ignite serve");
-        let mut err = child.stderr.take().expect("stderr");
-        let stderr = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
-        });
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read stdout");
-        let Ok(v) = serde_json::from_str::<Value>(&line) else {
-            let _ = child.wait();
-            panic!("no listening line (got {line:?}); stderr:\n{}", stderr.join().unwrap_or_default());
-        };
-        let addr = v["listening"].as_str().expect("listening address").to_string();
-        Server { child, base: format!("http://{addr}"), stderr: Some(stderr) }
-    }
-
-    fn get(&self, path: &str, key: Option<&str>) -> Resp {
-        let mut req = agent().get(format!("{}{path}", self.base));
-        if let Some(k) = key {
-            req = req.header("Authorization", format!("Bearer {k}"));
-        }
-        response(req.call())
-    }
-
-    fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Resp {
-        let mut req = agent().get(format!("{}{path}", self.base));
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        response(req.call())
-    }
-
-    fn post(&self, path: &str, content_type: Option<&str>, body: &str) -> Resp {
-        let mut req = agent().post(format!("{}{path}", self.base));
-        if let Some(ct) = content_type {
-            req = req.header("Content-Type", ct);
-        }
-        response(req.send(body))
-    }
-
     fn execute(&self, name: &str, body: Value) -> Resp {
         self.post(&format!("/services/{name}/execute"), Some("application/json"), &body.to_string())
     }
@@ -169,18 +64,6 @@ impl Server {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         panic!("no container appeared under {}", sb.state.path().join("oci").display());
-    }
-
-    fn sigterm(&self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
-    }
-
-    /// SIGTERM, then the exit status and everything it logged.
-    fn stop(mut self) -> (std::process::ExitStatus, String) {
-        self.sigterm();
-        let status = self.child.wait().expect("wait");
-        (status, self.stderr.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default())
     }
 }
 
@@ -2303,17 +2186,6 @@ fn pool_requests(srv: &Server, service: &str, result: &str) -> f64 {
     pool_sample(srv, &format!("ignite_pool_requests_total{{service=\"{service}\",result=\"{result}\"}}"))
 }
 
-/// Polls /metrics until `n` sandboxes of `service` are parked (a condition, not a clock).
-fn wait_parked(srv: &Server, service: &str, n: f64) {
-    for _ in 0..3000 {
-        if parked(srv, service) == n {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    panic!("never saw {n} parked sandbox(es) of {service}: {}", srv.get("/metrics", None).body);
-}
-
 fn pool_services(sb: &Sandbox) -> PathBuf {
     sb.service(
         "pool/marker",
@@ -2334,12 +2206,12 @@ fn warm_sandboxes_serve_one_job_each_with_its_input_and_nothing_of_the_run_befor
     let sb = Sandbox::new();
     let dir = pool_services(&sb);
     let srv = Server::start(&sb, &dir, &["--pool-min", "1", "--pool-max", "2"], &[]);
-    wait_parked(&srv, "marker", 1.0);
+    srv.wait_parked("marker", 1.0);
     let mut ids = Vec::new();
     let mut uids = Vec::new();
     for i in 0..3 {
         // Each request finds a parked sandbox: the replacement of the one before is ready.
-        wait_parked(&srv, "marker", 1.0);
+        srv.wait_parked("marker", 1.0);
         let r = srv.execute("marker", json!({"input": {"n": i}}));
         assert_eq!(r.status, 200, "{}", r.body);
         let v = r.json();
@@ -2362,7 +2234,7 @@ fn warm_sandboxes_serve_one_job_each_with_its_input_and_nothing_of_the_run_befor
     assert_eq!(pool_requests(&srv, "marker", "miss"), 0.0);
 
     // Streaming through a warm sandbox: the output as chunks, then the report.
-    wait_parked(&srv, "marker", 1.0);
+    srv.wait_parked("marker", 1.0);
     let mut events = Events::post(&srv, "/services/marker/execute", json!({"input": "s"}), "application/x-ndjson");
     let mut seen = Vec::new();
     events.until_chunk("stdout", "\"saw\":false", &mut seen);
@@ -2399,7 +2271,7 @@ fn a_warm_run_is_audited_and_limited_like_a_cold_one() {
     );
     let srv = Server::start(&sb, &dir, &["--pool-min", "1", "--pool-max", "1"], &[]);
     for name in ["probe", "sleeper", "hog"] {
-        wait_parked(&srv, name, 1.0);
+        srv.wait_parked(name, 1.0);
     }
 
     // Audit mode: the kernel's notification of the denied mount is in a warm run's report.
@@ -2447,7 +2319,7 @@ fn without_a_parked_sandbox_a_request_runs_cold() {
     assert!(first["metrics"].get("warm").is_none(), "{first}");
     assert_eq!(pool_requests(&srv, "marker", "miss"), 1.0);
     // The miss started one for the next request.
-    wait_parked(&srv, "marker", 1.0);
+    srv.wait_parked("marker", 1.0);
     let second = srv.execute("marker", json!({"input": 2})).json();
     assert_eq!(second["metrics"]["warm"], true, "{second}");
     assert_eq!(pool_requests(&srv, "marker", "hit"), 1.0);
@@ -2521,7 +2393,7 @@ fn warm_inline_runs_see_only_their_own_files_and_a_sandbox_serves_one_job() {
     assert_eq!(pool_requests(&srv, "inline", "miss"), 1.0);
     let mut ids = vec![first["containerId"].as_str().unwrap().to_string()];
     for n in 1..4 {
-        wait_parked(&srv, "inline", 1.0);
+        srv.wait_parked("inline", 1.0);
         let v = srv.inline(probe_body(n)).json();
         assert_eq!(v["metrics"]["warm"], true, "{v}");
         assert_eq!(v["service"], "inline", "{v}");
@@ -2633,7 +2505,7 @@ fn a_session_keeps_one_sandbox_parked_with_its_workspace_until_it_ends() {
     assert!(first["metrics"].get("warm").is_none(), "{first}");
     let uid = probe_output(&first)["uid"].clone();
     for n in 2..4 {
-        wait_parked(&srv, "inline", 1.0);
+        srv.wait_parked("inline", 1.0);
         let v = run(&s1, n);
         assert_eq!(v["metrics"]["warm"], true, "{v}");
         let out = probe_output(&v);
@@ -2646,7 +2518,7 @@ fn a_session_keeps_one_sandbox_parked_with_its_workspace_until_it_ends() {
     }
     // Another kind (other limits) runs cold, and the sandbox parked for the kind before is
     // dropped: a session keeps one, made for what it asked for last.
-    wait_parked(&srv, "inline", 1.0);
+    srv.wait_parked("inline", 1.0);
     let mut body = probe_body(4);
     body["limits"] = json!({ "memoryMb": 80 });
     let r = srv.post(&format!("/v1/sessions/{s1}/execute"), Some("application/json"), &body.to_string());
@@ -2661,7 +2533,7 @@ fn a_session_keeps_one_sandbox_parked_with_its_workspace_until_it_ends() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     assert_eq!(pool_sample(&srv, discarded), 1.0);
-    wait_parked(&srv, "inline", 1.0);
+    srv.wait_parked("inline", 1.0);
     let mut body = probe_body(5);
     body["limits"] = json!({ "memoryMb": 80 });
     let r = srv.post(&format!("/v1/sessions/{s1}/execute"), Some("application/json"), &body.to_string());
@@ -2669,7 +2541,7 @@ fn a_session_keeps_one_sandbox_parked_with_its_workspace_until_it_ends() {
     assert_eq!(probe_output(&r.json())["note"], "4", "{}", r.body);
 
     // Another session gets nothing of s1's: not its parked sandbox, not its workspace.
-    wait_parked(&srv, "inline", 1.0);
+    srv.wait_parked("inline", 1.0);
     let s2 = create();
     let other = run(&s2, 7);
     assert!(other["metrics"].get("warm").is_none(), "{other}");
@@ -2680,7 +2552,7 @@ fn a_session_keeps_one_sandbox_parked_with_its_workspace_until_it_ends() {
     for id in [&s1, &s2] {
         assert_eq!(srv.call("DELETE", &format!("/v1/sessions/{id}"), "", None).status, 204);
     }
-    wait_parked(&srv, "inline", 0.0);
+    srv.wait_parked("inline", 0.0);
     for _ in 0..3000 {
         if container_ids(&sb).is_empty() {
             break;
@@ -2702,7 +2574,7 @@ fn a_parked_sandbox_killed_from_outside_is_replaced() {
     let sb = Sandbox::new();
     let dir = pool_services(&sb);
     let srv = Server::start(&sb, &dir, &["--pool-min", "1", "--pool-max", "1", "--pool", "probe=0:0"], &[]);
-    wait_parked(&srv, "marker", 1.0);
+    srv.wait_parked("marker", 1.0);
     let before = container_ids(&sb);
     assert_eq!(before.len(), 1, "{before:?}");
     let state = oci_cmd(&sb).arg("state").arg(&before[0]).output().unwrap();
@@ -2717,7 +2589,7 @@ fn a_parked_sandbox_killed_from_outside_is_replaced() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     assert_eq!(pool_sample(&srv, discarded), 1.0);
-    wait_parked(&srv, "marker", 1.0);
+    srv.wait_parked("marker", 1.0);
     sb.assert_cgroup_gone(&before[0]);
     let after = container_ids(&sb);
     assert_eq!(after.len(), 1, "{after:?}");

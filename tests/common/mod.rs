@@ -331,3 +331,5 @@ pub fn oci_cmd(sb: &Sandbox) -> Command {
     c.arg("--root").arg(sb.state.path().join("oci").join(oci_name()));
     c
 }
+
+pub mod server;
