@@ -474,7 +474,18 @@ fn a_runs_cgroup_is_where_the_driver_puts_it_and_gone_after() {
             std::fs::read_dir(sb.state.path().join("runs")).unwrap().flatten().filter(|e| e.path().is_dir()).collect();
         assert_eq!(runs.len(), 1, "{driver}");
         let id = runs[0].file_name().to_string_lossy().into_owned();
-        let init: u32 = std::fs::read_to_string(runs[0].path().join("init.pid")).unwrap().trim().parse().unwrap();
+        // `runc run` writes the pid file once the container started, and the program's output
+        // reaches ignite directly, not through runc: it may print first.
+        let pid_file = runs[0].path().join("init.pid");
+        let init: u32 = (0..1000)
+            .find_map(|_| {
+                let pid = std::fs::read_to_string(&pid_file).ok().and_then(|t| t.trim().parse().ok());
+                if pid.is_none() {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                pid
+            })
+            .unwrap_or_else(|| panic!("{driver}: no {} within 10 s", pid_file.display()));
         let (cgroup, limit_file) = expected_cgroup(&id, driver);
         assert_eq!(cgroup_of_pid(init, if v2 { "" } else { "memory" }), cgroup, "{driver}: the init's cgroup");
         let limit = std::fs::read_to_string(cgroup.join(limit_file))
