@@ -67,6 +67,34 @@ fn cli_arguments_and_stdin_reach_the_program() {
     assert_eq!(got["stdin"], "line one\nline two\n", "{v}");
     assert_eq!(got["mode"], Value::Null, "{v}");
 
+    // Read from where the file stands, without moving it: a shell loop that reads its list
+    // from the same file still gets every line (as it would not from a program that consumed
+    // the rest of it).
+    let list = sb.work.path().join("list.txt");
+    std::fs::write(&list, "first\nsecond\n").unwrap();
+    let script = format!(
+        "while read -r n; do \"$0\" run {dir_s} --json -- \"$n\" >> {out}; done",
+        out = sb.work.path().join("loop.json").display()
+    );
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .arg(common::ignite_bin())
+        .env("IGNITE_STATE_DIR", sb.state.path())
+        .env("IGNITE_OCI_RUNTIME", &sb.oci_runtime)
+        .stdin(Stdio::from(std::fs::File::open(&list).unwrap()))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(sb.work.path().join("loop.json")).unwrap();
+    let runs: Vec<Value> =
+        serde_json::Deserializer::from_str(&text).into_iter::<Value>().map(|v| program_output(&v.unwrap())).collect();
+    assert_eq!(runs.len(), 2, "the loop ran once per line: {text}");
+    assert_eq!(runs[0]["args"], json!(["first"]), "{text}");
+    assert_eq!(runs[0]["stdin"], "second\n", "the program gets what is left of the file: {text}");
+    assert_eq!(runs[1]["args"], json!(["second"]), "{text}");
+    assert_eq!(runs[1]["stdin"], "", "{text}");
+
     // `--stdin FILE`, with ignite's own stdin a pipe (never read unless asked).
     let mut child = sb
         .cmd()

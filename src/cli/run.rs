@@ -160,12 +160,30 @@ fn program_stdin(flag: Option<&Path>) -> anyhow::Result<Option<Vec<u8>>> {
         None => {
             // A duplicate of fd 0, only to look at what it is (and read it if it is a file).
             let Ok(fd) = std::io::stdin().as_fd().try_clone_to_owned() else { return Ok(None) };
-            let file = std::fs::File::from(fd);
+            let mut file = std::fs::File::from(fd);
             if !file.metadata().is_ok_and(|m| m.is_file()) {
                 return Ok(None);
             }
-            Ok(Some(read(Box::new(file), "ignite's stdin (a regular file)")?))
+            // Read from where the file stands without moving it: the offset is shared with
+            // whoever gave us the file, e.g. a `while read …; do ignite run …; done < list`
+            // loop, whose next line must still be there when we are done.
+            let at = std::io::Seek::stream_position(&mut file).context("failed to read ignite's stdin")?;
+            Ok(Some(read(Box::new(ReadAt { file, at }), "ignite's stdin (a regular file)")?))
         }
+    }
+}
+
+/// Reads a file from an offset on, with `pread`: the file's own offset does not move.
+struct ReadAt {
+    file: std::fs::File,
+    at: u64,
+}
+
+impl std::io::Read for ReadAt {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = std::os::unix::fs::FileExt::read_at(&self.file, buf, self.at)?;
+        self.at += n as u64;
+        Ok(n)
     }
 }
 

@@ -178,6 +178,9 @@ impl Sandbox {
         c.env("IGNITE_STATE_DIR", self.state.path());
         c.env("IGNITE_OCI_RUNTIME", &self.oci_runtime);
         c.env_remove("IGNITE_LOG");
+        // Never the test runner's own stdin: `ignite run` passes a regular file on to the
+        // program. A test that gives a run a stdin sets it.
+        c.stdin(std::process::Stdio::null());
         c
     }
 
@@ -189,6 +192,7 @@ impl Sandbox {
         c.env("IGNITE_STATE_DIR", self.state.path());
         c.env("IGNITE_OCI_RUNTIME", &self.oci_runtime);
         c.env_remove("IGNITE_LOG");
+        c.stdin(std::process::Stdio::null());
         c
     }
 

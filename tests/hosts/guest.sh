@@ -53,11 +53,13 @@ for oci in ${OCIS//,/ }; do
     only=()
     [[ " service_unit " == *" $name "* ]] && only=(--ignored)
     t=$SECONDS
+    # The suite's stdin is /dev/null, never this loop's list: a program it starts that reads a
+    # regular-file stdin (as `ignite run` does) must not take the suites that follow.
     # Programs run 5–10 times slower under QEMU's software emulation than on the host: tests
     # whose time limits must leave a runtime time to start scale them (IGNITE_TEST_SLOWDOWN).
     (cd "$REPO" && CI=true IGNITE_TEST_OCI_RUNTIME=$oci IGNITE_TEST_SLOWDOWN=${SLOWDOWN:-8} RUST_BACKTRACE=1 \
       timeout --kill-after=10 "${SUITE_TIMEOUT:-1500}" "$exe" --test-threads="${TEST_THREADS:-2}" "${only[@]}") \
-      >"/mnt/job/logs/$oci-$name.log" 2>&1
+      </dev/null >"/mnt/job/logs/$oci-$name.log" 2>&1
     rc=$?
     result=$(grep -a '^test result:' "/mnt/job/logs/$oci-$name.log" | tail -1)
     echo "$oci $name: rc=$rc in $((SECONDS - t)) s: ${result:-no result (see logs/$oci-$name.log)}"
