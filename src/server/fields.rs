@@ -125,6 +125,20 @@ pub(super) fn env() -> Object {
         .build()
 }
 
+/// A request's `input` as the text the program gets (`{}` when absent), refused with 413
+/// `input_too_large` past `max` bytes (`--max-input`).
+pub(super) fn input_text(input: Option<&serde_json::Value>, max: usize) -> Result<String, super::error::ApiError> {
+    let text = input.map_or_else(|| "{}".to_string(), |v| v.to_string());
+    if text.len() > max {
+        return Err(super::error::ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "input_too_large",
+            format!("input is {} bytes serialised; the limit is {max}", text.len()),
+        ));
+    }
+    Ok(text)
+}
+
 /// A request's `args`, `stdin` and `env` as the engine takes them, with the caps checked (so
 /// that a request past them is refused before it waits for a slot).
 pub(super) fn program_io(

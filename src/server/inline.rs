@@ -159,14 +159,7 @@ pub(super) fn request(st: &AppState, req: InlineRequest) -> Result<RunRequest, A
     // Checked before the input (and written by the engine after it).
     program.check(st.engine.registry())?;
     let io = super::fields::program_io(req.args, req.stdin, req.env, req.outputs)?;
-    let input = req.input.as_ref().map_or_else(|| "{}".to_string(), |v| v.to_string());
-    if input.len() > st.max_input {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "input_too_large",
-            format!("input is {} bytes serialised; the limit is {}", input.len(), st.max_input),
-        ));
-    }
+    let input = super::fields::input_text(req.input.as_ref(), st.max_input)?;
     let mut run = RunRequest::new(Program::Inline(Box::new(program)));
     run.input = Input::Json(input);
     run.policy = PolicyChoice::Builtin;

@@ -317,14 +317,7 @@ pub(super) fn service_request(
         service::check_range(v, TIMEOUT_MS_RANGE, "ms")
             .map_err(|r| ApiError::bad_request("invalid_request", format!("timeoutMs {r}")))?;
     }
-    let input = req.input.as_ref().map_or_else(|| "{}".to_string(), |v| v.to_string());
-    if input.len() > st.max_input {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "input_too_large",
-            format!("input is {} bytes serialised; the limit is {}", input.len(), st.max_input),
-        ));
-    }
+    let input = super::fields::input_text(req.input.as_ref(), st.max_input)?;
     let io = super::fields::program_io(req.args, req.stdin, req.env, req.outputs)?;
     let overrides = Overrides { memory_mb: req.memory_mb, timeout_ms: req.timeout_ms, ..Overrides::default() };
     // A few `stat`s and, when service.yaml changed, one capped read of it (see Catalog): done
