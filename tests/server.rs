@@ -2427,8 +2427,7 @@ fn warm_inline_runs_see_only_their_own_files_and_a_sandbox_serves_one_job() {
 /// A run's OCI spec with what differs by design between two runs of one kind made the same:
 /// its id, its uid, its code directory; and, for a warm sandbox, the entrypoint's
 /// `--wait-job` and the input (which comes with the job, not in the spec).
-fn spec_of_the_kind(config: &Path) -> String {
-    let mut spec: Value = serde_json::from_slice(&std::fs::read(config).unwrap()).unwrap();
+fn spec_of_the_kind(config: &Path, mut spec: Value) -> String {
     let id = config.parent().unwrap().file_name().unwrap().to_str().unwrap().to_string();
     let uid = spec["process"]["user"]["uid"].as_u64().unwrap();
     let app = spec["mounts"].as_array().unwrap().iter().find(|m| m["destination"] == "/app").unwrap()["source"]
@@ -2455,16 +2454,22 @@ fn a_warm_inline_sandbox_has_the_spec_of_a_cold_run_of_its_kind() {
     // The first request runs cold (it outlives this comparison) and starts a sandbox of its
     // kind: both specs are on disk at once.
     let url = format!("{}/v1/execute", srv.base);
-    let body = json!({ "runtime": "bun", "code": "await new Promise((r) => setTimeout(r, 4000));" }).to_string();
+    // Long enough for both to be seen, also where programs start several times slower.
+    let wait_ms = 4000 * common::slowdown();
+    let body = json!({ "runtime": "bun", "code": format!("await new Promise((r) => setTimeout(r, {wait_ms}));"),
+        "limits": { "timeoutMs": wait_ms + 10_000 } })
+    .to_string();
     let cold_run =
         std::thread::spawn(move || response(agent().post(url).header("Content-Type", "application/json").send(body)));
     let (mut cold, mut warm) = (None, None);
     for _ in 0..3000 {
         for entry in std::fs::read_dir(sb.state.path().join("runs")).into_iter().flatten().flatten() {
             let config = entry.path().join("config.json");
+            // Not there yet, or still being written.
             let Ok(text) = std::fs::read_to_string(&config) else { continue };
+            let Ok(spec) = serde_json::from_str::<Value>(&text) else { continue };
             let slot = if text.contains("\"--wait-job\"") { &mut warm } else { &mut cold };
-            slot.get_or_insert_with(|| spec_of_the_kind(&config));
+            slot.get_or_insert_with(|| spec_of_the_kind(&config, spec));
         }
         if cold.is_some() && warm.is_some() {
             break;
