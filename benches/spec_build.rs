@@ -44,6 +44,7 @@ fn input() -> SpecInput {
         spawn: SpawnRule::NoSpawn,
         seccomp,
         wait_job: false,
+        userns: None,
     }
 }
 

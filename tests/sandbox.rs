@@ -429,7 +429,14 @@ fn expected_cgroup(id: &str, driver: &str) -> (PathBuf, &'static str) {
     match (v2, driver) {
         (false, _) => (Path::new("/sys/fs/cgroup/memory/ignite").join(id), "memory.limit_in_bytes"),
         (true, "systemd") => {
-            let scope = Path::new("/sys/fs/cgroup/ignite.slice").join(format!("ignite-{id}.scope"));
+            // Rootless, the scope is the user's systemd manager's (in its delegated subtree).
+            let uid = nix::unistd::geteuid().as_raw();
+            let manager = if rootless() {
+                format!("/sys/fs/cgroup/user.slice/user-{uid}.slice/user@{uid}.service")
+            } else {
+                "/sys/fs/cgroup".to_string()
+            };
+            let scope = Path::new(&manager).join("ignite.slice").join(format!("ignite-{id}.scope"));
             (if crun { scope.join("container") } else { scope }, "memory.max")
         }
         (true, "auto") if systemd => expected_cgroup(id, "systemd"),
@@ -739,9 +746,13 @@ fn entrypoint_refuses_a_sandbox_that_is_not_confined() {
         std::fs::create_dir(&bundle).unwrap();
         std::fs::write(bundle.join("config.json"), s.to_string()).unwrap();
         let root = sb.state.path().join("manual-runc");
+        // A `slice:prefix:name` cgroups path is the systemd driver's (a pure cgroup v2 host with
+        // systemd, and always rootless): runc must use it too.
+        let systemd = s["linux"]["cgroupsPath"].as_str().is_some_and(|p| p.contains(':'));
         let out = std::process::Command::new("runc")
             .arg("--root")
             .arg(&root)
+            .args(if systemd { &["--systemd-cgroup"][..] } else { &[] })
             .args(["run", "--bundle"])
             .arg(&bundle)
             .arg(format!("unconfined-{}-{i}", std::process::id()))

@@ -82,11 +82,13 @@ pub(super) struct Cli {
 
 #[derive(Args, Debug)]
 pub(super) struct GlobalArgs {
-    /// Directory for per-run state and the OCI runtime's state.
-    #[arg(long, global = true, env = "IGNITE_STATE_DIR", default_value = "/run/ignite")]
+    /// Directory for per-run state and the OCI runtime's state. Default: /run/ignite as root;
+    /// rootless, ignite in the user's runtime directory ($XDG_RUNTIME_DIR, /run/user/<uid>).
+    #[arg(long, global = true, env = "IGNITE_STATE_DIR", default_value_os_t = ignite::engine::default_state_dir())]
     pub(super) state_dir: PathBuf,
     /// Directory for downloaded runtimes, built bundles and unpacked root filesystems.
-    #[arg(long, global = true, env = "IGNITE_CACHE_DIR", default_value = "/var/lib/ignite")]
+    /// Default: /var/lib/ignite as root; rootless, $XDG_DATA_HOME/ignite (~/.local/share/ignite).
+    #[arg(long, global = true, env = "IGNITE_CACHE_DIR", default_value_os_t = ignite::engine::default_cache_dir())]
     pub(super) cache_dir: PathBuf,
     /// OCI runtime: `runc`, `crun`, `youki` (looked up in PATH) or a path to one of them;
     /// which one it is comes from its `--version`.

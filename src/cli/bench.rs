@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 
-use super::{GlobalArgs, error_text, print_stdout, require_root, settings, with_signals};
+use super::{GlobalArgs, error_text, print_stdout, settings, with_signals};
 use ignite::bench::{self, BenchConfig, Level, Mode, OciChoice};
 use ignite::host::doctor::select;
 
@@ -106,7 +106,6 @@ impl BenchArgs {
 }
 
 pub fn bench(g: &GlobalArgs, oci_explicit: bool, a: BenchArgs) -> anyhow::Result<i32> {
-    require_root()?;
     if a.runs == 0 {
         bail!("--runs must be at least 1");
     }

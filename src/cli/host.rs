@@ -6,7 +6,7 @@ use anyhow::Context;
 use ignite::engine::{Engine, Settings};
 
 use super::settings::tokio_rt;
-use super::{GlobalArgs, error_text, find_init, print_stdout, require_root, settings};
+use super::{GlobalArgs, error_text, find_init, print_stdout, settings};
 
 /// `ignite doctor`: the OCI runtime and entrypoint are resolved exactly as a run resolves them.
 pub(super) fn doctor(g: &GlobalArgs, json: bool) -> anyhow::Result<i32> {
@@ -36,7 +36,6 @@ pub(super) fn doctor(g: &GlobalArgs, json: bool) -> anyhow::Result<i32> {
 
 /// `ignite cleanup`: what crashed ignite processes left behind, and staged copies no run uses.
 pub(super) fn cleanup(g: &GlobalArgs) -> anyhow::Result<i32> {
-    require_root()?;
     // Cleaning up needs no runtime: a broken custom definition must not block it.
     let engine = Engine::new(Settings { runtimes_dirs: Vec::new(), ..settings(g)? })?;
     let reaped = tokio_rt()?.block_on(engine.reap_stale());

@@ -5,13 +5,12 @@ use anyhow::Context;
 
 use ignite::engine::Sizing;
 
+use super::GlobalArgs;
 use super::args::McpArgs;
 use super::serve::pool_config;
 use super::settings::engine;
-use super::{GlobalArgs, require_root};
 
 pub(super) fn mcp(g: &GlobalArgs, a: McpArgs) -> anyhow::Result<i32> {
-    require_root()?;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pool =
         pool_config(Sizing { min: a.pool_min, max: a.pool_max }, &a.pool_overrides, a.pool_idle_ttl, a.pool_memory_mb)?;

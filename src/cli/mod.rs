@@ -39,7 +39,7 @@ use ignite::engine::{NoProgress, Progress, RunError, StderrProgress};
 use args::{Cli, Command, GlobalArgs, PolicyCommand};
 use output::{error_text, init_tracing, print_stdout};
 use run::with_signals;
-use settings::{find_init, require_root, runtimes_dirs, settings};
+use settings::{find_init, runtimes_dirs, settings};
 
 pub fn main() -> ExitCode {
     let matches = Cli::command().get_matches();

@@ -19,7 +19,7 @@ use ignite::engine::{
 
 use super::args::RunArgs;
 use super::settings::{engine, tokio_rt};
-use super::{GlobalArgs, error_text, preflight, require_root, runtimes_dirs};
+use super::{GlobalArgs, error_text, preflight, runtimes_dirs};
 
 fn parse_env(pairs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
     pairs
@@ -91,7 +91,6 @@ pub(super) fn run_service(
         println!("{text}");
         return Ok(0);
     }
-    require_root()?;
     req.preflight = if a.skip_preflight { PreflightGate::Skip } else { PreflightGate::Enforce };
     if !a.quiet {
         req.on_preflight = Some(Box::new(preflight::print_warnings));
@@ -289,7 +288,6 @@ pub(super) fn install_service(
         }
         return Ok(0);
     }
-    require_root()?;
     let engine = engine(g)?;
     let progress: Box<dyn Progress> = if quiet { Box::new(NoProgress) } else { Box::new(StderrProgress::new()) };
     let (result, signal) = with_signals(|cancel| engine.install(&svc, progress.as_ref(), cancel))?;

@@ -5,12 +5,11 @@ use anyhow::Context;
 
 use ignite::engine::{PoolConfig, Sizing, default_budget_mb, parse_override};
 
+use super::GlobalArgs;
 use super::args::ServeArgs;
 use super::settings::engine;
-use super::{GlobalArgs, require_root};
 
 pub(super) fn serve(g: &GlobalArgs, a: ServeArgs) -> anyhow::Result<i32> {
-    require_root()?;
     let env_keys = ignite::server::Keys::take_env()?;
     // Also before any thread starts: the activation variables leave the environment here.
     let inherited = ignite::engine::take_activated_listener()?;

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, anyhow};
 
 use ignite::engine::{Engine, HostChoice, Settings};
 
@@ -41,13 +41,4 @@ pub(super) fn engine(g: &GlobalArgs) -> anyhow::Result<Engine> {
 /// The entrypoint ships beside the `ignite` binary; `IGNITE_INIT` overrides.
 pub(super) fn find_init() -> anyhow::Result<PathBuf> {
     ignite::engine::find_init().map_err(|e| anyhow!(e))
-}
-
-pub(super) fn require_root() -> anyhow::Result<()> {
-    if !nix::unistd::geteuid().is_root() {
-        bail!(
-            "running sandboxes needs root (the OCI runtime creates namespaces and cgroups); run ignite as root or with sudo"
-        );
-    }
-    Ok(())
 }

@@ -68,6 +68,8 @@ const SCRATCH: &str = "scratch";
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
     #[error(transparent)]
+    Rootless(#[from] crate::engine::rootless::Unsupported),
+    #[error(transparent)]
     Net(#[from] NetError),
     #[error(transparent)]
     Nofile(#[from] crate::sandbox::nofile::NofileError),
@@ -201,8 +203,11 @@ impl<R: OciRuntime> Installer<'_, R> {
         progress: &dyn Progress,
         cancel: &CancellationToken,
     ) -> Result<InstallRecord, InstallError> {
-        // Fail on a missing tool, or an open-file limit no sandbox can start under, before
-        // anything is set up.
+        // Refused rootless, and a missing tool or an open-file limit no sandbox can start
+        // under fails, before anything is set up.
+        if crate::engine::settings::is_rootless() {
+            return Err(crate::engine::rootless::INSTALL.into());
+        }
         let tools = Tools::find("the dependency install")?;
         let nofile = crate::sandbox::nofile::sandbox_limit_now()?;
         let rootfs = self.store.ensure(&plan.installer, progress)?;
@@ -219,7 +224,7 @@ impl<R: OciRuntime> Installer<'_, R> {
         // A uid of its own like a run's (lifecycle scripts are the packages' code); declared
         // before the workspace, so it is released only after the scratch it owns is gone.
         // The tree copied into the cache belongs to ignite, never to this uid.
-        let identity = identity::allocate(&self.state.root)?;
+        let identity = identity::allocate(&self.state.root, identity::UID_COUNT)?;
         let mut ws = Workspace::create(&self.state.root.join("installs"), &id)?;
         ws.mount_scratch(plan.scripts, identity.uid(), identity.gid())?;
         let has_ca = ws.populate(plan, self.ca_file, identity.uid(), identity.gid())?;
@@ -254,6 +259,8 @@ impl<R: OciRuntime> Installer<'_, R> {
             limits: limits.clone(),
             hostname: plan.service.clone(),
             cgroups_path: self.cgroup_driver.cgroups_path(&id),
+            // Refused rootless (above): the install runs as root only.
+            userns: None,
             kill_after_ms: (INSTALL_TIMEOUT + GRACE + BACKSTOP_SLACK).as_millis() as u64,
             wait_job: false,
             // The installer is ignite's own step, not the program: lifecycle scripts, when

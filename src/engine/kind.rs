@@ -35,7 +35,9 @@ impl EngineError {
             | EngineError::EntryType { .. }
             | EngineError::MissingDependency { .. }
             | EngineError::Unreadable { .. }
-            | EngineError::Stage(_) => ErrorKind::Service,
+            | EngineError::Stage(_)
+            // A rootless host cannot give what the request asks for (root can).
+            | EngineError::Rootless(_) => ErrorKind::Service,
             // A package.json the installer must not see: the service's to fix.
             EngineError::Deps(DepsError::Manifest { .. }) => ErrorKind::Service,
             // The host cannot start sandboxes until its operator raises a limit (/ready says so).
@@ -78,7 +80,7 @@ mod tests {
     fn mechanism_errors_are_classified_for_the_edges() {
         let engine = |e: EngineError| e.kind();
         assert_eq!(
-            engine(EngineError::Identity(IdentityError::Exhausted { dir: PathBuf::from("/s/uids") })),
+            engine(EngineError::Identity(IdentityError::Exhausted { dir: PathBuf::from("/s/uids"), count: 2 })),
             ErrorKind::Capacity
         );
         assert_eq!(engine(EngineError::Nofile(NofileError::TooLow { hard: 64 })), ErrorKind::HostNotReady);
@@ -92,7 +94,8 @@ mod tests {
         assert_eq!(RunError::Lock(drifted).kind(), ErrorKind::LockDrift);
         let missing = LockError::Missing { path: PathBuf::from("/s/ignite.lock"), dir: "/s".into() };
         assert_eq!(RunError::Lock(missing).kind(), ErrorKind::Service);
-        let capacity = RunError::Engine(EngineError::Identity(IdentityError::Exhausted { dir: PathBuf::new() }));
+        let capacity =
+            RunError::Engine(EngineError::Identity(IdentityError::Exhausted { dir: PathBuf::new(), count: 2 }));
         assert_eq!(capacity.kind(), ErrorKind::Capacity, "a run's engine error keeps its kind");
     }
 }

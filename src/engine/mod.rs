@@ -39,6 +39,7 @@ mod offline;
 pub mod pool;
 pub mod relpath;
 mod request;
+pub mod rootless;
 pub mod runner;
 mod runtimes;
 pub mod session;
@@ -87,7 +88,10 @@ pub use session::{
     FileEntry, FileError, FileErrorKind, FileKind, Listing, MAX_FILE_BYTES, WORKSPACE_DIR, Workspace, WorkspaceError,
     Written,
 };
-pub use settings::{HostChoice, RUNTIMES_DIR_ENV, SYSTEM_CA_FILE, Settings, SettingsError, find_init, runtimes_dirs};
+pub use settings::{
+    HostChoice, RUNTIMES_DIR_ENV, RootlessHost, SYSTEM_CA_FILE, Settings, SettingsError, default_cache_dir,
+    default_state_dir, find_init, is_rootless, runtimes_dirs, user_runtime_dir,
+};
 pub use supervisor::{OutputSink, Stream};
 pub use workdirs::BenchDir;
 

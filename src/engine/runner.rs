@@ -83,6 +83,8 @@ pub enum EngineError {
     Unreadable { path: PathBuf },
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    #[error(transparent)]
+    Rootless(#[from] crate::engine::rootless::Unsupported),
     #[error("{service}: a sandbox started ahead cannot serve a job that needs {why}")]
     NotWarm { service: String, why: &'static str },
     #[error("cannot create the directory a warm sandbox's inline code goes to: {0}")]
@@ -255,7 +257,8 @@ impl Runner {
             state.runs(),
         )
         .with_hook_binary(settings.hook_binary.clone())
-        .with_systemd_cgroup(settings.cgroup_driver.systemd());
+        .with_systemd_cgroup(settings.cgroup_driver.systemd())
+        .with_user_runtime_dir(settings.rootless.as_ref().map(|r| r.runtime_dir.clone()));
         Ok(Runner {
             registry,
             store: BundleStore::new(settings.cache_dir.clone()),
@@ -284,6 +287,10 @@ impl Runner {
     /// [`Runner::launch_warm`]) or for a preview ([`Runner::preview_spec`]).
     pub fn prepare(&self, job: &Job, progress: &dyn Progress) -> Result<Prepared, EngineError> {
         let svc = &job.service;
+        // Before anything else: what a rootless host cannot give is refused, never weakened.
+        if self.settings.rootless.is_some() {
+            crate::engine::rootless::check_job(job)?;
+        }
         // Before anything is fetched or staged: no sandbox starts under too low a limit.
         let nofile = crate::sandbox::nofile::sandbox_limit_now()?;
         let runtime = self.resolve_runtime(svc)?;
@@ -339,7 +346,7 @@ impl Runner {
         let id = new_run_id();
         let identity = match &job.identity {
             Some(lease) => lease.clone(),
-            None => Arc::new(identity::allocate(&self.state.root)?),
+            None => Arc::new(identity::allocate(&self.state.root, self.settings.run_uid_count())?),
         };
         let audit = if job.audit {
             Some(AuditPlan::new(self.profile.clone(), job.policy.network, spawn.notified(), &self.state.run_dir(&id))?)
@@ -407,6 +414,7 @@ impl Runner {
             cgroups_path: self.settings.cgroup_driver.cgroups_path(&id),
             kill_after_ms: (timeout + job.grace + BACKSTOP_SLACK).as_millis() as u64,
             wait_job: false,
+            userns: self.settings.rootless.as_ref().map(|r| r.ids.maps()),
             spawn,
             seccomp,
         };

@@ -38,6 +38,8 @@ pub enum WorkspaceError {
     Identity(#[from] IdentityError),
     #[error(transparent)]
     Owner(#[from] OwnerError),
+    #[error(transparent)]
+    Rootless(#[from] crate::engine::rootless::Unsupported),
 }
 
 impl WorkspaceError {
@@ -45,6 +47,7 @@ impl WorkspaceError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             WorkspaceError::Identity(IdentityError::Exhausted { .. }) => ErrorKind::Capacity,
+            WorkspaceError::Rootless(_) => ErrorKind::Service,
             _ => ErrorKind::Internal,
         }
     }
@@ -80,9 +83,12 @@ impl Workspace {
     /// `quota_mb` MiB owned by the uid at `STATE/sessions/<id>` (nosuid, nodev, noexec, 0700).
     pub fn create(state_root: &Path, quota_mb: u64) -> Result<Workspace, WorkspaceError> {
         const CREATE: &str = "create the workspace";
+        if crate::engine::settings::is_rootless() {
+            return Err(crate::engine::rootless::SESSIONS.into());
+        }
         let root = state_root.join(SESSIONS_DIR);
         std::fs::create_dir_all(&root).at(CREATE, &root)?;
-        let identity = Arc::new(identity::allocate(state_root)?);
+        let identity = Arc::new(identity::allocate(state_root, identity::UID_COUNT)?);
         let id = new_id().at(CREATE, &root)?;
         // Before the workspace exists: a reaper never sees it without its live owner.
         let owner = workdirs::own_session(state_root, &id)?;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use crate::host::doctor::select::{self, SelectError};
 use crate::sandbox::cgroup::{CgroupDriver, DriverChoice, DriverError, DriverFacts};
 use crate::sandbox::oci::OciKind;
+use crate::sandbox::userns::{Rootless, RootlessError};
 use crate::store::stage::Stripper;
 
 /// Environment variable naming custom runtimes directories when none is given explicitly.
@@ -37,6 +38,57 @@ pub struct Settings {
     pub ca_file: Option<PathBuf>,
     /// Where TypeScript is stripped for runtimes that run JavaScript only.
     pub stripper: Stripper,
+    /// Rootless mode (ignite is not root): the user, its subordinate ids and its systemd
+    /// manager's runtime directory. `None` as root.
+    pub rootless: Option<RootlessHost>,
+}
+
+/// What rootless mode runs with, found once by [`Settings::detect`].
+#[derive(Debug, Clone)]
+pub struct RootlessHost {
+    pub ids: Rootless,
+    /// The user's runtime directory (`$XDG_RUNTIME_DIR`, else `/run/user/<uid>`): the OCI
+    /// runtime finds the user's systemd manager through its `bus` socket.
+    pub runtime_dir: PathBuf,
+}
+
+impl Settings {
+    /// How many run uids this host has: the whole range as root, the user's subordinate range
+    /// (at most as many) rootless.
+    pub fn run_uid_count(&self) -> u32 {
+        self.rootless.as_ref().map_or(crate::sandbox::identity::UID_COUNT, |r| r.ids.run_ids())
+    }
+}
+
+pub use crate::sandbox::userns::is_rootless;
+
+/// The user's runtime directory: `$XDG_RUNTIME_DIR` when it is an absolute path, else
+/// `/run/user/<uid>` (what pam_systemd creates).
+pub fn user_runtime_dir() -> PathBuf {
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| PathBuf::from(format!("/run/user/{}", nix::unistd::geteuid().as_raw())))
+}
+
+/// The state directory when none is named: `/run/ignite` as root; rootless, `ignite` in the
+/// user's runtime directory (a tmpfs of the user's, emptied at logout or reboot like /run).
+pub fn default_state_dir() -> PathBuf {
+    if is_rootless() { user_runtime_dir().join("ignite") } else { PathBuf::from("/run/ignite") }
+}
+
+/// The bundle cache when none is named: `/var/lib/ignite` as root; rootless,
+/// `$XDG_DATA_HOME/ignite` (`~/.local/share/ignite`).
+pub fn default_cache_dir() -> PathBuf {
+    if !is_rootless() {
+        return PathBuf::from("/var/lib/ignite");
+    }
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share")))
+        .unwrap_or_else(|| user_runtime_dir().join("data"))
+        .join("ignite")
 }
 
 /// What the operator chose; [`Settings::detect`] turns it into [`Settings`].
@@ -73,6 +125,8 @@ pub enum SettingsError {
     Binary(PathBuf),
     #[error("failed to locate the ignite binary: {0}")]
     Exe(std::io::Error),
+    #[error(transparent)]
+    Rootless(#[from] RootlessError),
 }
 
 impl Settings {
@@ -101,7 +155,22 @@ impl Settings {
             None => (std::env::current_exe().map_err(SettingsError::Exe)?, PathBuf::from("/proc/self/exe")),
         };
         let init_binary = find_init_beside(&hook_binary).map_err(SettingsError::Init)?;
-        let cgroup_driver = choice.cgroup_driver.resolve(&DriverFacts::read(std::path::Path::new("/")))?;
+        let facts = DriverFacts::read(std::path::Path::new("/"));
+        let root = std::path::Path::new("/");
+        let (cgroup_driver, rootless) = if is_rootless() {
+            let ids = Rootless::detect(root)?;
+            // Rootless limits come only from systemd: auto resolves to it, or the host cannot
+            // give them (checked below with the reason).
+            let driver = match choice.cgroup_driver.resolve(&facts) {
+                Ok(d) => d,
+                Err(_) => CgroupDriver::Systemd,
+            };
+            let runtime_dir = user_runtime_dir();
+            crate::sandbox::cgroup::check_rootless(&facts, driver, root, ids.uid, &runtime_dir.join("bus"))?;
+            (driver, Some(RootlessHost { ids, runtime_dir }))
+        } else {
+            (choice.cgroup_driver.resolve(&facts)?, None)
+        };
         Ok(Settings {
             state_dir: choice.state_dir.clone(),
             cache_dir: choice.cache_dir.clone(),
@@ -113,6 +182,7 @@ impl Settings {
             runtimes_dirs: runtimes_dirs(&choice.runtimes_dirs),
             ca_file,
             stripper: Stripper::Subprocess { exe: strip_exe },
+            rootless,
         })
     }
 }

@@ -45,9 +45,9 @@ pub enum IdentityError {
     #[error(transparent)]
     Io(#[from] IoError),
     #[error(
-        "all {UID_COUNT} run uids ({FIRST_UID}..={LAST_UID}) are in use by runs alive on this host (locks in {dir}); wait for some to finish"
+        "all {count} run uids ({FIRST_UID}..{end}) are in use by runs alive on this host (locks in {dir}); wait for some to finish", end = FIRST_UID + count
     )]
-    Exhausted { dir: PathBuf },
+    Exhausted { dir: PathBuf, count: u32 },
 }
 
 /// The user name a run's uid has inside its sandbox.
@@ -164,9 +164,11 @@ fn try_lock(path: &Path) -> Result<Option<Flock<File>>, IdentityError> {
     }
 }
 
-/// Allocates a uid no other live run on this host (using the same state dir) holds.
-pub fn allocate(state_root: &Path) -> Result<UidLease, IdentityError> {
-    allocate_in(state_root, FIRST_UID, UID_COUNT)
+/// Allocates a uid no other live run on this host (using the same state dir) holds, from the
+/// first `count` run uids (all [`UID_COUNT`] as root; rootless, as many as the user's
+/// subordinate range maps, see [`crate::sandbox::userns`]).
+pub fn allocate(state_root: &Path, count: u32) -> Result<UidLease, IdentityError> {
+    allocate_in(state_root, FIRST_UID, count.clamp(1, UID_COUNT))
 }
 
 /// [`allocate`] from `first..first + count` (tests use a small range).
@@ -183,7 +185,7 @@ fn allocate_in(state_root: &Path, first: u32, count: u32) -> Result<UidLease, Id
             return Ok(lease);
         }
     }
-    Err(IdentityError::Exhausted { dir })
+    Err(IdentityError::Exhausted { dir, count })
 }
 
 /// Removes the lock files of runs whose ignite died (their lock is free). Returns how many.
@@ -213,7 +215,7 @@ mod tests {
     #[test]
     fn leases_are_unique_in_range_and_released_on_drop() {
         let state = tempfile::tempdir().unwrap();
-        let leases: Vec<_> = (0..64).map(|_| allocate(state.path()).unwrap()).collect();
+        let leases: Vec<_> = (0..64).map(|_| allocate(state.path(), UID_COUNT).unwrap()).collect();
         let mut uids: Vec<u32> = leases.iter().map(UidLease::uid).collect();
         assert!(uids.iter().all(|&u| is_run_uid(u) && u != 0), "{uids:?}");
         uids.sort_unstable();

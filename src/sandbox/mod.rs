@@ -17,3 +17,4 @@ pub mod nofile;
 pub mod oci;
 pub mod spawn_guard;
 pub mod spec;
+pub mod userns;

@@ -74,8 +74,11 @@ pub fn skipped(reason: &str) {
 /// a printed reason; in CI (CI=true) it fails the test with what to install.
 pub fn require_sandbox() -> bool {
     let mut missing = Vec::new();
-    if !nix::unistd::geteuid().is_root() {
-        missing.push("root (run the tests as root: the OCI runtime needs it)".to_string());
+    if !nix::unistd::geteuid().is_root() && !rootless() {
+        missing.push(
+            "root (run the tests as root; or, as a user set up for rootless mode, with IGNITE_TEST_ROOTLESS=1)"
+                .to_string(),
+        );
     }
     if !find_in_path("runc") {
         missing.push("runc (apt-get install runc)".to_string());
@@ -85,6 +88,12 @@ pub fn require_sandbox() -> bool {
         missing.push(format!("the OCI runtime IGNITE_TEST_OCI_RUNTIME={oci} names"));
     }
     prerequisites("sandbox test prerequisites missing", &missing)
+}
+
+/// Whether the suites run rootless (`IGNITE_TEST_ROOTLESS=1`, as a normal user with
+/// subordinate ids and a systemd user manager: the host matrix's rootless stage).
+pub fn rootless() -> bool {
+    std::env::var_os("IGNITE_TEST_ROOTLESS").is_some_and(|v| v == "1") && !nix::unistd::geteuid().is_root()
 }
 
 /// True when nothing is `missing`; otherwise fails the test in CI and skips it (printed) outside.
@@ -289,9 +298,15 @@ impl Sandbox {
             let p = Path::new("/sys/fs/cgroup").join(ctrl).join("ignite").join(container_id);
             assert!(!p.exists(), "cgroup left behind: {}", p.display());
         }
-        // The systemd driver's scope (pure cgroup v2 hosts booted with systemd).
-        let scope = Path::new("/sys/fs/cgroup/ignite.slice").join(format!("ignite-{container_id}.scope"));
-        assert!(!scope.exists(), "cgroup left behind: {}", scope.display());
+        // The systemd driver's scope (pure cgroup v2 hosts booted with systemd), as root in the
+        // system manager's tree, rootless in the user manager's.
+        let uid = nix::unistd::geteuid().as_raw();
+        for base in
+            ["/sys/fs/cgroup".to_string(), format!("/sys/fs/cgroup/user.slice/user-{uid}.slice/user@{uid}.service")]
+        {
+            let scope = Path::new(&base).join("ignite.slice").join(format!("ignite-{container_id}.scope"));
+            assert!(!scope.exists(), "cgroup left behind: {}", scope.display());
+        }
     }
 }
 

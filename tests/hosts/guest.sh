@@ -39,9 +39,11 @@ echo "network: $(ip -4 -brief address show scope global | tr -s ' ' | tr '\n' ';
 status=0
 mkdir -p /mnt/job/logs
 for oci in ${OCIS//,/ }; do
+  [[ -n ${ROOT_SUITES// /} ]] || break
   echo "== $oci"
   while read -r name _; do
     [[ -n $name ]] || continue
+    [[ " $ROOT_SUITES " == *" $name "* ]] || continue
     exe=$BIN_DIR/$name
     skip=SKIP_${oci^^}
     if [[ " ${!skip:-} " == *" $name "* ]]; then
@@ -78,4 +80,61 @@ for oci in ${OCIS//,/ }; do
     status=1
   fi
 done
+
+# ---- Rootless: the same binaries as user tester (uid 1000: subordinate ids 100000+65536, a
+# lingering systemd user manager with cpu, memory and pids delegated; see vm-image.sh), with its
+# own bundle cache and state under its XDG directories, as a user would have them.
+if [[ -n ${ROOTLESS_SUITES// /} ]]; then
+  home=/home/tester
+  t=$SECONDS
+  mkdir -p "$home/.local/share/ignite"
+  cp -a /var/lib/ignite/index /var/lib/ignite/bundles /var/lib/ignite/rootfs "$home/.local/share/ignite/" || exit 91
+  chown -R tester:tester "$home/.local"
+  echo "rootless: bundles copied to $home/.local/share/ignite in $((SECONDS - t)) s"
+  # The tests' `ignite` is read from the job's tmpfs, which the user must be able to enter.
+  chmod 755 "$BIN_DIR"
+  mounts >/tmp/mounts.before
+  for oci in ${ROOTLESS_OCIS//,/ }; do
+    echo "== rootless $oci"
+    for name in $ROOTLESS_SUITES; do
+      exe=$BIN_DIR/$name
+      # Tests of what rootless mode refuses (a network, a writable root, outputs, sessions,
+      # installs: tests/hosts/rootless-skip lists them with the reason); rootless.rs proves
+      # each refusal instead.
+      skips=()
+      while read -r suite test _; do
+        [[ $suite == "$name" ]] && skips+=(--skip "$test")
+      done < <(grep -v '^#' "$REPO/tests/hosts/rootless-skip" | grep .)
+      only=()
+      [[ $name == rootless ]] && only=(--ignored)
+      t=$SECONDS
+      runuser -u tester -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$home" USER=tester LOGNAME=tester \
+        XDG_RUNTIME_DIR=/run/user/1000 CI=true IGNITE_TEST_ROOTLESS=1 IGNITE_TEST_OCI_RUNTIME="$oci" \
+        IGNITE_TEST_SLOWDOWN="${SLOWDOWN:-8}" RUST_BACKTRACE=1 \
+        bash -c 'cd "$1" && shift && exec timeout --kill-after=10 "$@"' _ "$REPO" "${SUITE_TIMEOUT:-1500}" \
+        "$exe" --test-threads="${TEST_THREADS:-2}" "${only[@]}" "${skips[@]}" \
+        </dev/null >"/mnt/job/logs/rootless-$oci-$name.log" 2>&1
+      rc=$?
+      result=$(grep -a '^test result:' "/mnt/job/logs/rootless-$oci-$name.log" | tail -1)
+      echo "rootless $oci $name: rc=$rc in $((SECONDS - t)) s: ${result:-no result (see logs/rootless-$oci-$name.log)}"
+      ((rc == 0)) || status=1
+    done
+    left=$(find /sys/fs/cgroup -name '*ig-*' -type d 2>/dev/null)
+    if [[ -n $left ]]; then
+      echo "LEFTOVER cgroups after rootless $oci:"
+      echo "$left"
+      status=1
+    fi
+    procs=$(ps -eo uid=,pid=,comm= | awk '$1 >= 100000 && $1 < 165536')
+    if [[ -n $procs ]]; then
+      echo "LEFTOVER processes of run uids after rootless $oci:"
+      echo "$procs"
+      status=1
+    fi
+    gone=$(mounts | comm -23 /tmp/mounts.before -)
+    [[ -z $gone ]] || { echo "LOST MOUNTS after rootless $oci: $gone"; status=1; }
+  done
+  left=$(find /run/user/1000/ignite -mindepth 2 -maxdepth 2 2>/dev/null | grep -v '/oci/\|oci-versions' || true)
+  [[ -z $left ]] || echo "rootless state in the default directory (tests use their own): $left"
+fi
 exit "$status"

@@ -81,6 +81,9 @@ pub fn evaluate(f: &Facts) -> Vec<Check> {
         user_network(f),
         iproute2(f),
     ];
+    if let Some(r) = &f.rootless {
+        checks.extend(rootless(r));
+    }
     checks.extend(f.disks.iter().map(disk));
     checks.push(bundles(f));
     checks.push(open_files(f));
@@ -108,12 +111,10 @@ fn privileges(f: &Facts) -> Check {
         Probed::Failed { error } => {
             not_ok(NAME, Status::Fail, EVERY_RUN, error.clone(), "run ignite on a host with /proc mounted")
         }
-        Probed::Found(p) if p.euid != 0 => not_ok(
+        Probed::Found(p) if p.euid != 0 => ok(
             NAME,
-            Status::Fail,
             EVERY_RUN,
-            format!("uid {}: not root", p.euid),
-            "run ignite as root (or with sudo): the OCI runtime creates namespaces, mounts and cgroups",
+            format!("uid {}: rootless (each sandbox in a user namespace over the user's subordinate ids)", p.euid),
         ),
         Probed::Found(p) if !p.cap_sys_admin => not_ok(
             NAME,
@@ -124,6 +125,63 @@ fn privileges(f: &Facts) -> Check {
         ),
         Probed::Found(_) => ok(NAME, EVERY_RUN, "root with CAP_SYS_ADMIN"),
     }
+}
+
+/// Rootless mode's rows: the subordinate ids, the helpers that map them, the user's systemd
+/// manager with its delegated controllers, and what rootless mode refuses.
+fn rootless(r: &RootlessFacts) -> Vec<Check> {
+    use crate::sandbox::userns::setup_remedy;
+    let user = r.ids.found().map_or("USER", |i| i.user.as_str());
+    let ids = match &r.ids {
+        Probed::Found(i) => ok(
+            "subordinate-ids",
+            EVERY_RUN,
+            format!(
+                "{}: uids {}+{}, gids {}+{}: {} run uids",
+                i.user,
+                i.subuid.start,
+                i.subuid.count,
+                i.subgid.start,
+                i.subgid.count,
+                i.run_ids()
+            ),
+        ),
+        Probed::Failed { error } => {
+            not_ok("subordinate-ids", Status::Fail, EVERY_RUN, error.clone(), setup_remedy(user))
+        }
+    };
+    let helpers = match (&r.newuidmap, &r.newgidmap) {
+        (Some(u), Some(g)) => ok("uidmap", EVERY_RUN, format!("{} and {}", u.display(), g.display())),
+        _ => not_ok(
+            "uidmap",
+            Status::Fail,
+            EVERY_RUN,
+            "newuidmap/newgidmap not on PATH: the OCI runtime cannot map the subordinate ids",
+            "as root: apt-get install uidmap",
+        ),
+    };
+    let manager = match &r.user_manager {
+        Probed::Found(bus) => ok(
+            "user-manager",
+            EVERY_RUN,
+            format!(
+                "systemd user manager on {}; cpu, memory and pids delegated: limits are its transient scopes",
+                bus.display()
+            ),
+        ),
+        Probed::Failed { error } => {
+            not_ok("user-manager", Status::Fail, EVERY_RUN, "rootless cgroup limits are not available", error.clone())
+        }
+    };
+    let refused: Vec<&str> = crate::engine::rootless::ALL.iter().map(|u| u.feature).collect();
+    let limits = not_ok(
+        "rootless-limits",
+        Status::Warn,
+        "network policies, writable roots, outputs, sessions, installs",
+        format!("refused rootless: {}", refused.join("; ")),
+        "run ignite as root for these (each rests on a mount ignite makes on the host); vendor node_modules for dependencies",
+    );
+    vec![ids, helpers, manager, limits]
 }
 
 /// ignite's hard open-file limit bounds each sandbox's (see [`crate::sandbox::nofile`]): below 4096 the
@@ -538,9 +596,10 @@ fn cgroup_driver(f: &Facts) -> Check {
             NAME,
             EVERY_RUN,
             format!(
-                "systemd: each run is a transient scope {}/{}-<run>.scope, asked for over the system bus",
+                "systemd: each run is a transient scope {}/{}-<run>.scope, asked for over the {}",
                 driver_names::SLICE,
-                driver_names::SCOPE_PREFIX
+                driver_names::SCOPE_PREFIX,
+                if f.rootless.is_some() { "user's bus (in the user's systemd manager)" } else { "system bus" }
             ),
         ),
         Probed::Found(CgroupDriver::Cgroupfs) if systemd.booted && mode(f) == Some(HostCgroup::V2) => ok(
@@ -740,36 +799,46 @@ const WRITABLE_ROOT: &str = "writable-root policies";
 /// Each run has a host uid of its own (200000..265535) without a user namespace today
 /// (docs/security-model.md, "Limits, plainly"); the check says whether the host could give
 /// them one.
-const USER_NAMESPACES: &str = "user-namespace isolation (not used yet)";
+const USER_NAMESPACES: &str = "rootless mode (as root: not used)";
 
 fn user_namespaces(f: &Facts) -> Check {
     const NAME: &str = "user-namespaces";
-    let clone_note = match f.user_namespaces.unprivileged_userns_clone.found() {
-        Some(Some(0)) => {
-            "; unprivileged creation off (kernel.unprivileged_userns_clone=0): root only, which is how ignite runs"
-        }
-        _ => "",
-    };
+    // Rootless, every sandbox is in a user namespace: without them no run starts.
+    let rootless = f.rootless.is_some();
+    let (status, needed_for) = if rootless { (Status::Fail, EVERY_RUN) } else { (Status::Warn, USER_NAMESPACES) };
+    let clone_off = matches!(f.user_namespaces.unprivileged_userns_clone.found(), Some(Some(0)));
     match &f.user_namespaces.max_user_namespaces {
-        Probed::Failed { error } => {
-            not_ok(NAME, Status::Warn, USER_NAMESPACES, error.clone(), "check that /proc/sys is mounted")
-        }
+        Probed::Failed { error } => not_ok(NAME, status, needed_for, error.clone(), "check that /proc/sys is mounted"),
         Probed::Found(None) => not_ok(
             NAME,
-            Status::Warn,
-            USER_NAMESPACES,
+            status,
+            needed_for,
             "the kernel has no user namespaces (no user.max_user_namespaces)",
             "use a kernel built with CONFIG_USER_NS",
         ),
         Probed::Found(Some(0)) => not_ok(
             NAME,
-            Status::Warn,
-            USER_NAMESPACES,
+            status,
+            needed_for,
             "disabled (user.max_user_namespaces = 0)",
             "sysctl -w user.max_user_namespaces=15000, and persist it in /etc/sysctl.d/",
         ),
+        Probed::Found(Some(n)) if clone_off && rootless => not_ok(
+            NAME,
+            Status::Fail,
+            EVERY_RUN,
+            format!(
+                "enabled (user.max_user_namespaces = {n}), but not for normal users (kernel.unprivileged_userns_clone=0)"
+            ),
+            "sysctl -w kernel.unprivileged_userns_clone=1, and persist it in /etc/sysctl.d/",
+        ),
         Probed::Found(Some(n)) => {
-            ok(NAME, USER_NAMESPACES, format!("enabled (user.max_user_namespaces = {n}){clone_note}"))
+            let note = if clone_off {
+                "; unprivileged creation off (kernel.unprivileged_userns_clone=0): root only"
+            } else {
+                ""
+            };
+            ok(NAME, needed_for, format!("enabled (user.max_user_namespaces = {n}){note}"))
         }
     }
 }

@@ -58,6 +58,23 @@ pub struct Facts {
     pub bundles: Probed<Vec<BundleFact>>,
     /// ignite's own open-file limits (`/proc/self/limits`), which bound every sandbox's.
     pub open_files: Probed<OpenFiles>,
+    /// Rootless mode's prerequisites; `None` as root.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rootless: Option<RootlessFacts>,
+}
+
+/// What rootless mode needs (see [`crate::sandbox::userns`]).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RootlessFacts {
+    /// The user and its subordinate ranges.
+    pub ids: Probed<crate::sandbox::userns::Rootless>,
+    /// `newuidmap` and `newgidmap` on PATH (`null` when missing).
+    pub newuidmap: Option<PathBuf>,
+    pub newgidmap: Option<PathBuf>,
+    /// The user's systemd manager: its bus socket, and the controllers it was delegated; the
+    /// error says what is missing and how to get it.
+    pub user_manager: Probed<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

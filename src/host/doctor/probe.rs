@@ -78,7 +78,12 @@ pub fn gather(opts: &DoctorOptions) -> Facts {
         let open_files = read_parsed(root, "proc/self/limits", parse::parse_nofile_limits)
             .map(|(soft, hard)| OpenFiles { soft, hard })
             .into();
+        let rootless = privileges
+            .found()
+            .filter(|p| p.euid != 0)
+            .map(|p| rootless_facts(root, path_env, opts.cgroup_driver, p.euid));
         Facts {
+            rootless,
             kernel,
             privileges,
             oci: oci.join().unwrap_or_else(|_| OciFacts {
@@ -98,6 +103,21 @@ pub fn gather(opts: &DoctorOptions) -> Facts {
             open_files,
         }
     })
+}
+
+/// Rootless mode's prerequisites, checked as a run checks them ([`crate::engine::Settings::detect`]).
+fn rootless_facts(root: &Path, path_env: Option<&OsStr>, choice: DriverChoice, uid: u32) -> RootlessFacts {
+    let ids = crate::sandbox::userns::Rootless::for_ids(root, uid, nix::unistd::getegid().as_raw());
+    let facts = DriverFacts::read(root);
+    let driver = choice.resolve(&facts).unwrap_or(CgroupDriver::Systemd);
+    let bus = crate::engine::user_runtime_dir().join("bus");
+    let user_manager = cgroup::check_rootless(&facts, driver, root, uid, &bus).map(|()| bus);
+    RootlessFacts {
+        ids: ids.into(),
+        newuidmap: find_in_path(path_env, crate::sandbox::userns::NEWUIDMAP),
+        newgidmap: find_in_path(path_env, crate::sandbox::userns::NEWGIDMAP),
+        user_manager: user_manager.into(),
+    }
 }
 
 /// The Landlock ABI this kernel offers, from the syscall (no ruleset is created).

@@ -259,15 +259,24 @@ fn a_rootless_container() {
     let s = scenario("rootless-container", LandlockSupport::Disabled);
     let d = run(&s.opts);
     assert!(!d.ok);
-    let privileges = assert_status(&d, "privileges", Status::Fail);
-    assert_eq!(privileges.value, "uid 1000: not root");
+    let privileges = assert_status(&d, "privileges", Status::Ok);
+    assert!(privileges.value.starts_with("uid 1000: rootless"), "{privileges:?}");
+    // Rootless: the user has no subordinate ids here, and no systemd user manager (the
+    // container has no systemd): each says what to do.
+    let ids = assert_status(&d, "subordinate-ids", Status::Fail);
+    assert!(ids.remedy.as_deref().unwrap_or("").contains("usermod --add-subuids"), "{ids:?}");
+    let manager = assert_status(&d, "user-manager", Status::Fail);
+    assert!(manager.remedy.as_deref().unwrap_or("").contains("systemd"), "{manager:?}");
+    let refused = assert_status(&d, "rootless-limits", Status::Warn);
+    assert!(refused.value.contains("sessions") && refused.value.contains("security.network.enabled"), "{refused:?}");
     let parent = assert_status(&d, "cgroup-parent", Status::Fail);
     assert!(parent.value.contains("mounted read-only"), "{parent:?}");
     let seccomp = assert_status(&d, "seccomp", Status::Ok);
     assert!(seccomp.value.ends_with("ignite itself already runs under a seccomp filter"), "{seccomp:?}");
-    let userns = assert_status(&d, "user-namespaces", Status::Warn);
+    // Every rootless sandbox is in a user namespace: disabled ones fail every run.
+    let userns = assert_status(&d, "user-namespaces", Status::Fail);
     assert_eq!(userns.value, "disabled (user.max_user_namespaces = 0)");
-    assert_eq!(userns.needed_for, "user-namespace isolation (not used yet)");
+    assert_eq!(userns.needed_for, "every run");
     assert_eq!(check(&d, "overlayfs").needed_for, "writable-root policies");
     assert_status(&d, "overlayfs", Status::Warn);
     let landlock = assert_status(&d, "landlock", Status::Warn);

@@ -59,6 +59,71 @@ pub enum DriverError {
          use --cgroup-driver cgroupfs (or auto)"
     )]
     SystemdUnavailable(&'static str),
+    #[error(
+        "rootless mode takes its memory, CPU and process limits from systemd's delegation to the user's \
+         manager, which needs a pure cgroup v2 host booted with systemd; this host {0}. Run ignite as root here"
+    )]
+    RootlessUnavailable(&'static str),
+    #[error(
+        "--cgroup-driver cgroupfs cannot limit rootless sandboxes (a normal user cannot create cgroups; the \
+         OCI runtime would run them without limits); use --cgroup-driver systemd or auto"
+    )]
+    RootlessCgroupfs,
+    #[error(
+        "rootless mode needs the systemd user manager of uid {uid}, and its bus {bus} is not there: log in \
+         through a PAM session (ssh, `machinectl shell USER@`), or have root run `loginctl enable-linger USER`; \
+         set XDG_RUNTIME_DIR if it is not /run/user/{uid}"
+    )]
+    NoUserManager { uid: u32, bus: String },
+    #[error(
+        "rootless mode needs the {missing} controller(s) delegated to the user's systemd manager, and {file} \
+         lists only \"{found}\"; as root: `mkdir -p /etc/systemd/system/user@.service.d && printf \
+         '[Service]\\nDelegate=cpu cpuset io memory pids\\n' > /etc/systemd/system/user@.service.d/delegate.conf \
+         && systemctl daemon-reload`, then log in again"
+    )]
+    NotDelegated { missing: String, file: String, found: String },
+}
+
+/// The controllers a rootless sandbox's limits need in the user's delegated subtree.
+pub const DELEGATED_CONTROLLERS: &[&str] = &["cpu", "memory", "pids"];
+
+/// The cgroup (relative to the cgroup2 root) of uid's systemd user manager, under which its
+/// transient scopes are created.
+pub fn user_manager_dir(uid: u32) -> String {
+    format!("user.slice/user-{uid}.slice/user@{uid}.service")
+}
+
+/// What rootless mode needs from the host: a unified tree run by systemd, the user's manager
+/// reachable on `bus` (a socket path), and the limit controllers delegated to it. `root` is
+/// `/` on a real host.
+pub fn check_rootless(
+    facts: &DriverFacts,
+    driver: CgroupDriver,
+    root: &Path,
+    uid: u32,
+    bus: &Path,
+) -> Result<(), DriverError> {
+    if let Some(why) = facts.systemd_unavailable() {
+        return Err(DriverError::RootlessUnavailable(why));
+    }
+    if driver != CgroupDriver::Systemd {
+        return Err(DriverError::RootlessCgroupfs);
+    }
+    if !root.join(bus.strip_prefix("/").unwrap_or(bus)).exists() {
+        return Err(DriverError::NoUserManager { uid, bus: bus.display().to_string() });
+    }
+    let file = root.join("sys/fs/cgroup").join(user_manager_dir(uid)).join("cgroup.controllers");
+    let found = std::fs::read_to_string(&file).unwrap_or_default();
+    let have: Vec<&str> = found.split_whitespace().collect();
+    let missing: Vec<&str> = DELEGATED_CONTROLLERS.iter().copied().filter(|c| !have.contains(c)).collect();
+    if !missing.is_empty() {
+        return Err(DriverError::NotDelegated {
+            missing: missing.join(", "),
+            file: format!("/sys/fs/cgroup/{}/cgroup.controllers", user_manager_dir(uid)),
+            found: found.trim().to_string(),
+        });
+    }
+    Ok(())
 }
 
 impl FromStr for DriverChoice {
@@ -190,6 +255,35 @@ mod tests {
         assert_eq!("auto".parse::<DriverChoice>(), Ok(DriverChoice::Auto));
         let err = "systemd-cgroup".parse::<DriverChoice>().unwrap_err();
         assert_eq!(err.to_string(), "unknown cgroup driver \"systemd-cgroup\": expected auto, systemd or cgroupfs");
+    }
+
+    #[test]
+    fn rootless_needs_systemd_its_user_manager_and_the_limit_controllers() {
+        let root = tempfile::tempdir().unwrap();
+        let bus = Path::new("/run/user/1000/bus");
+        let v2 = facts(Some(CgroupMode::Unified), true);
+        let check = |f: &DriverFacts, d| check_rootless(f, d, root.path(), 1000, bus);
+        let e = check(&facts(Some(CgroupMode::Hybrid), true), CgroupDriver::Systemd).unwrap_err();
+        assert!(e.to_string().contains("keeps its controllers on cgroup v1"), "{e}");
+        // The trap: cgroupfs rootless would run without limits. Refused, with the way out.
+        let e = check(&v2, CgroupDriver::Cgroupfs).unwrap_err();
+        assert_eq!(e, DriverError::RootlessCgroupfs);
+        let e = check(&v2, CgroupDriver::Systemd).unwrap_err();
+        assert!(e.to_string().contains("enable-linger"), "{e}");
+        std::fs::create_dir_all(root.path().join("run/user/1000")).unwrap();
+        std::fs::write(root.path().join("run/user/1000/bus"), "").unwrap();
+        let dir = root.path().join("sys/fs/cgroup").join(user_manager_dir(1000));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Debian's default delegation: memory and pids, not cpu.
+        std::fs::write(dir.join("cgroup.controllers"), "memory pids\n").unwrap();
+        let e = check(&v2, CgroupDriver::Systemd).unwrap_err();
+        assert!(
+            matches!(&e, DriverError::NotDelegated { missing, found, .. } if missing == "cpu" && found == "memory pids"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("Delegate=cpu cpuset io memory pids"), "{e}");
+        std::fs::write(dir.join("cgroup.controllers"), "cpuset cpu io memory pids\n").unwrap();
+        check(&v2, CgroupDriver::Systemd).unwrap();
     }
 
     #[test]

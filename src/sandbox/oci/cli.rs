@@ -28,11 +28,15 @@ pub struct CliRuntime {
     /// `--systemd-cgroup`: cgroups are transient scopes systemd creates (see
     /// [`crate::sandbox::cgroup::CgroupDriver`]).
     systemd_cgroup: bool,
+    /// Rootless mode: the user's runtime directory, given to the runtime as `XDG_RUNTIME_DIR`
+    /// (its systemd driver finds the user's manager there, its bus socket `bus`), whatever
+    /// the caller's environment had (`sudo -u`, `su` may leave it unset).
+    user_runtime_dir: Option<PathBuf>,
 }
 
 impl CliRuntime {
     pub fn new(kind: OciKind, binary: PathBuf, root: PathBuf, log_dir: PathBuf) -> Self {
-        CliRuntime { kind, binary, root, log_dir, hook_binary: None, systemd_cgroup: false }
+        CliRuntime { kind, binary, root, log_dir, hook_binary: None, systemd_cgroup: false, user_runtime_dir: None }
     }
 
     /// Names the `ignite` binary the runtime runs as a hook; youki cannot run sandboxes
@@ -49,6 +53,12 @@ impl CliRuntime {
         self
     }
 
+    /// Rootless mode: the user's runtime directory, given to every command as `XDG_RUNTIME_DIR`.
+    pub fn with_user_runtime_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.user_runtime_dir = dir;
+        self
+    }
+
     pub fn log_path(&self, id: &str) -> PathBuf {
         self.log_dir.join(format!("{id}.log"))
     }
@@ -58,6 +68,9 @@ impl CliRuntime {
         cmd.arg("--root").arg(&self.root);
         if self.systemd_cgroup {
             cmd.arg("--systemd-cgroup");
+        }
+        if let Some(dir) = &self.user_runtime_dir {
+            cmd.env("XDG_RUNTIME_DIR", dir);
         }
         if let Some(id) = id {
             cmd.arg("--log").arg(self.log_path(id)).arg("--log-format").arg("json");

@@ -8,11 +8,12 @@ use super::network::{NetnsGrant, NetworkAttach, RESOLV_CONF};
 use crate::data::runtime::APP_DIR;
 use crate::sandbox::abi::{INPUT_DIR, INPUT_VAR, MAX_ENV_STRING, WAIT_JOB_FLAG};
 use crate::sandbox::spawn_guard::SpawnRule;
+use crate::sandbox::userns::{IdMap, IdMaps};
 use oci_spec::runtime::{
-    Capabilities, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
-    LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder,
-    LinuxSeccomp, LinuxSeccompAction, Mount, MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder,
-    RootBuilder, Spec, SpecBuilder, UserBuilder,
+    Capabilities, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxIdMapping,
+    LinuxIdMappingBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
+    LinuxResourcesBuilder, LinuxSeccomp, LinuxSeccompAction, Mount, MountBuilder, PosixRlimitBuilder, PosixRlimitType,
+    ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
 /// `nobody`, which owns no file in the rootfs or /app. Sandboxes never use it (each gets a uid
@@ -178,6 +179,9 @@ pub struct SpecInput {
     /// [`JOB_FD`](crate::sandbox::abi::JOB_FD); the spec then has no `IGNITE_INPUT` (it arrives
     /// with the job) and is otherwise the one a cold run of the same job gets.
     pub wait_job: bool,
+    /// Rootless mode: the maps of the user namespace the sandbox gets (see
+    /// [`crate::sandbox::userns`]); `None` as root, where the sandbox has no user namespace.
+    pub userns: Option<IdMaps>,
 }
 
 /// Composes the sandbox environment. Later sources win: runtime defaults, then the
@@ -328,8 +332,21 @@ pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
             Ok(ns)
         })
         .collect::<Result<Vec<_>, oci_spec::OciSpecError>>()?;
+    let mut namespaces = namespaces;
+    let mut linux = LinuxBuilder::default();
+    if let Some(maps) = &input.userns {
+        namespaces.push(LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::User).build()?);
+        let convert = |maps: &[IdMap]| {
+            maps.iter()
+                .map(|m| {
+                    LinuxIdMappingBuilder::default().container_id(m.container).host_id(m.host).size(m.size).build()
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        linux = linux.uid_mappings(convert(&maps.uids)?).gid_mappings(convert(&maps.gids)?);
+    }
 
-    let linux = LinuxBuilder::default()
+    let linux = linux
         .namespaces(namespaces)
         .resources(resources)
         .cgroups_path(PathBuf::from(&input.cgroups_path))
@@ -410,6 +427,47 @@ pub(super) struct Allowances<'a> {
     pub writable_root: Option<&'a Path>,
     /// [`OUT_DIR`] may be a read-write (nosuid, nodev, noexec) bind of this directory.
     pub out: Option<&'a Path>,
+}
+
+/// A user namespace (rootless mode) must be a new one whose maps never reach the host's root
+/// and never make the program the user that runs ignite: the program's uid and gid must be
+/// mapped, and not onto the host ids container root has. Without a user namespace there must
+/// be no maps either (the runtime would ignore them, and a reader would believe them).
+fn check_user_namespace(linux: &oci_spec::runtime::Linux, uid: u32, gid: u32) -> Result<(), SpecError> {
+    let namespaces = linux.namespaces().as_deref().unwrap_or(&[]);
+    let user = namespaces.iter().filter(|n| n.typ() == LinuxNamespaceType::User).collect::<Vec<_>>();
+    let (uids, gids) = (linux.uid_mappings().as_deref().unwrap_or(&[]), linux.gid_mappings().as_deref().unwrap_or(&[]));
+    match user.as_slice() {
+        [] if uids.is_empty() && gids.is_empty() => return Ok(()),
+        [] => return Err(unsafe_spec("uid/gid maps are set without a user namespace")),
+        [ns] if ns.path().is_some() => {
+            return Err(unsafe_spec("User namespace joins an existing namespace".to_string()));
+        }
+        [_] => {}
+        _ => return Err(unsafe_spec("more than one user namespace")),
+    }
+    for (kind, maps, id) in [("uid", uids, uid), ("gid", gids, gid)] {
+        let host = |container: u32| {
+            maps.iter()
+                .find(|m| {
+                    container >= m.container_id()
+                        && u64::from(container) < u64::from(m.container_id()) + u64::from(m.size())
+                })
+                .map(|m| m.host_id() + (container - m.container_id()))
+        };
+        if maps.iter().any(|m: &LinuxIdMapping| m.host_id() == 0 || m.size() == 0) {
+            return Err(unsafe_spec(format!("the user namespace maps host {kind} 0 (or an empty range)")));
+        }
+        let Some(program) = host(id) else {
+            return Err(unsafe_spec(format!("the program's {kind} {id} is not mapped in its user namespace")));
+        };
+        if host(0) == Some(program) {
+            return Err(unsafe_spec(format!(
+                "the program's {kind} maps to the host {kind} of the sandbox's root ({program})"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A granted namespace must be one ignite created, never the host's, and the spec must join
@@ -520,6 +578,7 @@ pub(super) fn validate_with(spec: &Spec, allow: &Allowances) -> Result<(), SpecE
     if let Some(grant) = allow.netns {
         check_netns_grant(spec, grant)?;
     }
+    check_user_namespace(linux, process.user().uid(), process.user().gid())?;
     let res = linux.resources().as_ref().ok_or_else(|| unsafe_spec("no resource limits"))?;
     let mem = res.memory().as_ref().ok_or_else(|| unsafe_spec("no memory limit"))?;
     match (mem.limit(), mem.swap()) {
@@ -1096,6 +1155,94 @@ mod tests {
         for (want, mutate) in cases {
             let mut s = built();
             mutate(&mut s);
+            let err = validate(&s).expect_err(want).to_string();
+            assert!(err.contains(want), "expected {want:?} in {err:?}");
+        }
+    }
+
+    fn rootless_input() -> SpecInput {
+        use crate::sandbox::userns::{IdRange, Rootless};
+        let ids = Rootless {
+            uid: 1000,
+            gid: 1000,
+            user: "tester".into(),
+            subuid: IdRange { start: 100_000, count: 65_536 },
+            subgid: IdRange { start: 100_000, count: 65_536 },
+        };
+        SpecInput { userns: Some(ids.maps()), ..input() }
+    }
+
+    #[test]
+    fn a_rootless_spec_has_a_new_user_namespace_mapping_root_to_the_user_and_runs_to_subordinate_ids() {
+        let spec = build(&rootless_input()).unwrap();
+        validate(&spec).unwrap();
+        let linux = spec.linux().as_ref().unwrap();
+        let user = linux.namespaces().as_ref().unwrap().iter().find(|n| n.typ() == LinuxNamespaceType::User).unwrap();
+        assert!(user.path().is_none());
+        let uids = linux.uid_mappings().as_ref().unwrap();
+        let pairs: Vec<_> = uids.iter().map(|m| (m.container_id(), m.host_id(), m.size())).collect();
+        assert_eq!(pairs, vec![(0, 1000, 1), (crate::sandbox::identity::FIRST_UID, 100_000, 65_536)]);
+        assert_eq!(linux.gid_mappings().as_ref().unwrap().len(), 2);
+        // As root there is no user namespace and no maps.
+        let root = built();
+        let linux = root.linux().as_ref().unwrap();
+        assert!(linux.namespaces().as_ref().unwrap().iter().all(|n| n.typ() != LinuxNamespaceType::User));
+        assert!(linux.uid_mappings().is_none() && linux.gid_mappings().is_none());
+    }
+
+    #[test]
+    fn validate_rejects_user_namespaces_that_reach_host_root_or_make_the_program_the_user() {
+        use oci_spec::runtime::LinuxIdMappingBuilder;
+        let map = |c: u32, h: u32, n: u32| {
+            LinuxIdMappingBuilder::default().container_id(c).host_id(h).size(n).build().unwrap()
+        };
+        let first = crate::sandbox::identity::FIRST_UID;
+        let uid = input().user.uid;
+        type Break = Box<dyn Fn(&mut Spec)>;
+        let cases: Vec<(&str, Break)> = vec![
+            (
+                "maps host uid 0",
+                Box::new(move |s: &mut Spec| {
+                    s.linux_mut()
+                        .as_mut()
+                        .unwrap()
+                        .set_uid_mappings(Some(vec![map(0, 0, 1), map(first, 100_000, 65_536)]));
+                }),
+            ),
+            (
+                "uid 200123 is not mapped",
+                Box::new(move |s: &mut Spec| {
+                    s.linux_mut()
+                        .as_mut()
+                        .unwrap()
+                        .set_uid_mappings(Some(vec![map(0, 1000, 1), map(first, 100_000, 10)]));
+                }),
+            ),
+            (
+                "maps to the host uid of the sandbox's root",
+                Box::new(move |s: &mut Spec| {
+                    s.linux_mut().as_mut().unwrap().set_uid_mappings(Some(vec![map(0, 1000, 1), map(uid, 1000, 1)]));
+                }),
+            ),
+            (
+                "User namespace joins an existing namespace",
+                Box::new(|s: &mut Spec| {
+                    let ns = s.linux_mut().as_mut().unwrap().namespaces_mut().as_mut().unwrap();
+                    let user = ns.iter_mut().find(|n| n.typ() == LinuxNamespaceType::User).unwrap();
+                    user.set_path(Some("/proc/1/ns/user".into()));
+                }),
+            ),
+            (
+                "maps are set without a user namespace",
+                Box::new(|s: &mut Spec| {
+                    let ns = s.linux_mut().as_mut().unwrap().namespaces_mut().as_mut().unwrap();
+                    ns.retain(|n| n.typ() != LinuxNamespaceType::User);
+                }),
+            ),
+        ];
+        for (want, break_it) in cases {
+            let mut s = build(&rootless_input()).unwrap();
+            break_it(&mut s);
             let err = validate(&s).expect_err(want).to_string();
             assert!(err.contains(want), "expected {want:?} in {err:?}");
         }

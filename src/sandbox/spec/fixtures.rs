@@ -34,6 +34,7 @@ pub fn input() -> SpecInput {
         cgroups_path: "/ignite/ig-1".into(),
         kill_after_ms: 7000,
         wait_job: false,
+        userns: None,
         spawn: SpawnRule::NoSpawn,
         seccomp: LinuxSeccompBuilder::default().default_action(LinuxSeccompAction::ScmpActErrno).build().unwrap(),
     }

@@ -87,6 +87,8 @@ pub enum BundleStatus {
 pub enum BundleError {
     #[error(transparent)]
     Io(#[from] IoError),
+    #[error(transparent)]
+    Rootless(crate::sandbox::userns::Unsupported),
     #[error("failed to lock {path}: {source}")]
     Lock {
         path: PathBuf,
@@ -450,6 +452,10 @@ impl BundleStore {
         progress: &dyn Progress,
         timings: &mut Timings,
     ) -> Result<IndexRecord, BundleError> {
+        // Before any download: a build a normal user cannot run is refused with the way out.
+        if rt.recipe.environment == BuildEnvironment::Debian && crate::sandbox::userns::is_rootless() {
+            return Err(BundleError::Rootless(crate::sandbox::userns::BUILD));
+        }
         let package = self.package_path(&rt.package);
         if !fetch::keep_if_intact(&package, &rt.package.integrity)? {
             let t = Instant::now();

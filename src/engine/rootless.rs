@@ -1,0 +1,44 @@
+//! What rootless mode (ignite run by a normal user, see [`crate::sandbox::userns`]) does not
+//! give yet, each refused before anything is set up, with the reason — never a run that is
+//! silently weaker than it asked for. Each of these rests on a mount ignite makes on the host
+//! (a size-capped tmpfs or an overlay handed to the run's uid), which a normal user cannot make.
+//! `ignite doctor` lists them on a rootless host. The list itself is
+//! [`crate::sandbox::userns::ALL`] (the bundle store refuses a build from there too).
+
+use crate::engine::runner::Job;
+
+pub use crate::sandbox::userns::{ALL, INSTALL, NETWORK, OUTPUTS, SESSIONS, Unsupported, WRITABLE_ROOT};
+
+/// The first thing `job` asks for that rootless mode refuses.
+pub fn check_job(job: &Job) -> Result<(), Unsupported> {
+    if job.policy.network {
+        return Err(NETWORK);
+    }
+    if !job.policy.read_only {
+        return Err(WRITABLE_ROOT);
+    }
+    if job.io.outputs {
+        return Err(OUTPUTS);
+    }
+    if job.workspace.is_some() {
+        return Err(SESSIONS);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_refusal_says_what_and_why_and_the_way_out() {
+        for u in ALL {
+            let text = u.to_string();
+            assert!(
+                text.contains(" is not available rootless: ") && text.ends_with("; run ignite as root for it"),
+                "{text}"
+            );
+            assert!(u.why.contains("normal user") || u.why.contains("network"), "{text}");
+        }
+    }
+}
