@@ -10,6 +10,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use common::server::Server;
 use common::*;
 
 /// A sandbox for a rootless test; in CI a root or unprepared runner fails with what is missing.
@@ -155,6 +156,12 @@ fn what_rootless_mode_cannot_give_is_refused_before_anything_starts() {
         assert!(stderr.contains(want) && stderr.contains("is not available rootless"), "{stderr}");
         assert!(!stdout_of(&out).contains("ran"), "the program ran");
     }
+    // The trap: the cgroupfs driver rootless would run without limits (crun exits 0 with none).
+    let dir = sb.ts_service("cgroupfs", "", code);
+    let out = sb.cmd().args(["--cgroup-driver", "cgroupfs", "run"]).arg(&dir).output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr_of(&out).contains("cannot limit rootless sandboxes"), "{}", stderr_of(&out));
+    assert!(!stdout_of(&out).contains("ran"), "the program ran");
     let dir = sb.ts_service("outputs", "", code);
     let out_dir = sb.work.path().join("out");
     let out = sb.cmd().arg("run").arg(&dir).arg("--out").arg(&out_dir).output().unwrap();
@@ -191,7 +198,9 @@ fn doctor_reports_the_rootless_prerequisites_and_refusals() {
             .unwrap_or_else(|| panic!("{name}: {v}"))
             .clone()
     };
-    for name in ["privileges", "subordinate-ids", "uidmap", "user-manager", "user-namespaces", "cgroup-driver"] {
+    for name in
+        ["privileges", "subordinate-ids", "uidmap", "user-manager", "oci-rootless", "user-namespaces", "cgroup-driver"]
+    {
         assert_eq!(check(name)["status"], "ok", "{}", check(name));
     }
     assert!(check("privileges")["value"].as_str().unwrap().contains("rootless"));
@@ -208,18 +217,21 @@ fn a_killed_rootless_ignite_leaves_nothing_that_cleanup_does_not_remove() {
     let Some(sb) = rootless_sandbox() else { return };
     let dir = sb.ts_service("long", "  timeoutMs: 120000\n", "await new Promise((r) => setTimeout(r, 100000));\n");
     let mut child = sb.cmd().arg("run").arg(&dir).arg("--json").spawn().unwrap();
-    // Wait until the container runs (its scope exists under the user's manager).
+    // Wait until the container runs: its init's pid file is in this test's own state, and its
+    // scope (named by the run id) is under the user's manager.
     let slice = Path::new(&user_manager_cgroup()).join("ignite.slice");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60 * slowdown());
     let scope = loop {
-        let found = std::fs::read_dir(&slice).into_iter().flatten().flatten().find(|e| {
-            e.file_name().to_string_lossy().starts_with("ignite-ig-")
-                && std::fs::read_to_string(e.path().join("cgroup.procs")).is_ok_and(|p| !p.trim().is_empty())
-        });
-        if let Some(e) = found {
-            break e.path();
+        let running = std::fs::read_dir(sb.state.path().join("runs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .find(|e| e.path().join("init.pid").is_file())
+            .map(|e| slice.join(format!("ignite-{}.scope", e.file_name().to_string_lossy())));
+        if let Some(scope) = running.filter(|s| s.is_dir()) {
+            break scope;
         }
-        assert!(std::time::Instant::now() < deadline, "the run's scope never appeared under {}", slice.display());
+        assert!(std::time::Instant::now() < deadline, "the run never started under {}", slice.display());
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
@@ -268,4 +280,100 @@ fn bundles_are_not_built_rootless_but_come_in_by_import_and_run() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     assert!(stdout_of(&out).contains("hello"), "{}", stdout_of(&out));
     sb.assert_no_leaks();
+}
+
+#[test]
+#[ignore = "needs a rootless host: run by tests/hosts/run.sh's rootless stage"]
+fn runc_is_refused_rootless_because_it_leaves_the_users_groups_on_the_program() {
+    let Some(sb) = rootless_sandbox() else { return };
+    let dir = sb.ts_service("groups", "", "console.log('ran');\n");
+    let out = sb.cmd().env("IGNITE_OCI_RUNTIME", "runc").arg("run").arg(&dir).output().unwrap();
+    let stderr = stderr_of(&out);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("runc leaves the invoking user's supplementary groups") && stderr.contains("crun"),
+        "{stderr}"
+    );
+    assert!(!stdout_of(&out).contains("ran"));
+    // Doctor says the same, as a failure with the way out.
+    let out = sb.cmd().env("IGNITE_OCI_RUNTIME", "runc").args(["doctor", "--json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = v["checks"].as_array().unwrap().iter().find(|c| c["name"] == "oci-rootless").unwrap().clone();
+    assert_eq!(row["status"], "fail", "{row}");
+    assert_ne!(out.status.code(), Some(0));
+    // And the runtime the user gets without asking is crun.
+    let out = sb.cmd().env_remove("IGNITE_OCI_RUNTIME").arg("run").arg(&dir).arg("--json").output().unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert_eq!(r["ociRuntime"], "crun", "{}", stderr_of(&out));
+    sb.assert_no_leaks();
+}
+
+#[test]
+#[ignore = "needs a rootless host: run by tests/hosts/run.sh's rootless stage"]
+fn a_rootless_server_is_ready_runs_warm_and_says_sessions_are_not_available() {
+    let Some(sb) = rootless_sandbox() else { return };
+    // A service whose policy asks for a network, which rootless mode refuses.
+    let net = sb.service(
+        "services/net",
+        &[
+            ("service.yaml", "service:\n  name: net\n  entry: index.ts\n"),
+            ("index.ts", "console.log('ran');\n"),
+            ("ignite.policy.yaml", "security:\n  network:\n    enabled: true\n"),
+        ],
+    );
+    let services = net.parent().unwrap().to_path_buf();
+    std::fs::set_permissions(&services, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let srv = Server::start(&sb, &services, &["--pool-min", "1", "--pool-max", "2"], &[]);
+    let ready = srv.get("/ready", None);
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    // Inline code: the first request of its kind runs cold, the next from the warm pool.
+    let body = serde_json::json!({ "runtime": "bun", "code": "console.log(process.getuid())" });
+    let cold = srv.post_json("/v1/execute", &body);
+    assert_eq!(cold.status, 200, "{}", cold.body);
+    assert_eq!(cold.json()["status"], "ok", "{}", cold.body);
+    srv.wait_parked("inline", 1.0);
+    let r = srv.post_json("/v1/execute", &body);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let report = r.json();
+    assert_eq!(report["status"], "ok", "{report}");
+    assert_eq!(report["metrics"]["warm"], true, "{report}");
+    let uid: u32 = report["stdout"].as_str().unwrap().trim().parse().unwrap();
+    assert!((200_000..265_536).contains(&uid), "{report}");
+    // Sessions rest on a host mount: refused, as a standing property of this server.
+    srv.post("/v1/sessions", None, "").assert_error(501, "not_available_rootless");
+    // A run asking for a network: refused before anything starts.
+    let r = srv.post_json("/services/net/execute", &serde_json::json!({}));
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(!r.body.contains("ran"), "{}", r.body);
+    assert!(r.body.contains("is not available rootless"), "{}", r.body);
+    let (status, stderr) = srv.stop();
+    assert!(status.success(), "{stderr}");
+    sb.assert_no_leaks();
+}
+
+/// Every test the rootless stage leaves out (tests/hosts/rootless-skip) exists in its suite, with
+/// a reason above it: a renamed test cannot drop out of the list unnoticed.
+#[test]
+fn the_rootless_skip_list_names_existing_tests_with_reasons() {
+    let list = std::fs::read_to_string(repo().join("tests/hosts/rootless-skip")).unwrap();
+    let mut reason = false;
+    let mut entries = 0;
+    for line in list.lines() {
+        if line.starts_with('#') {
+            reason = true;
+            continue;
+        }
+        if line.trim().is_empty() {
+            continue;
+        }
+        let [suite, test] = line.split_whitespace().collect::<Vec<_>>()[..] else { panic!("not `SUITE TEST`: {line}") };
+        assert!(reason, "no reason above {line}");
+        let source = std::fs::read_to_string(repo().join(format!("tests/{suite}.rs"))).unwrap();
+        assert!(
+            source.contains(&format!("fn {test}(")) || source.contains(&format!("    {test} =>")),
+            "{suite} has no test {test}"
+        );
+        entries += 1;
+    }
+    assert!(entries > 0);
 }

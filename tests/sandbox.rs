@@ -470,7 +470,8 @@ fn cgroup_of_pid(pid: u32, controller: &str) -> PathBuf {
 fn a_runs_cgroup_is_where_the_driver_puts_it_and_gone_after() {
     let sb = sandbox_test!();
     let (v2, systemd) = host_cgroup();
-    let mut drivers = vec!["auto", "cgroupfs"];
+    // Rootless, cgroupfs is refused (tests/rootless.rs and the driver's unit tests show it).
+    let mut drivers = if rootless() { vec!["auto"] } else { vec!["auto", "cgroupfs"] };
     if v2 && systemd {
         drivers.push("systemd");
     }
@@ -506,8 +507,13 @@ fn a_runs_cgroup_is_where_the_driver_puts_it_and_gone_after() {
             // systemd knows the scope: a unit of its own with the limit as a property (runc
             // sets it there; crun sets it on its subgroup).
             let unit = format!("ignite-{id}.scope");
-            let show =
-                std::process::Command::new("systemctl").args(["show", "-p", "MemoryMax", &unit]).output().unwrap();
+            // Rootless, the scope is the user's systemd manager's.
+            let manager: &[&str] = if rootless() { &["--user"] } else { &[] };
+            let show = std::process::Command::new("systemctl")
+                .args(manager)
+                .args(["show", "-p", "MemoryMax", &unit])
+                .output()
+                .unwrap();
             assert_eq!(stdout_of(&show).trim(), format!("MemoryMax={}", 96u64 << 20), "{unit}");
         }
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT)
@@ -685,13 +691,18 @@ fn entry_the_sandbox_user_cannot_read_is_explained() {
 fn oci_runtime_failure_surfaces_its_own_message() {
     use std::os::unix::fs::PermissionsExt;
     let sb = sandbox_test!();
-    // A runtime that says it is runc and fails the way runc does: its error in the JSON log,
-    // exit status 1.
-    let fake = sb.work.path().join("runc-broken");
+    // A runtime that says it is runc (crun rootless, where runc is refused) and fails the way
+    // they do: its error in the JSON log, exit status 1.
+    let fake = sb.work.path().join("runtime-broken");
+    let version = if rootless() {
+        "crun version 1.8.1\\nspec: 1.0.0\\n+SYSTEMD +SECCOMP +CAP\\n"
+    } else {
+        "runc version 1.1.5\\nlibseccomp: 2.5.4\\n"
+    };
     std::fs::write(
         &fake,
-        "#!/bin/sh\n[ \"$1\" = --version ] && { printf 'runc version 1.1.5\\nlibseccomp: 2.5.4\\n'; exit 0; }\nwhile [ $# -gt 0 ]; do case \"$1\" in --log) log=\"$2\"; shift 2;; *) shift;; esac; done\n\
-         echo '{\"level\":\"error\",\"msg\":\"simulated: unable to apply cgroup configuration\"}' >> \"$log\"\nexit 1\n",
+        format!("#!/bin/sh\n[ \"$1\" = --version ] && {{ printf '{version}'; exit 0; }}\nwhile [ $# -gt 0 ]; do case \"$1\" in --log) log=\"$2\"; shift 2;; *) shift;; esac; done\n\
+         echo '{{\"level\":\"error\",\"msg\":\"simulated: unable to apply cgroup configuration\"}}' >> \"$log\"\nexit 1\n"),
     )
     .unwrap();
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();

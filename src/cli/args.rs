@@ -92,12 +92,14 @@ pub(super) struct GlobalArgs {
     pub(super) cache_dir: PathBuf,
     /// OCI runtime: `runc`, `crun`, `youki` (looked up in PATH) or a path to one of them;
     /// which one it is comes from its `--version`.
-    #[arg(long, global = true, env = "IGNITE_OCI_RUNTIME", default_value = "runc")]
+    /// Default: runc as root, crun rootless (runc would leave the user's groups on the program).
+    #[arg(long, global = true, env = "IGNITE_OCI_RUNTIME", default_value_t = ignite::sandbox::userns::default_oci_runtime().to_string())]
     pub(super) oci_runtime: String,
     /// Who creates each sandbox's cgroup: `systemd` (a transient scope
     /// ignite.slice/ignite-<run>.scope, asked for by the OCI runtime over D-Bus), `cgroupfs`
     /// (the OCI runtime writes /ignite/<run> itself), or `auto`: systemd on a pure cgroup v2
-    /// host booted with systemd, cgroupfs elsewhere.
+    /// host booted with systemd, cgroupfs elsewhere. Rootless (not root): always systemd, the
+    /// user's own manager (cgroupfs is refused: it would run sandboxes without limits).
     #[arg(long, global = true, env = "IGNITE_CGROUP_DRIVER", default_value = "auto", value_name = "DRIVER")]
     pub(super) cgroup_driver: ignite::engine::DriverChoice,
     /// Directory of custom runtimes, <DIR>/<name>/runtime.yaml (repeatable). Without it:

@@ -703,9 +703,17 @@ impl Runner {
     /// when it is ready. Looks only: nothing is fetched or started.
     pub fn readiness(&self) -> Vec<String> {
         let mut missing = Vec::new();
-        if !nix::unistd::geteuid().is_root() {
-            missing
-                .push("not running as root: the OCI runtime needs root to create namespaces and cgroups".to_string());
+        // Root, or rootless with what that needs: settings were refused otherwise. The user's
+        // systemd manager may go away later (a logout without linger): checked on each call.
+        if let Some(r) = &self.settings.rootless {
+            let bus = r.runtime_dir.join("bus");
+            if !bus.exists() {
+                missing.push(format!(
+                    "rootless: the user's systemd manager is gone (no {}); enable lingering (`loginctl enable-linger {}`)",
+                    bus.display(),
+                    r.ids.user
+                ));
+            }
         }
         if !self.settings.oci_binary.is_file() {
             missing.push(format!("OCI runtime {} not found", self.settings.oci_binary.display()));

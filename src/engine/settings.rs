@@ -158,6 +158,10 @@ impl Settings {
         let facts = DriverFacts::read(std::path::Path::new("/"));
         let root = std::path::Path::new("/");
         let (cgroup_driver, rootless) = if is_rootless() {
+            // The entrypoint would refuse every run (it holds the user's groups): say why now.
+            if selected.kind == OciKind::Runc {
+                return Err(RootlessError::Runc.into());
+            }
             let ids = Rootless::detect(root)?;
             // Rootless limits come only from systemd: auto resolves to it, or the host cannot
             // give them (checked below with the reason).

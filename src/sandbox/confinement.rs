@@ -1,5 +1,6 @@
 //! Self-check of the entrypoint before it starts the program: the sandbox must hold no
-//! capability in any set, have no_new_privs set and not run as root. A misconfigured OCI
+//! capability in any set, have no_new_privs set, not run as root, and hold no supplementary
+//! group (rootless runc, for one, leaves the invoking user's groups on the container's process). A misconfigured OCI
 //! runtime (or a spec edited by hand) is refused here, from inside, whatever the host said.
 
 use caps::CapSet;
@@ -32,7 +33,21 @@ pub fn violations() -> Vec<String> {
     if nix::unistd::getuid().is_root() || nix::unistd::geteuid().is_root() {
         found.push("running as root".to_string());
     }
+    found.extend(foreign_groups(nix::unistd::getegid().as_raw(), nix::unistd::getgroups()));
     found
+}
+
+/// Supplementary groups other than the process's own gid: group access to files it must not
+/// have (another user's groups, seen inside as whatever they map to).
+fn foreign_groups(gid: u32, groups: nix::Result<Vec<nix::unistd::Gid>>) -> Option<String> {
+    match groups {
+        Ok(groups) => {
+            let foreign: Vec<String> =
+                groups.iter().map(|g| g.as_raw()).filter(|&g| g != gid).map(|g| g.to_string()).collect();
+            (!foreign.is_empty()).then(|| format!("supplementary groups: {}", foreign.join(", ")))
+        }
+        Err(e) => Some(format!("cannot read the supplementary groups: {e}")),
+    }
 }
 
 #[cfg(test)]
@@ -47,5 +62,17 @@ mod tests {
             assert!(v.iter().any(|s| s.starts_with("bounding capabilities:")), "{v:?}");
         }
         assert!(v.iter().any(|s| s.contains("no_new_privs")), "{v:?}");
+    }
+
+    #[test]
+    fn supplementary_groups_other_than_the_own_gid_are_reported() {
+        use nix::unistd::Gid;
+        assert_eq!(super::foreign_groups(200_123, Ok(vec![])), None);
+        assert_eq!(super::foreign_groups(200_123, Ok(vec![Gid::from_raw(200_123)])), None);
+        assert_eq!(
+            super::foreign_groups(200_123, Ok(vec![Gid::from_raw(0), Gid::from_raw(200_123), Gid::from_raw(27)])),
+            Some("supplementary groups: 0, 27".to_string())
+        );
+        assert!(super::foreign_groups(1, Err(nix::errno::Errno::EFAULT)).is_some());
     }
 }

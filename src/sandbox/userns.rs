@@ -70,6 +70,12 @@ pub const INSTALL: Unsupported = Unsupported {
 /// which a normal user cannot make), for `ignite doctor`, the engine and the bundle store.
 pub const ALL: &[Unsupported] = &[NETWORK, WRITABLE_ROOT, OUTPUTS, SESSIONS, INSTALL, BUILD];
 
+/// The OCI runtime `--oci-runtime` defaults to: runc as root; rootless, crun (runc cannot give
+/// a rootless sandbox the same guarantees: see [`RootlessError::Runc`]).
+pub fn default_oci_runtime() -> &'static str {
+    if is_rootless() { "crun" } else { "runc" }
+}
+
 /// A run of subordinate ids: `start..start + count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct IdRange {
@@ -133,6 +139,12 @@ pub enum RootlessError {
     Unreadable { file: String, user: String, error: String },
     #[error("rootless mode: uid {0} has no user name (no entry in the password database)")]
     NoUserName(u32),
+    #[error(
+        "rootless mode: runc leaves the invoking user's supplementary groups on the sandboxed program (it skips \
+         setgroups when it is not root), which would give the program the user's group access to files; use crun \
+         (--oci-runtime crun or IGNITE_OCI_RUNTIME=crun, the rootless default)"
+    )]
+    Runc,
 }
 
 /// The subordinate range `text` (an `/etc/subuid`-format file) grants to `user` or `id`: its

@@ -307,6 +307,7 @@ type St = State<Arc<AppState>>;
     responses(
         (status = 201, body = SessionInfo), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 415, body = ErrorBody), (status = 500, body = ErrorBody),
+        (status = 501, body = ErrorBody, description = "This server runs rootless, where sessions are not available (`not_available_rootless`)"),
         (status = 503, body = ErrorBody),
         (status = 429, body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait")),
             description = "Past the rate limit (`rate_limited`), or this key holds --max-sessions-per-key sessions (`key_sessions_full`)"),
@@ -359,6 +360,10 @@ pub(super) async fn open(st: &Arc<AppState>, owner: Owner, ttl_seconds: Option<u
             // Every run uid is taken by a live run: capacity, like a full admission queue.
             SessionError::Workspace(w) if w.kind() == ErrorKind::Capacity => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()).retry_after(1)
+            }
+            // A rootless server cannot mount workspaces: a standing property of this server.
+            SessionError::Workspace(WorkspaceError::Rootless(_)) => {
+                ApiError::new(StatusCode::NOT_IMPLEMENTED, "not_available_rootless", e.to_string())
             }
             SessionError::Workspace(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
         })?;

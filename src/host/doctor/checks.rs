@@ -82,7 +82,7 @@ pub fn evaluate(f: &Facts) -> Vec<Check> {
         iproute2(f),
     ];
     if let Some(r) = &f.rootless {
-        checks.extend(rootless(r));
+        checks.extend(rootless(f, r));
     }
     checks.extend(f.disks.iter().map(disk));
     checks.push(bundles(f));
@@ -129,7 +129,7 @@ fn privileges(f: &Facts) -> Check {
 
 /// Rootless mode's rows: the subordinate ids, the helpers that map them, the user's systemd
 /// manager with its delegated controllers, and what rootless mode refuses.
-fn rootless(r: &RootlessFacts) -> Vec<Check> {
+fn rootless(f: &Facts, r: &RootlessFacts) -> Vec<Check> {
     use crate::sandbox::userns::setup_remedy;
     let user = r.ids.found().map_or("USER", |i| i.user.as_str());
     let ids = match &r.ids {
@@ -173,6 +173,21 @@ fn rootless(r: &RootlessFacts) -> Vec<Check> {
             not_ok("user-manager", Status::Fail, EVERY_RUN, "rootless cgroup limits are not available", error.clone())
         }
     };
+    let oci = match f.oci.selected.found() {
+        Some(o) if o.kind == "runc" => not_ok(
+            "oci-rootless",
+            Status::Fail,
+            EVERY_RUN,
+            "runc leaves the user's supplementary groups on a rootless sandbox's program",
+            "use crun: --oci-runtime crun (the rootless default) or IGNITE_OCI_RUNTIME=crun",
+        ),
+        Some(o) => ok(
+            "oci-rootless",
+            EVERY_RUN,
+            format!("{}: sets the program's groups (the entrypoint refuses a program holding others)", o.kind),
+        ),
+        None => not_ok("oci-rootless", Status::Fail, EVERY_RUN, "no OCI runtime", "see oci-runtime"),
+    };
     let refused: Vec<&str> = crate::engine::rootless::ALL.iter().map(|u| u.feature).collect();
     let limits = not_ok(
         "rootless-limits",
@@ -181,7 +196,7 @@ fn rootless(r: &RootlessFacts) -> Vec<Check> {
         format!("refused rootless: {}", refused.join("; ")),
         "run ignite as root for these (each rests on a mount ignite makes on the host); vendor node_modules for dependencies",
     );
-    vec![ids, helpers, manager, limits]
+    vec![ids, helpers, manager, oci, limits]
 }
 
 /// ignite's hard open-file limit bounds each sandbox's (see [`crate::sandbox::nofile`]): below 4096 the

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Cold-run cost of rootless mode: whole-process wall time of `ignite run examples/hello` (preflight
+# skipped) as root and as the rootless user tester, interleaved pairs, under runc and crun, in the
+# host matrix's cgroup v2 + systemd VM; then `ignite bench` rootless under crun. The VM runs under
+# QEMU's software emulation: compare the two modes (a ratio), not the milliseconds with a host.
+#
+#   IGNITE_VM_GUEST=benches/rootless-vm.sh IGNITE_VM_ROOTLESS= tests/hosts/run.sh doctor
+#
+# (run.sh builds the binaries and boots the VM; this script replaces its guest.) Under runc the
+# rootless run is refused (runc would leave the user's groups on the program): its times are
+# those of the refusal, printed for the record.
+set -uo pipefail
+. /mnt/job/vars.sh
+mkdir -p "$REPO" /mnt/cache
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=1048576,cache=loose repo "$REPO" || exit 90
+mkdir -p "$BIN_DIR"; mount -t tmpfs -o size=2g ignite-bin "$BIN_DIR"; cp /mnt/job/bin/* "$BIN_DIR"/; chmod 755 "$BIN_DIR"
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=1048576 cache /mnt/cache || exit 90
+mkdir -p /var/lib/ignite
+cp -a /mnt/cache/index /mnt/cache/bundles /mnt/cache/rootfs /var/lib/ignite/ || exit 91
+H=/home/tester/.local/share/ignite; mkdir -p $H
+cp -al /var/lib/ignite/index /var/lib/ignite/bundles /var/lib/ignite/rootfs $H/; chown -R tester: /home/tester/.local
+cp -r "$REPO/examples" /tmp/examples; chmod -R o+rX /tmp/examples
+I=$BIN_DIR/ignite
+as_tester() { runuser -u tester -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/home/tester USER=tester XDG_RUNTIME_DIR=/run/user/1000 "$@"; }
+as_root() { runuser -u root -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root "$@"; }
+ms() { local a b; a=$(date +%s%N); "$@" >/dev/null 2>&1 || echo "FAILED: $*" >&2; b=$(date +%s%N); echo $(( (b - a) / 1000000 )); }
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+echo "runc rootless (refused):"
+as_tester "$I" --oci-runtime runc run --skip-preflight /tmp/examples/hello 2>&1 | tail -1
+for oci in crun runc; do
+  root=(); rl=()
+  as_root "$I" --oci-runtime "$oci" run --skip-preflight /tmp/examples/hello >/dev/null 2>&1   # warm-up
+  [[ $oci == crun ]] && as_tester "$I" --oci-runtime "$oci" run --skip-preflight /tmp/examples/hello >/dev/null 2>&1
+  for _ in $(seq "${PAIRS:-15}"); do
+    root+=("$(ms as_root "$I" --oci-runtime "$oci" run --skip-preflight /tmp/examples/hello)")
+    [[ $oci == crun ]] && rl+=("$(ms as_tester "$I" --oci-runtime "$oci" run --skip-preflight /tmp/examples/hello)")
+  done
+  echo "$oci root ms: ${root[*]} (median $(median "${root[@]}"))"
+  if [[ $oci == crun ]]; then
+    echo "$oci rootless ms: ${rl[*]} (median $(median "${rl[@]}"))"
+    awk -v a="$(median "${rl[@]}")" -v b="$(median "${root[@]}")" 'BEGIN { printf "crun rootless / root: %.2f\n", a / b }'
+  fi
+done
+echo "=== ignite bench rootless (crun, bun, cold and warm, 3 runs)"
+as_tester "$I" bench --runtime bun --oci crun --runs 3 2>&1 | tail -12
