@@ -93,7 +93,7 @@ pub(super) struct GlobalArgs {
     /// OCI runtime: `runc`, `crun`, `youki` (looked up in PATH) or a path to one of them;
     /// which one it is comes from its `--version`.
     /// Default: runc as root, crun rootless (runc would leave the user's groups on the program).
-    #[arg(long, global = true, env = "IGNITE_OCI_RUNTIME", default_value_t = ignite::sandbox::userns::default_oci_runtime().to_string())]
+    #[arg(long, global = true, env = "IGNITE_OCI_RUNTIME", default_value_t = ignite::engine::default_oci_runtime().to_string())]
     pub(super) oci_runtime: String,
     /// Who creates each sandbox's cgroup: `systemd` (a transient scope
     /// ignite.slice/ignite-<run>.scope, asked for by the OCI runtime over D-Bus), `cgroupfs`

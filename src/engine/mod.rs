@@ -90,7 +90,7 @@ pub use session::{
 };
 pub use settings::{
     HostChoice, RUNTIMES_DIR_ENV, RootlessHost, SYSTEM_CA_FILE, Settings, SettingsError, default_cache_dir,
-    default_state_dir, find_init, is_rootless, runtimes_dirs, user_runtime_dir,
+    default_oci_runtime, default_state_dir, find_init, is_rootless, runtimes_dirs, user_runtime_dir,
 };
 pub use supervisor::{OutputSink, Stream};
 pub use workdirs::BenchDir;

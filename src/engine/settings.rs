@@ -60,7 +60,7 @@ impl Settings {
     }
 }
 
-pub use crate::sandbox::userns::is_rootless;
+pub use crate::sandbox::userns::{default_oci_runtime, is_rootless};
 
 /// The user's runtime directory: `$XDG_RUNTIME_DIR` when it is an absolute path, else
 /// `/run/user/<uid>` (what pam_systemd creates).
