@@ -68,7 +68,7 @@ const SCRATCH: &str = "scratch";
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
     #[error(transparent)]
-    Rootless(#[from] crate::engine::rootless::Unsupported),
+    Rootless(#[from] crate::sandbox::userns::Unsupported),
     #[error(transparent)]
     Net(#[from] NetError),
     #[error(transparent)]
@@ -205,8 +205,8 @@ impl<R: OciRuntime> Installer<'_, R> {
     ) -> Result<InstallRecord, InstallError> {
         // Refused rootless, and a missing tool or an open-file limit no sandbox can start
         // under fails, before anything is set up.
-        if crate::engine::settings::is_rootless() {
-            return Err(crate::engine::rootless::INSTALL.into());
+        if crate::sandbox::userns::is_rootless() {
+            return Err(crate::sandbox::userns::INSTALL.into());
         }
         let tools = Tools::find("the dependency install")?;
         let nofile = crate::sandbox::nofile::sandbox_limit_now()?;

@@ -5,22 +5,24 @@
 //! `ignite doctor` lists them on a rootless host. The list itself is
 //! [`crate::sandbox::userns::ALL`] (the bundle store refuses a build from there too).
 
-use crate::engine::runner::Job;
+use crate::data::policy::Policy;
+use crate::data::program_io::ProgramIo;
 
 pub use crate::sandbox::userns::{ALL, INSTALL, NETWORK, OUTPUTS, SESSIONS, Unsupported, WRITABLE_ROOT};
 
-/// The first thing `job` asks for that rootless mode refuses.
-pub fn check_job(job: &Job) -> Result<(), Unsupported> {
-    if job.policy.network {
+/// The first thing a job (its policy, its I/O, whether it runs in a session's workspace) asks
+/// for that rootless mode refuses.
+pub fn check_job(policy: &Policy, io: &ProgramIo, in_session: bool) -> Result<(), Unsupported> {
+    if policy.network {
         return Err(NETWORK);
     }
-    if !job.policy.read_only {
+    if !policy.read_only {
         return Err(WRITABLE_ROOT);
     }
-    if job.io.outputs {
+    if io.outputs {
         return Err(OUTPUTS);
     }
-    if job.workspace.is_some() {
+    if in_session {
         return Err(SESSIONS);
     }
     Ok(())

@@ -84,7 +84,7 @@ pub enum EngineError {
     #[error(transparent)]
     Identity(#[from] IdentityError),
     #[error(transparent)]
-    Rootless(#[from] crate::engine::rootless::Unsupported),
+    Rootless(#[from] crate::sandbox::userns::Unsupported),
     #[error("{service}: a sandbox started ahead cannot serve a job that needs {why}")]
     NotWarm { service: String, why: &'static str },
     #[error("cannot create the directory a warm sandbox's inline code goes to: {0}")]
@@ -289,7 +289,7 @@ impl Runner {
         let svc = &job.service;
         // Before anything else: what a rootless host cannot give is refused, never weakened.
         if self.settings.rootless.is_some() {
-            crate::engine::rootless::check_job(job)?;
+            crate::engine::rootless::check_job(&job.policy, &job.io, job.workspace.is_some())?;
         }
         // Before anything is fetched or staged: no sandbox starts under too low a limit.
         let nofile = crate::sandbox::nofile::sandbox_limit_now()?;

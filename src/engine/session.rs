@@ -39,7 +39,7 @@ pub enum WorkspaceError {
     #[error(transparent)]
     Owner(#[from] OwnerError),
     #[error(transparent)]
-    Rootless(#[from] crate::engine::rootless::Unsupported),
+    Rootless(#[from] crate::sandbox::userns::Unsupported),
 }
 
 impl WorkspaceError {
@@ -83,8 +83,8 @@ impl Workspace {
     /// `quota_mb` MiB owned by the uid at `STATE/sessions/<id>` (nosuid, nodev, noexec, 0700).
     pub fn create(state_root: &Path, quota_mb: u64) -> Result<Workspace, WorkspaceError> {
         const CREATE: &str = "create the workspace";
-        if crate::engine::settings::is_rootless() {
-            return Err(crate::engine::rootless::SESSIONS.into());
+        if crate::sandbox::userns::is_rootless() {
+            return Err(crate::sandbox::userns::SESSIONS.into());
         }
         let root = state_root.join(SESSIONS_DIR);
         std::fs::create_dir_all(&root).at(CREATE, &root)?;

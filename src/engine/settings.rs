@@ -60,16 +60,7 @@ impl Settings {
     }
 }
 
-pub use crate::sandbox::userns::{default_oci_runtime, is_rootless};
-
-/// The user's runtime directory: `$XDG_RUNTIME_DIR` when it is an absolute path, else
-/// `/run/user/<uid>` (what pam_systemd creates).
-pub fn user_runtime_dir() -> PathBuf {
-    std::env::var_os("XDG_RUNTIME_DIR")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .unwrap_or_else(|| PathBuf::from(format!("/run/user/{}", nix::unistd::geteuid().as_raw())))
-}
+pub use crate::sandbox::userns::{default_oci_runtime, is_rootless, user_runtime_dir};
 
 /// The state directory when none is named: `/run/ignite` as root; rootless, `ignite` in the
 /// user's runtime directory (a tmpfs of the user's, emptied at logout or reboot like /run).

@@ -19,7 +19,7 @@
 //! setuid helpers `newuidmap`/`newgidmap` (Debian's `uidmap` package), which the OCI runtime
 //! runs; they check the ranges against the same files.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::sandbox::identity::{FIRST_UID, UID_COUNT};
 
@@ -69,6 +69,15 @@ pub const INSTALL: Unsupported = Unsupported {
 /// What rootless mode refuses (each rests on a mount or a chroot ignite makes on the host,
 /// which a normal user cannot make), for `ignite doctor`, the engine and the bundle store.
 pub const ALL: &[Unsupported] = &[NETWORK, WRITABLE_ROOT, OUTPUTS, SESSIONS, INSTALL, BUILD];
+
+/// The user's runtime directory: `$XDG_RUNTIME_DIR` when it is an absolute path, else
+/// `/run/user/<uid>` (what pam_systemd creates).
+pub fn user_runtime_dir() -> PathBuf {
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| PathBuf::from(format!("/run/user/{}", nix::unistd::geteuid().as_raw())))
+}
 
 /// The OCI runtime `--oci-runtime` defaults to: runc as root; rootless, crun (runc cannot give
 /// a rootless sandbox the same guarantees: see [`RootlessError::Runc`]).

@@ -188,7 +188,7 @@ fn rootless(f: &Facts, r: &RootlessFacts) -> Vec<Check> {
         ),
         None => not_ok("oci-rootless", Status::Fail, EVERY_RUN, "no OCI runtime", "see oci-runtime"),
     };
-    let refused: Vec<&str> = crate::engine::rootless::ALL.iter().map(|u| u.feature).collect();
+    let refused: Vec<&str> = crate::sandbox::userns::ALL.iter().map(|u| u.feature).collect();
     let limits = not_ok(
         "rootless-limits",
         Status::Warn,

@@ -110,7 +110,7 @@ fn rootless_facts(root: &Path, path_env: Option<&OsStr>, choice: DriverChoice, u
     let ids = crate::sandbox::userns::Rootless::for_ids(root, uid, nix::unistd::getegid().as_raw());
     let facts = DriverFacts::read(root);
     let driver = choice.resolve(&facts).unwrap_or(CgroupDriver::Systemd);
-    let bus = crate::engine::user_runtime_dir().join("bus");
+    let bus = crate::sandbox::userns::user_runtime_dir().join("bus");
     let user_manager = cgroup::check_rootless(&facts, driver, root, uid, &bus).map(|()| bus);
     RootlessFacts {
         ids: ids.into(),
