@@ -2378,6 +2378,35 @@ fn no_services(sb: &Sandbox) -> PathBuf {
     dir
 }
 
+/// `--pool inline=0:0` keeps inline code cold while the pool serves services: a miss starts no
+/// sandbox for it (a launch would begin under the pool's lock, before the cold run answers).
+#[test]
+fn an_inline_pool_of_zero_runs_inline_code_cold_and_starts_nothing_for_it() {
+    if !require_sandbox() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let dir = pool_services(&sb);
+    let srv = Server::start(&sb, &dir, &["--pool-min", "1", "--pool-max", "2", "--pool", "inline=0:0"], &[]);
+    // The pool is on: the service's sandbox parks.
+    srv.wait_parked("marker", 1.0);
+    for n in 0..2 {
+        let v = srv.inline(probe_body(n)).json();
+        assert_eq!(probe_output(&v)["files"], json!(["/app/index.ts", format!("/app/lib/own-{n}.txt")]), "{v}");
+        assert!(v["metrics"].get("warm").is_none(), "inline code ran warm: {v}");
+        let starting = pool_sample(&srv, "ignite_pool_sandboxes{service=\"inline\",state=\"starting\"}");
+        assert_eq!((parked(&srv, "inline"), starting), (0.0, 0.0), "a sandbox was started for inline code");
+    }
+    assert_eq!(pool_requests(&srv, "inline", "miss"), 2.0);
+    assert_eq!(pool_requests(&srv, "inline", "hit"), 0.0);
+    // The service is still served warm beside it.
+    let warm = srv.execute("marker", json!({"input": {"n": 1}})).json();
+    assert_eq!(warm["metrics"]["warm"], true, "{warm}");
+    let (status, stderr) = srv.stop();
+    assert!(status.success(), "{stderr}");
+    sb.assert_no_leaks();
+}
+
 #[test]
 fn warm_inline_runs_see_only_their_own_files_and_a_sandbox_serves_one_job() {
     if !require_sandbox() {
