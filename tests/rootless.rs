@@ -234,6 +234,21 @@ fn a_killed_rootless_ignite_leaves_nothing_that_cleanup_does_not_remove() {
         assert!(std::time::Instant::now() < deadline, "the run never started under {}", slice.display());
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
+    // The run's processes (crun puts them in a `container` subgroup of the scope), each with its
+    // start time, so that a reused pid is not taken for one of them.
+    let started = |pid: &str| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit(')').next()?.split_whitespace().nth(19).map(str::to_string)
+    };
+    let mut processes = Vec::new();
+    for dir in [scope.clone(), scope.join("container")] {
+        for pid in std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default().split_whitespace() {
+            if let Some(t) = started(pid) {
+                processes.push((pid.to_string(), t));
+            }
+        }
+    }
+    assert!(!processes.is_empty(), "no process in {}", scope.display());
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
     child.wait().unwrap();
     let out = sb.cmd().arg("cleanup").output().unwrap();
@@ -243,17 +258,9 @@ fn a_killed_rootless_ignite_leaves_nothing_that_cleanup_does_not_remove() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert!(!scope.exists(), "cleanup left the scope {}", scope.display());
-    // No process of a run uid survives on the host.
-    let (sub_uid, count) = subordinate("/etc/subuid");
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else { continue };
-        let uid: u32 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|u| u.parse().ok())
-            .unwrap_or(0);
-        assert!(!(sub_uid..sub_uid + count).contains(&uid), "a run's process is left: {status}");
+    // None of the run's processes survives (other tests' runs may be alive beside it).
+    for (pid, t) in &processes {
+        assert_ne!(started(pid).as_ref(), Some(t), "the run's process {pid} is left");
     }
     sb.assert_no_leaks();
 }
