@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -16,19 +16,15 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::catalog::Catalog;
 use super::error::ApiError;
-use super::limits::Admission;
 use super::routes::{self, Owner, internal, shutting_down};
 use super::sessions::{self, FileInfo, FileList, SessionConfig, Sessions};
-use super::{AppState, ServeError, inline, metrics};
+use super::{AppState, RunSettings, ServeError, inline};
 use crate::data::report::Report;
 use crate::data::service::PassEnv;
-use crate::engine::{
-    Engine, LockCheck, MAX_FILE_BYTES, MAX_INPUT_BYTES, PoolConfig, PreflightGate, Request as RunRequest,
-};
+use crate::engine::{Engine, MAX_FILE_BYTES, PoolConfig, Request as RunRequest};
 use crate::mcp::args::{RunCode, RunService, SessionCreate};
 use crate::mcp::{Backend, Caller, ToolError};
 
@@ -284,24 +280,17 @@ pub struct StdioConfig {
 /// `ignite mcp`: the tools on stdin/stdout until the client closes stdin (or SIGTERM/SIGINT),
 /// then runs still going get a while to finish, and the sessions and warm sandboxes are removed.
 pub async fn serve_stdio(config: StdioConfig, engine: Engine) -> Result<(), ServeError> {
-    if config.max_concurrent == 0 {
-        return Err(ServeError::Invalid("--max-concurrent must be at least 1".into()));
-    }
-    if config.max_input == 0 || config.max_input > MAX_INPUT_BYTES {
-        return Err(ServeError::Invalid(format!("--max-input must be between 1 and {MAX_INPUT_BYTES} bytes")));
-    }
-    for name in &config.allow_env {
-        crate::data::program_io::check_allowed_name(name)
-            .map_err(|r| ServeError::Invalid(format!("--allow-env {r}")))?;
-    }
-    let sc = &config.sessions;
-    if sc.default_ttl.is_zero() || sc.default_ttl > sc.max_ttl {
-        return Err(ServeError::Invalid("--session-ttl must be at least 1 and at most --session-max-ttl".into()));
-    }
-    if sc.quota_mb == 0 || sc.max_sessions == 0 {
-        return Err(ServeError::Invalid("--session-quota-mb and --max-sessions must be at least 1".into()));
-    }
-    config.pool.check().map_err(|e| ServeError::Invalid(e.to_string()))?;
+    let settings = RunSettings {
+        max_concurrent: config.max_concurrent,
+        queue: config.queue,
+        max_input: config.max_input,
+        allow_env: &config.allow_env,
+        sessions: &config.sessions,
+        pool: &config.pool,
+        skip_preflight: config.skip_preflight,
+        locked: config.locked,
+    };
+    settings.check()?;
     let services_dir = match &config.services_dir {
         Some(d) => Some(
             d.canonicalize()
@@ -314,24 +303,8 @@ pub async fn serve_stdio(config: StdioConfig, engine: Engine) -> Result<(), Serv
     engine.reap_stale().await;
     engine.reap_server_dirs();
     let sessions = Arc::new(Sessions::new(engine.state_dir(), config.sessions.clone(), None));
-    let st = Arc::new(AppState {
-        engine,
-        catalog: Catalog::new(services_dir.clone().unwrap_or_default(), config.pass_env.clone()),
-        keys: Default::default(),
-        limiter: None,
-        admission: Admission::new(config.max_concurrent, config.queue),
-        trust_proxy: false,
-        max_input: config.max_input,
-        allow_env: config.allow_env.clone(),
-        draining: AtomicBool::new(false),
-        cancel_runs: CancellationToken::new(),
-        runs: TaskTracker::new(),
-        sessions,
-        metrics: metrics::Metrics::default(),
-        preflight: if config.skip_preflight { PreflightGate::Skip } else { PreflightGate::Enforce },
-        lock: if config.locked { LockCheck::IfPresent } else { LockCheck::Off },
-        node_header: None,
-    });
+    let catalog = Catalog::new(services_dir.clone().unwrap_or_default(), config.pass_env.clone());
+    let st = Arc::new(AppState::new(engine, catalog, sessions, &settings));
     if services_dir.is_some() {
         super::prestart(&st);
     }

@@ -149,6 +149,75 @@ pub(crate) struct AppState {
     node_header: Option<axum::http::HeaderValue>,
 }
 
+/// What both edges (`serve` and `ignite mcp`) take from their flags for the runs they start,
+/// checked the same way by [`RunSettings::check`].
+pub(crate) struct RunSettings<'a> {
+    pub max_concurrent: usize,
+    pub queue: usize,
+    pub max_input: usize,
+    pub allow_env: &'a [String],
+    pub sessions: &'a SessionConfig,
+    pub pool: &'a PoolConfig,
+    pub skip_preflight: bool,
+    pub locked: bool,
+}
+
+impl RunSettings<'_> {
+    /// Refuses values no server can work with, naming the flag.
+    pub(crate) fn check(&self) -> Result<(), ServeError> {
+        if self.max_concurrent == 0 {
+            return Err(ServeError::Invalid("--max-concurrent must be at least 1".into()));
+        }
+        if self.max_input == 0 || self.max_input > MAX_INPUT_BYTES {
+            return Err(ServeError::Invalid(format!(
+                "--max-input must be between 1 and {MAX_INPUT_BYTES} bytes (past 65536 the input reaches the program as a file)"
+            )));
+        }
+        for name in self.allow_env {
+            crate::data::program_io::check_allowed_name(name)
+                .map_err(|r| ServeError::Invalid(format!("--allow-env {r}")))?;
+        }
+        let sc = self.sessions;
+        if sc.default_ttl.is_zero() || sc.default_ttl > sc.max_ttl {
+            return Err(ServeError::Invalid("--session-ttl must be at least 1 and at most --session-max-ttl".into()));
+        }
+        if sc.quota_mb == 0 || sc.max_sessions == 0 {
+            return Err(ServeError::Invalid("--session-quota-mb and --max-sessions must be at least 1".into()));
+        }
+        self.pool.check().map_err(|e| ServeError::Invalid(e.to_string()))
+    }
+}
+
+impl AppState {
+    /// The state for `settings`, with the HTTP server's own parts (keys, rate limit, proxy,
+    /// node name) off: `serve` sets those.
+    pub(crate) fn new(
+        engine: Arc<Engine>,
+        catalog: Catalog,
+        sessions: Arc<sessions::Sessions>,
+        settings: &RunSettings,
+    ) -> AppState {
+        AppState {
+            engine,
+            catalog,
+            keys: Keys::default(),
+            limiter: None,
+            admission: Admission::new(settings.max_concurrent, settings.queue),
+            trust_proxy: false,
+            max_input: settings.max_input,
+            allow_env: settings.allow_env.to_vec(),
+            draining: AtomicBool::new(false),
+            cancel_runs: CancellationToken::new(),
+            runs: TaskTracker::new(),
+            sessions,
+            metrics: metrics::Metrics::default(),
+            preflight: if settings.skip_preflight { PreflightGate::Skip } else { PreflightGate::Enforce },
+            lock: if settings.locked { LockCheck::IfPresent } else { LockCheck::Off },
+            node_header: None,
+        }
+    }
+}
+
 /// Serves until SIGTERM/SIGINT, then drains: no new connections, running executions get
 /// `shutdown_timeout` to finish, then they are cancelled (their sandboxes removed by the
 /// supervisor) and awaited. Must run on a multi-threaded tokio runtime.
@@ -161,29 +230,21 @@ pub async fn serve(mut config: Config, engine: Engine) -> Result<(), ServeError>
     if config.keys.is_empty() && !addr.ip().is_loopback() && !config.insecure_no_auth {
         return Err(ServeError::Insecure { addr });
     }
-    if config.max_concurrent == 0 {
-        return Err(ServeError::Invalid("--max-concurrent must be at least 1".into()));
-    }
-    if config.max_input == 0 || config.max_input > MAX_INPUT_BYTES {
-        return Err(ServeError::Invalid(format!(
-            "--max-input must be between 1 and {MAX_INPUT_BYTES} bytes (past 65536 the input reaches the program as a file)"
-        )));
-    }
-    for name in &config.allow_env {
-        crate::data::program_io::check_allowed_name(name)
-            .map_err(|r| ServeError::Invalid(format!("--allow-env {r}")))?;
-    }
+    let settings = RunSettings {
+        max_concurrent: config.max_concurrent,
+        queue: config.queue,
+        max_input: config.max_input,
+        allow_env: &config.allow_env,
+        sessions: &config.sessions,
+        pool: &config.pool,
+        skip_preflight: config.skip_preflight,
+        locked: config.locked,
+    };
+    settings.check()?;
     if config.max_body < config.max_input {
         return Err(ServeError::Invalid("--max-body must be at least --max-input".into()));
     }
-    let sc = &config.sessions;
-    if sc.default_ttl.is_zero() || sc.default_ttl > sc.max_ttl {
-        return Err(ServeError::Invalid("--session-ttl must be at least 1 and at most --session-max-ttl".into()));
-    }
-    if sc.quota_mb == 0 || sc.max_sessions == 0 {
-        return Err(ServeError::Invalid("--session-quota-mb and --max-sessions must be at least 1".into()));
-    }
-    if sc.max_per_key == 0 {
+    if config.sessions.max_per_key == 0 {
         return Err(ServeError::Invalid("--max-sessions-per-key must be at least 1".into()));
     }
     let cl = &config.connections;
@@ -193,7 +254,6 @@ pub async fn serve(mut config: Config, engine: Engine) -> Result<(), ServeError>
     if cl.header_timeout.is_zero() || cl.idle_timeout.is_zero() {
         return Err(ServeError::Invalid("--header-timeout and --idle-timeout must be at least 1 second".into()));
     }
-    config.pool.check().map_err(|e| ServeError::Invalid(e.to_string()))?;
     if let Some(name) = config.node_name.as_deref().filter(|n| !valid_node_name(n)) {
         return Err(ServeError::Invalid(format!(
             "--node-name {name:?} is not a node name: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 bytes (a Kubernetes pod or node name)"
@@ -221,24 +281,14 @@ pub async fn serve(mut config: Config, engine: Engine) -> Result<(), ServeError>
 
     let sessions =
         Arc::new(sessions::Sessions::new(engine.state_dir(), config.sessions.clone(), config.node_name.clone()));
+    let catalog = Catalog::new(dir, config.pass_env.clone());
     let state = Arc::new(AppState {
-        engine,
-        catalog: Catalog::new(dir, config.pass_env.clone()),
         keys: config.keys.clone(),
         limiter: (config.rate_limit > 0).then(|| RateLimiter::new(config.rate_limit)),
-        admission: Admission::new(config.max_concurrent, config.queue),
         trust_proxy: config.trust_proxy,
-        max_input: config.max_input,
-        allow_env: config.allow_env.clone(),
-        draining: AtomicBool::new(false),
-        cancel_runs: CancellationToken::new(),
-        runs: TaskTracker::new(),
-        sessions,
-        metrics: metrics::Metrics::default(),
-        preflight: if config.skip_preflight { PreflightGate::Skip } else { PreflightGate::Enforce },
-        lock: if config.locked { LockCheck::IfPresent } else { LockCheck::Off },
         // Checked above: a valid node name is a valid header value.
         node_header: config.node_name.as_deref().and_then(|n| axum::http::HeaderValue::from_str(n).ok()),
+        ..AppState::new(engine, catalog, sessions, &settings)
     });
     let app = routes::router(state.clone(), config.max_body);
 
