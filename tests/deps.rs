@@ -97,14 +97,20 @@ fn assert_tree_is_safe(root: &Path) {
     assert!(seen > 0, "empty tree at {}", root.display());
 }
 
-/// A directory holding only a link to runc: PATH for an ignite that must not find
-/// slirp4netns or ip (proving it started no network).
+/// A directory holding only a link to the OCI runtime the tests drive (runc unless named
+/// otherwise; rootless, with the newuidmap and newgidmap every rootless run needs): PATH for an
+/// ignite that must not find slirp4netns or ip (proving it started no network).
 fn path_without_network_tools() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
-    let runc = std::env::var_os("PATH")
-        .and_then(|p| std::env::split_paths(&p).map(|d| d.join("runc")).find(|c| c.is_file()))
-        .expect("runc in PATH");
-    std::os::unix::fs::symlink(runc, d.path().join("runc")).unwrap();
+    let oci = test_oci_runtime();
+    let oci = if oci.contains('/') { "runc".to_string() } else { oci };
+    let idmap: &[&str] = if rootless() { &["newuidmap", "newgidmap"] } else { &[] };
+    for tool in std::iter::once(oci.as_str()).chain(idmap.iter().copied()) {
+        let found = std::env::var_os("PATH")
+            .and_then(|p| std::env::split_paths(&p).map(|d| d.join(tool)).find(|c| c.is_file()))
+            .unwrap_or_else(|| panic!("{tool} in PATH"));
+        std::os::unix::fs::symlink(found, d.path().join(tool)).unwrap();
+    }
     d
 }
 
@@ -488,7 +494,12 @@ fn ctrl_c_during_install_tears_everything_down() {
     let sb = sandbox_test!();
     let (child, reader, key) = start_hanging_install(&sb);
     let pid = child.id();
-    assert!(!mounts_under(sb.state.path()).is_empty(), "the scratch tmpfs is mounted during the install");
+    // As root the scratch is a tmpfs of its own; rootless a directory of the state's tmpfs.
+    assert_eq!(
+        !mounts_under(sb.state.path()).is_empty(),
+        !rootless(),
+        "the scratch tmpfs is mounted during the install"
+    );
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGINT).unwrap();
     let out = child.wait_with_output().unwrap();
     let err = reader.join().unwrap();
@@ -514,10 +525,18 @@ fn killed_ignite_during_install_is_cleaned_up() {
         assert!(Instant::now() < deadline, "slirp4netns outlived the killed ignite");
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(!mounts_under(sb.state.path()).is_empty(), "a killed ignite leaves its scratch mount to be reaped");
+    let installs = sb.state.path().join("installs");
+    let left = || std::fs::read_dir(&installs).map(|d| d.flatten().count()).unwrap_or(0);
+    if rootless() {
+        // What the install's uid wrote is not the user's to remove until taken back.
+        assert_eq!(left(), 1, "a killed ignite leaves its scratch to be reaped");
+    } else {
+        assert!(!mounts_under(sb.state.path()).is_empty(), "a killed ignite leaves its scratch mount to be reaped");
+    }
     let out = sb.cmd().arg("cleanup").output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     assert!(mounts_under(sb.state.path()).is_empty(), "{:?}", mounts_under(sb.state.path()));
+    assert_eq!(left(), 0, "cleanup removed the install's scratch");
     assert_nothing_cached(&sb, &key);
     sb.assert_no_leaks();
 }

@@ -35,6 +35,12 @@ const NETWORK_ON: &str = "security:\n  network:\n    enabled: true\n";
 const WRITABLE: &str = "security:\n  filesystem:\n    readOnly: false\n";
 const BOTH: &str = "security:\n  network:\n    enabled: true\n  filesystem:\n    readOnly: false\n    writableMb: 16\n";
 
+/// Every grant this mode gives: the network and the writable root as root; rootless, the
+/// network (a writable root is refused there: tests/rootless.rs).
+fn all_grants() -> &'static str {
+    if rootless() { NETWORK_ON } else { BOTH }
+}
+
 /// Resolves registry.npmjs.org, connects to it on port 443 (no TLS: only reachability is in
 /// question), then to each `targets` entry of the input ("host:port"; `GATEWAY` is the default
 /// route's gateway — destination and mask 0, unlike the unreachable 0.0.0.0/8 — read from the
@@ -146,6 +152,23 @@ fn network_on_resolves_and_connects_on_bun_node_and_deno() {
     }
 }
 
+/// Waits (up to 10 s) until none of `pids` is a live process (a zombie's cmdline is empty).
+fn assert_gone(pids: &[u32]) {
+    let alive = || {
+        pids.iter()
+            .copied()
+            .filter(|p| std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| !c.is_empty()))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut left: Vec<u32> = alive();
+    while !left.is_empty() {
+        assert!(Instant::now() < deadline, "processes of the run outlived it: {left:?}");
+        std::thread::sleep(Duration::from_millis(20));
+        left = alive();
+    }
+}
+
 /// Whether `dir` is a mount point in this process's namespace.
 fn is_mount_point(dir: &Path) -> bool {
     let want = dir.to_str().unwrap();
@@ -232,13 +255,14 @@ fn network_on_reaches_neither_the_host_nor_private_ranges() {
 }
 
 /// A directory holding links to `tools` only (found in PATH), and to the OCI runtime the tests
-/// drive when it is named rather than given as a path: PATH for an ignite that must not find
-/// the others.
+/// drive when it is named rather than given as a path (rootless, with the newuidmap and
+/// newgidmap every rootless run needs): PATH for an ignite that must not find the others.
 fn path_with_only(tools: &[&str]) -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
     let oci = test_oci_runtime();
     let oci = (!oci.contains('/')).then_some(oci);
-    for tool in tools.iter().copied().chain(oci.as_deref()) {
+    let idmap: &[&str] = if rootless() { &["newuidmap", "newgidmap"] } else { &[] };
+    for tool in tools.iter().copied().chain(oci.as_deref()).chain(idmap.iter().copied()) {
         let found = std::env::var_os("PATH")
             .and_then(|p| std::env::split_paths(&p).map(|d| d.join(tool)).find(|c| c.is_file()))
             .unwrap_or_else(|| panic!("{tool} in PATH"));
@@ -267,7 +291,7 @@ fn network_off_is_loopback_only_and_needs_no_network_tool() {
 #[test]
 fn a_missing_network_tool_is_named_with_its_package() {
     let sb = sandbox_test!();
-    let dir = service(&sb, "net-tools", "bun", "", BOTH, "console.log(1)");
+    let dir = service(&sb, "net-tools", "bun", "", all_grants(), "console.log(1)");
     for (tools, missing, package) in
         [(vec!["ip"], "`slirp4netns`", "apt-get install slirp4netns"), (vec![], "`ip`", "apt-get install iproute2")]
     {
@@ -438,17 +462,30 @@ console.log(JSON.stringify({ usr: attempt("/usr/local/x"), etc: attempt("/etc/x"
 #[test]
 fn print_spec_shows_what_the_grants_change() {
     let sb = sandbox_test!();
-    let dir = service(&sb, "spec-grants", "bun", "", BOTH, "console.log(1)");
+    let dir = service(&sb, "spec-grants", "bun", "", all_grants(), "console.log(1)");
     let out = sb.cmd().arg("run").arg(&dir).args(["--print-spec", "--quiet"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
     let spec: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let grants = sb.state.path().join("grants");
     let root = spec["root"]["path"].as_str().unwrap();
-    assert_eq!(spec["root"]["readonly"], false, "{}", spec["root"]);
-    assert!(Path::new(root).starts_with(&grants) && root.ends_with("/root"), "{root}");
+    if rootless() {
+        assert_eq!(spec["root"]["readonly"], true, "{}", spec["root"]);
+    } else {
+        assert_eq!(spec["root"]["readonly"], false, "{}", spec["root"]);
+        assert!(Path::new(root).starts_with(&grants) && root.ends_with("/root"), "{root}");
+    }
     let ns = spec["linux"]["namespaces"].as_array().unwrap();
     let net = ns.iter().find(|n| n["type"] == "network").unwrap();
     assert!(net["path"].as_str().unwrap().ends_with("/ns/net"), "{net}");
+    // Rootless, the sandbox joins the user namespace that owns the network's too, and sets no
+    // maps of its own (that namespace has them); as root there is no user namespace.
+    let user = ns.iter().find(|n| n["type"] == "user");
+    if rootless() {
+        assert!(user.unwrap()["path"].as_str().unwrap().ends_with("/ns/user"), "{user:?}");
+        assert!(spec["linux"].get("uidMappings").is_none(), "{}", spec["linux"]);
+    } else {
+        assert!(user.is_none(), "{user:?}");
+    }
     let resolv = spec["mounts"].as_array().unwrap().iter().find(|m| m["destination"] == "/etc/resolv.conf").unwrap();
     assert!(Path::new(resolv["source"].as_str().unwrap()).starts_with(&grants), "{resolv}");
     assert!(resolv["options"].as_array().unwrap().iter().any(|o| o == "ro"), "{resolv}");
@@ -490,7 +527,7 @@ fn grants_are_torn_down_after_error_timeout_and_oom() {
         ),
     ];
     for (name, yaml, code, status) in cases {
-        let dir = service(&sb, name, "bun", yaml, BOTH, code);
+        let dir = service(&sb, name, "bun", yaml, all_grants(), code);
         let (out, r, pid) = sb.run_json_pid(&dir, &[]);
         assert_eq!(r["status"], status, "{name}: {r}\n{}", stderr_of(&out));
         assert_network_gone(pid, None);
@@ -524,8 +561,14 @@ fn grants_are_torn_down_when_the_oci_runtime_fails() {
 /// Starts `ignite run` on a long-running service with both grants and waits until the program
 /// runs (its first output line arrives).
 fn start_long_run(sb: &Sandbox, name: &str) -> (std::process::Child, std::process::ChildStdout) {
-    let dir =
-        service(sb, name, "bun", "  timeoutMs: 60000\n", BOTH, "console.log('started'); setInterval(() => {}, 1000);");
+    let dir = service(
+        sb,
+        name,
+        "bun",
+        "  timeoutMs: 60000\n",
+        all_grants(),
+        "console.log('started'); setInterval(() => {}, 1000);",
+    );
     let mut child = sb.cmd().arg("run").arg(&dir).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let mut stdout = child.stdout.take().unwrap();
     let mut buf = [0u8; 64];
@@ -540,10 +583,15 @@ fn ctrl_c_tears_the_grants_down() {
     let (mut child, _stdout) = start_long_run(&sb, "td-int");
     let pid = child.id();
     assert!(!slirp_processes_of(pid).is_empty(), "the run has no slirp4netns");
-    assert_eq!(mounts_under(&sb.state.path().join("grants")).len(), 2, "the layer's tmpfs and overlay are mounted");
+    let holders = ns_holders_of(pid);
+    assert_eq!(holders.len(), usize::from(rootless()), "rootless, one process holds the namespaces: {holders:?}");
+    if !rootless() {
+        assert_eq!(mounts_under(&sb.state.path().join("grants")).len(), 2, "the layer's tmpfs and overlay are mounted");
+    }
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGINT).unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(130));
     assert_network_gone(pid, None);
+    assert_gone(&holders);
     sb.assert_no_leaks();
 }
 
@@ -552,12 +600,22 @@ fn a_killed_ignite_leaves_nothing_after_cleanup() {
     let sb = sandbox_test!();
     let (mut child, _stdout) = start_long_run(&sb, "td-kill");
     let pid = child.id();
+    // Found while ignite lives: once it is killed they are no longer its children.
+    let slirps = slirp_processes_of(pid);
+    let holders = ns_holders_of(pid);
+    assert_eq!(slirps.len(), 1, "{slirps:?}");
+    assert_eq!(holders.len(), usize::from(rootless()), "{holders:?}");
     child.kill().unwrap();
     child.wait().unwrap();
     // slirp4netns notices on its own that ignite is gone (its exit fd closed), and the
-    // namespace died with ignite's thread.
+    // namespace died with ignite's thread, or rootless with its holder (whose hold pipe
+    // closed).
     assert_network_gone(pid, None);
-    assert!(!mounts_under(sb.state.path()).is_empty(), "a killed ignite leaves its layer to be reaped");
+    assert_gone(&slirps);
+    assert_gone(&holders);
+    if !rootless() {
+        assert!(!mounts_under(sb.state.path()).is_empty(), "a killed ignite leaves its layer to be reaped");
+    }
     let out = sb.cmd().arg("cleanup").output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     assert!(mounts_under(sb.state.path()).is_empty(), "{:?}", mounts_under(sb.state.path()));

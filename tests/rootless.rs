@@ -38,6 +38,19 @@ fn subordinate(file: &str) -> (u32, u32) {
         .unwrap_or_else(|| panic!("no range for {user} in {file}"))
 }
 
+/// Connects to the registry (no TLS: reachability only) and says who the program is.
+const NET_PROBE: &str = r#"
+import fs from "node:fs";
+import net from "node:net";
+const registry = await new Promise<string>((done) => {
+  const s = net.connect({ host: "registry.npmjs.org", port: 443, timeout: 10000 }, () => { s.destroy(); done("CONNECTED"); });
+  s.on("error", (e: any) => done(e.code ?? String(e)));
+  s.on("timeout", () => { s.destroy(); done("TIMEOUT"); });
+});
+const uidMap = fs.readFileSync("/proc/self/uid_map", "utf8").trim().split("\n").map((l) => l.trim().split(/\s+/).map(Number));
+console.log(JSON.stringify({ registry, uid: process.getuid(), groups: process.getgroups(), uidMap }));
+"#;
+
 /// The delegated subtree of this user's systemd manager.
 fn user_manager_cgroup() -> String {
     let uid = nix::unistd::geteuid().as_raw();
@@ -138,24 +151,38 @@ console.log(JSON.stringify(tries));
 fn what_rootless_mode_cannot_give_is_refused_before_anything_starts() {
     let Some(sb) = rootless_sandbox() else { return };
     let code = "console.log('ran');\n";
-    for (policy, want) in [
-        ("security:\n  network:\n    enabled: true\n", "security.network.enabled: true"),
-        ("security:\n  filesystem:\n    readOnly: false\n", "security.filesystem.readOnly: false"),
-    ] {
-        let dir = sb.service(
-            &format!("refused-{}", nonce()),
-            &[
-                ("service.yaml", "service:\n  name: refused\n  entry: index.ts\n"),
-                ("index.ts", code),
-                ("ignite.policy.yaml", policy),
-            ],
-        );
-        let out = sb.cmd().arg("run").arg(&dir).output().unwrap();
-        let stderr = stderr_of(&out);
-        assert_ne!(out.status.code(), Some(0), "{stderr}");
-        assert!(stderr.contains(want) && stderr.contains("is not available rootless"), "{stderr}");
-        assert!(!stdout_of(&out).contains("ran"), "the program ran");
-    }
+    // A writable root. (A network is given rootless: tests/grants.rs runs rootless too.)
+    let dir = sb.service(
+        "refused-writable",
+        &[
+            ("service.yaml", "service:\n  name: refused\n  entry: index.ts\n"),
+            ("index.ts", code),
+            ("ignite.policy.yaml", "security:\n  filesystem:\n    readOnly: false\n"),
+        ],
+    );
+    let out = sb.cmd().arg("run").arg(&dir).output().unwrap();
+    let stderr = stderr_of(&out);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("security.filesystem.readOnly: false") && stderr.contains("is not available rootless"),
+        "{stderr}"
+    );
+    assert!(!stdout_of(&out).contains("ran"), "the program ran");
+    // Without newuidmap and newgidmap the OCI runtime cannot map the subordinate ids (crun
+    // would fail writing gid_map): said before anything starts, with the package.
+    let bare = sb.work.path().join("bin-without-uidmap");
+    std::fs::create_dir(&bare).unwrap();
+    let crun = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|d| d.join("crun"))
+        .find(|p| p.is_file())
+        .expect("crun in PATH");
+    std::os::unix::fs::symlink(&crun, bare.join("crun")).unwrap();
+    let dir = sb.ts_service("no-uidmap", "", code);
+    let out = sb.cmd().env("PATH", &bare).arg("run").arg(&dir).output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = stderr_of(&out);
+    assert!(stderr.contains("`newuidmap` is not in PATH") && stderr.contains("apt-get install uidmap"), "{stderr}");
+    assert!(!stdout_of(&out).contains("ran"), "the program ran");
     // The trap: the cgroupfs driver rootless would run without limits (crun exits 0 with none).
     let dir = sb.ts_service("cgroupfs", "", code);
     let out = sb.cmd().args(["--cgroup-driver", "cgroupfs", "run"]).arg(&dir).output().unwrap();
@@ -167,19 +194,6 @@ fn what_rootless_mode_cannot_give_is_refused_before_anything_starts() {
     let out = sb.cmd().arg("run").arg(&dir).arg("--out").arg(&out_dir).output().unwrap();
     assert_ne!(out.status.code(), Some(0));
     assert!(stderr_of(&out).contains("output files (--out"), "{}", stderr_of(&out));
-    // A dependency install (nothing vendored, nothing cached for this manifest).
-    let pkg = format!(r#"{{"name":"x","version":"1.0.0","dependencies":{{"ignite-absent-{}":"1.0.0"}}}}"#, nonce());
-    let dir = sb.service(
-        "deps",
-        &[("service.yaml", "service:\n  name: deps\n  entry: index.ts\n"), ("index.ts", code), ("package.json", &pkg)],
-    );
-    let out = sb.cmd().arg("install").arg(&dir).output().unwrap();
-    assert_ne!(out.status.code(), Some(0));
-    assert!(
-        stderr_of(&out).contains("installing dependencies") && stderr_of(&out).contains("not available rootless"),
-        "{}",
-        stderr_of(&out)
-    );
     sb.assert_no_leaks();
 }
 
@@ -317,15 +331,24 @@ fn runc_is_refused_rootless_because_it_leaves_the_users_groups_on_the_program() 
 
 #[test]
 #[ignore = "needs a rootless host: run by tests/hosts/run.sh's rootless stage"]
-fn a_rootless_server_is_ready_runs_warm_and_says_sessions_are_not_available() {
+fn a_rootless_server_is_ready_runs_warm_with_networks_and_says_sessions_are_not_available() {
     let Some(sb) = rootless_sandbox() else { return };
-    // A service whose policy asks for a network, which rootless mode refuses.
+    // A service whose policy asks for a network, and one asking for a writable root, which
+    // rootless mode refuses.
     let net = sb.service(
         "services/net",
         &[
             ("service.yaml", "service:\n  name: net\n  entry: index.ts\n"),
-            ("index.ts", "console.log('ran');\n"),
+            ("index.ts", NET_PROBE),
             ("ignite.policy.yaml", "security:\n  network:\n    enabled: true\n"),
+        ],
+    );
+    sb.service(
+        "services/writable",
+        &[
+            ("service.yaml", "service:\n  name: writable\n  entry: index.ts\n"),
+            ("index.ts", "console.log('ran');\n"),
+            ("ignite.policy.yaml", "security:\n  filesystem:\n    readOnly: false\n"),
         ],
     );
     let services = net.parent().unwrap().to_path_buf();
@@ -348,8 +371,23 @@ fn a_rootless_server_is_ready_runs_warm_and_says_sessions_are_not_available() {
     assert!((200_000..265_536).contains(&uid), "{report}");
     // Sessions rest on a host mount: refused, as a standing property of this server.
     srv.post("/v1/sessions", None, "").assert_error(501, "not_available_rootless");
-    // A run asking for a network: refused before anything starts.
+    // A run asking for a network gets one: in the user namespace that owns it, with the same
+    // maps (its uid a subordinate id, no group but its own).
     let r = srv.post_json("/services/net/execute", &serde_json::json!({}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let report = r.json();
+    assert_eq!(report["status"], "ok", "{report}");
+    let v: serde_json::Value = serde_json::from_str(report["stdout"].as_str().unwrap().trim()).unwrap();
+    assert_eq!(v["registry"], "CONNECTED", "{v}");
+    assert!((200_000..265_536).contains(&v["uid"].as_u64().unwrap()), "{v}");
+    // No supplementary group, and never the user's (container gid 0).
+    assert!(v["groups"].as_array().unwrap().iter().all(|g| g.as_u64() != Some(0)), "{v}");
+    let (sub, _) = subordinate("/etc/subuid");
+    let first = v["uidMap"].as_array().unwrap();
+    assert_eq!(first[0], serde_json::json!([0, nix::unistd::geteuid().as_raw(), 1]), "{v}");
+    assert_eq!(first[1][1], sub, "{v}");
+    // A run asking for a writable root: refused before anything starts.
+    let r = srv.post_json("/services/writable/execute", &serde_json::json!({}));
     assert_eq!(r.status, 422, "{}", r.body);
     assert!(!r.body.contains("ran"), "{}", r.body);
     assert!(r.body.contains("is not available rootless"), "{}", r.body);

@@ -5,6 +5,14 @@
 //! ignite can reach from the host (size-capped, and charged to the install's memory limit),
 //! a generated resolv.conf, and a user-mode network in a namespace of its own (see
 //! [`crate::sandbox::netns`]).
+//!
+//! Rootless (see [`crate::sandbox::userns`]) ignite cannot mount the scratch tmpfs: the scratch
+//! is a directory of the state directory, which must then be on a tmpfs itself (the default,
+//! `$XDG_RUNTIME_DIR/ignite`, is), so that what the install writes is memory charged to its
+//! memory limit as root's scratch is. ignite hands the scratch to the install's uid and takes
+//! everything in it back before reading it, each time with `chown` run inside a user namespace
+//! with the sandbox's maps (as the user it cannot chown to or from its subordinate ids), and
+//! the network belongs to a user namespace of the same maps, which the install joins.
 //! The service directory itself is not mounted: the install sees copies of package.json and
 //! the lockfile, and nothing is ever written into the service directory.
 //!
@@ -36,6 +44,7 @@ use crate::sandbox::netns::{NetError, Tools, UserNet};
 use crate::sandbox::oci::OciRuntime;
 use crate::sandbox::spawn_guard::SpawnRule;
 use crate::sandbox::spec::{self, INSTALL_SCRATCH_DIR, InstallSandbox, Limits, SpecError, SpecInput};
+use crate::sandbox::userns::{Mapper, chown_tree};
 use crate::store::bundle::{BundleError, BundleStore, Progress};
 use crate::store::deps::cache::{CacheError, DepsCache, InstallRecord, LockMode};
 use crate::store::deps::tree::{TreeError, TreeLimits, copy_tree, real_dir};
@@ -68,9 +77,15 @@ const SCRATCH: &str = "scratch";
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
     #[error(transparent)]
-    Rootless(#[from] crate::sandbox::userns::Unsupported),
-    #[error(transparent)]
     Net(#[from] NetError),
+    #[error("rootless install: {0}")]
+    Holder(#[from] crate::sandbox::userns::HolderError),
+    #[error(
+        "rootless install: the state directory {path} is not on a tmpfs, so the install's scratch (which ignite cannot \
+         mount as a normal user) would have no size cap; use a state directory on a tmpfs (the default, \
+         $XDG_RUNTIME_DIR/ignite, is one)"
+    )]
+    RootlessScratch { path: PathBuf },
     #[error(transparent)]
     Nofile(#[from] crate::sandbox::nofile::NofileError),
     #[error(transparent)]
@@ -125,6 +140,8 @@ pub struct Installer<'a, R: OciRuntime> {
     /// CA certificates the install trusts in addition to Bun's own (e.g. a TLS-inspecting
     /// proxy's); only the PEM certificate blocks of this file are passed in.
     pub ca_file: Option<&'a Path>,
+    /// Rootless: the sandbox's maps, for the install's user namespaces (see the module doc).
+    pub rootless: Option<&'a Mapper>,
 }
 
 impl<R: OciRuntime> Installer<'_, R> {
@@ -203,11 +220,8 @@ impl<R: OciRuntime> Installer<'_, R> {
         progress: &dyn Progress,
         cancel: &CancellationToken,
     ) -> Result<InstallRecord, InstallError> {
-        // Refused rootless, and a missing tool or an open-file limit no sandbox can start
-        // under fails, before anything is set up.
-        if crate::sandbox::userns::is_rootless() {
-            return Err(crate::sandbox::userns::INSTALL.into());
-        }
+        // A missing tool or an open-file limit no sandbox can start under fails before
+        // anything is set up.
         let tools = Tools::find("the dependency install")?;
         let nofile = crate::sandbox::nofile::sandbox_limit_now()?;
         let rootfs = self.store.ensure(&plan.installer, progress)?;
@@ -219,16 +233,26 @@ impl<R: OciRuntime> Installer<'_, R> {
             plan.service, plan.direct, plan.installer
         ));
 
-        reap_stale(self.state);
+        reap_stale(self.state, self.rootless);
         let id = new_run_id();
         // A uid of its own like a run's (lifecycle scripts are the packages' code); declared
         // before the workspace, so it is released only after the scratch it owns is gone.
         // The tree copied into the cache belongs to ignite, never to this uid.
         let identity = identity::allocate(&self.state.root, identity::UID_COUNT)?;
         let mut ws = Workspace::create(&self.state.root.join("installs"), &id)?;
-        ws.mount_scratch(plan.scripts, identity.uid(), identity.gid())?;
-        let has_ca = ws.populate(plan, self.ca_file, identity.uid(), identity.gid())?;
-        let net = UserNet::start(&tools, &ws.dir).await?;
+        let has_ca = match self.rootless {
+            None => {
+                ws.mount_scratch(plan.scripts, identity.uid(), identity.gid())?;
+                ws.populate(plan, self.ca_file, Some((identity.uid(), identity.gid())))?
+            }
+            Some(mapper) => {
+                ws.check_scratch_is_tmpfs()?;
+                let has_ca = ws.populate(plan, self.ca_file, None)?;
+                ws.hand_over(identity.uid(), identity.gid(), mapper)?;
+                has_ca
+            }
+        };
+        let net = UserNet::start(&tools, &ws.dir, self.rootless).await?;
 
         let mut extra_env = BTreeMap::new();
         if has_ca {
@@ -259,8 +283,9 @@ impl<R: OciRuntime> Installer<'_, R> {
             limits: limits.clone(),
             hostname: plan.service.clone(),
             cgroups_path: self.cgroup_driver.cgroups_path(&id),
-            // Refused rootless (above): the install runs as root only.
-            userns: None,
+            // Rootless, the install joins the user namespace that owns its network, with these
+            // same maps.
+            userns: self.rootless.map(|m| m.maps.clone()),
             kill_after_ms: (INSTALL_TIMEOUT + GRACE + BACKSTOP_SLACK).as_millis() as u64,
             wait_job: false,
             // The installer is ignite's own step, not the program: lifecycle scripts, when
@@ -322,6 +347,8 @@ impl<R: OciRuntime> Installer<'_, R> {
             });
         }
 
+        // Rootless: everything the install wrote becomes the user's again before ignite reads it.
+        ws.take_back()?;
         let staging = self.cache.stage(&plan.key)?;
         // The sandbox owned app/ and could have replaced it (or node_modules) with a symlink
         // to anywhere on the host: look at each level without following links. (The scratch
@@ -409,6 +436,8 @@ struct Workspace {
     dir: PathBuf,
     _lock: Flock<File>,
     mounted: bool,
+    /// Rootless: the scratch belongs to the install's uid until taken back with this.
+    handed: Option<Mapper>,
 }
 
 impl Workspace {
@@ -419,7 +448,7 @@ impl Workspace {
             let scratch = tmp.join(SCRATCH);
             fs::DirBuilder::new().mode(0o700).create(&scratch).at("create", &scratch)
         })?;
-        Ok(Workspace { dir, _lock: lock, mounted: false })
+        Ok(Workspace { dir, _lock: lock, mounted: false, handed: None })
     }
 
     fn scratch(&self) -> PathBuf {
@@ -440,13 +469,45 @@ impl Workspace {
         Ok(())
     }
 
-    /// Copies package.json, the lockfile and the CA certificates into the scratch dir.
+    /// Rootless: the scratch directory (not mounted) must be on a tmpfs, where what the install
+    /// writes is memory charged to its limit (see the module doc).
+    fn check_scratch_is_tmpfs(&self) -> Result<(), InstallError> {
+        let scratch = self.scratch();
+        let fs = nix::sys::statfs::statfs(&scratch).at("statfs", &scratch)?;
+        if fs.filesystem_type() != nix::sys::statfs::TMPFS_MAGIC {
+            return Err(InstallError::RootlessScratch { path: self.dir.parent().unwrap_or(&self.dir).to_path_buf() });
+        }
+        Ok(())
+    }
+
+    /// Rootless: gives the scratch directory and `app/` (not the files ignite wrote, which stay
+    /// read-only to the install as root's do) to the install's uid.
+    fn hand_over(&mut self, uid: u32, gid: u32, mapper: &Mapper) -> Result<(), InstallError> {
+        let (scratch, app) = (self.scratch(), self.scratch().join("app"));
+        self.handed = Some(mapper.clone());
+        chown_tree(&[&scratch, &app], uid, gid, false, mapper)?;
+        Ok(())
+    }
+
+    /// Rootless: makes everything in the scratch directory the user's again (a no-op as root).
+    fn take_back(&mut self) -> Result<(), InstallError> {
+        if let Some(mapper) = &self.handed {
+            chown_tree(&[&self.scratch()], 0, 0, true, mapper)?;
+            self.handed = None;
+        }
+        Ok(())
+    }
+
+    /// Copies package.json, the lockfile and the CA certificates into the scratch dir, `app/`
+    /// owned by `owner` when given (as root; rootless see [`Workspace::hand_over`]).
     /// Returns whether CA certificates were passed in.
-    fn populate(&self, plan: &Plan, ca_file: Option<&Path>, uid: u32, gid: u32) -> Result<bool, InstallError> {
+    fn populate(&self, plan: &Plan, ca_file: Option<&Path>, owner: Option<(u32, u32)>) -> Result<bool, InstallError> {
         let app = self.scratch().join("app");
         fs::DirBuilder::new().mode(0o755).create(&app).at("create", &app)?;
-        nix::unistd::chown(&app, Some(nix::unistd::Uid::from_raw(uid)), Some(nix::unistd::Gid::from_raw(gid)))
-            .at("chown", &app)?;
+        if let Some((uid, gid)) = owner {
+            nix::unistd::chown(&app, Some(nix::unistd::Uid::from_raw(uid)), Some(nix::unistd::Gid::from_raw(gid)))
+                .at("chown", &app)?;
+        }
         let write = |name: &str, bytes: &[u8]| {
             let p = app.join(name);
             fs::write(&p, bytes).at("write", &p)?;
@@ -470,6 +531,11 @@ impl Workspace {
 
 impl Drop for Workspace {
     fn drop(&mut self) {
+        // On an early return (a failed or interrupted install): the user cannot remove what
+        // the install's uid owns.
+        if let Err(e) = self.take_back() {
+            tracing::warn!("failed to take {} back from the install's uid: {e}", self.scratch().display());
+        }
         if self.mounted {
             let scratch = self.scratch();
             if let Err(e) = nix::mount::umount2(&scratch, MntFlags::MNT_DETACH) {
@@ -556,7 +622,7 @@ fn certificate_blocks(text: &str) -> impl Iterator<Item = &str> {
 
 /// Removes install workspaces whose ignite died: unmounts the scratch tmpfs and deletes the
 /// directory. Returns the ids removed.
-pub fn reap_stale(state: &StateDir) -> Vec<String> {
+pub fn reap_stale(state: &StateDir, rootless: Option<&Mapper>) -> Vec<String> {
     let mut reaped = Vec::new();
     for leftover in owned::leftovers(&state.root.join("installs")) {
         let (name, dir, _lock) = match leftover {
@@ -565,6 +631,12 @@ pub fn reap_stale(state: &StateDir) -> Vec<String> {
         };
         // Not mounted (EINVAL) or already gone: nothing to do either way.
         let _ = nix::mount::umount2(&dir.join(SCRATCH), MntFlags::MNT_DETACH);
+        // Rootless, a killed install's scratch may still be its uid's.
+        if let Some(mapper) = rootless
+            && let Err(e) = chown_tree(&[&dir], 0, 0, true, mapper)
+        {
+            tracing::warn!("failed to take {} back from an install's uid: {e}", dir.display());
+        }
         if let Err(e) = fs::remove_dir_all(&dir) {
             tracing::warn!("failed to remove {}: {e}", dir.display());
             continue;
@@ -673,7 +745,7 @@ mod tests {
         fs::create_dir_all(installs.join("dead").join(SCRATCH)).unwrap();
         fs::write(installs.join("dead").join(LOCK_FILE), "").unwrap();
         fs::create_dir_all(installs.join(format!("{HIDDEN_PREFIX}fresh"))).unwrap();
-        assert_eq!(reap_stale(&state), vec!["dead".to_string()]);
+        assert_eq!(reap_stale(&state, None), vec!["dead".to_string()]);
         assert!(live.dir.exists() && installs.join(format!("{HIDDEN_PREFIX}fresh")).exists());
         drop(live);
         assert!(!installs.join("live").exists());

@@ -8,14 +8,12 @@
 use crate::data::policy::Policy;
 use crate::data::program_io::ProgramIo;
 
-pub use crate::sandbox::userns::{ALL, INSTALL, NETWORK, OUTPUTS, SESSIONS, Unsupported, WRITABLE_ROOT};
+pub use crate::sandbox::userns::{ALL, OUTPUTS, SESSIONS, Unsupported, WRITABLE_ROOT};
 
 /// The first thing a job (its policy, its I/O, whether it runs in a session's workspace) asks
-/// for that rootless mode refuses.
+/// for that rootless mode refuses. A network (`security.network.enabled: true`) and dependency
+/// installs are given rootless: see [`crate::sandbox::netns`] and [`crate::engine::install`].
 pub fn check_job(policy: &Policy, io: &ProgramIo, in_session: bool) -> Result<(), Unsupported> {
-    if policy.network {
-        return Err(NETWORK);
-    }
     if !policy.read_only {
         return Err(WRITABLE_ROOT);
     }

@@ -362,14 +362,14 @@ impl Runner {
             None => self.seccomp.clone(),
         };
         let writable_root = !job.policy.read_only;
+        let userns = self.settings.rootless.as_ref().map(|r| r.ids.maps());
         let input = SpecInput {
             // A writable root is the overlay the run mounts over the shared rootfs.
             rootfs: if writable_root { grants::root_path(&self.state.root, &id) } else { rootfs.path.clone() },
             writable_root,
-            network: job
-                .policy
-                .network
-                .then(|| crate::sandbox::netns::preview_attach(grants::resolv_conf_path(&self.state.root, &id))),
+            network: job.policy.network.then(|| {
+                crate::sandbox::netns::preview_attach(grants::resolv_conf_path(&self.state.root, &id), userns.as_ref())
+            }),
             app_dir: staged.as_ref().map_or_else(|| svc.dir.clone(), |s| s.dir.clone()),
             node_modules: match &modules {
                 Modules::Install(plan) => Some(self.deps.modules_dir(&plan.key)),
@@ -414,7 +414,7 @@ impl Runner {
             cgroups_path: self.settings.cgroup_driver.cgroups_path(&id),
             kill_after_ms: (timeout + job.grace + BACKSTOP_SLACK).as_millis() as u64,
             wait_job: false,
-            userns: self.settings.rootless.as_ref().map(|r| r.ids.maps()),
+            userns,
             spawn,
             seccomp,
         };
@@ -444,9 +444,16 @@ impl Runner {
         let (_lease, install) = self.ensure_modules(&job.service, &prepared.modules, progress, &cancel).await?;
         // Torn down when dropped, after the supervisor has removed the container (or on any
         // early return): the network and the writable layer never outlive the run.
-        let run_grants =
-            RunGrants::setup(&self.state.root, &prepared.id, &job.policy, tools.as_ref(), &prepared.rootfs, out_owner)
-                .await?;
+        let run_grants = RunGrants::setup(
+            &self.state.root,
+            &prepared.id,
+            &job.policy,
+            tools.as_ref(),
+            &prepared.rootfs,
+            out_owner,
+            self.settings.rootless.as_ref().map(|r| &r.mapper),
+        )
+        .await?;
         // The one build of this run's spec: everything it names exists now.
         let mut input = prepared.input;
         let network = run_grants.as_ref().and_then(|g| g.network());
@@ -664,6 +671,7 @@ impl Runner {
                     init_binary: &self.settings.init_binary,
                     cgroup_driver: self.settings.cgroup_driver,
                     ca_file: self.settings.ca_file.as_deref(),
+                    rootless: self.settings.rootless.as_ref().map(|r| &r.mapper),
                 };
                 let outcome = installer.ensure(plan, progress, cancel).await?;
                 (Some(outcome.lease), Some(outcome.report))
@@ -684,7 +692,7 @@ impl Runner {
                 ids.push(id);
             }
         }
-        ids.extend(crate::engine::install::reap_stale(&self.state));
+        ids.extend(crate::engine::install::reap_stale(&self.state, self.settings.rootless.as_ref().map(|r| &r.mapper)));
         self.deps.reap_temps();
         // Last: the uids of dead runs are free already (their locks died with them); this
         // removes their files.

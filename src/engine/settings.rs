@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use crate::host::doctor::select::{self, SelectError};
 use crate::sandbox::cgroup::{CgroupDriver, DriverChoice, DriverError, DriverFacts};
 use crate::sandbox::oci::OciKind;
-use crate::sandbox::userns::{Rootless, RootlessError};
+use crate::sandbox::userns::{Mapper, Rootless, RootlessError};
 use crate::store::stage::Stripper;
 
 /// Environment variable naming custom runtimes directories when none is given explicitly.
@@ -50,6 +50,9 @@ pub struct RootlessHost {
     /// The user's runtime directory (`$XDG_RUNTIME_DIR`, else `/run/user/<uid>`): the OCI
     /// runtime finds the user's systemd manager through its `bus` socket.
     pub runtime_dir: PathBuf,
+    /// The sandbox's maps and the tools that write them, for the user namespaces ignite makes
+    /// itself (a network's owner, handing an install's scratch to its uid and back).
+    pub mapper: Mapper,
 }
 
 impl Settings {
@@ -154,15 +157,12 @@ impl Settings {
                 return Err(RootlessError::Runc.into());
             }
             let ids = Rootless::detect(root)?;
-            // Rootless limits come only from systemd: auto resolves to it, or the host cannot
-            // give them (checked below with the reason).
-            let driver = match choice.cgroup_driver.resolve(&facts) {
-                Ok(d) => d,
-                Err(_) => CgroupDriver::Systemd,
-            };
+            let idmap_tools = crate::sandbox::userns::IdMapTools::from_env()?;
             let runtime_dir = user_runtime_dir();
-            crate::sandbox::cgroup::check_rootless(&facts, driver, root, ids.uid, &runtime_dir.join("bus"))?;
-            (driver, Some(RootlessHost { ids, runtime_dir }))
+            let bus = runtime_dir.join("bus");
+            let driver = crate::sandbox::cgroup::rootless_driver(choice.cgroup_driver, &facts, root, ids.uid, &bus)?;
+            let mapper = Mapper { maps: ids.maps(), tools: idmap_tools };
+            (driver, Some(RootlessHost { ids, runtime_dir, mapper }))
         } else {
             (choice.cgroup_driver.resolve(&facts)?, None)
         };

@@ -2,7 +2,8 @@
 //! per topic, each function re-exported here under one name (`crate::sys::monotonic_ns`):
 //! `env` (scrubbing secrets), `fd` (passing, inheriting, polling and receiving descriptors),
 //! `exec` (signal mask and the confined, pinned exec), `chroot` (the recipes' build root), `clock`, `pages` (page-cache
-//! residency), `seccomp_notify`, `landlock`, `net` (loopback in a new namespace).
+//! residency), `seccomp_notify`, `landlock`, `net` (loopback in a new namespace), `nsholder` (a process holding a rootless
+//! network's user and network namespaces).
 
 // The crate denies `unsafe_code` (Cargo.toml [lints]); this module (with its submodules, which
 // inherit the lint level) is the one exception.
@@ -15,6 +16,7 @@ mod exec;
 mod fd;
 mod landlock;
 mod net;
+mod nsholder;
 mod pages;
 mod seccomp_notify;
 #[cfg(test)]
@@ -32,6 +34,7 @@ pub use landlock::{
     LANDLOCK_ACCESS_FS_EXECUTE, LANDLOCK_ACCESS_FS_REFER, landlock_abi_version, landlock_allow, landlock_ruleset,
 };
 pub use net::loopback_up;
+pub use nsholder::{NsHolder, join_namespaces_on_spawn, open_namespace, spawn_ns_holder};
 pub use pages::{cached_pages, page_size, uncached_pages};
 pub use seccomp_notify::{
     SeccompNotif, seccomp_notif_continue, seccomp_notif_deny, seccomp_notif_id_valid, seccomp_notif_recv,

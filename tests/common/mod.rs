@@ -133,9 +133,9 @@ pub struct Sandbox {
     pub oci_runtime: String,
 }
 
-/// The cache the tests share: `IGNITE_CACHE_DIR`, or ignite's default.
+/// The cache the tests share: `IGNITE_CACHE_DIR`, or ignite's default (rootless, the user's).
 pub fn shared_cache() -> PathBuf {
-    std::env::var_os("IGNITE_CACHE_DIR").map_or_else(|| PathBuf::from("/var/lib/ignite"), PathBuf::from)
+    std::env::var_os("IGNITE_CACHE_DIR").map_or_else(ignite::engine::default_cache_dir, PathBuf::from)
 }
 
 /// A string no other test run uses (e.g. to give a package.json a cache key of its own).
@@ -155,8 +155,35 @@ pub fn slirp_processes_of(ignite_pid: u32) -> Vec<u32> {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.contains("slirp4netns") && cmdline.contains(&needle) {
+        // As root it names a thread of ignite's; rootless, the pid of ignite's namespace
+        // holder, and it is ignite's child.
+        if cmdline.contains("slirp4netns") && (cmdline.contains(&needle) || parent_of(pid) == Some(ignite_pid)) {
             // A zombie keeps its cmdline empty, so this is a live process.
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// The parent pid of `pid`, if it is alive.
+pub fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name in parentheses (which may hold anything): state, then ppid.
+    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Rootless: the processes holding a run's user and network namespaces for the ignite process
+/// `ignite_pid` (its forked children: same command line, no exec). Empty as root, where a
+/// thread of ignite holds the namespace.
+pub fn ns_holders_of(ignite_pid: u32) -> Vec<u32> {
+    let Ok(own) = std::fs::read(format!("/proc/{ignite_pid}/cmdline")) else { return Vec::new() };
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        if pid != ignite_pid
+            && parent_of(pid) == Some(ignite_pid)
+            && std::fs::read(entry.path().join("cmdline")).is_ok_and(|c| c == own)
+        {
             found.push(pid);
         }
     }
@@ -165,7 +192,13 @@ pub fn slirp_processes_of(ignite_pid: u32) -> Vec<u32> {
 
 impl Sandbox {
     pub fn new() -> Sandbox {
-        let state = tempfile::Builder::new().prefix("ignite-state-").tempdir().expect("state dir");
+        // Rootless, state goes where the user's default is, its runtime directory: a tmpfs, which
+        // a rootless install's scratch needs.
+        let state = match std::env::var_os("XDG_RUNTIME_DIR").filter(|_| rootless()) {
+            Some(dir) => tempfile::Builder::new().prefix("ignite-state-").tempdir_in(dir),
+            None => tempfile::Builder::new().prefix("ignite-state-").tempdir(),
+        }
+        .expect("state dir");
         let work = tempfile::Builder::new().prefix("ignite-work-").tempdir().expect("work dir");
         // The sandbox user (nobody) must be able to read service directories.
         std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");

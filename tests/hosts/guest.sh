@@ -96,11 +96,17 @@ if [[ -n ${ROOTLESS_SUITES// /} ]]; then
   # The tests' `ignite` is read from the job's tmpfs, which the user must be able to enter.
   chmod 755 "$BIN_DIR"
   mounts >/tmp/mounts.before
+  # The build host's extra CA certificates, for the dependency installs (run.sh copies them).
+  ca=()
+  if [[ -f /mnt/job/ca.pem ]]; then
+    install -m 644 /mnt/job/ca.pem /etc/ignite-test-ca.pem
+    ca=(NODE_EXTRA_CA_CERTS=/etc/ignite-test-ca.pem)
+  fi
   for oci in ${ROOTLESS_OCIS//,/ }; do
     echo "== rootless $oci"
     for name in $ROOTLESS_SUITES; do
       exe=$BIN_DIR/$name
-      # Tests of what rootless mode refuses (a network, a writable root, outputs, sessions,
+      # Tests of what rootless mode refuses (a writable root, outputs, sessions,
       # installs: tests/hosts/rootless-skip lists them with the reason); rootless.rs proves
       # each refusal instead.
       skips=()
@@ -111,7 +117,7 @@ if [[ -n ${ROOTLESS_SUITES// /} ]]; then
       [[ $name == rootless ]] && only=(--ignored)
       t=$SECONDS
       runuser -u tester -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$home" USER=tester LOGNAME=tester \
-        XDG_RUNTIME_DIR=/run/user/1000 CI=true IGNITE_TEST_ROOTLESS=1 IGNITE_TEST_OCI_RUNTIME="$oci" \
+        XDG_RUNTIME_DIR=/run/user/1000 CI=true IGNITE_TEST_ROOTLESS=1 IGNITE_TEST_OCI_RUNTIME="$oci" "${ca[@]}" \
         IGNITE_TEST_SLOWDOWN="${SLOWDOWN:-8}" RUST_BACKTRACE=1 \
         bash -c 'cd "$1" && shift && exec timeout --kill-after=10 "$@"' _ "$REPO" "${SUITE_TIMEOUT:-1500}" \
         "$exe" --test-threads="${TEST_THREADS:-2}" "${only[@]}" "${skips[@]}" \

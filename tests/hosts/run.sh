@@ -23,9 +23,10 @@ suites=("$@")
 ((${#suites[@]})) || suites=("${default_suites[@]}")
 [[ ${suites[*]} == none ]] && suites=()
 # Rootless (ignite as a normal user, user tester, under crun: ignite refuses runc rootless, which
-# tests/rootless.rs shows): the suites that attack and confine the sandbox, the server, and
+# tests/rootless.rs shows): the suites that attack and confine the sandbox, the network grants
+# (tests/grants.rs, but what needs a writable root), the dependency installs, the server, and
 # tests/rootless.rs (ids, limits, files, signals, refusals, bundles, leftovers).
-read -r -a rootless_suites <<<"${IGNITE_VM_ROOTLESS-sandbox escape audit spawn server rootless}"
+read -r -a rootless_suites <<<"${IGNITE_VM_ROOTLESS-sandbox escape audit spawn grants deps server rootless}"
 ocis=${IGNITE_VM_OCI:-runc,crun}
 rootless_ocis=${IGNITE_VM_ROOTLESS_OCI:-crun}
 skip_runc=${IGNITE_VM_SKIP_RUNC-bench server service_unit escape audit spawn}
@@ -88,6 +89,11 @@ cp "${IGNITE_VM_GUEST:-tests/hosts/guest.sh}" "$job/job.sh"
   # under crun as root, and under runc rootless, which keeps the stage's time as it was.
   printf 'SKIP_RUNC=%q\n' "$skip_runc"
 } >"$job/vars.sh"
+# The host's extra CA certificates (a TLS-inspecting proxy's, when the host sits behind one): the
+# rootless stage's dependency installs reach the registry through the same network.
+if [[ -n ${NODE_EXTRA_CA_CERTS:-} && -r $NODE_EXTRA_CA_CERTS ]]; then
+  cp "$NODE_EXTRA_CA_CERTS" "$job/ca.pem"
+fi
 shares=("repo=$repo" "cache=$cache")
 
 echo "== host matrix: ${suites[*]:-no suite} under ${ocis//,/ and } as root, ${rootless_suites[*]:-no suite} rootless, in the cgroup v2 VM" >&2

@@ -192,7 +192,7 @@ fn rootless(f: &Facts, r: &RootlessFacts) -> Vec<Check> {
     let limits = not_ok(
         "rootless-limits",
         Status::Warn,
-        "network policies, writable roots, outputs, sessions, installs",
+        "writable roots, outputs, sessions, installs",
         format!("refused rootless: {}", refused.join("; ")),
         "run ignite as root for these (each rests on a mount ignite makes on the host); vendor node_modules for dependencies",
     );

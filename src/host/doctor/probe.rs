@@ -109,9 +109,8 @@ pub fn gather(opts: &DoctorOptions) -> Facts {
 fn rootless_facts(root: &Path, path_env: Option<&OsStr>, choice: DriverChoice, uid: u32) -> RootlessFacts {
     let ids = crate::sandbox::userns::Rootless::for_ids(root, uid, nix::unistd::getegid().as_raw());
     let facts = DriverFacts::read(root);
-    let driver = choice.resolve(&facts).unwrap_or(CgroupDriver::Systemd);
     let bus = crate::sandbox::userns::user_runtime_dir().join("bus");
-    let user_manager = cgroup::check_rootless(&facts, driver, root, uid, &bus).map(|()| bus);
+    let user_manager = cgroup::rootless_driver(choice, &facts, root, uid, &bus).map(|_| bus);
     RootlessFacts {
         ids: ids.into(),
         newuidmap: find_in_path(path_env, crate::sandbox::userns::NEWUIDMAP),

@@ -126,6 +126,21 @@ pub fn check_rootless(
     Ok(())
 }
 
+/// The driver a rootless ignite uses for `choice`, checked with [`check_rootless`] against the
+/// user manager on `bus`: rootless limits come only from systemd, so `auto` resolves to it even
+/// where it would not resolve at all (and the check then says why the host cannot give it).
+pub fn rootless_driver(
+    choice: DriverChoice,
+    facts: &DriverFacts,
+    root: &Path,
+    uid: u32,
+    bus: &Path,
+) -> Result<CgroupDriver, DriverError> {
+    let driver = choice.resolve(facts).unwrap_or(CgroupDriver::Systemd);
+    check_rootless(facts, driver, root, uid, bus)?;
+    Ok(driver)
+}
+
 impl FromStr for DriverChoice {
     type Err = DriverError;
 

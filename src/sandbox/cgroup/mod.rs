@@ -18,7 +18,9 @@ mod stats;
 use std::io;
 use std::path::PathBuf;
 
-pub use driver::{CgroupDriver, DriverChoice, DriverError, DriverFacts, check_rootless, user_manager_dir};
+pub use driver::{
+    CgroupDriver, DriverChoice, DriverError, DriverFacts, check_rootless, rootless_driver, user_manager_dir,
+};
 pub use parse::{
     CgroupMount, CgroupVersion, MountInfoEntry, ProcCgroupEntry, flat_keyed_value, parse_cgroup_mounts, parse_limit,
     parse_mountinfo, parse_proc_cgroup, parse_u64,

@@ -28,6 +28,7 @@ use crate::fsutil::owned::{self, Leftover};
 use crate::fsutil::{At, IoError};
 use crate::sandbox::netns::{self, NetError, Tools, UserNet};
 use crate::sandbox::spec::NetworkAttach;
+use crate::sandbox::userns::Mapper;
 use overlay::{Layer, LayerError};
 
 /// `<state>/grants/`.
@@ -89,6 +90,8 @@ impl RunGrants {
     /// Sets up what `policy` grants run `id`, whose runtime rootfs is `rootfs`; `None` when it
     /// grants nothing beyond the default sandbox. `tools` come from [`tools_for`]. With
     /// `out_owner` (the run's uid and gid) the run gets an output directory owned by it.
+    /// `owner` (rootless) makes the user namespace, with the sandbox's maps, that owns the
+    /// network namespace (see [`UserNet::start`]).
     pub async fn setup(
         state_root: &Path,
         id: &str,
@@ -96,6 +99,7 @@ impl RunGrants {
         tools: Option<&Tools>,
         rootfs: &Path,
         out_owner: Option<(u32, u32)>,
+        owner: Option<&Mapper>,
     ) -> Result<Option<RunGrants>, GrantError> {
         if !policy.network && policy.read_only && out_owner.is_none() {
             return Ok(None);
@@ -123,7 +127,7 @@ impl RunGrants {
                 Some(t) => t.clone(),
                 None => Tools::find(NETWORK_PURPOSE)?,
             };
-            grants.net = Some(UserNet::start(&tools, &grants.dir).await?);
+            grants.net = Some(UserNet::start(&tools, &grants.dir, owner).await?);
         }
         tracing::debug!(ms = started.elapsed().as_secs_f64() * 1000.0, "policy grants set up");
         Ok(Some(grants))
@@ -237,8 +241,9 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let policy = crate::data::policy::builtin_only(false).unwrap().policy;
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let g =
-            rt.block_on(RunGrants::setup(d.path(), "ig-1", &policy, None, Path::new("/nonexistent"), None)).unwrap();
+        let g = rt
+            .block_on(RunGrants::setup(d.path(), "ig-1", &policy, None, Path::new("/nonexistent"), None, None))
+            .unwrap();
         assert!(g.is_none());
         assert!(!d.path().join(GRANTS_DIR).exists());
         assert!(tools_for(&policy).unwrap().is_none());

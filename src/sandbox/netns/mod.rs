@@ -15,6 +15,14 @@
 //!   ranges unreachable: the sandbox reaches the public internet, and nothing else;
 //! - a generated resolv.conf names slirp4netns's DNS forwarder, which asks the host's resolver.
 //!
+//! Rootless (ignite run by a normal user, see [`crate::sandbox::userns`]) the network namespace
+//! must belong to a user namespace the user owns, and the sandbox joins both: a child process of
+//! ignite (a thread cannot, see [`crate::sys::spawn_ns_holder`]) creates them and holds them
+//! until the sandbox is over (ending when ignite does), `newuidmap`/`newgidmap` give that user
+//! namespace exactly the maps a rootless sandbox's own gets (container 0 → the user, the run
+//! uids → the user's subordinate ids, read back and checked), `ip` adds the routes from inside
+//! it, and slirp4netns enters it by the holder's pid.
+//!
 //! [`UserNet`] bundles all of it; [`layout`] is the pure addressing part.
 
 pub mod layout;
@@ -33,7 +41,8 @@ use tokio::io::AsyncReadExt;
 
 pub use layout::{Layout, Net4, NoSubnet, host_networks};
 
-use crate::sandbox::spec::{NetnsGrant, NetworkAttach, NsId};
+use crate::sandbox::spec::{NetnsGrant, NetworkAttach, NsId, UsernsGrant};
+use crate::sandbox::userns::{HolderError, IdMaps, MappedNamespaces, Mapper};
 
 /// How long slirp4netns may take to configure the namespace.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -61,6 +70,8 @@ pub enum NetError {
     NoSubnet(#[from] NoSubnet),
     #[error("failed to write {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
+    #[error("rootless network: {0}")]
+    UserNamespace(#[from] HolderError),
 }
 
 /// Finds a tool in PATH; `purpose` says who needs it (in the error when it is missing).
@@ -96,14 +107,18 @@ pub struct UserNet {
 }
 
 impl UserNet {
-    /// Sets the network up; `dir` (root-only, owned by the caller) receives resolv.conf and
-    /// slirp4netns's log.
-    pub async fn start(tools: &Tools, dir: &Path) -> Result<UserNet, NetError> {
+    /// Sets the network up; `dir` (owned by the caller, no one else's) receives resolv.conf
+    /// and slirp4netns's log. `owner` (rootless) makes the user namespace that is to own the
+    /// network namespace, with the sandbox's maps; `None` as root.
+    pub async fn start(tools: &Tools, dir: &Path, owner: Option<&Mapper>) -> Result<UserNet, NetError> {
         let layout = Layout::for_host(&host_networks())?;
         let resolv_conf = dir.join(RESOLV_CONF_FILE);
         std::fs::write(&resolv_conf, layout.resolv_conf())
             .map_err(|source| NetError::Write { path: resolv_conf.clone(), source })?;
-        let netns = Netns::create(&layout, &tools.ip)?;
+        let netns = match owner {
+            None => Netns::create(&layout, &tools.ip)?,
+            Some(mapper) => Netns::create_owned(&layout, &tools.ip, mapper)?,
+        };
         let slirp = Slirp::start(&tools.slirp4netns, &netns, &layout, &dir.join(SLIRP_LOG_FILE)).await?;
         tracing::debug!(pid = slirp.pid(), netns = %netns.grant().path.display(), "user-mode network ready");
         Ok(UserNet { slirp, netns, resolv_conf })
@@ -126,23 +141,40 @@ impl UserNet {
 }
 
 /// The attachment a spec gets to show what a run with a network will join, before the network
-/// exists (`--print-spec`): the namespace path is a placeholder, filled in at run time.
-pub fn preview_attach(resolv_conf: PathBuf) -> NetworkAttach {
-    NetworkAttach {
-        netns: NetnsGrant {
-            path: PathBuf::from("/proc/<ignite>/task/<netns thread>/ns/net"),
-            id: NsId { dev: 0, ino: 0 },
-            host: host_namespaces(),
-        },
-        resolv_conf,
-    }
+/// exists (`--print-spec`): the namespace paths are placeholders, filled in at run time.
+pub fn preview_attach(resolv_conf: PathBuf, userns: Option<&IdMaps>) -> NetworkAttach {
+    let placeholder = NsId { dev: 0, ino: 0 };
+    let (path, userns) = match userns {
+        None => (PathBuf::from("/proc/<ignite>/task/<netns thread>/ns/net"), None),
+        Some(maps) => (
+            PathBuf::from("/proc/<namespace holder>/ns/net"),
+            Some(UsernsGrant {
+                path: PathBuf::from("/proc/<namespace holder>/ns/user"),
+                id: placeholder,
+                maps: maps.clone(),
+            }),
+        ),
+    };
+    NetworkAttach { netns: NetnsGrant { path, id: placeholder, host: host_namespaces(), userns }, resolv_conf }
 }
 
-/// A network namespace held by a thread of ignite for as long as this value lives.
+/// A network namespace held for as long as this value lives: as root by a thread of ignite,
+/// rootless by a child process that also holds the user namespace owning it.
 pub struct Netns {
     grant: NetnsGrant,
-    stop: Option<mpsc::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    holder: Holder,
+}
+
+enum Holder {
+    Thread {
+        stop: Option<mpsc::Sender<()>>,
+        thread: Option<JoinHandle<()>>,
+    },
+    /// The network namespace stays open here too (the user namespace in the holder).
+    Process {
+        holder: MappedNamespaces,
+        _net: OwnedFd,
+    },
 }
 
 fn ns_id(path: &Path) -> std::io::Result<NsId> {
@@ -193,39 +225,98 @@ impl Netns {
                 }
             })
             .map_err(|e| NetError::Namespace(format!("failed to start a thread: {e}")))?;
-        let mut netns = Netns { grant: placeholder_grant(), stop: Some(stop_tx), thread: Some(thread) };
+        let mut netns =
+            Netns { grant: placeholder_grant(), holder: Holder::Thread { stop: Some(stop_tx), thread: Some(thread) } };
         let tid = ready_rx
             .recv()
             .map_err(|_| NetError::Namespace("the namespace thread ended early".into()))?
             .map_err(NetError::Namespace)?;
         let path = PathBuf::from(format!("/proc/{}/task/{tid}/ns/net", std::process::id()));
         let id = ns_id(&path).map_err(|e| NetError::Namespace(format!("{}: {e}", path.display())))?;
-        netns.grant = NetnsGrant { path, id, host: host_namespaces() };
+        netns.grant = NetnsGrant { path, id, host: host_namespaces(), userns: None };
         Ok(netns)
+    }
+
+    /// Rootless: a child of ignite creates a user namespace (with the mapper's maps, checked)
+    /// and a network namespace it owns, and `layout`'s routes are added before any interface
+    /// exists, from inside it.
+    pub fn create_owned(layout: &Layout, ip: &Path, mapper: &Mapper) -> Result<Netns, NetError> {
+        let holder = MappedNamespaces::create(libc::CLONE_NEWNET, mapper)?;
+        let net = holder.open("net")?;
+        // The routes, from inside: joining the user namespace gives `ip` the capabilities it
+        // needs in the network namespace that namespace owns.
+        let mut child = Command::new(ip);
+        child.args(["-batch", "-"]).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+        crate::sys::join_namespaces_on_spawn(
+            &mut child,
+            &[(holder.user(), libc::CLONE_NEWUSER), (&net, libc::CLONE_NEWNET)],
+        );
+        let failed = |e: std::io::Error| NetError::Namespace(format!("{}: {e}", ip.display()));
+        let mut child = child.spawn().map_err(failed)?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(layout.route_batch().as_bytes()).map_err(failed)?;
+        }
+        let out = child.wait_with_output().map_err(failed)?;
+        if !out.status.success() {
+            return Err(NetError::Namespace(format!(
+                "ip -batch failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        let id = |fd: &OwnedFd| {
+            nix::sys::stat::fstat(fd)
+                .map(|st| NsId { dev: st.st_dev, ino: st.st_ino })
+                .map_err(|e| NetError::Namespace(format!("fstat: {e}")))
+        };
+        let pid = holder.pid();
+        let grant = NetnsGrant {
+            path: PathBuf::from(format!("/proc/{pid}/ns/net")),
+            id: id(&net)?,
+            host: host_namespaces(),
+            userns: Some(UsernsGrant {
+                path: PathBuf::from(format!("/proc/{pid}/ns/user")),
+                id: id(holder.user())?,
+                maps: mapper.maps.clone(),
+            }),
+        };
+        Ok(Netns { grant, holder: Holder::Process { holder, _net: net } })
     }
 
     pub fn grant(&self) -> &NetnsGrant {
         &self.grant
     }
 
-    /// Whether the granted path still names the namespace created (checked right before the
-    /// OCI runtime is told to join it).
+    /// Whether the granted paths still name the namespaces created (checked right before the
+    /// OCI runtime is told to join them).
     pub fn still_ours(&self) -> bool {
         ns_id(&self.grant.path).is_ok_and(|id| id == self.grant.id)
+            && self.grant.userns.as_ref().is_none_or(|u| ns_id(&u.path).is_ok_and(|id| id == u.id))
+    }
+
+    /// Rootless: the pid of the process holding the namespaces (what slirp4netns enters).
+    fn holder_pid(&self) -> Option<u32> {
+        match &self.holder {
+            Holder::Process { holder, .. } => Some(holder.pid()),
+            Holder::Thread { .. } => None,
+        }
     }
 }
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        self.stop.take();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if let Holder::Thread { stop, thread } = &mut self.holder {
+            stop.take();
+            if let Some(t) = thread.take() {
+                let _ = t.join();
+            }
         }
+        // A holder process ends and is reaped when its `NsHolder` drops.
     }
 }
 
 fn placeholder_grant() -> NetnsGrant {
-    NetnsGrant { path: PathBuf::new(), id: NsId { dev: 0, ino: 0 }, host: Vec::new() }
+    NetnsGrant { path: PathBuf::new(), id: NsId { dev: 0, ino: 0 }, host: Vec::new(), userns: None }
 }
 
 /// The namespaces the install must never join: ignite's own, and the host's pid 1's when
@@ -256,12 +347,17 @@ impl Slirp {
             .arg("--enable-sandbox")
             .arg("--enable-seccomp")
             .arg(format!("--cidr={}", layout.subnet))
-            .arg("--netns-type=path")
             // fd 3 and 4 in the child, placed by pass_fds below.
             .arg("--exit-fd=3")
-            .arg("--ready-fd=4")
-            .arg(&netns.grant.path)
-            .arg(TAP)
+            .arg("--ready-fd=4");
+        match netns.holder_pid() {
+            // Rootless: by the holder's pid, so that slirp4netns enters the user namespace
+            // too (its sandbox needs that, and it only does so for a pid). The holder is
+            // ignite's unreaped child: its pid cannot name another process meanwhile.
+            Some(pid) => cmd.arg(pid.to_string()),
+            None => cmd.arg("--netns-type=path").arg(&netns.grant.path),
+        };
+        cmd.arg(TAP)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log_file.try_clone().map_err(NetError::Spawn)?))
             .stderr(Stdio::from(log_file));
@@ -271,7 +367,12 @@ impl Slirp {
         crate::sys::pass_fds(&mut cmd, &child_ends);
         // Its sandbox pivots and lazily unmounts the old root after making only `/` private:
         // from ignite's own namespace, that unmount would propagate to the host's shared mounts.
-        crate::sys::private_mounts_on_spawn(&mut cmd);
+        // Rootless it makes its mount namespace inside the holder's user namespace, where the
+        // host's shared mounts arrive as slaves: nothing propagates back (and a normal user
+        // could not unshare one here).
+        if netns.holder_pid().is_none() {
+            crate::sys::private_mounts_on_spawn(&mut cmd);
+        }
         let child = cmd.spawn().map_err(NetError::Spawn)?;
         // Our copies of the child's ends close now: the ready pipe then reports EOF if
         // slirp4netns dies before it is ready.

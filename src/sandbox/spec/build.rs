@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::network::{NetnsGrant, NetworkAttach, RESOLV_CONF};
+use super::network::{NetnsGrant, NetworkAttach, RESOLV_CONF, UsernsGrant};
 use crate::data::runtime::APP_DIR;
 use crate::sandbox::abi::{INPUT_DIR, INPUT_VAR, MAX_ENV_STRING, WAIT_JOB_FLAG};
 use crate::sandbox::spawn_guard::SpawnRule;
@@ -334,7 +334,11 @@ pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
         .collect::<Result<Vec<_>, oci_spec::OciSpecError>>()?;
     let mut namespaces = namespaces;
     let mut linux = LinuxBuilder::default();
-    if let Some(maps) = &input.userns {
+    if let Some(joined) = input.network.as_ref().and_then(|n| n.netns.userns.as_ref()) {
+        // Rootless with a network: the user namespace that owns the network's, with its maps.
+        namespaces
+            .push(LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::User).path(joined.path.clone()).build()?);
+    } else if let Some(maps) = &input.userns {
         namespaces.push(LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::User).build()?);
         let convert = |maps: &[IdMap]| {
             maps.iter()
@@ -429,33 +433,48 @@ pub(super) struct Allowances<'a> {
     pub out: Option<&'a Path>,
 }
 
-/// A user namespace (rootless mode) must be a new one whose maps never reach the host's root
+/// A user namespace (rootless mode) must be a new one, or exactly the one granted with the
+/// network namespace (see [`UsernsGrant`]); either way its maps never reach the host's root
 /// and never make the program the user that runs ignite: the program's uid and gid must be
 /// mapped, and not onto the host ids container root has. Without a user namespace there must
 /// be no maps either (the runtime would ignore them, and a reader would believe them).
-fn check_user_namespace(linux: &oci_spec::runtime::Linux, uid: u32, gid: u32) -> Result<(), SpecError> {
+fn check_user_namespace(
+    linux: &oci_spec::runtime::Linux,
+    uid: u32,
+    gid: u32,
+    granted: Option<&UsernsGrant>,
+) -> Result<(), SpecError> {
     let namespaces = linux.namespaces().as_deref().unwrap_or(&[]);
     let user = namespaces.iter().filter(|n| n.typ() == LinuxNamespaceType::User).collect::<Vec<_>>();
-    let (uids, gids) = (linux.uid_mappings().as_deref().unwrap_or(&[]), linux.gid_mappings().as_deref().unwrap_or(&[]));
-    match user.as_slice() {
-        [] if uids.is_empty() && gids.is_empty() => return Ok(()),
-        [] => return Err(unsafe_spec("uid/gid maps are set without a user namespace")),
-        [ns] if ns.path().is_some() => {
-            return Err(unsafe_spec("User namespace joins an existing namespace".to_string()));
+    let convert = |maps: Option<&Vec<LinuxIdMapping>>| {
+        maps.map(|m| {
+            m.iter().map(|m| IdMap { container: m.container_id(), host: m.host_id(), size: m.size() }).collect()
+        })
+        .unwrap_or_default()
+    };
+    let in_spec = IdMaps { uids: convert(linux.uid_mappings().as_ref()), gids: convert(linux.gid_mappings().as_ref()) };
+    let has_maps = !in_spec.uids.is_empty() || !in_spec.gids.is_empty();
+    let maps = match (user.as_slice(), granted) {
+        ([], _) if !has_maps => return Ok(()),
+        ([], _) => return Err(unsafe_spec("uid/gid maps are set without a user namespace")),
+        ([ns], Some(grant)) if ns.path().as_deref() == Some(grant.path.as_path()) => {
+            if has_maps {
+                return Err(unsafe_spec("uid/gid maps are set for a user namespace that is joined"));
+            }
+            &grant.maps
         }
-        [_] => {}
+        ([ns], _) if ns.path().is_some() => {
+            return Err(unsafe_spec(format!(
+                "User namespace joins an existing namespace ({}), not the one ignite created with the run's network",
+                ns.path().as_deref().unwrap_or(Path::new("")).display()
+            )));
+        }
+        ([_], _) => &in_spec,
         _ => return Err(unsafe_spec("more than one user namespace")),
-    }
-    for (kind, maps, id) in [("uid", uids, uid), ("gid", gids, gid)] {
-        let host = |container: u32| {
-            maps.iter()
-                .find(|m| {
-                    container >= m.container_id()
-                        && u64::from(container) < u64::from(m.container_id()) + u64::from(m.size())
-                })
-                .map(|m| m.host_id() + (container - m.container_id()))
-        };
-        if maps.iter().any(|m: &LinuxIdMapping| m.host_id() == 0 || m.size() == 0) {
+    };
+    for (kind, ranges, id) in [("uid", &maps.uids, uid), ("gid", &maps.gids, gid)] {
+        let host = |container: u32| if kind == "uid" { maps.host_uid(container) } else { maps.host_gid(container) };
+        if ranges.iter().any(|m| m.host == 0 || m.size == 0) {
             return Err(unsafe_spec(format!("the user namespace maps host {kind} 0 (or an empty range)")));
         }
         let Some(program) = host(id) else {
@@ -482,14 +501,21 @@ fn check_netns_grant(spec: &Spec, grant: &NetnsGrant) -> Result<(), SpecError> {
     if grant.host.contains(&grant.id) {
         return Err(unsafe_spec(format!("network namespace {} is the host's", grant.path.display())));
     }
-    let joins = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .and_then(|ns| ns.iter().find(|n| n.typ() == LinuxNamespaceType::Network))
-        .and_then(|n| n.path().clone());
-    if joins.as_deref() != Some(grant.path.as_path()) {
+    // The path the spec joins for a namespace type, if any.
+    let joins = |typ: LinuxNamespaceType| {
+        spec.linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .and_then(|ns| ns.iter().find(|n| n.typ() == typ))
+            .and_then(|n| n.path().clone())
+    };
+    if joins(LinuxNamespaceType::Network).as_deref() != Some(grant.path.as_path()) {
         return Err(unsafe_spec("the network namespace is not the one ignite created for this sandbox"));
+    }
+    if let Some(owner) = &grant.userns
+        && joins(LinuxNamespaceType::User).as_deref() != Some(owner.path.as_path())
+    {
+        return Err(unsafe_spec("the user namespace is not the one that owns the network ignite created"));
     }
     Ok(())
 }
@@ -578,7 +604,8 @@ pub(super) fn validate_with(spec: &Spec, allow: &Allowances) -> Result<(), SpecE
     if let Some(grant) = allow.netns {
         check_netns_grant(spec, grant)?;
     }
-    check_user_namespace(linux, process.user().uid(), process.user().gid())?;
+    let granted_userns = allow.netns.and_then(|g| g.userns.as_ref());
+    check_user_namespace(linux, process.user().uid(), process.user().gid(), granted_userns)?;
     let res = linux.resources().as_ref().ok_or_else(|| unsafe_spec("no resource limits"))?;
     let mem = res.memory().as_ref().ok_or_else(|| unsafe_spec("no memory limit"))?;
     match (mem.limit(), mem.swap()) {
@@ -840,6 +867,7 @@ mod tests {
                 path: "/proc/77/task/78/ns/net".into(),
                 id: crate::sandbox::spec::NsId { dev: 4, ino: 4026532177 },
                 host: vec![crate::sandbox::spec::NsId { dev: 4, ino: 4026531833 }],
+                userns: None,
             },
             resolv_conf: "/run/ignite/grants/ig-1/resolv.conf".into(),
         }
@@ -1188,6 +1216,62 @@ mod tests {
         let linux = root.linux().as_ref().unwrap();
         assert!(linux.namespaces().as_ref().unwrap().iter().all(|n| n.typ() != LinuxNamespaceType::User));
         assert!(linux.uid_mappings().is_none() && linux.gid_mappings().is_none());
+    }
+
+    #[test]
+    fn a_rootless_network_joins_the_user_namespace_that_owns_it_and_its_maps_are_checked() {
+        let mut i = rootless_input();
+        let maps = i.userns.clone().unwrap();
+        let mut net = network();
+        net.netns.path = "/proc/77/ns/net".into();
+        net.netns.userns = Some(UsernsGrant {
+            path: "/proc/77/ns/user".into(),
+            id: crate::sandbox::spec::NsId { dev: 4, ino: 4026532100 },
+            maps: maps.clone(),
+        });
+        i.network = Some(net.clone());
+        let s = build(&i).unwrap();
+        let linux = s.linux().as_ref().unwrap();
+        let user = linux.namespaces().as_ref().unwrap().iter().find(|n| n.typ() == LinuxNamespaceType::User).unwrap();
+        assert_eq!(user.path().as_deref(), Some(Path::new("/proc/77/ns/user")));
+        assert!(linux.uid_mappings().is_none() && linux.gid_mappings().is_none(), "the joined namespace has its maps");
+        let granted = |g: &NetnsGrant| validate_run(&s, &Grants { netns: Some(g), ..Grants::default() });
+        granted(&net.netns).unwrap();
+        // Without the grant, joining it is refused.
+        let e = validate(&s).unwrap_err().to_string();
+        assert!(e.contains("joins an existing namespace"), "{e}");
+        // Granted the network alone, as root's is: its user namespace is not granted.
+        let no_owner = NetnsGrant { userns: None, ..net.netns.clone() };
+        let e = granted(&no_owner).unwrap_err().to_string();
+        assert!(e.contains("User namespace joins an existing namespace (/proc/77/ns/user)"), "{e}");
+        // Granted another user namespace than the one the spec joins.
+        let mut other = net.netns.clone();
+        other.userns.as_mut().unwrap().path = "/proc/1/ns/user".into();
+        let e = granted(&other).unwrap_err().to_string();
+        assert!(e.contains("not the one that owns the network"), "{e}");
+        // The granted namespace's maps are held to the same rules as a new one's.
+        let mut root_mapped = net.netns.clone();
+        root_mapped.userns.as_mut().unwrap().maps.uids[0].host = 0;
+        let e = granted(&root_mapped).unwrap_err().to_string();
+        assert!(e.contains("maps host uid 0"), "{e}");
+        let mut program_is_user = net.netns.clone();
+        program_is_user.userns.as_mut().unwrap().maps.gids.truncate(1);
+        let e = granted(&program_is_user).unwrap_err().to_string();
+        assert!(e.contains("gid") && e.contains("is not mapped"), "{e}");
+        // A spec that joins the network but makes a user namespace of its own (where the
+        // network's owner is not): refused, as is one with maps for the joined namespace.
+        let mut own = s.clone();
+        let ns = own.linux_mut().as_mut().unwrap().namespaces_mut().as_mut().unwrap();
+        ns.iter_mut().find(|n| n.typ() == LinuxNamespaceType::User).unwrap().set_path(None);
+        let e = validate_run(&own, &Grants { netns: Some(&net.netns), ..Grants::default() }).unwrap_err().to_string();
+        assert!(e.contains("not the one that owns the network"), "{e}");
+        let mut mapped = s.clone();
+        let with_maps = build(&SpecInput { network: None, ..i.clone() }).unwrap();
+        let uid_maps = with_maps.linux().as_ref().unwrap().uid_mappings().clone();
+        mapped.linux_mut().as_mut().unwrap().set_uid_mappings(uid_maps);
+        let e = granted(&net.netns)
+            .and_then(|()| validate_run(&mapped, &Grants { netns: Some(&net.netns), ..Grants::default() }));
+        assert!(e.unwrap_err().to_string().contains("maps are set for a user namespace that is joined"));
     }
 
     #[test]

@@ -109,7 +109,7 @@ mod tests {
             scratch: "/run/ignite/installs/ig-2/scratch".into(),
             exec: false,
             network: NetworkAttach {
-                netns: NetnsGrant { path: "/proc/77/task/78/ns/net".into(), id: OURS, host: vec![HOST] },
+                netns: NetnsGrant { path: "/proc/77/task/78/ns/net".into(), id: OURS, host: vec![HOST], userns: None },
                 resolv_conf: "/run/ignite/installs/ig-2/resolv.conf".into(),
             },
         }

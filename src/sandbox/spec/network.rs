@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+use crate::sandbox::userns::IdMaps;
+
 /// Where the generated resolver configuration is bound (an empty file in every rootfs).
 pub const RESOLV_CONF: &str = "/etc/resolv.conf";
 
@@ -23,6 +25,20 @@ pub struct NetnsGrant {
     pub path: PathBuf,
     pub id: NsId,
     pub host: Vec<NsId>,
+    /// Rootless: the user namespace that owns the network namespace, which the spec joins too
+    /// (a process can only join a network namespace from within the user namespace that owns
+    /// it). `None` as root, where the network namespace is the host user namespace's.
+    pub userns: Option<UsernsGrant>,
+}
+
+/// Permission for one spec to join one user namespace: the one at `path`, which ignite
+/// created as `id` and gave exactly `maps` (the same maps a rootless sandbox's own user
+/// namespace gets; the spec validator checks them as it checks those).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsernsGrant {
+    pub path: PathBuf,
+    pub id: NsId,
+    pub maps: IdMaps,
 }
 
 /// A network for a sandbox: the namespace its spec joins and the resolv.conf bound read-only

@@ -19,9 +19,13 @@
 //! setuid helpers `newuidmap`/`newgidmap` (Debian's `uidmap` package), which the OCI runtime
 //! runs; they check the ranges against the same files.
 
+pub mod holder;
+
 use std::path::{Path, PathBuf};
 
 use crate::sandbox::identity::{FIRST_UID, UID_COUNT};
+
+pub use holder::{HolderError, IdMapTools, MappedNamespaces, Mapper, chown_tree};
 
 /// Whether this process runs rootless (its effective uid is not 0).
 pub fn is_rootless() -> bool {
@@ -36,11 +40,6 @@ pub struct Unsupported {
     pub why: &'static str,
 }
 
-pub const NETWORK: Unsupported = Unsupported {
-    feature: "a network-enabled policy (security.network.enabled: true)",
-    why: "its user-mode network is a network namespace ignite creates on the host, and a normal user's sandbox \
-          (in a user namespace of its own) could not be confined to it",
-};
 pub const WRITABLE_ROOT: Unsupported = Unsupported {
     feature: "a writable root filesystem (security.filesystem.readOnly: false)",
     why: "the writable layer is a size-capped overlay ignite mounts on the host, which a normal user cannot mount",
@@ -59,16 +58,9 @@ pub const BUILD: Unsupported = Unsupported {
           and bring it in: `ignite runtime export RUNTIME -o FILE` as root, `ignite runtime import FILE` as the user \
           (docs/offline.md)",
 };
-pub const INSTALL: Unsupported = Unsupported {
-    feature: "installing dependencies (ignite install, a service.yaml's dependencies without node_modules)",
-    why: "the install step's scratch is a size-capped tmpfs ignite mounts on the host and the installer needs the \
-          network; vendor node_modules in the service directory instead (`ignite install` as root, or your own \
-          `bun install`)",
-};
-
 /// What rootless mode refuses (each rests on a mount or a chroot ignite makes on the host,
 /// which a normal user cannot make), for `ignite doctor`, the engine and the bundle store.
-pub const ALL: &[Unsupported] = &[NETWORK, WRITABLE_ROOT, OUTPUTS, SESSIONS, INSTALL, BUILD];
+pub const ALL: &[Unsupported] = &[WRITABLE_ROOT, OUTPUTS, SESSIONS, BUILD];
 
 /// The user's runtime directory: `$XDG_RUNTIME_DIR` when it is an absolute path, else
 /// `/run/user/<uid>` (what pam_systemd creates).
@@ -154,6 +146,11 @@ pub enum RootlessError {
          (--oci-runtime crun or IGNITE_OCI_RUNTIME=crun, the rootless default)"
     )]
     Runc,
+    #[error(
+        "rootless mode: `{0}` is not in PATH; the OCI runtime needs newuidmap and newgidmap to give a sandbox's user \
+         namespace the user's subordinate ids (Debian/Ubuntu: apt-get install uidmap)"
+    )]
+    NoIdMapTool(&'static str),
 }
 
 /// The subordinate range `text` (an `/etc/subuid`-format file) grants to `user` or `id`: its
