@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Cold-run cost of rootless mode: whole-process wall time of `ignite run examples/hello` (preflight
-# skipped) as root and as the rootless user tester, interleaved pairs, under runc and crun, in the
-# host matrix's cgroup v2 + systemd VM; then `ignite bench` rootless under crun. The VM runs under
+# skipped; then with a network-enabled policy) as root and as the rootless user tester, interleaved
+# pairs, under runc and crun, in the host matrix's cgroup v2 + systemd VM; then `ignite bench`
+# rootless under crun. The VM runs under
 # QEMU's software emulation: compare the two modes (a ratio), not the milliseconds with a host.
 #
 #   IGNITE_VM_GUEST=benches/rootless-vm.sh IGNITE_VM_ROOTLESS= tests/hosts/run.sh doctor
@@ -41,5 +42,21 @@ for oci in crun runc; do
     awk -v a="$(median "${rl[@]}")" -v b="$(median "${root[@]}")" 'BEGIN { printf "crun rootless / root: %.2f\n", a / b }'
   fi
 done
+# A run with a network (security.network.enabled: true): rootless, ignite also forks the holder
+# of the network's user namespace and writes its maps.
+mkdir -p /tmp/examples/hello-net
+cp /tmp/examples/hello/* /tmp/examples/hello-net/
+printf 'security:\n  network:\n    enabled: true\n' >/tmp/examples/hello-net/ignite.policy.yaml
+chmod -R o+rX /tmp/examples
+root=(); rl=()
+as_root "$I" --oci-runtime crun run --skip-preflight /tmp/examples/hello-net >/dev/null 2>&1
+as_tester "$I" --oci-runtime crun run --skip-preflight /tmp/examples/hello-net >/dev/null 2>&1
+for _ in $(seq "${NET_PAIRS:-9}"); do
+  root+=("$(ms as_root "$I" --oci-runtime crun run --skip-preflight /tmp/examples/hello-net)")
+  rl+=("$(ms as_tester "$I" --oci-runtime crun run --skip-preflight /tmp/examples/hello-net)")
+done
+echo "crun network root ms: ${root[*]} (median $(median "${root[@]}"))"
+echo "crun network rootless ms: ${rl[*]} (median $(median "${rl[@]}"))"
+awk -v a="$(median "${rl[@]}")" -v b="$(median "${root[@]}")" 'BEGIN { printf "crun network rootless / root: %.2f\n", a / b }'
 echo "=== ignite bench rootless (crun, bun, cold and warm, 3 runs)"
 as_tester "$I" bench --runtime bun --oci crun --runs 3 2>&1 | tail -12

@@ -69,7 +69,8 @@ fn stdout_line(r: &serde_json::Value) -> String {
     r["stdout"].as_str().unwrap_or_default().trim().to_string()
 }
 
-/// Every entry of an installed tree: owned by root, readable by the sandbox user, no
+/// Every entry of an installed tree: owned by ignite's user (root, or rootless the user, never
+/// the install's uid), readable by the sandbox user, no
 /// setuid/setgid/sticky bits, no group/other write, only files, directories and symlinks.
 fn assert_tree_is_safe(root: &Path) {
     let mut stack = vec![root.to_path_buf()];
@@ -83,7 +84,8 @@ fn assert_tree_is_safe(root: &Path) {
             if ft.is_symlink() {
                 continue;
             }
-            assert_eq!(meta.uid(), 0, "{} not owned by root", entry.path().display());
+            let ignite = nix::unistd::geteuid().as_raw();
+            assert_eq!(meta.uid(), ignite, "{} not owned by ignite's user", entry.path().display());
             let mode = meta.permissions().mode() & 0o7777;
             assert_eq!(mode & 0o7000, 0, "{} has mode {mode:o}", entry.path().display());
             assert_eq!(mode & 0o022, 0, "{} is writable by others: {mode:o}", entry.path().display());

@@ -139,6 +139,14 @@ if [[ -n ${ROOTLESS_SUITES// /} ]]; then
       echo "$procs"
       status=1
     fi
+    # Nor any process of the user's but its systemd manager and its bus: no slirp4netns, no
+    # namespace holder, no OCI runtime.
+    mine=$(ps -u tester -o pid=,comm= | awk '$2 !~ /^(systemd|\(sd-pam\)|dbus-daemon|dbus-broker.*)$/')
+    if [[ -n $mine ]]; then
+      echo "LEFTOVER processes of tester after rootless $oci:"
+      echo "$mine"
+      status=1
+    fi
     gone=$(mounts | comm -23 /tmp/mounts.before -)
     [[ -z $gone ]] || { echo "LOST MOUNTS after rootless $oci: $gone"; status=1; }
   done
