@@ -77,6 +77,12 @@ pub fn spawn_ns_holder(flags: libc::c_int) -> std::io::Result<NsHolder> {
         holder.hold.take();
         return Err(std::io::Error::other("the namespace holder exited before it reported"));
     }
+    // Then end-of-file: the holder closes its end right after reporting, so once this returns
+    // it holds nothing of ignite's but the hold pipe.
+    let mut rest = [0u8; 1];
+    while matches!(std::io::Read::read(&mut file, &mut rest), Err(ref e) if e.kind() == std::io::ErrorKind::Interrupted)
+    {
+    }
     match i32::from_ne_bytes(report) {
         0 => Ok(holder),
         errno => Err(std::io::Error::from_raw_os_error(errno)),
