@@ -177,6 +177,21 @@ enum Holder {
     },
 }
 
+/// Runs `ip -batch -` (`cmd`, set up to start in the namespace) with `batch` on its stdin.
+fn run_route_batch(mut cmd: Command, ip: &Path, batch: &str) -> Result<(), String> {
+    let failed = |e: std::io::Error| format!("{}: {e}", ip.display());
+    cmd.args(["-batch", "-"]).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(failed)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(batch.as_bytes()).map_err(|e| format!("writing routes to ip: {e}"))?;
+    }
+    let out = child.wait_with_output().map_err(failed)?;
+    if !out.status.success() {
+        return Err(format!("ip -batch failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    Ok(())
+}
+
 fn ns_id(path: &Path) -> std::io::Result<NsId> {
     let m = std::fs::metadata(path)?;
     Ok(NsId { dev: m.dev(), ino: m.ino() })
@@ -197,24 +212,7 @@ impl Netns {
                     // Only this thread moves: the rest of ignite stays in the host's namespace.
                     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| format!("unshare: {e}"))?;
                     // A child started from this thread is born in its namespace.
-                    let mut child = Command::new(&ip)
-                        .args(["-batch", "-"])
-                        .stdin(Stdio::piped())
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::piped())
-                        .spawn()
-                        .map_err(|e| format!("{}: {e}", ip.display()))?;
-                    if let Some(mut stdin) = child.stdin.take() {
-                        stdin.write_all(batch.as_bytes()).map_err(|e| format!("writing routes to ip: {e}"))?;
-                    }
-                    let out = child.wait_with_output().map_err(|e| format!("{}: {e}", ip.display()))?;
-                    if !out.status.success() {
-                        return Err(format!(
-                            "ip -batch failed ({}): {}",
-                            out.status,
-                            String::from_utf8_lossy(&out.stderr).trim()
-                        ));
-                    }
+                    run_route_batch(Command::new(&ip), &ip, &batch)?;
                     Ok(nix::unistd::gettid().as_raw())
                 })();
                 let ok = setup.is_ok();
@@ -246,24 +244,11 @@ impl Netns {
         // The routes, from inside: joining the user namespace gives `ip` the capabilities it
         // needs in the network namespace that namespace owns.
         let mut child = Command::new(ip);
-        child.args(["-batch", "-"]).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
         crate::sys::join_namespaces_on_spawn(
             &mut child,
             &[(holder.user(), libc::CLONE_NEWUSER), (&net, libc::CLONE_NEWNET)],
         );
-        let failed = |e: std::io::Error| NetError::Namespace(format!("{}: {e}", ip.display()));
-        let mut child = child.spawn().map_err(failed)?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(layout.route_batch().as_bytes()).map_err(failed)?;
-        }
-        let out = child.wait_with_output().map_err(failed)?;
-        if !out.status.success() {
-            return Err(NetError::Namespace(format!(
-                "ip -batch failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
+        run_route_batch(child, ip, &layout.route_batch()).map_err(NetError::Namespace)?;
         let id = |fd: &OwnedFd| {
             nix::sys::stat::fstat(fd)
                 .map(|st| NsId { dev: st.st_dev, ino: st.st_ino })
