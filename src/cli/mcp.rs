@@ -17,22 +17,24 @@ pub(super) fn mcp(g: &GlobalArgs, a: McpArgs) -> anyhow::Result<i32> {
     let config = ignite::server::McpConfig {
         services_dir: a.services,
         pass_env: g.passed_env()?,
-        max_concurrent: a.max_concurrent.unwrap_or(cpus),
-        queue: a.queue,
-        max_input: a.max_input,
-        allow_env: a.allow_env,
-        sessions: ignite::server::SessionConfig {
-            default_ttl: std::time::Duration::from_secs(a.session_ttl),
-            max_ttl: std::time::Duration::from_secs(a.session_max_ttl),
-            quota_mb: a.session_quota_mb,
-            max_sessions: a.max_sessions,
-            // One client: the per-key cap is the global one.
-            max_per_key: a.max_sessions,
-            max_waiting: a.session_max_waiting,
+        run: ignite::server::RunFlags {
+            max_concurrent: a.max_concurrent.unwrap_or(cpus),
+            queue: a.queue,
+            max_input: a.max_input,
+            allow_env: a.allow_env,
+            sessions: ignite::server::SessionConfig {
+                default_ttl: std::time::Duration::from_secs(a.session_ttl),
+                max_ttl: std::time::Duration::from_secs(a.session_max_ttl),
+                quota_mb: a.session_quota_mb,
+                max_sessions: a.max_sessions,
+                // One client: the per-key cap is the global one.
+                max_per_key: a.max_sessions,
+                max_waiting: a.session_max_waiting,
+            },
+            pool,
+            skip_preflight: a.skip_preflight,
+            locked: a.locked,
         },
-        pool,
-        skip_preflight: a.skip_preflight,
-        locked: a.locked,
     };
     let engine = engine(g)?;
     let rt = tokio::runtime::Builder::new_multi_thread()

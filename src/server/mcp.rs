@@ -20,11 +20,11 @@ use tokio_util::sync::CancellationToken;
 use super::catalog::Catalog;
 use super::error::ApiError;
 use super::routes::{self, Owner, internal, shutting_down};
-use super::sessions::{self, FileInfo, FileList, SessionConfig, Sessions};
-use super::{AppState, RunSettings, ServeError, inline};
+use super::sessions::{self, FileInfo, FileList, Sessions};
+use super::{AppState, RunFlags, ServeError, inline};
 use crate::data::report::Report;
 use crate::data::service::PassEnv;
-use crate::engine::{Engine, MAX_FILE_BYTES, PoolConfig, Request as RunRequest};
+use crate::engine::{Engine, MAX_FILE_BYTES, Request as RunRequest};
 use crate::mcp::args::{RunCode, RunService, SessionCreate};
 use crate::mcp::{Backend, Caller, ToolError};
 
@@ -266,31 +266,14 @@ pub struct StdioConfig {
     /// `--services DIR`, if any.
     pub services_dir: Option<PathBuf>,
     pub pass_env: PassEnv,
-    pub max_concurrent: usize,
-    pub queue: usize,
-    pub max_input: usize,
-    /// `--allow-env`: the variables `run_code` and `session_execute` may set.
-    pub allow_env: Vec<String>,
-    pub sessions: SessionConfig,
-    pub pool: PoolConfig,
-    pub skip_preflight: bool,
-    pub locked: bool,
+    /// What the runs are given (shared with `serve`).
+    pub run: RunFlags,
 }
 
 /// `ignite mcp`: the tools on stdin/stdout until the client closes stdin (or SIGTERM/SIGINT),
 /// then runs still going get a while to finish, and the sessions and warm sandboxes are removed.
 pub async fn serve_stdio(config: StdioConfig, engine: Engine) -> Result<(), ServeError> {
-    let settings = RunSettings {
-        max_concurrent: config.max_concurrent,
-        queue: config.queue,
-        max_input: config.max_input,
-        allow_env: &config.allow_env,
-        sessions: &config.sessions,
-        pool: &config.pool,
-        skip_preflight: config.skip_preflight,
-        locked: config.locked,
-    };
-    settings.check()?;
+    config.run.check()?;
     let services_dir = match &config.services_dir {
         Some(d) => Some(
             d.canonicalize()
@@ -299,12 +282,12 @@ pub async fn serve_stdio(config: StdioConfig, engine: Engine) -> Result<(), Serv
         ),
         None => None,
     };
-    let engine = Arc::new(engine.with_pool(config.pool.clone()));
+    let engine = Arc::new(engine.with_pool(config.run.pool.clone()));
     engine.reap_stale().await;
     engine.reap_server_dirs();
-    let sessions = Arc::new(Sessions::new(engine.state_dir(), config.sessions.clone(), None));
+    let sessions = Arc::new(Sessions::new(engine.state_dir(), config.run.sessions.clone(), None));
     let catalog = Catalog::new(services_dir.clone().unwrap_or_default(), config.pass_env.clone());
-    let st = Arc::new(AppState::new(engine, catalog, sessions, &settings));
+    let st = Arc::new(AppState::new(engine, catalog, sessions, &config.run));
     if services_dir.is_some() {
         super::prestart(&st);
     }

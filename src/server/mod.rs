@@ -48,29 +48,15 @@ pub struct Config {
     pub trust_proxy: bool,
     /// Requests per minute per client (key, or address without keys); 0 turns the limit off.
     pub rate_limit: u32,
-    pub max_concurrent: usize,
-    /// Executions that may wait for a slot; more get 503.
-    pub queue: usize,
+    /// What the runs started through this server are given (shared with `ignite mcp`).
+    pub run: RunFlags,
     /// Largest request body in bytes.
     pub max_body: usize,
-    /// Largest `input`, serialised, in bytes.
-    pub max_input: usize,
-    /// `--allow-env`: the variables a `POST /v1/execute` or session request may set (`env`).
-    pub allow_env: Vec<String>,
     /// How long running executions may take to finish after SIGTERM/SIGINT before they are
     /// cancelled.
     pub shutdown_timeout: Duration,
-    pub sessions: SessionConfig,
     /// Caps on connections and the deadlines of their requests' heads and idle waits.
     pub connections: ConnLimits,
-    /// Warm sandboxes for `POST /services/{name}/execute`, inline code and sessions.
-    pub pool: PoolConfig,
-    /// `--skip-preflight`: executions start without the preflight checks; by default a failing
-    /// check refuses the execution (422 `preflight_failed`, with the checks).
-    pub skip_preflight: bool,
-    /// `--locked`: a service with an `ignite.lock` runs only while it matches it (409
-    /// `lock_drift` otherwise); services without one run.
-    pub locked: bool,
     /// `--node-name`: this server's name among several behind one address (e.g. its pod's).
     /// Every response names it in `X-Ignite-Node`, and session ids carry it as a prefix, so a
     /// router (or the client) can send a session's requests to the server that holds its
@@ -150,19 +136,29 @@ pub(crate) struct AppState {
 }
 
 /// What both edges (`serve` and `ignite mcp`) take from their flags for the runs they start,
-/// checked the same way by [`RunSettings::check`].
-pub(crate) struct RunSettings<'a> {
+/// checked the same way by [`RunFlags::check`].
+#[derive(Debug, Clone)]
+pub struct RunFlags {
+    /// Executions running at once.
     pub max_concurrent: usize,
+    /// Executions that may wait for a slot; more are refused (503, or `busy` over MCP).
     pub queue: usize,
+    /// Largest `input`, serialised, in bytes.
     pub max_input: usize,
-    pub allow_env: &'a [String],
-    pub sessions: &'a SessionConfig,
-    pub pool: &'a PoolConfig,
+    /// `--allow-env`: the variables inline code and session runs may be given (`env`).
+    pub allow_env: Vec<String>,
+    pub sessions: SessionConfig,
+    /// Warm sandboxes for services, inline code and sessions.
+    pub pool: PoolConfig,
+    /// `--skip-preflight`: executions start without the preflight checks; by default a failing
+    /// check refuses the execution (`preflight_failed`, with the checks).
     pub skip_preflight: bool,
+    /// `--locked`: a service with an `ignite.lock` runs only while it matches it
+    /// (`lock_drift` otherwise); services without one run.
     pub locked: bool,
 }
 
-impl RunSettings<'_> {
+impl RunFlags {
     /// Refuses values no server can work with, naming the flag.
     pub(crate) fn check(&self) -> Result<(), ServeError> {
         if self.max_concurrent == 0 {
@@ -173,11 +169,11 @@ impl RunSettings<'_> {
                 "--max-input must be between 1 and {MAX_INPUT_BYTES} bytes (past 65536 the input reaches the program as a file)"
             )));
         }
-        for name in self.allow_env {
+        for name in &self.allow_env {
             crate::data::program_io::check_allowed_name(name)
                 .map_err(|r| ServeError::Invalid(format!("--allow-env {r}")))?;
         }
-        let sc = self.sessions;
+        let sc = &self.sessions;
         if sc.default_ttl.is_zero() || sc.default_ttl > sc.max_ttl {
             return Err(ServeError::Invalid("--session-ttl must be at least 1 and at most --session-max-ttl".into()));
         }
@@ -195,7 +191,7 @@ impl AppState {
         engine: Arc<Engine>,
         catalog: Catalog,
         sessions: Arc<sessions::Sessions>,
-        settings: &RunSettings,
+        settings: &RunFlags,
     ) -> AppState {
         AppState {
             engine,
@@ -205,7 +201,7 @@ impl AppState {
             admission: Admission::new(settings.max_concurrent, settings.queue),
             trust_proxy: false,
             max_input: settings.max_input,
-            allow_env: settings.allow_env.to_vec(),
+            allow_env: settings.allow_env.clone(),
             draining: AtomicBool::new(false),
             cancel_runs: CancellationToken::new(),
             runs: TaskTracker::new(),
@@ -230,21 +226,11 @@ pub async fn serve(mut config: Config, engine: Engine) -> Result<(), ServeError>
     if config.keys.is_empty() && !addr.ip().is_loopback() && !config.insecure_no_auth {
         return Err(ServeError::Insecure { addr });
     }
-    let settings = RunSettings {
-        max_concurrent: config.max_concurrent,
-        queue: config.queue,
-        max_input: config.max_input,
-        allow_env: &config.allow_env,
-        sessions: &config.sessions,
-        pool: &config.pool,
-        skip_preflight: config.skip_preflight,
-        locked: config.locked,
-    };
-    settings.check()?;
-    if config.max_body < config.max_input {
+    config.run.check()?;
+    if config.max_body < config.run.max_input {
         return Err(ServeError::Invalid("--max-body must be at least --max-input".into()));
     }
-    if config.sessions.max_per_key == 0 {
+    if config.run.sessions.max_per_key == 0 {
         return Err(ServeError::Invalid("--max-sessions-per-key must be at least 1".into()));
     }
     let cl = &config.connections;
@@ -265,7 +251,7 @@ pub async fn serve(mut config: Config, engine: Engine) -> Result<(), ServeError>
         .and_then(|d| std::fs::read_dir(&d).map(|_| d))
         .map_err(|error| ServeError::ServicesDir { path: config.services_dir.clone(), error })?;
 
-    let engine = Arc::new(engine.with_pool(config.pool.clone()));
+    let engine = Arc::new(engine.with_pool(config.run.pool.clone()));
     let reaped = engine.reap_stale().await;
     if !reaped.is_empty() {
         tracing::info!(count = reaped.len(), ids = %reaped.join(","), "removed sandboxes left by an earlier process");
@@ -280,7 +266,7 @@ pub async fn serve(mut config: Config, engine: Engine) -> Result<(), ServeError>
     }
 
     let sessions =
-        Arc::new(sessions::Sessions::new(engine.state_dir(), config.sessions.clone(), config.node_name.clone()));
+        Arc::new(sessions::Sessions::new(engine.state_dir(), config.run.sessions.clone(), config.node_name.clone()));
     let catalog = Catalog::new(dir, config.pass_env.clone());
     let state = Arc::new(AppState {
         keys: config.keys.clone(),
@@ -288,7 +274,7 @@ pub async fn serve(mut config: Config, engine: Engine) -> Result<(), ServeError>
         trust_proxy: config.trust_proxy,
         // Checked above: a valid node name is a valid header value.
         node_header: config.node_name.as_deref().and_then(|n| axum::http::HeaderValue::from_str(n).ok()),
-        ..AppState::new(engine, catalog, sessions, &settings)
+        ..AppState::new(engine, catalog, sessions, &config.run)
     });
     let app = routes::router(state.clone(), config.max_body);
 
