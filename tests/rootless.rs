@@ -189,6 +189,25 @@ fn what_rootless_mode_cannot_give_is_refused_before_anything_starts() {
     assert_ne!(out.status.code(), Some(0));
     assert!(stderr_of(&out).contains("cannot limit rootless sandboxes"), "{}", stderr_of(&out));
     assert!(!stdout_of(&out).contains("ran"), "the program ran");
+    // Dependency installs are given rootless with their scratch on the state directory's
+    // tmpfs (memory charged to the install's limit); a state directory on disk would leave
+    // what the install writes uncapped, so it is refused before the install starts.
+    let disk = tempfile::Builder::new().prefix("ignite-state-").tempdir_in("/var/tmp").unwrap();
+    let fs = nix::sys::statfs::statfs(disk.path()).unwrap();
+    assert_ne!(fs.filesystem_type(), nix::sys::statfs::TMPFS_MAGIC, "/var/tmp is a tmpfs here: this needs a disk");
+    let dir = sb.ts_service("install-on-disk", "", code);
+    let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let package =
+        format!(r#"{{"name":"svc","private":true,"description":"{nonce}","dependencies":{{"lodash":"4.17.21"}}}}"#);
+    std::fs::write(dir.join("package.json"), package).unwrap();
+    let out = sb.cmd().env("IGNITE_STATE_DIR", disk.path()).arg("install").arg(&dir).output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = stderr_of(&out);
+    assert!(stderr.contains(&format!("the state directory {} is not on a tmpfs", disk.path().display())), "{stderr}");
+    let installs = disk.path().join("installs");
+    let left: Vec<_> =
+        std::fs::read_dir(&installs).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    assert!(left.is_empty(), "the refused install left {left:?}");
     let dir = sb.ts_service("outputs", "", code);
     let out_dir = sb.work.path().join("out");
     let out = sb.cmd().arg("run").arg(&dir).arg("--out").arg(&out_dir).output().unwrap();
@@ -313,7 +332,7 @@ fn bundles_are_not_built_rootless_but_come_in_by_import_and_run() {
 
 #[test]
 #[ignore = "needs a rootless host: run by tests/hosts/run.sh's rootless stage"]
-fn runc_is_refused_rootless_because_it_leaves_the_users_groups_on_the_program() {
+fn runc_and_youki_are_refused_rootless_because_they_leave_the_users_groups_on_the_program() {
     let Some(sb) = rootless_sandbox() else { return };
     let dir = sb.ts_service("groups", "", "console.log('ran');\n");
     let out = sb.cmd().env("IGNITE_OCI_RUNTIME", "runc").arg("run").arg(&dir).output().unwrap();
@@ -324,6 +343,31 @@ fn runc_is_refused_rootless_because_it_leaves_the_users_groups_on_the_program() 
         "{stderr}"
     );
     assert!(!stdout_of(&out).contains("ran"));
+    // youki 0.7 writes `deny` to setgroups before its maps, so it cannot drop them either.
+    // It is judged by what it says it is: a stand-in that says youki and records any other call
+    // (none must come: the refusal is before anything starts).
+    let called = sb.work.path().join("youki-called");
+    let youki = sb.work.path().join("youki");
+    std::fs::write(
+        &youki,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'youki version: 0.7.0'; echo 'libseccomp: 2.5.4'; exit 0; fi\n\
+             echo \"$@\" >> {}\nexit 1\n",
+            called.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&youki, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = sb.cmd().env("IGNITE_OCI_RUNTIME", &youki).arg("run").arg(&dir).output().unwrap();
+    let stderr = stderr_of(&out);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("rootless mode: youki leaves the invoking user's supplementary groups"), "{stderr}");
+    assert!(!called.exists(), "youki was called: {:?}", std::fs::read_to_string(&called));
+    let out = sb.cmd().env("IGNITE_OCI_RUNTIME", &youki).args(["doctor", "--json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = v["checks"].as_array().unwrap().iter().find(|c| c["name"] == "oci-rootless").unwrap().clone();
+    assert_eq!(row["status"], "fail", "{row}");
+    assert!(row["value"].as_str().unwrap().starts_with("youki leaves"), "{row}");
     // Doctor says the same, as a failure with the way out.
     let out = sb.cmd().env("IGNITE_OCI_RUNTIME", "runc").args(["doctor", "--json"]).output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

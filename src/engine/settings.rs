@@ -153,8 +153,8 @@ impl Settings {
         let root = std::path::Path::new("/");
         let (cgroup_driver, rootless) = if is_rootless() {
             // The entrypoint would refuse every run (it holds the user's groups): say why now.
-            if selected.kind == OciKind::Runc {
-                return Err(RootlessError::Runc.into());
+            if !selected.kind.sets_groups_rootless() {
+                return Err(RootlessError::KeepsGroups(selected.kind.as_str()).into());
             }
             let ids = Rootless::detect(root)?;
             let idmap_tools = crate::sandbox::userns::IdMapTools::from_env()?;

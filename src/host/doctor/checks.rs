@@ -174,11 +174,11 @@ fn rootless(f: &Facts, r: &RootlessFacts) -> Vec<Check> {
         }
     };
     let oci = match f.oci.selected.found() {
-        Some(o) if o.kind == "runc" => not_ok(
+        Some(o) if !drops_groups_rootless(o.kind) => not_ok(
             "oci-rootless",
             Status::Fail,
             EVERY_RUN,
-            "runc leaves the user's supplementary groups on a rootless sandbox's program",
+            format!("{} leaves the user's supplementary groups on a rootless sandbox's program", o.kind),
             "use crun: --oci-runtime crun (the rootless default) or IGNITE_OCI_RUNTIME=crun",
         ),
         Some(o) => ok(
@@ -192,11 +192,16 @@ fn rootless(f: &Facts, r: &RootlessFacts) -> Vec<Check> {
     let limits = not_ok(
         "rootless-limits",
         Status::Warn,
-        "writable roots, outputs, sessions, installs",
+        "writable roots, outputs, sessions, bundle builds",
         format!("refused rootless: {}", refused.join("; ")),
-        "run ignite as root for these (each rests on a mount ignite makes on the host); vendor node_modules for dependencies",
+        "run ignite as root for these (each rests on a mount or a chroot ignite makes on the host); bring bundles in with `ignite runtime import`",
     );
     vec![ids, helpers, manager, oci, limits]
+}
+
+/// Whether the OCI runtime `kind` (as doctor found it) drops the user's groups rootless.
+fn drops_groups_rootless(kind: &str) -> bool {
+    crate::sandbox::oci::OciKind::ALL.into_iter().any(|k| k.as_str() == kind && k.sets_groups_rootless())
 }
 
 /// ignite's hard open-file limit bounds each sandbox's (see [`crate::sandbox::nofile`]): below 4096 the

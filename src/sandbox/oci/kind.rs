@@ -23,6 +23,16 @@ impl OciKind {
         }
     }
 
+    /// Whether this runtime, run by a normal user, leaves the program no group but its own.
+    /// Only crun: it writes the gid map with newgidmap, so `setgroups` stays allowed in the
+    /// sandbox's user namespace, and drops the user's supplementary groups. runc (1.1) skips
+    /// `setgroups` whenever its own euid is not 0, and youki (0.7) writes `deny` to
+    /// `/proc/<pid>/setgroups` before the maps and then cannot call it: under either, the
+    /// program would keep the user's groups (and their access to group-readable files).
+    pub fn sets_groups_rootless(self) -> bool {
+        self == OciKind::Crun
+    }
+
     /// Reads the kind from what a binary prints for `--version`: the first word of its first
     /// non-empty line (`runc version 1.1.5+ds1`, `crun version 1.8.1`, `youki version: 0.7.0`).
     /// The file name says nothing: a wrapper script or a renamed copy is judged by its output.

@@ -71,8 +71,8 @@ pub fn user_runtime_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(format!("/run/user/{}", nix::unistd::geteuid().as_raw())))
 }
 
-/// The OCI runtime `--oci-runtime` defaults to: runc as root; rootless, crun (runc cannot give
-/// a rootless sandbox the same guarantees: see [`RootlessError::Runc`]).
+/// The OCI runtime `--oci-runtime` defaults to: runc as root; rootless, crun (runc and youki
+/// cannot give a rootless sandbox the same guarantees: see [`RootlessError::KeepsGroups`]).
 pub fn default_oci_runtime() -> &'static str {
     if is_rootless() { "crun" } else { "runc" }
 }
@@ -141,11 +141,11 @@ pub enum RootlessError {
     #[error("rootless mode: uid {0} has no user name (no entry in the password database)")]
     NoUserName(u32),
     #[error(
-        "rootless mode: runc leaves the invoking user's supplementary groups on the sandboxed program (it skips \
-         setgroups when it is not root), which would give the program the user's group access to files; use crun \
+        "rootless mode: {0} leaves the invoking user's supplementary groups on the sandboxed program (run by a normal \
+         user it cannot call setgroups), which would give the program the user's group access to files; use crun \
          (--oci-runtime crun or IGNITE_OCI_RUNTIME=crun, the rootless default)"
     )]
-    Runc,
+    KeepsGroups(&'static str),
     #[error(
         "rootless mode: `{0}` is not in PATH; the OCI runtime needs newuidmap and newgidmap to give a sandbox's user \
          namespace the user's subordinate ids (Debian/Ubuntu: apt-get install uidmap)"
