@@ -185,24 +185,11 @@ console.log(JSON.stringify(process.argv.slice(2)));"#;
         "run_code",
         json!({"code": io, "args": ["a", "b c"], "stdin": "from stdin", "env": {"GREETING": "hi"}, "outputs": true}),
     );
-    if common::rootless() {
-        // Rootless (tests/hosts/run.sh's rootless stage): output files rest on a host mount, and
-        // are refused with the reason; the same code without them runs.
-        assert_eq!(r["isError"], true, "{r}");
-        assert!(r["content"][0]["text"].as_str().unwrap().contains("is not available rootless"), "{r}");
-        let r = mcp.call(
-            "run_code",
-            json!({"code": io.replace("writeFileSync(", "void ("), "args": ["a", "b c"], "stdin": "x", "env": {"GREETING": "hi"}}),
-        );
-        assert_eq!(r["isError"], false, "{r}");
-        assert_eq!(r["structuredContent"]["stdout"], "[\"a\",\"b c\"]\n", "{r}");
-    } else {
-        assert_eq!(r["isError"], false, "{r}");
-        assert_eq!(r["structuredContent"]["stdout"], "[\"a\",\"b c\"]\n", "{r}");
-        let file = &r["structuredContent"]["files"]["result.txt"];
-        assert_eq!(file["content"], "aGkgZnJvbSBzdGRpbg==", "base64 of \"hi from stdin\": {r}");
-        assert_eq!(file["size"], 13, "{r}");
-    }
+    assert_eq!(r["isError"], false, "{r}");
+    assert_eq!(r["structuredContent"]["stdout"], "[\"a\",\"b c\"]\n", "{r}");
+    let file = &r["structuredContent"]["files"]["result.txt"];
+    assert_eq!(file["content"], "aGkgZnJvbSBzdGRpbg==", "base64 of \"hi from stdin\": {r}");
+    assert_eq!(file["size"], 13, "{r}");
     // A variable the operator did not allow is refused, naming it.
     let r = mcp.call("run_code", json!({"code": "1", "env": {"PATH": "/x"}}));
     assert_eq!(error_code(&r), "env_not_allowed", "{r}");

@@ -208,11 +208,73 @@ fn what_rootless_mode_cannot_give_is_refused_before_anything_starts() {
     let left: Vec<_> =
         std::fs::read_dir(&installs).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
     assert!(left.is_empty(), "the refused install left {left:?}");
-    let dir = sb.ts_service("outputs", "", code);
-    let out_dir = sb.work.path().join("out");
-    let out = sb.cmd().arg("run").arg(&dir).arg("--out").arg(&out_dir).output().unwrap();
-    assert_ne!(out.status.code(), Some(0));
-    assert!(stderr_of(&out).contains("output files (--out"), "{}", stderr_of(&out));
+    sb.assert_no_leaks();
+}
+
+/// Writes into its output directory what `IGNITE_INPUT` asks: files it keeps to itself (0600,
+/// in a 0700 directory), a link to the user's file, or more than the caps allow.
+const OUT_WRITER: &str = r#"
+import { chmodSync, mkdirSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+const d = process.env.IGNITE_OUT_DIR;
+const job = JSON.parse(process.env.IGNITE_INPUT ?? "{}");
+let refused = null;
+try {
+  if (job.link) {
+    writeFileSync(`${d}/result.txt`, "hello out
+");
+    mkdirSync(`${d}/private`, { mode: 0o700 });
+    writeFileSync(`${d}/private/secret.bin`, new Uint8Array([0, 1, 2, 255]), { mode: 0o600 });
+    chmodSync(`${d}/private/secret.bin`, 0o600);
+    symlinkSync(job.link, `${d}/link`);
+  }
+  if (job.many) for (let i = 0; i < job.many; i++) writeFileSync(`${d}/f${i}`, "x");
+  if (job.bytes) writeFileSync(`${d}/big`, new Uint8Array(job.bytes));
+} catch (e) { refused = e.code; }
+const st = statSync(d);
+console.log(JSON.stringify({ refused, owner: st.uid, mode: st.mode & 0o7777, uid: process.getuid() }));
+"#;
+
+#[test]
+#[ignore = "needs a rootless host: run by tests/hosts/run.sh's rootless stage"]
+fn output_files_come_back_rootless_with_the_caps_of_root_and_no_link_followed() {
+    let Some(sb) = rootless_sandbox() else { return };
+    // The user's own file, which a link in the output directory names.
+    let mine = sb.work.path().join("mine.txt");
+    std::fs::write(&mine, "the user's own file").unwrap();
+    let dir = sb.ts_service("out-writer", "", OUT_WRITER);
+    let out_dir = sb.work.path().join("outputs");
+    let input = serde_json::json!({ "link": mine }).to_string();
+    let (out, v) = sb.run_json(&dir, &["--input", &input, "--out", out_dir.to_str().unwrap()]);
+    assert_eq!(v["status"], "ok", "{v}\n{}", stderr_of(&out));
+    // The directory is the program's own (its run uid, mode 0700), as the host tmpfs is as root.
+    let seen: serde_json::Value = serde_json::from_str(v["stdout"].as_str().unwrap().trim()).unwrap();
+    assert_eq!(seen["refused"], serde_json::Value::Null, "{seen}");
+    assert_eq!(seen["owner"], seen["uid"], "{seen}");
+    assert_eq!(seen["mode"], 0o700, "{seen}");
+    // What the program kept to itself is read back all the same; the link is not followed.
+    assert_eq!(std::fs::read(out_dir.join("result.txt")).unwrap(), b"hello out\n");
+    assert_eq!(std::fs::read(out_dir.join("private/secret.bin")).unwrap(), [0, 1, 2, 255]);
+    assert!(std::fs::symlink_metadata(out_dir.join("link")).is_err(), "a link is never written back");
+    assert_eq!(v["filesLimit"], "not returned (not regular files, or nested too deep): link", "{v}");
+    assert_eq!(std::fs::read_to_string(&mine).unwrap(), "the user's own file");
+    // Files written back belong to the user, like everything ignite writes.
+    let meta = std::fs::metadata(out_dir.join("private/secret.bin")).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), nix::unistd::geteuid().as_raw());
+    // The caps of root's host tmpfs: 64 files, 8 MiB; the program is refused (ENOSPC).
+    let many = sb.work.path().join("many");
+    let (_, v) = sb.run_json(&dir, &["--input", r#"{"many":80}"#, "--out", many.to_str().unwrap()]);
+    let seen: serde_json::Value = serde_json::from_str(v["stdout"].as_str().unwrap().trim()).unwrap();
+    assert_eq!(seen["refused"], "ENOSPC", "{v}");
+    assert_eq!(std::fs::read_dir(&many).unwrap().count(), 64, "{v}");
+    assert!(
+        v["filesLimit"].as_str().unwrap().starts_with("/tmp/out was full (8388608 bytes or 64 files at most)"),
+        "{v}"
+    );
+    let big = sb.work.path().join("big");
+    let (_, v) = sb.run_json(&dir, &["--input", r#"{"bytes":9437184}"#, "--out", big.to_str().unwrap()]);
+    let seen: serde_json::Value = serde_json::from_str(v["stdout"].as_str().unwrap().trim()).unwrap();
+    assert_eq!(seen["refused"], "ENOSPC", "{v}");
+    assert!(v["filesLimit"].as_str().unwrap().contains("was full"), "{v}");
     sb.assert_no_leaks();
 }
 

@@ -81,6 +81,7 @@ impl Reduced {
             audit: None,
             stdin: Default::default(),
             input_file: None,
+            read_out: None,
         };
         let sink = Arc::new(FirstOutput::default());
         let report = self.runner.supervise(plan, Some(sink.clone()), cancel.clone()).await;

@@ -291,6 +291,10 @@ pub(super) enum Command {
     /// Internal: strips TypeScript types for a parent ignite process (a request on stdin).
     #[command(name = ignite::engine::internal::strip_worker::WORKER_COMMAND, hide = true)]
     StripWorker,
+    /// Internal (rootless): writes the output directory of the container whose entrypoint is
+    /// PID, for a parent ignite process that joined this process to its user namespace.
+    #[command(name = ignite::engine::internal::read_out::READ_OUT_COMMAND, hide = true)]
+    ReadOut { pid: u32 },
 }
 
 const POLICY_HELP: &str = "\

@@ -130,6 +130,7 @@ fn dispatch(cli: Cli, matches: &ArgMatches) -> anyhow::Result<i32> {
         Command::Cleanup => host::cleanup(&cli.global),
         Command::Doctor { json } => host::doctor(&cli.global, json),
         Command::StripWorker => Ok(ignite::engine::internal::strip_worker::serve()),
+        Command::ReadOut { pid } => Ok(ignite::engine::internal::read_out::serve(pid)),
         Command::OciHook { name } => {
             ignite::engine::internal::hook::run(&name, &mut std::io::stdin().lock())?;
             Ok(0)

@@ -316,6 +316,7 @@ impl<R: OciRuntime> Installer<'_, R> {
             audit: None,
             stdin: Default::default(),
             input_file: None,
+            read_out: None,
         };
         let report = self.supervisor.run(run, None, cancel.clone()).await?;
         // The network is no longer needed: take it down before the (possibly long) copy.

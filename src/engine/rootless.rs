@@ -6,19 +6,16 @@
 //! [`crate::sandbox::userns::ALL`] (the bundle store refuses a build from there too).
 
 use crate::data::policy::Policy;
-use crate::data::program_io::ProgramIo;
 
-pub use crate::sandbox::userns::{ALL, OUTPUTS, SESSIONS, Unsupported, WRITABLE_ROOT};
+pub use crate::sandbox::userns::{ALL, SESSIONS, Unsupported, WRITABLE_ROOT};
 
-/// The first thing a job (its policy, its I/O, whether it runs in a session's workspace) asks
-/// for that rootless mode refuses. A network (`security.network.enabled: true`) and dependency
-/// installs are given rootless: see [`crate::sandbox::netns`] and [`crate::engine::install`].
-pub fn check_job(policy: &Policy, io: &ProgramIo, in_session: bool) -> Result<(), Unsupported> {
+/// The first thing a job (its policy, whether it runs in a session's workspace) asks for that
+/// rootless mode refuses. A network (`security.network.enabled: true`), dependency installs and
+/// output files are given rootless: see [`crate::sandbox::netns`], [`crate::engine::install`]
+/// and [`crate::sandbox::grants::out`].
+pub fn check_job(policy: &Policy, in_session: bool) -> Result<(), Unsupported> {
     if !policy.read_only {
         return Err(WRITABLE_ROOT);
-    }
-    if io.outputs {
-        return Err(OUTPUTS);
     }
     if in_session {
         return Err(SESSIONS);

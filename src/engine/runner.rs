@@ -21,7 +21,7 @@ use crate::data::service::Service;
 use crate::engine::Settings;
 use crate::engine::install::{InstallError, Installer};
 use crate::engine::supervisor::{
-    INPUT_SUBDIR, Launched, OutputSink, RunPlan, StateDir, Supervisor, SupervisorError, Teardown, new_run_id,
+    INPUT_SUBDIR, Launched, OutputSink, ReadOut, RunPlan, StateDir, Supervisor, SupervisorError, Teardown, new_run_id,
 };
 use crate::sandbox::abi::{INPUT_ENV_MAX_BYTES, INPUT_FILE_PATH, INPUT_FILE_VAR, INPUT_VAR};
 use crate::sandbox::audit::{AuditError, AuditPlan};
@@ -289,7 +289,7 @@ impl Runner {
         let svc = &job.service;
         // Before anything else: what a rootless host cannot give is refused, never weakened.
         if self.settings.rootless.is_some() {
-            crate::engine::rootless::check_job(&job.policy, &job.io, job.workspace.is_some())?;
+            crate::engine::rootless::check_job(&job.policy, job.workspace.is_some())?;
         }
         // Before anything is fetched or staged: no sandbox starts under too low a limit.
         let nofile = crate::sandbox::nofile::sandbox_limit_now()?;
@@ -381,7 +381,10 @@ impl Runner {
             // In the run directory, which the supervisor creates (with this directory) and
             // removes on every path.
             input_dir: Some(self.state.run_dir(&id).join(INPUT_SUBDIR)),
-            out_dir: job.io.outputs.then(|| grants::out_path(&self.state.root, &id)),
+            out_dir: job.io.outputs.then(|| match self.settings.rootless {
+                None => spec::OutDir::Bind(grants::out_path(&self.state.root, &id)),
+                Some(_) => spec::OutDir::Tmpfs,
+            }),
             init_binary: self.settings.init_binary.clone(),
             user: spec::RunUser {
                 uid: identity.uid(),
@@ -434,7 +437,11 @@ impl Runner {
         let tools = grants::tools_for(&job.policy)?;
         // Held until the run is over: the staged directory must outlive the container.
         let _staged = prepared.staged;
-        let out_owner = job.io.outputs.then(|| (prepared.identity.uid(), prepared.identity.gid()));
+        // Root mounts the output tmpfs on the host; rootless, the OCI runtime mounts it in the
+        // container, and the supervisor reads it back before the entrypoint is released.
+        let in_container_out = matches!(prepared.input.out_dir, Some(spec::OutDir::Tmpfs));
+        let out_owner =
+            (job.io.outputs && !in_container_out).then(|| (prepared.identity.uid(), prepared.identity.gid()));
         // Declared before the grants and the run, so released after them: dropped last.
         let _identity = prepared.identity;
         self.supervisor.reap_stale().await;
@@ -473,12 +480,17 @@ impl Runner {
         if let Some(g) = &run_grants {
             g.verify()?;
         }
-        let plan = run_plan(job, prepared.id, spec, &prepared.limits, &prepared.runtime, prepared.audit);
+        let mut plan = run_plan(job, prepared.id, spec, &prepared.limits, &prepared.runtime, prepared.audit);
+        let read_out = in_container_out.then(|| ReadOut::new(self.settings.hook_binary.clone()));
+        plan.read_out = read_out.clone();
         // The sandbox must not be the first to fault in its runtime's pages.
         prepared.residency.wait();
         let report = self.supervisor.run(plan, sink, cancel).await;
         // The container is gone: what it left in its output directory is final.
-        let collected = run_grants.as_ref().and_then(RunGrants::collect_out);
+        let collected = match read_out {
+            Some(r) => Some(r.take()),
+            None => run_grants.as_ref().and_then(RunGrants::collect_out),
+        };
         drop(run_grants);
         let mut report = report?;
         report.install = install;
@@ -599,7 +611,10 @@ impl Runner {
                 netns: prepared.input.network.as_ref().map(|n| &n.netns),
                 writable_root: root_grant.as_deref(),
                 workspace: job.workspace.as_deref(),
-                out: prepared.input.out_dir.as_deref(),
+                out: match &prepared.input.out_dir {
+                    Some(spec::OutDir::Bind(dir)) => Some(dir.as_path()),
+                    _ => None,
+                },
             },
         )
     }
@@ -821,6 +836,7 @@ fn run_plan(
         audit,
         stdin: job.io.stdin.clone(),
         input_file: input_is_file(&job.input).then(|| Arc::from(job.input.as_str())),
+        read_out: None,
     }
 }
 

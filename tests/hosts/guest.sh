@@ -106,9 +106,9 @@ if [[ -n ${ROOTLESS_SUITES// /} ]]; then
     echo "== rootless $oci"
     for name in $ROOTLESS_SUITES; do
       exe=$BIN_DIR/$name
-      # Tests of what rootless mode refuses (a writable root, outputs, sessions,
-      # installs: tests/hosts/rootless-skip lists them with the reason); rootless.rs proves
-      # each refusal instead.
+      # Tests of what rootless mode refuses (a writable root, sessions:
+      # tests/hosts/rootless-skip lists them with the reason); rootless.rs proves each
+      # refusal instead.
       skips=()
       while read -r suite test _; do
         [[ $suite == "$name" ]] && skips+=(--skip "$test")

@@ -184,6 +184,7 @@ mod tests {
             audit: None,
             stdin: Default::default(),
             input_file: None,
+            read_out: None,
         }
     }
 

@@ -134,6 +134,11 @@ impl<R: OciRuntime> Supervisor<R> {
                         stats = self.final_stats(&teardown.run_dir, cgroups.take()).await;
                         teardown.stats_read = stats.is_some();
                         counters_at = ms_since(launch);
+                        // And the output directory the container holds (only its entrypoint
+                        // is left in it, waiting).
+                        if let (Some(read_out), Some(pid)) = (plan.read_out.clone(), init_pid(&teardown.run_dir)) {
+                            let _ = tokio::task::spawn_blocking(move || read_out.read(pid)).await;
+                        }
                         break;
                     }
                     Some(InitEvent::Pins { pins }) => {

@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use crate::data::report::{Report, rfc3339};
 use crate::fsutil::IoError;
 use crate::sandbox::audit::{self, AuditPlan, Listener};
+use crate::sandbox::grants::out::Collected;
 use crate::sandbox::init_proto::InitEvent;
 use crate::sandbox::oci::{Foreground, OciError, OciRuntime};
 
@@ -87,6 +88,44 @@ pub struct RunPlan {
     /// An input too large for its variable: written to the run directory's input directory
     /// (mounted read-only in the sandbox) before the program starts.
     pub input_file: Option<Arc<str>>,
+    /// Rootless runs with an output directory: it is read from inside the container once the
+    /// program is gone, while the entrypoint waits for its release (see [`ReadOut`]).
+    pub read_out: Option<ReadOut>,
+}
+
+/// Reading a run's output directory from inside its container (rootless, where it is a tmpfs
+/// the OCI runtime mounted there; see [`crate::sandbox::grants::out`]): the supervisor reads it
+/// when the entrypoint reports the program's exit, before it releases the entrypoint, and
+/// leaves the result here for the caller, which holds a clone.
+#[derive(Debug, Clone)]
+pub struct ReadOut {
+    /// The `ignite` binary, run as the reading helper.
+    exe: PathBuf,
+    result: Arc<std::sync::Mutex<Option<std::io::Result<Collected>>>>,
+}
+
+impl ReadOut {
+    pub fn new(exe: PathBuf) -> ReadOut {
+        ReadOut { exe, result: Arc::default() }
+    }
+
+    /// Reads the directory of the container whose entrypoint is `pid` (blocking).
+    fn read(&self, pid: u32) {
+        let read = crate::sandbox::grants::out::read_from_container(&self.exe, pid);
+        if let Ok(mut slot) = self.result.lock() {
+            *slot = Some(read);
+        }
+    }
+
+    /// What was read; an error if nothing could be (the entrypoint was gone without reporting
+    /// the exit, so the container and its directory were gone with it).
+    pub fn take(&self) -> std::io::Result<Collected> {
+        self.result.lock().ok().and_then(|mut slot| slot.take()).unwrap_or_else(|| {
+            Err(std::io::Error::other(
+                "the sandbox ended before the program's exit was reported, and its output directory with it",
+            ))
+        })
+    }
 }
 
 /// The run directory's subdirectory every run's spec mounts read-only at

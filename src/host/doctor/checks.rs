@@ -192,7 +192,7 @@ fn rootless(f: &Facts, r: &RootlessFacts) -> Vec<Check> {
     let limits = not_ok(
         "rootless-limits",
         Status::Warn,
-        "writable roots, outputs, sessions, bundle builds",
+        "writable roots, sessions, bundle builds",
         format!("refused rootless: {}", refused.join("; ")),
         "run ignite as root for these (each rests on a mount or a chroot ignite makes on the host); bring bundles in with `ignite runtime import`",
     );

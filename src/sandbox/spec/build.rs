@@ -31,6 +31,35 @@ pub const WORKSPACE_DIR: &str = "/tmp/workspace";
 /// `sandbox::grants::out`). Under the container's `/tmp`: a mount point at `/out` would have
 /// to be made in the shared, read-only runtime root.
 pub const OUT_DIR: &str = "/tmp/out";
+/// Most bytes a program may write to its output directory (its tmpfs's size).
+pub const MAX_OUT_BYTES: u64 = 8 * 1024 * 1024;
+/// Most files (and directories) it may create there (the tmpfs's inodes, less its root).
+pub const MAX_OUT_FILES: u64 = 64;
+
+/// The output tmpfs's options (`mount -o`): its caps, its mode and its owner.
+pub fn out_tmpfs_data(uid: u32, gid: u32) -> String {
+    format!("size={MAX_OUT_BYTES},nr_inodes={},mode=0700,uid={uid},gid={gid}", MAX_OUT_FILES + 1)
+}
+
+/// Rootless: the options of the spec mount that gives [`OUT_DIR`] the same tmpfs inside the
+/// container ([`OutDir::Tmpfs`]), owned by the program's `uid:gid` as the container sees them.
+pub fn out_tmpfs_options(uid: u32, gid: u32) -> Vec<String> {
+    let mut options: Vec<String> = ["nosuid", "nodev", "noexec"].map(String::from).into();
+    options.extend(out_tmpfs_data(uid, gid).split(',').map(String::from));
+    options
+}
+
+/// Where a run's output directory at [`OUT_DIR`] comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutDir {
+    /// The tmpfs ignite mounted for the run on the host (root), bound read-write, nosuid,
+    /// nodev, noexec; such a spec passes [`validate_run`] with it granted.
+    Bind(PathBuf),
+    /// The same tmpfs, mounted by the OCI runtime inside the container (rootless: see
+    /// [`crate::sandbox::grants::out`]).
+    Tmpfs,
+}
+
 /// The variable that names [`OUT_DIR`] to a program that has one.
 pub const OUT_DIR_VAR: &str = "IGNITE_OUT_DIR";
 /// Where ignite's static entrypoint is bind-mounted (an empty placeholder in every rootfs).
@@ -154,9 +183,8 @@ pub struct SpecInput {
     /// [`INPUT_VAR`]. Every run has it (a warm sandbox's is filled at handover), so that the
     /// spec does not depend on the input's size.
     pub input_dir: Option<PathBuf>,
-    /// The run's output directory (a tmpfs ignite mounted for it), bound read-write, nosuid,
-    /// nodev, noexec at [`OUT_DIR`]; such a spec passes [`validate_run`] with it granted.
-    pub out_dir: Option<PathBuf>,
+    /// The run's output directory at [`OUT_DIR`] (see [`OutDir`]).
+    pub out_dir: Option<OutDir>,
     /// Host path of the static `ignite-init` binary.
     pub init_binary: PathBuf,
     /// Who the program runs as.
@@ -257,9 +285,17 @@ pub fn build(input: &SpecInput) -> Result<Spec, SpecError> {
         // After /tmp, which holds its mount point.
         mounts.push(mount(INPUT_DIR, "bind", &dir.to_string_lossy(), &["bind", "ro", "nosuid", "nodev", "noexec"])?);
     }
-    if let Some(dir) = &input.out_dir {
+    match &input.out_dir {
         // After /tmp, which holds its mount point.
-        mounts.push(mount(OUT_DIR, "bind", &dir.to_string_lossy(), &["bind", "rw", "nosuid", "nodev", "noexec"])?);
+        Some(OutDir::Bind(dir)) => {
+            mounts.push(mount(OUT_DIR, "bind", &dir.to_string_lossy(), &["bind", "rw", "nosuid", "nodev", "noexec"])?);
+        }
+        Some(OutDir::Tmpfs) => {
+            let options = out_tmpfs_options(input.user.uid, input.user.gid);
+            let options: Vec<&str> = options.iter().map(String::as_str).collect();
+            mounts.push(mount(OUT_DIR, "tmpfs", "tmpfs", &options)?);
+        }
+        None => {}
     }
     if let Some(net) = &input.network {
         let source = net.resolv_conf.to_string_lossy();
@@ -735,10 +771,28 @@ mod tests {
     }
 
     #[test]
+    fn a_rootless_output_directory_is_a_tmpfs_with_the_caps_owned_by_the_program_and_needs_no_grant() {
+        let mut i = input();
+        i.out_dir = Some(OutDir::Tmpfs);
+        let s = build(&i).unwrap();
+        let m = s.mounts().as_ref().unwrap().iter().find(|m| m.destination() == Path::new(OUT_DIR)).unwrap();
+        assert_eq!(m.typ().as_deref(), Some("tmpfs"));
+        let o = m.options().as_ref().unwrap();
+        let uid = format!("uid={}", i.user.uid);
+        let gid = format!("gid={}", i.user.gid);
+        let caps = ["size=8388608", "nr_inodes=65", "mode=0700", uid.as_str(), gid.as_str()];
+        for want in ["nosuid", "nodev", "noexec"].iter().chain(&caps) {
+            assert!(o.iter().any(|x| x == want), "{want} missing: {o:?}");
+        }
+        assert!(!o.iter().any(|x| x == "bind"), "{o:?}");
+        validate(&s).unwrap();
+    }
+
+    #[test]
     fn only_a_granted_output_directory_is_bound_read_write_and_every_run_has_its_input_read_only() {
         let out = Path::new("/run/ignite/grants/ig-1/out");
         let mut i = input();
-        i.out_dir = Some(out.to_path_buf());
+        i.out_dir = Some(OutDir::Bind(out.to_path_buf()));
         let s = build(&i).unwrap();
         let find =
             |dest: &str| s.mounts().as_ref().unwrap().iter().find(|m| m.destination() == Path::new(dest)).cloned();

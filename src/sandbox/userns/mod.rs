@@ -44,10 +44,6 @@ pub const WRITABLE_ROOT: Unsupported = Unsupported {
     feature: "a writable root filesystem (security.filesystem.readOnly: false)",
     why: "the writable layer is a size-capped overlay ignite mounts on the host, which a normal user cannot mount",
 };
-pub const OUTPUTS: Unsupported = Unsupported {
-    feature: "output files (--out, \"outputs\": true)",
-    why: "the output directory is a size-capped tmpfs ignite mounts on the host, which a normal user cannot mount",
-};
 pub const SESSIONS: Unsupported = Unsupported {
     feature: "sessions (POST /v1/sessions, the MCP session tools)",
     why: "a session's workspace is a size-capped tmpfs ignite mounts on the host, which a normal user cannot mount",
@@ -60,7 +56,7 @@ pub const BUILD: Unsupported = Unsupported {
 };
 /// What rootless mode refuses (each rests on a mount or a chroot ignite makes on the host,
 /// which a normal user cannot make), for `ignite doctor`, the engine and the bundle store.
-pub const ALL: &[Unsupported] = &[WRITABLE_ROOT, OUTPUTS, SESSIONS, BUILD];
+pub const ALL: &[Unsupported] = &[WRITABLE_ROOT, SESSIONS, BUILD];
 
 /// The user's runtime directory: `$XDG_RUNTIME_DIR` when it is an absolute path, else
 /// `/run/user/<uid>` (what pam_systemd creates).
