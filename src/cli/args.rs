@@ -92,7 +92,7 @@ pub(super) struct GlobalArgs {
     pub(super) cache_dir: PathBuf,
     /// OCI runtime: `runc`, `crun`, `youki` (looked up in PATH) or a path to one of them;
     /// which one it is comes from its `--version`.
-    /// Default: runc as root, crun rootless (runc would leave the user's groups on the program).
+    /// Default: runc as root, crun rootless (runc and youki would leave the user's groups on the program).
     #[arg(long, global = true, env = "IGNITE_OCI_RUNTIME", default_value_t = ignite::engine::default_oci_runtime().to_string())]
     pub(super) oci_runtime: String,
     /// Who creates each sandbox's cgroup: `systemd` (a transient scope
