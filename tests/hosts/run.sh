@@ -24,9 +24,10 @@ suites=("$@")
 [[ ${suites[*]} == none ]] && suites=()
 # Rootless (ignite as a normal user, user tester, under crun: ignite refuses runc rootless, which
 # tests/rootless.rs shows): the suites that attack and confine the sandbox, the network grants
-# (tests/grants.rs, but what needs a writable root), the dependency installs, the server and MCP, and
+# (tests/grants.rs, but what needs a writable root), the dependency installs, program I/O (output
+# files among it), the server and MCP, and
 # tests/rootless.rs (ids, limits, files, signals, refusals, bundles, leftovers).
-read -r -a rootless_suites <<<"${IGNITE_VM_ROOTLESS-sandbox escape audit spawn grants deps server mcp rootless}"
+read -r -a rootless_suites <<<"${IGNITE_VM_ROOTLESS-sandbox escape audit spawn grants deps program_io server mcp rootless}"
 ocis=${IGNITE_VM_OCI:-runc,crun}
 rootless_ocis=${IGNITE_VM_ROOTLESS_OCI:-crun}
 skip_runc=${IGNITE_VM_SKIP_RUNC-bench server service_unit escape audit spawn}
