@@ -124,7 +124,8 @@ mmdebstrap --quiet --mode=root --variant=minbase --components=main --include="$p
   bookworm "$tmp/root" "$mirror" >&2
 cp -L "$tmp"/root/boot/vmlinuz-* "$tmp/vmlinuz"
 cp -L "$tmp"/root/boot/initrd.img-* "$tmp/initrd.img"
-mkfs.ext4 -q -F -L vmroot -d "$tmp/root" "$tmp/rootfs.img" 6G
+# Its notes (e.g. "Creating regular file") go to stderr: stdout is the image path only.
+mkfs.ext4 -q -F -L vmroot -d "$tmp/root" "$tmp/rootfs.img" 6G >&2
 rm -rf "$tmp/root" "$tmp/customize.sh"
 # Older images go: one image per version of this script.
 find "$cache" -mindepth 1 -maxdepth 1 -type d ! -name "$digest" ! -name '.build-*' -exec rm -rf {} +
