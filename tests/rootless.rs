@@ -220,8 +220,7 @@ const job = JSON.parse(process.env.IGNITE_INPUT ?? "{}");
 let refused = null;
 try {
   if (job.link) {
-    writeFileSync(`${d}/result.txt`, "hello out
-");
+    writeFileSync(`${d}/result.txt`, "hello out\n");
     mkdirSync(`${d}/private`, { mode: 0o700 });
     writeFileSync(`${d}/private/secret.bin`, new Uint8Array([0, 1, 2, 255]), { mode: 0o600 });
     chmodSync(`${d}/private/secret.bin`, 0o600);

@@ -246,7 +246,7 @@ impl<R: OciRuntime> Installer<'_, R> {
                 ws.populate(plan, self.ca_file, Some((identity.uid(), identity.gid())))?
             }
             Some(mapper) => {
-                ws.check_scratch_is_tmpfs()?;
+                ws.check_scratch_is_tmpfs(&self.state.root)?;
                 let has_ca = ws.populate(plan, self.ca_file, None)?;
                 ws.hand_over(identity.uid(), identity.gid(), mapper)?;
                 has_ca
@@ -472,11 +472,11 @@ impl Workspace {
 
     /// Rootless: the scratch directory (not mounted) must be on a tmpfs, where what the install
     /// writes is memory charged to its limit (see the module doc).
-    fn check_scratch_is_tmpfs(&self) -> Result<(), InstallError> {
+    fn check_scratch_is_tmpfs(&self, state_dir: &Path) -> Result<(), InstallError> {
         let scratch = self.scratch();
         let fs = nix::sys::statfs::statfs(&scratch).at("statfs", &scratch)?;
         if fs.filesystem_type() != nix::sys::statfs::TMPFS_MAGIC {
-            return Err(InstallError::RootlessScratch { path: self.dir.parent().unwrap_or(&self.dir).to_path_buf() });
+            return Err(InstallError::RootlessScratch { path: state_dir.to_path_buf() });
         }
         Ok(())
     }
