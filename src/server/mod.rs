@@ -136,7 +136,7 @@ pub(crate) struct AppState {
 }
 
 /// What both edges (`serve` and `ignite mcp`) take from their flags for the runs they start,
-/// checked the same way by [`RunFlags::check`].
+/// checked the same way by `RunFlags::check`.
 #[derive(Debug, Clone)]
 pub struct RunFlags {
     /// Executions running at once.
