@@ -266,7 +266,13 @@ pub(super) enum Command {
     Serve(ServeArgs),
     /// Serve the MCP tools (run code, services, sessions) to an agent over stdio (see
     /// docs/agents.md).
-    #[command(after_help = MCP_HELP)]
+    // One local client: a shorter queue, fewer sessions, no sandbox started ahead.
+    #[command(
+        after_help = MCP_HELP,
+        mut_arg("queue", |a| a.default_value("16")),
+        mut_arg("max_sessions", |a| a.default_value("8")),
+        mut_arg("pool_min", |a| a.default_value("0"))
+    )]
     Mcp(McpArgs),
     /// Check that this host can run sandboxes: OCI runtime, cgroups, seccomp, Landlock, user
     /// namespaces, disk space, privileges — with a remedy for each problem.
@@ -486,47 +492,18 @@ pub(super) struct ServeArgs {
     /// Requests per minute per key (per client address without keys); 0 turns it off.
     #[arg(long, value_name = "N", default_value_t = 600)]
     pub(super) rate_limit: u32,
-    /// Executions running at once [default: number of CPUs].
-    #[arg(long, value_name = "N")]
-    pub(super) max_concurrent: Option<usize>,
-    /// Executions waiting for a slot; beyond that requests get 503.
-    #[arg(long, value_name = "N", default_value_t = 64)]
-    pub(super) queue: usize,
     /// Largest request body in bytes (413 beyond it).
     #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
     pub(super) max_body: usize,
-    /// Largest `input` in bytes, serialised (413 beyond it; at most 8 MiB; past 64 KiB the
-    /// program reads it from the file $IGNITE_INPUT_FILE names). Keep --max-body above it.
-    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
-    pub(super) max_input: usize,
-    /// An environment variable inline code (`POST /v1/execute`, sessions) may be given in a
-    /// request's `env` (repeatable); a service's are its service.yaml `allowEnv`. Never
-    /// IGNITE_*, LD_*, PATH or HOME.
-    #[arg(long = "allow-env", value_name = "NAME")]
-    pub(super) allow_env: Vec<String>,
     /// Seconds running executions get to finish after SIGTERM/SIGINT before they are cancelled.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub(super) shutdown_timeout: u64,
-    /// Seconds a session lives unless its creator asks for less or more (`ttlSeconds`).
-    #[arg(long, value_name = "SECS", default_value_t = 600)]
-    pub(super) session_ttl: u64,
-    /// The longest `ttlSeconds` a session may ask for.
-    #[arg(long, value_name = "SECS", default_value_t = 3600)]
-    pub(super) session_max_ttl: u64,
-    /// Size of each session's workspace (a tmpfs: it takes memory as it fills).
-    #[arg(long, value_name = "MIB", default_value_t = 64)]
-    pub(super) session_quota_mb: u64,
-    /// Sessions open at once; more are refused with 503.
-    #[arg(long, value_name = "N", default_value_t = 16)]
-    pub(super) max_sessions: usize,
+    #[command(flatten)]
+    pub(super) run: RunFlagArgs,
     /// Sessions one API key may hold at once; more are refused with 429 (without keys only
     /// --max-sessions applies).
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub(super) max_sessions_per_key: usize,
-    /// Requests that may wait for a session's turn while one of its runs goes on; more are
-    /// refused at once with 429. Waiting requests also count against --queue.
-    #[arg(long, value_name = "N", default_value_t = 4)]
-    pub(super) session_max_waiting: usize,
     /// Connections open at once, all clients together; more are closed at once (logged).
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub(super) max_connections: usize,
@@ -541,6 +518,60 @@ pub(super) struct ServeArgs {
     /// Seconds a kept-alive connection may wait idle for its next request before it is closed.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub(super) idle_timeout: u64,
+    /// This server's name among several behind one address (on Kubernetes: its pod's name).
+    /// Responses name it in X-Ignite-Node and session ids start with it (`NAME.<hex>`), so a
+    /// session's requests can be sent to the server that holds its workspace.
+    #[arg(long, env = "IGNITE_NODE_NAME", value_name = "NAME")]
+    pub(super) node_name: Option<String>,
+}
+
+/// `ignite mcp`: the flags of `ignite serve` that apply to one local client.
+#[derive(Args, Debug)]
+pub(super) struct McpArgs {
+    /// Directory whose subdirectories (each with a service.yaml) are the services that
+    /// list_services and run_service offer; without it, only run_code and sessions.
+    #[arg(long, value_name = "DIR")]
+    pub(super) services: Option<PathBuf>,
+    #[command(flatten)]
+    pub(super) run: RunFlagArgs,
+}
+
+/// The flags `ignite serve` and `ignite mcp` share: what the runs they start are given. `mcp`
+/// changes three defaults for one local client (see `Command::Mcp`).
+#[derive(Args, Debug)]
+pub(super) struct RunFlagArgs {
+    /// Executions running at once [default: number of CPUs].
+    #[arg(long, value_name = "N")]
+    pub(super) max_concurrent: Option<usize>,
+    /// Executions waiting for a slot; beyond that a request is refused (HTTP: 503 with
+    /// Retry-After; MCP: `busy`).
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub(super) queue: usize,
+    /// Largest `input` in bytes, serialised (HTTP: 413 beyond it; keep --max-body above it). At
+    /// most 8 MiB; past 64 KiB the program reads it from the file $IGNITE_INPUT_FILE names.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
+    pub(super) max_input: usize,
+    /// An environment variable inline code (`POST /v1/execute`, run_code, sessions) may be
+    /// given in a request's `env` (repeatable); a service's are its service.yaml `allowEnv`.
+    /// Never IGNITE_*, LD_*, PATH or HOME.
+    #[arg(long = "allow-env", value_name = "NAME")]
+    pub(super) allow_env: Vec<String>,
+    /// Seconds a session lives unless its creator asks for less or more (`ttlSeconds`).
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    pub(super) session_ttl: u64,
+    /// The longest `ttlSeconds` a session may ask for.
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    pub(super) session_max_ttl: u64,
+    /// Size of each session's workspace (a tmpfs: it takes memory as it fills).
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    pub(super) session_quota_mb: u64,
+    /// Sessions open at once; more are refused (HTTP: 503).
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub(super) max_sessions: usize,
+    /// Requests that may wait for a session's turn while one of its runs goes on; more are
+    /// refused at once (HTTP: 429). Waiting requests also count against --queue.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub(super) session_max_waiting: usize,
     /// Warm sandboxes each service keeps parked (started at launch); 0 starts them on demand.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub(super) pool_min: usize,
@@ -558,75 +589,11 @@ pub(super) struct ServeArgs {
     #[arg(long = "pool", value_name = "SERVICE=MIN:MAX")]
     pub(super) pool_overrides: Vec<String>,
     /// Execute without the preflight checks (see `ignite preflight --help`); by default an
-    /// execution whose check fails is refused with 422 `preflight_failed` and the checks.
+    /// execution whose check fails is refused (HTTP: 422 `preflight_failed`, with the checks).
     #[arg(long)]
     pub(super) skip_preflight: bool,
     /// Execute a service that has an ignite.lock only while it matches it (see `ignite lock
-    /// --help`); one that drifted is refused with 409 `lock_drift`. Services without one run.
-    #[arg(long)]
-    pub(super) locked: bool,
-    /// This server's name among several behind one address (on Kubernetes: its pod's name).
-    /// Responses name it in X-Ignite-Node and session ids start with it (`NAME.<hex>`), so a
-    /// session's requests can be sent to the server that holds its workspace.
-    #[arg(long, env = "IGNITE_NODE_NAME", value_name = "NAME")]
-    pub(super) node_name: Option<String>,
-}
-
-/// `ignite mcp`: the flags of `ignite serve` that apply to one local client.
-#[derive(Args, Debug)]
-pub(super) struct McpArgs {
-    /// Directory whose subdirectories (each with a service.yaml) are the services that
-    /// list_services and run_service offer; without it, only run_code and sessions.
-    #[arg(long, value_name = "DIR")]
-    pub(super) services: Option<PathBuf>,
-    /// Executions running at once [default: number of CPUs].
-    #[arg(long, value_name = "N")]
-    pub(super) max_concurrent: Option<usize>,
-    /// Executions waiting for a slot; beyond that a call is refused (`busy`).
-    #[arg(long, value_name = "N", default_value_t = 16)]
-    pub(super) queue: usize,
-    /// Largest `input` in bytes, serialised (at most 131008).
-    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
-    pub(super) max_input: usize,
-    /// An environment variable run_code and session_execute may be given in `env`
-    /// (repeatable); a service's are its service.yaml `allowEnv`. Never IGNITE_*, LD_*, PATH or
-    /// HOME.
-    #[arg(long = "allow-env", value_name = "NAME")]
-    pub(super) allow_env: Vec<String>,
-    /// Seconds a session lives unless session_create asks for less or more (`ttlSeconds`).
-    #[arg(long, value_name = "SECS", default_value_t = 600)]
-    pub(super) session_ttl: u64,
-    /// The longest `ttlSeconds` a session may ask for.
-    #[arg(long, value_name = "SECS", default_value_t = 3600)]
-    pub(super) session_max_ttl: u64,
-    /// Size of each session's workspace (a tmpfs: it takes memory as it fills).
-    #[arg(long, value_name = "MIB", default_value_t = 64)]
-    pub(super) session_quota_mb: u64,
-    /// Sessions open at once.
-    #[arg(long, value_name = "N", default_value_t = 8)]
-    pub(super) max_sessions: usize,
-    /// Calls that may wait for a session's turn while one of its runs goes on.
-    #[arg(long, value_name = "N", default_value_t = 4)]
-    pub(super) session_max_waiting: usize,
-    /// Warm sandboxes each service keeps parked; 0 (the default) starts them on demand.
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub(super) pool_min: usize,
-    /// Most warm sandboxes per service; 0 turns the pool off.
-    #[arg(long, value_name = "N", default_value_t = 4)]
-    pub(super) pool_max: usize,
-    /// Seconds a warm sandbox may stay idle before it is removed (down to --pool-min).
-    #[arg(long, value_name = "SECS", default_value_t = 300)]
-    pub(super) pool_idle_ttl: u64,
-    /// Memory the sandboxes may reserve in all [default: half of MemAvailable at start].
-    #[arg(long, value_name = "MIB")]
-    pub(super) pool_memory_mb: Option<u64>,
-    /// Per-service sizing, SERVICE=MIN:MAX (repeatable), e.g. --pool hello=1:4.
-    #[arg(long = "pool", value_name = "SERVICE=MIN:MAX")]
-    pub(super) pool_overrides: Vec<String>,
-    /// Execute without the preflight checks.
-    #[arg(long)]
-    pub(super) skip_preflight: bool,
-    /// Run a service that has an ignite.lock only while it matches it.
+    /// --help`); one that drifted is refused (HTTP: 409 `lock_drift`). Services without one run.
     #[arg(long)]
     pub(super) locked: bool,
 }

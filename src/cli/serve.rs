@@ -6,7 +6,7 @@ use anyhow::Context;
 use ignite::engine::{PoolConfig, Sizing, default_budget_mb, parse_override};
 
 use super::GlobalArgs;
-use super::args::ServeArgs;
+use super::args::{RunFlagArgs, ServeArgs};
 use super::settings::engine;
 
 pub(super) fn serve(g: &GlobalArgs, a: ServeArgs) -> anyhow::Result<i32> {
@@ -29,9 +29,6 @@ pub(super) fn serve(g: &GlobalArgs, a: ServeArgs) -> anyhow::Result<i32> {
     };
     let keys = ignite::server::Keys::load(a.api_key_file.as_deref(), env_keys.as_deref())?;
     let pass_env = g.passed_env()?;
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let pool =
-        pool_config(Sizing { min: a.pool_min, max: a.pool_max }, &a.pool_overrides, a.pool_idle_ttl, a.pool_memory_mb)?;
     let config = ignite::server::Config {
         services_dir: a.services,
         listen,
@@ -40,23 +37,7 @@ pub(super) fn serve(g: &GlobalArgs, a: ServeArgs) -> anyhow::Result<i32> {
         insecure_no_auth: a.insecure_no_auth,
         trust_proxy: a.trust_proxy,
         rate_limit: a.rate_limit,
-        run: ignite::server::RunFlags {
-            max_concurrent: a.max_concurrent.unwrap_or(cpus),
-            queue: a.queue,
-            max_input: a.max_input,
-            allow_env: a.allow_env,
-            sessions: ignite::server::SessionConfig {
-                default_ttl: std::time::Duration::from_secs(a.session_ttl),
-                max_ttl: std::time::Duration::from_secs(a.session_max_ttl),
-                quota_mb: a.session_quota_mb,
-                max_sessions: a.max_sessions,
-                max_per_key: a.max_sessions_per_key,
-                max_waiting: a.session_max_waiting,
-            },
-            pool,
-            skip_preflight: a.skip_preflight,
-            locked: a.locked,
-        },
+        run: run_flags(a.run, a.max_sessions_per_key)?,
         max_body: a.max_body,
         shutdown_timeout: std::time::Duration::from_secs(a.shutdown_timeout),
         connections: ignite::server::ConnLimits {
@@ -77,8 +58,33 @@ pub(super) fn serve(g: &GlobalArgs, a: ServeArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// The warm pool's settings from the pool flags (`ignite serve`, `ignite mcp`).
-pub(super) fn pool_config(
+/// What the runs are given, from the flags `serve` and `mcp` share; `max_per_key` is the cap
+/// of sessions per API key.
+pub(super) fn run_flags(a: RunFlagArgs, max_per_key: usize) -> anyhow::Result<ignite::server::RunFlags> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pool =
+        pool_config(Sizing { min: a.pool_min, max: a.pool_max }, &a.pool_overrides, a.pool_idle_ttl, a.pool_memory_mb)?;
+    Ok(ignite::server::RunFlags {
+        max_concurrent: a.max_concurrent.unwrap_or(cpus),
+        queue: a.queue,
+        max_input: a.max_input,
+        allow_env: a.allow_env,
+        sessions: ignite::server::SessionConfig {
+            default_ttl: std::time::Duration::from_secs(a.session_ttl),
+            max_ttl: std::time::Duration::from_secs(a.session_max_ttl),
+            quota_mb: a.session_quota_mb,
+            max_sessions: a.max_sessions,
+            max_per_key,
+            max_waiting: a.session_max_waiting,
+        },
+        pool,
+        skip_preflight: a.skip_preflight,
+        locked: a.locked,
+    })
+}
+
+/// The warm pool's settings from the pool flags.
+fn pool_config(
     default: Sizing,
     per_service: &[String],
     idle_ttl: u64,
