@@ -89,6 +89,8 @@ cp "${IGNITE_VM_GUEST:-tests/hosts/guest.sh}" "$job/job.sh"
   # service_unit, escape, audit, spawn) is the hybrid host's `cargo test` again: they run here
   # under crun as root, and under runc rootless, which keeps the stage's time as it was.
   printf 'SKIP_RUNC=%q\n' "$skip_runc"
+  # For a guest that is a benchmark (benches/rootless-vm.sh): which part of it to time.
+  printf 'BENCH_ONLY=%q\n' "${IGNITE_VM_BENCH_ONLY:-}"
 } >"$job/vars.sh"
 # The host's extra CA certificates (a TLS-inspecting proxy's, when the host sits behind one): the
 # rootless stage's dependency installs reach the registry through the same network.
