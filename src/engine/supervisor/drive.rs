@@ -136,7 +136,8 @@ impl<R: OciRuntime> Supervisor<R> {
                         counters_at = ms_since(launch);
                         // And the output directory the container holds (only its entrypoint
                         // is left in it, waiting).
-                        if let (Some(read_out), Some(pid)) = (plan.read_out.clone(), init_pid(&teardown.run_dir)) {
+                        if let Some(read_out) = plan.read_out.clone() {
+                            let pid = init_pid(&teardown.run_dir);
                             let _ = tokio::task::spawn_blocking(move || read_out.read(pid)).await;
                         }
                         break;

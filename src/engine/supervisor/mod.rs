@@ -110,8 +110,11 @@ impl ReadOut {
     }
 
     /// Reads the directory of the container whose entrypoint is `pid` (blocking).
-    fn read(&self, pid: u32) {
-        let read = crate::sandbox::grants::out::read_from_container(&self.exe, pid);
+    fn read(&self, pid: Option<u32>) {
+        let read = match pid {
+            Some(pid) => crate::sandbox::grants::out::read_from_container(&self.exe, pid),
+            None => Err(std::io::Error::other("the pid of the sandbox's entrypoint is unknown (no init.pid)")),
+        };
         if let Ok(mut slot) = self.result.lock() {
             *slot = Some(read);
         }
