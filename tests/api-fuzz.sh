@@ -20,43 +20,15 @@ config=$root/tests/api-fuzz/schemathesis.toml
 cache=${IGNITE_FUZZ_CACHE:-/var/cache/ignite-ci/api-fuzz}
 max_time=${IGNITE_FUZZ_MAX_TIME:-180}
 started=$SECONDS
+name=api-fuzz
+# shellcheck source=tests/harness.sh
+. "$root/tests/harness.sh"
 
-# The venv is reused while the pinned requirements are unchanged (the stamp is their digest).
 venv=$cache/venv
-stamp=$(sha256sum "$requirements" | cut -d' ' -f1)
-if [[ "$(cat "$venv/.requirements" 2>/dev/null)" != "$stamp" ]]; then
-  echo "api-fuzz: creating $venv"
-  rm -rf "$venv"
-  mkdir -p "$cache"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --require-hashes --no-deps -r "$requirements"
-  echo "$stamp" >"$venv/.requirements"
-fi
+harness_venv "$venv" "$requirements"
 "$venv/bin/st" --version
 
-work=$(mktemp -d /tmp/ignite-api-fuzz.XXXXXX)
-server=
-stop() {
-  local status=$?
-  if [[ -n "$server" ]] && kill -0 "$server" 2>/dev/null; then
-    kill -TERM "$server" 2>/dev/null || true
-    # Bounded: the server drains for --shutdown-timeout (5 s below), then exits.
-    for _ in $(seq 100); do kill -0 "$server" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
-  fi
-  if ((status != 0)) && [[ -s "$work/server.log" ]]; then
-    echo "api-fuzz: last server log lines:" >&2
-    tail -20 "$work/server.log" >&2
-  fi
-  # A server that had to be killed may leave session mounts: `ignite cleanup` removes them.
-  "$bin" cleanup --state-dir "$work/state" >/dev/null 2>&1 || true
-  rm -rf "$work" || echo "api-fuzz: could not remove $work" >&2
-  echo "api-fuzz: $( ((status == 0)) && echo passed || echo FAILED) in $((SECONDS - started)) s"
-  exit "$status"
-}
-trap stop EXIT
-trap 'exit 130' INT TERM
+harness_scratch state
 
 mkdir -p "$work/services" "$work/state"
 cp -r "$root/examples/hello" "$work/services/hello"

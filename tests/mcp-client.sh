@@ -19,6 +19,9 @@ bin=${CARGO_TARGET_DIR:-$root/target}/x86_64-unknown-linux-gnu/debug/ignite
 requirements=$root/tests/mcp-client/requirements.txt
 cache=${IGNITE_MCP_CLIENT_CACHE:-/var/cache/ignite-ci/mcp-client}
 started=$SECONDS
+name=mcp-client
+# shellcheck source=tests/harness.sh
+. "$root/tests/harness.sh"
 
 missing=()
 [[ $(id -u) == 0 ]] || missing+=("root (the sandboxes need it)")
@@ -37,43 +40,10 @@ if ((${#missing[@]})); then
   exit 0
 fi
 
-# The venv is reused while the pinned requirements are unchanged (the stamp is their digest).
 venv=$cache/venv
-stamp=$(sha256sum "$requirements" | cut -d' ' -f1)
-if [[ "$(cat "$venv/.requirements" 2>/dev/null)" != "$stamp" ]]; then
-  echo "mcp-client: creating $venv"
-  rm -rf "$venv"
-  mkdir -p "$cache"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --require-hashes --no-deps -r "$requirements"
-  echo "$stamp" >"$venv/.requirements"
-fi
+harness_venv "$venv" "$requirements"
 
-work=$(mktemp -d /tmp/ignite-mcp-client.XXXXXX)
-server=
-stop() {
-  local status=$?
-  if [[ -n "$server" ]] && kill -0 "$server" 2>/dev/null; then
-    kill -TERM "$server" 2>/dev/null || true
-    # Bounded: the server drains for --shutdown-timeout (5 s below), then exits.
-    for _ in $(seq 100); do kill -0 "$server" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
-  fi
-  if ((status != 0)) && [[ -s "$work/server.log" ]]; then
-    echo "mcp-client: last server log lines:" >&2
-    tail -20 "$work/server.log" >&2
-  fi
-  # A server that had to be killed may leave session mounts: `ignite cleanup` removes them.
-  for state in "$work/stdio-state" "$work/http-state" "$work/doc-state"; do
-    [[ -d $state ]] && "$bin" cleanup --state-dir "$state" >/dev/null 2>&1 || true
-  done
-  rm -rf "$work" || echo "mcp-client: could not remove $work" >&2
-  echo "mcp-client: $( ((status == 0)) && echo passed || echo FAILED) in $((SECONDS - started)) s"
-  exit "$status"
-}
-trap stop EXIT
-trap 'exit 130' INT TERM
+harness_scratch stdio-state http-state doc-state
 
 mkdir -p "$work/services" "$work/stdio-state" "$work/http-state"
 cp -r "$root/examples/hello" "$work/services/hello"

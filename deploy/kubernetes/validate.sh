@@ -27,15 +27,10 @@ read -r -a versions <<<"${IGNITE_K8S_VERSIONS:-1.30.0 1.37.0}"
 tool=$(sed -n 's/^kubernetes-validate==\([^ ]*\) .*/\1/p' "$requirements")
 [[ -n "$tool" ]] || { echo "k8s-validate: no kubernetes-validate pin in $requirements" >&2; exit 1; }
 venv=${IGNITE_K8S_VENV_CACHE:-/var/cache/ignite-ci/k8s-venv}/kubernetes-validate-$tool
-stamp=$(sha256sum "$requirements" | cut -d' ' -f1)
-if [[ "$(cat "$venv/.requirements" 2>/dev/null)" != "$stamp" ]]; then
-  echo "k8s-validate: creating $venv"
-  rm -rf "$venv"
-  mkdir -p "$(dirname "$venv")"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --require-hashes --no-deps -r "$requirements"
-  echo "$stamp" >"$venv/.requirements"
-fi
+name=k8s-validate
+# shellcheck source=tests/harness.sh
+. "$root/tests/harness.sh"
+harness_venv "$venv" "$requirements"
 
 # Offline for real where we can: a new network namespace has only a loopback that is down.
 offline=()
