@@ -440,8 +440,8 @@ impl Runner {
         // Root mounts the output tmpfs on the host; rootless, the OCI runtime mounts it in the
         // container, and the supervisor reads it back before the entrypoint is released.
         let in_container_out = matches!(prepared.input.out_dir, Some(spec::OutDir::Tmpfs));
-        let out_owner =
-            (job.io.outputs && !in_container_out).then(|| (prepared.identity.uid(), prepared.identity.gid()));
+        let out_owner = matches!(prepared.input.out_dir, Some(spec::OutDir::Bind(_)))
+            .then(|| (prepared.identity.uid(), prepared.identity.gid()));
         // Declared before the grants and the run, so released after them: dropped last.
         let _identity = prepared.identity;
         self.supervisor.reap_stale().await;

@@ -201,7 +201,7 @@ fn rootless(f: &Facts, r: &RootlessFacts) -> Vec<Check> {
 
 /// Whether the OCI runtime `kind` (as doctor found it) drops the user's groups rootless.
 fn drops_groups_rootless(kind: &str) -> bool {
-    crate::sandbox::oci::OciKind::ALL.into_iter().any(|k| k.as_str() == kind && k.sets_groups_rootless())
+    crate::sandbox::oci::OciKind::from_name(kind).is_some_and(|k| k.sets_groups_rootless())
 }
 
 /// ignite's hard open-file limit bounds each sandbox's (see [`crate::sandbox::nofile`]): below 4096 the

@@ -45,6 +45,11 @@ impl OciKind {
         if words.next()?.trim_end_matches(':') != "version" {
             return None;
         }
+        OciKind::from_name(name)
+    }
+
+    /// The kind [`OciKind::as_str`] names.
+    pub fn from_name(name: &str) -> Option<OciKind> {
         OciKind::ALL.into_iter().find(|k| k.as_str() == name)
     }
 
